@@ -1,0 +1,1 @@
+/* placeholder */ typedef int glmq_placeholder_bench_synth_c;

@@ -1,0 +1,79 @@
+/*
+ * config.h - GLM model configuration: parsed from a Hugging Face config.json (GLM-SPEC A.2, B.1,
+ * C.1, G.1) or from a packed file's metadata, validated, and turned into the table of tensors the
+ * architecture needs (names and shapes, A.3 / B.2 / C.2). Internal.
+ */
+#ifndef GLMQ_CONVERT_CONFIG_H
+#define GLMQ_CONVERT_CONFIG_H
+
+#include "core/internal.h"
+
+typedef enum {
+    GLMQ_ARCH_CHATGLM1 = 1, /* ChatGLM-6B: LayerNorm, per-head interleaved QKV, 2-D RoPE, GLM mask */
+    GLMQ_ARCH_CHATGLM2 = 2  /* ChatGLM2/3-6B, GLM-4-9B: RMSNorm, grouped KV, partial RoPE, SwiGLU */
+} glmq_arch;
+
+/* Everything the forward pass needs; every field is stored in the packed file's metadata. */
+typedef struct {
+    glmq_arch arch;
+    int64_t hidden;      /* h */
+    int64_t n_layers;    /* L */
+    int64_t n_heads;     /* n */
+    int64_t head_dim;    /* d (v1: h/n; v2: kv_channels) */
+    int64_t n_kv_groups; /* g (v1: = n, no grouping) */
+    int64_t ffn;         /* F (v1: inner_hidden_size; v2: ffn_hidden_size, h_to_4h has 2F rows) */
+    int64_t vocab;       /* rows of the embedding and output layer */
+    int64_t seq_length;  /* max positions (informational) */
+    double norm_eps;
+    double rope_ratio;   /* v2: base = 10000 * rope_ratio; v1: 1 */
+    double alpha;        /* v1 residual scale sqrt(2*28) (decision 2); v2: 1 */
+    int qkv_bias;        /* bias on query_key_value */
+    int linear_bias;     /* bias on dense / MLP (v1: yes; v2: add_bias_linear) */
+    int rmsnorm;         /* 1: RMSNorm (no bias), 0: LayerNorm (weight + bias) */
+    int post_layer_norm; /* final norm exists */
+    int tied_output;     /* v1 may store lm_head separately (equal to the embedding) */
+    /* special tokens (-1 when absent) */
+    int64_t tok_mask, tok_gmask, tok_smask, tok_sop, tok_eop, tok_eos, tok_pad, tok_bos;
+    int64_t num_image_tokens; /* v1 id offset (0 or 20000) */
+    char tokenizer_kind[16];  /* "sentencepiece" or "tiktoken" */
+} glmq_config;
+
+/*
+ * Parse and validate a config.json (text, len bytes). `tokenizer_config` (may be NULL) is the
+ * text of tokenizer_config.json, used for v1 num_image_tokens. `path` is for messages.
+ * Rejects quantized (quantization_bit != 0), P-tuning (pre_seq_len) and unknown architectures.
+ */
+glmq_status glmq_config_parse(const char *json, size_t len, const char *tokenizer_config,
+                              size_t tc_len, const char *path, glmq_config *out, glmq_err *err);
+
+/* One tensor the architecture expects. */
+typedef enum {
+    GLMQ_ROLE_EMBED,
+    GLMQ_ROLE_OUTPUT,
+    GLMQ_ROLE_NORM,         /* norm weight or bias */
+    GLMQ_ROLE_BIAS,         /* linear bias */
+    GLMQ_ROLE_LAYER_WEIGHT  /* 2-D weight inside a transformer layer */
+} glmq_role;
+
+typedef struct {
+    char name[128];
+    int ndim;
+    int64_t shape[2];
+    glmq_role role;
+    int optional; /* v1 lm_head (tied) */
+} glmq_expected_tensor;
+
+/* The expected tensors in canonical order (embedding, layers 0..L-1, final norm, output).
+ * *out is malloc'd (free with free()). */
+glmq_status glmq_config_tensors(const glmq_config *c, glmq_expected_tensor **out, int64_t *n,
+                                glmq_err *err);
+
+/* Serialize to / parse from the "config" object of the packed metadata (cJSON *). */
+struct cJSON;
+struct cJSON *glmq_config_to_json(const glmq_config *c);
+glmq_status glmq_config_from_json(const struct cJSON *j, glmq_config *out, glmq_err *err);
+
+/* "chatglm" / "chatglm2" */
+const char *glmq_arch_name(glmq_arch a);
+
+#endif /* GLMQ_CONVERT_CONFIG_H */

@@ -1,0 +1,1 @@
+/* placeholder */ typedef int glmq_placeholder_convert_convert_c;

@@ -1,0 +1,1 @@
+/* placeholder */ typedef int glmq_placeholder_formats_torchzip_c;

@@ -1,0 +1,1 @@
+/* placeholder */ typedef int glmq_placeholder_quant_quant_avx2_c;

@@ -1,0 +1,1 @@
+/* placeholder */ typedef int glmq_placeholder_samples_read_pack_c;

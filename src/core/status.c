@@ -1,0 +1,84 @@
+/*
+ * status.c - status names and the error-message helpers behind GLMQ_FAIL_IF.
+ *
+ * The first failure writes err->msg; forwarders may prefix context. Messages are lower case, no
+ * trailing period, with quoted subjects (git style), and name file, tensor and byte offset.
+ */
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+const char *glmq_status_str(glmq_status st)
+{
+    switch (st) {
+    case GLMQ_OK: return "ok";
+    case GLMQ_E_INVALID: return "invalid argument";
+    case GLMQ_E_NOMEM: return "out of memory";
+    case GLMQ_E_IO: return "i/o error";
+    case GLMQ_E_FORMAT: return "format error";
+    case GLMQ_E_UNSUPPORTED: return "unsupported";
+    case GLMQ_E_SHAPE: return "shape mismatch";
+    case GLMQ_E_CHECKSUM: return "checksum mismatch";
+    case GLMQ_E_INTERNAL: return "internal error";
+    case GLMQ_E_VALUE: return "bad value";
+    }
+    return "unknown status";
+}
+
+glmq_status glmq_fail(glmq_err *err, glmq_status code, const char *fmt, ...)
+{
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+        err->code = code;
+    }
+    return code;
+}
+
+glmq_status glmq_err_prefix(glmq_err *err, glmq_status code, const char *fmt, ...)
+{
+    if (!err) return code;
+    char pre[GLMQ_ERR_SIZE];
+    char old[GLMQ_ERR_SIZE];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(pre, sizeof pre, fmt, ap);
+    va_end(ap);
+    memcpy(old, err->msg, sizeof old);
+    snprintf(err->msg, sizeof err->msg, "%s%s", pre, old);
+    if (err->code == GLMQ_OK) err->code = code;
+    return err->code;
+}
+
+const char *glmq_type_name(glmq_type t)
+{
+    switch (t) {
+    case GLMQ_TYPE_F32: return "f32";
+    case GLMQ_TYPE_F16: return "f16";
+    case GLMQ_TYPE_BF16: return "bf16";
+    case GLMQ_TYPE_INT8: return "int8";
+    case GLMQ_TYPE_INT4: return "int4";
+    }
+    return NULL;
+}
+
+size_t glmq_type_elem_size(glmq_type t)
+{
+    switch (t) {
+    case GLMQ_TYPE_F32: return 4;
+    case GLMQ_TYPE_F16:
+    case GLMQ_TYPE_BF16: return 2;
+    default: return 0;
+    }
+}
+
+char *glmq_strdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    if (d) memcpy(d, s, n);
+    return d;
+}
