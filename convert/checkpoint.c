@@ -1,1 +1,418 @@
-/* placeholder */ typedef int glmq_placeholder_convert_checkpoint_c;
+/*
+ * checkpoint.c - open a Hugging Face GLM checkpoint directory and validate it against its config.
+ *
+ * Policy decided here (mechanism lives in formats/):
+ *   - weights: model.safetensors.index.json > model.safetensors > pytorch_model.bin.index.json >
+ *     pytorch_model.bin (HF's preference for safetensors, GLM-SPEC D.5);
+ *   - a shard index must only name plain file names in the directory; every weight_map entry must
+ *     exist in the shard it names; a tensor in a shard but not in the map is a warning; the
+ *     index's total_size is never trusted (it is stale for ChatGLM-6B, A.1);
+ *   - every expected tensor (config.c) must be present with dtype F16/BF16/F32 and the expected
+ *     shape, before any output is written; `*.inv_freq` buffers are skipped; anything else
+ *     unexpected is reported as a warning;
+ *   - the tokenizer is tokenizer.model (v2 family) or ice_text.model (v1); its kind
+ *     (SentencePiece protobuf or tiktoken rank text) is sniffed, and v2 special-token ids are
+ *     numbered after its pieces/ranks.
+ */
+#include "convert/checkpoint.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAX_SMALL_FILE (64u << 20) /* config/tokenizer/index files */
+
+static char *path_join(const char *a, const char *b)
+{
+    size_t n = strlen(a) + strlen(b) + 2;
+    char *p = malloc(n);
+    if (p) snprintf(p, n, "%s/%s", a, b);
+    return p;
+}
+
+static int file_exists(const char *dir, const char *name)
+{
+    char *p = path_join(dir, name);
+    struct stat sb;
+    int ok = p && stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
+    free(p);
+    return ok;
+}
+
+/* Read a small file whole. Absent and !required -> OK with data NULL. */
+static glmq_status read_small(const char *dir, const char *name, int required, glmq_small_file *f,
+                              glmq_err *err)
+{
+    f->name = glmq_strdup(name);
+    GLMQ_FAIL_IF(!f->name, err, GLMQ_E_NOMEM, "out of memory");
+    char *p = path_join(dir, name);
+    GLMQ_FAIL_IF(!p, err, GLMQ_E_NOMEM, "out of memory");
+    glmq_status st = GLMQ_OK;
+    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (!required && errno == ENOENT) goto fail;
+        st = glmq_fail(err, GLMQ_E_IO, "cannot open '%s': %s", p, strerror(errno));
+        goto fail;
+    }
+    struct stat sb;
+    GLMQ_FAIL_IF_G(fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode), err, GLMQ_E_IO,
+                   "'%s' is not a regular file", p);
+    GLMQ_FAIL_IF_G((uint64_t)sb.st_size > MAX_SMALL_FILE, err, GLMQ_E_FORMAT,
+                   "'%s' is %lld bytes; more than the %u MiB allowed for this kind of file", p,
+                   (long long)sb.st_size, MAX_SMALL_FILE >> 20);
+    f->size = (size_t)sb.st_size;
+    f->data = malloc(f->size + 1);
+    GLMQ_FAIL_IF_G(!f->data, err, GLMQ_E_NOMEM, "out of memory");
+    size_t got = 0;
+    while (got < f->size) {
+        ssize_t r = read(fd, f->data + got, f->size - got);
+        if (r < 0 && errno == EINTR) continue;
+        GLMQ_FAIL_IF_G(r <= 0, err, GLMQ_E_IO, "'%s': read failed at byte %zu", p, got);
+        got += (size_t)r;
+    }
+    f->data[f->size] = 0;
+fail:
+    if (fd >= 0) close(fd);
+    free(p);
+    return st;
+}
+
+static void free_small(glmq_small_file *f)
+{
+    free(f->name);
+    free(f->data);
+    memset(f, 0, sizeof *f);
+}
+
+static glmq_status warn(glmq_checkpoint *c, glmq_err *err, const char *fmt, ...) GLMQ_PRINTF(3, 4);
+static glmq_status warn(glmq_checkpoint *c, glmq_err *err, const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    char **w = realloc(c->warnings, (size_t)(c->n_warnings + 1) * sizeof *w);
+    GLMQ_FAIL_IF(!w, err, GLMQ_E_NOMEM, "out of memory");
+    c->warnings = w;
+    w[c->n_warnings] = glmq_strdup(buf);
+    GLMQ_FAIL_IF(!w[c->n_warnings], err, GLMQ_E_NOMEM, "out of memory");
+    c->n_warnings++;
+    return GLMQ_OK;
+}
+
+/* A shard name from an index must be a plain file name. */
+static int plain_name(const char *s)
+{
+    return s[0] && !strchr(s, '/') && !strchr(s, '\\') && strcmp(s, ".") && strcmp(s, "..");
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static glmq_status load_file(glmq_checkpoint *c, const char *name, int safetensors, glmq_err *err)
+{
+    char *p = path_join(c->dir, name);
+    GLMQ_FAIL_IF(!p, err, GLMQ_E_NOMEM, "out of memory");
+    glmq_status st = safetensors ? glmq_safetensors_load(&c->set, p, err)
+                                 : glmq_torchzip_load(&c->set, p, err);
+    free(p);
+    return st;
+}
+
+/* Load every shard named by an index and cross-check the weight map. */
+static glmq_status load_sharded(glmq_checkpoint *c, const char *index_name, int safetensors,
+                                glmq_err *err)
+{
+    GLMQ_TRY(read_small(c->dir, index_name, 1, &c->index, err));
+    glmq_status st = GLMQ_OK;
+    const char **shards = NULL;
+    size_t nshards = 0;
+    cJSON *root = cJSON_ParseWithLength((const char *)c->index.data, c->index.size);
+    GLMQ_FAIL_IF_G(!root || !cJSON_IsObject(root), err, GLMQ_E_FORMAT,
+                   "'%s/%s': not a JSON object", c->dir, index_name);
+    const cJSON *map = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
+    GLMQ_FAIL_IF_G(!cJSON_IsObject(map), err, GLMQ_E_FORMAT, "'%s/%s': no 'weight_map' object",
+                   c->dir, index_name);
+    int n = cJSON_GetArraySize(map);
+    GLMQ_FAIL_IF_G(n <= 0, err, GLMQ_E_FORMAT, "'%s/%s': empty weight_map", c->dir, index_name);
+    shards = calloc((size_t)n, sizeof *shards);
+    GLMQ_FAIL_IF_G(!shards, err, GLMQ_E_NOMEM, "out of memory");
+    const cJSON *it;
+    cJSON_ArrayForEach(it, map)
+    {
+        GLMQ_FAIL_IF_G(!cJSON_IsString(it), err, GLMQ_E_FORMAT,
+                       "'%s/%s': weight_map entry '%s' is not a file name", c->dir, index_name,
+                       it->string);
+        GLMQ_FAIL_IF_G(!plain_name(it->valuestring), err, GLMQ_E_FORMAT,
+                       "'%s/%s': weight_map entry '%s' names '%s', which is not a plain file "
+                       "name in the checkpoint directory",
+                       c->dir, index_name, it->string, it->valuestring);
+        shards[nshards++] = it->valuestring;
+    }
+    /* distinct shard names, sorted (deterministic load order) */
+    qsort(shards, nshards, sizeof *shards, cmp_str);
+    size_t k = 0;
+    for (size_t i = 0; i < nshards; i++)
+        if (k == 0 || strcmp(shards[k - 1], shards[i])) shards[k++] = shards[i];
+    nshards = k;
+    for (size_t i = 0; i < nshards; i++) {
+        GLMQ_FAIL_IF_G(!file_exists(c->dir, shards[i]), err, GLMQ_E_IO,
+                       "'%s/%s' names shard '%s', which does not exist in '%s'", c->dir,
+                       index_name, shards[i], c->dir);
+        GLMQ_TRY_G(load_file(c, shards[i], safetensors, err));
+    }
+    /* every mapped tensor must be in the shard the map names */
+    cJSON_ArrayForEach(it, map)
+    {
+        int64_t ti = glmq_src_find(&c->set, it->string);
+        GLMQ_FAIL_IF_G(ti < 0, err, GLMQ_E_FORMAT,
+                       "'%s/%s': tensor '%s' is mapped to '%s' but that shard does not contain it",
+                       c->dir, index_name, it->string, it->valuestring);
+        const glmq_src_tensor *t = &c->set.tensors[ti];
+        const char *base = c->set.files[c->set.storages[t->storage].file].base;
+        GLMQ_FAIL_IF_G(strcmp(base, it->valuestring) != 0, err, GLMQ_E_FORMAT,
+                       "'%s/%s': tensor '%s' is mapped to '%s' but found in '%s'", c->dir,
+                       index_name, it->string, it->valuestring, base);
+    }
+    for (int64_t i = 0; i < c->set.ntensors; i++)
+        if (!cJSON_GetObjectItemCaseSensitive(map, c->set.tensors[i].name))
+            GLMQ_TRY_G(warn(c, err, "tensor '%s' is in a shard but not in '%s'",
+                            c->set.tensors[i].name, index_name));
+fail:
+    free(shards);
+    cJSON_Delete(root);
+    return st;
+}
+
+/* Count top-level field-1 (pieces) entries of a SentencePiece ModelProto; -1 if malformed. */
+static int64_t sp_piece_count(const uint8_t *p, size_t n)
+{
+    size_t i = 0;
+    int64_t count = 0;
+    while (i < n) {
+        uint64_t key = 0;
+        int sh = 0;
+        do {
+            if (i >= n || sh > 63) return -1;
+            key |= (uint64_t)(p[i] & 0x7f) << sh;
+            sh += 7;
+        } while (p[i++] & 0x80);
+        uint64_t wt = key & 7, field = key >> 3;
+        if (wt == 0) {
+            do {
+                if (i >= n) return -1;
+            } while (p[i++] & 0x80);
+        } else if (wt == 1) {
+            i += 8;
+        } else if (wt == 5) {
+            i += 4;
+        } else if (wt == 2) {
+            uint64_t len = 0;
+            sh = 0;
+            do {
+                if (i >= n || sh > 63) return -1;
+                len |= (uint64_t)(p[i] & 0x7f) << sh;
+                sh += 7;
+            } while (p[i++] & 0x80);
+            if (len > n - i) return -1;
+            i += len;
+            if (field == 1) count++;
+        } else {
+            return -1;
+        }
+        if (i > n) return -1;
+    }
+    return count;
+}
+
+/* Count non-empty lines of a tiktoken rank file. */
+static int64_t tiktoken_rank_count(const uint8_t *p, size_t n)
+{
+    int64_t c = 0;
+    size_t i = 0;
+    while (i < n) {
+        size_t j = i;
+        while (j < n && p[j] != '\n') j++;
+        if (j > i && !(j == i + 1 && p[i] == '\r')) c++;
+        i = j + 1;
+    }
+    return c;
+}
+
+static glmq_status load_tokenizer(glmq_checkpoint *c, glmq_err *err)
+{
+    const char *name = c->cfg.arch == GLMQ_ARCH_CHATGLM1 && file_exists(c->dir, "ice_text.model")
+                           ? "ice_text.model"
+                           : "tokenizer.model";
+    GLMQ_TRY(read_small(c->dir, name, 0, &c->tokenizer, err));
+    if (!c->tokenizer.data) {
+        GLMQ_TRY(warn(c, err,
+                      "no tokenizer file (tokenizer.model or ice_text.model): the packed file "
+                      "will not be able to tokenize text"));
+        if (c->cfg.arch == GLMQ_ARCH_CHATGLM1)
+            snprintf(c->cfg.tokenizer_kind, sizeof c->cfg.tokenizer_kind, "sentencepiece");
+        else
+            snprintf(c->cfg.tokenizer_kind, sizeof c->cfg.tokenizer_kind, "none");
+        return GLMQ_OK;
+    }
+    const uint8_t *d = c->tokenizer.data;
+    int is_sp = c->tokenizer.size > 0 && d[0] == 0x0a; /* field 1, length-delimited */
+    if (is_sp) {
+        int64_t np = sp_piece_count(d, c->tokenizer.size);
+        GLMQ_FAIL_IF(np <= 0, err, GLMQ_E_FORMAT,
+                     "'%s/%s': not a valid SentencePiece model (protobuf framing is broken)",
+                     c->dir, name);
+        glmq_config_set_special(&c->cfg, np, 0);
+    } else {
+        GLMQ_FAIL_IF(c->cfg.arch == GLMQ_ARCH_CHATGLM1, err, GLMQ_E_FORMAT,
+                     "'%s/%s': ChatGLM-6B needs a SentencePiece model", c->dir, name);
+        int64_t nr = tiktoken_rank_count(d, c->tokenizer.size);
+        GLMQ_FAIL_IF(nr <= 0, err, GLMQ_E_FORMAT, "'%s/%s': empty tokenizer rank file", c->dir,
+                     name);
+        glmq_config_set_special(&c->cfg, nr, 1);
+    }
+    GLMQ_FAIL_IF(c->cfg.tok_eop >= c->cfg.vocab, err, GLMQ_E_FORMAT,
+                 "'%s/%s': special tokens numbered after the tokenizer's %s (up to id %lld) do "
+                 "not fit in the vocabulary of %lld rows",
+                 c->dir, name, is_sp ? "pieces" : "ranks", (long long)c->cfg.tok_eop,
+                 (long long)c->cfg.vocab);
+    return GLMQ_OK;
+}
+
+static int is_float(glmq_dtype t)
+{
+    return t == GLMQ_DT_F16 || t == GLMQ_DT_BF16 || t == GLMQ_DT_F32;
+}
+
+static glmq_status check_tensors(glmq_checkpoint *c, glmq_err *err)
+{
+    glmq_expected_tensor *want = NULL;
+    int64_t n = 0;
+    GLMQ_TRY(glmq_config_tensors(&c->cfg, &want, &n, err));
+    glmq_status st = GLMQ_OK;
+    uint8_t *used = calloc((size_t)c->set.ntensors + 1, 1);
+    c->tensors = calloc((size_t)n, sizeof *c->tensors);
+    GLMQ_FAIL_IF_G(!used || !c->tensors, err, GLMQ_E_NOMEM, "out of memory");
+    c->n_tensors = n;
+    for (int64_t i = 0; i < n; i++) {
+        glmq_ckpt_tensor *ct = &c->tensors[i];
+        ct->want = want[i];
+        ct->src = glmq_src_find(&c->set, want[i].name);
+        if (ct->src < 0) {
+            GLMQ_FAIL_IF_G(!want[i].optional, err, GLMQ_E_SHAPE,
+                           "'%s': tensor '%s' is missing (needed by the %s architecture of "
+                           "config.json)",
+                           c->dir, want[i].name, glmq_arch_name(c->cfg.arch));
+            continue;
+        }
+        const glmq_src_tensor *t = &c->set.tensors[ct->src];
+        used[ct->src] = 1;
+        const char *file = c->set.files[c->set.storages[t->storage].file].path;
+        GLMQ_FAIL_IF_G(!is_float(t->dtype), err, GLMQ_E_UNSUPPORTED,
+                       "'%s': tensor '%s' has dtype %s; expected F16, BF16 or F32", file,
+                       t->name, glmq_dtype_name(t->dtype));
+        int ok = t->ndim == want[i].ndim;
+        for (int d = 0; ok && d < t->ndim; d++) ok = t->shape[d] == want[i].shape[d];
+        if (!ok) {
+            char got[96] = "", exp[96] = "";
+            size_t gl = 0, el = 0;
+            for (int d = 0; d < t->ndim && gl < sizeof got; d++)
+                gl += (size_t)snprintf(got + gl, sizeof got - gl, "%s%lld", d ? ", " : "",
+                                       (long long)t->shape[d]);
+            for (int d = 0; d < want[i].ndim && el < sizeof exp; d++)
+                el += (size_t)snprintf(exp + el, sizeof exp - el, "%s%lld", d ? ", " : "",
+                                       (long long)want[i].shape[d]);
+            st = glmq_fail(err, GLMQ_E_SHAPE,
+                           "'%s': tensor '%s' has shape [%s]; config.json implies [%s]", file,
+                           t->name, got, exp);
+            goto fail;
+        }
+    }
+    for (int64_t i = 0; i < c->set.ntensors; i++) {
+        if (used[i]) continue;
+        const char *nm = c->set.tensors[i].name;
+        size_t ln = strlen(nm);
+        if (ln >= 9 && !strcmp(nm + ln - 9, ".inv_freq")) continue; /* recomputed, never used */
+        GLMQ_TRY_G(warn(c, err, "ignoring unexpected tensor '%s'", nm));
+    }
+fail:
+    free(used);
+    free(want);
+    return st;
+}
+
+glmq_status glmq_checkpoint_open(const char *dir, glmq_checkpoint **out, glmq_err *err)
+{
+    *out = NULL;
+    glmq_status st = GLMQ_OK;
+    glmq_checkpoint *c = calloc(1, sizeof *c);
+    GLMQ_FAIL_IF(!c, err, GLMQ_E_NOMEM, "out of memory");
+    glmq_src_set_init(&c->set);
+    c->dir = glmq_strdup(dir);
+    GLMQ_FAIL_IF_G(!c->dir, err, GLMQ_E_NOMEM, "out of memory");
+    struct stat sb;
+    GLMQ_FAIL_IF_G(stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode), err, GLMQ_E_IO,
+                   "'%s' is not a checkpoint directory", dir);
+
+    GLMQ_TRY_G(read_small(dir, "config.json", 1, &c->config_json, err));
+    GLMQ_TRY_G(read_small(dir, "tokenizer_config.json", 0, &c->tokenizer_cfg, err));
+    char *cpath = path_join(dir, "config.json");
+    GLMQ_FAIL_IF_G(!cpath, err, GLMQ_E_NOMEM, "out of memory");
+    st = glmq_config_parse((const char *)c->config_json.data, c->config_json.size,
+                           (const char *)c->tokenizer_cfg.data, c->tokenizer_cfg.size, cpath,
+                           &c->cfg, err);
+    free(cpath);
+    if (st != GLMQ_OK) goto fail;
+    GLMQ_TRY_G(load_tokenizer(c, err));
+
+    if (file_exists(dir, "model.safetensors.index.json")) {
+        c->weights_format = "safetensors";
+        c->sharded = 1;
+        GLMQ_TRY_G(load_sharded(c, "model.safetensors.index.json", 1, err));
+    } else if (file_exists(dir, "model.safetensors")) {
+        c->weights_format = "safetensors";
+        GLMQ_TRY_G(load_file(c, "model.safetensors", 1, err));
+    } else if (file_exists(dir, "pytorch_model.bin.index.json")) {
+        c->weights_format = "pytorch";
+        c->sharded = 1;
+        GLMQ_TRY_G(load_sharded(c, "pytorch_model.bin.index.json", 0, err));
+    } else if (file_exists(dir, "pytorch_model.bin")) {
+        c->weights_format = "pytorch";
+        GLMQ_TRY_G(load_file(c, "pytorch_model.bin", 0, err));
+    } else {
+        st = glmq_fail(err, GLMQ_E_IO,
+                       "'%s': no weights found (model.safetensors[.index.json] or "
+                       "pytorch_model.bin[.index.json])",
+                       dir);
+        goto fail;
+    }
+    GLMQ_TRY_G(check_tensors(c, err));
+    *out = c;
+    return GLMQ_OK;
+fail:
+    glmq_checkpoint_close(c);
+    return st;
+}
+
+void glmq_checkpoint_close(glmq_checkpoint *c)
+{
+    if (!c) return;
+    glmq_src_set_free(&c->set);
+    free_small(&c->config_json);
+    free_small(&c->tokenizer);
+    free_small(&c->tokenizer_cfg);
+    free_small(&c->index);
+    for (int64_t i = 0; i < c->n_warnings; i++) free(c->warnings[i]);
+    free(c->warnings);
+    free(c->tensors);
+    free(c->dir);
+    free(c);
+}

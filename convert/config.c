@@ -1,1 +1,488 @@
-/* placeholder */ typedef int glmq_placeholder_convert_config_c;
+/*
+ * config.c - parse and validate GLM config.json files, and derive the tensors an architecture
+ * needs.
+ *
+ * Architecture detection follows GLM-SPEC G.1: `model_type` is "chatglm" for every generation,
+ * so the presence of `position_encoding_2d`/`inner_hidden_size` (v1, ChatGLM-6B) versus
+ * `padded_vocab_size`/`ffn_hidden_size`/`kv_channels` (v2 family: ChatGLM2/3, GLM-4) decides.
+ * Quantized (`quantization_bit`), P-tuning (`pre_seq_len`) and other GLM generations ("glm",
+ * "glm4") are refused with a message that says why. Every size is range-checked so that later
+ * arithmetic (rows * cols * 4) cannot overflow.
+ */
+#include "convert/config.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* Upper bounds that keep all derived sizes far from int64 overflow. */
+#define MAX_HIDDEN (1 << 17)
+#define MAX_LAYERS 1024
+#define MAX_HEADS 4096
+#define MAX_VOCAB (1 << 24)
+#define MAX_FFN (1 << 20)
+
+const char *glmq_arch_name(glmq_arch a)
+{
+    return a == GLMQ_ARCH_CHATGLM1 ? "chatglm" : a == GLMQ_ARCH_CHATGLM2 ? "chatglm2" : "unknown";
+}
+
+/* Read an integer field. present=0 and *v = def when absent; error when not an integer. */
+static glmq_status get_int(const cJSON *root, const char *key, int required, int64_t def,
+                           int64_t lo, int64_t hi, int64_t *v, const char *path, glmq_err *err)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!it || cJSON_IsNull(it)) {
+        GLMQ_FAIL_IF(required, err, GLMQ_E_FORMAT, "'%s': missing required field '%s'", path, key);
+        *v = def;
+        return GLMQ_OK;
+    }
+    GLMQ_FAIL_IF(!cJSON_IsNumber(it), err, GLMQ_E_FORMAT, "'%s': field '%s' is not a number",
+                 path, key);
+    double d = it->valuedouble;
+    GLMQ_FAIL_IF(d != floor(d) || d < (double)lo || d > (double)hi, err, GLMQ_E_FORMAT,
+                 "'%s': field '%s' = %g is not an integer in [%lld, %lld]", path, key, d,
+                 (long long)lo, (long long)hi);
+    *v = (int64_t)d;
+    return GLMQ_OK;
+}
+
+static glmq_status get_bool(const cJSON *root, const char *key, int def, int *v, const char *path,
+                            glmq_err *err)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!it || cJSON_IsNull(it)) {
+        *v = def;
+        return GLMQ_OK;
+    }
+    GLMQ_FAIL_IF(!cJSON_IsBool(it), err, GLMQ_E_FORMAT, "'%s': field '%s' is not a boolean", path,
+                 key);
+    *v = cJSON_IsTrue(it);
+    return GLMQ_OK;
+}
+
+static glmq_status get_double(const cJSON *root, const char *key, double def, double lo,
+                              double hi, double *v, const char *path, glmq_err *err)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!it || cJSON_IsNull(it)) {
+        *v = def;
+        return GLMQ_OK;
+    }
+    GLMQ_FAIL_IF(!cJSON_IsNumber(it), err, GLMQ_E_FORMAT, "'%s': field '%s' is not a number",
+                 path, key);
+    GLMQ_FAIL_IF(!(it->valuedouble >= lo && it->valuedouble <= hi), err, GLMQ_E_FORMAT,
+                 "'%s': field '%s' = %g is outside [%g, %g]", path, key, it->valuedouble, lo, hi);
+    *v = it->valuedouble;
+    return GLMQ_OK;
+}
+
+/* eos_token_id may be an int or a list of ints (GLM-4): take the first. */
+static glmq_status get_token(const cJSON *root, const char *key, int64_t *v, const char *path,
+                             glmq_err *err)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(root, key);
+    *v = -1;
+    if (!it || cJSON_IsNull(it)) return GLMQ_OK;
+    if (cJSON_IsArray(it)) it = cJSON_GetArrayItem(it, 0);
+    GLMQ_FAIL_IF(!it || !cJSON_IsNumber(it) || it->valuedouble < 0 ||
+                     it->valuedouble > MAX_VOCAB || it->valuedouble != floor(it->valuedouble),
+                 err, GLMQ_E_FORMAT, "'%s': field '%s' is not a token id", path, key);
+    *v = (int64_t)it->valuedouble;
+    return GLMQ_OK;
+}
+
+static int has(const cJSON *root, const char *key)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(root, key);
+    return it && !cJSON_IsNull(it);
+}
+
+static glmq_status parse_v1(const cJSON *r, const char *tc, size_t tc_len, const char *path,
+                            glmq_config *c, glmq_err *err)
+{
+    int pe2d;
+    c->arch = GLMQ_ARCH_CHATGLM1;
+    GLMQ_TRY(get_int(r, "vocab_size", 1, 0, 1, MAX_VOCAB, &c->vocab, path, err));
+    GLMQ_TRY(get_int(r, "hidden_size", 1, 0, 1, MAX_HIDDEN, &c->hidden, path, err));
+    GLMQ_TRY(get_int(r, "num_layers", 1, 0, 1, MAX_LAYERS, &c->n_layers, path, err));
+    GLMQ_TRY(get_int(r, "num_attention_heads", 1, 0, 1, MAX_HEADS, &c->n_heads, path, err));
+    GLMQ_TRY(get_int(r, "inner_hidden_size", 0, 4 * c->hidden, 1, MAX_FFN, &c->ffn, path, err));
+    GLMQ_TRY(get_int(r, "max_sequence_length", 0, 2048, 1, INT32_MAX, &c->seq_length, path, err));
+    GLMQ_TRY(get_double(r, "layernorm_epsilon", 1e-5, 0, 1, &c->norm_eps, path, err));
+    GLMQ_TRY(get_bool(r, "position_encoding_2d", 1, &pe2d, path, err));
+    GLMQ_FAIL_IF(!pe2d, err, GLMQ_E_UNSUPPORTED,
+                 "'%s': position_encoding_2d = false (1-D RoPE GLM) is not supported", path);
+    GLMQ_FAIL_IF(c->hidden % c->n_heads != 0, err, GLMQ_E_FORMAT,
+                 "'%s': num_attention_heads %lld does not divide hidden_size %lld", path,
+                 (long long)c->n_heads, (long long)c->hidden);
+    c->head_dim = c->hidden / c->n_heads;
+    GLMQ_FAIL_IF(c->head_dim % 4 != 0, err, GLMQ_E_FORMAT,
+                 "'%s': head dim %lld is not a multiple of 4 (2-D RoPE needs two even halves)",
+                 path, (long long)c->head_dim);
+    c->n_kv_groups = c->n_heads;
+    c->rope_ratio = 1.0;
+    c->alpha = sqrt(2.0 * 28.0); /* decision 2: upstream never passes num_layers to GLMBlock */
+    c->qkv_bias = 1;
+    c->linear_bias = 1;
+    c->rmsnorm = 0;
+    c->post_layer_norm = 1;
+    c->tied_output = 1;
+    GLMQ_TRY(get_token(r, "mask_token_id", &c->tok_mask, path, err));
+    GLMQ_TRY(get_token(r, "gmask_token_id", &c->tok_gmask, path, err));
+    GLMQ_TRY(get_token(r, "bos_token_id", &c->tok_sop, path, err));
+    GLMQ_TRY(get_token(r, "eos_token_id", &c->tok_eop, path, err));
+    GLMQ_TRY(get_token(r, "pad_token_id", &c->tok_pad, path, err));
+    GLMQ_FAIL_IF(c->tok_sop < 4, err, GLMQ_E_FORMAT,
+                 "'%s': v1 config needs bos_token_id (the <sop> id)", path);
+    /* March-2023 configs leave [MASK]/[gMASK] to class defaults; the special pieces are laid out
+     * [MASK] [gMASK] [sMASK] <unused_0> <sop> <eop> (GLM-SPEC A.8), so derive them from <sop>. */
+    if (c->tok_mask < 0) c->tok_mask = c->tok_sop - 4;
+    if (c->tok_gmask < 0) c->tok_gmask = c->tok_sop - 3;
+    c->tok_eos = c->tok_eop;
+    c->tok_bos = c->tok_sop;
+    c->tok_smask = -1;
+    /* num_image_tokens: tokenizer_config.json (absent => 20000), cross-checked (GLM-SPEC A.1) */
+    c->num_image_tokens = c->vocab == 150528 ? 20000 : 0;
+    if (tc && tc_len) {
+        cJSON *t = cJSON_ParseWithLength(tc, tc_len);
+        GLMQ_FAIL_IF(!t || !cJSON_IsObject(t), err, GLMQ_E_FORMAT,
+                     "'%s': tokenizer_config.json is not a JSON object", path);
+        int64_t nit;
+        glmq_status st = get_int(t, "num_image_tokens", 0, 20000, 0, MAX_VOCAB, &nit, path, err);
+        cJSON_Delete(t);
+        GLMQ_TRY(st);
+        c->num_image_tokens = nit;
+    }
+    GLMQ_FAIL_IF(c->tok_gmask >= c->vocab || c->tok_sop >= c->vocab ||
+                     c->tok_mask >= c->vocab || c->tok_eop >= c->vocab,
+                 err, GLMQ_E_FORMAT, "'%s': a special token id is outside vocab_size %lld", path,
+                 (long long)c->vocab);
+    snprintf(c->tokenizer_kind, sizeof c->tokenizer_kind, "sentencepiece");
+    return GLMQ_OK;
+}
+
+static glmq_status parse_v2(const cJSON *r, const char *path, glmq_config *c, glmq_err *err)
+{
+    int mqa, post_ln_resid;
+    c->arch = GLMQ_ARCH_CHATGLM2;
+    GLMQ_TRY(get_int(r, "padded_vocab_size", 1, 0, 1, MAX_VOCAB, &c->vocab, path, err));
+    GLMQ_TRY(get_int(r, "hidden_size", 1, 0, 1, MAX_HIDDEN, &c->hidden, path, err));
+    GLMQ_TRY(get_int(r, "num_layers", 1, 0, 1, MAX_LAYERS, &c->n_layers, path, err));
+    GLMQ_TRY(get_int(r, "num_attention_heads", 1, 0, 1, MAX_HEADS, &c->n_heads, path, err));
+    GLMQ_TRY(get_int(r, "ffn_hidden_size", 1, 0, 1, MAX_FFN, &c->ffn, path, err));
+    GLMQ_TRY(get_int(r, "kv_channels", 1, 0, 1, 4096, &c->head_dim, path, err));
+    GLMQ_TRY(get_int(r, "seq_length", 0, 2048, 1, INT64_C(1) << 40, &c->seq_length, path, err));
+    GLMQ_TRY(get_bool(r, "multi_query_attention", 0, &mqa, path, err));
+    GLMQ_TRY(get_int(r, "multi_query_group_num", 0, 1, 1, MAX_HEADS, &c->n_kv_groups, path, err));
+    GLMQ_TRY(get_bool(r, "add_qkv_bias", 0, &c->qkv_bias, path, err));
+    GLMQ_TRY(get_bool(r, "add_bias_linear", 0, &c->linear_bias, path, err));
+    GLMQ_TRY(get_bool(r, "rmsnorm", 1, &c->rmsnorm, path, err));
+    GLMQ_TRY(get_bool(r, "post_layer_norm", 1, &c->post_layer_norm, path, err));
+    GLMQ_TRY(get_bool(r, "apply_residual_connection_post_layernorm", 0, &post_ln_resid, path,
+                      err));
+    GLMQ_TRY(get_double(r, "layernorm_epsilon", 1e-5, 0, 1, &c->norm_eps, path, err));
+    GLMQ_TRY(get_double(r, "rope_ratio", 1.0, 1e-6, 1e12, &c->rope_ratio, path, err));
+    GLMQ_FAIL_IF(!mqa, err, GLMQ_E_UNSUPPORTED,
+                 "'%s': multi_query_attention = false (per-head interleaved QKV in a v2 model) "
+                 "is not supported; no released ChatGLM2/3 or GLM-4 uses it",
+                 path);
+    GLMQ_FAIL_IF(!c->rmsnorm, err, GLMQ_E_UNSUPPORTED,
+                 "'%s': rmsnorm = false is not supported for the ChatGLM2 architecture", path);
+    GLMQ_FAIL_IF(post_ln_resid, err, GLMQ_E_UNSUPPORTED,
+                 "'%s': apply_residual_connection_post_layernorm = true is not supported", path);
+    GLMQ_FAIL_IF(c->n_heads % c->n_kv_groups != 0, err, GLMQ_E_FORMAT,
+                 "'%s': multi_query_group_num %lld does not divide num_attention_heads %lld",
+                 path, (long long)c->n_kv_groups, (long long)c->n_heads);
+    GLMQ_FAIL_IF(c->head_dim % 4 != 0, err, GLMQ_E_FORMAT,
+                 "'%s': kv_channels %lld is not a multiple of 4 (RoPE rotates pairs in the first "
+                 "half)",
+                 path, (long long)c->head_dim);
+    GLMQ_FAIL_IF(c->n_heads * c->head_dim > 4 * MAX_HIDDEN, err, GLMQ_E_FORMAT,
+                 "'%s': num_attention_heads x kv_channels is too large", path);
+    c->alpha = 1.0;
+    c->tied_output = 0;
+    GLMQ_TRY(get_token(r, "eos_token_id", &c->tok_eos, path, err));
+    GLMQ_TRY(get_token(r, "pad_token_id", &c->tok_pad, path, err));
+    GLMQ_TRY(get_token(r, "bos_token_id", &c->tok_bos, path, err));
+    /* [MASK]/[gMASK]/sop/eop come from the tokenizer (numbered after its pieces or ranks):
+     * glmq_config_set_special() fills them once the tokenizer is known. */
+    c->tok_mask = c->tok_gmask = c->tok_smask = c->tok_sop = c->tok_eop = -1;
+    c->num_image_tokens = 0;
+    return GLMQ_OK;
+}
+
+glmq_status glmq_config_parse(const char *json, size_t len, const char *tokenizer_config,
+                              size_t tc_len, const char *path, glmq_config *out, glmq_err *err)
+{
+    memset(out, 0, sizeof *out);
+    cJSON *r = cJSON_ParseWithLength(json, len);
+    GLMQ_FAIL_IF(!r, err, GLMQ_E_FORMAT, "'%s': not valid JSON (near byte %lld)", path,
+                 (long long)(cJSON_GetErrorPtr() ? cJSON_GetErrorPtr() - json : 0));
+    glmq_status st = GLMQ_OK;
+    GLMQ_FAIL_IF_G(!cJSON_IsObject(r), err, GLMQ_E_FORMAT, "'%s': not a JSON object", path);
+    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(r, "model_type");
+    if (cJSON_IsString(mt) && strcmp(mt->valuestring, "chatglm") != 0) {
+        if (!strcmp(mt->valuestring, "glm"))
+            st = glmq_fail(err, GLMQ_E_UNSUPPORTED,
+                           "'%s': model_type 'glm' (transformers-native GlmForCausalLM) is not "
+                           "supported yet; use the original THUDM checkpoint layout",
+                           path);
+        else
+            st = glmq_fail(err, GLMQ_E_UNSUPPORTED,
+                           "'%s': model_type '%s' is not a ChatGLM/GLM-4 checkpoint", path,
+                           mt->valuestring);
+        goto fail;
+    }
+    int64_t qbit;
+    GLMQ_TRY_G(get_int(r, "quantization_bit", 0, 0, 0, 64, &qbit, path, err));
+    GLMQ_FAIL_IF_G(qbit != 0, err, GLMQ_E_UNSUPPORTED,
+                   "'%s': quantization_bit = %lld: this checkpoint is already quantized by "
+                   "THUDM; convert the original fp16 checkpoint instead",
+                   path, (long long)qbit);
+    GLMQ_FAIL_IF_G(has(r, "pre_seq_len"), err, GLMQ_E_UNSUPPORTED,
+                   "'%s': pre_seq_len is set: P-tuning v2 prefix checkpoints are not supported",
+                   path);
+    int v1 = has(r, "position_encoding_2d") || has(r, "inner_hidden_size");
+    int v2 = has(r, "padded_vocab_size") || has(r, "ffn_hidden_size") || has(r, "kv_channels");
+    GLMQ_FAIL_IF_G(v1 && v2, err, GLMQ_E_FORMAT,
+                   "'%s': config mixes ChatGLM-6B fields (position_encoding_2d/"
+                   "inner_hidden_size) with ChatGLM2 fields (padded_vocab_size/ffn_hidden_size/"
+                   "kv_channels)",
+                   path);
+    GLMQ_FAIL_IF_G(!v1 && !v2, err, GLMQ_E_UNSUPPORTED,
+                   "'%s': cannot tell the GLM architecture: expected position_encoding_2d or "
+                   "inner_hidden_size (ChatGLM-6B), or padded_vocab_size, ffn_hidden_size and "
+                   "kv_channels (ChatGLM2/3, GLM-4)",
+                   path);
+    if (v1)
+        GLMQ_TRY_G(parse_v1(r, tokenizer_config, tc_len, path, out, err));
+    else
+        GLMQ_TRY_G(parse_v2(r, path, out, err));
+fail:
+    cJSON_Delete(r);
+    return st;
+}
+
+void glmq_config_set_special(glmq_config *c, int64_t n, int tiktoken)
+{
+    if (c->arch != GLMQ_ARCH_CHATGLM2) return;
+    int64_t b = tiktoken ? n + 1 : n;
+    c->tok_mask = b;
+    c->tok_gmask = b + 1;
+    c->tok_smask = b + 2;
+    c->tok_sop = b + 3;
+    c->tok_eop = b + 4;
+    if (tiktoken && c->tok_eos < 0) c->tok_eos = n;
+    snprintf(c->tokenizer_kind, sizeof c->tokenizer_kind, "%s",
+             tiktoken ? "tiktoken" : "sentencepiece");
+}
+
+static void add_t(glmq_expected_tensor *t, int64_t *n, glmq_role role, int optional, int ndim,
+                  int64_t d0, int64_t d1, const char *fmt, ...) GLMQ_PRINTF(8, 9);
+static void add_t(glmq_expected_tensor *t, int64_t *n, glmq_role role, int optional, int ndim,
+                  int64_t d0, int64_t d1, const char *fmt, ...)
+{
+    glmq_expected_tensor *e = &t[(*n)++];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->name, sizeof e->name, fmt, ap);
+    va_end(ap);
+    e->ndim = ndim;
+    e->shape[0] = d0;
+    e->shape[1] = d1;
+    e->role = role;
+    e->optional = optional;
+}
+
+glmq_status glmq_config_tensors(const glmq_config *c, glmq_expected_tensor **out, int64_t *n,
+                                glmq_err *err)
+{
+    int64_t cap = 4 + c->n_layers * 16;
+    glmq_expected_tensor *t = calloc((size_t)cap, sizeof *t);
+    GLMQ_FAIL_IF(!t, err, GLMQ_E_NOMEM, "out of memory");
+    int64_t k = 0, h = c->hidden, F = c->ffn, V = c->vocab;
+    if (c->arch == GLMQ_ARCH_CHATGLM1) {
+        const char *p = "transformer.layers";
+        add_t(t, &k, GLMQ_ROLE_EMBED, 0, 2, V, h, "transformer.word_embeddings.weight");
+        for (int64_t l = 0; l < c->n_layers; l++) {
+            add_t(t, &k, GLMQ_ROLE_NORM, 0, 1, h, 0, "%s.%lld.input_layernorm.weight", p, (long long)l);
+            add_t(t, &k, GLMQ_ROLE_NORM, 0, 1, h, 0, "%s.%lld.input_layernorm.bias", p, (long long)l);
+            add_t(t, &k, GLMQ_ROLE_LAYER_WEIGHT, 0, 2, 3 * h, h,
+                  "%s.%lld.attention.query_key_value.weight", p, (long long)l);
+            add_t(t, &k, GLMQ_ROLE_BIAS, 0, 1, 3 * h, 0, "%s.%lld.attention.query_key_value.bias",
+                  p, (long long)l);
+            add_t(t, &k, GLMQ_ROLE_LAYER_WEIGHT, 0, 2, h, h, "%s.%lld.attention.dense.weight", p,
+                  (long long)l);
+            add_t(t, &k, GLMQ_ROLE_BIAS, 0, 1, h, 0, "%s.%lld.attention.dense.bias", p, (long long)l);
+            add_t(t, &k, GLMQ_ROLE_NORM, 0, 1, h, 0, "%s.%lld.post_attention_layernorm.weight", p,
+                  (long long)l);
+            add_t(t, &k, GLMQ_ROLE_NORM, 0, 1, h, 0, "%s.%lld.post_attention_layernorm.bias", p,
+                  (long long)l);
+            add_t(t, &k, GLMQ_ROLE_LAYER_WEIGHT, 0, 2, F, h, "%s.%lld.mlp.dense_h_to_4h.weight",
+                  p, (long long)l);
+            add_t(t, &k, GLMQ_ROLE_BIAS, 0, 1, F, 0, "%s.%lld.mlp.dense_h_to_4h.bias", p, (long long)l);
+            add_t(t, &k, GLMQ_ROLE_LAYER_WEIGHT, 0, 2, h, F, "%s.%lld.mlp.dense_4h_to_h.weight",
+                  p, (long long)l);
+            add_t(t, &k, GLMQ_ROLE_BIAS, 0, 1, h, 0, "%s.%lld.mlp.dense_4h_to_h.bias", p, (long long)l);
+        }
+        add_t(t, &k, GLMQ_ROLE_NORM, 0, 1, h, 0, "transformer.final_layernorm.weight");
+        add_t(t, &k, GLMQ_ROLE_NORM, 0, 1, h, 0, "transformer.final_layernorm.bias");
+        add_t(t, &k, GLMQ_ROLE_OUTPUT, 1, 2, V, h, "lm_head.weight");
+    } else {
+        const char *p = "transformer.encoder.layers";
+        int64_t nd = c->n_heads * c->head_dim, qkv = nd + 2 * c->n_kv_groups * c->head_dim;
+        add_t(t, &k, GLMQ_ROLE_EMBED, 0, 2, V, h, "transformer.embedding.word_embeddings.weight");
+        for (int64_t l = 0; l < c->n_layers; l++) {
+            add_t(t, &k, GLMQ_ROLE_NORM, 0, 1, h, 0, "%s.%lld.input_layernorm.weight", p, (long long)l);
+            add_t(t, &k, GLMQ_ROLE_LAYER_WEIGHT, 0, 2, qkv, h,
+                  "%s.%lld.self_attention.query_key_value.weight", p, (long long)l);
+            if (c->qkv_bias)
+                add_t(t, &k, GLMQ_ROLE_BIAS, 0, 1, qkv, 0,
+                      "%s.%lld.self_attention.query_key_value.bias", p, (long long)l);
+            add_t(t, &k, GLMQ_ROLE_LAYER_WEIGHT, 0, 2, h, nd, "%s.%lld.self_attention.dense.weight",
+                  p, (long long)l);
+            if (c->linear_bias)
+                add_t(t, &k, GLMQ_ROLE_BIAS, 0, 1, h, 0, "%s.%lld.self_attention.dense.bias", p,
+                      (long long)l);
+            add_t(t, &k, GLMQ_ROLE_NORM, 0, 1, h, 0, "%s.%lld.post_attention_layernorm.weight", p,
+                  (long long)l);
+            add_t(t, &k, GLMQ_ROLE_LAYER_WEIGHT, 0, 2, 2 * F, h, "%s.%lld.mlp.dense_h_to_4h.weight",
+                  p, (long long)l);
+            if (c->linear_bias)
+                add_t(t, &k, GLMQ_ROLE_BIAS, 0, 1, 2 * F, 0, "%s.%lld.mlp.dense_h_to_4h.bias", p,
+                      (long long)l);
+            add_t(t, &k, GLMQ_ROLE_LAYER_WEIGHT, 0, 2, h, F, "%s.%lld.mlp.dense_4h_to_h.weight",
+                  p, (long long)l);
+            if (c->linear_bias)
+                add_t(t, &k, GLMQ_ROLE_BIAS, 0, 1, h, 0, "%s.%lld.mlp.dense_4h_to_h.bias", p,
+                      (long long)l);
+        }
+        if (c->post_layer_norm)
+            add_t(t, &k, GLMQ_ROLE_NORM, 0, 1, h, 0, "transformer.encoder.final_layernorm.weight");
+        add_t(t, &k, GLMQ_ROLE_OUTPUT, 0, 2, V, h, "transformer.output_layer.weight");
+    }
+    *out = t;
+    *n = k;
+    return GLMQ_OK;
+}
+
+cJSON *glmq_config_to_json(const glmq_config *c)
+{
+    cJSON *j = cJSON_CreateObject();
+    if (!j) return NULL;
+    cJSON_AddStringToObject(j, "architecture", glmq_arch_name(c->arch));
+    cJSON_AddNumberToObject(j, "hidden_size", (double)c->hidden);
+    cJSON_AddNumberToObject(j, "num_layers", (double)c->n_layers);
+    cJSON_AddNumberToObject(j, "num_heads", (double)c->n_heads);
+    cJSON_AddNumberToObject(j, "head_dim", (double)c->head_dim);
+    cJSON_AddNumberToObject(j, "num_kv_groups", (double)c->n_kv_groups);
+    cJSON_AddNumberToObject(j, "ffn_hidden_size", (double)c->ffn);
+    cJSON_AddNumberToObject(j, "vocab_size", (double)c->vocab);
+    cJSON_AddNumberToObject(j, "seq_length", (double)c->seq_length);
+    cJSON_AddNumberToObject(j, "norm_eps", c->norm_eps);
+    cJSON_AddNumberToObject(j, "rope_base", 10000.0 * c->rope_ratio);
+    cJSON_AddNumberToObject(j, "rope_ratio", c->rope_ratio);
+    cJSON_AddNumberToObject(j, "residual_alpha", c->alpha);
+    cJSON_AddBoolToObject(j, "qkv_bias", c->qkv_bias);
+    cJSON_AddBoolToObject(j, "linear_bias", c->linear_bias);
+    cJSON_AddStringToObject(j, "norm", c->rmsnorm ? "rmsnorm" : "layernorm");
+    cJSON_AddBoolToObject(j, "post_layer_norm", c->post_layer_norm);
+    cJSON_AddBoolToObject(j, "tied_output", c->tied_output);
+    cJSON_AddNumberToObject(j, "num_image_tokens", (double)c->num_image_tokens);
+    cJSON_AddStringToObject(j, "tokenizer", c->tokenizer_kind);
+    cJSON *t = cJSON_AddObjectToObject(j, "special_tokens");
+    const struct {
+        const char *k;
+        int64_t v;
+    } toks[] = {{"mask", c->tok_mask}, {"gmask", c->tok_gmask}, {"smask", c->tok_smask},
+                {"sop", c->tok_sop},   {"eop", c->tok_eop},     {"eos", c->tok_eos},
+                {"pad", c->tok_pad},   {"bos", c->tok_bos}};
+    for (size_t i = 0; i < sizeof toks / sizeof toks[0]; i++)
+        cJSON_AddNumberToObject(t, toks[i].k, (double)toks[i].v);
+    /* Prompt framing (decision 4): v2+ prefix [gMASK] sop; v1 suffix [gMASK] <sop>. */
+    cJSON *pre = cJSON_AddArrayToObject(j, "prefix");
+    cJSON *suf = cJSON_AddArrayToObject(j, "suffix");
+    cJSON *dst = c->arch == GLMQ_ARCH_CHATGLM1 ? suf : pre;
+    cJSON_AddItemToArray(dst, cJSON_CreateNumber((double)c->tok_gmask));
+    cJSON_AddItemToArray(dst, cJSON_CreateNumber((double)c->tok_sop));
+    return j;
+}
+
+static glmq_status jnum(const cJSON *j, const char *k, double *v, glmq_err *err)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(j, k);
+    GLMQ_FAIL_IF(!cJSON_IsNumber(it), err, GLMQ_E_FORMAT, "metadata config: '%s' missing", k);
+    *v = it->valuedouble;
+    return GLMQ_OK;
+}
+
+static glmq_status jint(const cJSON *j, const char *k, int64_t lo, int64_t hi, int64_t *v,
+                        glmq_err *err)
+{
+    double d;
+    GLMQ_TRY(jnum(j, k, &d, err));
+    GLMQ_FAIL_IF(d != floor(d) || d < (double)lo || d > (double)hi, err, GLMQ_E_FORMAT,
+                 "metadata config: '%s' = %g out of range", k, d);
+    *v = (int64_t)d;
+    return GLMQ_OK;
+}
+
+static glmq_status jbool(const cJSON *j, const char *k, int *v, glmq_err *err)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(j, k);
+    GLMQ_FAIL_IF(!cJSON_IsBool(it), err, GLMQ_E_FORMAT, "metadata config: '%s' missing", k);
+    *v = cJSON_IsTrue(it);
+    return GLMQ_OK;
+}
+
+glmq_status glmq_config_from_json(const cJSON *j, glmq_config *c, glmq_err *err)
+{
+    memset(c, 0, sizeof *c);
+    GLMQ_FAIL_IF(!cJSON_IsObject(j), err, GLMQ_E_FORMAT, "metadata: 'config' is not an object");
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, "architecture");
+    GLMQ_FAIL_IF(!cJSON_IsString(a), err, GLMQ_E_FORMAT, "metadata config: no architecture");
+    if (!strcmp(a->valuestring, "chatglm"))
+        c->arch = GLMQ_ARCH_CHATGLM1;
+    else if (!strcmp(a->valuestring, "chatglm2"))
+        c->arch = GLMQ_ARCH_CHATGLM2;
+    else
+        return glmq_fail(err, GLMQ_E_UNSUPPORTED, "metadata config: unknown architecture '%s'",
+                         a->valuestring);
+    GLMQ_TRY(jint(j, "hidden_size", 1, MAX_HIDDEN, &c->hidden, err));
+    GLMQ_TRY(jint(j, "num_layers", 1, MAX_LAYERS, &c->n_layers, err));
+    GLMQ_TRY(jint(j, "num_heads", 1, MAX_HEADS, &c->n_heads, err));
+    GLMQ_TRY(jint(j, "head_dim", 4, 4096, &c->head_dim, err));
+    GLMQ_TRY(jint(j, "num_kv_groups", 1, MAX_HEADS, &c->n_kv_groups, err));
+    GLMQ_TRY(jint(j, "ffn_hidden_size", 1, MAX_FFN, &c->ffn, err));
+    GLMQ_TRY(jint(j, "vocab_size", 1, MAX_VOCAB, &c->vocab, err));
+    GLMQ_TRY(jint(j, "seq_length", 1, INT64_C(1) << 40, &c->seq_length, err));
+    GLMQ_TRY(jint(j, "num_image_tokens", 0, MAX_VOCAB, &c->num_image_tokens, err));
+    GLMQ_TRY(jnum(j, "norm_eps", &c->norm_eps, err));
+    GLMQ_TRY(jnum(j, "rope_ratio", &c->rope_ratio, err));
+    GLMQ_TRY(jnum(j, "residual_alpha", &c->alpha, err));
+    GLMQ_TRY(jbool(j, "qkv_bias", &c->qkv_bias, err));
+    GLMQ_TRY(jbool(j, "linear_bias", &c->linear_bias, err));
+    GLMQ_TRY(jbool(j, "post_layer_norm", &c->post_layer_norm, err));
+    GLMQ_TRY(jbool(j, "tied_output", &c->tied_output, err));
+    const cJSON *nm = cJSON_GetObjectItemCaseSensitive(j, "norm");
+    GLMQ_FAIL_IF(!cJSON_IsString(nm), err, GLMQ_E_FORMAT, "metadata config: no norm");
+    c->rmsnorm = !strcmp(nm->valuestring, "rmsnorm");
+    const cJSON *tk = cJSON_GetObjectItemCaseSensitive(j, "tokenizer");
+    GLMQ_FAIL_IF(!cJSON_IsString(tk), err, GLMQ_E_FORMAT, "metadata config: no tokenizer");
+    snprintf(c->tokenizer_kind, sizeof c->tokenizer_kind, "%s", tk->valuestring);
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "special_tokens");
+    GLMQ_FAIL_IF(!cJSON_IsObject(t), err, GLMQ_E_FORMAT, "metadata config: no special_tokens");
+    GLMQ_TRY(jint(t, "mask", -1, MAX_VOCAB, &c->tok_mask, err));
+    GLMQ_TRY(jint(t, "gmask", -1, MAX_VOCAB, &c->tok_gmask, err));
+    GLMQ_TRY(jint(t, "smask", -1, MAX_VOCAB, &c->tok_smask, err));
+    GLMQ_TRY(jint(t, "sop", -1, MAX_VOCAB, &c->tok_sop, err));
+    GLMQ_TRY(jint(t, "eop", -1, MAX_VOCAB, &c->tok_eop, err));
+    GLMQ_TRY(jint(t, "eos", -1, MAX_VOCAB, &c->tok_eos, err));
+    GLMQ_TRY(jint(t, "pad", -1, MAX_VOCAB, &c->tok_pad, err));
+    GLMQ_TRY(jint(t, "bos", -1, MAX_VOCAB, &c->tok_bos, err));
+    GLMQ_FAIL_IF(c->n_heads % c->n_kv_groups != 0, err, GLMQ_E_FORMAT,
+                 "metadata config: inconsistent head counts");
+    return GLMQ_OK;
+}

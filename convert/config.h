@@ -68,6 +68,11 @@ typedef struct {
 glmq_status glmq_config_tensors(const glmq_config *c, glmq_expected_tensor **out, int64_t *n,
                                 glmq_err *err);
 
+/* v2 family: [MASK] [gMASK] [sMASK] sop eop are numbered after the tokenizer's own table.
+ * `n_pieces` is the SentencePiece piece count (ChatGLM2/3: ids n..n+4, GLM-SPEC B.7) or, for a
+ * tiktoken file, the rank count (GLM-4: <|endoftext|> = n, then [MASK] = n+1 ..., C.3). */
+void glmq_config_set_special(glmq_config *c, int64_t n_pieces, int tiktoken);
+
 /* Serialize to / parse from the "config" object of the packed metadata (cJSON *). */
 struct cJSON;
 struct cJSON *glmq_config_to_json(const glmq_config *c);

@@ -1,1 +1,389 @@
-/* placeholder */ typedef int glmq_placeholder_formats_pack_write_c;
+/*
+ * pack_write.c - atomic, streaming writer of the packed file (formats/SPEC.md).
+ *
+ * Invariants:
+ *   - the layout (every offset) is fixed at create time from the declarations, so concurrent or
+ *     out-of-order producers could pwrite anywhere; rows of one tensor arrive in order because
+ *     its checksum is streamed over them;
+ *   - nothing is ever written at the output path itself: we write "<out>.tmp.XXXXXX" in the
+ *     same directory, fsync it, rename it over the output and fsync the directory;
+ *   - the first error is sticky and every later call returns it; finish/abort remove the
+ *     temporary file on failure.
+ */
+#include "formats/pack.h"
+#include "quant/quant.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "core/hash.h"
+
+typedef struct {
+    glmq_pack_tensor_decl d;
+    char *name;
+    int64_t rows, cols, row_bytes;
+    uint64_t name_off, data_off, data_size, scale_off, scale_size;
+    int64_t rows_written;
+    int scales_written;
+    XXH3_state_t *hash;
+    uint64_t checksum;
+} wtensor;
+
+typedef struct {
+    char *name;
+    uint64_t size, off, name_off, checksum;
+    int written;
+} wblob;
+
+struct glmq_pack_writer {
+    char *out_path, *tmp_path;
+    int fd;
+    glmq_status sticky;
+    glmq_err sticky_err;
+    wtensor *t;
+    int64_t nt;
+    wblob *b;
+    int64_t nb;
+    uint64_t strtab_off, strtab_size, tdir_off, bdir_off, data_end;
+};
+
+int64_t glmq_pack_row_bytes(glmq_type type, int64_t cols)
+{
+    switch (type) {
+    case GLMQ_TYPE_F32: return cols * 4;
+    case GLMQ_TYPE_F16:
+    case GLMQ_TYPE_BF16: return cols * 2;
+    case GLMQ_TYPE_INT8: return glmq_q8_row_bytes(cols);
+    case GLMQ_TYPE_INT4: return glmq_q4_row_bytes(cols);
+    }
+    return -1;
+}
+
+static glmq_status sticky(glmq_pack_writer *w, glmq_err *err)
+{
+    if (w->sticky == GLMQ_OK) return GLMQ_OK;
+    if (err) *err = w->sticky_err;
+    return w->sticky;
+}
+
+static glmq_status set_sticky(glmq_pack_writer *w, glmq_err *err, glmq_status code,
+                              const char *fmt, ...) GLMQ_PRINTF(4, 5);
+static glmq_status set_sticky(glmq_pack_writer *w, glmq_err *err, glmq_status code,
+                              const char *fmt, ...)
+{
+    if (w->sticky == GLMQ_OK) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(w->sticky_err.msg, sizeof w->sticky_err.msg, fmt, ap);
+        va_end(ap);
+        w->sticky_err.code = code;
+        w->sticky = code;
+    }
+    return sticky(w, err);
+}
+
+static glmq_status pwrite_all(glmq_pack_writer *w, const void *data, size_t n, uint64_t off,
+                              glmq_err *err)
+{
+    const uint8_t *p = data;
+    while (n > 0) {
+        size_t chunk = n > ((size_t)1 << 30) ? ((size_t)1 << 30) : n;
+        ssize_t r = pwrite(w->fd, p, chunk, (off_t)off);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0)
+            return set_sticky(w, err, GLMQ_E_IO, "'%s': write of %zu bytes at byte %llu failed: %s",
+                              w->tmp_path, chunk, (unsigned long long)off,
+                              r < 0 ? strerror(errno) : "no progress");
+        p += r;
+        n -= (size_t)r;
+        off += (uint64_t)r;
+    }
+    return GLMQ_OK;
+}
+
+static void free_writer(glmq_pack_writer *w)
+{
+    if (!w) return;
+    for (int64_t i = 0; i < w->nt; i++) {
+        free(w->t[i].name);
+        if (w->t[i].hash) XXH3_freeState(w->t[i].hash);
+    }
+    for (int64_t i = 0; i < w->nb; i++) free(w->b[i].name);
+    free(w->t);
+    free(w->b);
+    free(w->out_path);
+    free(w->tmp_path);
+    free(w);
+}
+
+void glmq_pack_writer_abort(glmq_pack_writer *w)
+{
+    if (!w) return;
+    if (w->fd >= 0) close(w->fd);
+    if (w->tmp_path) unlink(w->tmp_path);
+    free_writer(w);
+}
+
+uint64_t glmq_pack_writer_size(const glmq_pack_writer *w) { return w->data_end; }
+
+glmq_status glmq_pack_writer_create(const char *out_path, const glmq_pack_tensor_decl *tensors,
+                                    int64_t n_tensors, const glmq_pack_blob_decl *blobs,
+                                    int64_t n_blobs, glmq_pack_writer **out, glmq_err *err)
+{
+    *out = NULL;
+    glmq_status st = GLMQ_OK;
+    glmq_pack_writer *w = calloc(1, sizeof *w);
+    GLMQ_FAIL_IF(!w, err, GLMQ_E_NOMEM, "out of memory");
+    w->fd = -1;
+    w->out_path = glmq_strdup(out_path);
+    w->t = calloc((size_t)n_tensors + 1, sizeof *w->t);
+    w->b = calloc((size_t)n_blobs + 1, sizeof *w->b);
+    GLMQ_FAIL_IF_G(!w->out_path || !w->t || !w->b, err, GLMQ_E_NOMEM, "out of memory");
+
+    /* string table: all names NUL-terminated, right after the header */
+    uint64_t off = GLMQ_PACK_HEADER_SIZE;
+    w->strtab_off = off;
+    for (int64_t i = 0; i < n_tensors; i++) {
+        wtensor *t = &w->t[i];
+        t->d = tensors[i];
+        t->name = glmq_strdup(tensors[i].name);
+        GLMQ_FAIL_IF_G(!t->name, err, GLMQ_E_NOMEM, "out of memory");
+        t->d.name = t->name;
+        w->nt++;
+        GLMQ_FAIL_IF_G(t->d.ndim < 1 || t->d.ndim > GLMQ_MAX_DIMS, err, GLMQ_E_INVALID,
+                       "tensor '%s': %d dimensions", t->name, t->d.ndim);
+        t->rows = 1;
+        for (int d = 0; d < t->d.ndim - 1; d++) t->rows *= t->d.shape[d];
+        t->cols = t->d.shape[t->d.ndim - 1];
+        GLMQ_FAIL_IF_G(t->rows < 1 || t->cols < 1, err, GLMQ_E_INVALID, "tensor '%s' is empty",
+                       t->name);
+        t->row_bytes = glmq_pack_row_bytes(t->d.type, t->cols);
+        GLMQ_FAIL_IF_G(t->row_bytes <= 0, err, GLMQ_E_INVALID, "tensor '%s': bad type",
+                       t->name);
+        t->name_off = off;
+        off += strlen(t->name) + 1;
+        t->hash = XXH3_createState();
+        GLMQ_FAIL_IF_G(!t->hash, err, GLMQ_E_NOMEM, "out of memory");
+        XXH3_64bits_reset(t->hash);
+    }
+    for (int64_t i = 0; i < n_blobs; i++) {
+        wblob *b = &w->b[i];
+        b->name = glmq_strdup(blobs[i].name);
+        GLMQ_FAIL_IF_G(!b->name, err, GLMQ_E_NOMEM, "out of memory");
+        w->nb++;
+        b->size = blobs[i].size;
+        b->name_off = off;
+        off += strlen(b->name) + 1;
+    }
+    w->strtab_size = off - w->strtab_off;
+    off = glmq_align_up(off, 8);
+    w->tdir_off = off;
+    off += (uint64_t)n_tensors * GLMQ_PACK_TENSOR_ENTRY;
+    w->bdir_off = off;
+    off += (uint64_t)n_blobs * GLMQ_PACK_BLOB_ENTRY;
+    for (int64_t i = 0; i < n_blobs; i++) {
+        off = glmq_align_up(off, GLMQ_PACK_ALIGN);
+        w->b[i].off = off;
+        off += w->b[i].size;
+    }
+    for (int64_t i = 0; i < n_tensors; i++) {
+        wtensor *t = &w->t[i];
+        off = glmq_align_up(off, GLMQ_PACK_ALIGN);
+        t->data_off = off;
+        t->data_size = (uint64_t)t->rows * (uint64_t)t->row_bytes;
+        off += t->data_size;
+        if (t->d.type == GLMQ_TYPE_INT8 || t->d.type == GLMQ_TYPE_INT4) {
+            off = glmq_align_up(off, GLMQ_PACK_ALIGN);
+            t->scale_off = off;
+            t->scale_size = (uint64_t)t->rows * 2;
+            off += t->scale_size;
+        }
+    }
+    w->data_end = off;
+
+    /* temporary file in the output's directory */
+    size_t n = strlen(out_path) + 16;
+    w->tmp_path = malloc(n);
+    GLMQ_FAIL_IF_G(!w->tmp_path, err, GLMQ_E_NOMEM, "out of memory");
+    snprintf(w->tmp_path, n, "%s.tmp.XXXXXX", out_path);
+    w->fd = mkstemp(w->tmp_path);
+    if (w->fd < 0) {
+        st = glmq_fail(err, GLMQ_E_IO, "cannot create '%s': %s", w->tmp_path, strerror(errno));
+        free(w->tmp_path);
+        w->tmp_path = NULL;
+        goto fail;
+    }
+    fchmod(w->fd, 0644);
+    /* Reserve the space now so a full disk fails early (where supported). */
+    int fr = posix_fallocate(w->fd, 0, (off_t)w->data_end);
+    GLMQ_FAIL_IF_G(fr == ENOSPC || fr == EFBIG, err, GLMQ_E_IO,
+                   "'%s': cannot reserve %llu bytes: %s", w->tmp_path,
+                   (unsigned long long)w->data_end, strerror(fr));
+    *out = w;
+    return GLMQ_OK;
+fail:
+    glmq_pack_writer_abort(w);
+    return st;
+}
+
+glmq_status glmq_pack_write_blob(glmq_pack_writer *w, int64_t i, const void *data, glmq_err *err)
+{
+    GLMQ_TRY(sticky(w, err));
+    if (i < 0 || i >= w->nb) return set_sticky(w, err, GLMQ_E_INTERNAL, "bad blob index");
+    wblob *b = &w->b[i];
+    b->checksum = XXH3_64bits(data, b->size);
+    b->written = 1;
+    return pwrite_all(w, data, b->size, b->off, err);
+}
+
+glmq_status glmq_pack_write_rows(glmq_pack_writer *w, int64_t i, int64_t row0, int64_t nrows,
+                                 const void *data, glmq_err *err)
+{
+    GLMQ_TRY(sticky(w, err));
+    if (i < 0 || i >= w->nt) return set_sticky(w, err, GLMQ_E_INTERNAL, "bad tensor index");
+    wtensor *t = &w->t[i];
+    if (row0 != t->rows_written || nrows < 0 || row0 + nrows > t->rows)
+        return set_sticky(w, err, GLMQ_E_INTERNAL, "tensor '%s': rows written out of order",
+                          t->name);
+    size_t n = (size_t)(nrows * t->row_bytes);
+    XXH3_64bits_update(t->hash, data, n);
+    t->rows_written += nrows;
+    return pwrite_all(w, data, n, t->data_off + (uint64_t)row0 * (uint64_t)t->row_bytes, err);
+}
+
+glmq_status glmq_pack_write_scales(glmq_pack_writer *w, int64_t i, const uint16_t *scales,
+                                   glmq_err *err)
+{
+    GLMQ_TRY(sticky(w, err));
+    if (i < 0 || i >= w->nt) return set_sticky(w, err, GLMQ_E_INTERNAL, "bad tensor index");
+    wtensor *t = &w->t[i];
+    if (!t->scale_size || t->rows_written != t->rows || t->scales_written)
+        return set_sticky(w, err, GLMQ_E_INTERNAL, "tensor '%s': scales written out of order",
+                          t->name);
+    uint8_t *buf = malloc(t->scale_size);
+    if (!buf) return set_sticky(w, err, GLMQ_E_NOMEM, "out of memory");
+    for (int64_t r = 0; r < t->rows; r++) glmq_wr_le16(buf + 2 * r, scales[r]);
+    XXH3_64bits_update(t->hash, buf, t->scale_size);
+    t->scales_written = 1;
+    glmq_status st = pwrite_all(w, buf, t->scale_size, t->scale_off, err);
+    free(buf);
+    return st;
+}
+
+static glmq_status fsync_dir(const char *path, glmq_err *err)
+{
+    char *dup = glmq_strdup(path);
+    GLMQ_FAIL_IF(!dup, err, GLMQ_E_NOMEM, "out of memory");
+    int fd = open(dirname(dup), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd); /* best effort: some filesystems refuse fsync on directories */
+        close(fd);
+    }
+    free(dup);
+    return GLMQ_OK;
+}
+
+glmq_status glmq_pack_writer_finish(glmq_pack_writer *w, const char *meta, glmq_err *err)
+{
+    glmq_status st = sticky(w, err);
+    uint8_t *tables = NULL;
+    XXH3_state_t *hs = NULL;
+    if (st != GLMQ_OK) goto fail;
+    for (int64_t i = 0; i < w->nt; i++) {
+        wtensor *t = &w->t[i];
+        GLMQ_FAIL_IF_G(t->rows_written != t->rows || (t->scale_size && !t->scales_written), err,
+                       GLMQ_E_INTERNAL, "tensor '%s' was not completely written", t->name);
+        t->checksum = XXH3_64bits_digest(t->hash);
+    }
+    for (int64_t i = 0; i < w->nb; i++)
+        GLMQ_FAIL_IF_G(!w->b[i].written, err, GLMQ_E_INTERNAL, "blob '%s' was not written",
+                       w->b[i].name);
+
+    /* header + string table + directories, built in one buffer */
+    uint64_t tables_end = w->bdir_off + (uint64_t)w->nb * GLMQ_PACK_BLOB_ENTRY;
+    tables = calloc(1, tables_end);
+    GLMQ_FAIL_IF_G(!tables, err, GLMQ_E_NOMEM, "out of memory");
+    size_t meta_size = strlen(meta);
+    uint64_t meta_off = w->data_end;
+    uint64_t file_size = meta_off + meta_size;
+    for (int64_t i = 0; i < w->nt; i++) {
+        wtensor *t = &w->t[i];
+        size_t nl = strlen(t->name);
+        memcpy(tables + t->name_off, t->name, nl + 1);
+        uint8_t *e = tables + w->tdir_off + (uint64_t)i * GLMQ_PACK_TENSOR_ENTRY;
+        glmq_wr_le64(e + 0, t->name_off);
+        glmq_wr_le32(e + 8, (uint32_t)nl);
+        glmq_wr_le32(e + 12, (uint32_t)t->d.type);
+        glmq_wr_le32(e + 16, (uint32_t)t->d.ndim);
+        for (int d = 0; d < t->d.ndim; d++) glmq_wr_le64(e + 24 + 8 * d, (uint64_t)t->d.shape[d]);
+        glmq_wr_le64(e + 56, (uint64_t)t->row_bytes);
+        glmq_wr_le64(e + 64, t->data_off);
+        glmq_wr_le64(e + 72, t->data_size);
+        glmq_wr_le64(e + 80, t->scale_off);
+        glmq_wr_le64(e + 88, t->scale_size);
+        glmq_wr_le64(e + 96, t->checksum);
+    }
+    for (int64_t i = 0; i < w->nb; i++) {
+        wblob *b = &w->b[i];
+        size_t nl = strlen(b->name);
+        memcpy(tables + b->name_off, b->name, nl + 1);
+        uint8_t *e = tables + w->bdir_off + (uint64_t)i * GLMQ_PACK_BLOB_ENTRY;
+        glmq_wr_le64(e + 0, b->name_off);
+        glmq_wr_le32(e + 8, (uint32_t)nl);
+        glmq_wr_le64(e + 16, b->off);
+        glmq_wr_le64(e + 24, b->size);
+        glmq_wr_le64(e + 32, b->checksum);
+    }
+    uint8_t *h = tables;
+    memcpy(h, GLMQ_PACK_MAGIC, 8);
+    glmq_wr_le16(h + 8, GLMQ_PACK_VERSION_MAJOR);
+    glmq_wr_le16(h + 10, GLMQ_PACK_VERSION_MINOR);
+    glmq_wr_le32(h + 12, GLMQ_PACK_HEADER_SIZE);
+    glmq_wr_le64(h + 16, file_size);
+    glmq_wr_le64(h + 24, w->strtab_off);
+    glmq_wr_le64(h + 32, w->strtab_size);
+    glmq_wr_le64(h + 40, w->tdir_off);
+    glmq_wr_le64(h + 48, (uint64_t)w->nt);
+    glmq_wr_le64(h + 56, w->bdir_off);
+    glmq_wr_le64(h + 64, (uint64_t)w->nb);
+    glmq_wr_le64(h + 72, meta_off);
+    glmq_wr_le64(h + 80, meta_size);
+    hs = XXH3_createState();
+    GLMQ_FAIL_IF_G(!hs, err, GLMQ_E_NOMEM, "out of memory");
+    XXH3_64bits_reset(hs);
+    XXH3_64bits_update(hs, h, 120);
+    XXH3_64bits_update(hs, tables + w->strtab_off, w->strtab_size);
+    XXH3_64bits_update(hs, tables + w->tdir_off, (size_t)w->nt * GLMQ_PACK_TENSOR_ENTRY);
+    XXH3_64bits_update(hs, tables + w->bdir_off, (size_t)w->nb * GLMQ_PACK_BLOB_ENTRY);
+    XXH3_64bits_update(hs, meta, meta_size);
+    glmq_wr_le64(h + 120, XXH3_64bits_digest(hs));
+
+    GLMQ_TRY_G(pwrite_all(w, meta, meta_size, meta_off, err));
+    GLMQ_TRY_G(pwrite_all(w, tables, tables_end, 0, err));
+    GLMQ_FAIL_IF_G(ftruncate(w->fd, (off_t)file_size) != 0, err, GLMQ_E_IO,
+                   "'%s': cannot set size to %llu bytes: %s", w->tmp_path,
+                   (unsigned long long)file_size, strerror(errno));
+    GLMQ_FAIL_IF_G(fsync(w->fd) != 0, err, GLMQ_E_IO, "'%s': fsync failed: %s", w->tmp_path,
+                   strerror(errno));
+    GLMQ_FAIL_IF_G(close(w->fd) != 0, err, GLMQ_E_IO, "'%s': close failed: %s", w->tmp_path,
+                   strerror(errno));
+    w->fd = -1;
+    GLMQ_FAIL_IF_G(rename(w->tmp_path, w->out_path) != 0, err, GLMQ_E_IO,
+                   "cannot rename '%s' to '%s': %s", w->tmp_path, w->out_path, strerror(errno));
+    free(w->tmp_path);
+    w->tmp_path = NULL; /* nothing to clean up any more */
+    fsync_dir(w->out_path, err);
+    XXH3_freeState(hs);
+    free(tables);
+    free_writer(w);
+    return GLMQ_OK;
+fail:
+    if (hs) XXH3_freeState(hs);
+    free(tables);
+    glmq_pack_writer_abort(w);
+    return st;
+}

@@ -147,7 +147,7 @@ typedef struct {
 
 /* Per-tensor summary produced by a conversion. */
 typedef struct {
-    char name[128];
+    char name[256];
     glmq_type type;
     int64_t rows, cols;
     double rms_err;    /* RMS of (dequantized - original) over all elements */
@@ -161,6 +161,8 @@ typedef struct {
     int64_t n_tensors;
     glmq_tensor_stats *stats; /* n_tensors entries, owned by the report */
     char architecture[32];
+    char **warnings;        /* unexpected/skipped tensors and the like, owned by the report */
+    int64_t n_warnings;
 } glmq_convert_report;
 
 GLMQ_API void glmq_convert_opts_default(glmq_convert_opts *o);

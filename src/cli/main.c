@@ -1,1 +1,51 @@
-/* placeholder */ typedef int glmq_placeholder_src_cli_main_c;
+/*
+ * main.c - the glmq command: a git-style table of subcommands.
+ */
+#include "cli.h"
+
+#include <signal.h>
+#include <string.h>
+
+static const struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *help;
+} commands[] = {
+    {"convert", cmd_convert, "convert a Hugging Face GLM checkpoint to a packed .glmq file"},
+    {"info", cmd_info, "show the header, metadata and tensor table of a .glmq file"},
+    {"check", cmd_check, "verify every checksum of a .glmq file"},
+    {"bench", cmd_bench, "benchmarks (conversion throughput and memory)"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: glmq <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "\n'glmq <command> --help' describes a command; 'glmq --version' prints the version "
+               "and the active kernel level.\n");
+}
+
+int main(int argc, char **argv)
+{
+    /* A write past RLIMIT_FSIZE must fail with EFBIG (and clean up), not kill us. */
+    signal(SIGXFSZ, SIG_IGN);
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        usage(stdout);
+        return EXIT_OK;
+    }
+    if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
+        printf("glmq %s (kernels: %s)\n", GLMQ_VERSION_STRING,
+               glmq_cpu_level_name(glmq_cpu_active()));
+        return EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(cmd, commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "glmq: '%s' is not a glmq command. See 'glmq --help'.\n", cmd);
+    return EXIT_USAGE;
+}

@@ -42,13 +42,17 @@ glmq_status glmq_err_prefix(glmq_err *err, glmq_status code, const char *fmt, ..
 {
     if (!err) return code;
     char pre[GLMQ_ERR_SIZE];
-    char old[GLMQ_ERR_SIZE];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(pre, sizeof pre, fmt, ap);
+    int n = vsnprintf(pre, sizeof pre, fmt, ap);
     va_end(ap);
-    memcpy(old, err->msg, sizeof old);
-    snprintf(err->msg, sizeof err->msg, "%s%s", pre, old);
+    if (n < 0) return err->code;
+    size_t pl = (size_t)n < sizeof pre ? (size_t)n : sizeof pre - 1;
+    size_t ol = strnlen(err->msg, sizeof err->msg - 1);
+    if (pl + ol > sizeof err->msg - 1) ol = sizeof err->msg - 1 - pl; /* keep the prefix */
+    memmove(err->msg + pl, err->msg, ol);
+    memcpy(err->msg, pre, pl);
+    err->msg[pl + ol] = 0;
     if (err->code == GLMQ_OK) err->code = code;
     return err->code;
 }

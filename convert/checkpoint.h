@@ -1,0 +1,45 @@
+/*
+ * checkpoint.h - a Hugging Face GLM checkpoint directory, opened and validated (internal).
+ *
+ * glmq_checkpoint_open reads config.json (+ tokenizer_config.json), the tokenizer file, and the
+ * weights (model.safetensors[.index.json] preferred over pytorch_model.bin[.index.json]), then
+ * checks every tensor the architecture needs for presence, dtype and shape against the config
+ * before anything is written. Unexpected tensors become warnings; inv_freq buffers are skipped.
+ */
+#ifndef GLMQ_CONVERT_CHECKPOINT_H
+#define GLMQ_CONVERT_CHECKPOINT_H
+
+#include "convert/config.h"
+#include "formats/source.h"
+
+typedef struct {
+    char *name;     /* file name inside the directory */
+    uint8_t *data;  /* whole contents (small files only) or NULL */
+    size_t size;
+} glmq_small_file;
+
+typedef struct {
+    glmq_expected_tensor want; /* name, shape, role */
+    int64_t src;               /* index into set.tensors, or -1 (optional and absent) */
+} glmq_ckpt_tensor;
+
+typedef struct glmq_checkpoint {
+    char *dir;
+    glmq_config cfg;
+    glmq_src_set set;
+    const char *weights_format;    /* "safetensors" or "pytorch" */
+    int sharded;
+    glmq_small_file config_json;   /* config.json */
+    glmq_small_file tokenizer;     /* tokenizer.model / ice_text.model (data NULL if absent) */
+    glmq_small_file tokenizer_cfg; /* tokenizer_config.json (may be absent) */
+    glmq_small_file index;         /* the shard index json (sharded only) */
+    glmq_ckpt_tensor *tensors;     /* expected tensors, canonical order */
+    int64_t n_tensors;
+    char **warnings;
+    int64_t n_warnings;
+} glmq_checkpoint;
+
+glmq_status glmq_checkpoint_open(const char *dir, glmq_checkpoint **out, glmq_err *err);
+void glmq_checkpoint_close(glmq_checkpoint *c);
+
+#endif

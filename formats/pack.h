@@ -1,0 +1,73 @@
+/*
+ * pack.h - writer (and shared layout constants) of the glmq packed file; internal.
+ *
+ * The on-disk format is specified in formats/SPEC.md; the reader is the public glmq_pack_* API
+ * in src/glmq.h (formats/pack_read.c). Layout in one line:
+ *
+ *   header(128) | string table | tensor directory | blob directory | blobs and tensor data
+ *   (each region 64-byte aligned) | metadata JSON
+ *
+ * The writer computes the whole layout from the declared tensors and blobs up front, so tensor
+ * data can be written in any order with pwrite; rows of one tensor must arrive in row order
+ * (their checksum is streamed). It writes a temporary file next to the output and renames it
+ * over the output only in glmq_pack_writer_finish, after fsync: on any failure the temporary
+ * file is removed and the output path is untouched. Errors are sticky (Redis rio style): a failed
+ * write makes every later call a no-op and finish reports the first error.
+ */
+#ifndef GLMQ_FORMATS_PACK_H
+#define GLMQ_FORMATS_PACK_H
+
+#include "core/internal.h"
+
+#define GLMQ_PACK_MAGIC "GLMQPACK"
+#define GLMQ_PACK_VERSION_MAJOR 1
+#define GLMQ_PACK_VERSION_MINOR 0
+#define GLMQ_PACK_HEADER_SIZE 128
+#define GLMQ_PACK_TENSOR_ENTRY 128
+#define GLMQ_PACK_BLOB_ENTRY 64
+#define GLMQ_PACK_ALIGN 64
+
+typedef struct {
+    const char *name;
+    glmq_type type;
+    int ndim;
+    int64_t shape[GLMQ_MAX_DIMS];
+} glmq_pack_tensor_decl;
+
+typedef struct {
+    const char *name;
+    uint64_t size;
+} glmq_pack_blob_decl;
+
+typedef struct glmq_pack_writer glmq_pack_writer;
+
+/* Stored row length in bytes of a tensor of `type` with `cols` columns (padding included). */
+int64_t glmq_pack_row_bytes(glmq_type type, int64_t cols);
+
+glmq_status glmq_pack_writer_create(const char *out_path, const glmq_pack_tensor_decl *tensors,
+                                    int64_t n_tensors, const glmq_pack_blob_decl *blobs,
+                                    int64_t n_blobs, glmq_pack_writer **out, glmq_err *err);
+
+/* Write blob i whole. */
+glmq_status glmq_pack_write_blob(glmq_pack_writer *w, int64_t i, const void *data, glmq_err *err);
+
+/* Write rows [row0, row0+nrows) of tensor i: nrows * glmq_pack_row_bytes() bytes. Rows of one
+ * tensor must be written in increasing order, without gaps. */
+glmq_status glmq_pack_write_rows(glmq_pack_writer *w, int64_t i, int64_t row0, int64_t nrows,
+                                 const void *data, glmq_err *err);
+
+/* Write the scale table of quantized tensor i (rows fp16 values), after all of its rows. */
+glmq_status glmq_pack_write_scales(glmq_pack_writer *w, int64_t i, const uint16_t *scales,
+                                   glmq_err *err);
+
+/* Write metadata, directories and header; fsync; rename over the output; fsync the directory.
+ * Frees the writer in all cases. On failure the temporary file is removed. */
+glmq_status glmq_pack_writer_finish(glmq_pack_writer *w, const char *metadata_json, glmq_err *err);
+
+/* Discard: remove the temporary file and free. NULL-safe. */
+void glmq_pack_writer_abort(glmq_pack_writer *w);
+
+/* Total bytes the data regions occupy (for progress and reports). */
+uint64_t glmq_pack_writer_size(const glmq_pack_writer *w);
+
+#endif

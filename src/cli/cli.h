@@ -1,0 +1,42 @@
+/*
+ * cli.h - shared helpers of the glmq command-line tool. Each cmd_<name>.c parses its arguments,
+ * calls the library and maps the status to an exit code; nothing else.
+ */
+#ifndef GLMQ_CLI_H
+#define GLMQ_CLI_H
+
+#include "glmq.h"
+
+#include <stdio.h>
+
+enum { EXIT_OK = 0, EXIT_ERR = 1, EXIT_USAGE = 2, EXIT_GATE = 3 };
+
+int cmd_convert(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_check(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+
+/* "glmq: error: <msg>" on stderr; returns EXIT_ERR. */
+int cli_error(const glmq_err *err);
+/* "glmq: <fmt>" usage error + hint; returns EXIT_USAGE. */
+int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Parse a positive int option value; returns -1 on error. */
+int cli_parse_int(const char *s, int lo, int hi);
+/* Seconds since an arbitrary epoch (monotonic). */
+double cli_now(void);
+/* Human-readable byte count ("1.23 GB") into buf. */
+const char *cli_bytes(char *buf, size_t n, double bytes);
+/* Peak resident set size of this process in bytes. */
+double cli_peak_rss(void);
+
+/* Progress bar on stderr when it is a TTY; a no-op otherwise. */
+typedef struct {
+    int enabled;
+    double t0, last;
+    const char *label;
+} cli_progress;
+void cli_progress_init(cli_progress *p, const char *label, int quiet);
+void cli_progress_cb(void *user, uint64_t done, uint64_t total);
+void cli_progress_end(cli_progress *p);
+
+#endif
