@@ -394,6 +394,8 @@ glmq_status glmq_checkpoint_open(const char *dir, glmq_checkpoint **out, glmq_er
                        dir);
         goto fail;
     }
+    for (uint32_t i = 0; i < c->set.nstorages; i++)
+        GLMQ_TRY_G(glmq_src_storage_verify(&c->set, i, err));
     GLMQ_TRY_G(check_tensors(c, err));
     *out = c;
     return GLMQ_OK;

@@ -200,6 +200,8 @@ static glmq_status validate(glmq_pack *p, glmq_err *err)
         t->scales = quant ? (const uint16_t *)(const void *)(p->map + soff) : NULL;
         t->scales_size = ssz;
         t->checksum = glmq_rd_le64(e + 96);
+        t->data_offset = doff;
+        t->scales_offset = quant ? soff : 0;
         reg[k++] = (region){doff, dend, "tensor data", t->name};
         if (quant) reg[k++] = (region){soff, send, "scale table", t->name};
         p->nt++;
@@ -291,6 +293,7 @@ void glmq_pack_close(glmq_pack *p)
 }
 
 uint32_t glmq_pack_version(const glmq_pack *p) { return p->version; }
+uint64_t glmq_pack_header_checksum(const glmq_pack *p) { return glmq_rd_le64(p->map + 120); }
 const char *glmq_pack_metadata(const glmq_pack *p) { return p->meta; }
 int64_t glmq_pack_tensor_count(const glmq_pack *p) { return p->nt; }
 

@@ -308,6 +308,64 @@ done:
     return rc;
 }
 
+glmq_status glmq_src_storage_verify(glmq_src_set *s, uint32_t idx, glmq_err *err)
+{
+    GLMQ_FAIL_IF(idx >= s->nstorages, err, GLMQ_E_INTERNAL, "bad storage index %u", idx);
+    const glmq_src_storage *st = &s->storages[idx];
+    if (!st->deflated) return GLMQ_OK;
+    const char *fpath = s->files[st->file].path;
+    const char *lab = st->label ? st->label : "?";
+    enum { CHUNK = 1 << 20 };
+    uint8_t *in = malloc(CHUNK), *out = malloc(CHUNK);
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    glmq_status rc = GLMQ_OK;
+    if (!in || !out || inflateInit2(&z, -15) != Z_OK) {
+        free(in);
+        free(out);
+        return glmq_fail(err, GLMQ_E_NOMEM, "out of memory checking '%s'", lab);
+    }
+    uLong crc = crc32(0L, Z_NULL, 0);
+    uint64_t in_off = 0, produced = 0;
+    int zr = Z_OK;
+    while (zr != Z_STREAM_END) {
+        if (z.avail_in == 0 && in_off < st->comp_size) {
+            size_t n = st->comp_size - in_off > CHUNK ? CHUNK : (size_t)(st->comp_size - in_off);
+            rc = glmq_src_pread(s, st->file, st->offset + in_off, in, n, err);
+            if (rc != GLMQ_OK) break;
+            in_off += n;
+            z.next_in = in;
+            z.avail_in = (uInt)n;
+        }
+        z.next_out = out;
+        z.avail_out = CHUNK;
+        zr = inflate(&z, Z_NO_FLUSH);
+        size_t got = CHUNK - z.avail_out;
+        crc = crc32(crc, out, (uInt)got);
+        produced += got;
+        if (zr != Z_OK && zr != Z_STREAM_END) break;
+        if (zr == Z_OK && got == 0 && z.avail_in == 0 && in_off >= st->comp_size) {
+            zr = Z_DATA_ERROR; /* input ended before the stream did */
+            break;
+        }
+        if (produced > st->size) break;
+    }
+    if (rc == GLMQ_OK && (zr != Z_STREAM_END || produced != st->size))
+        rc = glmq_fail(err, GLMQ_E_FORMAT,
+                       "'%s': deflated member '%s' at byte %llu is corrupt (%s)", fpath, lab,
+                       (unsigned long long)st->offset,
+                       zr == Z_STREAM_END ? "size differs from the central directory"
+                                          : (z.msg ? z.msg : "truncated deflate stream"));
+    if (rc == GLMQ_OK && st->has_crc && (uint32_t)crc != st->crc32)
+        rc = glmq_fail(err, GLMQ_E_CHECKSUM,
+                       "'%s': member '%s' at byte %llu: CRC-32 %08x, expected %08x", fpath, lab,
+                       (unsigned long long)st->offset, (unsigned)crc, (unsigned)st->crc32);
+    inflateEnd(&z);
+    free(in);
+    free(out);
+    return rc;
+}
+
 glmq_status glmq_src_storage_read(glmq_src_set *s, uint32_t idx, uint64_t off, void *dst,
                                   size_t n, glmq_err *err)
 {

@@ -111,6 +111,11 @@ glmq_status glmq_src_pread(const glmq_src_set *s, uint32_t file, uint64_t offset
 glmq_status glmq_src_storage_read(glmq_src_set *s, uint32_t st, uint64_t off, void *dst,
                                   size_t n, glmq_err *err);
 
+/* Inflate a deflated storage once, streaming through a small buffer, and check its size and
+ * CRC-32 without keeping the output: a corrupt member is reported before anything is written.
+ * Stored members are not read (their CRC would cost a full pass over the checkpoint). */
+glmq_status glmq_src_storage_verify(glmq_src_set *s, uint32_t st, glmq_err *err);
+
 /* Read the whole storage into a new malloc'd buffer (*out, size in *n); verifies the CRC when
  * known. Used for small members such as data.pkl. */
 glmq_status glmq_src_storage_slurp(glmq_src_set *s, uint32_t st, uint8_t **out, size_t *n,

@@ -90,6 +90,8 @@ typedef struct {
     const uint16_t *scales; /* fp16 per-row scales for INT8/INT4 (rows entries), else NULL */
     size_t scales_size;   /* bytes */
     uint64_t checksum;    /* XXH3-64 of the data bytes followed by the scale bytes */
+    uint64_t data_offset; /* byte offset of `data` in the file (0 for non-pack sources) */
+    uint64_t scales_offset; /* byte offset of `scales` in the file, or 0 */
 } glmq_tensor_info;
 
 /*
@@ -106,7 +108,11 @@ GLMQ_API void glmq_pack_close(glmq_pack *p);
 /* Format version of the file (major << 16 | minor). */
 GLMQ_API uint32_t glmq_pack_version(const glmq_pack *p);
 
-/* The metadata JSON (SPEC §3) as a NUL-terminated UTF-8 string, valid until close. */
+/* The header checksum (SPEC §3), verified on open: it covers the directories, which hold every
+ * tensor's checksum, so it identifies the file's whole content. */
+GLMQ_API uint64_t glmq_pack_header_checksum(const glmq_pack *p);
+
+/* The metadata JSON (SPEC §7) as a NUL-terminated UTF-8 string, valid until close. */
 GLMQ_API const char *glmq_pack_metadata(const glmq_pack *p);
 
 /* Number of tensors, and the i-th tensor (0 <= i < count). */

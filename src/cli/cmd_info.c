@@ -63,6 +63,8 @@ int cmd_info(int argc, char **argv)
             snprintf(hx, sizeof hx, "%016llx", (unsigned long long)t.checksum);
             cJSON_AddStringToObject(e, "checksum", hx);
             cJSON_AddNumberToObject(e, "row_stride", (double)t.row_stride);
+            cJSON_AddNumberToObject(e, "data_offset", (double)t.data_offset);
+            cJSON_AddNumberToObject(e, "scales_offset", (double)t.scales_offset);
             cJSON_AddNumberToObject(e, "data_size", (double)t.data_size);
             cJSON_AddNumberToObject(e, "scales_size", (double)t.scales_size);
             cJSON_AddItemToArray(arr, e);

@@ -1,0 +1,215 @@
+/*
+ * model.c - open a model from a packed file or a checkpoint directory (see model.h).
+ *
+ * For a checkpoint directory the files are mapped read-only, whole; a tensor whose bytes are
+ * stored contiguously, uncompressed and element-aligned in the file becomes a view into the
+ * mapping, anything else (deflated zip members, strided storage, unaligned offsets) is read
+ * into a private buffer through the same bounded readers the converter uses.
+ */
+#include "verify/model.h"
+
+#include "convert/checkpoint.h"
+#include "core/hash.h"
+#include "formats/source.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+typedef struct {
+    char *name;
+    glmq_tensor_info info;
+} mtensor;
+
+struct glmq_model {
+    glmq_config cfg;
+    int is_pack;
+    glmq_pack *pack;
+    glmq_checkpoint *ck;
+    void **maps;      /* per checkpoint file */
+    uint64_t *map_sizes;
+    mtensor *t;
+    int64_t nt;
+    void **owned;     /* private copies */
+    int64_t nowned;
+    const void *tok;
+    size_t tok_size;
+    uint64_t ident;
+    char weight_type[8];
+};
+
+const glmq_config *glmq_model_config(const glmq_model *m) { return &m->cfg; }
+const char *glmq_model_kind(const glmq_model *m) { return m->is_pack ? "glmq" : "checkpoint"; }
+uint64_t glmq_model_ident(const glmq_model *m) { return m->ident; }
+const char *glmq_model_weight_type(const glmq_model *m) { return m->weight_type; }
+
+const void *glmq_model_tokenizer(const glmq_model *m, size_t *size)
+{
+    if (size) *size = m->tok_size;
+    return m->tok;
+}
+
+const glmq_tensor_info *glmq_model_tensor(const glmq_model *m, const char *name)
+{
+    for (int64_t i = 0; i < m->nt; i++)
+        if (!strcmp(m->t[i].info.name, name)) return &m->t[i].info;
+    return NULL;
+}
+
+void glmq_model_close(glmq_model *m)
+{
+    if (!m) return;
+    glmq_pack_close(m->pack);
+    if (m->ck) {
+        for (uint32_t f = 0; f < m->ck->set.nfiles; f++)
+            if (m->maps && m->maps[f] && m->maps[f] != MAP_FAILED) munmap(m->maps[f], m->map_sizes[f]);
+        glmq_checkpoint_close(m->ck);
+    }
+    for (int64_t i = 0; i < m->nowned; i++) free(m->owned[i]);
+    for (int64_t i = 0; i < m->nt; i++) free(m->t[i].name);
+    free(m->owned);
+    free(m->maps);
+    free(m->map_sizes);
+    free(m->t);
+    free(m);
+}
+
+static glmq_status open_pack(glmq_model *m, const char *path, glmq_err *err)
+{
+    m->is_pack = 1;
+    GLMQ_TRY(glmq_pack_open(path, &m->pack, err));
+    cJSON *meta = cJSON_Parse(glmq_pack_metadata(m->pack));
+    GLMQ_FAIL_IF(!meta, err, GLMQ_E_FORMAT, "'%s': metadata is not JSON", path);
+    glmq_status st = glmq_config_from_json(cJSON_GetObjectItemCaseSensitive(meta, "config"),
+                                           &m->cfg, err);
+    const cJSON *q = cJSON_GetObjectItemCaseSensitive(meta, "quantization");
+    const cJSON *wt = cJSON_GetObjectItemCaseSensitive(q, "weight_type");
+    snprintf(m->weight_type, sizeof m->weight_type, "%s",
+             cJSON_IsString(wt) ? wt->valuestring : "?");
+    cJSON_Delete(meta);
+    if (st != GLMQ_OK) return glmq_err_prefix(err, st, "'%s': ", path);
+    m->nt = glmq_pack_tensor_count(m->pack);
+    m->t = calloc((size_t)m->nt + 1, sizeof *m->t);
+    GLMQ_FAIL_IF(!m->t, err, GLMQ_E_NOMEM, "out of memory");
+    for (int64_t i = 0; i < m->nt; i++) GLMQ_TRY(glmq_pack_tensor(m->pack, i, &m->t[i].info, err));
+    if (glmq_pack_blob(m->pack, "tokenizer.model", &m->tok, &m->tok_size, NULL) != GLMQ_OK) {
+        m->tok = NULL;
+        m->tok_size = 0;
+    }
+    /* the header checksum authenticates the whole table of contents, tensor checksums included */
+    m->ident = glmq_pack_header_checksum(m->pack);
+    /* sanity: every expected tensor is present with the right shape */
+    glmq_expected_tensor *want = NULL;
+    int64_t nw = 0;
+    GLMQ_TRY(glmq_config_tensors(&m->cfg, &want, &nw, err));
+    st = GLMQ_OK;
+    for (int64_t i = 0; i < nw && st == GLMQ_OK; i++) {
+        const glmq_tensor_info *t = glmq_model_tensor(m, want[i].name);
+        if (!t) {
+            if (!want[i].optional)
+                st = glmq_fail(err, GLMQ_E_SHAPE, "'%s': tensor '%s' is missing", path,
+                               want[i].name);
+            continue;
+        }
+        if (t->ndim != want[i].ndim || t->shape[0] != want[i].shape[0] ||
+            (want[i].ndim == 2 && t->shape[1] != want[i].shape[1]))
+            st = glmq_fail(err, GLMQ_E_SHAPE, "'%s': tensor '%s' has the wrong shape", path,
+                           want[i].name);
+    }
+    free(want);
+    return st;
+}
+
+static glmq_type dtype_to_type(glmq_dtype d)
+{
+    return d == GLMQ_DT_F16 ? GLMQ_TYPE_F16 : d == GLMQ_DT_BF16 ? GLMQ_TYPE_BF16 : GLMQ_TYPE_F32;
+}
+
+static glmq_status open_dir(glmq_model *m, const char *path, glmq_err *err)
+{
+    GLMQ_TRY(glmq_checkpoint_open(path, &m->ck, err));
+    glmq_checkpoint *ck = m->ck;
+    m->cfg = ck->cfg;
+    m->tok = ck->tokenizer.data;
+    m->tok_size = ck->tokenizer.size;
+    uint32_t nf = ck->set.nfiles;
+    m->maps = calloc(nf + 1, sizeof *m->maps);
+    m->map_sizes = calloc(nf + 1, sizeof *m->map_sizes);
+    m->t = calloc((size_t)ck->n_tensors + 1, sizeof *m->t);
+    m->owned = calloc((size_t)ck->n_tensors + 1, sizeof *m->owned);
+    GLMQ_FAIL_IF(!m->maps || !m->map_sizes || !m->t || !m->owned, err, GLMQ_E_NOMEM,
+                 "out of memory");
+    XXH3_state_t *h = XXH3_createState();
+    GLMQ_FAIL_IF(!h, err, GLMQ_E_NOMEM, "out of memory");
+    XXH3_64bits_reset(h);
+    XXH3_64bits_update(h, ck->config_json.data, ck->config_json.size);
+    for (uint32_t f = 0; f < nf; f++) {
+        m->map_sizes[f] = ck->set.files[f].size;
+        XXH3_64bits_update(h, ck->set.files[f].base, strlen(ck->set.files[f].base));
+        XXH3_64bits_update(h, &m->map_sizes[f], sizeof m->map_sizes[f]);
+        if (m->map_sizes[f] == 0) continue;
+        m->maps[f] = mmap(NULL, m->map_sizes[f], PROT_READ, MAP_PRIVATE, ck->set.files[f].fd, 0);
+        if (m->maps[f] == MAP_FAILED) {
+            m->maps[f] = NULL;
+            XXH3_freeState(h);
+            return glmq_fail(err, GLMQ_E_IO, "cannot map '%s': %s", ck->set.files[f].path,
+                             strerror(errno));
+        }
+    }
+    m->ident = XXH3_64bits_digest(h);
+    XXH3_freeState(h);
+    snprintf(m->weight_type, sizeof m->weight_type, "%s", "f32");
+    for (int64_t i = 0; i < ck->n_tensors; i++) {
+        const glmq_ckpt_tensor *ct = &ck->tensors[i];
+        if (ct->src < 0) continue;
+        const glmq_src_tensor *s = &ck->set.tensors[ct->src];
+        const glmq_src_storage *sto = &ck->set.storages[s->storage];
+        glmq_tensor_info *t = &m->t[m->nt].info;
+        t->name = s->name;
+        t->type = dtype_to_type(s->dtype);
+        if (ct->want.role == GLMQ_ROLE_LAYER_WEIGHT)
+            snprintf(m->weight_type, sizeof m->weight_type, "%s", glmq_type_name(t->type));
+        t->ndim = s->ndim;
+        for (int d = 0; d < s->ndim; d++) t->shape[d] = s->shape[d];
+        t->cols = glmq_src_cols(s);
+        t->rows = glmq_src_rows(s);
+        size_t es = glmq_dtype_size(s->dtype);
+        t->row_stride = t->cols * (int64_t)es;
+        t->data_size = (size_t)s->nelem * es;
+        uint64_t off = sto->offset + s->byte_offset;
+        if (s->contiguous && !sto->deflated && off % es == 0) {
+            t->data = (const uint8_t *)m->maps[sto->file] + off;
+        } else {
+            void *buf = malloc(t->data_size ? t->data_size : 1);
+            GLMQ_FAIL_IF(!buf, err, GLMQ_E_NOMEM, "out of memory for tensor '%s'", s->name);
+            m->owned[m->nowned++] = buf;
+            GLMQ_TRY(glmq_src_read_rows_raw(&ck->set, s, 0, glmq_src_rows(s), buf, err));
+            t->data = buf;
+        }
+        m->nt++;
+    }
+    return GLMQ_OK;
+}
+
+glmq_status glmq_model_open(const char *path, glmq_model **out, glmq_err *err)
+{
+    *out = NULL;
+    glmq_model *m = calloc(1, sizeof *m);
+    GLMQ_FAIL_IF(!m, err, GLMQ_E_NOMEM, "out of memory");
+    struct stat sb;
+    glmq_status st;
+    if (stat(path, &sb) != 0)
+        st = glmq_fail(err, GLMQ_E_IO, "cannot open '%s': %s", path, strerror(errno));
+    else if (S_ISDIR(sb.st_mode))
+        st = open_dir(m, path, err);
+    else
+        st = open_pack(m, path, err);
+    if (st != GLMQ_OK) {
+        glmq_model_close(m);
+        return st;
+    }
+    *out = m;
+    return GLMQ_OK;
+}
