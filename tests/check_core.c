@@ -1,0 +1,155 @@
+/*
+ * check_core.c - src/core: fp16/bf16 conversion, error messages, the thread pool.
+ *
+ * The fp16 reference here is the compiler's own _Float16 (IEEE binary16 with round-to-nearest-
+ * even conversions), an implementation independent of src/core/fp16.c.
+ */
+#include "core/internal.h"
+#include "core/pool.h"
+#include "testutil.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+#ifdef __FLT16_MAX__
+START_TEST(f16_to_f32_all)
+{
+    for (uint32_t h = 0; h < 65536; h++) {
+        _Float16 x;
+        uint16_t b = (uint16_t)h;
+        memcpy(&x, &b, 2);
+        float want = (float)x, got = glmq_f16_to_f32(b);
+        if (isnan(want)) {
+            ck_assert(isnan(got));
+            continue;
+        }
+        ck_assert_msg(memcmp(&want, &got, 4) == 0, "h=%04x: %a != %a", h, got, want);
+    }
+}
+END_TEST
+
+START_TEST(f32_to_f16_rounding)
+{
+    /* every f16 value and the midpoints between neighbours (ties to even), plus random bits */
+    uint64_t rng = 0x9e3779b97f4a7c15ull;
+    for (uint32_t i = 0; i < 4000000; i++) {
+        uint32_t u;
+        if (i < 65536 * 3) {
+            uint16_t h = (uint16_t)(i / 3);
+            float f = glmq_f16_to_f32(h);
+            memcpy(&u, &f, 4);
+            u += (i % 3 == 1) ? 0x1000u : (i % 3 == 2) ? 0x0fffu : 0; /* midpoint, just below */
+        } else {
+            rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+            u = (uint32_t)rng;
+        }
+        float f;
+        memcpy(&f, &u, 4);
+        _Float16 x = (_Float16)f;
+        uint16_t want;
+        memcpy(&want, &x, 2);
+        uint16_t got = glmq_f32_to_f16(f);
+        if (isnan(f)) {
+            ck_assert((got & 0x7c00) == 0x7c00 && (got & 0x3ff));
+            continue;
+        }
+        ck_assert_msg(got == want, "f=%a (%08x): %04x != %04x", f, u, got, want);
+    }
+}
+END_TEST
+#endif
+
+START_TEST(bf16)
+{
+    ck_assert_float_eq(glmq_bf16_to_f32(0x3f80), 1.0f);
+    ck_assert_float_eq(glmq_bf16_to_f32(0xc040), -3.0f);
+    ck_assert(isinf(glmq_bf16_to_f32(0x7f80)));
+    uint8_t le[4] = {0x80, 0x3f, 0x00, 0x40};
+    float out[2];
+    glmq_bf16_to_f32_row(le, out, 2);
+    ck_assert_float_eq(out[0], 1.0f);
+    ck_assert_float_eq(out[1], 2.0f);
+}
+END_TEST
+
+START_TEST(err_prefix)
+{
+    glmq_err err = {0};
+    ck_assert_int_eq(glmq_fail(&err, GLMQ_E_FORMAT, "bad %s at byte %d", "thing", 12),
+                     GLMQ_E_FORMAT);
+    ck_assert_str_eq(err.msg, "bad thing at byte 12");
+    glmq_err_prefix(&err, GLMQ_E_IO, "file '%s': ", "x");
+    ck_assert_str_eq(err.msg, "file 'x': bad thing at byte 12");
+    ck_assert_int_eq(err.code, GLMQ_E_FORMAT);
+    /* overlong messages are truncated, never overflow */
+    char big[2000];
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    glmq_fail(&err, GLMQ_E_FORMAT, "%s", big);
+    glmq_err_prefix(&err, GLMQ_E_FORMAT, "%s", big);
+    ck_assert_uint_eq(strlen(err.msg), GLMQ_ERR_SIZE - 1);
+    ck_assert_int_eq(glmq_fail(NULL, GLMQ_E_IO, "x"), GLMQ_E_IO);
+    ck_assert_str_eq(glmq_status_str(GLMQ_E_CHECKSUM), "checksum mismatch");
+}
+END_TEST
+
+typedef struct {
+    int64_t n;
+    double *out;
+} sum_job;
+
+static void sum_run(void *arg, int ith, int nth)
+{
+    sum_job *j = arg;
+    int64_t a = j->n * ith / nth, b = j->n * (ith + 1) / nth;
+    double s = 0;
+    for (int64_t i = a; i < b; i++) s += sin((double)i);
+    j->out[ith] = s;
+}
+
+START_TEST(pool_runs_every_index)
+{
+    for (int threads = 1; threads <= 4; threads++) {
+        glmq_pool *p = NULL;
+        ck_assert_int_eq(glmq_pool_create(threads, &p, NULL), GLMQ_OK);
+        ck_assert_int_eq(glmq_pool_size(p), threads);
+        double out[4] = {0};
+        sum_job j = {100000, out};
+        for (int rep = 0; rep < 50; rep++) glmq_pool_run(p, sum_run, &j);
+        double total = 0, want = 0;
+        for (int i = 0; i < threads; i++) total += out[i];
+        for (int64_t i = 0; i < j.n; i++) want += sin((double)i);
+        ck_assert_double_eq_tol(total, want, 1e-6);
+        glmq_pool_free(p);
+    }
+    glmq_pool_free(NULL);
+    glmq_pool *p = NULL;
+    ck_assert_int_eq(glmq_pool_create(5000, &p, NULL), GLMQ_E_INVALID);
+    ck_assert_ptr_null(p);
+}
+END_TEST
+
+static Suite *core_suite(void)
+{
+    Suite *s = suite_create("core");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 120);
+#ifdef __FLT16_MAX__
+    tcase_add_test(tc, f16_to_f32_all);
+    tcase_add_test(tc, f32_to_f16_rounding);
+#endif
+    tcase_add_test(tc, bf16);
+    tcase_add_test(tc, err_prefix);
+    tcase_add_test(tc, pool_runs_every_index);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(core_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}

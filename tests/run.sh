@@ -1,0 +1,21 @@
+#!/bin/sh
+# Build glmq and run the whole test suite under ctest.
+#   sh tests/run.sh              release build in build/, all tests
+#   sh tests/run.sh --sanitize   ASan+UBSan build in build-asan/, all tests (CK_FORK=no)
+#   sh tests/run.sh --cpu ref    all tests with the kernels forced to the scalar path
+set -eu
+cd "$(dirname "$0")/.."
+sh tests/install-deps.sh
+dir=build
+flags="-DCMAKE_BUILD_TYPE=RelWithDebInfo -DGLMQ_WERROR=ON"
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --sanitize) dir=build-asan; flags="-DCMAKE_BUILD_TYPE=Debug -DGLMQ_SANITIZE=address;undefined" ;;
+    --cpu) shift; export GLMQ_CPU="$1" ;;
+    *) echo "usage: sh tests/run.sh [--sanitize] [--cpu ref|avx2|avx512]" >&2; exit 2 ;;
+    esac
+    shift
+done
+cmake -S . -B "$dir" $flags >/dev/null
+cmake --build "$dir" -j"$(nproc)"
+ctest --test-dir "$dir" --output-on-failure -j2
