@@ -53,6 +53,7 @@ void glmq_src_set_free(glmq_src_set *s)
     free(s->storages);
     free(s->tensors);
     free(s->cache);
+    free(s->index);
     glmq_src_set_init(s);
 }
 
@@ -61,6 +62,7 @@ static int grow(void **arr, uint64_t *cap, uint64_t n, size_t elem)
 {
     if (n < *cap) return 0;
     uint64_t nc = *cap ? *cap * 2 : 16;
+    if (nc > SIZE_MAX / elem) return -1;
     void *p = realloc(*arr, nc * elem);
     if (!p) return -1;
     *arr = p;
@@ -130,29 +132,80 @@ glmq_status glmq_src_add_storage(glmq_src_set *s, const glmq_src_storage *st, ui
     return GLMQ_OK;
 }
 
+/* Open-addressing hash index over tensor names (FNV-1a), rebuilt when half full. */
+static uint64_t name_hash(const char *n)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *n; n++) h = (h ^ (uint8_t)*n) * 1099511628211ull;
+    return h;
+}
+
+static void index_put(int64_t *slots, uint64_t cap, const glmq_src_tensor *tensors, int64_t i)
+{
+    uint64_t k = name_hash(tensors[i].name) & (cap - 1);
+    while (slots[k] >= 0) k = (k + 1) & (cap - 1);
+    slots[k] = i;
+}
+
+/* Stale slots (tensors removed by a reader's rollback) never match, because lookups compare the
+ * name; counting every insertion in index_used keeps them from filling the table. */
+static void index_insert(glmq_src_set *s, int64_t i)
+{
+    if ((s->index_used + 1) * 2 > s->index_cap) {
+        uint64_t cap = 64;
+        while (cap < (uint64_t)s->ntensors * 4) cap *= 2;
+        int64_t *slots = malloc(cap * sizeof *slots);
+        free(s->index);
+        s->index = slots;
+        s->index_cap = slots ? cap : 0;
+        if (!slots) return; /* glmq_src_find falls back to a scan */
+        for (uint64_t k = 0; k < cap; k++) slots[k] = -1;
+        for (int64_t j = 0; j < s->ntensors; j++) index_put(slots, cap, s->tensors, j);
+        s->index_used = (uint64_t)s->ntensors;
+        return;
+    }
+    index_put(s->index, s->index_cap, s->tensors, i);
+    s->index_used++;
+}
+
+void glmq_src_reindex(glmq_src_set *s)
+{
+    free(s->index);
+    s->index = NULL;
+    s->index_cap = s->index_used = 0;
+    if (s->ntensors > 0) index_insert(s, s->ntensors - 1);
+}
+
 int64_t glmq_src_find(const glmq_src_set *s, const char *name)
 {
-    for (int64_t i = 0; i < s->ntensors; i++)
-        if (strcmp(s->tensors[i].name, name) == 0) return i;
+    if (!s->index) {
+        for (int64_t i = 0; i < s->ntensors; i++)
+            if (strcmp(s->tensors[i].name, name) == 0) return i;
+        return -1;
+    }
+    uint64_t k = name_hash(name) & (s->index_cap - 1);
+    for (; s->index[k] >= 0; k = (k + 1) & (s->index_cap - 1))
+        if (s->index[k] < s->ntensors && strcmp(s->tensors[s->index[k]].name, name) == 0)
+            return s->index[k];
     return -1;
 }
 
 glmq_status glmq_src_add_tensor(glmq_src_set *s, const glmq_src_tensor *t, glmq_err *err)
 {
-    size_t nlen = strnlen(t->name, GLMQ_SRC_NAME_MAX);
-    GLMQ_FAIL_IF(nlen == 0 || nlen >= GLMQ_SRC_NAME_MAX, err, GLMQ_E_FORMAT,
-                 "tensor name is empty or longer than %d bytes", GLMQ_SRC_NAME_MAX - 1);
-    GLMQ_FAIL_IF(t->storage >= s->nstorages, err, GLMQ_E_INTERNAL, "tensor '%s': bad storage",
-                 t->name);
+    GLMQ_FAIL_IF(t->storage >= s->nstorages, err, GLMQ_E_INTERNAL, "tensor: bad storage index");
     const glmq_src_storage *st = &s->storages[t->storage];
     const char *fpath = s->files[st->file].path;
+    size_t nlen = strnlen(t->name, GLMQ_SRC_NAME_MAX);
+    GLMQ_FAIL_IF(nlen == 0 || nlen >= GLMQ_SRC_NAME_MAX, err, GLMQ_E_FORMAT,
+                 "'%s': tensor name is empty or longer than %d bytes", fpath,
+                 GLMQ_SRC_NAME_MAX - 1);
     GLMQ_FAIL_IF(glmq_src_find(s, t->name) >= 0, err, GLMQ_E_FORMAT,
                  "'%s': duplicate tensor name '%s'", fpath, t->name);
     GLMQ_FAIL_IF(t->ndim < 0 || t->ndim > GLMQ_MAX_DIMS, err, GLMQ_E_UNSUPPORTED,
                  "'%s': tensor '%s' has %d dimensions (at most %d supported)", fpath, t->name,
                  t->ndim, GLMQ_MAX_DIMS);
     size_t es = glmq_dtype_size(t->dtype);
-    GLMQ_FAIL_IF(es == 0, err, GLMQ_E_INTERNAL, "tensor '%s': bad dtype", t->name);
+    GLMQ_FAIL_IF(es == 0, err, GLMQ_E_INTERNAL, "'%s': tensor '%s': bad dtype", fpath, t->name);
 
     /* nelem and the byte span covered by the strides, all overflow-checked */
     uint64_t nelem = 1, last = 0; /* last = element index of the final element */
@@ -189,21 +242,24 @@ glmq_status glmq_src_add_tensor(glmq_src_set *s, const glmq_src_tensor *t, glmq_
     *d = *t;
     d->name[nlen] = 0;
     d->nelem = (int64_t)nelem;
-    /* row-major check, ignoring dims of size 1 */
+    /* row-major check, ignoring dims of size 1 (an empty tensor is trivially contiguous; for
+     * a non-empty one the running product is bounded by nelem, so it cannot overflow) */
     int contig = 1;
     int64_t expect = 1;
-    for (int i = t->ndim - 1; i >= 0; i--) {
+    for (int i = t->ndim - 1; i >= 0 && nelem > 0; i--) {
         if (t->shape[i] == 1) continue;
         if (t->stride[i] != expect) contig = 0;
         expect *= t->shape[i];
     }
     d->contiguous = contig;
+    index_insert(s, s->ntensors - 1);
     return GLMQ_OK;
 }
 
 glmq_status glmq_src_pread(const glmq_src_set *s, uint32_t file, uint64_t offset, void *dst,
                            size_t n, glmq_err *err)
 {
+    GLMQ_FAIL_IF(file >= s->nfiles, err, GLMQ_E_INTERNAL, "bad file index %u", file);
     const glmq_src_file *f = &s->files[file];
     uint8_t *p = dst;
     uint64_t end;
@@ -389,7 +445,7 @@ glmq_status glmq_src_storage_slurp(glmq_src_set *s, uint32_t idx, uint8_t **out,
     *n = 0;
     GLMQ_FAIL_IF(idx >= s->nstorages, err, GLMQ_E_INTERNAL, "bad storage index %u", idx);
     const glmq_src_storage *st = &s->storages[idx];
-    GLMQ_FAIL_IF(st->size > ((uint64_t)1 << 32), err, GLMQ_E_FORMAT,
+    GLMQ_FAIL_IF(st->size >= ((uint64_t)1 << 32), err, GLMQ_E_FORMAT,
                  "'%s': member '%s' is too large (%llu bytes) to load whole",
                  s->files[st->file].path, st->label ? st->label : "?",
                  (unsigned long long)st->size);

@@ -80,6 +80,9 @@ typedef struct glmq_src_set {
     uint32_t nstorages, cap_storages;
     glmq_src_tensor *tensors;
     int64_t ntensors, cap_tensors;
+    /* hash index over tensor names (glmq_src_find) */
+    int64_t *index;
+    uint64_t index_cap, index_used;
     /* single-entry cache of the last inflated storage (deflated zip members) */
     uint32_t cache_storage;
     uint8_t *cache;
@@ -97,8 +100,10 @@ glmq_status glmq_src_add_storage(glmq_src_set *s, const glmq_src_storage *st, ui
  * computes nelem and contiguous. */
 glmq_status glmq_src_add_tensor(glmq_src_set *s, const glmq_src_tensor *t, glmq_err *err);
 
-/* Index of the tensor called `name`, or -1 (linear scan: checkpoints hold < 1000 tensors). */
+/* Index of the tensor called `name`, or -1 (hash lookup). */
 int64_t glmq_src_find(const glmq_src_set *s, const char *name);
+/* Rebuild the name index after a reader removed tensors from the end of the table (rollback). */
+void glmq_src_reindex(glmq_src_set *s);
 
 /* pread exactly n bytes at offset of file f; short read or error -> GLMQ_E_IO/GLMQ_E_FORMAT
  * with file name and offset. */
