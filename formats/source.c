@@ -76,7 +76,8 @@ glmq_status glmq_src_add_file(glmq_src_set *s, const char *path, uint32_t *index
     GLMQ_FAIL_IF(grow((void **)&s->files, &cap, s->nfiles, sizeof *s->files), err, GLMQ_E_NOMEM,
                  "out of memory");
     s->cap_files = (uint32_t)cap;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK so that a FIFO or device path cannot hang the open; regular files ignore it */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     GLMQ_FAIL_IF(fd < 0, err, GLMQ_E_IO, "cannot open '%s': %s", path, strerror(errno));
     struct stat sb;
     if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
@@ -112,6 +113,12 @@ glmq_status glmq_src_add_storage(glmq_src_set *s, const glmq_src_storage *st, ui
                  "(%llu bytes)",
                  f->path, st->label ? st->label : "?", (unsigned long long)st->offset,
                  (unsigned long long)st->comp_size, (unsigned long long)f->size);
+    /* deflate cannot expand more than ~1032:1; a larger claim is a decompression bomb */
+    GLMQ_FAIL_IF(st->deflated && st->size / 1032 > st->comp_size + 1, err, GLMQ_E_FORMAT,
+                 "'%s': deflated member '%s' claims %llu bytes from %llu compressed bytes, more "
+                 "than deflate can expand",
+                 f->path, st->label ? st->label : "?", (unsigned long long)st->size,
+                 (unsigned long long)st->comp_size);
     GLMQ_FAIL_IF(!st->deflated && st->comp_size != st->size, err, GLMQ_E_FORMAT,
                  "'%s': stored member '%s' has compressed size %llu != size %llu", f->path,
                  st->label ? st->label : "?", (unsigned long long)st->comp_size,
@@ -410,8 +417,9 @@ glmq_status glmq_src_storage_verify(glmq_src_set *s, uint32_t idx, glmq_err *err
         rc = glmq_fail(err, GLMQ_E_FORMAT,
                        "'%s': deflated member '%s' at byte %llu is corrupt (%s)", fpath, lab,
                        (unsigned long long)st->offset,
-                       zr == Z_STREAM_END ? "size differs from the central directory"
-                                          : (z.msg ? z.msg : "truncated deflate stream"));
+                       zr == Z_STREAM_END || produced > st->size
+                           ? "inflated size differs from the central directory"
+                           : (z.msg ? z.msg : "truncated deflate stream"));
     if (rc == GLMQ_OK && st->has_crc && (uint32_t)crc != st->crc32)
         rc = glmq_fail(err, GLMQ_E_CHECKSUM,
                        "'%s': member '%s' at byte %llu: CRC-32 %08x, expected %08x", fpath, lab,
@@ -475,7 +483,7 @@ glmq_status glmq_src_read_rows_raw(glmq_src_set *s, const glmq_src_tensor *t, in
                                    int64_t nrows, void *dst, glmq_err *err)
 {
     int64_t rows = glmq_src_rows(t), cols = glmq_src_cols(t);
-    GLMQ_FAIL_IF(row0 < 0 || nrows < 0 || row0 + nrows > rows, err, GLMQ_E_INTERNAL,
+    GLMQ_FAIL_IF(row0 < 0 || nrows < 0 || row0 > rows || nrows > rows - row0, err, GLMQ_E_INTERNAL,
                  "tensor '%s': rows [%lld, %lld) out of range", t->name, (long long)row0,
                  (long long)(row0 + nrows));
     size_t es = glmq_dtype_size(t->dtype);
@@ -484,8 +492,21 @@ glmq_status glmq_src_read_rows_raw(glmq_src_set *s, const glmq_src_tensor *t, in
         uint64_t off = t->byte_offset + (uint64_t)row0 * (uint64_t)cols * es;
         return glmq_src_storage_read(s, t->storage, off, dst, (size_t)(nrows * cols) * es, err);
     }
-    /* Strided: gather element by element through the storage. Rows are indexed over the leading
-     * dims in row-major order. This path is rare (HF state dicts are contiguous) and slow. */
+    /* Strided (a view saved as such; HF state dicts are contiguous): read the byte span the rows
+     * cover once, then gather element by element from memory. Rows are indexed over the leading
+     * dims in row-major order. Spans over 256 MiB fall back to one read per element. */
+    /* the whole tensor's span was bounded (and overflow-checked) by glmq_src_add_tensor */
+    uint64_t span = 0;
+    for (int d = 0; d < t->ndim; d++) span += (uint64_t)(t->shape[d] - 1) * (uint64_t)t->stride[d];
+    uint64_t hi = (span + 1) * es;
+    uint8_t *cover = hi <= ((uint64_t)256 << 20) ? malloc(hi) : NULL;
+    if (cover) {
+        glmq_status rc = glmq_src_storage_read(s, t->storage, t->byte_offset, cover, hi, err);
+        if (rc != GLMQ_OK) {
+            free(cover);
+            return rc;
+        }
+    }
     uint8_t *out = dst;
     for (int64_t r = row0; r < row0 + nrows; r++) {
         int64_t rem = r;
@@ -497,9 +518,16 @@ glmq_status glmq_src_read_rows_raw(glmq_src_set *s, const glmq_src_tensor *t, in
         int64_t cs = t->ndim ? t->stride[t->ndim - 1] : 1;
         for (int64_t c = 0; c < cols; c++) {
             uint64_t e = base + (uint64_t)c * (uint64_t)cs;
-            GLMQ_TRY(glmq_src_storage_read(s, t->storage, t->byte_offset + e * es, out, es, err));
+            if (cover) {
+                memcpy(out, cover + e * es, es);
+            } else {
+                glmq_status rc = glmq_src_storage_read(s, t->storage, t->byte_offset + e * es, out,
+                                                       es, err);
+                if (rc != GLMQ_OK) return rc;
+            }
             out += es;
         }
     }
+    free(cover);
     return GLMQ_OK;
 }

@@ -111,8 +111,8 @@ glmq_status glmq_src_pread(const glmq_src_set *s, uint32_t file, uint64_t offset
                            size_t n, glmq_err *err);
 
 /* Read bytes [off, off+n) of storage `st` (uncompressed view) into dst. Deflated storages are
- * inflated whole into the set's cache on first use (and their CRC checked); stored ones with a
- * CRC are checked only by glmq_src_storage_check_crc. */
+ * inflated whole into the set's cache on first use (and their CRC checked); the CRC of stored
+ * members is checked only when they are read whole (glmq_src_storage_slurp). */
 glmq_status glmq_src_storage_read(glmq_src_set *s, uint32_t st, uint64_t off, void *dst,
                                   size_t n, glmq_err *err);
 
