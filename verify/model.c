@@ -58,6 +58,22 @@ const glmq_tensor_info *glmq_model_tensor(const glmq_model *m, const char *name)
     return NULL;
 }
 
+glmq_status glmq_model_swap(glmq_model *m, const char *name, const glmq_tensor_info *t,
+                            glmq_tensor_info *saved, glmq_err *err)
+{
+    for (int64_t i = 0; i < m->nt; i++) {
+        if (strcmp(m->t[i].info.name, name) != 0) continue;
+        GLMQ_FAIL_IF(t->rows != m->t[i].info.rows || t->cols != m->t[i].info.cols, err,
+                     GLMQ_E_SHAPE, "tensor '%s': cannot swap in a view of another shape", name);
+        if (saved) *saved = m->t[i].info;
+        const char *keep = m->t[i].info.name;
+        m->t[i].info = *t;
+        m->t[i].info.name = keep;
+        return GLMQ_OK;
+    }
+    return glmq_fail(err, GLMQ_E_INVALID, "no tensor named '%s'", name);
+}
+
 void glmq_model_close(glmq_model *m)
 {
     if (!m) return;

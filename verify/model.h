@@ -23,6 +23,12 @@ const glmq_config *glmq_model_config(const glmq_model *m);
 /* The tensor called `name` (checkpoint naming, GLM-SPEC A.3/B.2), or NULL when absent. */
 const glmq_tensor_info *glmq_model_tensor(const glmq_model *m, const char *name);
 
+/* Replace the view of tensor `name` by `t` (borrowed: it must outlive its use), saving the old
+ * view in *saved (may be NULL). For drift attribution: swap one quantized tensor back to the
+ * reference's, evaluate, swap it back. */
+glmq_status glmq_model_swap(glmq_model *m, const char *name, const glmq_tensor_info *t,
+                            glmq_tensor_info *saved, glmq_err *err);
+
 /* The embedded/bundled tokenizer file bytes, or NULL (size 0) when the model has none. */
 const void *glmq_model_tokenizer(const glmq_model *m, size_t *size);
 

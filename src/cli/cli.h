@@ -15,6 +15,19 @@ int cmd_convert(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_logits(int, char **);
+int cmd_tokenize(int argc, char **argv);
+int cmd_ppl(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
+
+/* The evaluation text of ppl/verify: --text FILE is tokenized with the model's tokenizer,
+ * --ids-file FILE holds whitespace-separated ids. Returns EXIT_OK or an exit code (message
+ * printed). */
+struct glmq_model;
+int cli_load_ids(const struct glmq_model *m, const char *text_file, const char *ids_file,
+                 int32_t **ids, int64_t *n);
+/* Read a whole file (NUL-terminated copy); NULL with errno on failure. */
+char *cli_read_file(const char *path, size_t *len);
 
 /* "glmq: error: <msg>" on stderr; returns EXIT_ERR. */
 int cli_error(const glmq_err *err);

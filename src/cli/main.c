@@ -15,6 +15,10 @@ static const struct {
     {"info", cmd_info, "show the header, metadata and tensor table of a .glmq file"},
     {"check", cmd_check, "verify every checksum of a .glmq file"},
     {"bench", cmd_bench, "benchmarks (conversion throughput and memory)"},
+    {"logits", cmd_logits, "FP32 reference logits of a token id sequence, as .npy"},
+    {"tokenize", cmd_tokenize, "token ids of a text with the model's own tokenizer"},
+    {"ppl", cmd_ppl, "perplexity of a model (a .glmq file or a checkpoint directory)"},
+    {"verify", cmd_verify, "quality gate: drift of a quantized model against the original"},
 };
 
 static void usage(FILE *f)

@@ -1,0 +1,186 @@
+/*
+ * cmd_verify.c - glmq verify QUANT --ref REF (--text FILE | --ids-file FILE) [thresholds]
+ *
+ * Exit 0 when every threshold given passes, 3 when one is missed, 1 on error, 2 on usage.
+ */
+#include "cli.h"
+#include "verify/report.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage_text[] =
+    "usage: glmq verify QUANT --ref REF (--text FILE | --ids-file FILE) [--ctx N] [--chunks K]\n"
+    "                   [--strided [--stride S]] [--max-ppl-ratio X] [--max-kld X]\n"
+    "                   [--max-kld-p99 X] [--min-top1 X] [--report FILE.json] [--plot FILE.svg]\n"
+    "                   [--rank-tensors] [--threads N] [--quiet]\n"
+    "\n"
+    "Runs the reference REF (the original checkpoint directory, or an f16 .glmq) and QUANT side by\n"
+    "side on the same windows of the text and compares them position by position: KL(P_ref ||\n"
+    "P_quant) over the full vocabulary (mean, median, p90, p99, max), top-1 agreement, change of\n"
+    "the correct token's probability, logit error, perplexity of both and their ratio, and the\n"
+    "relative error of the hidden state after every layer. Exit 0 when every threshold given is\n"
+    "met, 3 when one is missed.\n"
+    "\n"
+    "  --max-ppl-ratio X   fail when ppl(QUANT) / ppl(REF) > X\n"
+    "  --max-kld X         fail when the mean KL divergence > X (nats)\n"
+    "  --max-kld-p99 X     fail when the 99th percentile of KL > X\n"
+    "  --min-top1 X        fail when the top-1 agreement < X (0..1)\n"
+    "  --report FILE.json  write every metric, threshold and verdict, model hashes, tokens\n"
+    "  --plot FILE.svg     per-layer error and KL histogram, self-contained SVG\n"
+    "  --rank-tensors      also rank quantized tensors by their effect on KL (restores one at a\n"
+    "                      time: one more evaluation per tensor; small models)\n"
+    "  --text/--ids-file/--ctx/--stride/--strided/--chunks/--threads as in 'glmq ppl'\n";
+
+int cli_eval_option(const char *cmd, int argc, char **argv, int *i, glmq_eval_opts *o,
+                    const char **text, const char **ids_file);
+void cli_eval_progress(glmq_eval_opts *o, cli_progress *p, int quiet);
+
+static int parse_limit(const char *cmd, int argc, char **argv, int *i, double *v)
+{
+    const char *opt = argv[*i];
+    if (++*i >= argc) return cli_usage(cmd, "%s needs a number", opt);
+    char *end;
+    *v = strtod(argv[*i], &end);
+    if (*end || !isfinite(*v) || *v < 0) return cli_usage(cmd, "%s: '%s' is not a number >= 0", opt, argv[*i]);
+    return EXIT_OK;
+}
+
+int cmd_verify(int argc, char **argv)
+{
+    const char *quant = NULL, *ref = NULL, *text = NULL, *ids_file = NULL, *report = NULL,
+               *plot = NULL;
+    int quiet = 0, rank = 0, ctx_given = 0;
+    glmq_gate gate = {NAN, NAN, NAN, NAN};
+    glmq_eval_opts o;
+    glmq_eval_opts_default(&o);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--ctx")) ctx_given = 1;
+        int rc = cli_eval_option("verify", argc, argv, &i, &o, &text, &ids_file);
+        if (rc == EXIT_OK) continue;
+        if (rc != -1) return rc;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(usage_text, stdout);
+            return EXIT_OK;
+        } else if (!strcmp(a, "--ref")) {
+            if (++i >= argc) return cli_usage("verify", "--ref needs a model");
+            ref = argv[i];
+        } else if (!strcmp(a, "--max-ppl-ratio")) {
+            if ((rc = parse_limit("verify", argc, argv, &i, &gate.max_ppl_ratio))) return rc;
+        } else if (!strcmp(a, "--max-kld")) {
+            if ((rc = parse_limit("verify", argc, argv, &i, &gate.max_kld))) return rc;
+        } else if (!strcmp(a, "--max-kld-p99")) {
+            if ((rc = parse_limit("verify", argc, argv, &i, &gate.max_kld_p99))) return rc;
+        } else if (!strcmp(a, "--min-top1")) {
+            if ((rc = parse_limit("verify", argc, argv, &i, &gate.min_top1))) return rc;
+        } else if (!strcmp(a, "--report")) {
+            if (++i >= argc) return cli_usage("verify", "--report needs a file");
+            report = argv[i];
+        } else if (!strcmp(a, "--plot")) {
+            if (++i >= argc) return cli_usage("verify", "--plot needs a file");
+            plot = argv[i];
+        } else if (!strcmp(a, "--rank-tensors")) {
+            rank = 1;
+        } else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
+            quiet = 1;
+        } else if (a[0] == '-') {
+            return cli_usage("verify", "unknown option '%s'", a);
+        } else if (!quant) {
+            quant = a;
+        } else {
+            return cli_usage("verify", "unexpected argument '%s'", a);
+        }
+    }
+    if (!quant) return cli_usage("verify", "missing QUANT model");
+    if (!ref) return cli_usage("verify", "missing --ref REF");
+    if (!text && !ids_file) return cli_usage("verify", "give --text FILE or --ids-file FILE");
+    if (o.strided && !ctx_given) o.ctx = 2048;
+
+    glmq_err err = {0};
+    glmq_model *mq = NULL, *mr = NULL;
+    int32_t *ids = NULL;
+    int64_t n = 0;
+    glmq_drift d = {0};
+    glmq_tensor_effect *eff = NULL;
+    int64_t neff = 0;
+    char *json = NULL;
+    int rc = EXIT_OK;
+    if (glmq_model_open(quant, &mq, &err) != GLMQ_OK || glmq_model_open(ref, &mr, &err) != GLMQ_OK) {
+        rc = cli_error(&err);
+        goto done;
+    }
+    /* tokenize with the reference's tokenizer (the original's is the ground truth) */
+    rc = cli_load_ids(mr, text, ids_file, &ids, &n);
+    if (rc != EXIT_OK) goto done;
+    cli_progress prog;
+    cli_eval_progress(&o, &prog, quiet);
+    double t0 = cli_now();
+    if (glmq_drift_eval(mr, mq, ids, n, &o, &d, &err) != GLMQ_OK) {
+        rc = cli_error(&err);
+        goto done;
+    }
+    if (rank && glmq_rank_tensors(mr, mq, ids, n, &o, d.kld_mean, &eff, &neff, &err) != GLMQ_OK) {
+        rc = cli_error(&err);
+        goto done;
+    }
+    double dt = cli_now() - t0;
+    glmq_gate_check checks[4];
+    int nc = glmq_gate_eval(&d, &gate, checks);
+    int pass = 1;
+    for (int i = 0; i < nc; i++) pass &= checks[i].pass;
+    if (!quiet) {
+        printf("verify %s against %s: %lld positions in %lld windows (ctx %lld), %.1f s\n", quant,
+               ref, (long long)d.n_positions, (long long)d.ppl_ref.n_windows, (long long)o.ctx, dt);
+        printf("  %-22s %14s\n", "metric", "value");
+        printf("  %-22s %14.6f\n", "ppl reference", d.ppl_ref.ppl);
+        printf("  %-22s %14.6f\n", "ppl quantized", d.ppl_q.ppl);
+        printf("  %-22s %14.6f\n", "ppl ratio", d.ppl_ratio);
+        printf("  %-22s %14.4e\n", "KL mean", d.kld_mean);
+        printf("  %-22s %14.4e\n", "KL median", d.kld_median);
+        printf("  %-22s %14.4e\n", "KL p90", d.kld_p90);
+        printf("  %-22s %14.4e\n", "KL p99", d.kld_p99);
+        printf("  %-22s %14.4e\n", "KL max", d.kld_max);
+        printf("  %-22s %14.6f\n", "top-1 agreement", d.top1_agreement);
+        printf("  %-22s %14.4e\n", "delta p mean", d.dp_mean);
+        printf("  %-22s %14.4e\n", "delta p rms", d.dp_rms);
+        printf("  %-22s %14.4e\n", "|delta logit| max", d.dlogit_max);
+        printf("  %-22s %14.4e\n", "|delta logit| rms", d.dlogit_rms);
+        printf("  hidden-state relative error by layer:");
+        for (int64_t l = 0; l < d.n_layers; l++) printf(" %.3g", d.layer_rel_err[l]);
+        printf("\n");
+        for (int64_t i = 0; i < neff && i < 20; i++)
+            printf("  restoring %-60s KL mean -> %.4e (%+.4e)\n", eff[i].name,
+                   eff[i].kld_mean_without, -eff[i].kld_reduction);
+        for (int i = 0; i < nc; i++)
+            printf("  gate %-16s %.6g %s %.6g: %s\n", checks[i].metric, checks[i].value,
+                   checks[i].is_max ? "<=" : ">=", checks[i].limit, checks[i].pass ? "pass" : "FAIL");
+        printf("%s\n", nc ? (pass ? "PASS" : "FAIL") : "no thresholds given");
+    }
+    glmq_report_ctx ctx = {quant, ref, mq, mr, &o, text ? text : ids_file, checks, nc, eff, neff, dt};
+    if (report) {
+        json = glmq_report_json(&d, &ctx);
+        if (!json || glmq_write_file_atomic(report, json, strlen(json), &err) != GLMQ_OK) {
+            rc = cli_error(&err);
+            goto done;
+        }
+    }
+    if (plot) {
+        char title[512];
+        snprintf(title, sizeof title, "glmq verify: %s vs %s", quant, ref);
+        if (glmq_report_svg(&d, title, plot, &err) != GLMQ_OK) {
+            rc = cli_error(&err);
+            goto done;
+        }
+    }
+    rc = pass ? EXIT_OK : EXIT_GATE;
+done:
+    free(json);
+    free(eff);
+    glmq_drift_free(&d);
+    free(ids);
+    glmq_model_close(mq);
+    glmq_model_close(mr);
+    return rc;
+}

@@ -1,0 +1,436 @@
+/*
+ * metrics.c - perplexity, logit drift and drift attribution (see metrics.h for the protocols).
+ *
+ * Everything that is summed over the vocabulary is done in fp64 from the fp32 logits, in a fixed
+ * order, so results do not depend on the thread count. The reference R and the model under test
+ * Q see exactly the same windows: one window is evaluated on R, then on Q, and the two logit
+ * blocks are compared before the next window, so memory stays at two windows of logits (plus
+ * two windows of hidden states for the per-layer attribution).
+ */
+#include "verify/metrics.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+
+void glmq_eval_opts_default(glmq_eval_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->ctx = 256;
+    o->stride = 512;
+}
+
+glmq_status glmq_model_tokenizer_open(const glmq_model *m, glmq_tokenizer **out, glmq_err *err)
+{
+    *out = NULL;
+    const glmq_config *c = glmq_model_config(m);
+    size_t n = 0;
+    const void *bytes = glmq_model_tokenizer(m, &n);
+    GLMQ_FAIL_IF(!bytes || !n, err, GLMQ_E_INVALID,
+                 "the model has no tokenizer (no tokenizer.model in the checkpoint or pack)");
+    glmq_tok_glm cfg;
+    if (c->arch == GLMQ_ARCH_CHATGLM1) {
+        glmq_tok_glm_init(&cfg, GLMQ_TOK_CHATGLM1);
+        cfg.image_tokens = (int32_t)c->num_image_tokens;
+        cfg.mask_id = (int32_t)c->tok_mask;
+        cfg.gmask_id = (int32_t)c->tok_gmask;
+        cfg.bos_id = (int32_t)c->tok_sop;
+        cfg.eos_id = (int32_t)c->tok_eop;
+        GLMQ_TRY(glmq_tokenizer_load_sp(bytes, n, &cfg, out, err));
+    } else if (!strcmp(c->tokenizer_kind, "tiktoken")) {
+        glmq_tok_glm_init(&cfg, GLMQ_TOK_GLM4);
+        GLMQ_TRY(glmq_tokenizer_load_tiktoken(bytes, n, &cfg, out, err));
+    } else {
+        /* ChatGLM2 and ChatGLM3 share the file; the ChatGLM3 flavour only adds role tokens */
+        glmq_tok_glm_init(&cfg, GLMQ_TOK_CHATGLM3);
+        GLMQ_TRY(glmq_tokenizer_load_sp(bytes, n, &cfg, out, err));
+    }
+    /* the tokenizer's own [gMASK] must be the config's */
+    int32_t gm = -1;
+    glmq_status st = glmq_tokenizer_special(*out, "[gMASK]", &gm, err);
+    if (st == GLMQ_OK && gm != c->tok_gmask)
+        st = glmq_fail(err, GLMQ_E_FORMAT,
+                       "tokenizer numbers [gMASK] as %d but the model config says %lld", gm,
+                       (long long)c->tok_gmask);
+    if (st != GLMQ_OK) {
+        glmq_tokenizer_free(*out);
+        *out = NULL;
+    }
+    return st;
+}
+
+glmq_status glmq_parse_ids(const char *text, size_t len, int64_t vocab, const char *what,
+                           glmq_ids *out, glmq_err *err)
+{
+    size_t i = 0;
+    int64_t count = 0;
+    while (i < len) {
+        while (i < len && (text[i] == ' ' || text[i] == '\n' || text[i] == '\t' ||
+                           text[i] == '\r' || text[i] == ','))
+            i++;
+        if (i >= len) break;
+        size_t start = i;
+        int64_t v = 0;
+        while (i < len && text[i] >= '0' && text[i] <= '9') {
+            v = v * 10 + (text[i] - '0');
+            if (v > INT32_MAX) break;
+            i++;
+        }
+        GLMQ_FAIL_IF(i == start || (i < len && !(text[i] == ' ' || text[i] == '\n' ||
+                                                  text[i] == '\t' || text[i] == '\r' ||
+                                                  text[i] == ',')),
+                     err, GLMQ_E_FORMAT,
+                     "%s: token %lld at byte %zu is not a non-negative integer id", what,
+                     (long long)count, start);
+        GLMQ_FAIL_IF(v >= vocab, err, GLMQ_E_VALUE,
+                     "%s: token %lld at byte %zu: id %lld is outside the vocabulary [0, %lld)",
+                     what, (long long)count, start, (long long)v, (long long)vocab);
+        if (out->n == out->cap) {
+            size_t nc = out->cap ? out->cap * 2 : 1024;
+            int32_t *p = realloc(out->ids, nc * sizeof *p);
+            GLMQ_FAIL_IF(!p, err, GLMQ_E_NOMEM, "out of memory");
+            out->ids = p;
+            out->cap = nc;
+        }
+        out->ids[out->n++] = (int32_t)v;
+        count++;
+    }
+    return GLMQ_OK;
+}
+
+glmq_status glmq_eval_prefix(const glmq_config *c, int32_t prefix[2], glmq_err *err)
+{
+    GLMQ_FAIL_IF(c->tok_gmask < 0 || c->tok_sop < 0, err, GLMQ_E_INVALID,
+                 "the model does not know its [gMASK]/sop ids (no tokenizer was bundled)");
+    prefix[0] = (int32_t)c->tok_gmask;
+    prefix[1] = (int32_t)c->tok_sop;
+    return GLMQ_OK;
+}
+
+glmq_status glmq_windows(const glmq_config *c, int64_t n, const glmq_eval_opts *o,
+                         glmq_window **out, int64_t *nw, glmq_err *err)
+{
+    *out = NULL;
+    *nw = 0;
+    GLMQ_FAIL_IF(n < 1, err, GLMQ_E_INVALID, "no tokens to evaluate");
+    glmq_window *w = NULL;
+    int64_t k = 0;
+    if (!o->strided) {
+        GLMQ_FAIL_IF(o->ctx < 3, err, GLMQ_E_INVALID, "--ctx must be at least 3 (2 prefix ids)");
+        int64_t step = o->ctx - 2;
+        int64_t total = (n + step - 1) / step;
+        w = calloc((size_t)total, sizeof *w);
+        GLMQ_FAIL_IF(!w, err, GLMQ_E_NOMEM, "out of memory");
+        for (int64_t b = 0; b < n; b += step) {
+            w[k].begin = b;
+            w[k].len = n - b < step ? n - b : step;
+            w[k].score_from = 0;
+            k++;
+        }
+    } else {
+        GLMQ_FAIL_IF(c->arch == GLMQ_ARCH_CHATGLM1, err, GLMQ_E_UNSUPPORTED,
+                     "the strided protocol feeds windows without [gMASK] <sop>, which ChatGLM-6B "
+                     "cannot run; use the default protocol");
+        GLMQ_FAIL_IF(o->ctx < 2 || o->stride < 1, err, GLMQ_E_INVALID,
+                     "--ctx must be >= 2 and --stride >= 1");
+        int64_t total = n / o->stride + 2;
+        w = calloc((size_t)total, sizeof *w);
+        GLMQ_FAIL_IF(!w, err, GLMQ_E_NOMEM, "out of memory");
+        int64_t prev_end = 0;
+        for (int64_t b = 0; b < n; b += o->stride) {
+            int64_t end = b + o->ctx < n ? b + o->ctx : n;
+            int64_t target = end - prev_end < o->ctx - 1 ? end - prev_end : o->ctx - 1;
+            w[k].begin = b;
+            w[k].len = end - b;
+            w[k].score_from = w[k].len - target;
+            if (target > 0) k++;
+            prev_end = end;
+            if (end == n) break;
+        }
+    }
+    if (o->max_chunks > 0 && k > o->max_chunks) k = o->max_chunks;
+    *out = w;
+    *nw = k;
+    return GLMQ_OK;
+}
+
+/* Evaluation state of one model: a forward and buffers for one window. */
+typedef struct {
+    glmq_forward *fw;
+    int32_t *ids;   /* [ctx] */
+    float *logits;  /* [ctx][vocab] */
+    float *hidden;  /* [n_layers][ctx][hidden] or NULL */
+    int64_t plen;   /* prefix ids fed before the window */
+} runner;
+
+static void runner_free(runner *r)
+{
+    glmq_forward_free(r->fw);
+    free(r->ids);
+    free(r->logits);
+    free(r->hidden);
+    memset(r, 0, sizeof *r);
+}
+
+static glmq_status runner_init(runner *r, const glmq_model *m, const glmq_eval_opts *o,
+                               int want_hidden, glmq_err *err)
+{
+    memset(r, 0, sizeof *r);
+    const glmq_config *c = glmq_model_config(m);
+    int64_t cap = o->ctx;
+    r->plen = o->strided ? 0 : 2;
+    GLMQ_TRY(glmq_forward_create(m, cap, o->threads, &r->fw, err));
+    r->ids = malloc((size_t)cap * sizeof *r->ids);
+    r->logits = malloc((size_t)cap * (size_t)c->vocab * sizeof *r->logits);
+    if (want_hidden)
+        r->hidden = malloc((size_t)c->n_layers * (size_t)cap * (size_t)c->hidden * sizeof(float));
+    if (!r->ids || !r->logits || (want_hidden && !r->hidden)) {
+        runner_free(r);
+        return glmq_fail(err, GLMQ_E_NOMEM, "out of memory for ctx %lld", (long long)cap);
+    }
+    if (r->plen) {
+        int32_t pre[2];
+        glmq_status st = glmq_eval_prefix(c, pre, err);
+        if (st != GLMQ_OK) {
+            runner_free(r);
+            return st;
+        }
+        r->ids[0] = pre[0];
+        r->ids[1] = pre[1];
+    }
+    return GLMQ_OK;
+}
+
+/* Feed window w (fresh forward). Row (plen + j - 1) of r->logits then predicts text id
+ * begin + j, for j >= score_from (and j >= 1 when there is no prefix). */
+static glmq_status runner_eval(runner *r, const int32_t *ids, const glmq_window *w, glmq_err *err)
+{
+    memcpy(r->ids + r->plen, ids + w->begin, (size_t)w->len * sizeof *ids);
+    glmq_forward_reset(r->fw);
+    return glmq_forward_eval_ex(r->fw, r->ids, r->plen + w->len, r->logits, r->hidden, err);
+}
+
+/* fp64 log-sum-exp of a logit row */
+static double logsumexp(const float *x, int64_t n)
+{
+    double mx = -INFINITY;
+    for (int64_t i = 0; i < n; i++)
+        if (x[i] > mx) mx = x[i];
+    double s = 0;
+    for (int64_t i = 0; i < n; i++) s += exp((double)x[i] - mx);
+    return mx + log(s);
+}
+
+glmq_status glmq_perplexity(const glmq_model *m, const int32_t *ids, int64_t n,
+                            const glmq_eval_opts *o, glmq_ppl_result *res, glmq_err *err)
+{
+    memset(res, 0, sizeof *res);
+    const glmq_config *c = glmq_model_config(m);
+    glmq_window *w = NULL;
+    int64_t nw = 0;
+    GLMQ_TRY(glmq_windows(c, n, o, &w, &nw, err));
+    runner r;
+    glmq_status st = runner_init(&r, m, o, 0, err);
+    if (st != GLMQ_OK) {
+        free(w);
+        return st;
+    }
+    for (int64_t k = 0; k < nw && st == GLMQ_OK; k++) {
+        st = runner_eval(&r, ids, &w[k], err);
+        for (int64_t j = w[k].score_from; st == GLMQ_OK && j < w[k].len; j++) {
+            if (r.plen + j - 1 < 0) continue;
+            const float *row = r.logits + (size_t)(r.plen + j - 1) * (size_t)c->vocab;
+            res->nll_sum += logsumexp(row, c->vocab) - (double)row[ids[w[k].begin + j]];
+            res->n_scored++;
+        }
+        res->n_windows++;
+        if (o->progress) o->progress(o->progress_user, k + 1, nw, res->n_scored);
+    }
+    if (st == GLMQ_OK) res->ppl = exp(res->nll_sum / (double)res->n_scored);
+    runner_free(&r);
+    free(w);
+    return st;
+}
+
+void glmq_drift_free(glmq_drift *d)
+{
+    if (!d) return;
+    free(d->layer_rel_err);
+    free(d->kld);
+    memset(d, 0, sizeof *d);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* linear interpolation between closest ranks of a sorted array */
+static double quantile(const double *v, int64_t n, double q)
+{
+    if (n == 0) return 0;
+    double pos = q * (double)(n - 1);
+    int64_t lo = (int64_t)floor(pos);
+    int64_t hi = lo + 1 < n ? lo + 1 : lo;
+    return v[lo] + (v[hi] - v[lo]) * (pos - (double)lo);
+}
+
+glmq_status glmq_drift_eval(const glmq_model *ref, const glmq_model *q, const int32_t *ids,
+                            int64_t n, const glmq_eval_opts *o, glmq_drift *d, glmq_err *err)
+{
+    memset(d, 0, sizeof *d);
+    const glmq_config *c = glmq_model_config(ref), *cq = glmq_model_config(q);
+    GLMQ_FAIL_IF(c->arch != cq->arch || c->vocab != cq->vocab || c->hidden != cq->hidden ||
+                     c->n_layers != cq->n_layers || c->tok_gmask != cq->tok_gmask,
+                 err, GLMQ_E_INVALID,
+                 "the reference and the model under test are not the same architecture "
+                 "(arch, vocabulary, width, depth or special tokens differ)");
+    glmq_window *w = NULL;
+    int64_t nw = 0;
+    GLMQ_TRY(glmq_windows(c, n, o, &w, &nw, err));
+    int64_t total = 0;
+    for (int64_t k = 0; k < nw; k++) total += w[k].len - w[k].score_from;
+    runner rr, rq;
+    memset(&rq, 0, sizeof rq);
+    glmq_status st = runner_init(&rr, ref, o, 1, err);
+    if (st == GLMQ_OK) st = runner_init(&rq, q, o, 1, err);
+    int64_t L = c->n_layers, H = c->hidden, V = c->vocab;
+    double *num = calloc((size_t)L, sizeof *num), *den = calloc((size_t)L, sizeof *den);
+    d->kld = malloc((size_t)(total + 1) * sizeof *d->kld);
+    d->layer_rel_err = calloc((size_t)L, sizeof *d->layer_rel_err);
+    d->n_layers = L;
+    if (st == GLMQ_OK && (!num || !den || !d->kld || !d->layer_rel_err))
+        st = glmq_fail(err, GLMQ_E_NOMEM, "out of memory");
+    double kl_sum = 0, dp_sum = 0, dp_sq = 0, dl_sq = 0, dl_max = 0;
+    int64_t agree = 0, np = 0, ndl = 0;
+    for (int64_t k = 0; k < nw && st == GLMQ_OK; k++) {
+        st = runner_eval(&rr, ids, &w[k], err);
+        if (st == GLMQ_OK) st = runner_eval(&rq, ids, &w[k], err);
+        if (st != GLMQ_OK) break;
+        int64_t T = rr.plen + w[k].len;
+        for (int64_t j = w[k].score_from; j < w[k].len; j++) {
+            int64_t row = rr.plen + j - 1;
+            if (row < 0) continue;
+            const float *a = rr.logits + (size_t)row * (size_t)V;
+            const float *b = rq.logits + (size_t)row * (size_t)V;
+            int32_t tgt = ids[w[k].begin + j];
+            double za = logsumexp(a, V), zb = logsumexp(b, V), kl = 0;
+            int64_t arg_a = 0, arg_b = 0;
+            for (int64_t v = 0; v < V; v++) {
+                double la = (double)a[v] - za, lb = (double)b[v] - zb;
+                kl += exp(la) * (la - lb);
+                double dl = fabs((double)a[v] - (double)b[v]);
+                dl_sq += dl * dl;
+                if (dl > dl_max) dl_max = dl;
+                if (a[v] > a[arg_a]) arg_a = v;
+                if (b[v] > b[arg_b]) arg_b = v;
+            }
+            ndl += V;
+            if (kl < 0) kl = 0; /* rounding of an exact zero */
+            d->kld[np++] = kl;
+            kl_sum += kl;
+            agree += arg_a == arg_b;
+            double dp = exp((double)b[tgt] - zb) - exp((double)a[tgt] - za);
+            dp_sum += dp;
+            dp_sq += dp * dp;
+            d->ppl_ref.nll_sum += za - (double)a[tgt];
+            d->ppl_q.nll_sum += zb - (double)b[tgt];
+            /* hidden-state drift per layer at this position */
+            for (int64_t l = 0; l < L; l++) {
+                const float *ha = rr.hidden + ((size_t)l * (size_t)T + (size_t)row) * (size_t)H;
+                const float *hb = rq.hidden + ((size_t)l * (size_t)T + (size_t)row) * (size_t)H;
+                double s1 = 0, s2 = 0;
+                for (int64_t i = 0; i < H; i++) {
+                    double e = (double)hb[i] - (double)ha[i];
+                    s1 += e * e;
+                    s2 += (double)ha[i] * (double)ha[i];
+                }
+                num[l] += s1;
+                den[l] += s2;
+            }
+        }
+        if (o->progress) o->progress(o->progress_user, k + 1, nw, np);
+    }
+    if (st == GLMQ_OK) {
+        d->n_positions = np;
+        d->ppl_ref.n_scored = d->ppl_q.n_scored = np;
+        d->ppl_ref.n_windows = d->ppl_q.n_windows = nw;
+        d->ppl_ref.ppl = exp(d->ppl_ref.nll_sum / (double)np);
+        d->ppl_q.ppl = exp(d->ppl_q.nll_sum / (double)np);
+        d->ppl_ratio = d->ppl_q.ppl / d->ppl_ref.ppl;
+        qsort(d->kld, (size_t)np, sizeof *d->kld, cmp_double);
+        d->kld_mean = kl_sum / (double)np;
+        d->kld_median = quantile(d->kld, np, 0.5);
+        d->kld_p90 = quantile(d->kld, np, 0.9);
+        d->kld_p99 = quantile(d->kld, np, 0.99);
+        d->kld_max = np ? d->kld[np - 1] : 0;
+        d->top1_agreement = (double)agree / (double)np;
+        d->dp_mean = dp_sum / (double)np;
+        d->dp_rms = sqrt(dp_sq / (double)np);
+        d->dlogit_max = dl_max;
+        d->dlogit_rms = sqrt(dl_sq / (double)ndl);
+        for (int64_t l = 0; l < L; l++)
+            d->layer_rel_err[l] = den[l] > 0 ? sqrt(num[l] / den[l]) : 0;
+    } else {
+        glmq_drift_free(d);
+    }
+    runner_free(&rr);
+    runner_free(&rq);
+    free(num);
+    free(den);
+    free(w);
+    return st;
+}
+
+glmq_status glmq_rank_tensors(const glmq_model *ref, glmq_model *q, const int32_t *ids, int64_t n,
+                              const glmq_eval_opts *o, double base_kld, glmq_tensor_effect **out,
+                              int64_t *n_out, glmq_err *err)
+{
+    *out = NULL;
+    *n_out = 0;
+    glmq_expected_tensor *want = NULL;
+    int64_t nw = 0;
+    GLMQ_TRY(glmq_config_tensors(glmq_model_config(q), &want, &nw, err));
+    glmq_tensor_effect *e = calloc((size_t)nw + 1, sizeof *e);
+    glmq_status st = e ? GLMQ_OK : glmq_fail(err, GLMQ_E_NOMEM, "out of memory");
+    glmq_eval_opts oo = *o;
+    oo.progress = NULL;
+    int64_t k = 0;
+    for (int64_t i = 0; i < nw && st == GLMQ_OK; i++) {
+        const glmq_tensor_info *tq = glmq_model_tensor(q, want[i].name);
+        const glmq_tensor_info *tr = glmq_model_tensor(ref, want[i].name);
+        if (!tq || !tr || tq->type == tr->type) continue; /* only tensors that Q changed */
+        glmq_tensor_info saved;
+        st = glmq_model_swap(q, want[i].name, tr, &saved, err);
+        if (st != GLMQ_OK) break;
+        glmq_drift d;
+        st = glmq_drift_eval(ref, q, ids, n, &oo, &d, err);
+        glmq_model_swap(q, want[i].name, &saved, NULL, NULL);
+        if (st != GLMQ_OK) break;
+        snprintf(e[k].name, sizeof e[k].name, "%s", want[i].name);
+        e[k].kld_mean_without = d.kld_mean;
+        e[k].kld_reduction = base_kld - d.kld_mean;
+        k++;
+        glmq_drift_free(&d);
+        if (o->progress) o->progress(o->progress_user, i + 1, nw, 0);
+    }
+    free(want);
+    if (st != GLMQ_OK) {
+        free(e);
+        return st;
+    }
+    /* largest effect first; ties by name order (stable: insertion sort on a small list) */
+    for (int64_t a = 1; a < k; a++) {
+        glmq_tensor_effect x = e[a];
+        int64_t b = a - 1;
+        while (b >= 0 && e[b].kld_reduction < x.kld_reduction) {
+            e[b + 1] = e[b];
+            b--;
+        }
+        e[b + 1] = x;
+    }
+    *out = e;
+    *n_out = k;
+    return GLMQ_OK;
+}

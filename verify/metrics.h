@@ -1,0 +1,100 @@
+/*
+ * metrics.h - perplexity and logit drift of GLM models on the same windows (internal).
+ *
+ * Protocols:
+ *   default (GLM-SPEC decision 5): the text is tokenized once without special tokens and cut into
+ *     consecutive windows of ctx - len(prefix) ids (the last may be shorter); each window is fed
+ *     as prefix + window to a fresh forward (no cache across windows) and every window token is
+ *     scored, the first from the last prefix position. The prefix is [gMASK] sop for ChatGLM2/3
+ *     and GLM-4, and [gMASK] <sop> for ChatGLM-6B (decision 4, layout A.9 (1)).
+ *   strided (GLM-SPEC C.5, chatglm.cpp / HF perplexity guide): windows ids[begin, begin+ctx) for
+ *     begin = 0, stride, 2*stride, ...; no prefix; the last min(end - prev_end, ctx-1) tokens of
+ *     each window are scored. Not defined for ChatGLM-6B, whose forward needs [gMASK] and <sop>.
+ * NLL comes from an fp64 log-softmax of the fp32 logits over the full vocabulary.
+ *
+ * Drift of a model Q against a reference R on the same windows: per scored position
+ * KL(P_R || P_Q) (fp64), top-1 agreement, the change of the correct token's probability and of
+ * the logits; per layer the relative error of the hidden state after each block.
+ */
+#ifndef GLMQ_VERIFY_METRICS_H
+#define GLMQ_VERIFY_METRICS_H
+
+#include "verify/glm_ref.h"
+#include "verify/tokenizer.h"
+
+/* Open the tokenizer bundled with a model, with the GLM flavour implied by its config. */
+glmq_status glmq_model_tokenizer_open(const glmq_model *m, glmq_tokenizer **out, glmq_err *err);
+
+/* Read whitespace-separated decimal ids from a text; each must be in [0, vocab). */
+glmq_status glmq_parse_ids(const char *text, size_t len, int64_t vocab, const char *what,
+                           glmq_ids *out, glmq_err *err);
+
+typedef struct {
+    int64_t ctx;       /* tokens per forward incl. prefix (default 256) */
+    int strided;       /* 1: the C.5 protocol */
+    int64_t stride;    /* C.5 stride (default 512) */
+    int64_t max_chunks; /* evaluate at most this many windows (<= 0: all) */
+    int threads;
+    /* progress: windows done / total, tokens scored so far */
+    void (*progress)(void *user, int64_t done, int64_t total, int64_t tokens);
+    void *progress_user;
+} glmq_eval_opts;
+
+void glmq_eval_opts_default(glmq_eval_opts *o);
+
+/* One window of the protocol: ids to feed and which logit rows to score. */
+typedef struct {
+    int64_t begin, len;     /* slice of the text ids (without prefix) */
+    int64_t score_from;     /* first text id (index into the slice) that is scored */
+} glmq_window;
+
+/* Cut n text ids into windows. *out is malloc'd. */
+glmq_status glmq_windows(const glmq_config *c, int64_t n_ids, const glmq_eval_opts *o,
+                         glmq_window **out, int64_t *n_windows, glmq_err *err);
+
+/* Prefix ids of the default protocol for this model (2 ids), or an error if unknown. */
+glmq_status glmq_eval_prefix(const glmq_config *c, int32_t prefix[2], glmq_err *err);
+
+typedef struct {
+    double nll_sum;
+    int64_t n_scored;
+    int64_t n_windows;
+    double ppl;
+} glmq_ppl_result;
+
+/* Perplexity of `m` on text ids (no specials). */
+glmq_status glmq_perplexity(const glmq_model *m, const int32_t *ids, int64_t n,
+                            const glmq_eval_opts *o, glmq_ppl_result *res, glmq_err *err);
+
+typedef struct {
+    glmq_ppl_result ppl_ref, ppl_q;
+    double ppl_ratio;           /* ppl(Q) / ppl(R) */
+    int64_t n_positions;        /* scored positions */
+    double kld_mean, kld_median, kld_p90, kld_p99, kld_max;
+    double top1_agreement;      /* fraction of positions with the same argmax */
+    double dp_mean, dp_rms;     /* p_Q(correct) - p_R(correct) */
+    double dlogit_max, dlogit_rms; /* over every vocabulary entry of every scored position */
+    int64_t n_layers;
+    double *layer_rel_err;      /* [n_layers]: ||h_Q - h_R|| / ||h_R|| after each block */
+    double *kld;                /* [n_positions] sorted ascending (for plots) */
+} glmq_drift;
+
+void glmq_drift_free(glmq_drift *d);
+
+/* Run R and Q side by side on the same windows. */
+glmq_status glmq_drift_eval(const glmq_model *ref, const glmq_model *q, const int32_t *ids,
+                            int64_t n, const glmq_eval_opts *o, glmq_drift *out, glmq_err *err);
+
+/* Per-tensor attribution: the mean KL after swapping each quantized tensor of Q back to R's
+ * version, one at a time (small models only: one evaluation per tensor). */
+typedef struct {
+    char name[256];
+    double kld_mean_without; /* mean KL with this tensor restored to the reference */
+    double kld_reduction;    /* drift.kld_mean - kld_mean_without */
+} glmq_tensor_effect;
+
+glmq_status glmq_rank_tensors(const glmq_model *ref, glmq_model *q, const int32_t *ids, int64_t n,
+                              const glmq_eval_opts *o, double base_kld, glmq_tensor_effect **out,
+                              int64_t *n_out, glmq_err *err);
+
+#endif

@@ -1,0 +1,47 @@
+/*
+ * report.h - quality gate, JSON report and SVG plot of a drift evaluation (internal).
+ */
+#ifndef GLMQ_VERIFY_REPORT_H
+#define GLMQ_VERIFY_REPORT_H
+
+#include "verify/metrics.h"
+
+/* Thresholds; a NaN limit means "not set". */
+typedef struct {
+    double max_ppl_ratio, max_kld, max_kld_p99, min_top1;
+} glmq_gate;
+
+typedef struct {
+    const char *metric; /* "ppl_ratio", "kld_mean", "kld_p99", "top1_agreement" */
+    double value, limit;
+    int is_max; /* 1: value must be <= limit; 0: >= limit */
+    int pass;
+} glmq_gate_check;
+
+/* Evaluate the set thresholds; returns how many were set (<= 4) and fills `out`. */
+int glmq_gate_eval(const glmq_drift *d, const glmq_gate *g, glmq_gate_check out[4]);
+
+typedef struct {
+    const char *quant_path, *ref_path;
+    const glmq_model *quant, *ref;
+    const glmq_eval_opts *opts;
+    const char *text_source; /* file name of the text or ids */
+    const glmq_gate_check *checks;
+    int n_checks;
+    const glmq_tensor_effect *effects; /* may be NULL */
+    int64_t n_effects;
+    double seconds;
+} glmq_report_ctx;
+
+/* The whole report as a JSON string (malloc'd; free with free()). */
+char *glmq_report_json(const glmq_drift *d, const glmq_report_ctx *ctx);
+
+/* Write a self-contained SVG (no external assets): per-layer relative error of the hidden state
+ * and the KL distribution (histogram, log-scale counts). Written atomically. */
+glmq_status glmq_report_svg(const glmq_drift *d, const char *title, const char *path,
+                            glmq_err *err);
+
+/* Write bytes to path atomically (temporary file + rename). */
+glmq_status glmq_write_file_atomic(const char *path, const void *data, size_t n, glmq_err *err);
+
+#endif
