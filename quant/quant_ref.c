@@ -1,1 +1,131 @@
-/* placeholder */ typedef int glmq_placeholder_quant_quant_ref_c;
+/*
+ * quant_ref.c - scalar reference quantizers (GLM-SPEC "glmq reference semantics" decision 6).
+ *
+ * These functions ARE the semantics: the AVX2 and AVX-512 kernels must produce bit-identical
+ * codes, scales and return values, and tests/check_quant.c compares them element by element.
+ * They are written for clarity, one element at a time, in the order of quant.h:
+ *
+ *     amax  = max_j |w[j]|                        fp32, exact (max does not round)
+ *     scale = fp16(amax / qmax)                   one fp32 division, RNE to fp16
+ *     s     = (float)scale
+ *     q[j]  = clamp(rint(w[j] / s), -qmax, qmax)  one fp32 division, rint = ties-to-even
+ *
+ * Invariants:
+ *   - A NaN or infinite w[j] is found before anything is written; the return value is its
+ *     column (the first one). Otherwise a scale that rounds to fp16 +inf returns 0.
+ *   - scale == 0 (all-zero row, or amax/qmax below half the smallest fp16 subnormal) means all
+ *     codes are 0 - never a 0/0 division.
+ *   - Padding is written too: INT8 pad bytes are 0, INT4 pad nibbles are 8 (code 0).
+ *   - rint() rounds in the current rounding mode, as _mm*_cvtps_epi32 does; glmq never changes
+ *     the mode, so that is round-to-nearest-even everywhere.
+ *   - Statistics are accumulated in double, element by element, from the exact error
+ *     q*s - w (the product q*s is exact in fp32: 7 + 11 significant bits).
+ */
+#include "quant/quant.h"
+#include "quant/quant_x86.h"
+
+#include <math.h>
+
+/* Store code q (-7..7) of element j of an INT4 row whose bytes were preset to 0x88. */
+static void q4_put(uint8_t *o, int64_t j, int q)
+{
+    int64_t blk = j / GLMQ_Q4_BLOCK, k = j % GLMQ_Q4_BLOCK;
+    uint8_t *b = o + blk * (GLMQ_Q4_BLOCK / 2) + (k & 63);
+    uint8_t nib = (uint8_t)(q + 8);
+    if (k < 64)
+        *b = (uint8_t)((*b & 0xf0) | nib); /* elements 0..63 of the block: low nibble */
+    else
+        *b = (uint8_t)((*b & 0x0f) | (nib << 4)); /* elements 64..127: high nibble */
+}
+
+static int q4_get(const uint8_t *in, int64_t j)
+{
+    int64_t blk = j / GLMQ_Q4_BLOCK, k = j % GLMQ_Q4_BLOCK;
+    uint8_t b = in[blk * (GLMQ_Q4_BLOCK / 2) + (k & 63)];
+    return (k < 64 ? (b & 0x0f) : (b >> 4)) - 8;
+}
+
+/*
+ * The one reference quantizer; q4 selects the INT4 layout (qmax 7) over INT8 (qmax 127).
+ */
+static int64_t quantize_row_ref(const float *w, int64_t n, int q4, void *out, uint16_t *scale,
+                                glmq_qstats *st)
+{
+    const int qmax = q4 ? 7 : 127;
+    uint8_t *o = (uint8_t *)out;
+
+    /* 1. amax, rejecting NaN/Inf (first bad column wins). */
+    float amax = 0.0f;
+    for (int64_t j = 0; j < n; j++) {
+        if (!isfinite(w[j])) return j;
+        float a = fabsf(w[j]);
+        if (a > amax) amax = a;
+    }
+
+    /* 2. scale = fp16(amax / qmax); overflow to fp16 inf is an error reported at column 0. */
+    float s = 0.0f;
+    if (!glmq_q_row_scale(amax, qmax, scale, &s)) return 0;
+
+    /* 3. codes, with padding preset: INT8 pad = 0, INT4 pad nibble = 8. */
+    if (q4)
+        memset(o, 0x88, (size_t)glmq_q4_row_bytes(n));
+    else
+        memset(o, 0, (size_t)glmq_q8_row_bytes(n));
+
+    double sse = 0.0, ssw = 0.0, emax = 0.0;
+    for (int64_t j = 0; j < n; j++) {
+        int q = 0;
+        if (s != 0.0f) {               /* scale 0 -> code 0, never 0/0 */
+            float x = rintf(w[j] / s); /* one fp32 division, ties-to-even */
+            if (x > (float)qmax) x = (float)qmax;
+            if (x < (float)-qmax) x = (float)-qmax;
+            q = (int)x;
+        }
+        if (q4)
+            q4_put(o, j, q);
+        else
+            o[j] = (uint8_t)(int8_t)q;
+
+        double e = (double)q * (double)s - (double)w[j];
+        sse += e * e;
+        ssw += (double)w[j] * (double)w[j];
+        if (fabs(e) > emax) emax = fabs(e);
+    }
+    if (st) {
+        st->sum_sq_err = sse;
+        st->sum_sq = ssw;
+        st->max_abs_err = emax;
+    }
+    return -1;
+}
+
+int64_t glmq_quantize_row_q8_ref(const float *w, int64_t n, void *out, uint16_t *scale,
+                                 glmq_qstats *st)
+{
+    return quantize_row_ref(w, n, 0, out, scale, st);
+}
+
+int64_t glmq_quantize_row_q4_ref(const float *w, int64_t n, void *out, uint16_t *scale,
+                                 glmq_qstats *st)
+{
+    return quantize_row_ref(w, n, 1, out, scale, st);
+}
+
+void glmq_dequantize_row_q8_ref(const void *in, uint16_t scale, int64_t n, float *out)
+{
+    const int8_t *q = (const int8_t *)in;
+    float s = glmq_f16_to_f32(scale);
+    for (int64_t j = 0; j < n; j++) out[j] = (float)q[j] * s;
+}
+
+void glmq_dequantize_row_q4_ref(const void *in, uint16_t scale, int64_t n, float *out)
+{
+    const uint8_t *b = (const uint8_t *)in;
+    float s = glmq_f16_to_f32(scale);
+    for (int64_t j = 0; j < n; j++) out[j] = (float)q4_get(b, j) * s;
+}
+
+void glmq_f32_to_f16_row_ref(const float *src, uint16_t *dst, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) dst[i] = glmq_f32_to_f16(src[i]);
+}

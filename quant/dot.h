@@ -1,0 +1,269 @@
+/*
+ * dot.h - matrix kernels over the packed per-row weights (INT4, INT8, F16, BF16) with fp32
+ * activations: GEMV (decode, one token) and GEMM (prefill, many tokens), internal.
+ *
+ *     Y[t][r] = sum_c W[r][c] * X[t][c]      r in [r0, r1), t in [0, ntok), c in [0, cols)
+ *
+ * W is PyTorch's [out, in] weight in its packed form (quant.h, formats/SPEC.md §5): row r at
+ * data + r*stride, INT8 codes padded to 64 columns, INT4 128-column blocks of 64 bytes (low
+ * nibble = element j, high nibble = element 64+j, offset 8), one fp16 scale per row
+ * (value = q * scale); F16/BF16 rows are cols*2 bytes with no scale.
+ *
+ * ---- 1. Two steps: prepare, then multiply ---------------------------------------------------
+ *
+ * glmq_dot_prepare() turns ntok fp32 activation vectors into a glmq_dot_act in the caller's
+ * scratch (glmq_dot_scratch_size() bytes; kernels never allocate). One prepared act serves
+ * every matrix with the same cols (GLM's QKV and h->4h both read the same normed x), every
+ * row range and every thread. glmq_dot_matmul() then computes rows [r0, r1) for all tokens.
+ * The act layout is the same for every kernel level, so an act prepared by one level can be
+ * used by another (the quantizers are bit-identical across levels).
+ *
+ * ---- 2. Numerical modes ---------------------------------------------------------------------
+ *
+ *  GLMQ_DOT_EXACT     fp32 math on the dequantized weights: y = s * sum_c q_c * x_c (INT4/INT8)
+ *                     or sum_c w_c * x_c (F16/BF16). The _ref kernel sums in double; SIMD
+ *                     kernels sum in fp32 lanes in two levels (a fresh partial per 128-column
+ *                     chunk, added into a running sum), so even same-sign data stays within
+ *                     |simd - ref| <= 1e-5 * sum|terms| + 1e-6.
+ *  GLMQ_DOT_FAST_B32  activations quantized on the fly to int8, symmetric, one fp32 scale d_b
+ *                     per block of 32 columns; integer dot products per block (exact int32),
+ *                     y = s * sum_b d_b * isum_b (fp32 lanes, two levels as above).
+ *  GLMQ_DOT_FAST_ROW  the same with one scale d for the whole vector; one exact int32 sum per
+ *                     row: y = ((float)isum * d) * s, bit-identical on every level.
+ *  GLMQ_DOT_FAST      the default fast mode = GLMQ_DOT_FAST_B32 (see §5 for why).
+ *
+ * Activation quantization (both FAST modes; "block" = 32 columns or the whole vector):
+ *     amax = max |x_c| over the block
+ *     if amax >= 2^-100:  d = amax / 127 (fp32 division), id = 127 / amax (fp32 division),
+ *                         xq_c = clamp(rint(x_c * id), -127, 127)   (rint: ties to even)
+ *     else:               d = 0, xq_c = 0   (also avoids 127/amax overflowing for subnormals)
+ * which gives |x_c - d * xq_c| <= d * (1/2 + 2^-15) (the 2^-15 covers the three fp32
+ * roundings of d, id and x*id), so, per output element,
+ *     |y_fast - y_exact| <= s * sum_b d_b * (1/2 + 2^-15) * sum_{c in b} |q_c|
+ *                           + s * 2^-100 * sum |q_c|   (flushed blocks)  + fp32 rounding.
+ * NaN/Inf activations give unspecified outputs (never UB, never a crash).
+ * Integer sums are exact: per block |sum q*xq| <= 32*127*127; per row they are exact while
+ * cols <= GLMQ_DOT_MAX_COLS (127*127*131072 < 2^31). F16/BF16 weights need an EXACT act.
+ *
+ * ---- 3. Determinism ---------------------------------------------------------------------------
+ *
+ * On a given level every output element is computed by one (r, t) accumulator chain whose
+ * order depends only on cols: not on r0/r1, on the micro-kernel shape a row or token falls
+ * into, nor on ntok. Hence GEMM row t == GEMV of token t bit for bit, and any static row split
+ * over threads (glmq_dot_matmul_pool) gives bit-identical results for any thread count.
+ *
+ * ---- 4. Prepared activation layout (per token, tok_bytes apart, 64-byte aligned) -----------
+ *
+ *   pc = cols rounded up to GLMQ_DOT_CHUNK (128); everything past cols is zero.
+ *   EXACT:      float xf[pc]                                               4*pc bytes
+ *   FAST_B32:   int8 xq[pc] | float dl[pc/4] | int32 sn[pc/4]              3*pc bytes
+ *                 dl[l] = d of the 32-block holding columns 4l..4l+3 (d_b repeated 8 times)
+ *                 sn[l] = -(xq[4l] + xq[4l+1] + xq[4l+2] + xq[4l+3])
+ *               Both are indexed by "lane" l = 4 columns, which is exactly what one int32 lane
+ *               of vpdpbusd / vpmaddubsw+vpmaddwd sums, so a 64-byte load of dl or sn lines up
+ *               with the int32 lanes of the dot product of 64 columns. sn << 3 (INT4, offset
+ *               8) or sn << 7 (INT8 as u8 = q ^ 0x80, offset 128) is the accumulator start that
+ *               cancels the unsigned-operand offset, so each lane sum is exact sum q*xq.
+ *   FAST_ROW:   int8 xq[pc] | float d | int32 sum(xq) | pad to 64              pc+64 bytes
+ *
+ * ---- 5. Default fast mode -----------------------------------------------------------------
+ *
+ * FAST_B32 is the default. Measured on this project's 2-core AVX-512 VNNI machine
+ * (glmq bench gemv; numbers in the report of the issue): both modes stream INT4/INT8 GEMV at
+ * the same fraction of DRAM bandwidth (the GEMV is memory-bound), but with LLM-like
+ * activations (a few outlier channels 20-100x the typical magnitude) one scale per vector
+ * flushes most small activations to 0/+-1 and multiplies the error by 10-50x, while a scale
+ * per 32 confines an outlier to its block. FAST_ROW remains available for prefill when the
+ * activations are known to be outlier-free (it does fewer operations per MAC).
+ *
+ * Thread-safety: every function here is reentrant; kernels read only their inputs and write
+ * only y[t*ldy + r] for their rows (and prepare only its scratch).
+ */
+#ifndef GLMQ_DOT_H
+#define GLMQ_DOT_H
+
+#include "core/internal.h"
+#include "core/pool.h"
+#include "quant/quant.h"
+
+#define GLMQ_DOT_CHUNK 128        /* columns per accumulation chunk; activation padding */
+#define GLMQ_DOT_ABLOCK 32        /* FAST_B32 activation block */
+#define GLMQ_DOT_MAX_COLS 131072  /* int32 row sums stay exact up to here */
+#define GLMQ_DOT_ROW_GRAIN 16     /* pool row splits fall on multiples of this */
+
+_Static_assert(GLMQ_DOT_CHUNK == GLMQ_Q4_BLOCK, "one INT4 block per accumulation chunk");
+_Static_assert(127LL * 127 * GLMQ_DOT_MAX_COLS < 2147483647LL, "exact int32 row sums");
+
+typedef enum {
+    GLMQ_DOT_EXACT = 0,
+    GLMQ_DOT_FAST_B32 = 1,
+    GLMQ_DOT_FAST_ROW = 2,
+} glmq_dot_mode;
+#define GLMQ_DOT_NMODES 3
+#define GLMQ_DOT_FAST GLMQ_DOT_FAST_B32
+
+/* Name of a mode ("exact", "fast-b32", "fast-row"). */
+const char *glmq_dot_mode_name(glmq_dot_mode m);
+
+/* A borrowed weight matrix (e.g. an mmap view of a pack tensor). */
+typedef struct glmq_dot_mat {
+    glmq_type type;          /* GLMQ_TYPE_INT4, INT8, F16 or BF16 */
+    int64_t rows, cols;      /* PyTorch [out, in] = [rows, cols] */
+    size_t stride;           /* bytes from row r to row r+1 (>= the packed row bytes) */
+    const void *data;        /* row r at data + r*stride */
+    const uint16_t *scales;  /* INT4/INT8: fp16 bits per row (host order); NULL otherwise */
+} glmq_dot_mat;
+
+/* A prepared activation set (§4). Points into the caller's scratch; valid while it is. */
+typedef struct glmq_dot_act {
+    glmq_dot_mode mode;
+    int64_t cols;     /* logical columns */
+    int64_t pcols;    /* cols rounded up to GLMQ_DOT_CHUNK */
+    int64_t ntok;     /* number of tokens */
+    size_t tok_bytes; /* bytes from token t to token t+1 in buf (a multiple of 64) */
+    uint8_t *buf;     /* 64-byte aligned */
+} glmq_dot_act;
+
+/* Prepare one token: write the §4 layout of x[0..cols) to tok (tok_bytes, 64-aligned). */
+typedef void (*glmq_dot_prep_fn)(const float *x, int64_t cols, int64_t pcols, uint8_t *tok);
+
+/* Rows [r0, r1) of Y = W X^T for every token of a: y[t*ldy + r]. Preconditions (checked by
+ * glmq_dot_matmul, not here): a->cols == w->cols, a->mode suits w->type, 0 <= r0 <= r1 <=
+ * w->rows. */
+typedef void (*glmq_dot_mm_fn)(const glmq_dot_mat *w, int64_t r0, int64_t r1,
+                               const glmq_dot_act *a, float *y, int64_t ldy);
+
+/* Sum of n floats with full-width vector loads (the read-bandwidth probe of the benchmark). */
+typedef double (*glmq_dot_sum_fn)(const float *p, int64_t n);
+
+/*
+ * The kernel table of one level. Index prep[] and q4[]/q8[] by glmq_dot_mode; f16/bf16 are
+ * EXACT only.
+ */
+typedef struct glmq_dot_kernels {
+    glmq_cpu_level level;
+    const char *name; /* "ref", "avx2", "avx512", "avx512-vnni" */
+    glmq_dot_prep_fn prep[GLMQ_DOT_NMODES];
+    glmq_dot_mm_fn q4[GLMQ_DOT_NMODES];
+    glmq_dot_mm_fn q8[GLMQ_DOT_NMODES];
+    glmq_dot_mm_fn f16, bf16;
+    glmq_dot_sum_fn sum_f32;
+} glmq_dot_kernels;
+
+/* The table of the active level (glmq_cpu_active(), i.e. GLMQ_CPU and glmq_cpu_force()
+ * included). Never NULL. On AVX-512 without VNNI the FAST kernels are the AVX2 ones. */
+const glmq_dot_kernels *glmq_dot_kernels_get(void);
+/* The table of a given level, or NULL when this CPU/OS cannot run it (for tests/benchmarks). */
+const glmq_dot_kernels *glmq_dot_kernels_for(glmq_cpu_level level);
+
+/* ---- setup ----------------------------------------------------------------------------------- */
+
+/* Fill *m for a packed matrix: stride = the packed row bytes of type (quant.h / SPEC §5).
+ * @return GLMQ_E_INVALID for a bad type, non-positive dims, cols > GLMQ_DOT_MAX_COLS, NULL
+ *         data, or NULL/non-NULL scales not matching the type. */
+glmq_status glmq_dot_mat_init(glmq_dot_mat *m, glmq_type type, int64_t rows, int64_t cols,
+                              const void *data, const uint16_t *scales, glmq_err *err);
+
+/* Packed row bytes of type for cols columns (0 for unsupported types). */
+size_t glmq_dot_row_bytes(glmq_type type, int64_t cols);
+
+/* Scratch bytes glmq_dot_prepare needs for ntok tokens of cols columns in mode (includes 63
+ * bytes of alignment slack, so any pointer will do). 0 when the arguments are invalid. */
+size_t glmq_dot_scratch_size(glmq_dot_mode mode, int64_t cols, int64_t ntok);
+
+/* ---- the two steps --------------------------------------------------------------------------- */
+
+/*
+ * Prepare ntok activation vectors (token t at x + t*ldx, cols floats) into scratch.
+ * k: the kernel table to use (NULL = glmq_dot_kernels_get()).
+ * @return GLMQ_OK, or GLMQ_E_INVALID (bad mode/dims, ldx < cols with ntok > 1, scratch too
+ *         small, NULL pointers). On success *out describes the prepared set.
+ */
+glmq_status glmq_dot_prepare(const glmq_dot_kernels *k, glmq_dot_mode mode, const float *x,
+                             int64_t ldx, int64_t cols, int64_t ntok, void *scratch,
+                             size_t scratch_size, glmq_dot_act *out, glmq_err *err);
+
+/*
+ * y[t*ldy + r] = sum_c W[r][c] X[t][c] for r in [r0, r1), every token of a.
+ * @return GLMQ_E_SHAPE (a->cols != w->cols, bad row range, ldy < r1 with ntok > 1),
+ *         GLMQ_E_INVALID (an F16/BF16 matrix with a FAST act, NULL pointers, bad matrix).
+ */
+glmq_status glmq_dot_matmul(const glmq_dot_kernels *k, const glmq_dot_mat *w, int64_t r0,
+                            int64_t r1, const glmq_dot_act *a, float *y, int64_t ldy,
+                            glmq_err *err);
+
+/* ---- thread-pool wrappers (src/core/pool.h); pool NULL = run on the calling thread ---------- */
+
+/* glmq_dot_prepare with the tokens split statically over the pool's threads. */
+glmq_status glmq_dot_prepare_pool(glmq_pool *pool, const glmq_dot_kernels *k,
+                                  glmq_dot_mode mode, const float *x, int64_t ldx, int64_t cols,
+                                  int64_t ntok, void *scratch, size_t scratch_size,
+                                  glmq_dot_act *out, glmq_err *err);
+
+/* All rows of W, split into one contiguous range per thread with boundaries on multiples of
+ * GLMQ_DOT_ROW_GRAIN rows (whole cache lines of y; each thread streams its own rows).
+ * Bit-identical for any pool size (§3). */
+glmq_status glmq_dot_matmul_pool(glmq_pool *pool, const glmq_dot_kernels *k,
+                                 const glmq_dot_mat *w, const glmq_dot_act *a, float *y,
+                                 int64_t ldy, glmq_err *err);
+
+/* One-shot convenience: prepare_pool + matmul_pool (scratch as glmq_dot_scratch_size). */
+glmq_status glmq_dot_gemm_pool(glmq_pool *pool, const glmq_dot_kernels *k, glmq_dot_mode mode,
+                               const glmq_dot_mat *w, const float *x, int64_t ldx, int64_t ntok,
+                               float *y, int64_t ldy, void *scratch, size_t scratch_size,
+                               glmq_err *err);
+
+/* ---- per-level entry points (the tables in dot_dispatch.c; tests may call them directly) ---- */
+
+/* Accessors of a prepared token (§4). */
+static inline const uint8_t *glmq_dot_tok(const glmq_dot_act *a, int64_t t)
+{
+    return a->buf + (size_t)t * a->tok_bytes;
+}
+static inline size_t glmq_dot_tok_bytes(glmq_dot_mode mode, int64_t pcols)
+{
+    return mode == GLMQ_DOT_EXACT ? (size_t)pcols * 4
+           : mode == GLMQ_DOT_FAST_B32 ? (size_t)pcols * 3
+                                       : (size_t)pcols + 64;
+}
+static inline int64_t glmq_dot_padded_cols(int64_t cols)
+{
+    return (cols + GLMQ_DOT_CHUNK - 1) / GLMQ_DOT_CHUNK * GLMQ_DOT_CHUNK;
+}
+
+/* Exact-mode and preparation entry points of one level. */
+#define GLMQ_DOT_DECLARE_EXACT(isa)                                                              \
+    void glmq_dot_prep_exact_##isa(const float *x, int64_t cols, int64_t pcols, uint8_t *tok);   \
+    void glmq_dot_prep_b32_##isa(const float *x, int64_t cols, int64_t pcols, uint8_t *tok);     \
+    void glmq_dot_prep_row_##isa(const float *x, int64_t cols, int64_t pcols, uint8_t *tok);     \
+    void glmq_q4_dot_f32_##isa(const glmq_dot_mat *w, int64_t r0, int64_t r1,                    \
+                               const glmq_dot_act *a, float *y, int64_t ldy);                    \
+    void glmq_q8_dot_f32_##isa(const glmq_dot_mat *w, int64_t r0, int64_t r1,                    \
+                               const glmq_dot_act *a, float *y, int64_t ldy);                    \
+    void glmq_f16_dot_f32_##isa(const glmq_dot_mat *w, int64_t r0, int64_t r1,                   \
+                                const glmq_dot_act *a, float *y, int64_t ldy);                   \
+    void glmq_bf16_dot_f32_##isa(const glmq_dot_mat *w, int64_t r0, int64_t r1,                  \
+                                 const glmq_dot_act *a, float *y, int64_t ldy);                  \
+    double glmq_dot_sum_f32_##isa(const float *p, int64_t n);
+
+/* Fast-mode (int8 activation) entry points of one level: q8b = FAST_B32, q8r = FAST_ROW. */
+#define GLMQ_DOT_DECLARE_FAST(isa)                                                               \
+    void glmq_q4_dot_q8b_##isa(const glmq_dot_mat *w, int64_t r0, int64_t r1,                    \
+                               const glmq_dot_act *a, float *y, int64_t ldy);                    \
+    void glmq_q4_dot_q8r_##isa(const glmq_dot_mat *w, int64_t r0, int64_t r1,                    \
+                               const glmq_dot_act *a, float *y, int64_t ldy);                    \
+    void glmq_q8_dot_q8b_##isa(const glmq_dot_mat *w, int64_t r0, int64_t r1,                    \
+                               const glmq_dot_act *a, float *y, int64_t ldy);                    \
+    void glmq_q8_dot_q8r_##isa(const glmq_dot_mat *w, int64_t r0, int64_t r1,                    \
+                               const glmq_dot_act *a, float *y, int64_t ldy);
+
+GLMQ_DOT_DECLARE_EXACT(ref) /* quant/dot_ref.c: portable C, the semantics */
+GLMQ_DOT_DECLARE_FAST(ref)
+#if defined(GLMQ_HAVE_X86)
+GLMQ_DOT_DECLARE_EXACT(avx2) /* quant/dot_avx2.c: AVX2 + FMA + F16C */
+GLMQ_DOT_DECLARE_FAST(avx2)  /* vpmaddubsw + vpmaddwd */
+GLMQ_DOT_DECLARE_EXACT(avx512)   /* quant/dot_avx512.c: AVX-512 F/BW/VL/DQ */
+GLMQ_DOT_DECLARE_FAST(avx512vnni) /* vpdpbusd; without VNNI the AVX2 fast kernels are used */
+#endif
+
+#endif /* GLMQ_DOT_H */

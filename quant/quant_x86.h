@@ -1,0 +1,94 @@
+/*
+ * quant_x86.h - internals shared by the quantization kernels of every level (ref, avx2,
+ * avx512) and by the dispatcher in src/core/cpu.c. Never installed, never included by callers
+ * outside quant/ and src/core/cpu.c.
+ *
+ * What lives here:
+ *   - the entry points of the per-ISA kernels that quant.h does not name (quant.h declares only
+ *     the _ref quantizers; the table in cpu.c needs the rest);
+ *   - scalar, ISA-neutral static inline helpers that fix the parts of the decision-6 algorithm
+ *     every level must do identically: the NaN/Inf scan, and amax -> fp16 scale.
+ *
+ * Nothing here includes <immintrin.h>: the header is compiled at baseline (cpu.c, quant_ref.c)
+ * as well as with -mavx2 / -mavx512f, and the helpers are plain C so that each translation unit
+ * gets its own copy compiled for its own flags (no AVX code leaks into baseline callers). The
+ * helpers use no expression that -ffp-contract could fuse (the project builds with -std=c11,
+ * where GCC's default is -ffp-contract=off, but we do not rely on that): a division, a
+ * comparison and the bit-exact scalar fp16 conversions of src/core/fp16.c.
+ */
+#ifndef GLMQ_QUANT_X86_H
+#define GLMQ_QUANT_X86_H
+
+#include "quant/quant.h"
+
+/* ---- amax in the integer domain -------------------------------------------------------------- */
+
+/*
+ * The bits of |x| as an unsigned integer. For non-negative IEEE floats the unsigned order of the
+ * bit patterns is the numeric order, so max_j absbits(w[j]) is the bits of amax, and it is
+ * >= GLMQ_Q_NONFINITE exactly when some w[j] is NaN or infinite. The SIMD kernels compute amax
+ * this way (vpmaxud over masked lanes): an integer max is exact and order-independent, so it
+ * cannot differ from the scalar fmax-style loop of _ref, and NaN needs no special propagation.
+ */
+#define GLMQ_Q_NONFINITE 0x7f800000u
+
+static inline uint32_t glmq_q_absbits(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    return u & 0x7fffffffu;
+}
+
+/* Column of the first NaN/Inf in w[0..n), or -1. (Used after a vector pass saw one.) */
+static inline int64_t glmq_q_first_nonfinite(const float *w, int64_t n)
+{
+    for (int64_t j = 0; j < n; j++)
+        if (glmq_q_absbits(w[j]) >= GLMQ_Q_NONFINITE) return j;
+    return -1;
+}
+
+/*
+ * Decision 6 scale: scale = fp16(amax / qmax) with one fp32 division and RNE to fp16;
+ * s = (float)scale. amax must be finite and >= 0.
+ * @return false when the scale overflows fp16 (amax/qmax rounds to +inf), true otherwise.
+ *         *scale receives the fp16 bits, *s the widened value (0 when the scale underflows).
+ */
+static inline bool glmq_q_row_scale(float amax, int qmax, uint16_t *scale, float *s)
+{
+    float r = amax / (float)qmax; /* single fp32 division */
+    uint16_t h = glmq_f32_to_f16(r);
+    if (h == 0x7c00u) return false; /* +inf: amax/qmax >= 65520 */
+    *scale = h;
+    *s = glmq_f16_to_f32(h);
+    return true;
+}
+
+/* ---- kernel entry points (contracts as glmq_quantize_row_fn etc. in quant.h) ----------------- */
+
+/* Scalar f32 -> f16 row (RNE, via glmq_f32_to_f16); the _ref narrow entry of the table. The
+ * _ref widen entries are glmq_f16_to_f32_row / glmq_bf16_to_f32_row of src/core/fp16.c. */
+void glmq_f32_to_f16_row_ref(const float *src, uint16_t *dst, int64_t n);
+
+/* AVX2 + FMA + F16C (quant/quant_avx2.c). Only defined when GLMQ_HAVE_X86. */
+int64_t glmq_quantize_row_q8_avx2(const float *w, int64_t n, void *out, uint16_t *scale,
+                                  glmq_qstats *st);
+int64_t glmq_quantize_row_q4_avx2(const float *w, int64_t n, void *out, uint16_t *scale,
+                                  glmq_qstats *st);
+void glmq_f16_to_f32_avx2(const void *src, float *dst, int64_t n);
+void glmq_bf16_to_f32_avx2(const void *src, float *dst, int64_t n);
+void glmq_f32_to_f16_avx2(const float *src, uint16_t *dst, int64_t n);
+
+/* AVX-512 F/BW/VL/DQ (quant/quant_avx512.c). Only defined when GLMQ_HAVE_X86. */
+int64_t glmq_quantize_row_q8_avx512(const float *w, int64_t n, void *out, uint16_t *scale,
+                                    glmq_qstats *st);
+int64_t glmq_quantize_row_q4_avx512(const float *w, int64_t n, void *out, uint16_t *scale,
+                                    glmq_qstats *st);
+void glmq_f16_to_f32_avx512(const void *src, float *dst, int64_t n);
+void glmq_bf16_to_f32_avx512(const void *src, float *dst, int64_t n);
+void glmq_f32_to_f16_avx512(const float *src, uint16_t *dst, int64_t n);
+
+/* True when the CPU also has AVX512-VNNI (noted by cpu.c for future dot kernels; the
+ * GLMQ_CPU_AVX512 level itself requires only F/BW/VL/DQ). */
+bool glmq_cpu_has_avx512vnni(void);
+
+#endif /* GLMQ_QUANT_X86_H */
