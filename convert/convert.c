@@ -26,6 +26,7 @@
 
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include "core/hash.h"
@@ -83,18 +84,36 @@ static glmq_status hash_feed(glmq_src_set *s, file_hash *fh, uint32_t f, uint64_
 
 /* ---- per-chunk parallel quantization ---- */
 
+/* Source hashing that thread 0 does before it joins the row loop (see chunk_run). */
+typedef struct {
+    glmq_src_set *set;
+    file_hash *fh;
+    uint32_t file;
+    uint64_t off;
+    size_t n;
+    uint8_t *tmp;
+    size_t tmp_size;
+    glmq_status st;
+    glmq_err err;
+} hash_task;
+
 typedef struct {
     const glmq_kernels *k;
     glmq_type out_type;
     glmq_dtype in_dtype;
+    int convert;    /* 0: bytes are stored as they are (only the hash task runs) */
     const uint8_t *raw;
     uint8_t *out;
     uint16_t *scales;
     glmq_qstats *stats;
     float *scratch; /* nth * cols floats */
     int64_t nrows, cols, row_bytes;
+    atomic_llong next; /* next block of rows to take */
+    hash_task *hash;   /* may be NULL */
     int64_t bad_row[1024], bad_col[1024];
 } qjob;
+
+#define ROW_BLOCK 16
 
 static void widen(const glmq_kernels *k, glmq_dtype dt, const void *src, float *dst, int64_t n)
 {
@@ -106,39 +125,77 @@ static void widen(const glmq_kernels *k, glmq_dtype dt, const void *src, float *
         glmq_f32le_to_f32_row(src, dst, n);
 }
 
+/* Quantize (or narrow) rows. Rows are taken in blocks from a shared counter, so threads that
+ * finish early help the others; which thread quantizes a row never changes its bytes, and the
+ * per-row statistics are reduced in row order by the caller, so the output is the same for any
+ * thread count. Thread 0 first extends the source file's hash over this chunk. */
 static void qjob_run(void *arg, int ith, int nth)
 {
     qjob *j = arg;
-    int64_t r0 = j->nrows * ith / nth, r1 = j->nrows * (ith + 1) / nth;
+    (void)nth;
+    j->bad_row[ith] = -1;
+    if (ith == 0 && j->hash) {
+        hash_task *h = j->hash;
+        h->st = hash_feed(h->set, h->fh, h->file, h->off, j->raw, h->n, h->tmp, h->tmp_size,
+                          &h->err);
+    }
+    if (!j->convert) return;
     float *w = j->scratch + (size_t)ith * (size_t)j->cols;
     size_t es = glmq_dtype_size(j->in_dtype);
-    j->bad_row[ith] = -1;
-    for (int64_t r = r0; r < r1; r++) {
-        const uint8_t *src = j->raw + (size_t)r * (size_t)j->cols * es;
-        uint8_t *dst = j->out + (size_t)r * (size_t)j->row_bytes;
-        widen(j->k, j->in_dtype, src, w, j->cols);
-        int64_t bad;
-        if (j->out_type == GLMQ_TYPE_F16) { /* F32 narrowed to F16 */
-            j->k->f32_to_f16(w, (uint16_t *)(void *)dst, j->cols);
-            glmq_qstats *st = &j->stats[r];
-            memset(st, 0, sizeof *st);
-            for (int64_t c = 0; c < j->cols; c++) {
-                double e = (double)glmq_f16_to_f32(((uint16_t *)(void *)dst)[c]) - w[c];
-                st->sum_sq_err += e * e;
-                st->sum_sq += (double)w[c] * w[c];
-                if (fabs(e) > st->max_abs_err) st->max_abs_err = fabs(e);
+    for (;;) {
+        int64_t r0 = atomic_fetch_add(&j->next, ROW_BLOCK);
+        if (r0 >= j->nrows) return;
+        int64_t r1 = r0 + ROW_BLOCK < j->nrows ? r0 + ROW_BLOCK : j->nrows;
+        for (int64_t r = r0; r < r1; r++) {
+            const uint8_t *src = j->raw + (size_t)r * (size_t)j->cols * es;
+            uint8_t *dst = j->out + (size_t)r * (size_t)j->row_bytes;
+            widen(j->k, j->in_dtype, src, w, j->cols);
+            if (j->out_type == GLMQ_TYPE_F16) { /* F32 narrowed to F16 */
+                j->k->f32_to_f16(w, (uint16_t *)(void *)dst, j->cols);
+                glmq_qstats *st = &j->stats[r];
+                memset(st, 0, sizeof *st);
+                for (int64_t c = 0; c < j->cols; c++) {
+                    double e = (double)glmq_f16_to_f32(((uint16_t *)(void *)dst)[c]) - w[c];
+                    st->sum_sq_err += e * e;
+                    st->sum_sq += (double)w[c] * w[c];
+                    if (fabs(e) > st->max_abs_err) st->max_abs_err = fabs(e);
+                }
+                continue;
             }
-            continue;
-        }
-        bad = j->out_type == GLMQ_TYPE_INT8
-                  ? j->k->quantize_row_q8(w, j->cols, dst, &j->scales[r], &j->stats[r])
-                  : j->k->quantize_row_q4(w, j->cols, dst, &j->scales[r], &j->stats[r]);
-        if (bad >= 0) {
-            j->bad_row[ith] = r;
-            j->bad_col[ith] = bad;
-            return;
+            int64_t bad = j->out_type == GLMQ_TYPE_INT8
+                              ? j->k->quantize_row_q8(w, j->cols, dst, &j->scales[r], &j->stats[r])
+                              : j->k->quantize_row_q4(w, j->cols, dst, &j->scales[r], &j->stats[r]);
+            if (bad >= 0 && (j->bad_row[ith] < 0 || r < j->bad_row[ith])) {
+                j->bad_row[ith] = r;
+                j->bad_col[ith] = bad;
+            }
         }
     }
+}
+
+/* Parallel read of a contiguous byte range of one file: each thread preads a share. */
+typedef struct {
+    const glmq_src_set *set;
+    uint32_t file;
+    uint64_t off;
+    uint8_t *dst;
+    size_t n;
+    glmq_status st[1024];
+    glmq_err err[2]; /* the first failing thread's message is copied out */
+    atomic_int failed;
+} read_job;
+
+static void read_run(void *arg, int ith, int nth)
+{
+    read_job *j = arg;
+    size_t lines = (j->n + 4095) / 4096;
+    size_t a = lines * (size_t)ith / (size_t)nth * 4096;
+    size_t b = lines * (size_t)(ith + 1) / (size_t)nth * 4096;
+    if (b > j->n) b = j->n;
+    glmq_err e = {0};
+    j->st[ith] = a < b ? glmq_src_pread(j->set, j->file, j->off + a, j->dst + a, b - a, &e)
+                       : GLMQ_OK;
+    if (j->st[ith] != GLMQ_OK && atomic_fetch_add(&j->failed, 1) == 0) j->err[0] = e;
 }
 
 /* ---- the conversion ---- */
@@ -388,31 +445,55 @@ glmq_status glmq_convert(const char *src_dir, const char *out_path, const glmq_c
         for (int64_t r0 = 0; r0 < rows; r0 += chunk_rows) {
             int64_t nr = rows - r0 < chunk_rows ? rows - r0 : chunk_rows;
             size_t nbytes = (size_t)nr * (size_t)cols * es;
-            GLMQ_TRY_G(glmq_src_read_rows_raw(&ck->set, t, r0, nr, raw, err));
-            if (t->contiguous && !sto->deflated)
-                GLMQ_TRY_G(hash_feed(&ck->set, &fh[sto->file], sto->file,
-                                     sto->offset + t->byte_offset + (uint64_t)r0 * cols * es, raw,
-                                     nbytes, tmp, tmp_size, err));
-            if (!quant && !narrow) { /* stored precision: bytes as they are */
-                GLMQ_TRY_G(glmq_pack_write_rows(w, pi, r0, nr, raw, err));
+            /* 1. read: split over the pool when the rows are one plain byte range */
+            uint64_t foff = sto->offset + t->byte_offset + (uint64_t)r0 * (uint64_t)cols * es;
+            int plain = t->contiguous && !sto->deflated;
+            if (plain && nth > 1 && nbytes >= ((size_t)1 << 20)) {
+                read_job rj = {.set = &ck->set, .file = sto->file, .off = foff, .dst = raw,
+                               .n = nbytes};
+                atomic_init(&rj.failed, 0);
+                glmq_pool_run(pool, read_run, &rj);
+                if (atomic_load(&rj.failed)) {
+                    if (err) *err = rj.err[0];
+                    st = rj.err[0].code;
+                    goto fail;
+                }
             } else {
-                qjob j = {.k = k, .out_type = ty, .in_dtype = t->dtype, .raw = raw, .out = out,
-                          .scales = quant ? scales + r0 : NULL, .stats = qst,
-                          .scratch = scratch, .nrows = nr, .cols = cols, .row_bytes = rb};
-                glmq_pool_run(pool, qjob_run, &j);
+                GLMQ_TRY_G(glmq_src_read_rows_raw(&ck->set, t, r0, nr, raw, err));
+            }
+            /* 2. hash the source bytes (thread 0) while the pool converts the rows */
+            hash_task ht = {.set = &ck->set, .fh = &fh[sto->file], .file = sto->file,
+                            .off = foff, .n = nbytes, .tmp = tmp, .tmp_size = tmp_size};
+            qjob j = {.k = k, .out_type = ty, .in_dtype = t->dtype, .convert = quant || narrow,
+                      .raw = raw, .out = out, .scales = quant ? scales + r0 : NULL,
+                      .stats = qst, .scratch = scratch, .nrows = nr, .cols = cols,
+                      .row_bytes = rb, .hash = plain ? &ht : NULL};
+            atomic_init(&j.next, 0);
+            glmq_pool_run(pool, qjob_run, &j);
+            if (plain && ht.st != GLMQ_OK) {
+                if (err) *err = ht.err;
+                st = ht.st;
+                goto fail;
+            }
+            if (j.convert) {
+                int64_t bad_row = -1, bad_col = -1;
                 for (int i = 0; i < nth; i++)
-                    GLMQ_FAIL_IF_G(j.bad_row[i] >= 0, err, GLMQ_E_VALUE,
-                                   "'%s': tensor '%s' row %lld column %lld: %s", src_dir, t->name,
-                                   (long long)(r0 + j.bad_row[i]), (long long)j.bad_col[i],
-                                   "weight is NaN or infinite, or the row's scale overflows "
-                                   "fp16");
+                    if (j.bad_row[i] >= 0 && (bad_row < 0 || j.bad_row[i] < bad_row)) {
+                        bad_row = j.bad_row[i];
+                        bad_col = j.bad_col[i];
+                    }
+                GLMQ_FAIL_IF_G(bad_row >= 0, err, GLMQ_E_VALUE,
+                               "'%s': tensor '%s' row %lld column %lld: %s", src_dir, t->name,
+                               (long long)(r0 + bad_row), (long long)bad_col,
+                               "weight is NaN or infinite, or the row's scale overflows fp16");
                 for (int64_t r = 0; r < nr; r++) { /* reduce in row order: deterministic */
                     sse += qst[r].sum_sq_err;
                     ssq += qst[r].sum_sq;
                     if (qst[r].max_abs_err > mx) mx = qst[r].max_abs_err;
                 }
-                GLMQ_TRY_G(glmq_pack_write_rows(w, pi, r0, nr, out, err));
             }
+            /* 3. checksum and write the stored rows (spread over the pool) */
+            GLMQ_TRY_G(glmq_pack_write_rows_pool(w, pi, r0, nr, j.convert ? out : raw, pool, err));
             done_bytes += nbytes;
             if (o.progress) o.progress(o.progress_user, done_bytes, total_in);
         }

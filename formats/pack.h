@@ -56,6 +56,11 @@ glmq_status glmq_pack_write_blob(glmq_pack_writer *w, int64_t i, const void *dat
 glmq_status glmq_pack_write_rows(glmq_pack_writer *w, int64_t i, int64_t row0, int64_t nrows,
                                  const void *data, glmq_err *err);
 
+/* Same, with the checksum and the writes spread over a thread pool (identical bytes). */
+struct glmq_pool;
+glmq_status glmq_pack_write_rows_pool(glmq_pack_writer *w, int64_t i, int64_t row0, int64_t nrows,
+                                      const void *data, struct glmq_pool *pool, glmq_err *err);
+
 /* Write the scale table of quantized tensor i (rows fp16 values), after all of its rows. */
 glmq_status glmq_pack_write_scales(glmq_pack_writer *w, int64_t i, const uint16_t *scales,
                                    glmq_err *err);
