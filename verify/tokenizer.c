@@ -1,0 +1,773 @@
+/*
+ * tokenizer.c - the tokenizer front end: GLM flavours on top of the SentencePiece and tiktoken
+ * back ends (sentencepiece.c, tiktoken.c), plus the small containers they share (byte buffer,
+ * id vector, hash map, byte trie, UTF-8 helpers).
+ *
+ * Flavours (GLM-SPEC A.8, B.7, C.3; glmq reference semantics 4):
+ *   CHATGLM1  encode: "\n" -> "<n>", "\t" -> "<|tab|>", every run of r spaces -> r/80 copies of
+ *             "<|blank_80|>" then "<|blank_(r%80)|>" (or one plain space when r%80 == 1), then
+ *             SentencePiece, then + image_tokens. Prompt = ids + [gMASK] <sop> (a suffix).
+ *             decode: drop ids < image_tokens, SentencePiece decode, reverse the replacements.
+ *   CHATGLM2/3 specials numbered from n_pieces: [MASK] [gMASK] [sMASK] sop eop (+ 4 v3 roles);
+ *             prompt = [gMASK] sop + ids.
+ *   GLM4      specials numbered from n_ranks (14 of them); prompt = [gMASK] <sop> + ids.
+ * Invariants: a glmq_tokenizer never changes after load; every id a flavour hands out lies in
+ * [0, n_vocab); decode rejects ids outside it.
+ */
+#include "verify/tokenizer_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+/* ------------------------------------------------------------------------------------------ */
+/* byte buffer, id vector                                                                      */
+
+glmq_status glmq_tkbuf_reserve(glmq_tkbuf *b, size_t extra, glmq_err *err)
+{
+    GLMQ_FAIL_IF(extra > SIZE_MAX / 2 - b->n, err, GLMQ_E_NOMEM, "tokenizer: buffer too large");
+    size_t need = b->n + extra + 1;
+    if (need <= b->cap) return GLMQ_OK;
+    size_t cap = b->cap ? b->cap : 64;
+    while (cap < need) cap *= 2;
+    uint8_t *p = realloc(b->p, cap);
+    GLMQ_FAIL_IF(!p, err, GLMQ_E_NOMEM, "tokenizer: out of memory (%zu bytes)", cap);
+    b->p = p;
+    b->cap = cap;
+    return GLMQ_OK;
+}
+
+glmq_status glmq_tkbuf_put(glmq_tkbuf *b, const void *data, size_t n, glmq_err *err)
+{
+    if (n == 0) return GLMQ_OK;
+    GLMQ_TRY(glmq_tkbuf_reserve(b, n, err));
+    memcpy(b->p + b->n, data, n);
+    b->n += n;
+    return GLMQ_OK;
+}
+
+void glmq_tkbuf_free(glmq_tkbuf *b)
+{
+    if (!b) return;
+    free(b->p);
+    b->p = NULL;
+    b->n = b->cap = 0;
+}
+
+glmq_status glmq_ids_push(glmq_ids *v, int32_t id, glmq_err *err)
+{
+    if (v->n == v->cap) {
+        size_t cap = v->cap ? v->cap * 2 : 64;
+        GLMQ_FAIL_IF(cap > SIZE_MAX / sizeof(int32_t), err, GLMQ_E_NOMEM,
+                     "tokenizer: too many ids");
+        int32_t *p = realloc(v->ids, cap * sizeof(int32_t));
+        GLMQ_FAIL_IF(!p, err, GLMQ_E_NOMEM, "tokenizer: out of memory (%zu ids)", cap);
+        v->ids = p;
+        v->cap = cap;
+    }
+    v->ids[v->n++] = id;
+    return GLMQ_OK;
+}
+
+void glmq_ids_free(glmq_ids *v)
+{
+    if (!v) return;
+    free(v->ids);
+    v->ids = NULL;
+    v->n = v->cap = 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* hash map over a string pool                                                                 */
+
+uint64_t glmq_tk_hash(const uint8_t *s, size_t n)
+{
+    /* 8 bytes per step, multiply-xorshift mixing; good enough for token tables. */
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ (n * 0xC2B2AE3D27D4EB4Full);
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, s, 8);
+        h = (h ^ w) * 0xFF51AFD7ED558CCDull;
+        h ^= h >> 29;
+        s += 8;
+        n -= 8;
+    }
+    uint64_t w = 0;
+    for (size_t i = 0; i < n; i++) w |= (uint64_t)s[i] << (8 * i);
+    h = (h ^ w) * 0xC4CEB9FE1A85EC53ull;
+    h ^= h >> 32;
+    h *= 0x9E3779B97F4A7C15ull;
+    return h ^ (h >> 29);
+}
+
+glmq_status glmq_tkmap_init(glmq_tkmap *m, uint32_t n, glmq_err *err)
+{
+    uint32_t cap = 16;
+    while (cap < 2u * n + 2u) {
+        GLMQ_FAIL_IF(cap >= (1u << 30), err, GLMQ_E_NOMEM, "tokenizer: map too large");
+        cap *= 2;
+    }
+    m->slots = malloc((size_t)cap * sizeof(int32_t));
+    GLMQ_FAIL_IF(!m->slots, err, GLMQ_E_NOMEM, "tokenizer: out of memory (map of %u)", cap);
+    memset(m->slots, 0xFF, (size_t)cap * sizeof(int32_t));
+    m->mask = cap - 1;
+    m->count = 0;
+    return GLMQ_OK;
+}
+
+void glmq_tkmap_free(glmq_tkmap *m)
+{
+    if (!m) return;
+    free(m->slots);
+    m->slots = NULL;
+    m->mask = m->count = 0;
+}
+
+static int pool_eq(const glmq_tkpool *p, int32_t id, const uint8_t *s, size_t n)
+{
+    return p->len[id] == n && memcmp(p->pool + p->off[id], s, n) == 0;
+}
+
+int32_t glmq_tkmap_insert(glmq_tkmap *m, const glmq_tkpool *p, int32_t id)
+{
+    const uint8_t *s = p->pool + p->off[id];
+    size_t n = p->len[id];
+    uint32_t i = (uint32_t)glmq_tk_hash(s, n) & m->mask;
+    while (m->slots[i] >= 0) {
+        if (pool_eq(p, m->slots[i], s, n)) return m->slots[i];
+        i = (i + 1) & m->mask;
+    }
+    m->slots[i] = id;
+    m->count++;
+    return -1;
+}
+
+int32_t glmq_tkmap_find(const glmq_tkmap *m, const glmq_tkpool *p, const uint8_t *s, size_t n)
+{
+    if (!m->slots) return -1;
+    uint32_t i = (uint32_t)glmq_tk_hash(s, n) & m->mask;
+    while (m->slots[i] >= 0) {
+        if (pool_eq(p, m->slots[i], s, n)) return m->slots[i];
+        i = (i + 1) & m->mask;
+    }
+    return -1;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* byte trie                                                                                   */
+
+typedef struct {
+    const uint8_t *p;
+    uint32_t len;
+    int32_t id;
+} trie_key;
+
+static int trie_key_cmp(const void *a, const void *b)
+{
+    const trie_key *x = a, *y = b;
+    uint32_t n = x->len < y->len ? x->len : y->len;
+    int c = n ? memcmp(x->p, y->p, n) : 0;
+    if (c) return c;
+    return (x->len > y->len) - (x->len < y->len);
+}
+
+glmq_status glmq_tktrie_build(glmq_tktrie *t, const glmq_tkpool *p, const int32_t *ids, uint32_t n,
+                              glmq_err *err)
+{
+    glmq_status st = GLMQ_OK;
+    trie_key *keys = NULL;
+    uint32_t *lo = NULL, *hi = NULL, *depth = NULL;
+    memset(t, 0, sizeof *t);
+
+    uint64_t total = 1;
+    for (uint32_t i = 0; i < n; i++) total += p->len[ids[i]];
+    GLMQ_FAIL_IF_G(total >= (1u << 31), err, GLMQ_E_NOMEM, "tokenizer: trie too large");
+    keys = malloc((size_t)(n ? n : 1) * sizeof *keys);
+    t->nodes = malloc((size_t)total * sizeof *t->nodes);
+    t->labels = malloc((size_t)total);
+    lo = malloc((size_t)total * sizeof *lo);
+    hi = malloc((size_t)total * sizeof *hi);
+    depth = malloc((size_t)total * sizeof *depth);
+    GLMQ_FAIL_IF_G(!keys || !t->nodes || !t->labels || !lo || !hi || !depth, err, GLMQ_E_NOMEM,
+                   "tokenizer: out of memory (trie of %llu nodes)", (unsigned long long)total);
+    for (uint32_t i = 0; i < n; i++) {
+        keys[i].p = p->pool + p->off[ids[i]];
+        keys[i].len = p->len[ids[i]];
+        keys[i].id = ids[i];
+        if (keys[i].len > t->max_depth) t->max_depth = keys[i].len;
+    }
+    if (n > 1) qsort(keys, n, sizeof *keys, trie_key_cmp);
+
+    /* Breadth-first: the children of node v occupy a contiguous run of node indices, so an edge
+     * needs no child pointer. Node v covers the sorted keys [lo, hi) sharing depth[v] bytes. */
+    t->n_nodes = 1;
+    t->labels[0] = 0;
+    lo[0] = 0;
+    hi[0] = n;
+    depth[0] = 0;
+    for (uint32_t v = 0; v < t->n_nodes; v++) {
+        uint32_t a = lo[v], b = hi[v], d = depth[v];
+        t->nodes[v].value = -1;
+        while (a < b && keys[a].len == d) { /* the key equal to this prefix sorts first */
+            if (t->nodes[v].value < 0) t->nodes[v].value = keys[a].id;
+            a++;
+        }
+        t->nodes[v].first = t->n_nodes;
+        t->nodes[v].count = 0;
+        while (a < b) {
+            uint8_t c = keys[a].p[d];
+            uint32_t e = a;
+            while (e < b && keys[e].p[d] == c) e++;
+            uint32_t child = t->n_nodes++;
+            t->labels[child] = c;
+            lo[child] = a;
+            hi[child] = e;
+            depth[child] = d + 1;
+            t->nodes[v].count++;
+            a = e;
+        }
+    }
+    goto done;
+fail:
+    glmq_tktrie_free(t);
+done:
+    free(keys);
+    free(lo);
+    free(hi);
+    free(depth);
+    return st;
+}
+
+void glmq_tktrie_free(glmq_tktrie *t)
+{
+    if (!t) return;
+    free(t->nodes);
+    free(t->labels);
+    memset(t, 0, sizeof *t);
+}
+
+size_t glmq_tktrie_longest(const glmq_tktrie *t, const uint8_t *s, size_t n, int32_t *value)
+{
+    size_t best = 0;
+    uint32_t v = 0;
+    if (!t->nodes) return 0;
+    for (size_t i = 0; i < n; i++) {
+        v = glmq_tktrie_child(t, v, s[i]);
+        if (!v) break;
+        if (t->nodes[v].value >= 0) {
+            best = i + 1;
+            if (value) *value = t->nodes[v].value;
+        }
+    }
+    return best;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* UTF-8                                                                                       */
+
+uint32_t glmq_utf8_decode(const uint8_t *s, size_t n, size_t *len)
+{
+    uint8_t c = s[0];
+    *len = 1;
+    if (c < 0x80) return c;
+    if ((c & 0xE0) == 0xC0 && n >= 2 && (s[1] & 0xC0) == 0x80) {
+        uint32_t cp = ((uint32_t)(c & 0x1F) << 6) | (s[1] & 0x3F);
+        if (cp >= 0x80) {
+            *len = 2;
+            return cp;
+        }
+    } else if ((c & 0xF0) == 0xE0 && n >= 3 && (s[1] & 0xC0) == 0x80 && (s[2] & 0xC0) == 0x80) {
+        uint32_t cp = ((uint32_t)(c & 0x0F) << 12) | ((uint32_t)(s[1] & 0x3F) << 6) | (s[2] & 0x3F);
+        if (cp >= 0x800 && (cp < 0xD800 || cp > 0xDFFF)) {
+            *len = 3;
+            return cp;
+        }
+    } else if ((c & 0xF8) == 0xF0 && n >= 4 && (s[1] & 0xC0) == 0x80 && (s[2] & 0xC0) == 0x80 &&
+               (s[3] & 0xC0) == 0x80) {
+        uint32_t cp = ((uint32_t)(c & 0x07) << 18) | ((uint32_t)(s[1] & 0x3F) << 12) |
+                      ((uint32_t)(s[2] & 0x3F) << 6) | (s[3] & 0x3F);
+        if (cp >= 0x10000 && cp <= 0x10FFFF) {
+            *len = 4;
+            return cp;
+        }
+    }
+    return GLMQ_UTF8_INVALID;
+}
+
+size_t glmq_utf8_encode(uint32_t cp, uint8_t out[4])
+{
+    if (cp < 0x80) {
+        out[0] = (uint8_t)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (uint8_t)(0xC0 | (cp >> 6));
+        out[1] = (uint8_t)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (uint8_t)(0xE0 | (cp >> 12));
+        out[1] = (uint8_t)(0x80 | ((cp >> 6) & 0x3F));
+        out[2] = (uint8_t)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    out[0] = (uint8_t)(0xF0 | (cp >> 18));
+    out[1] = (uint8_t)(0x80 | ((cp >> 12) & 0x3F));
+    out[2] = (uint8_t)(0x80 | ((cp >> 6) & 0x3F));
+    out[3] = (uint8_t)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* the tokenizer object                                                                        */
+
+/* Family specials numbered after the file's ids (GLM-SPEC B.7, C.3). */
+static const char *const k_specials_v3[] = {"[MASK]",   "[gMASK]",       "[sMASK]",
+                                            "sop",      "eop",           "<|system|>",
+                                            "<|user|>", "<|assistant|>", "<|observation|>"};
+static const char *const k_specials_glm4[] = {"<|endoftext|>",
+                                              "[MASK]",
+                                              "[gMASK]",
+                                              "[sMASK]",
+                                              "<sop>",
+                                              "<eop>",
+                                              "<|system|>",
+                                              "<|user|>",
+                                              "<|assistant|>",
+                                              "<|observation|>",
+                                              "<|begin_of_image|>",
+                                              "<|end_of_image|>",
+                                              "<|begin_of_video|>",
+                                              "<|end_of_video|>"};
+/* v1: the four specials the config names, in glmq_tok_glm order. */
+static const char *const k_v1_names[4] = {"[MASK]", "[gMASK]", "<sop>", "<eop>"};
+
+/* Longest text accepted by one encode call; keeps every internal index within int32. */
+#define TOK_MAX_TEXT ((size_t)1 << 28)
+
+struct glmq_tokenizer {
+    glmq_tok_model model;
+    glmq_tok_glm cfg;
+    glmq_sp_model *sp;
+    glmq_tt_model *tt;
+    int32_t n_base;    /* pieces or ranks */
+    int32_t offset;    /* v1 image tokens */
+    int32_t n_special; /* family specials after n_base */
+    const char *const *specials;
+    int32_t v1_ids[4]; /* v1 mask, gmask, sop, eop (final ids, -1 = none) */
+    int32_t prefix[2];
+    size_t n_prefix;
+    int32_t suffix[2];
+    size_t n_suffix;
+};
+
+void glmq_tok_glm_init(glmq_tok_glm *cfg, glmq_tok_family family)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->family = family;
+    cfg->image_tokens = 0;
+    cfg->mask_id = cfg->gmask_id = cfg->bos_id = cfg->eos_id = -1;
+}
+
+static int32_t n_vocab(const glmq_tokenizer *t) { return t->offset + t->n_base + t->n_special; }
+
+static int32_t special_index(const glmq_tokenizer *t, const char *name)
+{
+    for (int32_t i = 0; i < t->n_special; i++)
+        if (strcmp(t->specials[i], name) == 0) return i;
+    return -1;
+}
+
+/* Resolve the flavour: specials, prefix/suffix, v1 ids. */
+static glmq_status setup_flavour(glmq_tokenizer *t, const glmq_tok_glm *cfg, glmq_err *err)
+{
+    if (cfg)
+        t->cfg = *cfg;
+    else
+        glmq_tok_glm_init(&t->cfg, GLMQ_TOK_PLAIN);
+    cfg = &t->cfg;
+    int is_sp = t->model != GLMQ_TOK_TIKTOKEN;
+    switch (cfg->family) {
+    case GLMQ_TOK_PLAIN: return GLMQ_OK;
+    case GLMQ_TOK_CHATGLM1: {
+        GLMQ_FAIL_IF(!is_sp, err, GLMQ_E_INVALID,
+                     "tokenizer: ChatGLM-6B needs a SentencePiece model");
+        GLMQ_FAIL_IF(cfg->image_tokens < 0 || cfg->image_tokens > INT32_MAX - t->n_base, err,
+                     GLMQ_E_INVALID, "tokenizer: bad image_tokens %d", (int)cfg->image_tokens);
+        t->offset = cfg->image_tokens;
+        const int32_t given[4] = {cfg->mask_id, cfg->gmask_id, cfg->bos_id, cfg->eos_id};
+        for (int i = 0; i < 4; i++) {
+            int32_t id = given[i];
+            if (id < 0) {
+                int32_t pid = glmq_sp_piece_id(t->sp, k_v1_names[i], strlen(k_v1_names[i]));
+                id = pid < 0 ? -1 : pid + t->offset;
+            }
+            GLMQ_FAIL_IF(id >= n_vocab(t), err, GLMQ_E_INVALID,
+                         "tokenizer: %s id %d outside the vocabulary (%d)", k_v1_names[i], (int)id,
+                         (int)n_vocab(t));
+            GLMQ_FAIL_IF(id >= 0 && id < t->offset, err, GLMQ_E_INVALID,
+                         "tokenizer: %s id %d is an image token", k_v1_names[i], (int)id);
+            t->v1_ids[i] = id;
+        }
+        GLMQ_FAIL_IF(t->v1_ids[1] < 0 || t->v1_ids[2] < 0, err, GLMQ_E_INVALID,
+                     "tokenizer: ChatGLM-6B model has no '[gMASK]'/'<sop>' piece and no ids given");
+        t->suffix[0] = t->v1_ids[1];
+        t->suffix[1] = t->v1_ids[2];
+        t->n_suffix = 2;
+        return GLMQ_OK;
+    }
+    case GLMQ_TOK_CHATGLM2:
+    case GLMQ_TOK_CHATGLM3:
+        GLMQ_FAIL_IF(!is_sp, err, GLMQ_E_INVALID,
+                     "tokenizer: ChatGLM2/3 need a SentencePiece model");
+        t->specials = k_specials_v3;
+        t->n_special = cfg->family == GLMQ_TOK_CHATGLM2 ? 5 : 9;
+        GLMQ_FAIL_IF(t->n_base > INT32_MAX - t->n_special, err, GLMQ_E_INVALID,
+                     "tokenizer: vocabulary too large");
+        t->prefix[0] = t->n_base + 1; /* [gMASK] */
+        t->prefix[1] = t->n_base + 3; /* sop */
+        t->n_prefix = 2;
+        return GLMQ_OK;
+    case GLMQ_TOK_GLM4:
+        GLMQ_FAIL_IF(is_sp, err, GLMQ_E_INVALID, "tokenizer: GLM-4 needs a tiktoken rank file");
+        t->specials = k_specials_glm4;
+        t->n_special = 14;
+        GLMQ_FAIL_IF(t->n_base > INT32_MAX - t->n_special, err, GLMQ_E_INVALID,
+                     "tokenizer: vocabulary too large");
+        t->prefix[0] = t->n_base + 2; /* [gMASK] */
+        t->prefix[1] = t->n_base + 4; /* <sop> */
+        t->n_prefix = 2;
+        return GLMQ_OK;
+    }
+    return glmq_fail(err, GLMQ_E_INVALID, "tokenizer: unknown family %d", (int)cfg->family);
+}
+
+static glmq_status tok_new(glmq_tokenizer **out, glmq_err *err)
+{
+    *out = calloc(1, sizeof **out);
+    GLMQ_FAIL_IF(!*out, err, GLMQ_E_NOMEM, "tokenizer: out of memory");
+    for (int i = 0; i < 4; i++) (*out)->v1_ids[i] = -1;
+    return GLMQ_OK;
+}
+
+glmq_status glmq_tokenizer_load_sp(const void *data, size_t size, const glmq_tok_glm *cfg,
+                                   glmq_tokenizer **out, glmq_err *err)
+{
+    glmq_status st;
+    glmq_tokenizer *t = NULL;
+    GLMQ_FAIL_IF(!out || (!data && size), err, GLMQ_E_INVALID, "tokenizer: NULL argument");
+    *out = NULL;
+    GLMQ_TRY(tok_new(&t, err));
+    GLMQ_TRY_G(glmq_sp_load(data, size, &t->sp, err));
+    glmq_tok_info info;
+    glmq_sp_info(t->sp, &info);
+    t->model = info.model;
+    t->n_base = glmq_sp_n_pieces(t->sp);
+    GLMQ_TRY_G(setup_flavour(t, cfg, err));
+    *out = t;
+    return GLMQ_OK;
+fail:
+    glmq_tokenizer_free(t);
+    return st;
+}
+
+glmq_status glmq_tokenizer_load_tiktoken(const void *data, size_t size, const glmq_tok_glm *cfg,
+                                         glmq_tokenizer **out, glmq_err *err)
+{
+    glmq_status st;
+    glmq_tokenizer *t = NULL;
+    GLMQ_FAIL_IF(!out || (!data && size), err, GLMQ_E_INVALID, "tokenizer: NULL argument");
+    *out = NULL;
+    GLMQ_TRY(tok_new(&t, err));
+    t->model = GLMQ_TOK_TIKTOKEN;
+    GLMQ_TRY_G(glmq_tt_load(data, size, &t->tt, err));
+    t->n_base = glmq_tt_n_ranks(t->tt);
+    GLMQ_TRY_G(setup_flavour(t, cfg, err));
+    *out = t;
+    return GLMQ_OK;
+fail:
+    glmq_tokenizer_free(t);
+    return st;
+}
+
+glmq_status glmq_tokenizer_open(const char *path, const glmq_tok_glm *cfg, glmq_tokenizer **out,
+                                glmq_err *err)
+{
+    glmq_status st = GLMQ_OK;
+    uint8_t *buf = NULL;
+    GLMQ_FAIL_IF(!path || !out, err, GLMQ_E_INVALID, "tokenizer: NULL argument");
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    GLMQ_FAIL_IF(!f, err, GLMQ_E_IO, "tokenizer: cannot open '%s'", path);
+    long sz = -1;
+    if (fseek(f, 0, SEEK_END) == 0) sz = ftell(f);
+    GLMQ_FAIL_IF_G(sz < 0 || fseek(f, 0, SEEK_SET) != 0, err, GLMQ_E_IO,
+                   "tokenizer: cannot size '%s'", path);
+    GLMQ_FAIL_IF_G((unsigned long)sz >= (1ul << 31), err, GLMQ_E_FORMAT,
+                   "tokenizer: '%s' is too large (%ld bytes)", path, sz);
+    buf = malloc((size_t)sz + 1);
+    GLMQ_FAIL_IF_G(!buf, err, GLMQ_E_NOMEM, "tokenizer: out of memory reading '%s'", path);
+    GLMQ_FAIL_IF_G(fread(buf, 1, (size_t)sz, f) != (size_t)sz, err, GLMQ_E_IO,
+                   "tokenizer: short read on '%s'", path);
+    /* a ModelProto starts with a length-delimited field 1..5 (pieces first in practice); a
+     * rank file starts with a base64 character */
+    if (sz > 0 && (buf[0] & 7) == 2 && buf[0] >= 0x0A && buf[0] <= 0x2A) {
+        st = glmq_tokenizer_load_sp(buf, (size_t)sz, cfg, out, err);
+        if (st == GLMQ_E_FORMAT) { /* a rank file starting with a blank line? */
+            glmq_err e2;
+            if (glmq_tokenizer_load_tiktoken(buf, (size_t)sz, cfg, out, &e2) == GLMQ_OK)
+                st = GLMQ_OK;
+        }
+    } else {
+        st = glmq_tokenizer_load_tiktoken(buf, (size_t)sz, cfg, out, err);
+    }
+    if (st != GLMQ_OK) glmq_err_prefix(err, st, "'%s': ", path);
+fail:
+    fclose(f);
+    free(buf);
+    return st;
+}
+
+void glmq_tokenizer_free(glmq_tokenizer *t)
+{
+    if (!t) return;
+    glmq_sp_free(t->sp);
+    glmq_tt_free(t->tt);
+    free(t);
+}
+
+void glmq_tokenizer_info(const glmq_tokenizer *t, glmq_tok_info *info)
+{
+    memset(info, 0, sizeof *info);
+    if (t->sp) {
+        glmq_sp_info(t->sp, info);
+    } else {
+        info->model = GLMQ_TOK_TIKTOKEN;
+        info->unk_id = info->bos_id = info->eos_id = info->pad_id = -1;
+    }
+    info->family = t->cfg.family;
+    info->n_base = t->n_base;
+    info->n_special = t->n_special;
+    info->id_offset = t->offset;
+    info->n_vocab = n_vocab(t);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* encoding                                                                                    */
+
+/* GLM-SPEC A.8 steps 1-3 on raw bytes (all three patterns are ASCII, so byte-level replacement
+ * equals Python's str.replace on code points). */
+static glmq_status v1_preprocess(const uint8_t *s, size_t n, glmq_tkbuf *o, glmq_err *err)
+{
+    GLMQ_TRY(glmq_tkbuf_reserve(o, n + n / 2 + 16, err));
+    size_t i = 0;
+    while (i < n) {
+        uint8_t c = s[i];
+        if (c == '\n') {
+            GLMQ_TRY(glmq_tkbuf_put(o, "<n>", 3, err));
+            i++;
+        } else if (c == '\t') {
+            GLMQ_TRY(glmq_tkbuf_put(o, "<|tab|>", 7, err));
+            i++;
+        } else if (c == ' ') {
+            size_t r = 0;
+            while (i + r < n && s[i + r] == ' ') r++;
+            i += r;
+            char tok[24];
+            for (size_t k = 0; k < r / 80; k++)
+                GLMQ_TRY(glmq_tkbuf_put(o, "<|blank_80|>", 12, err));
+            size_t m = r % 80;
+            if (m == 1) {
+                GLMQ_TRY(glmq_tkbuf_put(o, " ", 1, err));
+            } else if (m >= 2) {
+                int k = snprintf(tok, sizeof tok, "<|blank_%zu|>", m);
+                GLMQ_TRY(glmq_tkbuf_put(o, tok, (size_t)k, err));
+            }
+        } else {
+            size_t j = i;
+            while (j < n && s[j] != '\n' && s[j] != '\t' && s[j] != ' ') j++;
+            GLMQ_TRY(glmq_tkbuf_put(o, s + i, j - i, err));
+            i = j;
+        }
+    }
+    return GLMQ_OK;
+}
+
+glmq_status glmq_tokenizer_encode(const glmq_tokenizer *t, const char *text, size_t len,
+                                  glmq_ids *out, glmq_err *err)
+{
+    GLMQ_FAIL_IF(!t || !out || (!text && len), err, GLMQ_E_INVALID, "tokenizer: NULL argument");
+    GLMQ_FAIL_IF(len > TOK_MAX_TEXT, err, GLMQ_E_INVALID,
+                 "tokenizer: text of %zu bytes exceeds the %zu-byte limit of one call", len,
+                 TOK_MAX_TEXT);
+    size_t n0 = out->n;
+    glmq_status st;
+    if (len == 0) return GLMQ_OK;
+    if (t->tt) {
+        st = glmq_tt_encode(t->tt, (const uint8_t *)text, len, out, err);
+    } else if (t->cfg.family == GLMQ_TOK_CHATGLM1) {
+        glmq_tkbuf pre = {0};
+        st = v1_preprocess((const uint8_t *)text, len, &pre, err);
+        if (st == GLMQ_OK) st = glmq_sp_encode(t->sp, pre.p, pre.n, t->offset, out, err);
+        glmq_tkbuf_free(&pre);
+    } else {
+        st = glmq_sp_encode(t->sp, (const uint8_t *)text, len, 0, out, err);
+    }
+    if (st != GLMQ_OK) out->n = n0;
+    return st;
+}
+
+glmq_status glmq_tokenizer_encode_prompt(const glmq_tokenizer *t, const char *text, size_t len,
+                                         glmq_ids *out, glmq_err *err)
+{
+    GLMQ_FAIL_IF(!t || !out, err, GLMQ_E_INVALID, "tokenizer: NULL argument");
+    size_t n0 = out->n;
+    glmq_status st = GLMQ_OK;
+    for (size_t i = 0; i < t->n_prefix; i++) GLMQ_TRY_G(glmq_ids_push(out, t->prefix[i], err));
+    GLMQ_TRY_G(glmq_tokenizer_encode(t, text, len, out, err));
+    for (size_t i = 0; i < t->n_suffix; i++) GLMQ_TRY_G(glmq_ids_push(out, t->suffix[i], err));
+    return GLMQ_OK;
+fail:
+    out->n = n0;
+    return st;
+}
+
+const int32_t *glmq_tokenizer_prefix(const glmq_tokenizer *t, size_t *n)
+{
+    *n = t->n_prefix;
+    return t->prefix;
+}
+
+const int32_t *glmq_tokenizer_suffix(const glmq_tokenizer *t, size_t *n)
+{
+    *n = t->n_suffix;
+    return t->suffix;
+}
+
+glmq_status glmq_tokenizer_special(const glmq_tokenizer *t, const char *name, int32_t *id,
+                                   glmq_err *err)
+{
+    GLMQ_FAIL_IF(!t || !name || !id, err, GLMQ_E_INVALID, "tokenizer: NULL argument");
+    if (t->cfg.family == GLMQ_TOK_CHATGLM1) {
+        for (int i = 0; i < 4; i++) {
+            if (strcmp(name, k_v1_names[i]) == 0 && t->v1_ids[i] >= 0) {
+                *id = t->v1_ids[i];
+                return GLMQ_OK;
+            }
+        }
+        int32_t pid = glmq_sp_piece_id(t->sp, name, strlen(name));
+        if (pid >= 0) {
+            *id = pid + t->offset;
+            return GLMQ_OK;
+        }
+    } else {
+        int32_t i = special_index(t, name);
+        if (i >= 0) {
+            *id = t->n_base + i;
+            return GLMQ_OK;
+        }
+    }
+    return glmq_fail(err, GLMQ_E_INVALID, "tokenizer: no special token '%s' in this flavour", name);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* decoding                                                                                    */
+
+const char *glmq_tokenizer_piece(const glmq_tokenizer *t, int32_t id, size_t *len)
+{
+    *len = 0;
+    if (id < t->offset || id >= n_vocab(t)) return NULL;
+    int32_t b = id - t->offset;
+    if (b >= t->n_base) {
+        const char *s = t->specials[b - t->n_base];
+        *len = strlen(s);
+        return s;
+    }
+    return t->sp ? glmq_sp_piece(t->sp, b, len) : glmq_tt_token(t->tt, b, len);
+}
+
+/* Reverse of v1_preprocess (HF postprocess: <n>, <|tab|>, <|blank_2..80|>). The patterns never
+ * overlap and their replacements are whitespace, so one left-to-right scan equals Python's
+ * sequence of str.replace calls. */
+static glmq_status v1_postprocess(const uint8_t *s, size_t n, glmq_tkbuf *o, glmq_err *err)
+{
+    size_t i = 0;
+    while (i < n) {
+        if (s[i] == '<') {
+            if (n - i >= 3 && memcmp(s + i, "<n>", 3) == 0) {
+                GLMQ_TRY(glmq_tkbuf_put(o, "\n", 1, err));
+                i += 3;
+                continue;
+            }
+            if (n - i >= 7 && memcmp(s + i, "<|tab|>", 7) == 0) {
+                GLMQ_TRY(glmq_tkbuf_put(o, "\t", 1, err));
+                i += 7;
+                continue;
+            }
+            if (n - i >= 11 && memcmp(s + i, "<|blank_", 8) == 0) {
+                size_t j = i + 8, k = 0;
+                while (j < n && j < i + 10 && s[j] >= '0' && s[j] <= '9')
+                    k = k * 10 + (s[j++] - '0');
+                /* decimal without leading zero, 2..80, then "|>" */
+                if (j > i + 8 && s[i + 8] != '0' && k >= 2 && k <= 80 && n - j >= 2 &&
+                    s[j] == '|' && s[j + 1] == '>') {
+                    static const char sp[80] = "                                        "
+                                               "                                        ";
+                    GLMQ_TRY(glmq_tkbuf_put(o, sp, k, err));
+                    i = j + 2;
+                    continue;
+                }
+            }
+        }
+        size_t j = i + 1;
+        while (j < n && s[j] != '<') j++;
+        GLMQ_TRY(glmq_tkbuf_put(o, s + i, j - i, err));
+        i = j;
+    }
+    return GLMQ_OK;
+}
+
+glmq_status glmq_tokenizer_decode(const glmq_tokenizer *t, const int32_t *ids, size_t n,
+                                  char **text, size_t *len, glmq_err *err)
+{
+    glmq_status st = GLMQ_OK;
+    glmq_tkbuf o = {0}, tmp = {0};
+    int32_t *base = NULL;
+    GLMQ_FAIL_IF(!t || !text || !len || (!ids && n), err, GLMQ_E_INVALID,
+                 "tokenizer: NULL argument");
+    *text = NULL;
+    *len = 0;
+    const int32_t nv = n_vocab(t);
+    for (size_t i = 0; i < n; i++)
+        GLMQ_FAIL_IF(ids[i] < 0 || ids[i] >= nv, err, GLMQ_E_VALUE,
+                     "tokenizer: id %d at position %zu outside [0, %d)", (int)ids[i], i, (int)nv);
+    /* Keep the file's own ids: drop v1 image tokens and family specials. */
+    base = malloc((n ? n : 1) * sizeof *base);
+    GLMQ_FAIL_IF_G(!base, err, GLMQ_E_NOMEM, "tokenizer: out of memory");
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        int32_t b = ids[i] - t->offset;
+        if (b >= 0 && b < t->n_base) base[m++] = b;
+    }
+    if (t->tt) {
+        for (size_t i = 0; i < m; i++) {
+            size_t l;
+            const char *s = glmq_tt_token(t->tt, base[i], &l);
+            GLMQ_TRY_G(glmq_tkbuf_put(&o, s, l, err));
+        }
+    } else if (t->cfg.family == GLMQ_TOK_CHATGLM1) {
+        GLMQ_TRY_G(glmq_sp_decode(t->sp, base, m, &tmp, err));
+        GLMQ_TRY_G(v1_postprocess(tmp.p, tmp.n, &o, err));
+    } else {
+        GLMQ_TRY_G(glmq_sp_decode(t->sp, base, m, &o, err));
+    }
+    GLMQ_TRY_G(glmq_tkbuf_reserve(&o, 0, err));
+    o.p[o.n] = 0;
+    *text = (char *)o.p;
+    *len = o.n;
+    o.p = NULL;
+fail:
+    glmq_tkbuf_free(&o);
+    glmq_tkbuf_free(&tmp);
+    free(base);
+    return st;
+}
