@@ -1,0 +1,754 @@
+/*
+ * check_forward.c - the FP32 reference forward pass (verify/glm_ref.h) and `glmq logits`.
+ *
+ * Goldens are PyTorch's: samples/<model>/golden/manifest.json lists id sequences and the logits
+ * samples/gen_samples.py computed for them with torch in fp32 under three weight policies (f16 =
+ * weights as stored; int8 / int4 = layer weights replaced by their decision-6 dequantization).
+ * Nothing here is derived from glmq itself, except where the test is about glmq's own
+ * invariants (thread count, kernel level and incremental decoding must not change a bit).
+ *
+ * Tolerance against torch: max|diff| <= 1e-4 * max|golden logit| (fp32 summation order differs).
+ * The golden comparison also applies a 10x stricter gate, STRICT_TOL: glmq's observed error is
+ * about 5e-7 relative, while forgetting a subtle decision-1 detail stays under 1e-4 (e.g. v1
+ * RoPE frequencies not rounded to fp16 gives 5e-5 .. 1e-4 on glm1-tiny), so only the strict gate
+ * catches it.
+ */
+#include "quant/quant.h"
+#include "testutil.h"
+#include "verify/glm_ref.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#define REL_TOL 1e-4
+#define STRICT_TOL 1e-5
+
+static const char *models[] = {"glm2-tiny", "glm1-tiny"};
+static const char *types[] = {"f16", "int8", "int4"};
+static const glmq_type type_ids[] = {GLMQ_TYPE_F16, GLMQ_TYPE_INT8, GLMQ_TYPE_INT4};
+
+static char *tmpdir;
+static char *packs[2][3]; /* [model][f16, int8, int4] converted from the st variant */
+
+// --- fixtures ------------------------------------------------------------------------------
+
+static char *sample_dir(const char *model, const char *variant)
+{
+    char *m = tu_path(tu_samples(), model);
+    char *d = tu_path(m, variant);
+    free(m);
+    return d;
+}
+
+static void convert_all(void)
+{
+    tmpdir = tu_mkdtemp();
+    ck_assert_ptr_nonnull(tmpdir);
+    for (int m = 0; m < 2; m++) {
+        char *src = sample_dir(models[m], "st");
+        for (int t = 0; t < 3; t++) {
+            char name[64];
+            snprintf(name, sizeof name, "%s-%s.glmq", models[m], types[t]);
+            packs[m][t] = tu_path(tmpdir, name);
+            glmq_convert_opts o;
+            glmq_convert_opts_default(&o);
+            o.weight_type = type_ids[t];
+            o.threads = 2;
+            glmq_err err = {0};
+            glmq_status st = glmq_convert(src, packs[m][t], &o, NULL, &err);
+            ck_assert_msg(st == GLMQ_OK, "convert %s: %s", src, err.msg);
+        }
+        free(src);
+    }
+}
+
+static void remove_all(void)
+{
+    for (int m = 0; m < 2; m++)
+        for (int t = 0; t < 3; t++) {
+            free(packs[m][t]);
+            packs[m][t] = NULL;
+        }
+    tu_rmtree(tmpdir);
+    free(tmpdir);
+    tmpdir = NULL;
+}
+
+// --- goldens -------------------------------------------------------------------------------
+
+typedef struct {
+    char name[32];
+    int32_t ids[512];
+    int64_t n;
+    char logits[3][64]; /* file per policy f16, int8, int4 */
+    int32_t pos[512], blk[512]; /* v1 only (has_pos) */
+    int has_pos;
+    int64_t context_length, mask_position;
+} gseq;
+
+static cJSON *manifest(const char *model)
+{
+    char *g = sample_dir(model, "golden");
+    char *p = tu_path(g, "manifest.json");
+    size_t n;
+    char *txt = (char *)tu_read_file(p, &n);
+    ck_assert_msg(txt != NULL, "cannot read %s", p);
+    cJSON *j = cJSON_ParseWithLength(txt, n);
+    ck_assert_ptr_nonnull(j);
+    free(txt);
+    free(p);
+    free(g);
+    return j;
+}
+
+static void int_array(const cJSON *a, int32_t *dst, int64_t *n)
+{
+    const cJSON *e;
+    int64_t k = 0;
+    cJSON_ArrayForEach(e, a)
+    {
+        ck_assert(k < 512);
+        dst[k++] = (int32_t)e->valuedouble;
+    }
+    if (n) *n = k;
+}
+
+/* The manifest's logit sequences of `model` (malloc'd array of *count). */
+static gseq *sequences(const char *model, int *count)
+{
+    cJSON *j = manifest(model);
+    const cJSON *seqs = cJSON_GetObjectItemCaseSensitive(j, "sequences"), *s;
+    int n = cJSON_GetArraySize(seqs), k = 0;
+    ck_assert_int_gt(n, 0);
+    gseq *out = calloc((size_t)n, sizeof *out);
+    cJSON_ArrayForEach(s, seqs)
+    {
+        gseq *g = &out[k++];
+        snprintf(g->name, sizeof g->name, "%s",
+                 cJSON_GetObjectItemCaseSensitive(s, "name")->valuestring);
+        int_array(cJSON_GetObjectItemCaseSensitive(s, "ids"), g->ids, &g->n);
+        const cJSON *lg = cJSON_GetObjectItemCaseSensitive(s, "logits");
+        for (int t = 0; t < 3; t++) {
+            const cJSON *f = cJSON_GetObjectItemCaseSensitive(lg, types[t]);
+            ck_assert_msg(cJSON_IsString(f), "%s/%s: no %s logits", model, g->name, types[t]);
+            snprintf(g->logits[t], sizeof g->logits[t], "%s", f->valuestring);
+        }
+        const cJSON *pos = cJSON_GetObjectItemCaseSensitive(s, "position_ids");
+        if (pos) {
+            g->has_pos = 1;
+            int_array(pos, g->pos, NULL);
+            int_array(cJSON_GetObjectItemCaseSensitive(s, "block_position_ids"), g->blk, NULL);
+            g->context_length =
+                (int64_t)cJSON_GetObjectItemCaseSensitive(s, "context_length")->valuedouble;
+            g->mask_position =
+                (int64_t)cJSON_GetObjectItemCaseSensitive(s, "mask_position")->valuedouble;
+        }
+    }
+    cJSON_Delete(j);
+    *count = n;
+    return out;
+}
+
+/* Load golden logits [n][vocab] (checked shape and dtype). */
+static float *golden_logits(const char *model, const char *file, int64_t n, int64_t vocab)
+{
+    char *g = sample_dir(model, "golden");
+    char *p = tu_path(g, file);
+    char dt[8];
+    int nd;
+    int64_t sh[4];
+    size_t nb;
+    float *x = tu_npy_load(p, dt, &nd, sh, &nb);
+    ck_assert_msg(x != NULL, "cannot load %s", p);
+    ck_assert_str_eq(dt, "<f4");
+    ck_assert_int_eq(nd, 2);
+    ck_assert_int_eq(sh[0], n);
+    ck_assert_int_eq(sh[1], vocab);
+    free(p);
+    free(g);
+    return x;
+}
+
+// --- helpers -------------------------------------------------------------------------------
+
+static glmq_model *open_model(const char *path)
+{
+    glmq_model *m = NULL;
+    glmq_err err = {0};
+    glmq_status st = glmq_model_open(path, &m, &err);
+    ck_assert_msg(st == GLMQ_OK, "open %s: %s", path, err.msg);
+    return m;
+}
+
+static glmq_forward *new_forward(const glmq_model *m, int64_t max_tokens, int threads)
+{
+    glmq_forward *f = NULL;
+    glmq_err err = {0};
+    glmq_status st = glmq_forward_create(m, max_tokens, threads, &f, &err);
+    ck_assert_msg(st == GLMQ_OK, "forward_create: %s", err.msg);
+    return f;
+}
+
+/* Full forward of ids over the model at path: malloc'd logits [n][vocab]. */
+static float *run_path(const char *path, const int32_t *ids, int64_t n, int threads,
+                       int64_t *vocab)
+{
+    glmq_model *m = open_model(path);
+    glmq_forward *f = new_forward(m, n, threads);
+    int64_t V = glmq_model_config(m)->vocab;
+    float *lg = malloc((size_t)(n * V) * sizeof *lg);
+    glmq_err err = {0};
+    glmq_status st = glmq_forward_eval(f, ids, n, lg, &err);
+    ck_assert_msg(st == GLMQ_OK, "eval: %s", err.msg);
+    glmq_forward_free(f);
+    glmq_model_close(m);
+    if (vocab) *vocab = V;
+    return lg;
+}
+
+static void max_diff(const float *a, const float *g, int64_t count, double *abs_err,
+                     double *max_g)
+{
+    double d = 0, mg = 0;
+    for (int64_t i = 0; i < count; i++) {
+        ck_assert_msg(isfinite(a[i]), "non-finite logit at %lld", (long long)i);
+        double e = fabs((double)a[i] - (double)g[i]);
+        if (e > d) d = e;
+        if (fabs(g[i]) > mg) mg = fabs(g[i]);
+    }
+    *abs_err = d;
+    *max_g = mg;
+}
+
+// --- golden logits -------------------------------------------------------------------------
+
+/* _i = model * 4 + source; source 0 = checkpoint directory (f16 policy), 1..3 = the f16, int8,
+ * int4 .glmq against the golden of the same policy. */
+START_TEST(matches_torch)
+{
+    const int mi = _i / 4, src = _i % 4;
+    const char *model = models[mi];
+    const int pol = src == 0 ? 0 : src - 1;
+    char *dir = sample_dir(model, "st");
+    const char *path = src == 0 ? dir : packs[mi][src - 1];
+    int ns;
+    gseq *seqs = sequences(model, &ns);
+    for (int s = 0; s < ns; s++) {
+        int64_t V;
+        float *lg = run_path(path, seqs[s].ids, seqs[s].n, 2, &V);
+        float *g = golden_logits(model, seqs[s].logits[pol], seqs[s].n, V);
+        double e, mg;
+        max_diff(lg, g, seqs[s].n * V, &e, &mg);
+        printf("# %s %s %-12s vs %s golden: max|diff| %.3g, max|logit| %.3g, rel %.3g\n", model,
+               src == 0 ? "dir " : "glmq", seqs[s].name, types[pol], e, mg, e / mg);
+        ck_assert_msg(e <= REL_TOL * mg, "%s %s %s: max|diff| %g > %g * %g", model, path,
+                      seqs[s].name, e, REL_TOL, mg);
+        ck_assert_msg(e <= STRICT_TOL * mg, "%s %s %s: max|diff| %g > %g * %g (strict gate)",
+                      model, path, seqs[s].name, e, STRICT_TOL, mg);
+        /* the policies really differ by more than the tolerance: the comparison discriminates */
+        if (pol != 0) {
+            float *g16 = golden_logits(model, seqs[s].logits[0], seqs[s].n, V);
+            double e16, mg16;
+            max_diff(lg, g16, seqs[s].n * V, &e16, &mg16);
+            ck_assert_msg(e16 > 5 * REL_TOL * mg16, "%s %s: %s logits too close to f16 (%g)",
+                          model, seqs[s].name, types[pol], e16);
+            free(g16);
+        }
+        free(g);
+        free(lg);
+    }
+    free(seqs);
+    free(dir);
+}
+END_TEST
+
+/* The four checkpoint variants (safetensors, sharded, .bin, sharded .bin) give identical logits
+ * to the bit. */
+START_TEST(variants_identical)
+{
+    const char *model = models[_i];
+    const char *variants[] = {"st", "st-sharded", "bin", "bin-sharded"};
+    int ns;
+    gseq *seqs = sequences(model, &ns);
+    int64_t V;
+    float *ref = NULL;
+    for (int v = 0; v < 4; v++) {
+        char *dir = sample_dir(model, variants[v]);
+        float *lg = run_path(dir, seqs[0].ids, seqs[0].n, 1, &V);
+        if (!ref)
+            ref = lg;
+        else {
+            ck_assert_mem_eq(ref, lg, (size_t)(seqs[0].n * V) * sizeof *lg);
+            free(lg);
+        }
+        free(dir);
+    }
+    free(ref);
+    free(seqs);
+}
+END_TEST
+
+// --- invariants ----------------------------------------------------------------------------
+
+/* Prompt then token by token (and other splits) equals one full forward, bit for bit (the
+ * reference is batch-invariant by construction) and a fortiori within 1e-5 relative. */
+START_TEST(incremental_equals_full)
+{
+    const int mi = _i / 2;
+    const char *model = models[mi];
+    const char *path = (_i % 2) ? packs[mi][2] : packs[mi][0];
+    int ns;
+    gseq *seqs = sequences(model, &ns);
+    glmq_model *m = open_model(path);
+    const int64_t V = glmq_model_config(m)->vocab;
+    const int64_t L = glmq_model_config(m)->n_layers, H = glmq_model_config(m)->hidden;
+    glmq_err err = {0};
+    for (int s = 0; s < ns; s++) {
+        const gseq *q = &seqs[s];
+        const int64_t n = q->n;
+        glmq_forward *f = new_forward(m, n, 2);
+        float *full = malloc((size_t)(n * V) * sizeof *full);
+        float *inc = malloc((size_t)(n * V) * sizeof *inc);
+        float *hfull = malloc((size_t)(L * n * H) * sizeof *hfull);
+        float *hstep = malloc((size_t)(L * n * H) * sizeof *hstep);
+        ck_assert_int_eq(glmq_forward_eval_ex(f, q->ids, n, full, hfull, &err), GLMQ_OK);
+        /* the prompt: v1 must include <sop> (end of the bidirectional context) */
+        int64_t prompt = 3;
+        if (q->has_pos) prompt = q->context_length + 1;
+        for (int split = 0; split < 2; split++) {
+            glmq_forward_reset(f);
+            ck_assert_int_eq(glmq_forward_n_cached(f), 0);
+            int64_t i = 0;
+            while (i < n) {
+                int64_t k = i == 0 ? prompt : (split == 0 ? 1 : (n - i < 3 ? n - i : 3));
+                if (i + k > n) k = n - i;
+                ck_assert_msg(glmq_forward_eval_ex(f, q->ids + i, k, inc + i * V, hstep, &err) ==
+                                  GLMQ_OK,
+                              "%s", err.msg);
+                for (int64_t l = 0; l < L; l++)
+                    for (int64_t t = 0; t < k; t++)
+                        ck_assert_mem_eq(hstep + (l * k + t) * H, hfull + (l * n + i + t) * H,
+                                         (size_t)H * sizeof(float));
+                i += k;
+            }
+            ck_assert_int_eq(glmq_forward_n_cached(f), n);
+            double e, mg;
+            max_diff(inc, full, n * V, &e, &mg);
+            ck_assert_msg(e <= 1e-5 * mg, "%s %s split %d: %g", model, q->name, split, e);
+            ck_assert_mem_eq(inc, full, (size_t)(n * V) * sizeof *inc);
+        }
+        /* v1: the cache remembers the 2-D positions of A.6 incremental decoding */
+        if (q->has_pos) {
+            const int32_t *pos, *blk;
+            int64_t cl, mp;
+            ck_assert_int_eq(glmq_forward_positions(f, &pos, &blk, &cl, &mp), n);
+            ck_assert_int_eq(cl, q->context_length);
+            ck_assert_int_eq(mp, q->mask_position);
+            ck_assert_mem_eq(pos, q->pos, (size_t)n * sizeof *pos);
+            ck_assert_mem_eq(blk, q->blk, (size_t)n * sizeof *blk);
+        }
+        free(full);
+        free(inc);
+        free(hfull);
+        free(hstep);
+        glmq_forward_free(f);
+    }
+    glmq_model_close(m);
+    free(seqs);
+}
+END_TEST
+
+/* Threads 1, 2 and 3 give bit-identical logits; so do reset-and-rerun and capture on/off. */
+START_TEST(threads_identical)
+{
+    const int mi = _i / 2;
+    const char *model = models[mi];
+    char *dir = sample_dir(model, "st");
+    const char *path = (_i % 2) ? packs[mi][2] : dir;
+    int ns;
+    gseq *seqs = sequences(model, &ns);
+    const gseq *q = &seqs[0];
+    int64_t V;
+    float *a = run_path(path, q->ids, q->n, 1, &V);
+    for (int th = 2; th <= 3; th++) {
+        float *b = run_path(path, q->ids, q->n, th, NULL);
+        ck_assert_mem_eq(a, b, (size_t)(q->n * V) * sizeof *a);
+        free(b);
+    }
+    glmq_model *m = open_model(path);
+    glmq_forward *f = new_forward(m, q->n, 2);
+    ck_assert_int_eq(glmq_forward_threads(f), 2);
+    float *b = malloc((size_t)(q->n * V) * sizeof *b);
+    glmq_err err = {0};
+    for (int rep = 0; rep < 2; rep++) {
+        glmq_forward_reset(f);
+        ck_assert_int_eq(glmq_forward_eval(f, q->ids, q->n, b, &err), GLMQ_OK);
+        ck_assert_mem_eq(a, b, (size_t)(q->n * V) * sizeof *a);
+    }
+    free(b);
+    glmq_forward_free(f);
+    glmq_model_close(m);
+    free(a);
+    free(seqs);
+    free(dir);
+}
+END_TEST
+
+/* logits == NULL skips the output layer but still fills the cache: the next token's logits are
+ * the same as in a full forward. */
+START_TEST(null_logits)
+{
+    const char *model = models[_i];
+    char *dir = sample_dir(model, "st");
+    int ns;
+    gseq *seqs = sequences(model, &ns);
+    const gseq *q = &seqs[0];
+    int64_t V;
+    float *full = run_path(dir, q->ids, q->n, 2, &V);
+    glmq_model *m = open_model(dir);
+    glmq_forward *f = new_forward(m, q->n, 2);
+    glmq_err err = {0};
+    ck_assert_int_eq(glmq_forward_eval(f, q->ids, q->n - 1, NULL, &err), GLMQ_OK);
+    float *last = malloc((size_t)V * sizeof *last);
+    ck_assert_int_eq(glmq_forward_eval(f, q->ids + q->n - 1, 1, last, &err), GLMQ_OK);
+    ck_assert_mem_eq(last, full + (q->n - 1) * V, (size_t)V * sizeof *last);
+    free(last);
+    glmq_forward_free(f);
+    glmq_model_close(m);
+    free(full);
+    free(seqs);
+    free(dir);
+}
+END_TEST
+
+// --- v1 positions --------------------------------------------------------------------------
+
+/* GLM-SPEC A.6 worked example: [w0 w1 w2 [gMASK] <sop> y0 y1]. */
+START_TEST(v1_layout_worked_example)
+{
+    char *dir = sample_dir("glm1-tiny", "st");
+    glmq_model *m = open_model(dir);
+    const glmq_config *c = glmq_model_config(m);
+    const int32_t ids[7] = {20, 21, 22, (int32_t)c->tok_gmask, (int32_t)c->tok_sop, 23, 24};
+    int32_t pos[7], blk[7];
+    int64_t cl, mp;
+    glmq_err err = {0};
+    ck_assert_int_eq(glmq_v1_layout(c, ids, 7, pos, blk, &cl, &mp, &err), GLMQ_OK);
+    const int32_t want_pos[7] = {0, 1, 2, 3, 3, 3, 3}, want_blk[7] = {0, 0, 0, 0, 1, 2, 3};
+    ck_assert_mem_eq(pos, want_pos, sizeof pos);
+    ck_assert_mem_eq(blk, want_blk, sizeof blk);
+    ck_assert_int_eq(cl, 4);
+    ck_assert_int_eq(mp, 3);
+    /* rows 0-3 see columns 0-3; row 4 sees 0-4; row 5 sees 0-5; row 6 sees 0-6 */
+    for (int i = 0; i < 7; i++)
+        for (int j = 0; j < 7; j++) {
+            int want = i < 4 ? j < 4 : j <= i;
+            ck_assert_msg(glmq_v1_visible(cl, i, j) == want, "visible(%d,%d)", i, j);
+        }
+    /* [MASK] counts only without [gMASK]; [gMASK] wins wherever it is */
+    const int32_t ids2[6] = {20, (int32_t)c->tok_mask, 21, (int32_t)c->tok_gmask,
+                             (int32_t)c->tok_sop, 22};
+    ck_assert_int_eq(glmq_v1_layout(c, ids2, 6, pos, blk, &cl, &mp, &err), GLMQ_OK);
+    ck_assert_int_eq(mp, 3);
+    ck_assert_int_eq(cl, 4);
+    const int32_t ids3[5] = {20, (int32_t)c->tok_mask, 21, (int32_t)c->tok_sop, 22};
+    ck_assert_int_eq(glmq_v1_layout(c, ids3, 5, pos, blk, &cl, &mp, &err), GLMQ_OK);
+    ck_assert_int_eq(mp, 1);
+    ck_assert_int_eq(pos[4], 1);
+    ck_assert_int_eq(blk[4], 2);
+    /* the same through the forward, prompt then one token at a time */
+    glmq_forward *f = new_forward(m, 7, 1);
+    ck_assert_int_eq(glmq_forward_eval(f, ids, 5, NULL, &err), GLMQ_OK);
+    ck_assert_int_eq(glmq_forward_eval(f, ids + 5, 1, NULL, &err), GLMQ_OK);
+    ck_assert_int_eq(glmq_forward_eval(f, ids + 6, 1, NULL, &err), GLMQ_OK);
+    const int32_t *fp, *fb;
+    ck_assert_int_eq(glmq_forward_positions(f, &fp, &fb, &cl, &mp), 7);
+    ck_assert_mem_eq(fp, want_pos, sizeof want_pos);
+    ck_assert_mem_eq(fb, want_blk, sizeof want_blk);
+    glmq_forward_free(f);
+    glmq_model_close(m);
+    free(dir);
+}
+END_TEST
+
+/* The manifest's position_ids / block_position_ids (computed by the torch generator). */
+START_TEST(v1_layout_manifest)
+{
+    char *dir = sample_dir("glm1-tiny", "st");
+    glmq_model *m = open_model(dir);
+    int ns;
+    gseq *seqs = sequences("glm1-tiny", &ns);
+    for (int s = 0; s < ns; s++) {
+        ck_assert(seqs[s].has_pos);
+        int32_t pos[512], blk[512];
+        int64_t cl, mp;
+        glmq_err err = {0};
+        ck_assert_int_eq(glmq_v1_layout(glmq_model_config(m), seqs[s].ids, seqs[s].n, pos, blk,
+                                        &cl, &mp, &err),
+                         GLMQ_OK);
+        ck_assert_mem_eq(pos, seqs[s].pos, (size_t)seqs[s].n * sizeof *pos);
+        ck_assert_mem_eq(blk, seqs[s].blk, (size_t)seqs[s].n * sizeof *blk);
+        ck_assert_int_eq(cl, seqs[s].context_length);
+        ck_assert_int_eq(mp, seqs[s].mask_position);
+    }
+    free(seqs);
+    glmq_model_close(m);
+    free(dir);
+}
+END_TEST
+
+// --- errors --------------------------------------------------------------------------------
+
+START_TEST(bad_inputs)
+{
+    const char *model = models[_i];
+    char *dir = sample_dir(model, "st");
+    int ns;
+    gseq *seqs = sequences(model, &ns);
+    const gseq *q = &seqs[0];
+    glmq_model *m = open_model(dir);
+    const glmq_config *c = glmq_model_config(m);
+    const int64_t V = c->vocab;
+    glmq_forward *f = new_forward(m, q->n, 2);
+    float *lg = malloc((size_t)(q->n * V) * sizeof *lg);
+    float *ref = malloc((size_t)(q->n * V) * sizeof *ref);
+    glmq_err err = {0};
+    ck_assert_int_eq(glmq_forward_eval(f, q->ids, q->n, ref, &err), GLMQ_OK);
+    glmq_forward_reset(f);
+
+    int32_t ids[512];
+    memcpy(ids, q->ids, (size_t)q->n * sizeof *ids);
+    const int32_t bad[] = {(int32_t)V, (int32_t)V + 7, -1, INT32_MIN};
+    for (size_t b = 0; b < sizeof bad / sizeof bad[0]; b++) {
+        ids[q->n - 2] = bad[b];
+        memset(&err, 0, sizeof err);
+        ck_assert_int_eq(glmq_forward_eval(f, ids, q->n, lg, &err), GLMQ_E_VALUE);
+        ck_assert_msg(strstr(err.msg, "outside the vocabulary") != NULL, "%s", err.msg);
+        ck_assert_int_eq(glmq_forward_n_cached(f), 0);
+    }
+    /* a rejected call changes nothing: the same forward still gives the reference logits */
+    ck_assert_int_eq(glmq_forward_eval(f, q->ids, 2 + (q->has_pos ? q->context_length : 0),
+                                       NULL, &err),
+                     GLMQ_OK);
+    const int64_t done = glmq_forward_n_cached(f);
+    ids[q->n - 2] = -5;
+    ck_assert_int_eq(glmq_forward_eval(f, ids + done, q->n - done, lg, &err), GLMQ_E_VALUE);
+    ck_assert_int_eq(glmq_forward_n_cached(f), done);
+    ck_assert_int_eq(glmq_forward_eval(f, q->ids + done, q->n - done, lg + done * V, &err),
+                     GLMQ_OK);
+    ck_assert_mem_eq(lg + done * V, ref + done * V, (size_t)((q->n - done) * V) * sizeof *lg);
+    /* capacity */
+    memset(&err, 0, sizeof err);
+    ck_assert_int_eq(glmq_forward_eval(f, q->ids, 1, NULL, &err), GLMQ_E_INVALID);
+    ck_assert_msg(strstr(err.msg, "do not fit") != NULL, "%s", err.msg);
+    ck_assert_int_eq(glmq_forward_eval(f, q->ids, -1, NULL, &err), GLMQ_E_INVALID);
+    ck_assert_int_eq(glmq_forward_eval(f, q->ids, 0, NULL, &err), GLMQ_OK);
+
+    if (c->arch == GLMQ_ARCH_CHATGLM1) {
+        /* v1 needs <sop> and a mask token in the first call */
+        glmq_forward_reset(f);
+        const int32_t no_sop[4] = {20, 21, (int32_t)c->tok_gmask, 22};
+        memset(&err, 0, sizeof err);
+        ck_assert_int_eq(glmq_forward_eval(f, no_sop, 4, lg, &err), GLMQ_E_INVALID);
+        ck_assert_msg(strstr(err.msg, "<sop>") != NULL, "%s", err.msg);
+        const int32_t no_mask[4] = {20, 21, (int32_t)c->tok_sop, 22};
+        memset(&err, 0, sizeof err);
+        ck_assert_int_eq(glmq_forward_eval(f, no_mask, 4, lg, &err), GLMQ_E_INVALID);
+        ck_assert_msg(strstr(err.msg, "[gMASK]") != NULL, "%s", err.msg);
+        ck_assert_int_eq(glmq_forward_n_cached(f), 0);
+    }
+    glmq_forward *g = NULL;
+    ck_assert_int_eq(glmq_forward_create(m, 0, 1, &g, &err), GLMQ_E_INVALID);
+    ck_assert_ptr_null(g);
+    glmq_forward_free(NULL);
+    free(lg);
+    free(ref);
+    glmq_forward_free(f);
+    glmq_model_close(m);
+    free(seqs);
+    free(dir);
+}
+END_TEST
+
+// --- CLI -----------------------------------------------------------------------------------
+
+static char *join_ids(const int32_t *ids, int64_t n)
+{
+    char *s = malloc((size_t)n * 12 + 1);
+    size_t k = 0;
+    for (int64_t i = 0; i < n; i++) k += (size_t)sprintf(s + k, i ? ",%d" : "%d", ids[i]);
+    s[k] = 0;
+    return s;
+}
+
+START_TEST(cli_logits)
+{
+    const int mi = _i;
+    const char *model = models[mi];
+    char *dir = sample_dir(model, "st");
+    int ns;
+    gseq *seqs = sequences(model, &ns);
+    const gseq *q = &seqs[ns - 1];
+    char *ids = join_ids(q->ids, q->n);
+    char *out = tu_path(tmpdir, "cli.npy");
+    char *log = NULL;
+    for (int src = 0; src < 2; src++) {
+        const char *path = src ? packs[mi][2] : dir;
+        const int pol = src ? 2 : 0;
+        int rc = tu_run(&log, "'%s' logits '%s' --ids %s -o '%s' --threads 2", tu_bin(), path,
+                        ids, out);
+        ck_assert_msg(rc == 0, "rc %d: %s", rc, log);
+        free(log);
+        char dt[8];
+        int nd;
+        int64_t sh[4];
+        size_t nb;
+        float *x = tu_npy_load(out, dt, &nd, sh, &nb);
+        ck_assert_ptr_nonnull(x);
+        ck_assert_str_eq(dt, "<f4");
+        ck_assert_int_eq(nd, 2);
+        ck_assert_int_eq(sh[0], q->n);
+        float *g = golden_logits(model, q->logits[pol], q->n, sh[1]);
+        double e, mg;
+        max_diff(x, g, q->n * sh[1], &e, &mg);
+        ck_assert_msg(e <= REL_TOL * mg, "cli %s: %g", path, e);
+        /* and exactly what the library computes */
+        float *lib = run_path(path, q->ids, q->n, 1, NULL);
+        ck_assert_mem_eq(x, lib, nb);
+        free(lib);
+        free(g);
+        free(x);
+    }
+    /* malformed id lists and out-of-range ids: exit 1 with a message */
+    const char *bad[] = {"1,,2", "1,x", "", "1,2,", "3.5", "1;2", " 1", "99999999999", "-1",
+                         "4000000"};
+    for (size_t b = 0; b < sizeof bad / sizeof bad[0]; b++) {
+        int rc = tu_run(&log, "'%s' logits '%s' --ids '%s' -o '%s'", tu_bin(), dir, bad[b], out);
+        ck_assert_msg(rc == 1, "--ids %s: rc %d: %s", bad[b], rc, log);
+        ck_assert_msg(strstr(log, "glmq: error:") != NULL, "%s", log);
+        ck_assert_msg(strstr(log, "--ids") != NULL || strstr(log, "vocabulary") != NULL, "%s",
+                      log);
+        free(log);
+    }
+    if (mi == 1) { /* v1 without <sop> */
+        int rc = tu_run(&log, "'%s' logits '%s' --ids 20,21,757 -o '%s'", tu_bin(), dir, out);
+        ck_assert_msg(rc == 1 && strstr(log, "<sop>"), "rc %d: %s", rc, log);
+        free(log);
+    }
+    /* usage errors exit 2; --help documents the command */
+    int rc = tu_run(&log, "'%s' logits '%s' --ids 1,2", tu_bin(), dir);
+    ck_assert_msg(rc == 2, "rc %d: %s", rc, log);
+    free(log);
+    rc = tu_run(&log, "'%s' logits --ids 1,2 -o x.npy", tu_bin());
+    ck_assert_msg(rc == 2, "rc %d: %s", rc, log);
+    free(log);
+    rc = tu_run(&log, "'%s' logits '%s' --ids 1 -o '%s' --threads 0", tu_bin(), dir, out);
+    ck_assert_msg(rc == 2, "rc %d: %s", rc, log);
+    free(log);
+    rc = tu_run(&log, "'%s' logits --help", tu_bin());
+    ck_assert_msg(rc == 0 && strstr(log, ".npy") && strstr(log, "--ids"), "rc %d: %s", rc, log);
+    free(log);
+    rc = tu_run(&log, "'%s' logits /nonexistent/model --ids 1 -o '%s'", tu_bin(), out);
+    ck_assert_msg(rc == 1 && strstr(log, "glmq: error:"), "rc %d: %s", rc, log);
+    free(log);
+    free(out);
+    free(ids);
+    free(seqs);
+    free(dir);
+}
+END_TEST
+
+// --- throughput (informational) ------------------------------------------------------------
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* A 256-token forward on each sample (prints tokens/s; asserts only finiteness). */
+START_TEST(throughput_256)
+{
+    const int mi = _i / 2;
+    char *dir = sample_dir(models[mi], "st");
+    const char *path = (_i % 2) ? packs[mi][2] : dir;
+    glmq_model *m = open_model(path);
+    const glmq_config *c = glmq_model_config(m);
+    int32_t ids[256];
+    for (int i = 0; i < 256; i++) ids[i] = (int32_t)((i * 37 + 11) % 700);
+    ids[0] = (int32_t)c->tok_gmask;
+    ids[1] = (int32_t)c->tok_sop;
+    float *lg = malloc((size_t)(256 * c->vocab) * sizeof *lg);
+    for (int th = 1; th <= 2; th++) {
+        glmq_forward *f = new_forward(m, 256, th);
+        glmq_err err = {0};
+        double t0 = now();
+        ck_assert_int_eq(glmq_forward_eval(f, ids, 256, lg, &err), GLMQ_OK);
+        double dt = now() - t0;
+        printf("# %s %s: 256-token forward, %d thread(s): %.1f ms, %.0f tokens/s\n", models[mi],
+               (_i % 2) ? "int4 .glmq" : "checkpoint", th, dt * 1e3, 256 / dt);
+        for (int64_t i = 0; i < 256 * c->vocab; i++) ck_assert(isfinite(lg[i]));
+        glmq_forward_free(f);
+    }
+    free(lg);
+    glmq_model_close(m);
+    free(dir);
+}
+END_TEST
+
+/* GLMQ_CPU=ref (scalar widening) gives the same bits as the best kernel level. Last: it lowers
+ * the process-wide level, which matters when the suite runs without fork. */
+START_TEST(kernel_level_identical)
+{
+    const char *model = models[_i];
+    char *dir = sample_dir(model, "st");
+    int ns;
+    gseq *seqs = sequences(model, &ns);
+    const gseq *q = &seqs[0];
+    int64_t V;
+    float *a = run_path(dir, q->ids, q->n, 2, &V);
+    ck_assert_int_eq(glmq_cpu_force(GLMQ_CPU_REF), GLMQ_CPU_REF);
+    ck_assert_int_eq(glmq_kernels_get()->level, GLMQ_CPU_REF);
+    float *b = run_path(dir, q->ids, q->n, 2, NULL);
+    ck_assert_mem_eq(a, b, (size_t)(q->n * V) * sizeof *a);
+    free(a);
+    free(b);
+    free(seqs);
+    free(dir);
+}
+END_TEST
+
+static Suite *forward_suite(void)
+{
+    Suite *s = suite_create("forward");
+    TCase *tc = tcase_create("forward");
+    tcase_set_timeout(tc, 600);
+    tcase_add_unchecked_fixture(tc, convert_all, remove_all);
+    tcase_add_loop_test(tc, matches_torch, 0, 8);
+    tcase_add_loop_test(tc, variants_identical, 0, 2);
+    tcase_add_loop_test(tc, incremental_equals_full, 0, 4);
+    tcase_add_loop_test(tc, threads_identical, 0, 4);
+    tcase_add_loop_test(tc, null_logits, 0, 2);
+    tcase_add_test(tc, v1_layout_worked_example);
+    tcase_add_test(tc, v1_layout_manifest);
+    tcase_add_loop_test(tc, bad_inputs, 0, 2);
+    tcase_add_loop_test(tc, cli_logits, 0, 2);
+    tcase_add_loop_test(tc, throughput_256, 0, 4);
+    tcase_add_loop_test(tc, kernel_level_identical, 0, 2);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    SRunner *sr = srunner_create(forward_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,933 @@
+/*
+ * glm_ref.c - the FP32 reference forward pass (see glm_ref.h for the contract).
+ *
+ * Shape of the code (llama2.c style): weights stay where the model keeps them (mmap views of a
+ * packed file or a checkpoint) and are widened row by row inside the matmul; the run state
+ * (activations, KV cache, RoPE tables, per-thread scratch) is allocated once in
+ * glmq_forward_create; eval runs the blocks layer by layer over all new tokens, so the v1
+ * bidirectional context sees every context token at every layer.
+ *
+ * Invariants that make the output reproducible bit for bit:
+ *   - dot_f32 / dot4_f32 are the only dot products; their lane structure is fixed (8 lanes,
+ *     fixed reduction tree, tail last) and compiled at baseline, so neither the CPU kernel
+ *     level nor the compiler's vectorizer changes a result (ISO C mode: no FMA contraction).
+ *   - matmul rows are split statically across threads and every output element is one dot
+ *     over the same operands, so thread count and row tiling never matter.
+ *   - every other operation is per token or per (query, head), in a fixed order, so the result
+ *     for a token does not depend on which other tokens share its call (batch invariance:
+ *     incremental decoding equals a full forward exactly).
+ *   - widening F16/BF16 (SIMD kernels) and INT8/INT4 dequantization (code * scale, exact in
+ *     fp32) are exact, so the kernel level cannot change a widened weight either.
+ */
+#include "verify/glm_ref.h"
+
+#include "core/pool.h"
+#include "quant/quant.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
+
+// --- weights -------------------------------------------------------------------------------
+
+/* One transformer block. 2-D weights are borrowed views; vectors are fp32 copies. */
+typedef struct {
+    const glmq_tensor_info *qkv;   /* [qkv_rows][h]: v1 per-head [Q K V]; v2 [Q | K | V] */
+    const glmq_tensor_info *dense; /* [h][nq] */
+    const glmq_tensor_info *h4h;   /* [ffn_rows][h]: v1 F rows; v2 2F rows (gate, up) */
+    const glmq_tensor_info *fhh;   /* [h][F] */
+    float *ln_in_w, *ln_in_b;      /* [h]; b: LayerNorm (v1) only, else NULL */
+    float *ln_post_w, *ln_post_b;  /* [h]; b as above */
+    float *qkv_b;                  /* [qkv_rows] or NULL */
+    float *dense_b;                /* [h] or NULL */
+    float *h4h_b;                  /* [ffn_rows] or NULL */
+    float *fhh_b;                  /* [h] or NULL */
+} layer_w;
+
+// --- run state -----------------------------------------------------------------------------
+
+struct glmq_forward {
+    const glmq_model *model; /* borrowed */
+    glmq_config cfg;
+    const glmq_kernels *kern; /* widening kernels (exact at every level) */
+    glmq_pool *pool;
+    int nth;
+
+    /* dimensions */
+    int v1;           /* ChatGLM-6B layout and semantics */
+    int64_t h;        /* hidden size */
+    int64_t L;        /* layers */
+    int64_t nh;       /* query heads n */
+    int64_t d;        /* head dim */
+    int64_t g;        /* KV groups (v1: = n) */
+    int64_t F;        /* FFN inner size */
+    int64_t V;        /* vocabulary rows */
+    int64_t nq;       /* n * d */
+    int64_t qkv_rows; /* v1 3h; v2 n*d + 2*g*d */
+    int64_t ffn_rows; /* v1 F; v2 2F */
+    int64_t nf;       /* rotary frequencies per rotated block: d/4 */
+    int64_t max_tokens;
+    int64_t slice;    /* tokens per matmul slice: min(max_tokens, GLMQ_FORWARD_SLICE) */
+    int64_t max_cols; /* widest weight row */
+    int64_t tile;     /* weight rows widened at once per thread */
+    float alpha;      /* v1 residual scale; 1 for v2 */
+    float eps;        /* norm epsilon */
+    float sqrt_d;     /* (float)sqrt(d): scores are q.k / sqrt_d, as upstream */
+
+    /* weights */
+    const glmq_tensor_info *embed; /* [V][h] */
+    const glmq_tensor_info *out;   /* [V][h]: lm_head / output_layer / tied embedding */
+    layer_w *layers;               /* [L] */
+    float *final_w, *final_b;      /* [h] each (b: v1 only); NULL without post_layer_norm */
+    float *vecs;                   /* one allocation holding every fp32 vector above */
+
+    /* activations of the tokens of one call */
+    float *x;    /* [max_tokens][h] residual stream */
+    float *xn;   /* [max_tokens][h] norm output (input of the matmuls, v1 residual branch) */
+    float *q;    /* [max_tokens][n][d] rotated queries; overwritten in place by the context */
+    float *big;  /* [slice][max(qkv_rows, ffn_rows)] QKV / dense_h_to_4h outputs */
+    float *mid;  /* [slice][max(F, h)] attention projection output / SwiGLU activation */
+    float *mlp;  /* [slice][h] dense_4h_to_h output */
+
+    /* KV cache, rotated keys and values of every cached token */
+    float *kc; /* [L][max_tokens][g][d] */
+    float *vc; /* [L][max_tokens][g][d] */
+
+    /* RoPE */
+    float *theta; /* [nf] frequencies (v1: fp16-rounded) */
+    float *cos_t; /* [max_tokens + 1][nf] cos((float)p * theta_i) */
+    float *sin_t; /* [max_tokens + 1][nf] */
+
+    /* per-thread scratch */
+    float *wbuf; /* [nth][tile][max_cols] widened weight rows */
+    float *att;  /* [nth][max_tokens] attention scores / probabilities */
+    float *qtmp; /* [nth][d] one query head */
+
+    /* sequence state */
+    int32_t *pos;          /* [max_tokens] rotary position of each cached token */
+    int32_t *blk;          /* [max_tokens] v1 block position (NULL for v2) */
+    int64_t n_cached;      /* tokens in the KV cache */
+    int64_t ctx_len;       /* v1 context_length of the sequence (-1: empty cache) */
+    int64_t mask_pos;      /* v1 mask_position (-1: empty cache) */
+};
+
+// --- dot products --------------------------------------------------------------------------
+
+/*
+ * The dot product of the reference. Lane k (k = 0..7) accumulates, in order, a[i]*b[i] for the
+ * i < n8 = n & ~7 with i % 8 == k; the lanes reduce as ((l0+l4) + (l2+l6)) + ((l1+l5) + (l3+l7));
+ * then the tail terms i = n8..n-1 are added in order. All fp32. The GNU vector form and the
+ * scalar form below perform exactly these operations, so either gives identical bits.
+ */
+#if defined(__GNUC__)
+typedef float v4f __attribute__((vector_size(16)));
+
+static inline v4f ld4(const float *p)
+{
+    v4f v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline float reduce8(v4f a, v4f b)
+{
+    v4f c = a + b; /* lanes l0+l4, l1+l5, l2+l6, l3+l7 */
+    return (c[0] + c[2]) + (c[1] + c[3]);
+}
+
+static inline float dot_f32(const float *a, const float *b, int64_t n)
+{
+    v4f s0 = {0, 0, 0, 0}, s1 = {0, 0, 0, 0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        s0 += ld4(a + i) * ld4(b + i);
+        s1 += ld4(a + i + 4) * ld4(b + i + 4);
+    }
+    float s = reduce8(s0, s1);
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+/* Four dots w[r]·x (rows r = 0..3 at stride ld), each exactly dot_f32(w + r*ld, x, n). */
+static inline void dot4_f32(const float *w, int64_t ld, const float *x, int64_t n, float out[4])
+{
+    const float *w0 = w, *w1 = w + ld, *w2 = w + 2 * ld, *w3 = w + 3 * ld;
+    v4f a0 = {0, 0, 0, 0}, b0 = a0, a1 = a0, b1 = a0, a2 = a0, b2 = a0, a3 = a0, b3 = a0;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        v4f xl = ld4(x + i), xh = ld4(x + i + 4);
+        a0 += ld4(w0 + i) * xl;
+        b0 += ld4(w0 + i + 4) * xh;
+        a1 += ld4(w1 + i) * xl;
+        b1 += ld4(w1 + i + 4) * xh;
+        a2 += ld4(w2 + i) * xl;
+        b2 += ld4(w2 + i + 4) * xh;
+        a3 += ld4(w3 + i) * xl;
+        b3 += ld4(w3 + i + 4) * xh;
+    }
+    float s0 = reduce8(a0, b0), s1 = reduce8(a1, b1), s2 = reduce8(a2, b2), s3 = reduce8(a3, b3);
+    for (; i < n; i++) {
+        s0 += w0[i] * x[i];
+        s1 += w1[i] * x[i];
+        s2 += w2[i] * x[i];
+        s3 += w3[i] * x[i];
+    }
+    out[0] = s0;
+    out[1] = s1;
+    out[2] = s2;
+    out[3] = s3;
+}
+#else
+static inline float dot_f32(const float *a, const float *b, int64_t n)
+{
+    float l[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) l[k] += a[i + k] * b[i + k];
+    float s = ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+static inline void dot4_f32(const float *w, int64_t ld, const float *x, int64_t n, float out[4])
+{
+    for (int r = 0; r < 4; r++) out[r] = dot_f32(w + r * ld, x, n);
+}
+#endif
+
+// --- weight rows ---------------------------------------------------------------------------
+
+/* Widen row r of t into dst (t->cols floats), exactly. */
+static void widen_row(const glmq_kernels *k, const glmq_tensor_info *t, int64_t r, float *dst)
+{
+    const uint8_t *p = (const uint8_t *)t->data + r * t->row_stride;
+    switch (t->type) {
+    case GLMQ_TYPE_F32: glmq_f32le_to_f32_row(p, dst, t->cols); break;
+    case GLMQ_TYPE_F16: k->f16_to_f32(p, dst, t->cols); break;
+    case GLMQ_TYPE_BF16: k->bf16_to_f32(p, dst, t->cols); break;
+    case GLMQ_TYPE_INT8: /* code * fp16 scale: exact in fp32 */
+        glmq_dequantize_row_q8_ref(p, glmq_rd_le16(&t->scales[r]), t->cols, dst);
+        break;
+    case GLMQ_TYPE_INT4:
+        glmq_dequantize_row_q4_ref(p, glmq_rd_le16(&t->scales[r]), t->cols, dst);
+        break;
+    }
+}
+
+// --- parallel matmul -------------------------------------------------------------------------
+
+/* y[t][r] = W[r]·x[t] (+ bias[r]) for t < n and every row r of W. */
+typedef struct {
+    const glmq_forward *f;
+    const glmq_tensor_info *w; /* [rows][cols] */
+    const float *bias;         /* [rows] or NULL */
+    const float *x;            /* [n][ldx], cols used */
+    int64_t ldx;
+    float *y;                  /* [n][ldy], columns 0..rows-1 written */
+    int64_t ldy;
+    int64_t n;
+} mm_job;
+
+/* Thread ith of nth: rows [rows*ith/nth, rows*(ith+1)/nth), `tile` rows widened at a time and
+ * each tile dotted with every token (the weight tile stays in cache across tokens). */
+static void mm_worker(void *arg, int ith, int nth)
+{
+    const mm_job *j = arg;
+    const glmq_forward *f = j->f;
+    const int64_t rows = j->w->rows, cols = j->w->cols;
+    const int64_t ra = rows * ith / nth, rb = rows * (ith + 1) / nth;
+    float *wb = f->wbuf + (int64_t)ith * f->tile * f->max_cols;
+    for (int64_t r0 = ra; r0 < rb; r0 += f->tile) {
+        const int64_t nr = rb - r0 < f->tile ? rb - r0 : f->tile;
+        for (int64_t k = 0; k < nr; k++) widen_row(f->kern, j->w, r0 + k, wb + k * cols);
+        for (int64_t t = 0; t < j->n; t++) {
+            const float *xt = j->x + t * j->ldx;
+            float *yt = j->y + t * j->ldy + r0;
+            int64_t k = 0;
+            for (; k + 4 <= nr; k += 4) {
+                float o[4];
+                dot4_f32(wb + k * cols, cols, xt, cols, o);
+                for (int u = 0; u < 4; u++) yt[k + u] = o[u];
+            }
+            for (; k < nr; k++) yt[k] = dot_f32(wb + k * cols, xt, cols);
+            if (j->bias)
+                for (k = 0; k < nr; k++) yt[k] = yt[k] + j->bias[r0 + k];
+        }
+    }
+}
+
+static void matmul(const glmq_forward *f, const glmq_tensor_info *w, const float *bias,
+                   const float *x, int64_t ldx, float *y, int64_t ldy, int64_t n)
+{
+    mm_job j = {f, w, bias, x, ldx, y, ldy, n};
+    glmq_pool_run(f->pool, mm_worker, &j);
+}
+
+// --- norms and activations -------------------------------------------------------------------
+
+/* RMSNorm (B.4 step 1): var = mean(x^2) (accumulated in double, then fp32), r = 1/sqrt(var +
+ * eps), y = w * (x * r). */
+static void rmsnorm(float *y, const float *x, const float *w, int64_t h, float eps)
+{
+    double ss = 0;
+    for (int64_t i = 0; i < h; i++) ss += (double)x[i] * x[i];
+    const float var = (float)(ss / (double)h);
+    const float r = 1.0f / sqrtf(var + eps);
+    for (int64_t i = 0; i < h; i++) y[i] = w[i] * (x[i] * r);
+}
+
+/* LayerNorm (A.5 step 1): biased variance, y = (x - mean) * rstd * w + b; moments in double. */
+static void layernorm(float *y, const float *x, const float *w, const float *b, int64_t h,
+                      float eps)
+{
+    double s = 0;
+    for (int64_t i = 0; i < h; i++) s += x[i];
+    const double mean = s / (double)h;
+    double v = 0;
+    for (int64_t i = 0; i < h; i++) {
+        const double c = (double)x[i] - mean;
+        v += c * c;
+    }
+    const float var = (float)(v / (double)h);
+    const float rstd = 1.0f / sqrtf(var + eps);
+    const float mf = (float)mean;
+    for (int64_t i = 0; i < h; i++) y[i] = (x[i] - mf) * rstd * w[i] + b[i];
+}
+
+static void norm(const glmq_forward *f, float *y, const float *x, const float *w, const float *b)
+{
+    if (f->v1)
+        layernorm(y, x, w, b, f->h, f->eps);
+    else
+        rmsnorm(y, x, w, f->h, f->eps);
+}
+
+/* tanh GELU exactly as upstream gelu_impl, evaluated left to right:
+ * 0.5*x * (1 + tanh(0.7978845608028654*x * (1 + 0.044715*x*x))). */
+static inline float gelu(float x)
+{
+    const float a = 0.5f * x;
+    const float b = 0.7978845608028654f * x;
+    const float c = 1.0f + 0.044715f * x * x;
+    return a * (1.0f + tanhf(b * c));
+}
+
+static inline float silu(float x) { return x / (1.0f + expf(-x)); }
+
+/* Elementwise FFN activation over n tokens, split across threads by token. */
+typedef struct {
+    const glmq_forward *f;
+    float *big; /* [n][ffn_rows] dense_h_to_4h outputs */
+    float *mid; /* [n][F] v2 output */
+    int64_t n;
+} act_job;
+
+static void act_worker(void *arg, int ith, int nth)
+{
+    const act_job *j = arg;
+    const glmq_forward *f = j->f;
+    const int64_t ta = j->n * ith / nth, tb = j->n * (ith + 1) / nth;
+    for (int64_t t = ta; t < tb; t++) {
+        float *u = j->big + t * f->ffn_rows;
+        if (f->v1) {
+            for (int64_t i = 0; i < f->F; i++) u[i] = gelu(u[i]);
+        } else {
+            float *o = j->mid + t * f->F;
+            for (int64_t i = 0; i < f->F; i++) o[i] = silu(u[i]) * u[f->F + i];
+        }
+    }
+}
+
+// --- RoPE ------------------------------------------------------------------------------------
+
+/* v1 rotate-half on one 2*nf-dim block: pairs (i, i+nf), angle table row c/s. */
+static inline void rope_half(float *x, const float *c, const float *s, int64_t nf)
+{
+    for (int64_t i = 0; i < nf; i++) {
+        const float a = x[i], b = x[i + nf];
+        x[i] = a * c[i] + (-b) * s[i]; /* x*cos + rotate_half(x)*sin, rotate_half = (-x2, x1) */
+        x[i + nf] = b * c[i] + a * s[i];
+    }
+}
+
+/* v2 adjacent pairs (2i, 2i+1) on the first 2*nf dims (B.5). */
+static inline void rope_pairs(float *x, const float *c, const float *s, int64_t nf)
+{
+    for (int64_t i = 0; i < nf; i++) {
+        const float a = x[2 * i], b = x[2 * i + 1];
+        x[2 * i] = a * c[i] - b * s[i];
+        x[2 * i + 1] = b * c[i] + a * s[i];
+    }
+}
+
+/* Rotate the queries and keys of one head vector of token at (pos, blk). */
+static void rope(const glmq_forward *f, float *x, int32_t pos, int32_t blk)
+{
+    const float *c = f->cos_t + (int64_t)pos * f->nf, *s = f->sin_t + (int64_t)pos * f->nf;
+    if (f->v1) {
+        rope_half(x, c, s, f->nf);
+        rope_half(x + 2 * f->nf, f->cos_t + (int64_t)blk * f->nf, f->sin_t + (int64_t)blk * f->nf,
+                  f->nf);
+    } else {
+        rope_pairs(x, c, s, f->nf);
+    }
+}
+
+// --- attention -------------------------------------------------------------------------------
+
+typedef struct {
+    const glmq_forward *f;
+    int64_t layer;
+    int64_t first; /* cache index of the first new token */
+    int64_t n;     /* new tokens */
+} att_job;
+
+/* Items (head hq, new token i) in head-major order, split statically over threads. Each item
+ * reads its query, scores the visible keys, softmaxes and writes the context over the query. */
+static void att_worker(void *arg, int ith, int nth)
+{
+    const att_job *j = arg;
+    const glmq_forward *f = j->f;
+    const int64_t items = f->nh * j->n, d = f->d, gd = f->g * f->d;
+    const int64_t ia = items * ith / nth, ib = items * (ith + 1) / nth;
+    float *sc = f->att + (int64_t)ith * f->max_tokens;
+    float *qv = f->qtmp + (int64_t)ith * d;
+    const float *kl = f->kc + j->layer * f->max_tokens * gd;
+    const float *vl = f->vc + j->layer * f->max_tokens * gd;
+    for (int64_t it = ia; it < ib; it++) {
+        const int64_t hq = it / j->n, i = it % j->n, p = j->first + i;
+        const int64_t grp = hq / (f->nh / f->g);
+        /* keys 0..kend-1 are visible: causal, plus the v1 bidirectional context */
+        const int64_t kend = (f->v1 && p < f->ctx_len) ? f->ctx_len : p + 1;
+        float *out = f->q + i * f->nq + hq * d;
+        memcpy(qv, out, (size_t)d * sizeof *qv);
+        float mx = -INFINITY;
+        for (int64_t u = 0; u < kend; u++) {
+            sc[u] = dot_f32(qv, kl + u * gd + grp * d, d) / f->sqrt_d;
+            if (sc[u] > mx) mx = sc[u];
+        }
+        double sum = 0;
+        for (int64_t u = 0; u < kend; u++) {
+            sc[u] = expf(sc[u] - mx);
+            sum += sc[u];
+        }
+        for (int64_t u = 0; u < kend; u++) sc[u] = (float)((double)sc[u] / sum);
+        for (int64_t e = 0; e < d; e++) out[e] = 0.0f;
+        for (int64_t u = 0; u < kend; u++) {
+            const float *v = vl + u * gd + grp * d;
+            const float pu = sc[u];
+            for (int64_t e = 0; e < d; e++) out[e] += pu * v[e];
+        }
+    }
+}
+
+// --- v1 positions ----------------------------------------------------------------------------
+
+glmq_status glmq_v1_layout(const glmq_config *c, const int32_t *ids, int64_t n, int32_t *pos,
+                           int32_t *blk, int64_t *context_length, int64_t *mask_position,
+                           glmq_err *err)
+{
+    int64_t sop = -1, gm = -1, mk = -1;
+    for (int64_t i = 0; i < n; i++) {
+        if (sop < 0 && ids[i] == c->tok_sop) sop = i;
+        if (gm < 0 && ids[i] == c->tok_gmask) gm = i;
+        if (mk < 0 && ids[i] == c->tok_mask) mk = i;
+    }
+    GLMQ_FAIL_IF(sop < 0, err, GLMQ_E_INVALID,
+                 "ChatGLM-6B input needs a <sop> token (id %lld) ending the context (GLM-SPEC "
+                 "A.6); the ids have none (a prompt is '... [gMASK] <sop>')",
+                 (long long)c->tok_sop);
+    const int64_t mp = gm >= 0 ? gm : mk;
+    GLMQ_FAIL_IF(mp < 0, err, GLMQ_E_INVALID,
+                 "ChatGLM-6B input needs a mask token, [gMASK] (id %lld) or [MASK] (id %lld) "
+                 "(GLM-SPEC A.6); the ids have neither",
+                 (long long)c->tok_gmask, (long long)c->tok_mask);
+    for (int64_t i = 0; i < n; i++) {
+        if (pos) pos[i] = (int32_t)(i < sop ? i : mp);
+        if (blk) blk[i] = (int32_t)(i < sop ? 0 : i - sop + 1);
+    }
+    if (context_length) *context_length = sop;
+    if (mask_position) *mask_position = mp;
+    return GLMQ_OK;
+}
+
+// --- create / free ---------------------------------------------------------------------------
+
+static glmq_status get_tensor(const glmq_model *m, const glmq_tensor_info **out, int ndim,
+                              int64_t rows, int64_t cols, glmq_err *err, const char *fmt, ...)
+    GLMQ_PRINTF(7, 8);
+
+/* Look up a tensor by formatted name and check its shape and type. */
+static glmq_status get_tensor(const glmq_model *m, const glmq_tensor_info **out, int ndim,
+                              int64_t rows, int64_t cols, glmq_err *err, const char *fmt, ...)
+{
+    char name[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    const glmq_tensor_info *t = glmq_model_tensor(m, name);
+    GLMQ_FAIL_IF(!t, err, GLMQ_E_SHAPE, "tensor '%s' is missing", name);
+    int64_t want_rows = ndim == 1 ? 1 : rows;
+    GLMQ_FAIL_IF(t->ndim != ndim || t->rows != want_rows || t->cols != cols, err, GLMQ_E_SHAPE,
+                 "tensor '%s' has shape %lldx%lld (ndim %d), expected %lldx%lld (ndim %d)", name,
+                 (long long)t->rows, (long long)t->cols, t->ndim, (long long)want_rows,
+                 (long long)cols, ndim);
+    GLMQ_FAIL_IF(t->type > GLMQ_TYPE_INT4, err, GLMQ_E_UNSUPPORTED,
+                 "tensor '%s' has an unknown type %d", name, (int)t->type);
+    GLMQ_FAIL_IF((t->type == GLMQ_TYPE_INT8 || t->type == GLMQ_TYPE_INT4) && !t->scales, err,
+                 GLMQ_E_FORMAT, "tensor '%s' is quantized but has no scales", name);
+    GLMQ_FAIL_IF(!t->data && rows * cols > 0, err, GLMQ_E_FORMAT, "tensor '%s' has no data", name);
+    *out = t;
+    return GLMQ_OK;
+}
+
+/* Widen a 1-D tensor (checked by get_tensor) into *dst, carving from the vector arena. */
+static glmq_status get_vector(const glmq_model *m, float **arena, float **dst, int64_t len,
+                              glmq_err *err, const char *fmt, ...) GLMQ_PRINTF(6, 7);
+
+static glmq_status get_vector(const glmq_model *m, float **arena, float **dst, int64_t len,
+                              glmq_err *err, const char *fmt, ...)
+{
+    char name[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    const glmq_tensor_info *t;
+    GLMQ_TRY(get_tensor(m, &t, 1, 1, len, err, "%s", name));
+    GLMQ_TRY(glmq_tensor_row_f32(t, 0, *arena, err));
+    for (int64_t i = 0; i < len; i++)
+        GLMQ_FAIL_IF(!isfinite((*arena)[i]), err, GLMQ_E_VALUE,
+                     "tensor '%s': element %lld is not finite", name, (long long)i);
+    *dst = *arena;
+    *arena += len;
+    return GLMQ_OK;
+}
+
+static glmq_status load_weights(glmq_forward *f, glmq_err *err)
+{
+    const glmq_model *m = f->model;
+    const int64_t h = f->h, L = f->L;
+    /* fp32 vectors: per layer 4 norm vectors + biases, plus the final norm */
+    const int64_t per_layer = 4 * h + f->qkv_rows + h + f->ffn_rows + h;
+    f->vecs = malloc((size_t)(per_layer * L + 2 * h) * sizeof *f->vecs);
+    f->layers = calloc((size_t)L, sizeof *f->layers);
+    GLMQ_FAIL_IF(!f->vecs || !f->layers, err, GLMQ_E_NOMEM, "out of memory for the weights");
+    float *a = f->vecs;
+    if (f->v1) {
+        const char *p = "transformer.layers";
+        GLMQ_TRY(get_tensor(m, &f->embed, 2, f->V, h, err, "transformer.word_embeddings.weight"));
+        for (int64_t l = 0; l < L; l++) {
+            layer_w *w = &f->layers[l];
+            long long ll = (long long)l;
+            GLMQ_TRY(get_vector(m, &a, &w->ln_in_w, h, err, "%s.%lld.input_layernorm.weight", p,
+                                ll));
+            GLMQ_TRY(get_vector(m, &a, &w->ln_in_b, h, err, "%s.%lld.input_layernorm.bias", p, ll));
+            GLMQ_TRY(get_tensor(m, &w->qkv, 2, f->qkv_rows, h, err,
+                                "%s.%lld.attention.query_key_value.weight", p, ll));
+            GLMQ_TRY(get_vector(m, &a, &w->qkv_b, f->qkv_rows, err,
+                                "%s.%lld.attention.query_key_value.bias", p, ll));
+            GLMQ_TRY(get_tensor(m, &w->dense, 2, h, f->nq, err, "%s.%lld.attention.dense.weight",
+                                p, ll));
+            GLMQ_TRY(get_vector(m, &a, &w->dense_b, h, err, "%s.%lld.attention.dense.bias", p, ll));
+            GLMQ_TRY(get_vector(m, &a, &w->ln_post_w, h, err,
+                                "%s.%lld.post_attention_layernorm.weight", p, ll));
+            GLMQ_TRY(get_vector(m, &a, &w->ln_post_b, h, err,
+                                "%s.%lld.post_attention_layernorm.bias", p, ll));
+            GLMQ_TRY(get_tensor(m, &w->h4h, 2, f->F, h, err, "%s.%lld.mlp.dense_h_to_4h.weight",
+                                p, ll));
+            GLMQ_TRY(get_vector(m, &a, &w->h4h_b, f->F, err, "%s.%lld.mlp.dense_h_to_4h.bias", p,
+                                ll));
+            GLMQ_TRY(get_tensor(m, &w->fhh, 2, h, f->F, err, "%s.%lld.mlp.dense_4h_to_h.weight",
+                                p, ll));
+            GLMQ_TRY(get_vector(m, &a, &w->fhh_b, h, err, "%s.%lld.mlp.dense_4h_to_h.bias", p, ll));
+        }
+        GLMQ_TRY(get_vector(m, &a, &f->final_w, h, err, "transformer.final_layernorm.weight"));
+        GLMQ_TRY(get_vector(m, &a, &f->final_b, h, err, "transformer.final_layernorm.bias"));
+        /* lm_head.weight if stored (upstream keeps it equal to the embedding), else tied */
+        if (glmq_model_tensor(m, "lm_head.weight"))
+            GLMQ_TRY(get_tensor(m, &f->out, 2, f->V, h, err, "lm_head.weight"));
+        else
+            f->out = f->embed;
+    } else {
+        const char *p = "transformer.encoder.layers";
+        GLMQ_TRY(get_tensor(m, &f->embed, 2, f->V, h, err,
+                            "transformer.embedding.word_embeddings.weight"));
+        for (int64_t l = 0; l < L; l++) {
+            layer_w *w = &f->layers[l];
+            long long ll = (long long)l;
+            GLMQ_TRY(get_vector(m, &a, &w->ln_in_w, h, err, "%s.%lld.input_layernorm.weight", p,
+                                ll));
+            GLMQ_TRY(get_tensor(m, &w->qkv, 2, f->qkv_rows, h, err,
+                                "%s.%lld.self_attention.query_key_value.weight", p, ll));
+            if (f->cfg.qkv_bias)
+                GLMQ_TRY(get_vector(m, &a, &w->qkv_b, f->qkv_rows, err,
+                                    "%s.%lld.self_attention.query_key_value.bias", p, ll));
+            GLMQ_TRY(get_tensor(m, &w->dense, 2, h, f->nq, err,
+                                "%s.%lld.self_attention.dense.weight", p, ll));
+            if (f->cfg.linear_bias)
+                GLMQ_TRY(get_vector(m, &a, &w->dense_b, h, err,
+                                    "%s.%lld.self_attention.dense.bias", p, ll));
+            GLMQ_TRY(get_vector(m, &a, &w->ln_post_w, h, err,
+                                "%s.%lld.post_attention_layernorm.weight", p, ll));
+            GLMQ_TRY(get_tensor(m, &w->h4h, 2, f->ffn_rows, h, err,
+                                "%s.%lld.mlp.dense_h_to_4h.weight", p, ll));
+            if (f->cfg.linear_bias)
+                GLMQ_TRY(get_vector(m, &a, &w->h4h_b, f->ffn_rows, err,
+                                    "%s.%lld.mlp.dense_h_to_4h.bias", p, ll));
+            GLMQ_TRY(get_tensor(m, &w->fhh, 2, h, f->F, err, "%s.%lld.mlp.dense_4h_to_h.weight",
+                                p, ll));
+            if (f->cfg.linear_bias)
+                GLMQ_TRY(get_vector(m, &a, &w->fhh_b, h, err, "%s.%lld.mlp.dense_4h_to_h.bias",
+                                    p, ll));
+        }
+        if (f->cfg.post_layer_norm)
+            GLMQ_TRY(get_vector(m, &a, &f->final_w, h, err,
+                                "transformer.encoder.final_layernorm.weight"));
+        GLMQ_TRY(get_tensor(m, &f->out, 2, f->V, h, err, "transformer.output_layer.weight"));
+    }
+    return GLMQ_OK;
+}
+
+/* theta_i and the cos/sin tables for positions 0..max_tokens (GLM-SPEC decision 1, A.5, B.5). */
+static void build_rope(glmq_forward *f)
+{
+    const int64_t nf = f->nf, dim = 2 * nf; /* the upstream RotaryEmbedding `dim` (d/2) */
+    for (int64_t i = 0; i < nf; i++) {
+        const double e = (double)(2 * i) / (double)dim;
+        if (f->v1) {
+            /* v1: inv_freq = 1/10000^(2i/dim) in fp32, cast to half once by the constructor */
+            const float t = (float)(1.0 / pow(10000.0, e));
+            f->theta[i] = glmq_f16_to_f32(glmq_f32_to_f16(t));
+        } else {
+            f->theta[i] = (float)(1.0 / pow(10000.0 * f->cfg.rope_ratio, e));
+        }
+    }
+    for (int64_t p = 0; p <= f->max_tokens; p++) {
+        for (int64_t i = 0; i < nf; i++) {
+            const float ang = (float)p * f->theta[i]; /* fp32 product, as torch */
+            f->cos_t[p * nf + i] = cosf(ang);
+            f->sin_t[p * nf + i] = sinf(ang);
+        }
+    }
+}
+
+/* calloc of a*b*c elements of `size` bytes with overflow checking. */
+static void *alloc3(int64_t a, int64_t b, int64_t c, size_t size)
+{
+    uint64_t n, bytes;
+    if (a < 0 || b < 0 || c < 0) return NULL;
+    if (!glmq_mul_u64((uint64_t)a, (uint64_t)b, &n) || !glmq_mul_u64(n, (uint64_t)c, &n) ||
+        !glmq_mul_u64(n, size, &bytes) || bytes > SIZE_MAX)
+        return NULL;
+    return calloc(n ? (size_t)n : 1, size);
+}
+
+glmq_status glmq_forward_create(const glmq_model *m, int64_t max_tokens, int threads,
+                                glmq_forward **out, glmq_err *err)
+{
+    *out = NULL;
+    GLMQ_FAIL_IF(!m, err, GLMQ_E_INVALID, "no model");
+    GLMQ_FAIL_IF(max_tokens < 1 || max_tokens > INT32_MAX / 2, err, GLMQ_E_INVALID,
+                 "max_tokens %lld is outside [1, %d]", (long long)max_tokens, INT32_MAX / 2);
+    glmq_status st = GLMQ_OK;
+    glmq_forward *f = calloc(1, sizeof *f);
+    GLMQ_FAIL_IF(!f, err, GLMQ_E_NOMEM, "out of memory");
+    const glmq_config *c = glmq_model_config(m);
+    f->model = m;
+    f->cfg = *c;
+    f->kern = glmq_kernels_get();
+    f->v1 = c->arch == GLMQ_ARCH_CHATGLM1;
+    f->h = c->hidden;
+    f->L = c->n_layers;
+    f->nh = c->n_heads;
+    f->d = c->head_dim;
+    f->g = c->n_kv_groups;
+    f->F = c->ffn;
+    f->V = c->vocab;
+    f->max_tokens = max_tokens;
+    GLMQ_FAIL_IF_G(c->arch != GLMQ_ARCH_CHATGLM1 && c->arch != GLMQ_ARCH_CHATGLM2, err,
+                   GLMQ_E_UNSUPPORTED, "unknown architecture %d", (int)c->arch);
+    GLMQ_FAIL_IF_G(f->h < 1 || f->L < 1 || f->nh < 1 || f->d < 4 || f->g < 1 || f->F < 1 ||
+                       f->V < 1 || f->nh % f->g != 0 || f->d % 4 != 0,
+                   err, GLMQ_E_INVALID,
+                   "inconsistent config: hidden %lld, layers %lld, heads %lld, head dim %lld "
+                   "(must be a multiple of 4), kv groups %lld (must divide heads), ffn %lld, "
+                   "vocab %lld",
+                   (long long)f->h, (long long)f->L, (long long)f->nh, (long long)f->d,
+                   (long long)f->g, (long long)f->F, (long long)f->V);
+    GLMQ_FAIL_IF_G(!(c->norm_eps >= 0) || !isfinite(c->alpha) || !(c->rope_ratio > 0), err,
+                   GLMQ_E_INVALID, "inconsistent config: eps %g, alpha %g, rope_ratio %g",
+                   c->norm_eps, c->alpha, c->rope_ratio);
+    f->nq = f->nh * f->d;
+    f->nf = f->d / 4;
+    if (f->v1) {
+        GLMQ_FAIL_IF_G(f->nq != f->h || f->g != f->nh, err, GLMQ_E_INVALID,
+                       "ChatGLM-6B config: heads x head dim (%lld x %lld) must equal hidden "
+                       "%lld, with one KV head per query head",
+                       (long long)f->nh, (long long)f->d, (long long)f->h);
+        GLMQ_FAIL_IF_G(c->tok_sop < 0 || (c->tok_gmask < 0 && c->tok_mask < 0), err,
+                       GLMQ_E_INVALID, "ChatGLM-6B config has no <sop> / mask token ids");
+        f->qkv_rows = 3 * f->h;
+        f->ffn_rows = f->F;
+        f->alpha = (float)c->alpha;
+    } else {
+        f->qkv_rows = f->nq + 2 * f->g * f->d;
+        f->ffn_rows = 2 * f->F;
+        f->alpha = 1.0f;
+    }
+    f->eps = (float)c->norm_eps;
+    f->sqrt_d = (float)sqrt((double)f->d);
+    f->slice = max_tokens < GLMQ_FORWARD_SLICE ? max_tokens : GLMQ_FORWARD_SLICE;
+    f->max_cols = f->h;
+    if (f->F > f->max_cols) f->max_cols = f->F;
+    if (f->nq > f->max_cols) f->max_cols = f->nq;
+    f->tile = 32768 / f->max_cols; /* ~128 KiB of widened rows per thread */
+    if (f->tile < 4) f->tile = 4;
+    if (f->tile > 64) f->tile = 64;
+
+    GLMQ_TRY_G(glmq_pool_create(threads, &f->pool, err));
+    f->nth = glmq_pool_size(f->pool);
+    GLMQ_TRY_G(load_weights(f, err));
+
+    const int64_t bigw = f->qkv_rows > f->ffn_rows ? f->qkv_rows : f->ffn_rows;
+    const int64_t midw = f->F > f->h ? f->F : f->h;
+    f->x = alloc3(max_tokens, f->h, 1, sizeof(float));
+    f->xn = alloc3(max_tokens, f->h, 1, sizeof(float));
+    f->q = alloc3(max_tokens, f->nq, 1, sizeof(float));
+    f->big = alloc3(f->slice, bigw, 1, sizeof(float));
+    f->mid = alloc3(f->slice, midw, 1, sizeof(float));
+    f->mlp = alloc3(f->slice, f->h, 1, sizeof(float));
+    f->kc = alloc3(f->L * max_tokens, f->g, f->d, sizeof(float));
+    f->vc = alloc3(f->L * max_tokens, f->g, f->d, sizeof(float));
+    f->theta = alloc3(f->nf, 1, 1, sizeof(float));
+    f->cos_t = alloc3(max_tokens + 1, f->nf, 1, sizeof(float));
+    f->sin_t = alloc3(max_tokens + 1, f->nf, 1, sizeof(float));
+    f->wbuf = alloc3(f->nth, f->tile, f->max_cols, sizeof(float));
+    f->att = alloc3(f->nth, max_tokens, 1, sizeof(float));
+    f->qtmp = alloc3(f->nth, f->d, 1, sizeof(float));
+    f->pos = alloc3(max_tokens, 1, 1, sizeof(int32_t));
+    if (f->v1) f->blk = alloc3(max_tokens, 1, 1, sizeof(int32_t));
+    GLMQ_FAIL_IF_G(!f->x || !f->xn || !f->q || !f->big || !f->mid || !f->mlp || !f->kc ||
+                       !f->vc || !f->theta || !f->cos_t || !f->sin_t || !f->wbuf || !f->att ||
+                       !f->qtmp || !f->pos || (f->v1 && !f->blk),
+                   err, GLMQ_E_NOMEM,
+                   "out of memory for the forward state (%lld tokens; the KV cache alone is "
+                   "%.1f MiB)",
+                   (long long)max_tokens,
+                   2.0 * (double)f->L * (double)max_tokens * (double)(f->g * f->d) * 4.0 /
+                       1048576.0);
+    build_rope(f);
+    glmq_forward_reset(f);
+    *out = f;
+    return GLMQ_OK;
+fail:
+    glmq_forward_free(f);
+    return st;
+}
+
+void glmq_forward_free(glmq_forward *f)
+{
+    if (!f) return;
+    glmq_pool_free(f->pool);
+    free(f->layers);
+    free(f->vecs);
+    free(f->x);
+    free(f->xn);
+    free(f->q);
+    free(f->big);
+    free(f->mid);
+    free(f->mlp);
+    free(f->kc);
+    free(f->vc);
+    free(f->theta);
+    free(f->cos_t);
+    free(f->sin_t);
+    free(f->wbuf);
+    free(f->att);
+    free(f->qtmp);
+    free(f->pos);
+    free(f->blk);
+    free(f);
+}
+
+void glmq_forward_reset(glmq_forward *f)
+{
+    f->n_cached = 0;
+    f->ctx_len = -1;
+    f->mask_pos = -1;
+}
+
+int64_t glmq_forward_n_cached(const glmq_forward *f) { return f->n_cached; }
+int64_t glmq_forward_max_tokens(const glmq_forward *f) { return f->max_tokens; }
+int glmq_forward_threads(const glmq_forward *f) { return f->nth; }
+const glmq_config *glmq_forward_config(const glmq_forward *f) { return &f->cfg; }
+
+int64_t glmq_forward_positions(const glmq_forward *f, const int32_t **pos, const int32_t **blk,
+                               int64_t *context_length, int64_t *mask_position)
+{
+    if (pos) *pos = f->pos;
+    if (blk) *blk = f->blk;
+    if (context_length) *context_length = f->ctx_len;
+    if (mask_position) *mask_position = f->mask_pos;
+    return f->n_cached;
+}
+
+// --- eval ------------------------------------------------------------------------------------
+
+/* Split the QKV outputs of tokens [t0, t0+nt) (rows of f->big), rotate q and k, and store q in
+ * f->q and k, v in the layer's cache. */
+static void scatter_qkv(glmq_forward *f, int64_t layer, int64_t t0, int64_t nt)
+{
+    const int64_t d = f->d, gd = f->g * f->d;
+    for (int64_t t = 0; t < nt; t++) {
+        const int64_t i = t0 + t, p = f->n_cached + i;
+        const float *u = f->big + t * f->qkv_rows;
+        float *q = f->q + i * f->nq;
+        float *kc = f->kc + (layer * f->max_tokens + p) * gd;
+        float *vc = f->vc + (layer * f->max_tokens + p) * gd;
+        const int32_t pp = f->pos[p], bb = f->v1 ? f->blk[p] : 0;
+        for (int64_t hd = 0; hd < f->nh; hd++) {
+            const float *uq, *uk, *uv;
+            if (f->v1) { /* A.4: rows [Q_h K_h V_h] per head */
+                uq = u + hd * 3 * d;
+                uk = uq + d;
+                uv = uq + 2 * d;
+            } else { /* B.3: [all Q | all K | all V] */
+                uq = u + hd * d;
+                uk = uv = NULL;
+            }
+            memcpy(q + hd * d, uq, (size_t)d * sizeof *q);
+            rope(f, q + hd * d, pp, bb);
+            if (f->v1) {
+                memcpy(kc + hd * d, uk, (size_t)d * sizeof *kc);
+                rope(f, kc + hd * d, pp, bb);
+                memcpy(vc + hd * d, uv, (size_t)d * sizeof *vc);
+            }
+        }
+        if (!f->v1) {
+            for (int64_t gi = 0; gi < f->g; gi++) {
+                memcpy(kc + gi * d, u + f->nq + gi * d, (size_t)d * sizeof *kc);
+                rope(f, kc + gi * d, pp, 0);
+                memcpy(vc + gi * d, u + f->nq + gd + gi * d, (size_t)d * sizeof *vc);
+            }
+        }
+    }
+}
+
+/* Validate the ids and assign the positions of the new tokens (nothing else is touched on
+ * error). */
+static glmq_status prepare(glmq_forward *f, const int32_t *ids, int64_t n, glmq_err *err)
+{
+    for (int64_t i = 0; i < n; i++)
+        GLMQ_FAIL_IF(ids[i] < 0 || ids[i] >= f->V, err, GLMQ_E_VALUE,
+                     "token id %lld at index %lld is outside the vocabulary [0, %lld)",
+                     (long long)ids[i], (long long)i, (long long)f->V);
+    GLMQ_FAIL_IF(n > f->max_tokens - f->n_cached, err, GLMQ_E_INVALID,
+                 "%lld new tokens do not fit: %lld of max_tokens %lld are cached", (long long)n,
+                 (long long)f->n_cached, (long long)f->max_tokens);
+    const int64_t base = f->n_cached;
+    if (!f->v1) {
+        for (int64_t i = 0; i < n; i++) f->pos[base + i] = (int32_t)(base + i);
+        return GLMQ_OK;
+    }
+    if (base == 0) {
+        int64_t cl, mp;
+        GLMQ_TRY(glmq_v1_layout(&f->cfg, ids, n, f->pos, f->blk, &cl, &mp, err));
+        f->ctx_len = cl;
+        f->mask_pos = mp;
+        return GLMQ_OK;
+    }
+    /* A.6 incremental decoding: pos = mask_position, blk = previous blk + 1, causal */
+    for (int64_t i = 0; i < n; i++) {
+        f->pos[base + i] = (int32_t)f->mask_pos;
+        f->blk[base + i] = f->blk[base + i - 1] + 1;
+    }
+    return GLMQ_OK;
+}
+
+glmq_status glmq_forward_eval(glmq_forward *f, const int32_t *ids, int64_t n, float *logits,
+                              glmq_err *err)
+{
+    return glmq_forward_eval_ex(f, ids, n, logits, NULL, err);
+}
+
+glmq_status glmq_forward_eval_ex(glmq_forward *f, const int32_t *ids, int64_t n, float *logits,
+                                 float *hidden, glmq_err *err)
+{
+    GLMQ_FAIL_IF(n < 0 || (n > 0 && !ids), err, GLMQ_E_INVALID, "bad token count %lld",
+                 (long long)n);
+    if (n == 0) return GLMQ_OK;
+    GLMQ_TRY(prepare(f, ids, n, err));
+    const int64_t h = f->h, S = f->slice;
+
+    /* 1. embeddings */
+    for (int64_t i = 0; i < n; i++) widen_row(f->kern, f->embed, ids[i], f->x + i * h);
+
+    for (int64_t l = 0; l < f->L; l++) {
+        const layer_w *w = &f->layers[l];
+        /* 2.1-2.3: input norm, fused QKV, RoPE, into q and the cache */
+        for (int64_t i = 0; i < n; i++)
+            norm(f, f->xn + i * h, f->x + i * h, w->ln_in_w, w->ln_in_b);
+        for (int64_t t0 = 0; t0 < n; t0 += S) {
+            const int64_t nt = n - t0 < S ? n - t0 : S;
+            matmul(f, w->qkv, w->qkv_b, f->xn + t0 * h, h, f->big, f->qkv_rows, nt);
+            scatter_qkv(f, l, t0, nt);
+        }
+        /* 2.4-2.6: attention over the cache (context written over q) */
+        att_job aj = {f, l, f->n_cached, n};
+        glmq_pool_run(f->pool, att_worker, &aj);
+        /* 2.7-2.9: output projection, residual, post norm, MLP, residual; token-local */
+        for (int64_t t0 = 0; t0 < n; t0 += S) {
+            const int64_t nt = n - t0 < S ? n - t0 : S;
+            float *x = f->x + t0 * h, *xn = f->xn + t0 * h;
+            matmul(f, w->dense, w->dense_b, f->q + t0 * f->nq, f->nq, f->mid, h, nt);
+            for (int64_t t = 0; t < nt; t++) {
+                float *xt = x + t * h, *at = xn + t * h;
+                const float *o = f->mid + t * h;
+                if (f->v1) /* A.5 step 8: LN output * alpha + attention */
+                    for (int64_t e = 0; e < h; e++) xt[e] = at[e] * f->alpha + o[e];
+                else
+                    for (int64_t e = 0; e < h; e++) xt[e] = xt[e] + o[e];
+                norm(f, at, xt, w->ln_post_w, w->ln_post_b);
+            }
+            matmul(f, w->h4h, w->h4h_b, xn, h, f->big, f->ffn_rows, nt);
+            act_job acj = {f, f->big, f->mid, nt};
+            glmq_pool_run(f->pool, act_worker, &acj);
+            if (f->v1)
+                matmul(f, w->fhh, w->fhh_b, f->big, f->ffn_rows, f->mlp, h, nt);
+            else
+                matmul(f, w->fhh, w->fhh_b, f->mid, f->F, f->mlp, h, nt);
+            for (int64_t t = 0; t < nt; t++) {
+                float *xt = x + t * h;
+                const float *at = xn + t * h, *y = f->mlp + t * h;
+                if (f->v1) /* A.5 step 11 */
+                    for (int64_t e = 0; e < h; e++) xt[e] = at[e] * f->alpha + y[e];
+                else
+                    for (int64_t e = 0; e < h; e++) xt[e] = xt[e] + y[e];
+            }
+        }
+        if (hidden) memcpy(hidden + l * n * h, f->x, (size_t)(n * h) * sizeof *hidden);
+    }
+
+    /* 3-4: final norm and output layer */
+    if (logits) {
+        for (int64_t t0 = 0; t0 < n; t0 += S) {
+            const int64_t nt = n - t0 < S ? n - t0 : S;
+            const float *src = f->x + t0 * h;
+            if (f->final_w) {
+                for (int64_t t = 0; t < nt; t++)
+                    norm(f, f->xn + (t0 + t) * h, src + t * h, f->final_w, f->final_b);
+                src = f->xn + t0 * h;
+            }
+            matmul(f, f->out, NULL, src, h, logits + t0 * f->V, f->V, nt);
+        }
+    }
+    f->n_cached += n;
+    return GLMQ_OK;
+}

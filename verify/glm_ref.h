@@ -1,0 +1,122 @@
+/*
+ * glm_ref.h - the FP32 reference forward pass of the GLM family (internal).
+ *
+ * "Reference" means GLM-SPEC decision 1: the upstream modeling code run in float32. Weights are
+ * widened exactly to fp32 (F16/BF16/F32 as stored; INT8/INT4 rows as code * fp16 scale), every
+ * operation is fp32 with fp32 accumulation, softmax is fp32, nothing is rounded to 16 bits on
+ * the way. The two architectures:
+ *
+ *   ChatGLM-6B (v1, GLM-SPEC A.4-A.6): LayerNorm with bias; fused QKV interleaved per head
+ *     [Q_0 K_0 V_0 Q_1 ...]; 2-D RoPE (first half of every head rotated by the position, second
+ *     half by the block position, rotate-half pairs (i, i + d/4), frequencies rounded to fp16 as
+ *     the upstream constructor does); GLM visibility (bidirectional before <sop>, causal after);
+ *     DeepNorm residual on the LayerNorm *output*, x = LN(x) * alpha + f(LN(x)), alpha from the
+ *     config (sqrt(56), decision 2); tanh GELU; biases everywhere; lm_head (or the tied
+ *     embedding when lm_head.weight is absent).
+ *   ChatGLM2/3-6B, GLM-4-9B (v2, GLM-SPEC B.3-B.6, C.1): RMSNorm; fused QKV [all Q | all K | all
+ *     V] with g KV groups, query head hq reading group hq / (n/g); RoPE on the first d/2 dims of
+ *     every head in adjacent pairs, base 10000 * rope_ratio, fp32 tables, positions 0..s-1 of
+ *     the ids as given (the forward adds no [gMASK] sop prefix); causal; SwiGLU (gate = first F
+ *     rows of dense_h_to_4h, up = the next F); optional qkv bias; untied output layer.
+ *
+ * Positions (v1). Positions, block positions and visibility are derived from the ids
+ * (glmq_v1_layout): mask token = [gMASK] if present, else [MASK]; context_length = index of the
+ * first <sop>. The first evaluation after create/reset must therefore contain <sop> and a mask
+ * token (the bidirectional context cannot be split across calls); every later call appends
+ * tokens with pos = mask_position, blk = previous blk + 1, causal (A.6 incremental decoding);
+ * a [gMASK] or <sop> in a later call is an ordinary token there (as in HF generation).
+ *
+ * Determinism. Each output element is computed by the same sequence of fp32 operations
+ * whatever the thread count, the CPU's kernel level (GLMQ_CPU) or the way tokens are split
+ * across calls: matmul rows are partitioned statically over threads, the dot product is plain C
+ * with a fixed 8-lane accumulation order, and attention visits keys in order. So logits are
+ * bit-identical for any `threads`, and incremental decoding gives bit-identical logits to one
+ * full forward over the same ids.
+ *
+ * Cost. Each weight row is widened once per call (per slice of GLMQ_FORWARD_SLICE tokens for
+ * longer calls) and dotted with all tokens of the slice, so prefill amortizes the widening.
+ *
+ * Thread-safety: a glmq_forward is used by one caller thread at a time (it drives its own
+ * worker pool); several forwards may share one glmq_model.
+ */
+#ifndef GLMQ_VERIFY_GLM_REF_H
+#define GLMQ_VERIFY_GLM_REF_H
+
+#include "verify/model.h"
+
+/* Tokens per internal slice of one call: bounds the scratch for the QKV/FFN/logit matmuls. */
+#define GLMQ_FORWARD_SLICE 512
+
+typedef struct glmq_forward glmq_forward;
+
+/*
+ * Allocate the run state of a forward pass over `m` (borrowed: it must outlive the forward):
+ * fp32 copies of the norm weights and biases, the RoPE tables, the KV cache
+ * [n_layers][max_tokens][g][d] (K and V), activations for max_tokens tokens and per-thread
+ * scratch. Nothing is allocated later. `threads` <= 0 means the online cores.
+ * Checks that every tensor the architecture needs is present with the right shape and a
+ * supported type, and that the config is consistent (h = n*d for v1, d % 4 == 0, ...).
+ * @return GLMQ_OK and *out, or an error (GLMQ_E_SHAPE / GLMQ_E_INVALID / GLMQ_E_NOMEM) with
+ *         *out == NULL.
+ */
+glmq_status glmq_forward_create(const glmq_model *m, int64_t max_tokens, int threads,
+                                glmq_forward **out, glmq_err *err);
+
+/* Join the workers and free everything. NULL is a no-op. */
+void glmq_forward_free(glmq_forward *f);
+
+/* Empty the KV cache (and forget the v1 context layout). */
+void glmq_forward_reset(glmq_forward *f);
+
+/*
+ * Append ids[0..n) after the cached tokens and run them through the model.
+ *   logits: [n][vocab] fp32, row i = the logits at new position i; NULL skips the final norm
+ *           and the output layer.
+ * The ids are validated before anything changes: an id outside [0, vocab) is GLMQ_E_VALUE, too
+ * many tokens for max_tokens is GLMQ_E_INVALID, and a v1 first call without <sop> or without a
+ * mask token is GLMQ_E_INVALID; the cache is left as it was on error. n == 0 is a no-op.
+ */
+glmq_status glmq_forward_eval(glmq_forward *f, const int32_t *ids, int64_t n, float *logits,
+                              glmq_err *err);
+
+/*
+ * glmq_forward_eval, also capturing the residual stream for drift attribution:
+ *   hidden: NULL, or [n_layers][n][hidden] fp32 receiving, for every layer l and new position
+ *           i, the hidden state after block l (before the final norm).
+ */
+glmq_status glmq_forward_eval_ex(glmq_forward *f, const int32_t *ids, int64_t n, float *logits,
+                                 float *hidden, glmq_err *err);
+
+/* Number of cached tokens, capacity, thread count and the model config. */
+int64_t glmq_forward_n_cached(const glmq_forward *f);
+int64_t glmq_forward_max_tokens(const glmq_forward *f);
+int glmq_forward_threads(const glmq_forward *f);
+const glmq_config *glmq_forward_config(const glmq_forward *f);
+
+/*
+ * The rotary positions of the cached tokens (n_cached entries each, valid until the next eval
+ * or reset): v2 pos = index, blk = NULL; v1 the 2-D pair. Returns n_cached. v1 also reports
+ * the context length and mask position of the current sequence (-1 when the cache is empty).
+ */
+int64_t glmq_forward_positions(const glmq_forward *f, const int32_t **pos, const int32_t **blk,
+                               int64_t *context_length, int64_t *mask_position);
+
+/*
+ * GLM-SPEC A.6 for one complete v1 sequence: mask token = [gMASK] (c->tok_gmask) if present,
+ * else [MASK] (c->tok_mask), mask_position = its first index; context_length = index of the
+ * first <sop> (c->tok_sop); pos[i] = i before context_length, mask_position from it on;
+ * blk[i] = 0 before context_length, i - context_length + 1 from it on. pos/blk have n entries
+ * (either may be NULL); context_length/mask_position may be NULL.
+ * @return GLMQ_OK, or GLMQ_E_INVALID with a message when <sop> or both mask tokens are missing.
+ */
+glmq_status glmq_v1_layout(const glmq_config *c, const int32_t *ids, int64_t n, int32_t *pos,
+                           int32_t *blk, int64_t *context_length, int64_t *mask_position,
+                           glmq_err *err);
+
+/* v1 visibility (A.6): query i may attend key j iff j <= i or j < context_length. */
+static inline int glmq_v1_visible(int64_t context_length, int64_t i, int64_t j)
+{
+    return j <= i || j < context_length;
+}
+
+#endif /* GLMQ_VERIFY_GLM_REF_H */
