@@ -421,7 +421,7 @@ static glmq_status jnum(const cJSON *j, const char *k, double *v, glmq_err *err)
 static glmq_status jint(const cJSON *j, const char *k, int64_t lo, int64_t hi, int64_t *v,
                         glmq_err *err)
 {
-    double d;
+    double d = 0;
     GLMQ_TRY(jnum(j, k, &d, err));
     GLMQ_FAIL_IF(d != floor(d) || d < (double)lo || d > (double)hi, err, GLMQ_E_FORMAT,
                  "metadata config: '%s' = %g out of range", k, d);

@@ -540,7 +540,7 @@ static glmq_status rebuild_tensor(machine *m, const value *args, int v3)
 
 static glmq_status op_reduce(machine *m)
 {
-    uint32_t ai, fi;
+    uint32_t ai = 0, fi = 0;
     GLMQ_TRY(pop(m, &ai));
     GLMQ_TRY(pop(m, &fi));
     const value *f = &m->vals[fi], *args = &m->vals[ai];
@@ -626,7 +626,7 @@ static glmq_status step(machine *m, int *stop)
 {
     m->op_pos = m->pos;
     m->op = m->buf[m->pos++];
-    uint32_t a, b, c, start;
+    uint32_t a = 0, b = 0, c = 0, start = 0;
     switch (m->op) {
     case 0x80: /* PROTO */
         GLMQ_TRY(need(m, 1));

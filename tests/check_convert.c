@@ -11,6 +11,7 @@
 #include "testutil.h"
 
 #include <cjson/cJSON.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <xxhash.h>
 

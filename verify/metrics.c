@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 void glmq_eval_opts_default(glmq_eval_opts *o)
@@ -189,7 +190,7 @@ static glmq_status runner_init(runner *r, const glmq_model *m, const glmq_eval_o
         return glmq_fail(err, GLMQ_E_NOMEM, "out of memory for ctx %lld", (long long)cap);
     }
     if (r->plen) {
-        int32_t pre[2];
+        int32_t pre[2] = {0, 0};
         glmq_status st = glmq_eval_prefix(c, pre, err);
         if (st != GLMQ_OK) {
             runner_free(r);
