@@ -467,8 +467,26 @@ glmq_status glmq_config_from_json(const cJSON *j, glmq_config *c, glmq_err *err)
     GLMQ_TRY(jbool(j, "post_layer_norm", &c->post_layer_norm, err));
     GLMQ_TRY(jbool(j, "tied_output", &c->tied_output, err));
     const cJSON *nm = cJSON_GetObjectItemCaseSensitive(j, "norm");
-    GLMQ_FAIL_IF(!cJSON_IsString(nm), err, GLMQ_E_FORMAT, "metadata config: no norm");
+    GLMQ_FAIL_IF(!cJSON_IsString(nm) || (strcmp(nm->valuestring, "rmsnorm") &&
+                                         strcmp(nm->valuestring, "layernorm")),
+                 err, GLMQ_E_FORMAT, "metadata config: norm must be 'rmsnorm' or 'layernorm'");
     c->rmsnorm = !strcmp(nm->valuestring, "rmsnorm");
+    /* the same invariants glmq_config_parse establishes, so a crafted pack cannot get past */
+    GLMQ_FAIL_IF(!(c->norm_eps > 0 && c->norm_eps <= 1) || !(c->rope_ratio >= 1e-6 &&
+                                                                c->rope_ratio <= 1e12) ||
+                     !(c->alpha > 0 && c->alpha < 1e6),
+                 err, GLMQ_E_FORMAT, "metadata config: norm_eps, rope_ratio or residual_alpha "
+                                     "out of range");
+    GLMQ_FAIL_IF(c->head_dim % 4 != 0, err, GLMQ_E_FORMAT,
+                 "metadata config: head_dim %lld is not a multiple of 4", (long long)c->head_dim);
+    if (c->arch == GLMQ_ARCH_CHATGLM1)
+        GLMQ_FAIL_IF(c->hidden != c->n_heads * c->head_dim || c->n_kv_groups != c->n_heads ||
+                         c->rmsnorm,
+                     err, GLMQ_E_FORMAT,
+                     "metadata config: a chatglm model needs hidden = heads x head_dim, one KV "
+                     "group per head and layernorm");
+    else
+        GLMQ_FAIL_IF(!c->rmsnorm, err, GLMQ_E_FORMAT, "metadata config: chatglm2 needs rmsnorm");
     const cJSON *tk = cJSON_GetObjectItemCaseSensitive(j, "tokenizer");
     GLMQ_FAIL_IF(!cJSON_IsString(tk), err, GLMQ_E_FORMAT, "metadata config: no tokenizer");
     snprintf(c->tokenizer_kind, sizeof c->tokenizer_kind, "%s", tk->valuestring);

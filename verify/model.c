@@ -177,6 +177,7 @@ static glmq_status open_dir(glmq_model *m, const char *path, glmq_err *err)
     m->ident = XXH3_64bits_digest(h);
     XXH3_freeState(h);
     snprintf(m->weight_type, sizeof m->weight_type, "%s", "f32");
+    int seen_weight = 0;
     for (int64_t i = 0; i < ck->n_tensors; i++) {
         const glmq_ckpt_tensor *ct = &ck->tensors[i];
         if (ct->src < 0) continue;
@@ -185,8 +186,12 @@ static glmq_status open_dir(glmq_model *m, const char *path, glmq_err *err)
         glmq_tensor_info *t = &m->t[m->nt].info;
         t->name = s->name;
         t->type = dtype_to_type(s->dtype);
-        if (ct->want.role == GLMQ_ROLE_LAYER_WEIGHT)
-            snprintf(m->weight_type, sizeof m->weight_type, "%s", glmq_type_name(t->type));
+        if (ct->want.role == GLMQ_ROLE_LAYER_WEIGHT) {
+            const char *tn = glmq_type_name(t->type);
+            int first = !seen_weight++;
+            snprintf(m->weight_type, sizeof m->weight_type, "%s",
+                     first || !strcmp(m->weight_type, tn) ? tn : "mixed");
+        }
         t->ndim = s->ndim;
         for (int d = 0; d < s->ndim; d++) t->shape[d] = s->shape[d];
         t->cols = glmq_src_cols(s);
