@@ -47,16 +47,6 @@ static void copy_sample(const char *model, const char *variant)
     free(m);
 }
 
-static int count_entries(const char *dir)
-{
-    DIR *d = opendir(dir);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.') n++;
-    closedir(d);
-    return n;
-}
 
 /* Run convert on src; expect exit 1, every substring in msgs, no output and no temp file. */
 static void expect_convert_fails(const char *const *msgs)
@@ -68,7 +58,7 @@ static void expect_convert_fails(const char *const *msgs)
     for (int i = 0; msgs[i]; i++)
         ck_assert_msg(strstr(text, msgs[i]) != NULL, "message lacks '%s': %s", msgs[i], text);
     ck_assert(!tu_file_exists(out));
-    ck_assert_int_eq(count_entries(tmpdir), 1); /* only ckpt/: no out.glmq.tmp.* either */
+    ck_assert_int_eq(tu_count_entries(tmpdir), 1); /* only ckpt/: no out.glmq.tmp.* either */
     ck_assert_msg(!tu_file_exists(MARKER), "a hostile payload was executed");
     free(text);
 }
@@ -549,7 +539,7 @@ START_TEST(full_disk_leaves_nothing)
     ck_assert_msg(strstr(t, "glmq: error:") != NULL, "%s", t);
     free(t);
     ck_assert(!tu_file_exists(out));
-    ck_assert_int_eq(count_entries(tmpdir), 1);
+    ck_assert_int_eq(tu_count_entries(tmpdir), 1);
     /* pre-existing output untouched */
     tu_write_file(out, "precious", 8);
     ck_assert_int_eq(
@@ -562,7 +552,7 @@ START_TEST(full_disk_leaves_nothing)
     ck_assert_uint_eq(n, 8);
     ck_assert_mem_eq(b, "precious", 8);
     free(b);
-    ck_assert_int_eq(count_entries(tmpdir), 2);
+    ck_assert_int_eq(tu_count_entries(tmpdir), 2);
 }
 END_TEST
 

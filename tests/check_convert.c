@@ -26,18 +26,11 @@ static void teardown(void)
     free(tmpdir);
 }
 
-static char *sample_dir(const char *model, const char *variant)
-{
-    char *m = tu_path(tu_samples(), model);
-    char *d = tu_path(m, variant);
-    free(m);
-    return d;
-}
 
 static char *convert(const char *model, const char *variant, glmq_type type, int threads,
                      const char *out_name)
 {
-    char *src = sample_dir(model, variant);
+    char *src = tu_sample_path(model, variant);
     char *out = tu_path(tmpdir, out_name);
     glmq_convert_opts o;
     glmq_convert_opts_default(&o);
@@ -273,7 +266,7 @@ START_TEST(metadata_provenance)
     const char *model = models[_i / 2];
     const char *variant = _i % 2 ? "bin-sharded" : "st";
     char *out = convert(model, variant, GLMQ_TYPE_INT8, 2, "m.glmq");
-    char *src = sample_dir(model, variant);
+    char *src = tu_sample_path(model, variant);
     glmq_pack *p = NULL;
     glmq_err err = {0};
     ck_assert_int_eq(glmq_pack_open(out, &p, &err), GLMQ_OK);
@@ -325,7 +318,7 @@ END_TEST
  * quantize the output layer and the embedding too. */
 START_TEST(policy)
 {
-    char *src = sample_dir("glm2-tiny", "st");
+    char *src = tu_sample_path("glm2-tiny", "st");
     char *out = tu_path(tmpdir, "pol.glmq");
     glmq_convert_opts o;
     glmq_err err = {0};

@@ -35,20 +35,13 @@ static char *packs[2][3]; /* [model][f16, int8, int4] converted from the st vari
 
 // --- fixtures ------------------------------------------------------------------------------
 
-static char *sample_dir(const char *model, const char *variant)
-{
-    char *m = tu_path(tu_samples(), model);
-    char *d = tu_path(m, variant);
-    free(m);
-    return d;
-}
 
 static void convert_all(void)
 {
     tmpdir = tu_mkdtemp();
     ck_assert_ptr_nonnull(tmpdir);
     for (int m = 0; m < 2; m++) {
-        char *src = sample_dir(models[m], "st");
+        char *src = tu_sample_path(models[m], "st");
         for (int t = 0; t < 3; t++) {
             char name[64];
             snprintf(name, sizeof name, "%s-%s.glmq", models[m], types[t]);
@@ -91,7 +84,7 @@ typedef struct {
 
 static cJSON *manifest(const char *model)
 {
-    char *g = sample_dir(model, "golden");
+    char *g = tu_sample_path(model, "golden");
     char *p = tu_path(g, "manifest.json");
     size_t n;
     char *txt = (char *)tu_read_file(p, &n);
@@ -155,7 +148,7 @@ static gseq *sequences(const char *model, int *count)
 /* Load golden logits [n][vocab] (checked shape and dtype). */
 static float *golden_logits(const char *model, const char *file, int64_t n, int64_t vocab)
 {
-    char *g = sample_dir(model, "golden");
+    char *g = tu_sample_path(model, "golden");
     char *p = tu_path(g, file);
     char dt[8];
     int nd;
@@ -232,7 +225,7 @@ START_TEST(matches_torch)
     const int mi = _i / 4, src = _i % 4;
     const char *model = models[mi];
     const int pol = src == 0 ? 0 : src - 1;
-    char *dir = sample_dir(model, "st");
+    char *dir = tu_sample_path(model, "st");
     const char *path = src == 0 ? dir : packs[mi][src - 1];
     int ns;
     gseq *seqs = sequences(model, &ns);
@@ -276,7 +269,7 @@ START_TEST(variants_identical)
     int64_t V;
     float *ref = NULL;
     for (int v = 0; v < 4; v++) {
-        char *dir = sample_dir(model, variants[v]);
+        char *dir = tu_sample_path(model, variants[v]);
         float *lg = run_path(dir, seqs[0].ids, seqs[0].n, 1, &V);
         if (!ref)
             ref = lg;
@@ -366,7 +359,7 @@ START_TEST(threads_identical)
 {
     const int mi = _i / 2;
     const char *model = models[mi];
-    char *dir = sample_dir(model, "st");
+    char *dir = tu_sample_path(model, "st");
     const char *path = (_i % 2) ? packs[mi][2] : dir;
     int ns;
     gseq *seqs = sequences(model, &ns);
@@ -402,7 +395,7 @@ END_TEST
 START_TEST(null_logits)
 {
     const char *model = models[_i];
-    char *dir = sample_dir(model, "st");
+    char *dir = tu_sample_path(model, "st");
     int ns;
     gseq *seqs = sequences(model, &ns);
     const gseq *q = &seqs[0];
@@ -429,7 +422,7 @@ END_TEST
 /* GLM-SPEC A.6 worked example: [w0 w1 w2 [gMASK] <sop> y0 y1]. */
 START_TEST(v1_layout_worked_example)
 {
-    char *dir = sample_dir("glm1-tiny", "st");
+    char *dir = tu_sample_path("glm1-tiny", "st");
     glmq_model *m = open_model(dir);
     const glmq_config *c = glmq_model_config(m);
     const int32_t ids[7] = {20, 21, 22, (int32_t)c->tok_gmask, (int32_t)c->tok_sop, 23, 24};
@@ -477,7 +470,7 @@ END_TEST
 /* The manifest's position_ids / block_position_ids (computed by the torch generator). */
 START_TEST(v1_layout_manifest)
 {
-    char *dir = sample_dir("glm1-tiny", "st");
+    char *dir = tu_sample_path("glm1-tiny", "st");
     glmq_model *m = open_model(dir);
     int ns;
     gseq *seqs = sequences("glm1-tiny", &ns);
@@ -505,7 +498,7 @@ END_TEST
 START_TEST(bad_inputs)
 {
     const char *model = models[_i];
-    char *dir = sample_dir(model, "st");
+    char *dir = tu_sample_path(model, "st");
     int ns;
     gseq *seqs = sequences(model, &ns);
     const gseq *q = &seqs[0];
@@ -588,7 +581,7 @@ START_TEST(cli_logits)
 {
     const int mi = _i;
     const char *model = models[mi];
-    char *dir = sample_dir(model, "st");
+    char *dir = tu_sample_path(model, "st");
     int ns;
     gseq *seqs = sequences(model, &ns);
     const gseq *q = &seqs[ns - 1];
@@ -674,7 +667,7 @@ static double now(void)
 START_TEST(throughput_256)
 {
     const int mi = _i / 2;
-    char *dir = sample_dir(models[mi], "st");
+    char *dir = tu_sample_path(models[mi], "st");
     const char *path = (_i % 2) ? packs[mi][2] : dir;
     glmq_model *m = open_model(path);
     const glmq_config *c = glmq_model_config(m);
@@ -705,7 +698,7 @@ END_TEST
 START_TEST(kernel_level_identical)
 {
     const char *model = models[_i];
-    char *dir = sample_dir(model, "st");
+    char *dir = tu_sample_path(model, "st");
     int ns;
     gseq *seqs = sequences(model, &ns);
     const gseq *q = &seqs[0];

@@ -26,17 +26,10 @@ static const char *models[] = {"glm2-tiny", "glm1-tiny"};
 static const char *types[] = {"f16", "int8", "int4"};
 static const char *texts[] = {"eval_en", "eval_zh"};
 
-static char *sample(const char *model, const char *sub)
-{
-    char *m = tu_path(tu_samples(), model);
-    char *p = tu_path(m, sub);
-    free(m);
-    return p;
-}
 
 static cJSON *manifest(const char *model)
 {
-    char *p = sample(model, "golden/manifest.json");
+    char *p = tu_sample_path(model, "golden/manifest.json");
     char *txt = (char *)tu_read_file(p, NULL);
     ck_assert_ptr_nonnull(txt);
     cJSON *j = cJSON_Parse(txt);
@@ -48,8 +41,8 @@ static cJSON *manifest(const char *model)
 /* Convert sample `model` to `type` in tmpdir (f16 -> the checkpoint directory itself). */
 static char *model_path(const char *model, const char *type)
 {
-    if (!strcmp(type, "f16")) return sample(model, "st");
-    char *src = sample(model, "st");
+    if (!strcmp(type, "f16")) return tu_sample_path(model, "st");
+    char *src = tu_sample_path(model, "st");
     char name[64];
     snprintf(name, sizeof name, "%s-%s.glmq", model, type);
     char *out = tu_path(tmpdir, name);
@@ -123,7 +116,7 @@ END_TEST
 /* R against itself: KL exactly 0, agreement exactly 1, ratio exactly 1. */
 START_TEST(self_drift_is_zero)
 {
-    char *a = sample(models[_i], "st"), *b = sample(models[_i], "bin-sharded");
+    char *a = tu_sample_path(models[_i], "st"), *b = tu_sample_path(models[_i], "bin-sharded");
     glmq_model *ma = NULL, *mb = NULL;
     glmq_err err = {0};
     ck_assert_int_eq(glmq_model_open(a, &ma, &err), GLMQ_OK);
@@ -154,7 +147,7 @@ END_TEST
 START_TEST(drift_orders_quantization)
 {
     const char *model = models[_i];
-    char *ref = sample(model, "st"), *q8 = model_path(model, "int8"), *q4 = model_path(model, "int4");
+    char *ref = tu_sample_path(model, "st"), *q8 = model_path(model, "int8"), *q4 = model_path(model, "int4");
     glmq_model *mr = NULL, *m8 = NULL, *m4 = NULL;
     glmq_err err = {0};
     ck_assert_int_eq(glmq_model_open(ref, &mr, &err), GLMQ_OK);
@@ -254,7 +247,7 @@ END_TEST
 /* CLI: verify exit codes 0 / 3 / 1 / 2; report and plot; malformed and out-of-vocab ids. */
 START_TEST(cli_verify)
 {
-    char *ref = sample("glm2-tiny", "st"), *q4 = model_path("glm2-tiny", "int4");
+    char *ref = tu_sample_path("glm2-tiny", "st"), *q4 = model_path("glm2-tiny", "int4");
     char *text = tu_path(tu_samples(), "text/eval_en.txt");
     char *rep = tu_path(tmpdir, "r.json"), *svg = tu_path(tmpdir, "r.svg");
     char *t = NULL;
@@ -326,7 +319,7 @@ START_TEST(cli_tokenize_goldens)
         cJSON_GetObjectItemCaseSensitive(man, "tokenizer"), "cases");
     const cJSON *c;
     int checked = 0;
-    char *dir = sample(model, "st");
+    char *dir = tu_sample_path(model, "st");
     cJSON_ArrayForEach(c, cases)
     {
         const cJSON *tf = cJSON_GetObjectItemCaseSensitive(c, "text_file");
@@ -334,7 +327,7 @@ START_TEST(cli_tokenize_goldens)
         const char *file = cJSON_GetObjectItemCaseSensitive(c, "file")->valuestring;
         char gname[128];
         snprintf(gname, sizeof gname, "golden/%s", file);
-        char *gp = sample(model, gname);
+        char *gp = tu_sample_path(model, gname);
         char dt[8];
         int nd;
         int64_t sh[4];

@@ -27,13 +27,6 @@ static void teardown(void)
     free(tmpdir);
 }
 
-static char *sample_dir(const char *model, const char *variant)
-{
-    char *m = tu_path(tu_samples(), model);
-    char *d = tu_path(m, variant);
-    free(m);
-    return d;
-}
 
 static glmq_model *open_ok(const char *path)
 {
@@ -47,7 +40,7 @@ static glmq_model *open_ok(const char *path)
 
 static char *convert(const char *model, glmq_type type, const char *name)
 {
-    char *src = sample_dir(model, "st");
+    char *src = tu_sample_path(model, "st");
     char *out = tu_path(tmpdir, name);
     glmq_convert_opts o;
     glmq_convert_opts_default(&o);
@@ -62,7 +55,7 @@ static char *convert(const char *model, glmq_type type, const char *name)
 /* The manifest's special ids. */
 static int64_t special(const char *model, const char *key)
 {
-    char *g = sample_dir(model, "golden");
+    char *g = tu_sample_path(model, "golden");
     char *p = tu_path(g, "manifest.json");
     size_t n;
     char *txt = (char *)tu_read_file(p, &n);
@@ -203,7 +196,7 @@ START_TEST(variant_dirs)
     const char *model = models[_i];
     glmq_model *ref = NULL;
     for (int v = 0; v < 4; v++) {
-        char *dir = sample_dir(model, variants[v]);
+        char *dir = tu_sample_path(model, variants[v]);
         glmq_model *m = open_ok(dir);
         ck_assert_str_eq(glmq_model_kind(m), "checkpoint");
         ck_assert_str_eq(glmq_model_weight_type(m), "f16");
@@ -237,7 +230,7 @@ START_TEST(variant_dirs)
         free(dir);
     }
     /* the identity is stable across opens and differs between variants' file sets */
-    char *d0 = sample_dir(model, "st"), *d1 = sample_dir(model, "bin");
+    char *d0 = tu_sample_path(model, "st"), *d1 = tu_sample_path(model, "bin");
     glmq_model *a = open_ok(d0), *b = open_ok(d0), *c = open_ok(d1);
     ck_assert_uint_eq(glmq_model_ident(a), glmq_model_ident(b));
     ck_assert_uint_ne(glmq_model_ident(a), glmq_model_ident(c));
@@ -258,7 +251,7 @@ START_TEST(packed)
     const char *model = models[_i / 3];
     const glmq_type type = (glmq_type[]){GLMQ_TYPE_F16, GLMQ_TYPE_INT8, GLMQ_TYPE_INT4}[_i % 3];
     char *path = convert(model, type, "m.glmq");
-    char *dir = sample_dir(model, "st");
+    char *dir = tu_sample_path(model, "st");
     glmq_model *p = open_ok(path), *d = open_ok(dir);
     ck_assert_str_eq(glmq_model_kind(p), "glmq");
     ck_assert_str_eq(glmq_model_weight_type(p), glmq_type_name(type));

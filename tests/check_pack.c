@@ -311,16 +311,6 @@ START_TEST(header_errors)
 }
 END_TEST
 
-static int count_files(const char *dir)
-{
-    DIR *d = opendir(dir);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.') n++;
-    closedir(d);
-    return n;
-}
 
 /* A failing write (rows out of order) leaves the previous output untouched and no temp file. */
 START_TEST(atomic_failure_keeps_old)
@@ -342,11 +332,11 @@ START_TEST(atomic_failure_keeps_old)
     uint8_t *after = tu_read_file(path, &n1);
     ck_assert_uint_eq(n0, n1);
     ck_assert_mem_eq(before, after, n0);
-    ck_assert_int_eq(count_files(tmpdir), 1); /* only keep.glmq: no temp file left */
+    ck_assert_int_eq(tu_count_entries(tmpdir), 1); /* only keep.glmq: no temp file left */
     /* abort also cleans up */
     ck_assert_int_eq(glmq_pack_writer_create(path, d, 1, NULL, 0, &w, &err), GLMQ_OK);
     glmq_pack_writer_abort(w);
-    ck_assert_int_eq(count_files(tmpdir), 1);
+    ck_assert_int_eq(tu_count_entries(tmpdir), 1);
     free(before);
     free(after);
     free(path);
@@ -380,7 +370,7 @@ START_TEST(full_disk)
     waitpid(pid, &status, 0);
     ck_assert(WIFEXITED(status));
     ck_assert_int_eq(WEXITSTATUS(status), 0);
-    ck_assert_int_eq(count_files(tmpdir), 0);
+    ck_assert_int_eq(tu_count_entries(tmpdir), 0);
     free(path);
 }
 END_TEST
@@ -415,7 +405,7 @@ START_TEST(full_disk_late)
     waitpid(pid, &status, 0);
     ck_assert(WIFEXITED(status));
     ck_assert_int_eq(WEXITSTATUS(status), 0);
-    ck_assert_int_eq(count_files(tmpdir), 0);
+    ck_assert_int_eq(tu_count_entries(tmpdir), 0);
     free(path);
 }
 END_TEST

@@ -213,3 +213,22 @@ void *tu_npy_load(const char *path, char dtype[8], int *ndim, int64_t shape[4], 
     if (nbytes) *nbytes = need;
     return data;
 }
+
+char *tu_sample_path(const char *model, const char *sub)
+{
+    char *m = tu_path(tu_samples(), model);
+    char *d = tu_path(m, sub);
+    free(m);
+    return d;
+}
+
+int tu_count_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.') n++;
+    if (d) closedir(d);
+    return n;
+}

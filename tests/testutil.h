@@ -21,6 +21,11 @@ void tu_rmtree(const char *path);
 /* join two path components into a malloc'd string */
 char *tu_path(const char *a, const char *b);
 
+/* samples/<model>/<sub> as a malloc'd path. */
+char *tu_sample_path(const char *model, const char *sub);
+/* Number of entries in a directory, not counting '.'-files. */
+int tu_count_entries(const char *dir);
+
 /* Whole-file helpers. tu_read_file returns malloc'd bytes (+NUL) or NULL. */
 int tu_write_file(const char *path, const void *data, size_t n);
 uint8_t *tu_read_file(const char *path, size_t *n);
