@@ -26,6 +26,7 @@
 
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,38 +83,91 @@ static glmq_status hash_feed(glmq_src_set *s, file_hash *fh, uint32_t f, uint64_
     return GLMQ_OK;
 }
 
-/* ---- per-chunk parallel quantization ---- */
+/* ---- per-tensor parallel pipeline ---- */
 
-/* Source hashing that thread 0 does before it joins the row loop (see chunk_run). */
+/*
+ * Workers claim chunks of rows (about CHUNK_TARGET source bytes, so a chunk stays in L2 from the
+ * read to the write) and take each chunk through every step themselves: pread, source hash,
+ * widen + quantize, stored-bytes checksum, pwrite at the planned offset. The two checksums are
+ * streams and must see the chunks in order, so each is taken under a ticket (chunk c waits until
+ * chunk c-1 has been hashed); everything else runs concurrently. Which worker does a chunk never
+ * changes its bytes, and the per-row statistics land in per-row slots that the caller reduces in
+ * row order, so the file and the report are the same for any thread count.
+ */
+#define CHUNK_TARGET ((size_t)1 << 20)
+#define MAX_THREADS 1024
+
 typedef struct {
     glmq_src_set *set;
-    file_hash *fh;
-    uint32_t file;
-    uint64_t off;
-    size_t n;
-    uint8_t *tmp;
-    size_t tmp_size;
-    glmq_status st;
-    glmq_err err;
-} hash_task;
-
-typedef struct {
+    const glmq_src_tensor *t;
+    const glmq_src_storage *sto;
+    glmq_pack_writer *w;
+    int64_t pi; /* tensor index in the pack */
     const glmq_kernels *k;
     glmq_type out_type;
-    glmq_dtype in_dtype;
-    int convert;    /* 0: bytes are stored as they are (only the hash task runs) */
-    const uint8_t *raw;
-    uint8_t *out;
-    uint16_t *scales;
-    glmq_qstats *stats;
-    float *scratch; /* nth * cols floats */
-    int64_t nrows, cols, row_bytes;
-    atomic_llong next; /* next block of rows to take */
-    hash_task *hash;   /* may be NULL */
-    int64_t bad_row[1024], bad_col[1024];
-} qjob;
+    int convert; /* 0: stored as read */
+    int plain;   /* one contiguous uncompressed byte range: pread + source hash */
+    int workers; /* threads that take chunks (1 when reads are not thread-safe) */
+    int64_t rows, cols, row_bytes, chunk_rows, n_chunks;
+    size_t es;
+    file_hash *fh;
+    uint8_t *tmp; /* gap reads of the source hash, used under src_ticket */
+    size_t tmp_size;
+    uint8_t **raw, **out; /* per thread */
+    float **scratch;      /* per thread, cols floats */
+    uint16_t *scales;     /* [rows] */
+    glmq_qstats *stats;   /* [rows] */
+    const glmq_convert_opts *o;
+    uint64_t bytes_before, total_bytes;
+    atomic_llong next, src_ticket, out_ticket, done_bytes;
+    atomic_int failed;
+    pthread_mutex_t mu; /* guards sleeping on the tickets */
+    pthread_cond_t cv;
+    glmq_status st; /* first failure */
+    glmq_err err;
+    int write_errno;
+    uint64_t write_off;
+    size_t write_n;
+} tjob;
 
-#define ROW_BLOCK 16
+/* Wake every worker sleeping on a ticket (after a ticket moved or a failure). */
+static void wake_all(tjob *j)
+{
+    pthread_mutex_lock(&j->mu);
+    pthread_cond_broadcast(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+}
+
+static void job_fail(tjob *j, glmq_status st, const glmq_err *e)
+{
+    if (atomic_fetch_add(&j->failed, 1) == 0) {
+        j->st = st;
+        if (e) j->err = *e;
+    }
+    wake_all(j);
+}
+
+/* Wait until *ticket == c: a short spin (the holder usually finishes within microseconds), then
+ * sleep on the condition variable, so an oversubscribed machine is not burnt by spinning.
+ * Returns -1 when another worker failed meanwhile. */
+static int wait_ticket(tjob *j, atomic_llong *ticket, int64_t c)
+{
+    for (int spin = 0; spin < 200; spin++) {
+        if (atomic_load_explicit(ticket, memory_order_acquire) == c) return 0;
+        if (atomic_load(&j->failed)) return -1;
+    }
+    pthread_mutex_lock(&j->mu);
+    while (atomic_load_explicit(ticket, memory_order_acquire) != c && !atomic_load(&j->failed))
+        pthread_cond_wait(&j->cv, &j->mu);
+    pthread_mutex_unlock(&j->mu);
+    return atomic_load(&j->failed) ? -1 : 0;
+}
+
+static void advance_ticket(tjob *j, atomic_llong *ticket, int64_t next)
+{
+    atomic_store_explicit(ticket, next, memory_order_release);
+    wake_all(j);
+}
 
 static void widen(const glmq_kernels *k, glmq_dtype dt, const void *src, float *dst, int64_t n)
 {
@@ -125,77 +179,105 @@ static void widen(const glmq_kernels *k, glmq_dtype dt, const void *src, float *
         glmq_f32le_to_f32_row(src, dst, n);
 }
 
-/* Quantize (or narrow) rows. Rows are taken in blocks from a shared counter, so threads that
- * finish early help the others; which thread quantizes a row never changes its bytes, and the
- * per-row statistics are reduced in row order by the caller, so the output is the same for any
- * thread count. Thread 0 first extends the source file's hash over this chunk. */
-static void qjob_run(void *arg, int ith, int nth)
+/* Convert rows [r0, r0+nr) from raw to out; -1 or the first bad row (column in *bad_col). */
+static int64_t convert_rows(const tjob *j, int64_t r0, int64_t nr, const uint8_t *raw,
+                            uint8_t *out, float *w, int64_t *bad_col)
 {
-    qjob *j = arg;
-    (void)nth;
-    j->bad_row[ith] = -1;
-    if (ith == 0 && j->hash) {
-        hash_task *h = j->hash;
-        h->st = hash_feed(h->set, h->fh, h->file, h->off, j->raw, h->n, h->tmp, h->tmp_size,
-                          &h->err);
-    }
-    if (!j->convert) return;
-    float *w = j->scratch + (size_t)ith * (size_t)j->cols;
-    size_t es = glmq_dtype_size(j->in_dtype);
-    for (;;) {
-        int64_t r0 = atomic_fetch_add(&j->next, ROW_BLOCK);
-        if (r0 >= j->nrows) return;
-        int64_t r1 = r0 + ROW_BLOCK < j->nrows ? r0 + ROW_BLOCK : j->nrows;
-        for (int64_t r = r0; r < r1; r++) {
-            const uint8_t *src = j->raw + (size_t)r * (size_t)j->cols * es;
-            uint8_t *dst = j->out + (size_t)r * (size_t)j->row_bytes;
-            widen(j->k, j->in_dtype, src, w, j->cols);
-            if (j->out_type == GLMQ_TYPE_F16) { /* F32 narrowed to F16 */
-                j->k->f32_to_f16(w, (uint16_t *)(void *)dst, j->cols);
-                glmq_qstats *st = &j->stats[r];
-                memset(st, 0, sizeof *st);
-                for (int64_t c = 0; c < j->cols; c++) {
-                    double e = (double)glmq_f16_to_f32(((uint16_t *)(void *)dst)[c]) - w[c];
-                    st->sum_sq_err += e * e;
-                    st->sum_sq += (double)w[c] * w[c];
-                    if (fabs(e) > st->max_abs_err) st->max_abs_err = fabs(e);
-                }
-                continue;
+    for (int64_t r = 0; r < nr; r++) {
+        const uint8_t *src = raw + (size_t)r * (size_t)j->cols * j->es;
+        uint8_t *dst = out + (size_t)r * (size_t)j->row_bytes;
+        glmq_qstats *st = &j->stats[r0 + r];
+        widen(j->k, j->t->dtype, src, w, j->cols);
+        if (j->out_type == GLMQ_TYPE_F16) { /* F32 narrowed to F16 */
+            uint16_t *h = (uint16_t *)(void *)dst;
+            j->k->f32_to_f16(w, h, j->cols);
+            memset(st, 0, sizeof *st);
+            for (int64_t c = 0; c < j->cols; c++) {
+                double e = (double)glmq_f16_to_f32(h[c]) - w[c];
+                st->sum_sq_err += e * e;
+                st->sum_sq += (double)w[c] * w[c];
+                if (fabs(e) > st->max_abs_err) st->max_abs_err = fabs(e);
             }
-            int64_t bad = j->out_type == GLMQ_TYPE_INT8
-                              ? j->k->quantize_row_q8(w, j->cols, dst, &j->scales[r], &j->stats[r])
-                              : j->k->quantize_row_q4(w, j->cols, dst, &j->scales[r], &j->stats[r]);
-            if (bad >= 0 && (j->bad_row[ith] < 0 || r < j->bad_row[ith])) {
-                j->bad_row[ith] = r;
-                j->bad_col[ith] = bad;
-            }
+            continue;
+        }
+        int64_t bad = j->out_type == GLMQ_TYPE_INT8
+                          ? j->k->quantize_row_q8(w, j->cols, dst, &j->scales[r0 + r], st)
+                          : j->k->quantize_row_q4(w, j->cols, dst, &j->scales[r0 + r], st);
+        if (bad >= 0) {
+            *bad_col = bad;
+            return r0 + r;
         }
     }
+    return -1;
 }
 
-/* Parallel read of a contiguous byte range of one file: each thread preads a share. */
-typedef struct {
-    const glmq_src_set *set;
-    uint32_t file;
-    uint64_t off;
-    uint8_t *dst;
-    size_t n;
-    glmq_status st[1024];
-    glmq_err err[2]; /* the first failing thread's message is copied out */
-    atomic_int failed;
-} read_job;
-
-static void read_run(void *arg, int ith, int nth)
+static void tjob_run(void *arg, int ith, int nth)
 {
-    read_job *j = arg;
-    size_t lines = (j->n + 4095) / 4096;
-    size_t a = lines * (size_t)ith / (size_t)nth * 4096;
-    size_t b = lines * (size_t)(ith + 1) / (size_t)nth * 4096;
-    if (b > j->n) b = j->n;
-    glmq_err e = {0};
-    j->st[ith] = a < b ? glmq_src_pread(j->set, j->file, j->off + a, j->dst + a, b - a, &e)
-                       : GLMQ_OK;
-    if (j->st[ith] != GLMQ_OK && atomic_fetch_add(&j->failed, 1) == 0) j->err[0] = e;
+    tjob *j = arg;
+    (void)nth;
+    if (ith >= j->workers) return;
+    while (!atomic_load(&j->failed)) {
+        int64_t c = atomic_fetch_add(&j->next, 1);
+        if (c >= j->n_chunks) return;
+        int64_t r0 = c * j->chunk_rows;
+        int64_t nr = j->rows - r0 < j->chunk_rows ? j->rows - r0 : j->chunk_rows;
+        size_t nbytes = (size_t)nr * (size_t)j->cols * j->es;
+        uint64_t foff = j->sto->offset + j->t->byte_offset + (uint64_t)r0 * (uint64_t)j->cols * j->es;
+        uint8_t *raw = j->raw[ith];
+        glmq_err e = {0};
+        glmq_status st = j->plain ? glmq_src_pread(j->set, j->sto->file, foff, raw, nbytes, &e)
+                                  : glmq_src_read_rows_raw(j->set, j->t, r0, nr, raw, &e);
+        /* 1. the source file's hash, in file order */
+        if (wait_ticket(j, &j->src_ticket, c)) return;
+        if (st == GLMQ_OK && j->plain)
+            st = hash_feed(j->set, j->fh, j->sto->file, foff, raw, nbytes, j->tmp, j->tmp_size,
+                           &e);
+        advance_ticket(j, &j->src_ticket, c + 1);
+        if (st != GLMQ_OK) {
+            job_fail(j, st, &e);
+            return;
+        }
+        /* 2. convert */
+        const uint8_t *stored = raw;
+        if (j->convert) {
+            int64_t bad_col = -1;
+            int64_t bad = convert_rows(j, r0, nr, raw, j->out[ith], j->scratch[ith], &bad_col);
+            if (bad >= 0) {
+                glmq_fail(&e, GLMQ_E_VALUE,
+                          "tensor '%s' row %lld column %lld: weight is NaN or infinite, or the "
+                          "row's scale overflows fp16",
+                          j->t->name, (long long)bad, (long long)bad_col);
+                job_fail(j, GLMQ_E_VALUE, &e);
+                return;
+            }
+            stored = j->out[ith];
+        }
+        /* 3. the stored bytes' checksum, in row order; then the write, in any order */
+        if (wait_ticket(j, &j->out_ticket, c)) return;
+        st = glmq_pack_hash_rows(j->w, j->pi, r0, nr, stored, &e);
+        advance_ticket(j, &j->out_ticket, c + 1);
+        if (st != GLMQ_OK) {
+            job_fail(j, st, &e);
+            return;
+        }
+        uint64_t off;
+        int64_t rb;
+        glmq_pack_row_offset(j->w, j->pi, r0, &off, &rb, NULL);
+        int en = glmq_pack_pwrite_at(j->w, off, stored, (size_t)(nr * rb));
+        if (en) {
+            if (atomic_fetch_add(&j->failed, 1) == 0) {
+                j->st = GLMQ_E_IO;
+                j->write_errno = en;
+                j->write_off = off;
+                j->write_n = (size_t)(nr * rb);
+            }
+            wake_all(j);
+            return;
+        }
+        long long done = atomic_fetch_add(&j->done_bytes, (long long)nbytes) + (long long)nbytes;
+        if (ith == 0 && j->o->progress)
+            j->o->progress(j->o->progress_user, j->bytes_before + (uint64_t)done, j->total_bytes);
+    }
 }
 
 /* ---- the conversion ---- */
@@ -235,15 +317,6 @@ static int cmp_order(const void *a, const void *b)
     return x->pi < y->pi ? -1 : x->pi > y->pi;
 }
 
-/* Grow *buf to at least `need` bytes (contents not kept). */
-static int reserve(void **buf, size_t *cap, size_t need)
-{
-    if (need <= *cap) return 0;
-    free(*buf);
-    *buf = malloc(need);
-    *cap = *buf ? need : 0;
-    return *buf ? 0 : -1;
-}
 
 static void hex64(char out[17], uint64_t v) { snprintf(out, 17, "%016llx", (unsigned long long)v); }
 
@@ -344,17 +417,18 @@ glmq_status glmq_convert(const char *src_dir, const char *out_path, const glmq_c
     glmq_pack_tensor_decl *decl = NULL;
     glmq_tensor_stats *stats = NULL;
     file_hash *fh = NULL;
-    void *raw = NULL, *out = NULL, *qst_v = NULL, *scales_v = NULL;
-    size_t raw_cap = 0, out_cap = 0, qst_cap = 0, scales_cap = 0;
+    void **bufs = NULL; /* per thread: raw chunk, output chunk, fp32 row */
+    uint16_t *scales = NULL;
+    glmq_qstats *qst = NULL;
     uint8_t *tmp = NULL;
-    float *scratch = NULL;
     char *meta = NULL;
     const size_t tmp_size = (size_t)4 << 20;
     const glmq_kernels *k = glmq_kernels_get();
+    int nth = 1;
 
     GLMQ_TRY_G(glmq_checkpoint_open(src_dir, &ck, err));
     GLMQ_TRY_G(glmq_pool_create(o.threads, &pool, err));
-    int nth = glmq_pool_size(pool);
+    nth = glmq_pool_size(pool);
 
     /* plan: which tensors, which types, canonical order */
     int64_t n = 0;
@@ -397,10 +471,9 @@ glmq_status glmq_convert(const char *src_dir, const char *out_path, const glmq_c
 
     /* buffers: chunks of rows grow on demand; one fp32 row per thread; a gap-hashing buffer */
     tmp = malloc(tmp_size);
-    scratch = malloc((size_t)nth * (size_t)max_cols * sizeof(float));
     fh = calloc(ck->set.nfiles + 1, sizeof *fh);
     order = malloc((size_t)(n + 1) * sizeof *order);
-    GLMQ_FAIL_IF_G(!tmp || !scratch || !fh || !order, err, GLMQ_E_NOMEM,
+    GLMQ_FAIL_IF_G(!tmp || !fh || !order, err, GLMQ_E_NOMEM,
                    "out of memory for conversion buffers");
     for (uint32_t f = 0; f < ck->set.nfiles; f++) {
         fh[f].h = XXH3_createState();
@@ -414,6 +487,35 @@ glmq_status glmq_convert(const char *src_dir, const char *out_path, const glmq_c
     }
     qsort(order, (size_t)n, sizeof *order, cmp_order);
 
+    /* per-thread chunk buffers, sized for the largest chunk of any tensor */
+    size_t raw_need = 0, out_need = 0;
+    int64_t max_rows = 1;
+    for (int64_t i = 0; i < n; i++) {
+        const glmq_src_tensor *t = &ck->set.tensors[ck->tensors[plan[i].ck].src];
+        int64_t rows = glmq_src_rows(t), cols = glmq_src_cols(t);
+        size_t es = glmq_dtype_size(t->dtype);
+        int64_t cr = (int64_t)(CHUNK_TARGET / ((size_t)cols * es));
+        if (cr < 1) cr = 1;
+        if (cr > rows) cr = rows;
+        if ((size_t)cr * (size_t)cols * es > raw_need) raw_need = (size_t)cr * (size_t)cols * es;
+        size_t ob = (size_t)cr * (size_t)glmq_pack_row_bytes(plan[i].type, cols);
+        if (ob > out_need) out_need = ob;
+        if (rows > max_rows) max_rows = rows;
+    }
+    bufs = calloc((size_t)nth * 3, sizeof *bufs);
+    scales = malloc((size_t)max_rows * sizeof *scales);
+    qst = malloc((size_t)max_rows * sizeof *qst);
+    GLMQ_FAIL_IF_G(!bufs || !scales || !qst, err, GLMQ_E_NOMEM, "out of memory");
+    uint8_t **raws = (uint8_t **)bufs, **outs = (uint8_t **)bufs + nth;
+    float **scr = (float **)(void *)((uint8_t **)bufs + 2 * nth);
+    for (int i = 0; i < nth; i++) {
+        raws[i] = malloc(raw_need);
+        outs[i] = malloc(out_need);
+        scr[i] = malloc((size_t)max_cols * sizeof(float));
+        GLMQ_FAIL_IF_G(!raws[i] || !outs[i] || !scr[i], err, GLMQ_E_NOMEM,
+                       "out of memory for conversion buffers");
+    }
+
     uint64_t done_bytes = 0;
     for (int64_t oi = 0; oi < n; oi++) {
         int64_t pi = order[oi].pi;
@@ -423,81 +525,57 @@ glmq_status glmq_convert(const char *src_dir, const char *out_path, const glmq_c
         glmq_type ty = plan[pi].type;
         int64_t rows = glmq_src_rows(t), cols = glmq_src_cols(t);
         size_t es = glmq_dtype_size(t->dtype);
-        int64_t rb = glmq_pack_row_bytes(ty, cols);
         int quant = ty == GLMQ_TYPE_INT8 || ty == GLMQ_TYPE_INT4;
         int narrow = ty == GLMQ_TYPE_F16 && t->dtype == GLMQ_DT_F32;
+        int plain = t->contiguous && !sto->deflated;
+        int64_t cr = (int64_t)(CHUNK_TARGET / ((size_t)cols * es));
+        if (cr < 1) cr = 1;
+        if (cr > rows) cr = rows;
+        tjob *j = calloc(1, sizeof *j);
+        GLMQ_FAIL_IF_G(!j, err, GLMQ_E_NOMEM, "out of memory");
+        *j = (tjob){.set = &ck->set, .t = t, .sto = sto, .w = w, .pi = pi, .k = k,
+                    .out_type = ty, .convert = quant || narrow, .plain = plain,
+                    .workers = plain ? nth : 1, .rows = rows, .cols = cols,
+                    .row_bytes = glmq_pack_row_bytes(ty, cols), .chunk_rows = cr,
+                    .n_chunks = (rows + cr - 1) / cr, .es = es, .fh = &fh[sto->file],
+                    .tmp = tmp, .tmp_size = tmp_size, .raw = raws, .out = outs, .scratch = scr,
+                    .scales = scales, .stats = qst, .o = &o, .bytes_before = done_bytes,
+                    .total_bytes = total_in};
+        atomic_init(&j->next, 0);
+        atomic_init(&j->src_ticket, 0);
+        atomic_init(&j->out_ticket, 0);
+        atomic_init(&j->done_bytes, 0);
+        atomic_init(&j->failed, 0);
+        pthread_mutex_init(&j->mu, NULL);
+        pthread_cond_init(&j->cv, NULL);
+        glmq_pool_run(pool, tjob_run, j);
+        pthread_mutex_destroy(&j->mu);
+        pthread_cond_destroy(&j->cv);
+        if (atomic_load(&j->failed)) {
+            st = j->write_errno ? glmq_pack_fail_io(w, j->write_errno, j->write_off, j->write_n, err)
+                                : j->st;
+            if (!j->write_errno && err) *err = j->err;
+            if (j->st == GLMQ_E_VALUE) glmq_err_prefix(err, st, "'%s': ", src_dir);
+            free(j);
+            goto fail;
+        }
+        free(j);
+        done_bytes += (uint64_t)rows * (uint64_t)cols * es;
+        if (o.progress) o.progress(o.progress_user, done_bytes, total_in);
+        if (quant) GLMQ_TRY_G(glmq_pack_write_scales(w, pi, scales, err));
+        /* statistics, reduced in row order */
         glmq_tensor_stats *ts = &stats[pi];
         snprintf(ts->name, sizeof ts->name, "%s", t->name);
         ts->type = ty;
         ts->rows = rows;
         ts->cols = cols;
         double sse = 0, ssq = 0, mx = 0;
-        int64_t chunk_rows = (int64_t)(CHUNK_BYTES / ((size_t)cols * 4));
-        if (chunk_rows < 1) chunk_rows = 1;
-        if (chunk_rows > rows) chunk_rows = rows;
-        GLMQ_FAIL_IF_G(reserve(&raw, &raw_cap, (size_t)chunk_rows * (size_t)cols * es) ||
-                           reserve(&out, &out_cap, (size_t)chunk_rows * (size_t)rb) ||
-                           reserve(&qst_v, &qst_cap, (size_t)chunk_rows * sizeof(glmq_qstats)) ||
-                           (quant && reserve(&scales_v, &scales_cap, (size_t)rows * 2)),
-                       err, GLMQ_E_NOMEM, "out of memory for tensor '%s'", t->name);
-        uint16_t *scales = scales_v;
-        glmq_qstats *qst = qst_v;
-        for (int64_t r0 = 0; r0 < rows; r0 += chunk_rows) {
-            int64_t nr = rows - r0 < chunk_rows ? rows - r0 : chunk_rows;
-            size_t nbytes = (size_t)nr * (size_t)cols * es;
-            /* 1. read: split over the pool when the rows are one plain byte range */
-            uint64_t foff = sto->offset + t->byte_offset + (uint64_t)r0 * (uint64_t)cols * es;
-            int plain = t->contiguous && !sto->deflated;
-            if (plain && nth > 1 && nbytes >= ((size_t)1 << 20)) {
-                read_job rj = {.set = &ck->set, .file = sto->file, .off = foff, .dst = raw,
-                               .n = nbytes};
-                atomic_init(&rj.failed, 0);
-                glmq_pool_run(pool, read_run, &rj);
-                if (atomic_load(&rj.failed)) {
-                    if (err) *err = rj.err[0];
-                    st = rj.err[0].code;
-                    goto fail;
-                }
-            } else {
-                GLMQ_TRY_G(glmq_src_read_rows_raw(&ck->set, t, r0, nr, raw, err));
+        if (quant || narrow)
+            for (int64_t r = 0; r < rows; r++) {
+                sse += qst[r].sum_sq_err;
+                ssq += qst[r].sum_sq;
+                if (qst[r].max_abs_err > mx) mx = qst[r].max_abs_err;
             }
-            /* 2. hash the source bytes (thread 0) while the pool converts the rows */
-            hash_task ht = {.set = &ck->set, .fh = &fh[sto->file], .file = sto->file,
-                            .off = foff, .n = nbytes, .tmp = tmp, .tmp_size = tmp_size};
-            qjob j = {.k = k, .out_type = ty, .in_dtype = t->dtype, .convert = quant || narrow,
-                      .raw = raw, .out = out, .scales = quant ? scales + r0 : NULL,
-                      .stats = qst, .scratch = scratch, .nrows = nr, .cols = cols,
-                      .row_bytes = rb, .hash = plain ? &ht : NULL};
-            atomic_init(&j.next, 0);
-            glmq_pool_run(pool, qjob_run, &j);
-            if (plain && ht.st != GLMQ_OK) {
-                if (err) *err = ht.err;
-                st = ht.st;
-                goto fail;
-            }
-            if (j.convert) {
-                int64_t bad_row = -1, bad_col = -1;
-                for (int i = 0; i < nth; i++)
-                    if (j.bad_row[i] >= 0 && (bad_row < 0 || j.bad_row[i] < bad_row)) {
-                        bad_row = j.bad_row[i];
-                        bad_col = j.bad_col[i];
-                    }
-                GLMQ_FAIL_IF_G(bad_row >= 0, err, GLMQ_E_VALUE,
-                               "'%s': tensor '%s' row %lld column %lld: %s", src_dir, t->name,
-                               (long long)(r0 + bad_row), (long long)bad_col,
-                               "weight is NaN or infinite, or the row's scale overflows fp16");
-                for (int64_t r = 0; r < nr; r++) { /* reduce in row order: deterministic */
-                    sse += qst[r].sum_sq_err;
-                    ssq += qst[r].sum_sq;
-                    if (qst[r].max_abs_err > mx) mx = qst[r].max_abs_err;
-                }
-            }
-            /* 3. checksum and write the stored rows (spread over the pool) */
-            GLMQ_TRY_G(glmq_pack_write_rows_pool(w, pi, r0, nr, j.convert ? out : raw, pool, err));
-            done_bytes += nbytes;
-            if (o.progress) o.progress(o.progress_user, done_bytes, total_in);
-        }
-        if (quant) GLMQ_TRY_G(glmq_pack_write_scales(w, pi, scales, err));
         double nel = (double)rows * (double)cols;
         ts->rms_err = sqrt(sse / nel);
         ts->max_abs_err = mx;
@@ -539,12 +617,12 @@ fail:
     free(order);
     free(decl);
     free(stats);
-    free(raw);
-    free(out);
+    if (bufs)
+        for (int i = 0; i < 3 * nth; i++) free(bufs[i]);
+    free(bufs);
     free(tmp);
-    free(scales_v);
-    free(qst_v);
-    free(scratch);
+    free(scales);
+    free(qst);
     cJSON_free(meta);
     return st;
 }

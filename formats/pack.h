@@ -61,6 +61,21 @@ struct glmq_pool;
 glmq_status glmq_pack_write_rows_pool(glmq_pack_writer *w, int64_t i, int64_t row0, int64_t nrows,
                                       const void *data, struct glmq_pool *pool, glmq_err *err);
 
+/*
+ * For concurrent producers (convert.c): each worker writes its rows with glmq_pack_pwrite_at at
+ * the offset glmq_pack_row_offset gives, in any order and from any thread; the checksum is
+ * extended with glmq_pack_hash_rows, which the caller serialises in row order (it also counts the
+ * rows as written). glmq_pack_pwrite_at returns 0 or an errno and does not touch the sticky
+ * error; glmq_pack_fail_io records one.
+ */
+glmq_status glmq_pack_row_offset(const glmq_pack_writer *w, int64_t i, int64_t row0,
+                                 uint64_t *off, int64_t *row_bytes, glmq_err *err);
+glmq_status glmq_pack_hash_rows(glmq_pack_writer *w, int64_t i, int64_t row0, int64_t nrows,
+                                const void *data, glmq_err *err);
+int glmq_pack_pwrite_at(glmq_pack_writer *w, uint64_t off, const void *data, size_t n);
+glmq_status glmq_pack_fail_io(glmq_pack_writer *w, int errnum, uint64_t off, size_t n,
+                              glmq_err *err);
+
 /* Write the scale table of quantized tensor i (rows fp16 values), after all of its rows. */
 glmq_status glmq_pack_write_scales(glmq_pack_writer *w, int64_t i, const uint16_t *scales,
                                    glmq_err *err);

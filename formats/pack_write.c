@@ -19,7 +19,9 @@
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 #include "core/hash.h"
 
@@ -219,11 +221,26 @@ glmq_status glmq_pack_writer_create(const char *out_path, const glmq_pack_tensor
         goto fail;
     }
     fchmod(w->fd, 0644);
-    /* Reserve the space now so a full disk fails early (where supported). */
-    int fr = posix_fallocate(w->fd, 0, (off_t)w->data_end);
-    GLMQ_FAIL_IF_G(fr == ENOSPC || fr == EFBIG, err, GLMQ_E_IO,
-                   "'%s': cannot reserve %llu bytes: %s", w->tmp_path,
-                   (unsigned long long)w->data_end, strerror(fr));
+    /* Fail early when the filesystem cannot hold the file (a later failure, e.g. a race with
+     * another writer, is still caught by the writes and cleaned up). fstatvfs instead of
+     * posix_fallocate: on tmpfs the latter zero-fills every page, which costs as much memory
+     * bandwidth as writing the file. The size limit of the process (RLIMIT_FSIZE) is checked
+     * too, since it behaves like a full disk. */
+    struct statvfs vs;
+    if (fstatvfs(w->fd, &vs) == 0 && vs.f_frsize > 0) {
+        uint64_t avail = (uint64_t)vs.f_bavail * (uint64_t)vs.f_frsize;
+        GLMQ_FAIL_IF_G(avail < w->data_end, err, GLMQ_E_IO,
+                       "'%s': not enough space: the file needs %llu bytes, the filesystem has "
+                       "%llu available",
+                       w->tmp_path, (unsigned long long)w->data_end, (unsigned long long)avail);
+    }
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        GLMQ_FAIL_IF_G((uint64_t)rl.rlim_cur < w->data_end, err, GLMQ_E_IO,
+                       "'%s': the file needs %llu bytes but this process may write at most %llu "
+                       "(RLIMIT_FSIZE)",
+                       w->tmp_path, (unsigned long long)w->data_end,
+                       (unsigned long long)rl.rlim_cur);
     *out = w;
     return GLMQ_OK;
 fail:
@@ -270,6 +287,42 @@ static int pwrite_raw(int fd, const uint8_t *p, size_t n, uint64_t off)
         off += (uint64_t)r;
     }
     return 0;
+}
+
+glmq_status glmq_pack_row_offset(const glmq_pack_writer *w, int64_t i, int64_t row0,
+                                 uint64_t *off, int64_t *row_bytes, glmq_err *err)
+{
+    GLMQ_FAIL_IF(i < 0 || i >= w->nt || row0 < 0 || row0 > w->t[i].rows, err, GLMQ_E_INTERNAL,
+                 "bad tensor or row index");
+    *off = w->t[i].data_off + (uint64_t)row0 * (uint64_t)w->t[i].row_bytes;
+    *row_bytes = w->t[i].row_bytes;
+    return GLMQ_OK;
+}
+
+glmq_status glmq_pack_hash_rows(glmq_pack_writer *w, int64_t i, int64_t row0, int64_t nrows,
+                                const void *data, glmq_err *err)
+{
+    GLMQ_TRY(sticky(w, err));
+    if (i < 0 || i >= w->nt) return set_sticky(w, err, GLMQ_E_INTERNAL, "bad tensor index");
+    wtensor *t = &w->t[i];
+    if (row0 != t->rows_written || nrows < 0 || nrows > t->rows - row0)
+        return set_sticky(w, err, GLMQ_E_INTERNAL, "tensor '%s': rows hashed out of order",
+                          t->name);
+    XXH3_64bits_update(t->hash, data, (size_t)(nrows * t->row_bytes));
+    t->rows_written += nrows;
+    return GLMQ_OK;
+}
+
+int glmq_pack_pwrite_at(glmq_pack_writer *w, uint64_t off, const void *data, size_t n)
+{
+    return pwrite_raw(w->fd, data, n, off);
+}
+
+glmq_status glmq_pack_fail_io(glmq_pack_writer *w, int errnum, uint64_t off, size_t n,
+                              glmq_err *err)
+{
+    return set_sticky(w, err, GLMQ_E_IO, "'%s': write of %zu bytes at byte %llu failed: %s",
+                      w->tmp_path, n, (unsigned long long)off, strerror(errnum));
 }
 
 typedef struct {
