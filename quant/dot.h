@@ -66,15 +66,29 @@
  *               cancels the unsigned-operand offset, so each lane sum is exact sum q*xq.
  *   FAST_ROW:   int8 xq[pc] | float d | int32 sum(xq) | pad to 64              pc+64 bytes
  *
- * ---- 5. Default fast mode -----------------------------------------------------------------
+ * ---- 5. Default fast mode and measurements -------------------------------------------------
  *
- * FAST_B32 is the default. Measured on this project's 2-core AVX-512 VNNI machine
- * (glmq bench gemv; numbers in the report of the issue): both modes stream INT4/INT8 GEMV at
- * the same fraction of DRAM bandwidth (the GEMV is memory-bound), but with LLM-like
- * activations (a few outlier channels 20-100x the typical magnitude) one scale per vector
- * flushes most small activations to 0/+-1 and multiplies the error by 10-50x, while a scale
- * per 32 confines an outlier to its block. FAST_ROW remains available for prefill when the
- * activations are known to be outlier-free (it does fewer operations per MAC).
+ * FAST_B32 is the default (GLMQ_DOT_FAST). `glmq bench gemv` on the project's 2-core Zen 5
+ * (AVX-512 VNNI) VM, medians, 1 / 2 threads, read bandwidth = the fastest sum probe measured
+ * in the same run (~30-34 / ~51-61 GB/s; 512-bit loads that miss to DRAM stream ~20% slower
+ * than 256-bit ones on this CPU, so the AVX-512 probe reads 64-byte lines as two halves):
+ *   GEMV speed: both FAST modes are memory-bound at 75-95% of the read bandwidth for INT4 and
+ *     INT8 on every GLM shape (EXACT: 70-90%), so the mode costs no decode speed.
+ *   GEMM (512 tokens, 2 threads): FAST_B32 320-570 G int-ops/s, FAST_ROW 650-1250, EXACT
+ *     230-300 GFLOP/s. FAST_ROW does ~3x fewer operations per MAC (no per-block convert and
+ *     scale) but prefill is not the bottleneck of a 2-core decode.
+ *   Accuracy (1024x4096 Student-t(5) weights, 16 tokens, ||y - y_exact|| / ||y_exact||):
+ *                          weights (exact vs fp32)   FAST_B32   FAST_ROW
+ *     INT4, gaussian x            3.6e-1              5.4e-3     8.9e-3
+ *     INT4, LLM-like x            3.6e-1              1.2e-2     7.7e-2
+ *     INT8, gaussian x            2.0e-2              5.4e-3     8.9e-3
+ *     INT8, LLM-like x            1.9e-2              1.2e-2     7.8e-2
+ *     (LLM-like: per-channel gains and 6 fixed outlier channels at +-20..100, the "massive
+ *     activations" of LLM hidden states.) One scale per vector lets an outlier channel set the
+ *     step for all 4096 activations; with a scale per 32 the outlier only coarsens its block.
+ *     FAST_ROW's error on realistic activations is 4x the INT8 weight error itself, FAST_B32's
+ *     stays below it.
+ * Hence B32 by default; FAST_ROW stays available (e.g. prefill of outlier-free inputs).
  *
  * Thread-safety: every function here is reentrant; kernels read only their inputs and write
  * only y[t*ldy + r] for their rows (and prepare only its scratch).

@@ -15,6 +15,7 @@ int cmd_convert(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int glmq_bench_kernels(int argc, char **argv); /* glmq bench gemv (bench_kernels.c) */
 int cmd_logits(int, char **);
 int cmd_tokenize(int argc, char **argv);
 int cmd_ppl(int argc, char **argv);

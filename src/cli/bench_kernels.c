@@ -1,0 +1,515 @@
+/*
+ * bench_kernels.c - glmq bench gemv: matrix-kernel throughput (quant/dot.h) against the
+ * machine's read bandwidth measured in the same run, plus prefill GEMM int-op rates and the
+ * accuracy of the two FAST modes on LLM-like data. A benchmark, not a test: it reports medians
+ * and ratios so that a noisy shared machine still gives comparable figures.
+ *
+ *   1. bandwidth  sum of a large fp32 array (default 1 GiB) with the active level's widest
+ *                 loads (glmq_dot_kernels.sum_f32), 1 thread and all pool threads.
+ *   2. gemv       one token, GB/s of weight bytes for GLM shapes (rows x cols):
+ *                 QKV 4608x4096, dense 4096x4096, h->4h 27392x4096, 4h->h 4096x13696,
+ *                 output 65024x4096; INT4 and INT8; exact / fast-b32 / fast-row; 1 and N
+ *                 threads; each as % of the bandwidth of the same thread count. Every timed run
+ *                 multiplies enough distinct copies of the matrix (>= --arena-mb) that the
+ *                 weights stream from DRAM, not from cache. Prepare is included in the time.
+ *   3. gemm       --tokens (512) tokens, N threads: G int-ops/s = 2*rows*cols*tokens / s.
+ *   4. accuracy   relative error ||y_mode - y_exact|| / ||y_exact|| of fast-b32 and fast-row
+ *                 on trained-like weights and on activations with / without outlier channels.
+ *
+ * Called by the CLI as `glmq bench gemv [options]`: argv[0] is the benchmark (or program)
+ * name; leading "bench" / "gemv" words are ignored, so argv may be forwarded either way.
+ */
+#include "cli.h"
+#include "core/pool.h"
+#include "quant/dot.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+
+static const char usage_text[] =
+    "usage: glmq bench gemv [--threads N] [--runs K] [--bw-mb M] [--arena-mb M] [--tokens T]\n"
+    "                       [--only bw|gemv|gemm|acc] [--level ref|avx2|avx512] [--quick]\n"
+    "\n"
+    "Measures read bandwidth (sum of --bw-mb MiB, default 1024), then GEMV GB/s of weight\n"
+    "bytes for GLM shapes in INT4/INT8 and every mode on 1 and N threads (default: all cores)\n"
+    "as % of that bandwidth, GEMM G int-ops/s at --tokens tokens (default 512), and the\n"
+    "accuracy of the fast modes. Medians of --runs runs (default 7). --quick: small sizes.\n";
+
+/* ---- small helpers --------------------------------------------------------------------------- */
+
+static uint64_t rs = 0x9e3779b97f4a7c15ull;
+static uint64_t rnd64(void)
+{
+    uint64_t z = (rs += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+static double rnd_unit(void) { return (double)(rnd64() >> 11) * 0x1p-53; }
+static double rnd_normal(void)
+{
+    double u = rnd_unit(), v = rnd_unit();
+    return sqrt(-2.0 * log(u + 0x1p-60)) * cos(6.283185307179586 * v);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static void *big_alloc(size_t n)
+{
+    void *p = NULL;
+    if (posix_memalign(&p, 4096, n) != 0) return NULL;
+    return p;
+}
+
+/* ---- 1. bandwidth ---------------------------------------------------------------------------- */
+
+typedef struct {
+    glmq_dot_sum_fn sum;
+    const float *p;
+    int64_t n;
+    double part[1024];
+} bw_job;
+
+static void bw_worker(void *arg, int ith, int nth)
+{
+    bw_job *j = (bw_job *)arg;
+    /* split on 4 KiB boundaries */
+    const int64_t pages = j->n / 1024;
+    const int64_t a = pages * ith / nth * 1024;
+    const int64_t b = ith == nth - 1 ? j->n : pages * (ith + 1) / nth * 1024;
+    j->part[ith] = j->sum(j->p + a, b - a);
+}
+
+/* One pass of the probe over p[0..n) on every thread of pool; bytes/s. */
+static double bw_once(glmq_pool *pool, glmq_dot_sum_fn sum, const float *p, int64_t n)
+{
+    bw_job j = {.sum = sum, .p = p, .n = n};
+    double t0 = cli_now();
+    glmq_pool_run(pool, bw_worker, &j);
+    double dt = cli_now() - t0;
+    if (j.part[0] == 1.2345) puts(""); /* keep the sums alive */
+    return (double)n * 4 / dt;
+}
+
+static double bandwidth(glmq_pool *pool, glmq_dot_sum_fn sum, const float *p, int64_t n, int runs)
+{
+    double v[64];
+    for (int r = 0; r < runs; r++) v[r] = bw_once(pool, sum, p, n);
+    return median(v, runs);
+}
+
+/* ---- weights --------------------------------------------------------------------------------- */
+
+typedef struct {
+    const char *name;
+    int64_t rows, cols;
+} shape;
+
+static const shape shapes[] = {
+    {"qkv 4608x4096", 4608, 4096},      {"dense 4096x4096", 4096, 4096},
+    {"h4h 27392x4096", 27392, 4096},    {"4hh 4096x13696", 4096, 13696},
+    {"output 65024x4096", 65024, 4096},
+};
+#define NSHAPES (int)(sizeof shapes / sizeof shapes[0])
+
+/* Random codes are valid for both types (any INT4 nibble / INT8 byte); fast fill. */
+static void fill_random(uint8_t *p, size_t n)
+{
+    uint64_t s = 0x243f6a8885a308d3ull;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        memcpy(p + i, &s, 8);
+    }
+    for (; i < n; i++) p[i] = (uint8_t)i;
+}
+
+/* ---- 2. GEMV --------------------------------------------------------------------------------- */
+
+typedef struct {
+    glmq_pool *pool1, *pooln;
+    const glmq_dot_kernels *k;
+    uint8_t *arena;
+    size_t arena_bytes;
+    uint16_t *scales;
+    int runs;
+    glmq_dot_sum_fn probe; /* the fastest bandwidth probe of this CPU */
+    const float *bw;       /* its array */
+    int64_t bw_n;
+} ctx;
+
+typedef struct {
+    double gbs;   /* median GB/s of weight bytes */
+    double ratio; /* median over runs of (GEMV rate / probe rate measured just before it) */
+} rate;
+
+/*
+ * One timed run = one pass over `copies` distinct copies of the matrix (one prepare + GEMV
+ * each), so the weights stream from DRAM. Each run is paired with a probe run on the same
+ * threads just before it; the median of the paired ratios is robust to other tenants' load
+ * changing between configurations (a shared, noisy machine).
+ */
+static rate gemv_rate(const ctx *c, glmq_pool *pool, glmq_type type, glmq_dot_mode mode,
+                      int64_t rows, int64_t cols, const float *x, float *y, void *scratch,
+                      size_t ss)
+{
+    const size_t rb = glmq_dot_row_bytes(type, cols), mb = rb * (size_t)rows;
+    int64_t copies = (int64_t)(c->arena_bytes / mb);
+    if (copies < 1) copies = 1;
+    double g[64], q[64];
+    rate res = {0, 0};
+    glmq_err err = {0};
+    for (int r = 0; r <= c->runs; r++) { /* run 0 warms up (page tables, pool) */
+        const double bw = bw_once(pool, c->probe, c->bw, c->bw_n);
+        double t0 = cli_now();
+        for (int64_t i = 0; i < copies; i++) {
+            glmq_dot_mat m;
+            if (glmq_dot_mat_init(&m, type, rows, cols, c->arena + (size_t)i * mb, c->scales,
+                                  &err) != GLMQ_OK ||
+                glmq_dot_gemm_pool(pool, c->k, mode, &m, x, cols, 1, y, rows, scratch, ss,
+                                   &err) != GLMQ_OK) {
+                fprintf(stderr, "glmq: error: %s\n", err.msg);
+                return res;
+            }
+        }
+        const double dt = cli_now() - t0;
+        if (r > 0) {
+            g[r - 1] = (double)mb * (double)copies / dt;
+            q[r - 1] = g[r - 1] / bw;
+        }
+    }
+    res.gbs = median(g, c->runs);
+    res.ratio = median(q, c->runs);
+    return res;
+}
+
+/* ---- 3. GEMM --------------------------------------------------------------------------------- */
+
+static double gemm_rate(const ctx *c, glmq_type type, glmq_dot_mode mode, int64_t rows,
+                        int64_t cols, int64_t ntok, const float *x, float *y, void *scratch,
+                        size_t ss, int runs)
+{
+    glmq_dot_mat m;
+    glmq_err err = {0};
+    if (glmq_dot_mat_init(&m, type, rows, cols, c->arena, c->scales, &err) != GLMQ_OK) return 0;
+    double t[64];
+    for (int r = 0; r <= runs; r++) {
+        double t0 = cli_now();
+        if (glmq_dot_gemm_pool(c->pooln, c->k, mode, &m, x, cols, ntok, y, rows, scratch, ss,
+                               &err) != GLMQ_OK) {
+            fprintf(stderr, "glmq: error: %s\n", err.msg);
+            return 0;
+        }
+        if (r > 0) t[r - 1] = cli_now() - t0;
+    }
+    return 2.0 * (double)rows * (double)cols * (double)ntok / median(t, runs);
+}
+
+/* ---- 4. accuracy ----------------------------------------------------------------------------- */
+
+/*
+ * Trained-like weights: per row Student-t (5 degrees of freedom, the usual fit of LLM weight
+ * tails) times sigma_r, log-uniform over a 4x range, quantized by the reference quantizer.
+ * Activations ("llm"): N(0, 1) per channel times a per-channel gain log-uniform in [0.5, 2],
+ * plus 6 fixed "massive" channels at +-(20..100) (the outlier dimensions of LLM hidden
+ * states, e.g. LLM.int8() / "Massive activations"); "gauss": N(0, 1) only.
+ */
+static void accuracy(const ctx *c, FILE *out)
+{
+    const int64_t rows = 1024, cols = 4096, ntok = 16;
+    float *w = malloc((size_t)(rows * cols) * sizeof *w); /* the unquantized weights */
+    double *yt = malloc((size_t)(rows * ntok) * sizeof *yt);
+    float *x = malloc((size_t)(cols * ntok) * sizeof *x);
+    float *gain = malloc((size_t)cols * sizeof *gain);
+    float *ye = malloc((size_t)(rows * ntok) * sizeof *ye), *yf = malloc((size_t)(rows * ntok) * 4);
+    uint16_t *sc = malloc((size_t)rows * 2);
+    const size_t ss = glmq_dot_scratch_size(GLMQ_DOT_EXACT, cols, ntok);
+    void *scratch = malloc(ss);
+    uint8_t *wq = big_alloc((size_t)rows * glmq_dot_row_bytes(GLMQ_TYPE_INT8, cols));
+    if (!w || !yt || !x || !gain || !ye || !yf || !sc || !scratch || !wq) {
+        fprintf(stderr, "glmq: error: out of memory\n");
+        goto done;
+    }
+    fprintf(out, "\naccuracy: rel. error ||y - y_exact|| / ||y_exact||, %lldx%lld, %lld tokens\n",
+            (long long)rows, (long long)cols, (long long)ntok);
+    fprintf(out, "  (weights: exact-mode result vs the fp32 unquantized product, for scale;\n"
+                 "   fast-*: fast result vs the exact-mode result)\n");
+    fprintf(out, "  %-6s %-10s %12s %12s %12s\n", "type", "act", "weights", "fast-b32",
+            "fast-row");
+    for (int ti = 0; ti < 2; ti++) {
+        const glmq_type type = ti ? GLMQ_TYPE_INT8 : GLMQ_TYPE_INT4;
+        const size_t rb = glmq_dot_row_bytes(type, cols);
+        rs = 12345;
+        for (int64_t r = 0; r < rows; r++) {
+            double sigma = 0.01 * exp(log(4.0) * rnd_unit());
+            float *wr = w + r * cols;
+            for (int64_t j = 0; j < cols; j++) { /* Student-t, 5 degrees of freedom */
+                double chi = 0;
+                for (int k = 0; k < 5; k++) {
+                    double z = rnd_normal();
+                    chi += z * z;
+                }
+                wr[j] = (float)(sigma * rnd_normal() / sqrt(chi / 5));
+            }
+            if (type == GLMQ_TYPE_INT4)
+                glmq_quantize_row_q4_ref(wr, cols, wq + (size_t)r * rb, &sc[r], NULL);
+            else
+                glmq_quantize_row_q8_ref(wr, cols, wq + (size_t)r * rb, &sc[r], NULL);
+        }
+        glmq_dot_mat m;
+        glmq_err err = {0};
+        glmq_dot_mat_init(&m, type, rows, cols, wq, sc, &err);
+        for (int ak = 0; ak < 2; ak++) {
+            for (int64_t j = 0; j < cols; j++) gain[j] = (float)exp(log(4.0) * (rnd_unit() - 0.5));
+            for (int64_t t = 0; t < ntok; t++)
+                for (int64_t j = 0; j < cols; j++) {
+                    double v = rnd_normal() * (ak ? gain[j] : 1.0);
+                    if (ak && j % 683 == 17) v = ((j / 683) % 2 ? 1 : -1) * (20 + 80 * rnd_unit());
+                    x[t * cols + j] = (float)v;
+                }
+            glmq_dot_gemm_pool(c->pooln, c->k, GLMQ_DOT_EXACT, &m, x, cols, ntok, ye, rows,
+                               scratch, ss, &err);
+            double num = 0, den = 0;
+            for (int64_t t = 0; t < ntok; t++)
+                for (int64_t r = 0; r < rows; r++) {
+                    double acc = 0;
+                    for (int64_t j = 0; j < cols; j++)
+                        acc += (double)w[r * cols + j] * x[t * cols + j];
+                    yt[t * rows + r] = acc;
+                    num += (ye[t * rows + r] - acc) * (ye[t * rows + r] - acc);
+                    den += acc * acc;
+                }
+            const double wrel = sqrt(num / den);
+            double rel[2];
+            for (int mi = 0; mi < 2; mi++) {
+                glmq_dot_gemm_pool(c->pooln, c->k, mi ? GLMQ_DOT_FAST_ROW : GLMQ_DOT_FAST_B32, &m,
+                                   x, cols, ntok, yf, rows, scratch, ss, &err);
+                num = 0;
+                den = 0;
+                for (int64_t i = 0; i < rows * ntok; i++) {
+                    num += ((double)yf[i] - ye[i]) * ((double)yf[i] - ye[i]);
+                    den += (double)ye[i] * ye[i];
+                }
+                rel[mi] = sqrt(num / den);
+            }
+            fprintf(out, "  %-6s %-10s %12.3e %12.3e %12.3e\n", glmq_type_name(type),
+                    ak ? "llm" : "gauss", wrel, rel[0], rel[1]);
+        }
+    }
+done:
+    free(w);
+    free(yt);
+    free(x);
+    free(gain);
+    free(ye);
+    free(yf);
+    free(sc);
+    free(scratch);
+    free(wq);
+}
+
+/* ---- main ------------------------------------------------------------------------------------ */
+
+int glmq_bench_kernels(int argc, char **argv)
+{
+    int threads = glmq_online_cores(), runs = 7, bw_mb = 1024, arena_mb = 512, ntok = 512;
+    int quick = 0;
+    const char *only = NULL;
+    glmq_cpu_level level = glmq_cpu_active();
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(usage_text, stdout);
+            return EXIT_OK;
+        } else if (!strcmp(a, "--threads")) {
+            if (++i >= argc || (threads = cli_parse_int(argv[i], 1, 1024)) < 0)
+                return cli_usage("bench gemv", "--threads needs a number from 1 to 1024");
+        } else if (!strcmp(a, "--runs")) {
+            if (++i >= argc || (runs = cli_parse_int(argv[i], 1, 63)) < 0)
+                return cli_usage("bench gemv", "--runs needs a number from 1 to 63");
+        } else if (!strcmp(a, "--bw-mb")) {
+            if (++i >= argc || (bw_mb = cli_parse_int(argv[i], 1, 65536)) < 0)
+                return cli_usage("bench gemv", "--bw-mb needs a number from 1 to 65536");
+        } else if (!strcmp(a, "--arena-mb")) {
+            if (++i >= argc || (arena_mb = cli_parse_int(argv[i], 1, 65536)) < 0)
+                return cli_usage("bench gemv", "--arena-mb needs a number from 1 to 65536");
+        } else if (!strcmp(a, "--tokens")) {
+            if (++i >= argc || (ntok = cli_parse_int(argv[i], 1, 4096)) < 0)
+                return cli_usage("bench gemv", "--tokens needs a number from 1 to 4096");
+        } else if (!strcmp(a, "--only")) {
+            if (++i >= argc) return cli_usage("bench gemv", "--only needs bw|gemv|gemm|acc");
+            only = argv[i];
+        } else if (!strcmp(a, "--level")) {
+            if (++i >= argc) return cli_usage("bench gemv", "--level needs ref|avx2|avx512");
+            level = !strcmp(argv[i], "ref")    ? GLMQ_CPU_REF
+                    : !strcmp(argv[i], "avx2") ? GLMQ_CPU_AVX2
+                                               : GLMQ_CPU_AVX512;
+        } else if (!strcmp(a, "--quick")) {
+            quick = 1;
+        } else if (!strcmp(a, "gemv") || !strcmp(a, "bench") || !strcmp(a, "kernels")) {
+            continue; /* however the caller forwards "glmq bench gemv ..." */
+        } else {
+            return cli_usage("bench gemv", "unknown option '%s'", a);
+        }
+    }
+    if (quick) {
+        runs = runs > 3 ? 3 : runs;
+        bw_mb = bw_mb > 256 ? 256 : bw_mb;
+        arena_mb = arena_mb > 128 ? 128 : arena_mb;
+        ntok = ntok > 64 ? 64 : ntok;
+    }
+    const glmq_dot_kernels *k = glmq_dot_kernels_for(level);
+    if (!k) {
+        fprintf(stderr, "glmq: error: this CPU cannot run level '%s'\n",
+                glmq_cpu_level_name(level));
+        return EXIT_ERR;
+    }
+    ctx c = {.k = k, .runs = runs};
+    glmq_err err = {0};
+    if (glmq_pool_create(1, &c.pool1, &err) != GLMQ_OK ||
+        glmq_pool_create(threads, &c.pooln, &err) != GLMQ_OK) {
+        glmq_pool_free(c.pool1);
+        return cli_error(&err);
+    }
+    int rc = EXIT_OK;
+    printf("kernels: %s, %d thread%s, median of %d runs\n", k->name, threads,
+           threads > 1 ? "s" : "", runs);
+
+    /* 1. bandwidth (always: the GEMV percentages need it). Every level's probe is tried and
+     * the fastest is the reference, so the percentages are never flattered by a slow probe
+     * (on Zen 5, 512-bit loads missing to DRAM stream slower than 256-bit ones). */
+    double bw1 = 0, bwn = 0;
+    const int64_t bw_n = (int64_t)bw_mb << 18;
+    float *bwa = big_alloc((size_t)bw_n * 4);
+    if (!bwa) {
+        fprintf(stderr, "glmq: error: cannot allocate %d MiB\n", bw_mb);
+        rc = EXIT_ERR;
+        goto out;
+    }
+    for (int64_t i = 0; i < bw_n; i++) bwa[i] = (float)(i & 1023);
+    c.bw = bwa;
+    c.bw_n = bw_n;
+    printf("\nread bandwidth, sum of %d MiB fp32 (GB/s):\n  %-12s %9s %12s\n", bw_mb, "probe",
+           "1 thread", "all threads");
+    for (int l = GLMQ_CPU_REF; l <= GLMQ_CPU_AVX512; l++) {
+        const glmq_dot_kernels *kl = glmq_dot_kernels_for((glmq_cpu_level)l);
+        if (!kl) continue;
+        double b1 = bandwidth(c.pool1, kl->sum_f32, bwa, bw_n, runs);
+        double bn = bandwidth(c.pooln, kl->sum_f32, bwa, bw_n, runs);
+        printf("  %-12s %9.1f %12.1f\n", kl->name, b1 / 1e9, bn / 1e9);
+        if (b1 + bn > bw1 + bwn) {
+            bw1 = b1;
+            bwn = bn;
+            c.probe = kl->sum_f32;
+        }
+    }
+    printf("  reference: %.1f GB/s (1 thread), %.1f GB/s (%d threads)\n", bw1 / 1e9, bwn / 1e9,
+           threads);
+
+    /* arena for the weights: large enough for two copies of the largest matrix */
+    size_t maxmb = 0;
+    for (int s = 0; s < NSHAPES; s++) {
+        size_t mb = glmq_dot_row_bytes(GLMQ_TYPE_INT8, shapes[s].cols) * (size_t)shapes[s].rows;
+        if (mb > maxmb) maxmb = mb;
+    }
+    c.arena_bytes = (size_t)arena_mb << 20;
+    size_t alloc = c.arena_bytes > 2 * maxmb ? c.arena_bytes : 2 * maxmb;
+    c.arena = big_alloc(alloc);
+    c.scales = malloc(65536 * 2);
+    const int64_t maxcols = 13696;
+    float *x = malloc((size_t)(maxcols * ntok) * sizeof *x);
+    float *y = malloc((size_t)(65536 * (int64_t)ntok) * sizeof *y);
+    size_t ss = 0;
+    for (int mode = 0; mode < GLMQ_DOT_NMODES; mode++) {
+        size_t s = glmq_dot_scratch_size((glmq_dot_mode)mode, maxcols, ntok);
+        if (s > ss) ss = s;
+    }
+    void *scratch = malloc(ss);
+    if (!c.arena || !c.scales || !x || !y || !scratch) {
+        fprintf(stderr, "glmq: error: out of memory\n");
+        rc = EXIT_ERR;
+        goto out2;
+    }
+    fill_random(c.arena, alloc);
+    for (int i = 0; i < 65536; i++) c.scales[i] = glmq_f32_to_f16(0.001f * (1 + i % 7));
+    for (int64_t i = 0; i < maxcols * ntok; i++) {
+        double v = rnd_normal();
+        if (i % 683 == 17) v *= 50;
+        x[i] = (float)v;
+    }
+
+    /* 2. GEMV */
+    if (!only || !strcmp(only, "gemv")) {
+        printf("\ngemv: GB/s of weight bytes (median) and %% of the read bandwidth of the same\n"
+               "thread count (median of per-run ratios to a probe run just before each run)\n");
+        printf("  %-18s %-5s %-9s %17s %17s\n", "shape (rows x cols)", "type", "mode", "1 thread",
+               "all threads");
+        for (int s = 0; s < NSHAPES; s++) {
+            if (quick && s == NSHAPES - 1) continue;
+            for (int ti = 0; ti < 2; ti++) {
+                const glmq_type type = ti ? GLMQ_TYPE_INT8 : GLMQ_TYPE_INT4;
+                for (int mode = 0; mode < GLMQ_DOT_NMODES; mode++) {
+                    rate g1 = gemv_rate(&c, c.pool1, type, (glmq_dot_mode)mode, shapes[s].rows,
+                                        shapes[s].cols, x, y, scratch, ss);
+                    rate gn = gemv_rate(&c, c.pooln, type, (glmq_dot_mode)mode, shapes[s].rows,
+                                        shapes[s].cols, x, y, scratch, ss);
+                    printf("  %-18s %-5s %-9s %8.1f (%4.0f%%) %8.1f (%4.0f%%)\n", shapes[s].name,
+                           glmq_type_name(type), glmq_dot_mode_name((glmq_dot_mode)mode),
+                           g1.gbs / 1e9, 100 * g1.ratio, gn.gbs / 1e9, 100 * gn.ratio);
+                    fflush(stdout);
+                }
+            }
+        }
+    }
+
+    /* 3. GEMM */
+    if (!only || !strcmp(only, "gemm")) {
+        printf("\ngemm: %d tokens, %d threads, G int-ops/s = 2*rows*cols*tokens/s (exact: "
+               "GFLOP/s)\n",
+               ntok, threads);
+        printf("  %-18s %-5s %10s %10s %10s\n", "shape (rows x cols)", "type", "exact",
+               "fast-b32", "fast-row");
+        for (int s = 0; s < NSHAPES - 1; s++) {
+            if (quick && s > 1) continue;
+            for (int ti = 0; ti < 2; ti++) {
+                const glmq_type type = ti ? GLMQ_TYPE_INT8 : GLMQ_TYPE_INT4;
+                double g[GLMQ_DOT_NMODES];
+                for (int mode = 0; mode < GLMQ_DOT_NMODES; mode++)
+                    g[mode] = gemm_rate(&c, type, (glmq_dot_mode)mode, shapes[s].rows,
+                                        shapes[s].cols, ntok, x, y, scratch, ss,
+                                        runs > 3 ? 3 : runs);
+                printf("  %-18s %-5s %10.1f %10.1f %10.1f\n", shapes[s].name,
+                       glmq_type_name(type), g[0] / 1e9, g[1] / 1e9, g[2] / 1e9);
+                fflush(stdout);
+            }
+        }
+    }
+
+    /* 4. accuracy */
+    if (!only || !strcmp(only, "acc")) accuracy(&c, stdout);
+
+out2:
+    free(bwa);
+    free(c.arena);
+    free(c.scales);
+    free(x);
+    free(y);
+    free(scratch);
+out:
+    glmq_pool_free(c.pool1);
+    glmq_pool_free(c.pooln);
+    return rc;
+}
