@@ -96,15 +96,22 @@ START_TEST(ppl_goldens)
         glmq_eval_opts o;
         glmq_eval_opts_default(&o);
         o.threads = 2;
-        glmq_ppl_result r;
-        ck_assert_int_eq(glmq_perplexity(m, ids, n, &o, &r, &err), GLMQ_OK);
-        ck_assert_int_eq(r.n_scored, want_n);
-        double rel = fabs(r.ppl / want - 1);
-        ck_assert_msg(rel <= 5e-4, "%s %s %s: ppl %.9f vs golden %.9f (rel %.2e)", model, type,
-                      texts[t], r.ppl, want, rel);
-        ck_assert_msg(rel <= 1e-5, "%s %s %s: ppl %.9f vs golden %.9f (rel %.2e): within the "
-                      "0.05%% bound but far above float noise", model, type, texts[t], r.ppl,
-                      want, rel);
+        /* reference and exact kernels: the PyTorch value (0.05%% required, ~1e-7 measured);
+         * fast kernels (int8 activations): within 0.1%% */
+        const glmq_forward_mode modes[3] = {GLMQ_FWD_REFERENCE, GLMQ_FWD_EXACT, GLMQ_FWD_FAST};
+        const double bound[3] = {1e-5, 1e-5, 1e-3};
+        for (int mi = 0; mi < 3; mi++) {
+            o.mode = modes[mi];
+            glmq_ppl_result r;
+            ck_assert_int_eq(glmq_perplexity(m, ids, n, &o, &r, &err), GLMQ_OK);
+            ck_assert_int_eq(r.n_scored, want_n);
+            double rel = fabs(r.ppl / want - 1);
+            ck_assert_msg(rel <= 5e-4 || mi == 2, "%s %s %s: ppl %.9f vs golden %.9f (rel %.2e)",
+                          model, type, texts[t], r.ppl, want, rel);
+            ck_assert_msg(rel <= bound[mi], "%s %s %s %s kernels: ppl %.9f vs golden %.9f (rel "
+                          "%.2e)", model, type, texts[t], glmq_forward_mode_name(modes[mi]),
+                          r.ppl, want, rel);
+        }
         free(ids);
     }
     cJSON_Delete(man);

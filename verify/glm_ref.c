@@ -20,6 +20,7 @@
  *     fp32) are exact, so the kernel level cannot change a widened weight either.
  */
 #include "verify/glm_ref.h"
+#include "quant/dot.h"
 
 #include "core/pool.h"
 #include "quant/quant.h"
@@ -55,6 +56,11 @@ struct glmq_forward {
     glmq_config cfg;
     const glmq_kernels *kern; /* widening kernels (exact at every level) */
     glmq_pool *pool;
+    glmq_forward_mode mode;        /* REFERENCE: the plain-C matmul below; EXACT / FAST: the
+                                      quant/dot.h kernels for INT4/INT8/F16/BF16 weights */
+    const glmq_dot_kernels *dk;    /* dot kernels of the active CPU level */
+    void *dscratch;                /* prepared activations of one matmul slice */
+    size_t dscratch_size;
     int nth;
 
     /* dimensions */
@@ -260,9 +266,30 @@ static void mm_worker(void *arg, int ith, int nth)
     }
 }
 
+/* The kernel path: INT4/INT8 weights use the mode's activation handling (FAST: int8 per block
+ * of 32), 16-bit weights always the exact fp32 kernels. Returns 0 when it handled the product
+ * (weights were checked against the kernels' contract at create, so it always does for them). */
+static int matmul_kernels(const glmq_forward *f, const glmq_tensor_info *w, const float *bias,
+                          const float *x, int64_t ldx, float *y, int64_t ldy, int64_t n)
+{
+    if (f->mode == GLMQ_FWD_REFERENCE || w->type == GLMQ_TYPE_F32) return -1;
+    int quant = w->type == GLMQ_TYPE_INT4 || w->type == GLMQ_TYPE_INT8;
+    glmq_dot_mode dm = quant && f->mode == GLMQ_FWD_FAST ? GLMQ_DOT_FAST : GLMQ_DOT_EXACT;
+    glmq_dot_mat mat;
+    if (glmq_dot_mat_init(&mat, w->type, w->rows, w->cols, w->data, w->scales, NULL) != GLMQ_OK ||
+        glmq_dot_gemm_pool(f->pool, f->dk, dm, &mat, x, ldx, n, y, ldy, f->dscratch,
+                           f->dscratch_size, NULL) != GLMQ_OK)
+        return -1;
+    if (bias)
+        for (int64_t t = 0; t < n; t++)
+            for (int64_t r = 0; r < w->rows; r++) y[t * ldy + r] += bias[r];
+    return 0;
+}
+
 static void matmul(const glmq_forward *f, const glmq_tensor_info *w, const float *bias,
                    const float *x, int64_t ldx, float *y, int64_t ldy, int64_t n)
 {
+    if (matmul_kernels(f, w, bias, x, ldx, y, ldy, n) == 0) return;
     mm_job j = {f, w, bias, x, ldx, y, ldy, n};
     glmq_pool_run(f->pool, mm_worker, &j);
 }
@@ -631,6 +658,17 @@ static void *alloc3(int64_t a, int64_t b, int64_t c, size_t size)
 glmq_status glmq_forward_create(const glmq_model *m, int64_t max_tokens, int threads,
                                 glmq_forward **out, glmq_err *err)
 {
+    return glmq_forward_create_mode(m, max_tokens, threads, GLMQ_FWD_REFERENCE, out, err);
+}
+
+const char *glmq_forward_mode_name(glmq_forward_mode mode)
+{
+    return mode == GLMQ_FWD_FAST ? "fast" : mode == GLMQ_FWD_EXACT ? "exact" : "reference";
+}
+
+glmq_status glmq_forward_create_mode(const glmq_model *m, int64_t max_tokens, int threads,
+                                     glmq_forward_mode mode, glmq_forward **out, glmq_err *err)
+{
     *out = NULL;
     GLMQ_FAIL_IF(!m, err, GLMQ_E_INVALID, "no model");
     GLMQ_FAIL_IF(max_tokens < 1 || max_tokens > INT32_MAX / 2, err, GLMQ_E_INVALID,
@@ -642,6 +680,8 @@ glmq_status glmq_forward_create(const glmq_model *m, int64_t max_tokens, int thr
     f->model = m;
     f->cfg = *c;
     f->kern = glmq_kernels_get();
+    f->mode = mode;
+    f->dk = glmq_dot_kernels_get();
     f->v1 = c->arch == GLMQ_ARCH_CHATGLM1;
     f->h = c->hidden;
     f->L = c->n_layers;
@@ -709,6 +749,14 @@ glmq_status glmq_forward_create(const glmq_model *m, int64_t max_tokens, int thr
     f->cos_t = alloc3(max_tokens + 1, f->nf, 1, sizeof(float));
     f->sin_t = alloc3(max_tokens + 1, f->nf, 1, sizeof(float));
     f->wbuf = alloc3(f->nth, f->tile, f->max_cols, sizeof(float));
+    if (mode != GLMQ_FWD_REFERENCE) {
+        size_t se = glmq_dot_scratch_size(GLMQ_DOT_EXACT, f->max_cols, f->slice);
+        size_t sf = glmq_dot_scratch_size(GLMQ_DOT_FAST, f->max_cols, f->slice);
+        f->dscratch_size = se > sf ? se : sf;
+        f->dscratch = malloc(f->dscratch_size);
+        GLMQ_FAIL_IF_G(!f->dscratch || !f->dscratch_size, err, GLMQ_E_NOMEM,
+                       "out of memory for kernel scratch");
+    }
     f->att = alloc3(f->nth, max_tokens, 1, sizeof(float));
     f->qtmp = alloc3(f->nth, f->d, 1, sizeof(float));
     f->pos = alloc3(max_tokens, 1, 1, sizeof(int32_t));
@@ -735,6 +783,7 @@ void glmq_forward_free(glmq_forward *f)
 {
     if (!f) return;
     glmq_pool_free(f->pool);
+    free(f->dscratch);
     free(f->layers);
     free(f->vecs);
     free(f->x);

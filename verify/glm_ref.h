@@ -50,6 +50,20 @@
 typedef struct glmq_forward glmq_forward;
 
 /*
+ * How the linear layers are computed (attention, norms and activations are fp32 in every mode):
+ *   REFERENCE  each weight row widened to fp32 and dotted in plain C in a fixed order: the
+ *              bit-reproducible reference of decision 1 (any thread count, any CPU);
+ *   EXACT      the quant/dot.h kernels in fp32 on the exactly dequantized weights: the same
+ *              product up to summation order, at SIMD speed;
+ *   FAST       INT4/INT8 weights against activations quantized on the fly to int8 per block of
+ *              32 (integer dot products, VNNI where present); 16-bit weights (embedding, output
+ *              layer) stay exact. `glmq verify` reports its drift beside the exact path's.
+ */
+typedef enum { GLMQ_FWD_REFERENCE = 0, GLMQ_FWD_EXACT = 1, GLMQ_FWD_FAST = 2 } glmq_forward_mode;
+
+const char *glmq_forward_mode_name(glmq_forward_mode mode);
+
+/*
  * Allocate the run state of a forward pass over `m` (borrowed: it must outlive the forward):
  * fp32 copies of the norm weights and biases, the RoPE tables, the KV cache
  * [n_layers][max_tokens][g][d] (K and V), activations for max_tokens tokens and per-thread
@@ -61,6 +75,10 @@ typedef struct glmq_forward glmq_forward;
  */
 glmq_status glmq_forward_create(const glmq_model *m, int64_t max_tokens, int threads,
                                 glmq_forward **out, glmq_err *err);
+
+/* glmq_forward_create with a matmul mode (glmq_forward_create is GLMQ_FWD_REFERENCE). */
+glmq_status glmq_forward_create_mode(const glmq_model *m, int64_t max_tokens, int threads,
+                                     glmq_forward_mode mode, glmq_forward **out, glmq_err *err);
 
 /* Join the workers and free everything. NULL is a no-op. */
 void glmq_forward_free(glmq_forward *f);

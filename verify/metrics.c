@@ -174,13 +174,13 @@ static void runner_free(runner *r)
 }
 
 static glmq_status runner_init(runner *r, const glmq_model *m, const glmq_eval_opts *o,
-                               int want_hidden, glmq_err *err)
+                               glmq_forward_mode mode, int want_hidden, glmq_err *err)
 {
     memset(r, 0, sizeof *r);
     const glmq_config *c = glmq_model_config(m);
     int64_t cap = o->ctx;
     r->plen = o->strided ? 0 : 2;
-    GLMQ_TRY(glmq_forward_create(m, cap, o->threads, &r->fw, err));
+    GLMQ_TRY(glmq_forward_create_mode(m, cap, o->threads, mode, &r->fw, err));
     r->ids = malloc((size_t)cap * sizeof *r->ids);
     r->logits = malloc((size_t)cap * (size_t)c->vocab * sizeof *r->logits);
     if (want_hidden)
@@ -231,7 +231,7 @@ glmq_status glmq_perplexity(const glmq_model *m, const int32_t *ids, int64_t n,
     int64_t nw = 0;
     GLMQ_TRY(glmq_windows(c, n, o, &w, &nw, err));
     runner r;
-    glmq_status st = runner_init(&r, m, o, 0, err);
+    glmq_status st = runner_init(&r, m, o, o->mode, 0, err);
     if (st != GLMQ_OK) {
         free(w);
         return st;
@@ -277,10 +277,93 @@ static double quantile(const double *v, int64_t n, double q)
     return v[lo] + (v[hi] - v[lo]) * (pos - (double)lo);
 }
 
-glmq_status glmq_drift_eval(const glmq_model *ref, const glmq_model *q, const int32_t *ids,
-                            int64_t n, const glmq_eval_opts *o, glmq_drift *d, glmq_err *err)
+/* Running sums of one Q mode against R. */
+typedef struct {
+    runner r;
+    double *num, *den; /* [L] hidden-state error and norm, summed over positions */
+    double kl_sum, dp_sum, dp_sq, dl_sq, dl_max;
+    int64_t agree, np, ndl;
+} drift_acc;
+
+/* Compare the scored positions of one window: R's logits/hidden in rr, Q's in acc->r. */
+static void drift_window(const glmq_config *c, const runner *rr, drift_acc *acc, glmq_drift *d,
+                         const int32_t *ids, const glmq_window *w)
 {
-    memset(d, 0, sizeof *d);
+    int64_t L = c->n_layers, H = c->hidden, V = c->vocab;
+    int64_t T = rr->plen + w->len;
+    for (int64_t j = w->score_from; j < w->len; j++) {
+        int64_t row = rr->plen + j - 1;
+        if (row < 0) continue;
+        const float *a = rr->logits + (size_t)row * (size_t)V;
+        const float *b = acc->r.logits + (size_t)row * (size_t)V;
+        int32_t tgt = ids[w->begin + j];
+        double za = logsumexp(a, V), zb = logsumexp(b, V), kl = 0;
+        int64_t arg_a = 0, arg_b = 0;
+        for (int64_t v = 0; v < V; v++) {
+            double la = (double)a[v] - za, lb = (double)b[v] - zb;
+            kl += exp(la) * (la - lb);
+            double dl = fabs((double)a[v] - (double)b[v]);
+            acc->dl_sq += dl * dl;
+            if (dl > acc->dl_max) acc->dl_max = dl;
+            if (a[v] > a[arg_a]) arg_a = v;
+            if (b[v] > b[arg_b]) arg_b = v;
+        }
+        acc->ndl += V;
+        if (kl < 0) kl = 0; /* rounding of an exact zero */
+        d->kld[acc->np++] = kl;
+        acc->kl_sum += kl;
+        acc->agree += arg_a == arg_b;
+        double dp = exp((double)b[tgt] - zb) - exp((double)a[tgt] - za);
+        acc->dp_sum += dp;
+        acc->dp_sq += dp * dp;
+        d->ppl_ref.nll_sum += za - (double)a[tgt];
+        d->ppl_q.nll_sum += zb - (double)b[tgt];
+        for (int64_t l = 0; l < L; l++) {
+            const float *ha = rr->hidden + ((size_t)l * (size_t)T + (size_t)row) * (size_t)H;
+            const float *hb = acc->r.hidden + ((size_t)l * (size_t)T + (size_t)row) * (size_t)H;
+            double s1 = 0, s2 = 0;
+            for (int64_t i = 0; i < H; i++) {
+                double e = (double)hb[i] - (double)ha[i];
+                s1 += e * e;
+                s2 += (double)ha[i] * (double)ha[i];
+            }
+            acc->num[l] += s1;
+            acc->den[l] += s2;
+        }
+    }
+}
+
+static void drift_finish(drift_acc *acc, glmq_drift *d, int64_t nw, int64_t L)
+{
+    int64_t np = acc->np;
+    d->n_positions = np;
+    d->ppl_ref.n_scored = d->ppl_q.n_scored = np;
+    d->ppl_ref.n_windows = d->ppl_q.n_windows = nw;
+    d->ppl_ref.ppl = exp(d->ppl_ref.nll_sum / (double)np);
+    d->ppl_q.ppl = exp(d->ppl_q.nll_sum / (double)np);
+    d->ppl_ratio = d->ppl_q.ppl / d->ppl_ref.ppl;
+    qsort(d->kld, (size_t)np, sizeof *d->kld, cmp_double);
+    d->kld_mean = acc->kl_sum / (double)np;
+    d->kld_median = quantile(d->kld, np, 0.5);
+    d->kld_p90 = quantile(d->kld, np, 0.9);
+    d->kld_p99 = quantile(d->kld, np, 0.99);
+    d->kld_max = np ? d->kld[np - 1] : 0;
+    d->top1_agreement = (double)acc->agree / (double)np;
+    d->dp_mean = acc->dp_sum / (double)np;
+    d->dp_rms = sqrt(acc->dp_sq / (double)np);
+    d->dlogit_max = acc->dl_max;
+    d->dlogit_rms = sqrt(acc->dl_sq / (double)acc->ndl);
+    for (int64_t l = 0; l < L; l++)
+        d->layer_rel_err[l] = acc->den[l] > 0 ? sqrt(acc->num[l] / acc->den[l]) : 0;
+}
+
+glmq_status glmq_drift_eval_modes(const glmq_model *ref, const glmq_model *q, const int32_t *ids,
+                                  int64_t n, const glmq_eval_opts *o,
+                                  const glmq_forward_mode *modes, int nmodes, glmq_drift *d,
+                                  glmq_err *err)
+{
+    GLMQ_FAIL_IF(nmodes < 1 || nmodes > 3, err, GLMQ_E_INVALID, "1 to 3 modes");
+    for (int i = 0; i < nmodes; i++) memset(&d[i], 0, sizeof d[i]);
     const glmq_config *c = glmq_model_config(ref), *cq = glmq_model_config(q);
     GLMQ_FAIL_IF(c->arch != cq->arch || c->vocab != cq->vocab || c->hidden != cq->hidden ||
                      c->n_layers != cq->n_layers || c->tok_gmask != cq->tok_gmask,
@@ -290,98 +373,48 @@ glmq_status glmq_drift_eval(const glmq_model *ref, const glmq_model *q, const in
     glmq_window *w = NULL;
     int64_t nw = 0;
     GLMQ_TRY(glmq_windows(c, n, o, &w, &nw, err));
-    int64_t total = 0;
+    int64_t total = 0, L = c->n_layers;
     for (int64_t k = 0; k < nw; k++) total += w[k].len - w[k].score_from;
-    runner rr, rq;
-    memset(&rq, 0, sizeof rq);
-    glmq_status st = runner_init(&rr, ref, o, 1, err);
-    if (st == GLMQ_OK) st = runner_init(&rq, q, o, 1, err);
-    int64_t L = c->n_layers, H = c->hidden, V = c->vocab;
-    double *num = calloc((size_t)L, sizeof *num), *den = calloc((size_t)L, sizeof *den);
-    d->kld = malloc((size_t)(total + 1) * sizeof *d->kld);
-    d->layer_rel_err = calloc((size_t)L, sizeof *d->layer_rel_err);
-    d->n_layers = L;
-    if (st == GLMQ_OK && (!num || !den || !d->kld || !d->layer_rel_err))
-        st = glmq_fail(err, GLMQ_E_NOMEM, "out of memory");
-    double kl_sum = 0, dp_sum = 0, dp_sq = 0, dl_sq = 0, dl_max = 0;
-    int64_t agree = 0, np = 0, ndl = 0;
+    runner rr;
+    drift_acc acc[3];
+    memset(acc, 0, sizeof acc);
+    glmq_status st = runner_init(&rr, ref, o, o->ref_mode, 1, err);
+    for (int i = 0; i < nmodes && st == GLMQ_OK; i++) {
+        st = runner_init(&acc[i].r, q, o, modes[i], 1, err);
+        acc[i].num = calloc((size_t)L, sizeof(double));
+        acc[i].den = calloc((size_t)L, sizeof(double));
+        d[i].kld = malloc((size_t)(total + 1) * sizeof *d[i].kld);
+        d[i].layer_rel_err = calloc((size_t)L, sizeof *d[i].layer_rel_err);
+        d[i].n_layers = L;
+        if (st == GLMQ_OK && (!acc[i].num || !acc[i].den || !d[i].kld || !d[i].layer_rel_err))
+            st = glmq_fail(err, GLMQ_E_NOMEM, "out of memory");
+    }
     for (int64_t k = 0; k < nw && st == GLMQ_OK; k++) {
         st = runner_eval(&rr, ids, &w[k], err);
-        if (st == GLMQ_OK) st = runner_eval(&rq, ids, &w[k], err);
-        if (st != GLMQ_OK) break;
-        int64_t T = rr.plen + w[k].len;
-        for (int64_t j = w[k].score_from; j < w[k].len; j++) {
-            int64_t row = rr.plen + j - 1;
-            if (row < 0) continue;
-            const float *a = rr.logits + (size_t)row * (size_t)V;
-            const float *b = rq.logits + (size_t)row * (size_t)V;
-            int32_t tgt = ids[w[k].begin + j];
-            double za = logsumexp(a, V), zb = logsumexp(b, V), kl = 0;
-            int64_t arg_a = 0, arg_b = 0;
-            for (int64_t v = 0; v < V; v++) {
-                double la = (double)a[v] - za, lb = (double)b[v] - zb;
-                kl += exp(la) * (la - lb);
-                double dl = fabs((double)a[v] - (double)b[v]);
-                dl_sq += dl * dl;
-                if (dl > dl_max) dl_max = dl;
-                if (a[v] > a[arg_a]) arg_a = v;
-                if (b[v] > b[arg_b]) arg_b = v;
-            }
-            ndl += V;
-            if (kl < 0) kl = 0; /* rounding of an exact zero */
-            d->kld[np++] = kl;
-            kl_sum += kl;
-            agree += arg_a == arg_b;
-            double dp = exp((double)b[tgt] - zb) - exp((double)a[tgt] - za);
-            dp_sum += dp;
-            dp_sq += dp * dp;
-            d->ppl_ref.nll_sum += za - (double)a[tgt];
-            d->ppl_q.nll_sum += zb - (double)b[tgt];
-            /* hidden-state drift per layer at this position */
-            for (int64_t l = 0; l < L; l++) {
-                const float *ha = rr.hidden + ((size_t)l * (size_t)T + (size_t)row) * (size_t)H;
-                const float *hb = rq.hidden + ((size_t)l * (size_t)T + (size_t)row) * (size_t)H;
-                double s1 = 0, s2 = 0;
-                for (int64_t i = 0; i < H; i++) {
-                    double e = (double)hb[i] - (double)ha[i];
-                    s1 += e * e;
-                    s2 += (double)ha[i] * (double)ha[i];
-                }
-                num[l] += s1;
-                den[l] += s2;
-            }
+        for (int i = 0; i < nmodes && st == GLMQ_OK; i++) {
+            st = runner_eval(&acc[i].r, ids, &w[k], err);
+            if (st == GLMQ_OK) drift_window(c, &rr, &acc[i], &d[i], ids, &w[k]);
         }
-        if (o->progress) o->progress(o->progress_user, k + 1, nw, np);
+        if (o->progress) o->progress(o->progress_user, k + 1, nw, acc[0].np);
     }
-    if (st == GLMQ_OK) {
-        d->n_positions = np;
-        d->ppl_ref.n_scored = d->ppl_q.n_scored = np;
-        d->ppl_ref.n_windows = d->ppl_q.n_windows = nw;
-        d->ppl_ref.ppl = exp(d->ppl_ref.nll_sum / (double)np);
-        d->ppl_q.ppl = exp(d->ppl_q.nll_sum / (double)np);
-        d->ppl_ratio = d->ppl_q.ppl / d->ppl_ref.ppl;
-        qsort(d->kld, (size_t)np, sizeof *d->kld, cmp_double);
-        d->kld_mean = kl_sum / (double)np;
-        d->kld_median = quantile(d->kld, np, 0.5);
-        d->kld_p90 = quantile(d->kld, np, 0.9);
-        d->kld_p99 = quantile(d->kld, np, 0.99);
-        d->kld_max = np ? d->kld[np - 1] : 0;
-        d->top1_agreement = (double)agree / (double)np;
-        d->dp_mean = dp_sum / (double)np;
-        d->dp_rms = sqrt(dp_sq / (double)np);
-        d->dlogit_max = dl_max;
-        d->dlogit_rms = sqrt(dl_sq / (double)ndl);
-        for (int64_t l = 0; l < L; l++)
-            d->layer_rel_err[l] = den[l] > 0 ? sqrt(num[l] / den[l]) : 0;
-    } else {
-        glmq_drift_free(d);
+    for (int i = 0; i < nmodes; i++) {
+        if (st == GLMQ_OK)
+            drift_finish(&acc[i], &d[i], nw, L);
+        else
+            glmq_drift_free(&d[i]);
+        runner_free(&acc[i].r);
+        free(acc[i].num);
+        free(acc[i].den);
     }
     runner_free(&rr);
-    runner_free(&rq);
-    free(num);
-    free(den);
     free(w);
     return st;
+}
+
+glmq_status glmq_drift_eval(const glmq_model *ref, const glmq_model *q, const int32_t *ids,
+                            int64_t n, const glmq_eval_opts *o, glmq_drift *d, glmq_err *err)
+{
+    return glmq_drift_eval_modes(ref, q, ids, n, o, &o->mode, 1, d, err);
 }
 
 glmq_status glmq_rank_tensors(const glmq_model *ref, glmq_model *q, const int32_t *ids, int64_t n,

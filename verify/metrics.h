@@ -35,6 +35,8 @@ typedef struct {
     int64_t stride;    /* C.5 stride (default 512) */
     int64_t max_chunks; /* evaluate at most this many windows (<= 0: all) */
     int threads;
+    glmq_forward_mode mode;     /* matmuls of the model under test (default REFERENCE) */
+    glmq_forward_mode ref_mode; /* matmuls of the reference in drift (default REFERENCE) */
     /* progress: windows done / total, tokens scored so far */
     void (*progress)(void *user, int64_t done, int64_t total, int64_t tokens);
     void *progress_user;
@@ -81,9 +83,16 @@ typedef struct {
 
 void glmq_drift_free(glmq_drift *d);
 
-/* Run R and Q side by side on the same windows. */
+/* Run R and Q side by side on the same windows (Q in o->mode, R in o->ref_mode). */
 glmq_status glmq_drift_eval(const glmq_model *ref, const glmq_model *q, const int32_t *ids,
                             int64_t n, const glmq_eval_opts *o, glmq_drift *out, glmq_err *err);
+
+/* The same, with Q evaluated in each of `nmodes` modes against one evaluation of R per window;
+ * out[i] is the drift of Q in modes[i]. */
+glmq_status glmq_drift_eval_modes(const glmq_model *ref, const glmq_model *q, const int32_t *ids,
+                                  int64_t n, const glmq_eval_opts *o,
+                                  const glmq_forward_mode *modes, int nmodes, glmq_drift *out,
+                                  glmq_err *err);
 
 /* Per-tensor attribution: the mean KL after swapping each quantized tensor of Q back to R's
  * version, one at a time (small models only: one evaluation per tensor). */

@@ -67,6 +67,17 @@ char *glmq_report_json(const glmq_drift *d, const glmq_report_ctx *c)
     cJSON_AddNumberToObject(ev, "windows", (double)d->ppl_ref.n_windows);
     cJSON_AddNumberToObject(ev, "tokens_evaluated", (double)d->n_positions);
     cJSON_AddNumberToObject(ev, "seconds", c->seconds);
+    cJSON_AddStringToObject(ev, "kernels", glmq_forward_mode_name(c->opts->mode));
+    cJSON_AddStringToObject(ev, "reference_kernels", glmq_forward_mode_name(c->opts->ref_mode));
+    if (c->exact) {
+        cJSON *x = cJSON_AddObjectToObject(o, "metrics_exact_kernels");
+        cJSON_AddNumberToObject(x, "ppl_quant", c->exact->ppl_q.ppl);
+        cJSON_AddNumberToObject(x, "ppl_ratio", c->exact->ppl_ratio);
+        cJSON_AddNumberToObject(x, "kld_mean", c->exact->kld_mean);
+        cJSON_AddNumberToObject(x, "kld_p99", c->exact->kld_p99);
+        cJSON_AddNumberToObject(x, "top1_agreement", c->exact->top1_agreement);
+        cJSON_AddNumberToObject(x, "delta_logit_rms", c->exact->dlogit_rms);
+    }
     cJSON *m = cJSON_AddObjectToObject(o, "metrics");
     cJSON_AddNumberToObject(m, "ppl_quant", d->ppl_q.ppl);
     cJSON_AddNumberToObject(m, "ppl_reference", d->ppl_ref.ppl);

@@ -31,6 +31,7 @@ typedef struct {
     const glmq_tensor_effect *effects; /* may be NULL */
     int64_t n_effects;
     double seconds;
+    const glmq_drift *exact; /* the exact-kernel drift when the gated run used the fast kernels */
 } glmq_report_ctx;
 
 /* The whole report as a JSON string (malloc'd; free with free()). */

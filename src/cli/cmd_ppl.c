@@ -24,6 +24,10 @@ static const char usage_text[] =
     "  --stride S       strided protocol stride (default 512)\n"
     "  --chunks K       evaluate only the first K windows\n"
     "  --threads N      worker threads (default: online cores); results are identical\n"
+    "  --kernels K      fast (default): INT4/INT8 weights against int8 activations (per block\n"
+    "                   of 32, integer dot products); exact: the same kernels in fp32 on the\n"
+    "                   exactly dequantized weights; reference: the plain-C FP32 reference\n"
+    "                   forward (bit-reproducible on any CPU). --exact = --kernels exact.\n"
     "  --json           print one JSON object\n";
 
 int cli_eval_option(const char *cmd, int argc, char **argv, int *i, glmq_eval_opts *o,
@@ -64,6 +68,20 @@ int cli_eval_option(const char *cmd, int argc, char **argv, int *i, glmq_eval_op
         if (++*i >= argc || (v = cli_parse_int(argv[*i], 1, 1024)) < 0)
             return cli_usage(cmd, "--threads needs a number from 1 to 1024");
         o->threads = v;
+    } else if (!strcmp(a, "--exact")) {
+        o->mode = GLMQ_FWD_EXACT;
+    } else if (!strcmp(a, "--reference")) {
+        o->mode = o->ref_mode = GLMQ_FWD_REFERENCE;
+    } else if (!strcmp(a, "--kernels")) {
+        if (++*i >= argc) return cli_usage(cmd, "--kernels needs fast, exact or reference");
+        if (!strcmp(argv[*i], "fast"))
+            o->mode = GLMQ_FWD_FAST;
+        else if (!strcmp(argv[*i], "exact"))
+            o->mode = GLMQ_FWD_EXACT;
+        else if (!strcmp(argv[*i], "reference"))
+            o->mode = o->ref_mode = GLMQ_FWD_REFERENCE;
+        else
+            return cli_usage(cmd, "--kernels: '%s' is not fast, exact or reference", argv[*i]);
     } else {
         return -1;
     }
@@ -98,6 +116,7 @@ int cmd_ppl(int argc, char **argv)
     int json = 0, ctx_given = 0;
     glmq_eval_opts o;
     glmq_eval_opts_default(&o);
+    o.mode = GLMQ_FWD_FAST;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--ctx")) ctx_given = 1;
@@ -137,14 +156,17 @@ int cmd_ppl(int argc, char **argv)
             double dt = cli_now() - t0;
             if (json)
                 printf("{\"ppl\": %.17g, \"nll_sum\": %.17g, \"tokens\": %lld, \"windows\": %lld, "
-                       "\"ctx\": %lld, \"protocol\": \"%s\", \"seconds\": %.3f}\n",
+                       "\"ctx\": %lld, \"protocol\": \"%s\", \"kernels\": \"%s\", "
+                       "\"seconds\": %.3f}\n",
                        r.ppl, r.nll_sum, (long long)r.n_scored, (long long)r.n_windows,
-                       (long long)o.ctx, o.strided ? "strided" : "windows", dt);
+                       (long long)o.ctx, o.strided ? "strided" : "windows",
+                       glmq_forward_mode_name(o.mode), dt);
             else
-                printf("ppl %.6f over %lld tokens in %lld windows of ctx %lld (%s protocol), "
-                       "%.2f s, %.1f tokens/s\n",
+                printf("ppl %.6f over %lld tokens in %lld windows of ctx %lld (%s protocol, %s "
+                       "kernels), %.2f s, %.1f tokens/s\n",
                        r.ppl, (long long)r.n_scored, (long long)r.n_windows, (long long)o.ctx,
-                       o.strided ? "strided" : "window", dt, (double)r.n_scored / dt);
+                       o.strided ? "strided" : "window", glmq_forward_mode_name(o.mode), dt,
+                       (double)r.n_scored / dt);
         }
     }
     free(ids);

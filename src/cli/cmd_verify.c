@@ -31,6 +31,8 @@ static const char usage_text[] =
     "  --plot FILE.svg     per-layer error and KL histogram, self-contained SVG\n"
     "  --rank-tensors      also rank quantized tensors by their effect on KL (restores one at a\n"
     "                      time: one more evaluation per tensor; small models)\n"
+    "  --kernels K         how QUANT is run: fast (default; the exact path is reported beside\n"
+    "                      it), exact, or reference (REF then also uses the reference path)\n"
     "  --text/--ids-file/--ctx/--stride/--strided/--chunks/--threads as in 'glmq ppl'\n";
 
 int cli_eval_option(const char *cmd, int argc, char **argv, int *i, glmq_eval_opts *o,
@@ -55,6 +57,8 @@ int cmd_verify(int argc, char **argv)
     glmq_gate gate = {NAN, NAN, NAN, NAN};
     glmq_eval_opts o;
     glmq_eval_opts_default(&o);
+    o.mode = GLMQ_FWD_FAST;      /* what a runtime on glmq's kernels computes */
+    o.ref_mode = GLMQ_FWD_EXACT; /* fp32 on the original weights, SIMD speed */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--ctx")) ctx_given = 1;
@@ -102,7 +106,8 @@ int cmd_verify(int argc, char **argv)
     glmq_model *mq = NULL, *mr = NULL;
     int32_t *ids = NULL;
     int64_t n = 0;
-    glmq_drift d = {0};
+    glmq_drift dd[2];
+    memset(dd, 0, sizeof dd);
     glmq_tensor_effect *eff = NULL;
     int64_t neff = 0;
     char *json = NULL;
@@ -117,38 +122,51 @@ int cmd_verify(int argc, char **argv)
     cli_progress prog;
     cli_eval_progress(&o, &prog, quiet);
     double t0 = cli_now();
-    if (glmq_drift_eval(mr, mq, ids, n, &o, &d, &err) != GLMQ_OK) {
+    /* the gated mode, and with the fast kernels also the exact path beside it */
+    glmq_forward_mode modes[2] = {o.mode, GLMQ_FWD_EXACT};
+    int nmodes = o.mode == GLMQ_FWD_FAST ? 2 : 1;
+    if (glmq_drift_eval_modes(mr, mq, ids, n, &o, modes, nmodes, dd, &err) != GLMQ_OK) {
         rc = cli_error(&err);
         goto done;
     }
-    if (rank && glmq_rank_tensors(mr, mq, ids, n, &o, d.kld_mean, &eff, &neff, &err) != GLMQ_OK) {
+    const glmq_drift *dp = &dd[0], *de = nmodes > 1 ? &dd[1] : NULL;
+    if (rank && glmq_rank_tensors(mr, mq, ids, n, &o, dp->kld_mean, &eff, &neff, &err) != GLMQ_OK) {
         rc = cli_error(&err);
         goto done;
     }
     double dt = cli_now() - t0;
     glmq_gate_check checks[4];
-    int nc = glmq_gate_eval(&d, &gate, checks);
+    int nc = glmq_gate_eval(dp, &gate, checks);
     int pass = 1;
     for (int i = 0; i < nc; i++) pass &= checks[i].pass;
     if (!quiet) {
         printf("verify %s against %s: %lld positions in %lld windows (ctx %lld), %.1f s\n", quant,
-               ref, (long long)d.n_positions, (long long)d.ppl_ref.n_windows, (long long)o.ctx, dt);
-        printf("  %-22s %14s\n", "metric", "value");
-        printf("  %-22s %14.6f\n", "ppl reference", d.ppl_ref.ppl);
-        printf("  %-22s %14.6f\n", "ppl quantized", d.ppl_q.ppl);
-        printf("  %-22s %14.6f\n", "ppl ratio", d.ppl_ratio);
-        printf("  %-22s %14.4e\n", "KL mean", d.kld_mean);
-        printf("  %-22s %14.4e\n", "KL median", d.kld_median);
-        printf("  %-22s %14.4e\n", "KL p90", d.kld_p90);
-        printf("  %-22s %14.4e\n", "KL p99", d.kld_p99);
-        printf("  %-22s %14.4e\n", "KL max", d.kld_max);
-        printf("  %-22s %14.6f\n", "top-1 agreement", d.top1_agreement);
-        printf("  %-22s %14.4e\n", "delta p mean", d.dp_mean);
-        printf("  %-22s %14.4e\n", "delta p rms", d.dp_rms);
-        printf("  %-22s %14.4e\n", "|delta logit| max", d.dlogit_max);
-        printf("  %-22s %14.4e\n", "|delta logit| rms", d.dlogit_rms);
+               ref, (long long)dp->n_positions, (long long)dp->ppl_ref.n_windows, (long long)o.ctx, dt);
+        printf("  %-22s %14s", "metric", glmq_forward_mode_name(o.mode));
+        if (de) printf(" %14s", "exact");
+        printf("\n");
+#define ROW(label, fmt, field)                                                                 \
+    do {                                                                                       \
+        printf("  %-22s " fmt, label, dp->field);                                              \
+        if (de) printf(" " fmt, de->field);                                                    \
+        printf("\n");                                                                          \
+    } while (0)
+        ROW("ppl reference", "%14.6f", ppl_ref.ppl);
+        ROW("ppl quantized", "%14.6f", ppl_q.ppl);
+        ROW("ppl ratio", "%14.6f", ppl_ratio);
+        ROW("KL mean", "%14.4e", kld_mean);
+        ROW("KL median", "%14.4e", kld_median);
+        ROW("KL p90", "%14.4e", kld_p90);
+        ROW("KL p99", "%14.4e", kld_p99);
+        ROW("KL max", "%14.4e", kld_max);
+        ROW("top-1 agreement", "%14.6f", top1_agreement);
+        ROW("delta p mean", "%14.4e", dp_mean);
+        ROW("delta p rms", "%14.4e", dp_rms);
+        ROW("|delta logit| max", "%14.4e", dlogit_max);
+        ROW("|delta logit| rms", "%14.4e", dlogit_rms);
+#undef ROW
         printf("  hidden-state relative error by layer:");
-        for (int64_t l = 0; l < d.n_layers; l++) printf(" %.3g", d.layer_rel_err[l]);
+        for (int64_t l = 0; l < dp->n_layers; l++) printf(" %.3g", dp->layer_rel_err[l]);
         printf("\n");
         for (int64_t i = 0; i < neff && i < 20; i++)
             printf("  restoring %-60s KL mean -> %.4e (%+.4e)\n", eff[i].name,
@@ -158,9 +176,10 @@ int cmd_verify(int argc, char **argv)
                    checks[i].is_max ? "<=" : ">=", checks[i].limit, checks[i].pass ? "pass" : "FAIL");
         printf("%s\n", nc ? (pass ? "PASS" : "FAIL") : "no thresholds given");
     }
-    glmq_report_ctx ctx = {quant, ref, mq, mr, &o, text ? text : ids_file, checks, nc, eff, neff, dt};
+    glmq_report_ctx ctx = {quant, ref, mq, mr, &o, text ? text : ids_file, checks, nc, eff, neff, dt,
+                           de};
     if (report) {
-        json = glmq_report_json(&d, &ctx);
+        json = glmq_report_json(dp, &ctx);
         if (!json || glmq_write_file_atomic(report, json, strlen(json), &err) != GLMQ_OK) {
             rc = cli_error(&err);
             goto done;
@@ -169,7 +188,7 @@ int cmd_verify(int argc, char **argv)
     if (plot) {
         char title[512];
         snprintf(title, sizeof title, "glmq verify: %s vs %s", quant, ref);
-        if (glmq_report_svg(&d, title, plot, &err) != GLMQ_OK) {
+        if (glmq_report_svg(dp, title, plot, &err) != GLMQ_OK) {
             rc = cli_error(&err);
             goto done;
         }
@@ -178,7 +197,8 @@ int cmd_verify(int argc, char **argv)
 done:
     free(json);
     free(eff);
-    glmq_drift_free(&d);
+    glmq_drift_free(&dd[0]);
+    glmq_drift_free(&dd[1]);
     free(ids);
     glmq_model_close(mq);
     glmq_model_close(mr);
