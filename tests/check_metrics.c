@@ -363,6 +363,39 @@ START_TEST(cli_tokenize_goldens)
 }
 END_TEST
 
+/* glmq generate: greedy decoding is deterministic and respects -n; sampling is seeded. */
+START_TEST(cli_generate)
+{
+    char *dir = tu_sample_path("glm2-tiny", "st");
+    char *a = NULL, *b = NULL;
+    ck_assert_int_eq(tu_run(&a, "'%s' generate '%s' -p 'And God said' -n 12 2>/dev/null",
+                            tu_bin(), dir), 0);
+    ck_assert_int_eq(tu_run(&b, "'%s' generate '%s' -p 'And God said' -n 12 2>/dev/null",
+                            tu_bin(), dir), 0);
+    ck_assert_str_eq(a, b);
+    ck_assert_int_gt((int)strlen(a), 5);
+    free(a);
+    free(b);
+    ck_assert_int_eq(tu_run(&a, "'%s' generate '%s' -p 'And God said' -n 12 --temp 0.9 --seed 5 "
+                                "2>/dev/null", tu_bin(), dir), 0);
+    ck_assert_int_eq(tu_run(&b, "'%s' generate '%s' -p 'And God said' -n 12 --temp 0.9 --seed 5 "
+                                "2>/dev/null", tu_bin(), dir), 0);
+    ck_assert_str_eq(a, b);
+    free(a);
+    free(b);
+    ck_assert_int_eq(tu_run(&a, "'%s' generate '%s' -p hi -n 3", tu_bin(), dir), 0);
+    ck_assert_ptr_nonnull(strstr(a, "tokens/s"));
+    free(a);
+    ck_assert_int_eq(tu_run(&a, "'%s' generate '%s'", tu_bin(), dir), 2);
+    free(a);
+    ck_assert_int_eq(tu_run(&a, "'%s' generate '%s' -p x --top-p 0", tu_bin(), dir), 2);
+    free(a);
+    ck_assert_int_eq(tu_run(&a, "'%s' generate /nonexistent -p x", tu_bin()), 1);
+    free(a);
+    free(dir);
+}
+END_TEST
+
 static Suite *metrics_suite(void)
 {
     Suite *s = suite_create("metrics");
@@ -376,6 +409,7 @@ static Suite *metrics_suite(void)
     tcase_add_test(tc, parse_ids_errors);
     tcase_add_test(tc, cli_verify);
     tcase_add_loop_test(tc, cli_tokenize_goldens, 0, 2);
+    tcase_add_test(tc, cli_generate);
     suite_add_tcase(s, tc);
     return s;
 }

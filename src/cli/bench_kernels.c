@@ -109,6 +109,29 @@ static double bandwidth(glmq_pool *pool, glmq_dot_sum_fn sum, const float *p, in
     return median(v, runs);
 }
 
+/* Best read bandwidth of this machine over every probe level, on `threads` threads (bytes/s);
+ * 0 on allocation failure. Shared with `glmq bench forward`. */
+double cli_read_bandwidth(int threads, int mb, int runs)
+{
+    glmq_pool *pool = NULL;
+    if (glmq_pool_create(threads, &pool, NULL) != GLMQ_OK) return 0;
+    const int64_t n = (int64_t)mb << 18;
+    float *a = big_alloc((size_t)n * 4);
+    double best = 0;
+    if (a) {
+        for (int64_t i = 0; i < n; i++) a[i] = (float)(i & 1023);
+        for (int l = GLMQ_CPU_REF; l <= GLMQ_CPU_AVX512; l++) {
+            const glmq_dot_kernels *kl = glmq_dot_kernels_for((glmq_cpu_level)l);
+            if (!kl) continue;
+            double b = bandwidth(pool, kl->sum_f32, a, n, runs);
+            if (b > best) best = b;
+        }
+    }
+    free(a);
+    glmq_pool_free(pool);
+    return best;
+}
+
 /* ---- weights --------------------------------------------------------------------------------- */
 
 typedef struct {

@@ -16,10 +16,13 @@ int cmd_info(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int glmq_bench_kernels(int argc, char **argv); /* glmq bench gemv (bench_kernels.c) */
+int cli_bench_forward(int argc, char **argv);  /* glmq bench forward (bench_forward.c) */
+double cli_read_bandwidth(int threads, int mb, int runs);
 int cmd_logits(int, char **);
 int cmd_tokenize(int argc, char **argv);
 int cmd_ppl(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
 
 /* The evaluation text of ppl/verify: --text FILE is tokenized with the model's tokenizer,
  * --ids-file FILE holds whitespace-separated ids. Returns EXIT_OK or an exit code (message

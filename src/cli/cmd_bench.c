@@ -17,6 +17,7 @@ static const char usage_text[] =
     "usage: glmq bench convert SRC_DIR [-o OUT.glmq] [--type int4|int8|f16] [--threads N]\n"
     "                          [--repeat K]\n"
     "       glmq bench gemv [options]     (INT4/INT8 kernels vs read bandwidth; --help)\n"
+    "       glmq bench forward MODEL [...] (prefill and decode tokens/s vs roofline; --help)\n"
     "\n"
     "Reads every file of SRC_DIR like `cat` would (1 MiB read() calls, page cache warmed by a\n"
     "first pass), then converts SRC_DIR K times (default 1) and reports input GB/s of the\n"
@@ -54,8 +55,9 @@ int cmd_bench(int argc, char **argv)
         return argc < 2 ? EXIT_USAGE : EXIT_OK;
     }
     if (!strcmp(argv[1], "gemv")) return glmq_bench_kernels(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "forward")) return cli_bench_forward(argc - 1, argv + 1);
     if (strcmp(argv[1], "convert") != 0)
-        return cli_usage("bench", "unknown benchmark '%s' (convert, gemv)", argv[1]);
+        return cli_usage("bench", "unknown benchmark '%s' (convert, gemv, forward)", argv[1]);
     const char *src = NULL, *outp = NULL;
     int repeat = 1;
     glmq_convert_opts o;

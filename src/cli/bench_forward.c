@@ -1,0 +1,157 @@
+/*
+ * bench_forward.c - glmq bench forward MODEL: prefill and decode speed of the whole model.
+ *
+ * Prefill: one forward of --prompt tokens (the output layer only for the last one, as
+ * generation needs), reported as tokens/s and as G int-ops/s (2 x layer weight parameters x
+ * tokens / s). Decode: --decode single-token steps on the KV cache with logits, reported as
+ * tokens/s and as a fraction of the bandwidth roofline, read bandwidth (measured in the same
+ * run) / weight bytes each token streams (every layer weight with its scales, plus the output
+ * layer). Medians of --runs runs.
+ */
+#include "cli.h"
+#include "verify/glm_ref.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage_text[] =
+    "usage: glmq bench forward MODEL [--prompt P] [--decode D] [--threads N] [--runs R]\n"
+    "                              [--kernels fast|exact|reference] [--bw-mb M]\n"
+    "\n"
+    "Prefill of P tokens (default 512): tokens/s and G int-ops/s. Decode of D tokens (default\n"
+    "16) on the KV cache: tokens/s and % of the roofline (read bandwidth measured in the same\n"
+    "run / weight bytes per token). MODEL is a .glmq file or a checkpoint directory (e.g. a\n"
+    "synthetic one from glmq_synth). Medians of R runs (default 3).\n";
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double med(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_d);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+int cli_bench_forward(int argc, char **argv)
+{
+    const char *model = NULL;
+    int prompt = 512, decode = 16, threads = 0, runs = 3, bw_mb = 1024;
+    glmq_forward_mode mode = GLMQ_FWD_FAST;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int *dst = !strcmp(a, "--prompt")    ? &prompt
+                   : !strcmp(a, "--decode")  ? &decode
+                   : !strcmp(a, "--threads") ? &threads
+                   : !strcmp(a, "--runs")    ? &runs
+                   : !strcmp(a, "--bw-mb")   ? &bw_mb
+                                             : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(usage_text, stdout);
+            return EXIT_OK;
+        } else if (dst) {
+            if (++i >= argc || (*dst = cli_parse_int(argv[i], 1, 1 << 16)) < 0)
+                return cli_usage("bench", "%s needs a positive number", a);
+        } else if (!strcmp(a, "--kernels")) {
+            if (++i >= argc) return cli_usage("bench", "--kernels needs a value");
+            mode = !strcmp(argv[i], "exact")       ? GLMQ_FWD_EXACT
+                   : !strcmp(argv[i], "reference") ? GLMQ_FWD_REFERENCE
+                                                   : GLMQ_FWD_FAST;
+        } else if (a[0] == '-') {
+            return cli_usage("bench", "unknown option '%s'", a);
+        } else {
+            model = a;
+        }
+    }
+    if (!model) return cli_usage("bench", "missing MODEL");
+    if (runs > 63) runs = 63;
+    if (prompt < 3) prompt = 3;
+    glmq_err err = {0};
+    glmq_model *m = NULL;
+    glmq_forward *f = NULL;
+    int32_t *ids = NULL;
+    float *logits = NULL;
+    int rc = EXIT_OK;
+    if (glmq_model_open(model, &m, &err) != GLMQ_OK) return cli_error(&err);
+    const glmq_config *c = glmq_model_config(m);
+    /* weight bytes each decoded token streams */
+    glmq_expected_tensor *want = NULL;
+    int64_t nw = 0;
+    double wbytes = 0, lparams = 0;
+    if (glmq_config_tensors(c, &want, &nw, &err) != GLMQ_OK) {
+        rc = cli_error(&err);
+        goto done;
+    }
+    for (int64_t i = 0; i < nw; i++) {
+        const glmq_tensor_info *t = glmq_model_tensor(m, want[i].name);
+        if (!t && want[i].role == GLMQ_ROLE_OUTPUT) t = glmq_model_tensor(m, want[0].name);
+        if (!t) continue;
+        if (want[i].role == GLMQ_ROLE_LAYER_WEIGHT) lparams += (double)t->rows * (double)t->cols;
+        if (want[i].role == GLMQ_ROLE_LAYER_WEIGHT || want[i].role == GLMQ_ROLE_OUTPUT)
+            wbytes += (double)t->data_size + (double)t->scales_size;
+    }
+    free(want);
+    if (glmq_forward_create_mode(m, prompt + decode, threads, mode, &f, &err) != GLMQ_OK) {
+        rc = cli_error(&err);
+        goto done;
+    }
+    int nth = glmq_forward_threads(f);
+    double bw = cli_read_bandwidth(nth, bw_mb, 5);
+    ids = malloc((size_t)(prompt + decode) * sizeof *ids);
+    logits = malloc((size_t)c->vocab * sizeof *logits);
+    if (!ids || !logits) {
+        fprintf(stderr, "glmq: error: out of memory\n");
+        rc = EXIT_ERR;
+        goto done;
+    }
+    /* deterministic ids; ChatGLM-6B needs [gMASK] <sop> in the first call */
+    uint64_t s = 1;
+    for (int i = 0; i < prompt + decode; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        ids[i] = (int32_t)((s >> 33) % (uint64_t)(c->vocab < 1000 ? c->vocab : 1000) + 10);
+        if (ids[i] >= c->vocab) ids[i] = 0;
+    }
+    if (c->arch == GLMQ_ARCH_CHATGLM1) {
+        ids[prompt - 2] = (int32_t)c->tok_gmask;
+        ids[prompt - 1] = (int32_t)c->tok_sop;
+    }
+    double tp[64], td[64];
+    for (int r = 0; r < runs; r++) {
+        glmq_forward_reset(f);
+        double t0 = cli_now();
+        if (glmq_forward_eval(f, ids, prompt - 1, NULL, &err) != GLMQ_OK ||
+            glmq_forward_eval(f, ids + prompt - 1, 1, logits, &err) != GLMQ_OK) {
+            rc = cli_error(&err);
+            goto done;
+        }
+        tp[r] = cli_now() - t0;
+        t0 = cli_now();
+        for (int i = 0; i < decode; i++)
+            if (glmq_forward_eval(f, ids + prompt + i, 1, logits, &err) != GLMQ_OK) {
+                rc = cli_error(&err);
+                goto done;
+            }
+        td[r] = cli_now() - t0;
+    }
+    double p = med(tp, runs), d = med(td, runs);
+    double roof = bw / wbytes;
+    printf("model %s (%s, %s weights), %s kernels, %d thread%s\n", model,
+           glmq_arch_name(c->arch), glmq_model_weight_type(m), glmq_forward_mode_name(mode), nth,
+           nth > 1 ? "s" : "");
+    printf("  read bandwidth  %.1f GB/s; weight bytes per token %.3f GB -> roofline %.2f "
+           "tokens/s\n",
+           bw / 1e9, wbytes / 1e9, roof);
+    printf("  prefill %4d    %.2f s = %.1f tokens/s = %.1f G int-ops/s (layer weights)\n", prompt,
+           p, prompt / p, 2.0 * lparams * prompt / p / 1e9);
+    printf("  decode  %4d    %.3f s = %.2f tokens/s = %.0f%% of the roofline (%.1f GB/s of "
+           "weights)\n",
+           decode, d, decode / d, 100.0 * (decode / d) / roof, wbytes * decode / d / 1e9);
+done:
+    free(ids);
+    free(logits);
+    glmq_forward_free(f);
+    glmq_model_close(m);
+    return rc;
+}
