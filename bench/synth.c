@@ -7,7 +7,7 @@
  *              [--format safetensors] [--fsync] [--discard] [--force] -o DIR
  *
  * DIR receives config.json (the upstream fields and values, embedded below so the tool needs no
- * network or /work/shared; `num_layers`/`num_hidden_layers` follow --layers and `torch_dtype`
+ * network or the shared/ folder; `num_layers`/`num_hidden_layers` follow --layers and `torch_dtype`
  * follows --dtype), tokenizer_config.json for chatglm-6b only (it carries `num_image_tokens`,
  * which fixes the v1 id offset, GLM-SPEC A.1; no tokenizer model is written), and the weights:
  * `model.safetensors`, or K shards `model-0000k-of-0000K.safetensors` plus

@@ -6,7 +6,7 @@ glmq itself never runs Python. This script is the only Python in the project: it
 "trained" GLM-family checkpoints (glm2-tiny: ChatGLM2/3 architecture; glm1-tiny: ChatGLM-6B
 architecture), their SentencePiece tokenizers, four on-disk variants of each checkpoint, and golden
 values computed with PyTorch / the sentencepiece library (never with glmq) that the C code is tested
-against. The forward passes below are written from /work/shared/GLM-SPEC.md ("glmq reference
+against. The forward passes below are written from GLM-SPEC.md (shared/ beside the checkout) ("glmq reference
 semantics", A.4-A.9, B.3-B.7) in the style of the upstream modeling_chatglm.py.
 
 Usage (Debian python3-torch 1.13, python3-sentencepiece, python3-numpy; packages bible-kjv and

@@ -4,8 +4,9 @@
  * GLM-4 implementation (tests/data/tokenizer/gen.py), plus chatglm.cpp's GLM-4 reference ids
  * (glm4_ref.json); hostile model files; API contracts.
  *
- * The GLM-4 tests read the real rank file from $GLMQ_GLM4_TOKENIZER or
- * /work/shared/upstream/glm-4-9b-chat/tokenizer.model and are skipped (with a message) when it
+ * The GLM-4 tests read the real rank file from $GLMQ_GLM4_TOKENIZER (tests/CMakeLists.txt points
+ * it at shared/upstream/glm-4-9b-chat/tokenizer.model beside the checkout) and are skipped (with
+ * a message) when it
  * is absent. ChatGLM-6B / ChatGLM2/3's own test vectors (GLM-SPEC A.8, B.7) need the real
  * ice_text.model / tokenizer.model, which are not available: they cannot be checked here.
  */
@@ -108,7 +109,7 @@ static glmq_tokenizer *load_sp_file(const char *name, const glmq_tok_glm *cfg)
 static const char *glm4_path(void)
 {
     const char *e = getenv("GLMQ_GLM4_TOKENIZER");
-    return e && *e ? e : "/work/shared/upstream/glm-4-9b-chat/tokenizer.model";
+    return e && *e ? e : "";
 }
 
 static glmq_tokenizer *load_glm4(glmq_tok_family fam)

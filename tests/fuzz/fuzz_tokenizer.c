@@ -130,7 +130,7 @@ static void load_fixtures(void)
     if (glmq_tt_load((const uint8_t *)f, n, &g_syn_tt, NULL) != GLMQ_OK) abort();
     free(f);
     const char *g4 = getenv("GLMQ_GLM4_TOKENIZER");
-    if (!g4 || !*g4) g4 = "/work/shared/upstream/glm-4-9b-chat/tokenizer.model";
+    if (!g4 || !*g4) g4 = "../shared/upstream/glm-4-9b-chat/tokenizer.model";
     if (glmq_tokenizer_open(g4, NULL, &g_fx[FX_GLM4], NULL) != GLMQ_OK) g_fx[FX_GLM4] = NULL;
 }
 

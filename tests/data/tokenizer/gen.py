@@ -16,7 +16,7 @@ Nothing here comes from glmq's C code. The goldens are produced by
 
 Inputs (Debian packages): bible-kjv (the `bible` program + bible-kjv-text) for English text and
 fortunes-zh (UTF-8, '%'-separated, ANSI colour escapes stripped) for Chinese text. The GLM-4
-rank file is read from $GLM4_TOKENIZER or /work/shared/upstream/glm-4-9b-chat/tokenizer.model;
+rank file is read from $GLM4_TOKENIZER or shared/upstream/glm-4-9b-chat/tokenizer.model beside the checkout;
 it is not copied here. Training is single-threaded with a fixed seed, so the .model files are
 byte-for-byte reproducible (checked: two runs give identical sha256).
 
@@ -59,7 +59,7 @@ import sentencepiece as spm
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 GLM4_PATH = os.environ.get('GLM4_TOKENIZER',
-                           '/work/shared/upstream/glm-4-9b-chat/tokenizer.model')
+                           os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', '..', '..', 'shared', 'upstream', 'glm-4-9b-chat', 'tokenizer.model'))
 FORTUNES = '/usr/share/games/fortunes'
 MODELS = ['sp_bpe', 'sp_unigram', 'sp_tiny', 'sp_bpe_unused', 'sp_tiny_unused', 'sp_bpe_suffix',
           'sp_bpe_noescape', 'sp_tiny_ud']
