@@ -56,11 +56,6 @@ glmq_status glmq_pack_write_blob(glmq_pack_writer *w, int64_t i, const void *dat
 glmq_status glmq_pack_write_rows(glmq_pack_writer *w, int64_t i, int64_t row0, int64_t nrows,
                                  const void *data, glmq_err *err);
 
-/* Same, with the checksum and the writes spread over a thread pool (identical bytes). */
-struct glmq_pool;
-glmq_status glmq_pack_write_rows_pool(glmq_pack_writer *w, int64_t i, int64_t row0, int64_t nrows,
-                                      const void *data, struct glmq_pool *pool, glmq_err *err);
-
 /*
  * For concurrent producers (convert.c): each worker writes its rows with glmq_pack_pwrite_at at
  * the offset glmq_pack_row_offset gives, in any order and from any thread; the checksum is

@@ -11,7 +11,6 @@
  *     temporary file on failure.
  */
 #include "formats/pack.h"
-#include "core/pool.h"
 #include "quant/quant.h"
 
 #include <errno.h>
@@ -89,23 +88,27 @@ static glmq_status set_sticky(glmq_pack_writer *w, glmq_err *err, glmq_status co
     return sticky(w, err);
 }
 
-static glmq_status pwrite_all(glmq_pack_writer *w, const void *data, size_t n, uint64_t off,
-                              glmq_err *err)
+/* pwrite without touching the sticky state (safe from worker threads): 0 or an errno. */
+static int pwrite_raw(int fd, const uint8_t *p, size_t n, uint64_t off)
 {
-    const uint8_t *p = data;
     while (n > 0) {
         size_t chunk = n > ((size_t)1 << 30) ? ((size_t)1 << 30) : n;
-        ssize_t r = pwrite(w->fd, p, chunk, (off_t)off);
+        ssize_t r = pwrite(fd, p, chunk, (off_t)off);
         if (r < 0 && errno == EINTR) continue;
-        if (r <= 0)
-            return set_sticky(w, err, GLMQ_E_IO, "'%s': write of %zu bytes at byte %llu failed: %s",
-                              w->tmp_path, chunk, (unsigned long long)off,
-                              r < 0 ? strerror(errno) : "no progress");
+        if (r < 0) return errno;
+        if (r == 0) return EIO;
         p += r;
         n -= (size_t)r;
         off += (uint64_t)r;
     }
-    return GLMQ_OK;
+    return 0;
+}
+
+static glmq_status pwrite_all(glmq_pack_writer *w, const void *data, size_t n, uint64_t off,
+                              glmq_err *err)
+{
+    int en = pwrite_raw(w->fd, data, n, off);
+    return en ? glmq_pack_fail_io(w, en, off, n, err) : GLMQ_OK;
 }
 
 static void free_writer(glmq_pack_writer *w)
@@ -261,33 +264,12 @@ glmq_status glmq_pack_write_blob(glmq_pack_writer *w, int64_t i, const void *dat
 glmq_status glmq_pack_write_rows(glmq_pack_writer *w, int64_t i, int64_t row0, int64_t nrows,
                                  const void *data, glmq_err *err)
 {
-    GLMQ_TRY(sticky(w, err));
-    if (i < 0 || i >= w->nt) return set_sticky(w, err, GLMQ_E_INTERNAL, "bad tensor index");
-    wtensor *t = &w->t[i];
-    if (row0 != t->rows_written || nrows < 0 || row0 + nrows > t->rows)
-        return set_sticky(w, err, GLMQ_E_INTERNAL, "tensor '%s': rows written out of order",
-                          t->name);
-    size_t n = (size_t)(nrows * t->row_bytes);
-    XXH3_64bits_update(t->hash, data, n);
-    t->rows_written += nrows;
-    return pwrite_all(w, data, n, t->data_off + (uint64_t)row0 * (uint64_t)t->row_bytes, err);
+    GLMQ_TRY(glmq_pack_hash_rows(w, i, row0, nrows, data, err));
+    const wtensor *t = &w->t[i];
+    return pwrite_all(w, data, (size_t)(nrows * t->row_bytes),
+                      t->data_off + (uint64_t)row0 * (uint64_t)t->row_bytes, err);
 }
 
-/* pwrite without touching the sticky state (safe from worker threads): 0 or an errno. */
-static int pwrite_raw(int fd, const uint8_t *p, size_t n, uint64_t off)
-{
-    while (n > 0) {
-        size_t chunk = n > ((size_t)1 << 30) ? ((size_t)1 << 30) : n;
-        ssize_t r = pwrite(fd, p, chunk, (off_t)off);
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) return errno;
-        if (r == 0) return EIO;
-        p += r;
-        n -= (size_t)r;
-        off += (uint64_t)r;
-    }
-    return 0;
-}
 
 glmq_status glmq_pack_row_offset(const glmq_pack_writer *w, int64_t i, int64_t row0,
                                  uint64_t *off, int64_t *row_bytes, glmq_err *err)
@@ -323,48 +305,6 @@ glmq_status glmq_pack_fail_io(glmq_pack_writer *w, int errnum, uint64_t off, siz
 {
     return set_sticky(w, err, GLMQ_E_IO, "'%s': write of %zu bytes at byte %llu failed: %s",
                       w->tmp_path, n, (unsigned long long)off, strerror(errnum));
-}
-
-typedef struct {
-    glmq_pack_writer *w;
-    wtensor *t;
-    const uint8_t *data;
-    size_t n;
-    uint64_t off;
-    int errs[1024];
-} par_write;
-
-/* Thread 0 streams the checksum over all the bytes (it must see them in order) and then writes
- * its share; the others write theirs. Shares are whole 64-byte lines. */
-static void par_write_run(void *arg, int ith, int nth)
-{
-    par_write *j = arg;
-    if (ith == 0) XXH3_64bits_update(j->t->hash, j->data, j->n);
-    size_t lines = (j->n + 63) / 64;
-    size_t a = lines * (size_t)ith / (size_t)nth * 64, b = lines * (size_t)(ith + 1) / (size_t)nth * 64;
-    if (b > j->n) b = j->n;
-    j->errs[ith] = a < b ? pwrite_raw(j->w->fd, j->data + a, b - a, j->off + a) : 0;
-}
-
-glmq_status glmq_pack_write_rows_pool(glmq_pack_writer *w, int64_t i, int64_t row0, int64_t nrows,
-                                      const void *data, struct glmq_pool *pool, glmq_err *err)
-{
-    if (!pool || glmq_pool_size(pool) == 1) return glmq_pack_write_rows(w, i, row0, nrows, data, err);
-    GLMQ_TRY(sticky(w, err));
-    if (i < 0 || i >= w->nt) return set_sticky(w, err, GLMQ_E_INTERNAL, "bad tensor index");
-    wtensor *t = &w->t[i];
-    if (row0 != t->rows_written || nrows < 0 || row0 + nrows > t->rows)
-        return set_sticky(w, err, GLMQ_E_INTERNAL, "tensor '%s': rows written out of order",
-                          t->name);
-    par_write j = {.w = w, .t = t, .data = data, .n = (size_t)(nrows * t->row_bytes),
-                   .off = t->data_off + (uint64_t)row0 * (uint64_t)t->row_bytes};
-    glmq_pool_run(pool, par_write_run, &j);
-    t->rows_written += nrows;
-    for (int k = 0; k < glmq_pool_size(pool); k++)
-        if (j.errs[k])
-            return set_sticky(w, err, GLMQ_E_IO, "'%s': write of %zu bytes at byte %llu failed: %s",
-                              w->tmp_path, j.n, (unsigned long long)j.off, strerror(j.errs[k]));
-    return GLMQ_OK;
 }
 
 glmq_status glmq_pack_write_scales(glmq_pack_writer *w, int64_t i, const uint16_t *scales,
