@@ -1,6 +1,6 @@
 #!/bin/sh
 # Quick start: install what is missing, build glmq, convert the bundled sample model to INT4,
-# then inspect and verify the packed file.
+# inspect it, check its checksums, read it through the C API, and run the quality gate.
 set -eu
 cd "$(dirname "$0")/.."
 sh tests/install-deps.sh
@@ -12,3 +12,7 @@ set -x
 ./build/glmq info out/glm2-tiny-int4.glmq | head -40
 ./build/glmq check out/glm2-tiny-int4.glmq
 ./build/sample_read_pack out/glm2-tiny-int4.glmq
+# the CI quality gate: drift of the INT4 file against the original checkpoint (exit 3 on a miss)
+./build/glmq verify out/glm2-tiny-int4.glmq --ref samples/glm2-tiny/st \
+    --text samples/text/eval_en.txt --max-ppl-ratio 1.01 --max-kld 0.01 --min-top1 0.9 \
+    --report out/verify.json --plot out/verify.svg
