@@ -15,6 +15,7 @@
  *     numbered after its pieces/ranks.
  */
 #include "convert/checkpoint.h"
+#include "verify/tokenizer.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -192,61 +193,6 @@ fail:
     return st;
 }
 
-/* Count top-level field-1 (pieces) entries of a SentencePiece ModelProto; -1 if malformed. */
-static int64_t sp_piece_count(const uint8_t *p, size_t n)
-{
-    size_t i = 0;
-    int64_t count = 0;
-    while (i < n) {
-        uint64_t key = 0;
-        int sh = 0;
-        do {
-            if (i >= n || sh > 63) return -1;
-            key |= (uint64_t)(p[i] & 0x7f) << sh;
-            sh += 7;
-        } while (p[i++] & 0x80);
-        uint64_t wt = key & 7, field = key >> 3;
-        if (wt == 0) {
-            do {
-                if (i >= n) return -1;
-            } while (p[i++] & 0x80);
-        } else if (wt == 1) {
-            i += 8;
-        } else if (wt == 5) {
-            i += 4;
-        } else if (wt == 2) {
-            uint64_t len = 0;
-            sh = 0;
-            do {
-                if (i >= n || sh > 63) return -1;
-                len |= (uint64_t)(p[i] & 0x7f) << sh;
-                sh += 7;
-            } while (p[i++] & 0x80);
-            if (len > n - i) return -1;
-            i += len;
-            if (field == 1) count++;
-        } else {
-            return -1;
-        }
-        if (i > n) return -1;
-    }
-    return count;
-}
-
-/* Count non-empty lines of a tiktoken rank file. */
-static int64_t tiktoken_rank_count(const uint8_t *p, size_t n)
-{
-    int64_t c = 0;
-    size_t i = 0;
-    while (i < n) {
-        size_t j = i;
-        while (j < n && p[j] != '\n') j++;
-        if (j > i && !(j == i + 1 && p[i] == '\r')) c++;
-        i = j + 1;
-    }
-    return c;
-}
-
 static glmq_status load_tokenizer(glmq_checkpoint *c, glmq_err *err)
 {
     const char *name = c->cfg.arch == GLMQ_ARCH_CHATGLM1 && file_exists(c->dir, "ice_text.model")
@@ -263,22 +209,21 @@ static glmq_status load_tokenizer(glmq_checkpoint *c, glmq_err *err)
             snprintf(c->cfg.tokenizer_kind, sizeof c->cfg.tokenizer_kind, "none");
         return GLMQ_OK;
     }
+    /* Parse it with the tokenizer module (the same validation `verify` applies later): the v2
+     * special tokens are numbered after its pieces or ranks. A first byte 0x0A (field 1,
+     * length-delimited) means a SentencePiece ModelProto, else a tiktoken rank file. */
     const uint8_t *d = c->tokenizer.data;
-    int is_sp = c->tokenizer.size > 0 && d[0] == 0x0a; /* field 1, length-delimited */
-    if (is_sp) {
-        int64_t np = sp_piece_count(d, c->tokenizer.size);
-        GLMQ_FAIL_IF(np <= 0, err, GLMQ_E_FORMAT,
-                     "'%s/%s': not a valid SentencePiece model (protobuf framing is broken)",
-                     c->dir, name);
-        glmq_config_set_special(&c->cfg, np, 0);
-    } else {
-        GLMQ_FAIL_IF(c->cfg.arch == GLMQ_ARCH_CHATGLM1, err, GLMQ_E_FORMAT,
-                     "'%s/%s': ChatGLM-6B needs a SentencePiece model", c->dir, name);
-        int64_t nr = tiktoken_rank_count(d, c->tokenizer.size);
-        GLMQ_FAIL_IF(nr <= 0, err, GLMQ_E_FORMAT, "'%s/%s': empty tokenizer rank file", c->dir,
-                     name);
-        glmq_config_set_special(&c->cfg, nr, 1);
-    }
+    int is_sp = c->tokenizer.size > 0 && d[0] == 0x0a;
+    GLMQ_FAIL_IF(!is_sp && c->cfg.arch == GLMQ_ARCH_CHATGLM1, err, GLMQ_E_FORMAT,
+                 "'%s/%s': ChatGLM-6B needs a SentencePiece model", c->dir, name);
+    glmq_tokenizer *tok = NULL;
+    glmq_status st = is_sp ? glmq_tokenizer_load_sp(d, c->tokenizer.size, NULL, &tok, err)
+                           : glmq_tokenizer_load_tiktoken(d, c->tokenizer.size, NULL, &tok, err);
+    if (st != GLMQ_OK) return glmq_err_prefix(err, st, "'%s/%s': ", c->dir, name);
+    glmq_tok_info info;
+    glmq_tokenizer_info(tok, &info);
+    glmq_tokenizer_free(tok);
+    glmq_config_set_special(&c->cfg, info.n_base, !is_sp);
     GLMQ_FAIL_IF(c->cfg.tok_eop >= c->cfg.vocab, err, GLMQ_E_FORMAT,
                  "'%s/%s': special tokens numbered after the tokenizer's %s (up to id %lld) do "
                  "not fit in the vocabulary of %lld rows",

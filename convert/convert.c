@@ -7,8 +7,8 @@
  * pool, so the bytes never depend on the thread count), write them at their planned offset ->
  * metadata -> atomic finish.
  *
- * Memory: one chunk of source rows (CHUNK_BYTES) plus its output and one fp32 row per thread, so
- * peak RSS is bounded by the chunk size, not by the model or even the largest tensor.
+ * Memory: per worker one chunk of source rows (CHUNK_TARGET, 1 MB), its output and one fp32 row,
+ * plus per-row scales of one tensor, so peak RSS does not grow with the model or its tensors.
  *
  * Order: tensors are *processed* in source-file order (file, offset) so reads are sequential and
  * the provenance hash of every source file (XXH3-64) is computed from the same reads, with only
@@ -32,7 +32,6 @@
 #include <stdlib.h>
 #include "core/hash.h"
 
-#define CHUNK_BYTES ((size_t)32 << 20)
 
 void glmq_convert_opts_default(glmq_convert_opts *o)
 {
@@ -95,7 +94,6 @@ static glmq_status hash_feed(glmq_src_set *s, file_hash *fh, uint32_t f, uint64_
  * row order, so the file and the report are the same for any thread count.
  */
 #define CHUNK_TARGET ((size_t)1 << 20)
-#define MAX_THREADS 1024
 
 typedef struct {
     glmq_src_set *set;

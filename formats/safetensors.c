@@ -442,22 +442,6 @@ static glmq_status check_layout(st_ctx *c, const st_entry *e, const st_entry *pr
     return GLMQ_OK;
 }
 
-/* Undo everything appended to s since it held nf files, ns storages and nt tensors. */
-static void rollback(glmq_src_set *s, uint32_t nf, uint32_t ns, int64_t nt)
-{
-    if (s->ntensors > nt) s->ntensors = nt;
-    if (s->cache_storage != UINT32_MAX && s->cache_storage >= ns) {
-        free(s->cache);
-        s->cache = NULL;
-        s->cache_storage = UINT32_MAX;
-    }
-    while (s->nstorages > ns) free(s->storages[--s->nstorages].label);
-    while (s->nfiles > nf) {
-        glmq_src_file *f = &s->files[--s->nfiles];
-        if (f->fd >= 0) close(f->fd);
-        free(f->path);
-    }
-}
 
 /* Validate the header (rules 4-7) and append storage and tensors; `file` is already added. */
 static glmq_status load_header(glmq_src_set *s, st_ctx *c, uint32_t file, uint64_t n,
@@ -611,6 +595,6 @@ glmq_status glmq_safetensors_load(glmq_src_set *s, const char *path, glmq_err *e
 
 fail:
     free(c.odd);
-    if (st != GLMQ_OK) rollback(s, nf, ns, nt);
+    if (st != GLMQ_OK) glmq_src_set_truncate(s, nf, ns, nt);
     return st;
 }

@@ -175,12 +175,31 @@ static void index_insert(glmq_src_set *s, int64_t i)
     s->index_used++;
 }
 
-void glmq_src_reindex(glmq_src_set *s)
+static void reindex(glmq_src_set *s)
 {
     free(s->index);
     s->index = NULL;
     s->index_cap = s->index_used = 0;
     if (s->ntensors > 0) index_insert(s, s->ntensors - 1);
+}
+
+void glmq_src_set_truncate(glmq_src_set *s, uint32_t nf, uint32_t ns, int64_t nt)
+{
+    if (s->cache_storage != UINT32_MAX && s->cache_storage >= ns) {
+        free(s->cache);
+        s->cache = NULL;
+        s->cache_storage = UINT32_MAX;
+    }
+    while (s->nstorages > ns) free(s->storages[--s->nstorages].label);
+    while (s->nfiles > nf) {
+        glmq_src_file *f = &s->files[--s->nfiles];
+        if (f->fd >= 0) close(f->fd);
+        free(f->path);
+    }
+    if (s->ntensors > nt) {
+        s->ntensors = nt;
+        reindex(s);
+    }
 }
 
 int64_t glmq_src_find(const glmq_src_set *s, const char *name)

@@ -102,8 +102,10 @@ glmq_status glmq_src_add_tensor(glmq_src_set *s, const glmq_src_tensor *t, glmq_
 
 /* Index of the tensor called `name`, or -1 (hash lookup). */
 int64_t glmq_src_find(const glmq_src_set *s, const char *name);
-/* Rebuild the name index after a reader removed tensors from the end of the table (rollback). */
-void glmq_src_reindex(glmq_src_set *s);
+/* Undo everything appended since the set held nf files, ns storages and nt tensors (a reader's
+ * rollback after a failed load): closes the files, drops the inflate cache if it belonged to a
+ * removed storage, and rebuilds the name index. */
+void glmq_src_set_truncate(glmq_src_set *s, uint32_t nf, uint32_t ns, int64_t nt);
 
 /* pread exactly n bytes at offset of file f; short read or error -> GLMQ_E_IO/GLMQ_E_FORMAT
  * with file name and offset. */

@@ -73,27 +73,6 @@ static glmq_status zread(zip *z, uint64_t off, void *dst, size_t n)
     return glmq_src_pread(z->s, z->file, off, dst, n, z->err);
 }
 
-/* Drop storages >= ns and files >= nf appended by a failed load (and any cache of them). */
-static void truncate_set(glmq_src_set *s, uint32_t nf, uint32_t ns, int64_t nt)
-{
-    if (s->cache_storage != UINT32_MAX && s->cache_storage >= ns) {
-        free(s->cache);
-        s->cache = NULL;
-        s->cache_storage = UINT32_MAX;
-    }
-    for (uint32_t i = ns; i < s->nstorages; i++) free(s->storages[i].label);
-    s->nstorages = ns;
-    if (s->ntensors > nt) {
-        s->ntensors = nt;
-        glmq_src_reindex(s);
-    }
-    for (uint32_t i = nf; i < s->nfiles; i++) {
-        if (s->files[i].fd >= 0) close(s->files[i].fd);
-        free(s->files[i].path);
-    }
-    if (s->nfiles > nf) s->nfiles = nf;
-}
-
 /* ---- 1. format sniffing ------------------------------------------------------------------- */
 
 /* The legacy magic within the first bytes of a pickle stream (any protocol: PROTO, FRAME). */
@@ -447,7 +426,7 @@ static glmq_status slurp_member(zip *z, const zentry *en, uint64_t limit, uint8_
     uint32_t idx, ns = z->s->nstorages;
     GLMQ_TRY(glmq_src_add_storage(z->s, &sto, &idx, z->err));
     glmq_status st = glmq_src_storage_slurp(z->s, idx, buf, n, z->err);
-    truncate_set(z->s, z->s->nfiles, ns, z->s->ntensors);
+    glmq_src_set_truncate(z->s, z->s->nfiles, ns, z->s->ntensors);
     return st;
 }
 
@@ -598,7 +577,7 @@ glmq_status glmq_torchzip_load(glmq_src_set *s, const char *path, glmq_err *err)
     GLMQ_TRY_G(add_tensors(&z, &d));
 
 fail:
-    if (st != GLMQ_OK) truncate_set(s, nf, ns, nt);
+    if (st != GLMQ_OK) glmq_src_set_truncate(s, nf, ns, nt);
     for (uint64_t i = 0; i < z.ne; i++) free(z.e[i].name);
     free(z.e);
     free(pkl);

@@ -23,18 +23,6 @@ static const char usage_text[] =
     "run / weight bytes per token). MODEL is a .glmq file or a checkpoint directory (e.g. a\n"
     "synthetic one from glmq_synth). Medians of R runs (default 3).\n";
 
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double med(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_d);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 int cli_bench_forward(int argc, char **argv)
 {
     const char *model = NULL;
@@ -135,7 +123,7 @@ int cli_bench_forward(int argc, char **argv)
             }
         td[r] = cli_now() - t0;
     }
-    double p = med(tp, runs), d = med(td, runs);
+    double p = cli_median(tp, runs), d = cli_median(td, runs);
     double roof = bw / wbytes;
     printf("model %s (%s, %s weights), %s kernels, %d thread%s\n", model,
            glmq_arch_name(c->arch), glmq_model_weight_type(m), glmq_forward_mode_name(mode), nth,

@@ -54,17 +54,6 @@ static double rnd_normal(void)
     return sqrt(-2.0 * log(u + 0x1p-60)) * cos(6.283185307179586 * v);
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 static void *big_alloc(size_t n)
 {
     void *p = NULL;
@@ -106,7 +95,7 @@ static double bandwidth(glmq_pool *pool, glmq_dot_sum_fn sum, const float *p, in
 {
     double v[64];
     for (int r = 0; r < runs; r++) v[r] = bw_once(pool, sum, p, n);
-    return median(v, runs);
+    return cli_median(v, runs);
 }
 
 /* Best read bandwidth of this machine over every probe level, on `threads` threads (bytes/s);
@@ -214,8 +203,8 @@ static rate gemv_rate(const ctx *c, glmq_pool *pool, glmq_type type, glmq_dot_mo
             q[r - 1] = g[r - 1] / bw;
         }
     }
-    res.gbs = median(g, c->runs);
-    res.ratio = median(q, c->runs);
+    res.gbs = cli_median(g, c->runs);
+    res.ratio = cli_median(q, c->runs);
     return res;
 }
 
@@ -238,7 +227,7 @@ static double gemm_rate(const ctx *c, glmq_type type, glmq_dot_mode mode, int64_
         }
         if (r > 0) t[r - 1] = cli_now() - t0;
     }
-    return 2.0 * (double)rows * (double)cols * (double)ntok / median(t, runs);
+    return 2.0 * (double)rows * (double)cols * (double)ntok / cli_median(t, runs);
 }
 
 /* ---- 4. accuracy ----------------------------------------------------------------------------- */

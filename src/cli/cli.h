@@ -6,6 +6,7 @@
 #define GLMQ_CLI_H
 
 #include "glmq.h"
+#include "verify/metrics.h"
 
 #include <stdio.h>
 
@@ -55,5 +56,14 @@ typedef struct {
 void cli_progress_init(cli_progress *p, const char *label, int quiet);
 void cli_progress_cb(void *user, uint64_t done, uint64_t total);
 void cli_progress_end(cli_progress *p);
+
+/* Options shared by ppl and verify (cmd_ppl.c): returns -1 when argv[*i] is not one of them,
+ * else an exit code (EXIT_OK when consumed). */
+int cli_eval_option(const char *cmd, int argc, char **argv, int *i, glmq_eval_opts *o,
+                    const char **text, const char **ids_file);
+/* Progress of an evaluation on stderr when it is a TTY. */
+void cli_eval_progress(glmq_eval_opts *o, cli_progress *p, int quiet);
+/* Median of n values (sorts v). */
+double cli_median(double *v, int n);
 
 #endif

@@ -31,11 +31,6 @@ static const char usage_text[] =
     "  --json           print one JSON object\n";
 
 int cli_eval_option(const char *cmd, int argc, char **argv, int *i, glmq_eval_opts *o,
-                    const char **text, const char **ids_file);
-
-/* Options shared by ppl and verify; returns -1 when argv[*i] is not one of them, else an exit
- * code (EXIT_OK when consumed). */
-int cli_eval_option(const char *cmd, int argc, char **argv, int *i, glmq_eval_opts *o,
                     const char **text, const char **ids_file)
 {
     const char *a = argv[*i];
@@ -102,7 +97,6 @@ static void progress(void *user, int64_t done, int64_t total, int64_t tokens)
     if (done == total) fprintf(stderr, "\r\033[K");
 }
 
-void cli_eval_progress(glmq_eval_opts *o, cli_progress *p, int quiet);
 void cli_eval_progress(glmq_eval_opts *o, cli_progress *p, int quiet)
 {
     cli_progress_init(p, "evaluating", quiet);

@@ -35,9 +35,6 @@ static const char usage_text[] =
     "                      it), exact, or reference (REF then also uses the reference path)\n"
     "  --text/--ids-file/--ctx/--stride/--strided/--chunks/--threads as in 'glmq ppl'\n";
 
-int cli_eval_option(const char *cmd, int argc, char **argv, int *i, glmq_eval_opts *o,
-                    const char **text, const char **ids_file);
-void cli_eval_progress(glmq_eval_opts *o, cli_progress *p, int quiet);
 
 static int parse_limit(const char *cmd, int argc, char **argv, int *i, double *v)
 {
