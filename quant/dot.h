@@ -98,6 +98,7 @@
 
 #include "core/internal.h"
 #include "core/pool.h"
+#include "quant/attn.h"
 #include "quant/quant.h"
 
 #define GLMQ_DOT_CHUNK 128        /* columns per accumulation chunk; activation padding */
@@ -162,6 +163,7 @@ typedef struct glmq_dot_kernels {
     glmq_dot_mm_fn q8[GLMQ_DOT_NMODES];
     glmq_dot_mm_fn f16, bf16;
     glmq_dot_sum_fn sum_f32;
+    glmq_att_head_fn att; /* attention of one query head (quant/attn.h) */
 } glmq_dot_kernels;
 
 /* The table of the active level (glmq_cpu_active(), i.e. GLMQ_CPU and glmq_cpu_force()

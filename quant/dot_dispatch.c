@@ -30,6 +30,7 @@ static const glmq_dot_kernels k_ref = {
     .f16 = glmq_f16_dot_f32_ref,
     .bf16 = glmq_bf16_dot_f32_ref,
     .sum_f32 = glmq_dot_sum_f32_ref,
+    .att = glmq_att_head_ref,
 };
 
 #if defined(GLMQ_HAVE_X86)
@@ -42,6 +43,7 @@ static const glmq_dot_kernels k_avx2 = {
     .f16 = glmq_f16_dot_f32_avx2,
     .bf16 = glmq_bf16_dot_f32_avx2,
     .sum_f32 = glmq_dot_sum_f32_avx2,
+    .att = glmq_att_head_avx2,
 };
 
 static const glmq_dot_kernels k_avx512 = {
@@ -53,6 +55,7 @@ static const glmq_dot_kernels k_avx512 = {
     .f16 = glmq_f16_dot_f32_avx512,
     .bf16 = glmq_bf16_dot_f32_avx512,
     .sum_f32 = glmq_dot_sum_f32_avx512,
+    .att = glmq_att_head_avx512,
 };
 
 static const glmq_dot_kernels k_avx512vnni = {
@@ -64,6 +67,7 @@ static const glmq_dot_kernels k_avx512vnni = {
     .f16 = glmq_f16_dot_f32_avx512,
     .bf16 = glmq_bf16_dot_f32_avx512,
     .sum_f32 = glmq_dot_sum_f32_avx512,
+    .att = glmq_att_head_avx512,
 };
 #endif
 

@@ -414,7 +414,11 @@ typedef struct {
 } att_job;
 
 /* Items (head hq, new token i) in head-major order, split statically over threads. Each item
- * reads its query, scores the visible keys, softmaxes and writes the context over the query. */
+ * reads its query, scores the visible keys, softmaxes and writes the context over the query:
+ * in REFERENCE mode with the plain-C loop below (libm expf, double Z: the bit-reproducible
+ * reference), in EXACT and FAST mode with the attention kernel of the active CPU level. Either
+ * way an item depends only on its own query and the cache, so the thread split and the batch
+ * never change a result. */
 static void att_worker(void *arg, int ith, int nth)
 {
     const att_job *j = arg;
@@ -432,6 +436,10 @@ static void att_worker(void *arg, int ith, int nth)
         const int64_t kend = (f->v1 && p < f->ctx_len) ? f->ctx_len : p + 1;
         float *out = f->q + i * f->nq + hq * d;
         memcpy(qv, out, (size_t)d * sizeof *qv);
+        if (f->mode != GLMQ_FWD_REFERENCE) { /* EXACT / FAST: the SIMD kernel (quant/attn.h) */
+            f->dk->att(qv, kl + grp * d, vl + grp * d, gd, d, kend, 1.0f / f->sqrt_d, sc, out);
+            continue;
+        }
         float mx = -INFINITY;
         for (int64_t u = 0; u < kend; u++) {
             sc[u] = dot_f32(qv, kl + u * gd + grp * d, d) / f->sqrt_d;

@@ -1,0 +1,60 @@
+/*
+ * attn.h - the attention kernel of the EXACT/FAST forward pass: one query head against the
+ * cached keys and values of its KV group, internal.
+ *
+ *     s_u   = (q . k_u) * scale                      u in [0, n)
+ *     p_u   = e_u / Z,   e_u = glmq_att_exp(s_u - max_u s_u),   Z = sum_u e_u
+ *     out_e = sum_u p_u * v_u[e]                     e in [0, d)
+ *
+ * q: d floats; key u at k + u*ld, value u at v + u*ld (d floats each, ld >= d: the KV cache
+ * keeps all groups of a token side by side); s: caller scratch of n floats (left holding e_u);
+ * out: d floats (may not alias q, k, v or s). n >= 1, d >= 1.
+ *
+ * The reference forward (verify/glm_ref.c, GLMQ_FWD_REFERENCE) keeps its own plain-C loop with
+ * libm expf and a double Z, bit-reproducible everywhere; this kernel is what the EXACT and FAST
+ * modes run. It differs from the reference only in rounding: scores multiply by 1/sqrt(d)
+ * instead of dividing, sums run in fp32 SIMD lanes, exp is the polynomial below.
+ *
+ * glmq_att_exp(x), for the x <= 0 that softmax feeds it (Cephes expf, ~1 ulp on [-87, 0]):
+ *     x < -87 or NaN:  0       (exp(-87) < 2^-125: below the fp32 resolution of Z >= 1)
+ *     x > 0:           treated as 0 (only non-finite scores get there; never UB)
+ *     otherwise:       m = rint(x * log2(e)), r = (x - m*C1) - m*C2 (C1 + C2 = ln 2, C1 exact
+ *                      in 9 bits), result = 2^m * (1 + r + r^2 * P(r)) with the degree-5
+ *                      Cephes polynomial P.
+ * Every level evaluates these same operations (SIMD levels with FMA where _ref rounds twice),
+ * so the levels agree to a few ulp; tests/check_attn.c holds them to
+ *     |out - out_ref| <= 2e-5 * sum_u p_u |v_u[e]| + 1e-6   per element.
+ */
+#ifndef GLMQ_ATTN_H
+#define GLMQ_ATTN_H
+
+#include <stdint.h>
+
+typedef void (*glmq_att_head_fn)(const float *q, const float *k, const float *v, int64_t ld,
+                                 int64_t d, int64_t n, float scale, float *s, float *out);
+
+/* Cephes expf constants shared by every level. */
+#define GLMQ_ATT_EXP_MIN (-87.0f)
+#define GLMQ_ATT_LOG2E 1.44269504088896341f
+#define GLMQ_ATT_C1 0.693359375f
+#define GLMQ_ATT_C2 (-2.12194440e-4f)
+#define GLMQ_ATT_P0 1.9875691500e-4f
+#define GLMQ_ATT_P1 1.3981999507e-3f
+#define GLMQ_ATT_P2 8.3334519073e-3f
+#define GLMQ_ATT_P3 4.1665795894e-2f
+#define GLMQ_ATT_P4 1.6666665459e-1f
+#define GLMQ_ATT_P5 5.0000001201e-1f
+
+/* The scalar exp of every level (used directly by _ref and for tests). */
+float glmq_att_exp(float x);
+
+void glmq_att_head_ref(const float *q, const float *k, const float *v, int64_t ld, int64_t d,
+                       int64_t n, float scale, float *s, float *out);
+#if defined(GLMQ_HAVE_X86)
+void glmq_att_head_avx2(const float *q, const float *k, const float *v, int64_t ld, int64_t d,
+                        int64_t n, float scale, float *s, float *out);
+void glmq_att_head_avx512(const float *q, const float *k, const float *v, int64_t ld, int64_t d,
+                          int64_t n, float scale, float *s, float *out);
+#endif
+
+#endif /* GLMQ_ATTN_H */

@@ -1,0 +1,222 @@
+/*
+ * check_attn.c - tests of the attention kernel (quant/attn.h: attn_ref.c, attn_avx2.c,
+ * attn_avx512.c, the .att entry of the dot_dispatch.c tables).
+ *
+ *   1. glmq_att_exp against libm's exp in double over [-87, 0] and its edges (an independent
+ *      source): relative error <= 4 ulp of fp32; 0 below -87 and for NaN; 1 at 0 and above.
+ *   2. _ref against an independent double-precision softmax attention written here (libm exp,
+ *      no shared code): |out - truth| <= 1e-5 * sum_u p_u |v_u[e]| + 1e-6.
+ *   3. Every level the CPU supports against _ref on the same inputs, within the bound of
+ *      attn.h; the shapes cover head dims 1..300 (not multiples of 8 or 16), key counts 1..200
+ *      (partial score blocks), strides wider than d, scores spread to exp underflow, and the
+ *      scratch left holding e_u.
+ * CTest reruns this executable with GLMQ_CPU=ref and GLMQ_CPU=avx2 (the dispatch check).
+ */
+#include "quant/dot.h"
+#include "testutil.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EXPECT(c, ...)                                                                             \
+    do {                                                                                           \
+        if (!(c)) ck_abort_msg(__VA_ARGS__);                                                       \
+    } while (0)
+
+static uint64_t rng;
+static uint64_t rnd64(void)
+{
+    uint64_t z = (rng += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+static double rnd_sym(void) { return (double)(rnd64() >> 11) * 0x1p-52 - 1.0; }
+
+static const glmq_cpu_level levels[] = {GLMQ_CPU_REF, GLMQ_CPU_AVX2, GLMQ_CPU_AVX512};
+
+START_TEST(exp_vs_libm)
+{
+    double worst = 0;
+    for (int i = 0; i <= 200000; i++) {
+        const float x = (float)(-87.0 * i / 200000.0);
+        const double t = exp((double)x);
+        const double e = fabs((double)glmq_att_exp(x) - t) / t;
+        if (e > worst) worst = e;
+    }
+    ck_assert_msg(worst <= 4 * 0x1p-24, "worst relative error %g", worst);
+    ck_assert_float_eq(glmq_att_exp(0.0f), 1.0f);
+    ck_assert_float_eq(glmq_att_exp(1.0f), 1.0f); /* x > 0 is clamped (non-finite scores only) */
+    ck_assert_float_eq(glmq_att_exp(-87.5f), 0.0f);
+    ck_assert_float_eq(glmq_att_exp(-INFINITY), 0.0f);
+    ck_assert_float_eq(glmq_att_exp(NAN), 0.0f);
+    ck_assert_float_eq(glmq_att_exp(INFINITY), 1.0f);
+}
+END_TEST
+
+/* Shapes of the sweep: (d, n, ld extra, score spread). */
+typedef struct {
+    int64_t d, n, pad;
+    double spread;
+} shape;
+static const shape shapes[] = {
+    {128, 1, 0, 1},    {128, 2, 128, 1},  {128, 15, 0, 1},  {128, 16, 128, 1},
+    {128, 17, 0, 1},   {128, 33, 128, 3}, {128, 200, 128, 2}, {128, 512, 128, 1},
+    {64, 100, 0, 1},   {16, 9, 16, 1},    {8, 40, 0, 1},    {1, 5, 0, 1},
+    {3, 20, 1, 1},     {7, 31, 2, 1},     {17, 47, 3, 1},   {33, 64, 0, 1},
+    {100, 70, 28, 1},  {130, 13, 0, 1},   {255, 18, 1, 1},  {300, 37, 4, 1},
+    {128, 60, 0, 400}, {32, 90, 32, 50},  {128, 8, 0, 0},
+};
+#define NSHAPES ((int)(sizeof shapes / sizeof shapes[0]))
+
+typedef struct {
+    float *q, *k, *v, *s, *out;
+    double *bound; /* sum_u p_u |v_u[e]| from the truth */
+    double *truth;
+} bufs;
+
+static void make(const shape *sh, bufs *b)
+{
+    const int64_t ld = sh->d + sh->pad;
+    b->q = calloc((size_t)sh->d, sizeof(float));
+    b->k = calloc((size_t)(sh->n * ld), sizeof(float));
+    b->v = calloc((size_t)(sh->n * ld), sizeof(float));
+    b->s = calloc((size_t)sh->n, sizeof(float));
+    b->out = calloc((size_t)sh->d, sizeof(float));
+    b->bound = calloc((size_t)sh->d, sizeof(double));
+    b->truth = calloc((size_t)sh->d, sizeof(double));
+    ck_assert(b->q && b->k && b->v && b->s && b->out && b->bound && b->truth);
+    /* q.k / sqrt(d) spans about +-spread */
+    const double qs = sh->spread * 2.0 / sqrt((double)sh->d);
+    for (int64_t e = 0; e < sh->d; e++) b->q[e] = (float)(rnd_sym() * qs);
+    for (int64_t i = 0; i < sh->n * ld; i++) {
+        b->k[i] = (float)rnd_sym();
+        b->v[i] = (float)(rnd_sym() * 4);
+    }
+    /* the padding between rows must never be read: NaN would poison any sum it entered */
+    for (int64_t u = 0; u < sh->n; u++)
+        for (int64_t e = sh->d; e < ld; e++) b->k[u * ld + e] = b->v[u * ld + e] = NAN;
+    /* the truth: double softmax attention */
+    const float scale = 1.0f / sqrtf((float)sh->d);
+    double *p = calloc((size_t)sh->n, sizeof(double)), mx = -INFINITY, z = 0;
+    ck_assert_ptr_nonnull(p);
+    for (int64_t u = 0; u < sh->n; u++) {
+        double a = 0;
+        for (int64_t e = 0; e < sh->d; e++) a += (double)b->q[e] * b->k[u * ld + e];
+        p[u] = a * scale;
+        if (p[u] > mx) mx = p[u];
+    }
+    for (int64_t u = 0; u < sh->n; u++) z += (p[u] = exp(p[u] - mx));
+    for (int64_t e = 0; e < sh->d; e++)
+        for (int64_t u = 0; u < sh->n; u++) {
+            b->truth[e] += p[u] / z * b->v[u * ld + e];
+            b->bound[e] += p[u] / z * fabs((double)b->v[u * ld + e]);
+        }
+    free(p);
+}
+
+static void unmake(bufs *b)
+{
+    free(b->q);
+    free(b->k);
+    free(b->v);
+    free(b->s);
+    free(b->out);
+    free(b->bound);
+    free(b->truth);
+}
+
+START_TEST(ref_vs_truth)
+{
+    rng = 0x1000 + (uint64_t)_i;
+    const shape *sh = &shapes[_i];
+    bufs b;
+    make(sh, &b);
+    const int64_t ld = sh->d + sh->pad;
+    glmq_att_head_ref(b.q, b.k, b.v, ld, sh->d, sh->n, 1.0f / sqrtf((float)sh->d), b.s, b.out);
+    for (int64_t e = 0; e < sh->d; e++)
+        EXPECT(fabs(b.out[e] - b.truth[e]) <= 1e-5 * b.bound[e] + 1e-6,
+               "shape %d e %lld: ref %.9g truth %.9g", _i, (long long)e, (double)b.out[e],
+               b.truth[e]);
+    unmake(&b);
+}
+END_TEST
+
+START_TEST(levels_vs_ref)
+{
+    rng = 0x2000 + (uint64_t)_i;
+    const shape *sh = &shapes[_i];
+    bufs b;
+    make(sh, &b);
+    const int64_t ld = sh->d + sh->pad;
+    const float scale = 1.0f / sqrtf((float)sh->d);
+    float *ref = calloc((size_t)sh->d, sizeof(float)), *sref = calloc((size_t)sh->n, 4);
+    ck_assert(ref && sref);
+    glmq_att_head_ref(b.q, b.k, b.v, ld, sh->d, sh->n, scale, sref, ref);
+    int ran = 0;
+    for (size_t li = 0; li < sizeof levels / sizeof levels[0]; li++) {
+        const glmq_dot_kernels *k = glmq_dot_kernels_for(levels[li]);
+        if (!k) continue;
+        ran++;
+        /* out and the scratch get a canary past their end */
+        float *out = calloc((size_t)sh->d + 1, sizeof(float));
+        float *s = calloc((size_t)sh->n + 1, sizeof(float));
+        ck_assert(out && s);
+        out[sh->d] = s[sh->n] = 12345.0f;
+        k->att(b.q, b.k, b.v, ld, sh->d, sh->n, scale, s, out);
+        ck_assert_float_eq(out[sh->d], 12345.0f);
+        ck_assert_float_eq(s[sh->n], 12345.0f);
+        for (int64_t e = 0; e < sh->d; e++)
+            EXPECT(fabs((double)out[e] - ref[e]) <= 2e-5 * b.bound[e] + 1e-6,
+                   "%s shape %d e %lld: %.9g vs ref %.9g", k->name, _i, (long long)e,
+                   (double)out[e], (double)ref[e]);
+        /* s holds e_u: 1 at the max, within 1e-5 of _ref elsewhere */
+        for (int64_t u = 0; u < sh->n; u++)
+            EXPECT(fabs((double)s[u] - sref[u]) <= 1e-5 * sref[u] + 1e-30, "%s shape %d e_%lld",
+                   k->name, _i, (long long)u);
+        free(out);
+        free(s);
+    }
+    ck_assert_int_ge(ran, 1);
+    free(ref);
+    free(sref);
+    unmake(&b);
+}
+END_TEST
+
+START_TEST(dispatch_has_att)
+{
+    ck_assert_ptr_nonnull(glmq_dot_kernels_get()->att);
+    for (size_t li = 0; li < sizeof levels / sizeof levels[0]; li++) {
+        const glmq_dot_kernels *k = glmq_dot_kernels_for(levels[li]);
+        if (k) ck_assert_ptr_nonnull(k->att);
+    }
+    const char *env = getenv("GLMQ_CPU");
+    if (env && strcmp(env, "ref") == 0)
+        ck_assert_ptr_eq(glmq_dot_kernels_get()->att, glmq_att_head_ref);
+}
+END_TEST
+
+static Suite *attn_suite(void)
+{
+    Suite *s = suite_create("attn");
+    TCase *tc = tcase_create("attn");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, exp_vs_libm);
+    tcase_add_loop_test(tc, ref_vs_truth, 0, NSHAPES);
+    tcase_add_loop_test(tc, levels_vs_ref, 0, NSHAPES);
+    tcase_add_test(tc, dispatch_has_att);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(attn_suite());
+    srunner_set_tap(sr, "-");
+    srunner_run_all(sr, CK_SILENT);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
