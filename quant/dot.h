@@ -56,14 +56,13 @@
  *
  *   pc = cols rounded up to GLMQ_DOT_CHUNK (128); everything past cols is zero.
  *   EXACT:      float xf[pc]                                               4*pc bytes
- *   FAST_B32:   int8 xq[pc] | float dl[pc/4] | int32 sn[pc/4]              3*pc bytes
- *                 dl[l] = d of the 32-block holding columns 4l..4l+3 (d_b repeated 8 times)
- *                 sn[l] = -(xq[4l] + xq[4l+1] + xq[4l+2] + xq[4l+3])
- *               Both are indexed by "lane" l = 4 columns, which is exactly what one int32 lane
- *               of vpdpbusd / vpmaddubsw+vpmaddwd sums, so a 64-byte load of dl or sn lines up
- *               with the int32 lanes of the dot product of 64 columns. sn << 3 (INT4, offset
- *               8) or sn << 7 (INT8 as u8 = q ^ 0x80, offset 128) is the accumulator start that
- *               cancels the unsigned-operand offset, so each lane sum is exact sum q*xq.
+ *   FAST_B32:   int8 xq[pc] | float db[pc/32] | zero pad to a multiple of 64
+ *                 db[b] = d of the 32-column block b                     pc + pc/8 (+pad) bytes
+ *               Kept compact on purpose: a GEMM streams every token's prepared activations
+ *               from L2 once per row panel, and those bytes are what bounds it. (An earlier
+ *               layout repeated d and the 4-column code sums per int32 lane, 3*pc bytes;
+ *               recomputing them in the kernel from xq - one vpdpbusd per 64 columns and
+ *               token, shared by the row panel - made the INT8 B32 GEMM ~1.4x faster.)
  *   FAST_ROW:   int8 xq[pc] | float d | int32 sum(xq) | pad to 64              pc+64 bytes
  *
  * ---- 5. Default fast mode and measurements -------------------------------------------------
@@ -100,6 +99,8 @@
 #include "core/pool.h"
 #include "quant/attn.h"
 #include "quant/quant.h"
+
+#include <string.h>
 
 #define GLMQ_DOT_CHUNK 128        /* columns per accumulation chunk; activation padding */
 #define GLMQ_DOT_ABLOCK 32        /* FAST_B32 activation block */
@@ -139,7 +140,8 @@ typedef struct glmq_dot_act {
     uint8_t *buf;     /* 64-byte aligned */
 } glmq_dot_act;
 
-/* Prepare one token: write the §4 layout of x[0..cols) to tok (tok_bytes, 64-aligned). */
+/* Prepare one token: write the §4 layout of x[0..cols) to tok (all tok_bytes of it, padding
+ * included, so prepared sets compare byte for byte; 64-aligned). */
 typedef void (*glmq_dot_prep_fn)(const float *x, int64_t cols, int64_t pcols, uint8_t *tok);
 
 /* Rows [r0, r1) of Y = W X^T for every token of a: y[t*ldy + r]. Preconditions (checked by
@@ -239,8 +241,18 @@ static inline const uint8_t *glmq_dot_tok(const glmq_dot_act *a, int64_t t)
 static inline size_t glmq_dot_tok_bytes(glmq_dot_mode mode, int64_t pcols)
 {
     return mode == GLMQ_DOT_EXACT ? (size_t)pcols * 4
-           : mode == GLMQ_DOT_FAST_B32 ? (size_t)pcols * 3
+           : mode == GLMQ_DOT_FAST_B32 ? ((size_t)pcols + (size_t)pcols / 8 + 63) / 64 * 64
                                        : (size_t)pcols + 64;
+}
+/* FAST_B32: the block scales of a prepared token, and zeroing of its tail padding. */
+static inline float *glmq_dot_b32_scales(uint8_t *tok, int64_t pcols)
+{
+    return (float *)(void *)(tok + pcols);
+}
+static inline void glmq_dot_b32_pad(uint8_t *tok, int64_t pcols)
+{
+    const size_t used = (size_t)pcols + (size_t)pcols / 8;
+    memset(tok + used, 0, glmq_dot_tok_bytes(GLMQ_DOT_FAST_B32, pcols) - used);
 }
 static inline int64_t glmq_dot_padded_cols(int64_t cols)
 {

@@ -18,8 +18,8 @@
  *   INT8:  the sign trick: u8 = |q| (vpabsb; <= 128 even for a foreign -128 code), s8 =
  *          sign(xq, q) (vpsignb; xq is never -128): |pair| <= 2*128*127 = 32512 < 32767.
  *          (Offsetting q by 128 instead would reach 2*255*127 and saturate.)
- *   vpmaddwd(pairs, 1) then gives int32 lanes of 4 consecutive columns, the activation lane
- *   of dot.h §4, so dl / sn line up: one 32-byte load per 32-column block.
+ *   vpmaddwd(pairs, 1) then gives int32 lanes of 4 consecutive columns; one 32-byte register
+ *   is one 32-column activation block, so its d_b is a single broadcast.
  */
 #include "quant/dot.h"
 
@@ -114,16 +114,13 @@ AI __m256i pack32(__m256i a, __m256i b, __m256i c, __m256i d)
 
 /*
  * FAST_B32, one 32-column block per step: 4 x 8 floats (vmaskmovps zero-fills past cols),
- * amax by vpmaxud on |x| bits, 32 codes, dl = 8 lanes of d, sn = -(vpmaddwd(vpmaddubsw(1, xq),
- * 1)): int16 pairs (|.| <= 254) then int32 quads (|.| <= 508).
+ * amax by vpmaxud on |x| bits, 32 codes, one d per block.
  */
 void glmq_dot_prep_b32_avx2(const float *x, int64_t cols, int64_t pcols, uint8_t *tok)
 {
     int8_t *xq = (int8_t *)tok;
-    float *dl = (float *)(void *)(tok + pcols);
-    int32_t *sn = (int32_t *)(void *)(tok + 2 * pcols);
+    float *db = glmq_dot_b32_scales(tok, pcols);
     const __m256i abs = _mm256_set1_epi32(0x7fffffff);
-    const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
     for (int64_t c = 0; c < pcols; c += 32) {
         __m256 xv[4];
         __m256i m = _mm256_setzero_si256();
@@ -137,11 +134,9 @@ void glmq_dot_prep_b32_avx2(const float *x, int64_t cols, int64_t pcols, uint8_t
         __m256i q = pack32(act_codes(xv[0], vid), act_codes(xv[1], vid), act_codes(xv[2], vid),
                            act_codes(xv[3], vid));
         _mm256_store_si256((__m256i *)(void *)(xq + c), q);
-        _mm256_store_ps(dl + c / 4, _mm256_set1_ps(d));
-        __m256i s4 = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, q), ones16);
-        _mm256_store_si256((__m256i *)(void *)(sn + c / 4),
-                           _mm256_sub_epi32(_mm256_setzero_si256(), s4));
+        db[c / 32] = d;
     }
+    glmq_dot_b32_pad(tok, pcols);
 }
 
 /*
@@ -402,7 +397,7 @@ KERNEL(glmq_bf16_dot_f32_avx2, BF16_BLK, 4, 2, 2)
  * One 32-column block k of a 128-column chunk, as int32 lanes of 4 columns.
  * INT4: the chunk's 64 bytes are A = bytes 0..31, B = bytes 32..63; block 0 = low nibbles of
  * A (columns 0..31), 1 = low of B (32..63), 2 = high of A (64..95), 3 = high of B (96..127).
- * Returns the unsigned nibble vector; the caller adds sn << 3 after vpmaddwd.
+ * Returns the unsigned nibble vector (q + 8); the caller subtracts 8 * (sum of xq) per lane.
  */
 AI __m256i q4_block(const uint8_t *wc, const int k)
 {
@@ -414,18 +409,20 @@ AI __m256i q4_block(const uint8_t *wc, const int k)
 /*
  * FAST_B32 micro-kernel over one chunk: nb = 4 blocks (INT8: 2 for a half chunk).
  * Per output and block: vpmaddubsw -> 16 x int16 pairs, vpmaddwd(., 1) -> 8 x int32 quads
- * (+ sn << 3 for INT4: exact sum q*xq of the lane's 4 columns), vcvtdq2ps, then
- * inner = q*d (block 0) or fma(q, d, inner); acc += inner after the chunk.
+ * (INT4: minus vpmaddwd(vpmaddubsw(8, xq), 1) = 8 * the lane's code sum, which leaves the
+ * exact sum q*xq of the lane's 4 columns; |8 * 2 * 127| fits int16), vcvtdq2ps, then
+ * inner = q*d_b (block 0) or fma(q, d_b, inner), d_b broadcast from the token's block scales;
+ * acc += inner after the chunk.
  */
 AI void fastb_chunk(const int type, const int R, const int T, const int nb,
                     const uint8_t *const *wc, const uint8_t *const *tk, int64_t ch, int64_t pc,
                     __m256 (*acc)[TMAX])
 {
-    const __m256i ones16 = _mm256_set1_epi16(1);
+    const __m256i ones16 = _mm256_set1_epi16(1), eights = _mm256_set1_epi8(8);
     __m256 inner[RMAX][TMAX];
 #pragma GCC unroll 4
     for (int k = 0; k < nb; k++) {
-        const int64_t off = 128 * ch + 32 * k; /* xq byte = dl byte = sn byte offset */
+        const int64_t off = 128 * ch + 32 * k; /* xq byte offset; block 4ch + k */
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
             __m256i wu, wq = _mm256_setzero_si256();
@@ -441,14 +438,15 @@ AI void fastb_chunk(const int type, const int R, const int T, const int nb,
                 __m256i p;
                 if (type == GLMQ_TYPE_INT4) {
                     p = _mm256_madd_epi16(_mm256_maddubs_epi16(wu, xv), ones16);
-                    __m256i sn = _mm256_load_si256((const __m256i *)(tk[t] + 2 * pc + off));
-                    p = _mm256_add_epi32(p, _mm256_slli_epi32(sn, 3));
+                    p = _mm256_sub_epi32(
+                        p, _mm256_madd_epi16(_mm256_maddubs_epi16(eights, xv), ones16));
                 } else {
                     p = _mm256_madd_epi16(_mm256_maddubs_epi16(wu, _mm256_sign_epi8(xv, wq)),
                                           ones16);
                 }
                 __m256 q = _mm256_cvtepi32_ps(p);
-                __m256 d = _mm256_load_ps((const float *)(const void *)(tk[t] + pc + off));
+                __m256 d = _mm256_broadcast_ss(
+                    (const float *)(const void *)(tk[t] + pc) + 4 * ch + k);
                 inner[r][t] = k == 0 ? _mm256_mul_ps(q, d) : _mm256_fmadd_ps(q, d, inner[r][t]);
             }
         }

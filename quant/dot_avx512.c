@@ -134,38 +134,25 @@ AI float amax2(__m512 a, __m512 b)
     return f_of_bits(_mm512_reduce_max_epu32(m));
 }
 
-/*
- * FAST_B32, 64 columns (two activation blocks) per step:
- *   xq  64 bytes: codes of columns c0..c0+63
- *   dl  16 fp32 lanes: lanes 0-7 = d of block c0/32, lanes 8-15 = d of the next block
- *   sn  16 int32 lanes: -(sum of the 4 codes of lane l), via vpmaddubsw(1, xq) (int16 pairs,
- *       |.| <= 254) and vpmaddwd(., 1) (int32 quads, |.| <= 508)
- */
+/* FAST_B32, one 32-column block per step: codes of columns c..c+31 and the block's d. */
 void glmq_dot_prep_b32_avx512(const float *x, int64_t cols, int64_t pcols, uint8_t *tok)
 {
     int8_t *xq = (int8_t *)tok;
-    float *dl = (float *)(void *)(tok + pcols);
-    int32_t *sn = (int32_t *)(void *)(tok + 2 * pcols);
-    const __m512i ones8 = _mm512_set1_epi8(1), ones16 = _mm512_set1_epi16(1);
+    float *db = glmq_dot_b32_scales(tok, pcols);
     for (int64_t c0 = 0; c0 < pcols; c0 += 64) {
-        float d[2];
         for (int h = 0; h < 2; h++) {
             const int64_t c = c0 + 32 * h;
             __m512 x0 = _mm512_maskz_loadu_ps(lanes16(cols - c), x + c);
             __m512 x1 = _mm512_maskz_loadu_ps(lanes16(cols - c - 16), x + c + 16);
             float id;
-            act_scale(amax2(x0, x1), &d[h], &id);
+            act_scale(amax2(x0, x1), &db[c / 32], &id);
             const __m512 vid = _mm512_set1_ps(id);
             _mm_store_si128((__m128i *)(void *)(xq + c), _mm512_cvtepi32_epi8(act_codes(x0, vid)));
             _mm_store_si128((__m128i *)(void *)(xq + c + 16),
                             _mm512_cvtepi32_epi8(act_codes(x1, vid)));
         }
-        __m512 dv = _mm512_insertf32x8(_mm512_set1_ps(d[0]), _mm256_set1_ps(d[1]), 1);
-        _mm512_store_ps(dl + c0 / 4, dv);
-        __m512i q = _mm512_load_si512(xq + c0);
-        __m512i s4 = _mm512_madd_epi16(_mm512_maddubs_epi16(ones8, q), ones16);
-        _mm512_store_si512(sn + c0 / 4, _mm512_sub_epi32(_mm512_setzero_si512(), s4));
     }
+    glmq_dot_b32_pad(tok, pcols);
 }
 
 void glmq_dot_prep_row_avx512(const float *x, int64_t cols, int64_t pcols, uint8_t *tok)
@@ -444,20 +431,50 @@ KERNEL(glmq_bf16_dot_f32_avx512, BF16_BLK, 8, 4, 2)
  * products, no saturation, modulo 2^32). Weights are the unsigned operand:
  *   INT4: nibble codes 0..15 (q + 8):    sum (q+8)*xq = sum q*xq + 8*sum xq
  *   INT8: byte ^ 0x80 = q + 128 (0..255): sum (q+128)*xq = sum q*xq + 128*sum xq
- * FAST_B32 starts each lane at sn << 3 (resp. << 7) = -8 (-128) * (sum of the lane's 4 codes),
- * so the lane ends at exactly sum q*xq of its 4 columns (|.| <= 4*128*127).
+ * FAST_B32 starts each lane at c = -8 (-128) * (sum of the lane's 4 activation codes), so the
+ * lane ends at exactly sum q*xq of its 4 columns (|.| <= 4*128*127). c is computed per token
+ * and chunk by one more vpdpbusd (u8 = 8 or 128 in every byte, s8 = xq) and shared by the
+ * row panel (b32_token).
  * FAST_ROW accumulates the biased sums over the whole row (each lane <= cols/16 * 4*255*127
  * < 2^31 for cols <= 131072, and modular arithmetic makes the final subtraction exact anyway)
  * and subtracts 8 (128) * sum(xq) once.
  */
 
 /*
+ * The per-token operands of chunk ch (columns 128ch..128ch+127) for FAST_B32:
+ *   x0, x1  the codes of columns 0..63 / 64..127 of the chunk (64-byte aligned loads);
+ *   c0, c1  accumulator starts: -bias * (sum of the 4 codes of each int32 lane);
+ *   d0, d1  per int32 lane, the d of the 32-column block holding it: lanes 0-7 of d0 = d of
+ *           block 4ch, lanes 8-15 = block 4ch+1; d1 likewise blocks 4ch+2, 4ch+3 (one 16-byte
+ *           load of the four block scales, two vpermps).
+ */
+typedef struct {
+    __m512i x0, x1, c0, c1;
+    __m512 d0, d1;
+} b32_tok;
+
+AI b32_tok b32_token(const uint8_t *tk, int64_t ch, int64_t pc, const char bias)
+{
+    const __m512i bv = _mm512_set1_epi8(bias), z = _mm512_setzero_si512();
+    const __m128 d4 = _mm_load_ps((const float *)(const void *)(tk + pc) + 4 * ch);
+    const __m512 dd = _mm512_castps128_ps512(d4);
+    b32_tok o;
+    o.x0 = _mm512_load_si512(tk + 128 * ch);
+    o.x1 = _mm512_load_si512(tk + 128 * ch + 64);
+    o.c0 = _mm512_sub_epi32(z, _mm512_dpbusd_epi32(z, bv, o.x0));
+    o.c1 = _mm512_sub_epi32(z, _mm512_dpbusd_epi32(z, bv, o.x1));
+    o.d0 = _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1),
+                                 dd);
+    o.d1 = _mm512_permutexvar_ps(_mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3),
+                                 dd);
+    return o;
+}
+
+/*
  * FAST_B32, INT4, one 128-column chunk ch of R rows x T tokens.
  * Lanes: lo[r] = the 64 low nibbles = columns 0..63 of the chunk, hi[r] = columns 64..127;
- * int32 lane l of vpdpbusd(lo) covers columns 4l..4l+3, i.e. activation lane 32ch + l, whose
- * d and sn are at byte offsets pc + 128ch + 4l and 2pc + 128ch + 4l of the token: one aligned
- * 64-byte load each. Per output: inner = cvt(il) * dl0, inner = fma(cvt(ih), dl1, inner),
- * acc += inner (fp32, 16 lanes).
+ * int32 lane l of vpdpbusd(lo) covers columns 4l..4l+3. Per output: inner = cvt(il) * d0,
+ * inner = fma(cvt(ih), d1, inner), acc += inner (fp32, 16 lanes).
  */
 AI void q4b_chunk(const int R, const int T, const uint8_t *const *wc, const uint8_t *const *tk,
                   int64_t ch, int64_t pc, __m512 (*acc)[TMAX])
@@ -472,18 +489,13 @@ AI void q4b_chunk(const int R, const int T, const uint8_t *const *wc, const uint
     }
 #pragma GCC unroll 4
     for (int t = 0; t < T; t++) {
-        const uint8_t *xq = tk[t] + 128 * ch, *dl = tk[t] + pc + 128 * ch,
-                      *sn = tk[t] + 2 * pc + 128 * ch;
-        const __m512i xl = _mm512_load_si512(xq), xh = _mm512_load_si512(xq + 64);
-        const __m512i c0 = _mm512_slli_epi32(_mm512_load_si512(sn), 3);
-        const __m512i c1 = _mm512_slli_epi32(_mm512_load_si512(sn + 64), 3);
-        const __m512 d0 = _mm512_load_ps(dl), d1 = _mm512_load_ps(dl + 64);
+        const b32_tok k = b32_token(tk[t], ch, pc, 8);
 #pragma GCC unroll 8
         for (int r = 0; r < R; r++) {
-            __m512i il = _mm512_dpbusd_epi32(c0, lo[r], xl);
-            __m512i ih = _mm512_dpbusd_epi32(c1, hi[r], xh);
-            __m512 inner = _mm512_mul_ps(_mm512_cvtepi32_ps(il), d0);
-            inner = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ih), d1, inner);
+            __m512i il = _mm512_dpbusd_epi32(k.c0, lo[r], k.x0);
+            __m512i ih = _mm512_dpbusd_epi32(k.c1, hi[r], k.x1);
+            __m512 inner = _mm512_mul_ps(_mm512_cvtepi32_ps(il), k.d0);
+            inner = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ih), k.d1, inner);
             acc[r][t] = _mm512_add_ps(acc[r][t], inner);
         }
     }
@@ -505,28 +517,21 @@ AI void q8b_chunk(const int R, const int T, const int nh, const uint8_t *const *
     }
 #pragma GCC unroll 4
     for (int t = 0; t < T; t++) {
-        const uint8_t *xq = tk[t] + 128 * ch, *dl = tk[t] + pc + 128 * ch,
-                      *sn = tk[t] + 2 * pc + 128 * ch;
-        const __m512i x0 = _mm512_load_si512(xq);
-        const __m512i c0 = _mm512_slli_epi32(_mm512_load_si512(sn), 7);
-        const __m512 d0 = _mm512_load_ps(dl);
+        const b32_tok k = b32_token(tk[t], ch, pc, (char)0x80);
         if (nh == 2) {
-            const __m512i x1 = _mm512_load_si512(xq + 64);
-            const __m512i c1 = _mm512_slli_epi32(_mm512_load_si512(sn + 64), 7);
-            const __m512 d1 = _mm512_load_ps(dl + 64);
 #pragma GCC unroll 8
             for (int r = 0; r < R; r++) {
-                __m512i i0 = _mm512_dpbusd_epi32(c0, w0[r], x0);
-                __m512i i1 = _mm512_dpbusd_epi32(c1, w1[r], x1);
-                __m512 inner = _mm512_mul_ps(_mm512_cvtepi32_ps(i0), d0);
-                inner = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i1), d1, inner);
+                __m512i i0 = _mm512_dpbusd_epi32(k.c0, w0[r], k.x0);
+                __m512i i1 = _mm512_dpbusd_epi32(k.c1, w1[r], k.x1);
+                __m512 inner = _mm512_mul_ps(_mm512_cvtepi32_ps(i0), k.d0);
+                inner = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i1), k.d1, inner);
                 acc[r][t] = _mm512_add_ps(acc[r][t], inner);
             }
         } else {
 #pragma GCC unroll 8
             for (int r = 0; r < R; r++) {
-                __m512i i0 = _mm512_dpbusd_epi32(c0, w0[r], x0);
-                __m512 inner = _mm512_mul_ps(_mm512_cvtepi32_ps(i0), d0);
+                __m512i i0 = _mm512_dpbusd_epi32(k.c0, w0[r], k.x0);
+                __m512 inner = _mm512_mul_ps(_mm512_cvtepi32_ps(i0), k.d0);
                 acc[r][t] = _mm512_add_ps(acc[r][t], inner);
             }
         }

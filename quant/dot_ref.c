@@ -77,8 +77,7 @@ void glmq_dot_prep_exact_ref(const float *x, int64_t cols, int64_t pcols, uint8_
 void glmq_dot_prep_b32_ref(const float *x, int64_t cols, int64_t pcols, uint8_t *tok)
 {
     int8_t *xq = (int8_t *)tok;
-    float *dl = (float *)(void *)(tok + pcols);
-    int32_t *sn = (int32_t *)(void *)(tok + 2 * pcols);
+    float *db = glmq_dot_b32_scales(tok, pcols);
     for (int64_t b0 = 0; b0 < pcols; b0 += GLMQ_DOT_ABLOCK) {
         float amax = 0.0f;
         for (int64_t c = b0; c < b0 + GLMQ_DOT_ABLOCK && c < cols; c++) {
@@ -89,11 +88,9 @@ void glmq_dot_prep_b32_ref(const float *x, int64_t cols, int64_t pcols, uint8_t 
         act_scale(amax, &d, &id);
         for (int64_t c = b0; c < b0 + GLMQ_DOT_ABLOCK; c++)
             xq[c] = c < cols ? act_code(x[c], id) : 0;
-        for (int64_t l = b0 / 4; l < (b0 + GLMQ_DOT_ABLOCK) / 4; l++) {
-            dl[l] = d;
-            sn[l] = -(xq[4 * l] + xq[4 * l + 1] + xq[4 * l + 2] + xq[4 * l + 3]);
-        }
+        db[b0 / GLMQ_DOT_ABLOCK] = d;
     }
+    glmq_dot_b32_pad(tok, pcols);
 }
 
 void glmq_dot_prep_row_ref(const float *x, int64_t cols, int64_t pcols, uint8_t *tok)
@@ -219,10 +216,10 @@ void glmq_q4_dot_q8b_ref(const glmq_dot_mat *w, int64_t r0, int64_t r1, const gl
         for (int64_t t = 0; t < a->ntok; t++) {
             const uint8_t *tok = glmq_dot_tok(a, t);
             const int8_t *xq = (const int8_t *)tok;
-            const float *dl = (const float *)(const void *)(tok + pc);
+            const float *db = (const float *)(const void *)(tok + pc);
             double acc = 0.0;
             for (int64_t b0 = 0; b0 < glmq_q4_padded_cols(w->cols); b0 += GLMQ_DOT_ABLOCK)
-                acc += (double)dl[b0 / 4] * q4_block_isum(row, xq, b0);
+                acc += (double)db[b0 / GLMQ_DOT_ABLOCK] * q4_block_isum(row, xq, b0);
             y[t * ldy + r] = (float)(s * acc);
         }
     }
@@ -238,10 +235,10 @@ void glmq_q8_dot_q8b_ref(const glmq_dot_mat *w, int64_t r0, int64_t r1, const gl
         for (int64_t t = 0; t < a->ntok; t++) {
             const uint8_t *tok = glmq_dot_tok(a, t);
             const int8_t *xq = (const int8_t *)tok;
-            const float *dl = (const float *)(const void *)(tok + pc);
+            const float *db = (const float *)(const void *)(tok + pc);
             double acc = 0.0;
             for (int64_t b0 = 0; b0 < glmq_q8_padded_cols(w->cols); b0 += GLMQ_DOT_ABLOCK)
-                acc += (double)dl[b0 / 4] * q8_block_isum(row, xq, b0);
+                acc += (double)db[b0 / GLMQ_DOT_ABLOCK] * q8_block_isum(row, xq, b0);
             y[t * ldy + r] = (float)(s * acc);
         }
     }

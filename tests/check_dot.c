@@ -226,7 +226,7 @@ static double fast_bound(const glmq_dot_mat *m, int64_t r, const glmq_dot_act *a
     for (int64_t c = 0; c < m->cols; c++) {
         float d;
         if (a->mode == GLMQ_DOT_FAST_B32)
-            memcpy(&d, tok + a->pcols + 4 * (c / 4), 4);
+            memcpy(&d, tok + a->pcols + 4 * (c / GLMQ_DOT_ABLOCK), 4);
         else
             memcpy(&d, tok + a->pcols, 4);
         w_at(m, r, c, &code);
@@ -507,18 +507,19 @@ START_TEST(prep_by_hand)
         prepared p;
         prep(&p, k, GLMQ_DOT_FAST_B32, x, 40, 1);
         const int8_t *xq = (const int8_t *)p.a.buf;
-        const float *dl = (const float *)(const void *)(p.a.buf + 128);
-        const int32_t *sn = (const int32_t *)(const void *)(p.a.buf + 256);
+        const float *db = (const float *)(const void *)(p.a.buf + 128); /* pc = 128 */
+        ck_assert_uint_eq(p.a.tok_bytes, 192);
         ck_assert_int_eq(xq[0], 127);
         ck_assert_int_eq(xq[1], 0);
         ck_assert_int_eq(xq[2], 2);
         ck_assert_int_eq(xq[3], 2);
-        ck_assert_int_eq(sn[0], -131);
-        ck_assert_float_eq(dl[0], 1.0f);
-        ck_assert_float_eq(dl[7], 1.0f);
-        ck_assert_float_eq(dl[8], 0.0f); /* flushed block */
+        ck_assert_float_eq(db[0], 1.0f);
+        ck_assert_float_eq(db[1], 0.0f); /* flushed block */
+        ck_assert_float_eq(db[2], 0.0f); /* all-padding blocks */
+        ck_assert_float_eq(db[3], 0.0f);
         ck_assert_int_eq(xq[33], 0);
         for (int c = 40; c < 128; c++) ck_assert_int_eq(xq[c], 0); /* padding */
+        for (int c = 144; c < 192; c++) ck_assert_int_eq(p.a.buf[c], 0);
         free(p.scratch);
         prep(&p, k, GLMQ_DOT_FAST_ROW, x, 40, 1);
         float d;
