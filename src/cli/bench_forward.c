@@ -7,26 +7,52 @@
  * tokens/s and as a fraction of the bandwidth roofline, read bandwidth (measured in the same
  * run) / weight bytes each token streams (every layer weight with its scales, plus the output
  * layer). Medians of --runs runs.
+ *
+ * The model is mmap'd, so a weight page the kernel has dropped from the page cache is read
+ * from disk again and the figure measures the disk. The major page faults of the timed parts
+ * are therefore counted and printed, and --mlock locks the weights in memory first (as
+ * llama.cpp's --mlock; needs RLIMIT_MEMLOCK or CAP_IPC_LOCK).
  */
 #include "cli.h"
 #include "verify/glm_ref.h"
 
+#include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+static long major_faults(void)
+{
+    struct rusage ru;
+    return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_majflt : 0;
+}
+
+/* mlock the pages holding [p, p + n). */
+static int lock_range(const void *p, size_t n)
+{
+    if (!p || !n) return 0;
+    const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+    const uintptr_t a = (uintptr_t)p & ~(pg - 1), b = ((uintptr_t)p + n + pg - 1) & ~(pg - 1);
+    return mlock((const void *)a, b - a);
+}
 
 static const char usage_text[] =
     "usage: glmq bench forward MODEL [--prompt P] [--decode D] [--threads N] [--runs R]\n"
-    "                              [--kernels fast|exact|reference] [--bw-mb M]\n"
+    "                              [--kernels fast|exact|reference] [--bw-mb M] [--mlock]\n"
     "\n"
     "Prefill of P tokens (default 512): tokens/s and G int-ops/s. Decode of D tokens (default\n"
     "16) on the KV cache: tokens/s and % of the roofline (read bandwidth measured in the same\n"
     "run / weight bytes per token). MODEL is a .glmq file or a checkpoint directory (e.g. a\n"
-    "synthetic one from glmq_synth). Medians of R runs (default 3).\n";
+    "synthetic one from glmq_synth). Medians of R runs (default 3). Major page faults in the\n"
+    "timed parts are reported (weights re-read from disk); --mlock locks the weights in RAM.\n";
 
 int cli_bench_forward(int argc, char **argv)
 {
     const char *model = NULL;
-    int prompt = 512, decode = 16, threads = 0, runs = 3, bw_mb = 1024;
+    int prompt = 512, decode = 16, threads = 0, runs = 3, bw_mb = 1024, lock = 0;
     glmq_forward_mode mode = GLMQ_FWD_FAST;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -42,6 +68,8 @@ int cli_bench_forward(int argc, char **argv)
         } else if (dst) {
             if (++i >= argc || (*dst = cli_parse_int(argv[i], 1, 1 << 16)) < 0)
                 return cli_usage("bench", "%s needs a positive number", a);
+        } else if (!strcmp(a, "--mlock")) {
+            lock = 1;
         } else if (!strcmp(a, "--kernels")) {
             if (++i >= argc) return cli_usage("bench", "--kernels needs a value");
             mode = !strcmp(argv[i], "exact")       ? GLMQ_FWD_EXACT
@@ -79,6 +107,14 @@ int cli_bench_forward(int argc, char **argv)
         if (want[i].role == GLMQ_ROLE_LAYER_WEIGHT) lparams += (double)t->rows * (double)t->cols;
         if (want[i].role == GLMQ_ROLE_LAYER_WEIGHT || want[i].role == GLMQ_ROLE_OUTPUT)
             wbytes += (double)t->data_size + (double)t->scales_size;
+        if (lock && (lock_range(t->data, t->data_size) != 0 ||
+                     lock_range(t->scales, t->scales_size) != 0)) {
+            fprintf(stderr, "glmq: error: --mlock: cannot lock %s (%s)\n", want[i].name,
+                    strerror(errno));
+            free(want);
+            rc = EXIT_ERR;
+            goto done;
+        }
     }
     free(want);
     if (glmq_forward_create_mode(m, prompt + decode, threads, mode, &f, &err) != GLMQ_OK) {
@@ -106,8 +142,10 @@ int cli_bench_forward(int argc, char **argv)
         ids[prompt - 1] = (int32_t)c->tok_sop;
     }
     double tp[64], td[64];
+    long fp = 0, fd = 0;
     for (int r = 0; r < runs; r++) {
         glmq_forward_reset(f);
+        long f0 = major_faults();
         double t0 = cli_now();
         if (glmq_forward_eval(f, ids, prompt - 1, NULL, &err) != GLMQ_OK ||
             glmq_forward_eval(f, ids + prompt - 1, 1, logits, &err) != GLMQ_OK) {
@@ -115,6 +153,8 @@ int cli_bench_forward(int argc, char **argv)
             goto done;
         }
         tp[r] = cli_now() - t0;
+        fp += major_faults() - f0;
+        f0 = major_faults();
         t0 = cli_now();
         for (int i = 0; i < decode; i++)
             if (glmq_forward_eval(f, ids + prompt + i, 1, logits, &err) != GLMQ_OK) {
@@ -122,6 +162,7 @@ int cli_bench_forward(int argc, char **argv)
                 goto done;
             }
         td[r] = cli_now() - t0;
+        fd += major_faults() - f0;
     }
     double p = cli_median(tp, runs), d = cli_median(td, runs);
     double roof = bw / wbytes;
@@ -136,6 +177,9 @@ int cli_bench_forward(int argc, char **argv)
     printf("  decode  %4d    %.3f s = %.2f tokens/s = %.0f%% of the roofline (%.1f GB/s of "
            "weights)\n",
            decode, d, decode / d, 100.0 * (decode / d) / roof, wbytes * decode / d / 1e9);
+    printf("  major page faults: prefill %ld, decode %ld%s\n", fp, fd,
+           fp + fd ? " (weights were re-read from disk: the times include I/O; see --mlock)"
+                   : "");
 done:
     free(ids);
     free(logits);
