@@ -277,7 +277,7 @@ glmq_status glmq_pack_open(const char *path, glmq_pack **out, glmq_err *err)
     GLMQ_FAIL_IF_G(m == MAP_FAILED, err, GLMQ_E_IO, "cannot map '%s': %s", path, strerror(errno));
     p->map = m;
 #if defined(MADV_HUGEPAGE)
-    (void)madvise(m, p->size, MADV_HUGEPAGE); /* advisory only; see SPEC.md on reading */
+    (void)madvise(m, p->size, MADV_HUGEPAGE); /* advisory only (see the top of this file) */
 #endif
     GLMQ_TRY_G(validate(p, err));
     close(fd);

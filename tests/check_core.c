@@ -10,6 +10,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <time.h>
 
 #ifdef __FLT16_MAX__
 START_TEST(f16_to_f32_all)
@@ -107,6 +108,46 @@ static void sum_run(void *arg, int ith, int nth)
     j->out[ith] = s;
 }
 
+/* Every index runs exactly once per job; ith > 0 optionally outlasts the caller's spin. */
+typedef struct {
+    int counts[4];
+    int slow_us; /* worker indices sleep this long */
+} count_job;
+
+static void count_run(void *arg, int ith, int nth)
+{
+    count_job *j = arg;
+    (void)nth;
+    if (ith > 0 && j->slow_us) {
+        struct timespec ts = {0, (long)j->slow_us * 1000};
+        nanosleep(&ts, NULL);
+    }
+    j->counts[ith]++;
+}
+
+/* The pool's three ways of waiting: back-to-back jobs (workers still spinning), jobs after a
+ * pause longer than the spin (workers asleep on the condition variable), and workers slower
+ * than the caller's spin (the caller asleep). Each job must run every index exactly once and
+ * return only after all have finished. */
+START_TEST(pool_spin_and_sleep)
+{
+    for (int threads = 2; threads <= 3; threads++) {
+        glmq_pool *p = NULL;
+        ck_assert_int_eq(glmq_pool_create(threads, &p, NULL), GLMQ_OK);
+        for (int rep = 0; rep < 60; rep++) {
+            count_job j = {{0}, rep % 3 == 2 ? 1000 : 0};
+            if (rep % 3 == 1) {
+                struct timespec ts = {0, 2000000}; /* 2 ms: every worker falls asleep */
+                nanosleep(&ts, NULL);
+            }
+            glmq_pool_run(p, count_run, &j);
+            for (int i = 0; i < threads; i++) ck_assert_int_eq(j.counts[i], 1);
+        }
+        glmq_pool_free(p);
+    }
+}
+END_TEST
+
 START_TEST(pool_runs_every_index)
 {
     for (int threads = 1; threads <= 4; threads++) {
@@ -141,6 +182,7 @@ static Suite *core_suite(void)
     tcase_add_test(tc, bf16);
     tcase_add_test(tc, err_prefix);
     tcase_add_test(tc, pool_runs_every_index);
+    tcase_add_test(tc, pool_spin_and_sleep);
     suite_add_tcase(s, tc);
     return s;
 }
