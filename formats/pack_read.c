@@ -7,8 +7,10 @@
  * only on request (glmq_pack_verify), because that reads the whole file.
  *
  * The mapping is advised MADV_HUGEPAGE: where the kernel supports large page-cache folios
- * (e.g. ext4, tmpfs with huge=) weights are then read ahead and mapped in 2 MiB pages, so a
- * decode step streaming gigabytes of weights takes a TLB miss per 2 MiB instead of per 4 KiB.
+ * (e.g. ext4, tmpfs with huge=) weights are then read ahead and mapped in 2 MiB pages. A
+ * decode step streams gigabytes of weights; on the development VM (ext4, Linux 6.18) a
+ * one-thread INT4 decode ran 2-4x faster from 2 MiB than from 4 KiB page-cache pages
+ * (README, Kernels).
  */
 #define _DEFAULT_SOURCE /* MADV_HUGEPAGE */
 #include "formats/pack.h"

@@ -62,7 +62,8 @@
  *               from L2 once per row panel, and those bytes are what bounds it. (An earlier
  *               layout repeated d and the 4-column code sums per int32 lane, 3*pc bytes;
  *               recomputing them in the kernel from xq - one vpdpbusd per 64 columns and
- *               token, shared by the row panel - made the INT8 B32 GEMM ~1.4x faster.)
+ *               token, shared by the row panel - made the B32 GEMM 1.4x (INT4) and 1.7x
+ *               (INT8) faster.)
  *   FAST_ROW:   int8 xq[pc] | float d | int32 sum(xq) | pad to 64              pc+64 bytes
  *
  * ---- 5. Default fast mode and measurements -------------------------------------------------
@@ -73,8 +74,8 @@
  * than 256-bit ones on this CPU, so the AVX-512 probe reads 64-byte lines as two halves):
  *   GEMV speed: both FAST modes are memory-bound at 75-95% of the read bandwidth for INT4 and
  *     INT8 on every GLM shape (EXACT: 70-90%), so the mode costs no decode speed.
- *   GEMM (512 tokens, 2 threads): FAST_B32 320-570 G int-ops/s, FAST_ROW 650-1250, EXACT
- *     230-300 GFLOP/s. FAST_ROW does ~3x fewer operations per MAC (no per-block convert and
+ *   GEMM (512 tokens, 2 threads): FAST_B32 520-580 G int-ops/s, FAST_ROW 680-1270, EXACT
+ *     240-310 GFLOP/s. FAST_ROW does ~3x fewer operations per MAC (no per-block convert and
  *     scale) but prefill is not the bottleneck of a 2-core decode.
  *   Accuracy (1024x4096 Student-t(5) weights, 16 tokens, ||y - y_exact|| / ||y_exact||):
  *                          weights (exact vs fp32)   FAST_B32   FAST_ROW

@@ -25,14 +25,7 @@
     } while (0)
 
 static uint64_t rng;
-static uint64_t rnd64(void)
-{
-    uint64_t z = (rng += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-static double rnd_sym(void) { return (double)(rnd64() >> 11) * 0x1p-52 - 1.0; }
+static double rnd_sym(void) { return (double)(tu_splitmix64(&rng) >> 11) * 0x1p-52 - 1.0; }
 
 static const glmq_cpu_level levels[] = {GLMQ_CPU_REF, GLMQ_CPU_AVX2, GLMQ_CPU_AVX512};
 

@@ -232,3 +232,11 @@ int tu_count_entries(const char *dir)
     if (d) closedir(d);
     return n;
 }
+
+uint64_t tu_splitmix64(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}

@@ -41,4 +41,7 @@ int tu_run(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)
  * ("<f4", "|i1", "<u2", "<i4", ...); shape up to 4 dims. Returns malloc'd data or NULL. */
 void *tu_npy_load(const char *path, char dtype[8], int *ndim, int64_t shape[4], size_t *nbytes);
 
+/* splitmix64: the next value of the deterministic generator with state *s. */
+uint64_t tu_splitmix64(uint64_t *s);
+
 #endif
