@@ -92,7 +92,10 @@ void glmq_att_head_avx2(const float *q, const float *k, const float *v, int64_t 
         const __m256i valid = lanes8(n - u0);
         const __m256 sc = _mm256_mul_ps(tree8(acc), _mm256_set1_ps(scale));
         _mm256_maskstore_ps(s + u0, valid, sc);
-        vmax = _mm256_blendv_ps(vmax, _mm256_max_ps(vmax, sc), _mm256_castsi256_ps(valid));
+        /* NaN scores never enter the max (as in _ref: their exp is then 0) */
+        const __m256 take =
+            _mm256_and_ps(_mm256_castsi256_ps(valid), _mm256_cmp_ps(sc, sc, _CMP_ORD_Q));
+        vmax = _mm256_blendv_ps(vmax, _mm256_max_ps(vmax, sc), take);
     }
     const __m256 mx = _mm256_set1_ps(hmax8(vmax));
 

@@ -95,7 +95,9 @@ void glmq_att_head_avx512(const float *q, const float *k, const float *v, int64_
         const __mmask16 valid = lanes16(n - u0);
         const __m512 sc = _mm512_mul_ps(tree16(acc), _mm512_set1_ps(scale));
         _mm512_mask_storeu_ps(s + u0, valid, sc);
-        vmax = _mm512_mask_max_ps(vmax, valid, vmax, sc);
+        /* NaN scores never enter the max (as in _ref: their exp is then 0) */
+        const __mmask16 ord = _mm512_cmp_ps_mask(sc, sc, _CMP_ORD_Q);
+        vmax = _mm512_mask_max_ps(vmax, valid & ord, vmax, sc);
     }
     const __m512 mx = _mm512_set1_ps(_mm512_reduce_max_ps(vmax));
 

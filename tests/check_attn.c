@@ -178,6 +178,36 @@ START_TEST(levels_vs_ref)
 }
 END_TEST
 
+/* A NaN score (a NaN in one key row) gets weight 0 on every level, as in _ref, wherever the
+ * key falls in its score block; the other keys' output stays finite and equal. */
+START_TEST(nan_key_ignored)
+{
+    const int64_t d = 4, n = 32;
+    float q[4] = {0.5f, -0.25f, 1.0f, 0.125f}, k[32 * 4], v[32 * 4], s[32], ref[4], out[4];
+    for (int64_t i = 0; i < n * d; i++) {
+        k[i] = (float)((i * 7) % 11) / 11.0f;
+        v[i] = 1.0f + (float)(i % 3);
+    }
+    const int64_t bad[] = {0, 7, 15, 19, 31};
+    for (size_t b = 0; b < sizeof bad / sizeof bad[0]; b++) {
+        float kb[32 * 4];
+        memcpy(kb, k, sizeof kb);
+        kb[bad[b] * d + 1] = NAN;
+        glmq_att_head_ref(q, kb, v, d, d, n, 0.5f, s, ref);
+        for (int64_t e = 0; e < d; e++) ck_assert(isfinite(ref[e]));
+        for (size_t li = 0; li < sizeof levels / sizeof levels[0]; li++) {
+            const glmq_dot_kernels *kl = glmq_dot_kernels_for(levels[li]);
+            if (!kl) continue;
+            kl->att(q, kb, v, d, d, n, 0.5f, s, out);
+            for (int64_t e = 0; e < d; e++)
+                EXPECT(fabsf(out[e] - ref[e]) <= 1e-5f * fabsf(ref[e]),
+                       "%s, NaN key %lld, e %lld: %g vs ref %g", kl->name, (long long)bad[b],
+                       (long long)e, (double)out[e], (double)ref[e]);
+        }
+    }
+}
+END_TEST
+
 START_TEST(dispatch_has_att)
 {
     ck_assert_ptr_nonnull(glmq_dot_kernels_get()->att);
@@ -199,6 +229,7 @@ static Suite *attn_suite(void)
     tcase_add_test(tc, exp_vs_libm);
     tcase_add_loop_test(tc, ref_vs_truth, 0, NSHAPES);
     tcase_add_loop_test(tc, levels_vs_ref, 0, NSHAPES);
+    tcase_add_test(tc, nan_key_ignored);
     tcase_add_test(tc, dispatch_has_att);
     suite_add_tcase(s, tc);
     return s;

@@ -120,6 +120,7 @@ glmq_status glmq_pool_create(int nthreads, glmq_pool **out, glmq_err *err)
     pthread_cond_init(&p->done, NULL);
     p->th = calloc((size_t)nthreads, sizeof *p->th);
     if (!p->th) {
+        p->n = 1; /* no workers to join */
         glmq_pool_free(p);
         return glmq_fail(err, GLMQ_E_NOMEM, "out of memory");
     }
