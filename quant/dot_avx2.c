@@ -22,6 +22,7 @@
  *   is one 32-column activation block, so its d_b is a single broadcast.
  */
 #include "quant/dot.h"
+#include "quant/dot_walk.h"
 
 #include <immintrin.h>
 
@@ -182,57 +183,13 @@ void glmq_dot_prep_row_avx2(const float *x, int64_t cols, int64_t pcols, uint8_t
     memcpy(tok + pcols + 4, &s, 4);
 }
 
-/* ---- drivers (as dot_avx512.c) --------------------------------------------------------------- */
+/* ---- micro-kernel limits (the walk itself is quant/dot_walk.h) ------------------------------- */
 
 #define RMAX 4 /* largest R of any micro-kernel below (accumulator arrays are sized by it) */
 #define TMAX 4
 
-/* Tokens per L2-resident block (~384 KiB of prepared activations), a multiple of tm. */
-static int64_t token_block(const glmq_dot_act *a, int tm)
-{
-    int64_t tb = (int64_t)((384u << 10) / a->tok_bytes);
-    tb = tb / tm * tm;
-    if (tb < tm) tb = tm;
-    return tb;
-}
-
 /* fp16 row scale widened by F16C vcvtph2ps: exact, the same value as glmq_f16_to_f32. */
 static inline float row_scale(const glmq_dot_mat *w, int64_t r) { return _cvtsh_ss(w->scales[r]); }
-
-/*
- * The row/token walk (dot_avx512.c DRIVER): GEMV (ntok 1) runs panels of RV rows, GEMM runs
- * token blocks, and in each, panels of RM rows x groups of TM tokens with (RM,1), (1,TM), (1,1)
- * for the remainders. Every shape gives the same bits per output (file header).
- */
-#define DRIVER(RV, RM, TM, BLOCK)                                                                \
-    {                                                                                            \
-        const int64_t ntok = a->ntok;                                                            \
-        if (ntok == 1) {                                                                         \
-            int64_t r = r0;                                                                      \
-            for (; r + (RV) <= r1; r += (RV)) BLOCK(RV, 1, r, 0);                                \
-            for (; r < r1; r++) BLOCK(1, 1, r, 0);                                               \
-            return;                                                                              \
-        }                                                                                        \
-        const int64_t tbs = token_block(a, TM);                                                  \
-        for (int64_t tb = 0; tb < ntok; tb += tbs) {                                             \
-            const int64_t te = tb + tbs < ntok ? tb + tbs : ntok;                                \
-            int64_t r = r0;                                                                      \
-            for (; r + (RM) <= r1; r += (RM)) {                                                  \
-                int64_t t = tb;                                                                  \
-                for (; t + (TM) <= te; t += (TM)) BLOCK(RM, TM, r, t);                           \
-                for (; t < te; t++) BLOCK(RM, 1, r, t);                                          \
-            }                                                                                    \
-            for (; r < r1; r++) {                                                                \
-                int64_t t = tb;                                                                  \
-                for (; t + (TM) <= te; t += (TM)) BLOCK(1, TM, r, t);                            \
-                for (; t < te; t++) BLOCK(1, 1, r, t);                                           \
-            }                                                                                    \
-        }                                                                                        \
-    }
-
-#define KERNEL(fname, BLK, RV, RM, TM)                                                           \
-    void fname(const glmq_dot_mat *w, int64_t r0, int64_t r1, const glmq_dot_act *a, float *y,  \
-               int64_t ldy) DRIVER(RV, RM, TM, BLK)
 
 /* ---- EXACT ----------------------------------------------------------------------------------- */
 
@@ -314,17 +271,8 @@ AI void exact_block(const int type, const int R, const int T, const glmq_dot_mat
                     const glmq_dot_act *a, int64_t t, float *y, int64_t ldy)
 {
     const int64_t cb = chunk_bytes(type);
-    int64_t nfull, rest;
-    if (type == GLMQ_TYPE_INT4) {
-        nfull = a->pcols / 128;
-        rest = 0;
-    } else if (type == GLMQ_TYPE_INT8) {
-        nfull = glmq_q8_padded_cols(w->cols) / 128;
-        rest = glmq_q8_padded_cols(w->cols) % 128;
-    } else {
-        nfull = w->cols / 128;
-        rest = w->cols % 128;
-    }
+    int64_t nfull, rest; /* full chunks; columns in the last partial chunk */
+    glmq_dot_exact_chunks(type, w, a, &nfull, &rest);
     const uint8_t *wr[RMAX];
     const float *xt[TMAX];
     __m256 acc[RMAX][TMAX];
@@ -386,10 +334,10 @@ AI void exact_block(const int type, const int R, const int T, const glmq_dot_mat
 #define BF16_BLK(R, T, r, t) exact_block(GLMQ_TYPE_BF16, R, T, w, r, a, t, y, ldy)
 
 /* GEMV 4 rows (8 acc + temps), GEMM 2 x 2 (8 acc + 4 activation + 2 weight vectors). */
-KERNEL(glmq_q4_dot_f32_avx2, Q4E_BLK, 4, 2, 2)
-KERNEL(glmq_q8_dot_f32_avx2, Q8E_BLK, 4, 2, 2)
-KERNEL(glmq_f16_dot_f32_avx2, F16_BLK, 4, 2, 2)
-KERNEL(glmq_bf16_dot_f32_avx2, BF16_BLK, 4, 2, 2)
+GLMQ_DOT_KERNEL(glmq_q4_dot_f32_avx2, Q4E_BLK, 4, 2, 2)
+GLMQ_DOT_KERNEL(glmq_q8_dot_f32_avx2, Q8E_BLK, 4, 2, 2)
+GLMQ_DOT_KERNEL(glmq_f16_dot_f32_avx2, F16_BLK, 4, 2, 2)
+GLMQ_DOT_KERNEL(glmq_bf16_dot_f32_avx2, BF16_BLK, 4, 2, 2)
 
 /* ---- FAST_B32 -------------------------------------------------------------------------------- */
 
@@ -584,10 +532,10 @@ AI void fastr_block(const int type, const int R, const int T, const glmq_dot_mat
 #define Q8R_BLK(R, T, r, t) fastr_block(GLMQ_TYPE_INT8, R, T, w, r, a, t, y, ldy)
 
 /* GEMV 4 rows; GEMM 1 row x 4 tokens (one row's unpacked chunk reused by 4 tokens). */
-KERNEL(glmq_q4_dot_q8b_avx2, Q4B_BLK, 4, 1, 4)
-KERNEL(glmq_q8_dot_q8b_avx2, Q8B_BLK, 4, 1, 4)
-KERNEL(glmq_q4_dot_q8r_avx2, Q4R_BLK, 4, 1, 4)
-KERNEL(glmq_q8_dot_q8r_avx2, Q8R_BLK, 4, 1, 4)
+GLMQ_DOT_KERNEL(glmq_q4_dot_q8b_avx2, Q4B_BLK, 4, 1, 4)
+GLMQ_DOT_KERNEL(glmq_q8_dot_q8b_avx2, Q8B_BLK, 4, 1, 4)
+GLMQ_DOT_KERNEL(glmq_q4_dot_q8r_avx2, Q4R_BLK, 4, 1, 4)
+GLMQ_DOT_KERNEL(glmq_q8_dot_q8r_avx2, Q8R_BLK, 4, 1, 4)
 
 /* ---- bandwidth probe ------------------------------------------------------------------------- */
 

@@ -25,6 +25,7 @@
  * as in _ref), vcvtps2dq (ties-to-even, like nearbyintf), vpmovdb (no saturation needed).
  */
 #include "quant/dot.h"
+#include "quant/dot_walk.h"
 
 #include <immintrin.h>
 
@@ -188,55 +189,16 @@ void glmq_dot_prep_row_avx512(const float *x, int64_t cols, int64_t pcols, uint8
     memcpy(tok + pcols + 4, &s, 4);
 }
 
-/* ---- drivers shared by all kernels ----------------------------------------------------------- */
+/* ---- micro-kernel limits (the walk itself is quant/dot_walk.h) ------------------------------- */
 
 #define RMAX 8
 #define TMAX 4
-
-/* Tokens per L2-resident block: enough that ~384 KiB of prepared activations are reused by
- * every row panel, at least one token group, a multiple of the group size. */
-static int64_t token_block(const glmq_dot_act *a, int tm)
-{
-    int64_t tb = (int64_t)((384u << 10) / a->tok_bytes);
-    tb = tb / tm * tm;
-    if (tb < tm) tb = tm;
-    return tb;
-}
 
 static inline float row_scale(const glmq_dot_mat *w, int64_t r)
 {
     return _cvtsh_ss(w->scales[r]); /* F16C: exact widening, same as glmq_f16_to_f32 */
 }
 
-/*
- * The row/token walk of every kernel. BLOCK(R, T, r, t) computes rows r..r+R-1 for tokens
- * t..t+T-1; only the shapes (RV,1) for GEMV, (RM,TM), (RM,1), (1,TM), (1,1) are instantiated.
- */
-#define DRIVER(name, RV, RM, TM, BLOCK)                                                          \
-    {                                                                                            \
-        const int64_t ntok = a->ntok;                                                            \
-        if (ntok == 1) {                                                                         \
-            int64_t r = r0;                                                                      \
-            for (; r + (RV) <= r1; r += (RV)) BLOCK(RV, 1, r, 0);                                \
-            for (; r < r1; r++) BLOCK(1, 1, r, 0);                                               \
-            return;                                                                              \
-        }                                                                                        \
-        const int64_t tbs = token_block(a, TM);                                                  \
-        for (int64_t tb = 0; tb < ntok; tb += tbs) {                                             \
-            const int64_t te = tb + tbs < ntok ? tb + tbs : ntok;                                \
-            int64_t r = r0;                                                                      \
-            for (; r + (RM) <= r1; r += (RM)) {                                                  \
-                int64_t t = tb;                                                                  \
-                for (; t + (TM) <= te; t += (TM)) BLOCK(RM, TM, r, t);                           \
-                for (; t < te; t++) BLOCK(RM, 1, r, t);                                          \
-            }                                                                                    \
-            for (; r < r1; r++) {                                                                \
-                int64_t t = tb;                                                                  \
-                for (; t + (TM) <= te; t += (TM)) BLOCK(1, TM, r, t);                            \
-                for (; t < te; t++) BLOCK(1, 1, r, t);                                           \
-            }                                                                                    \
-        }                                                                                        \
-    }
 
 /* ---- EXACT: fp32 FMA over the widened weights ------------------------------------------------ */
 
@@ -333,17 +295,8 @@ AI void exact_block(const int type, const int R, const int T, const glmq_dot_mat
                     const glmq_dot_act *a, int64_t t, float *y, int64_t ldy)
 {
     const int64_t cb = chunk_bytes(type);
-    int64_t nfull, rest; /* full chunks; columns (INT8: 64) in the last partial chunk */
-    if (type == GLMQ_TYPE_INT4) {
-        nfull = a->pcols / 128;
-        rest = 0;
-    } else if (type == GLMQ_TYPE_INT8) {
-        nfull = glmq_q8_padded_cols(w->cols) / 128;
-        rest = glmq_q8_padded_cols(w->cols) % 128;
-    } else {
-        nfull = w->cols / 128;
-        rest = w->cols % 128;
-    }
+    int64_t nfull, rest; /* full chunks; columns in the last partial chunk */
+    glmq_dot_exact_chunks(type, w, a, &nfull, &rest);
     const uint8_t *wr[RMAX];
     const float *xt[TMAX];
     __m512 acc[RMAX][TMAX];
@@ -406,14 +359,11 @@ AI void exact_block(const int type, const int R, const int T, const glmq_dot_mat
 #define Q8E_BLK(R, T, r, t) exact_block(GLMQ_TYPE_INT8, R, T, w, r, a, t, y, ldy)
 #define F16_BLK(R, T, r, t) exact_block(GLMQ_TYPE_F16, R, T, w, r, a, t, y, ldy)
 #define BF16_BLK(R, T, r, t) exact_block(GLMQ_TYPE_BF16, R, T, w, r, a, t, y, ldy)
-#define KERNEL(fname, BLK, RV, RM, TM)                                                           \
-    void fname(const glmq_dot_mat *w, int64_t r0, int64_t r1, const glmq_dot_act *a, float *y,  \
-               int64_t ldy) DRIVER(fname, RV, RM, TM, BLK)
 
-KERNEL(glmq_q4_dot_f32_avx512, Q4E_BLK, 8, 4, 2)
-KERNEL(glmq_q8_dot_f32_avx512, Q8E_BLK, 8, 4, 2)
-KERNEL(glmq_f16_dot_f32_avx512, F16_BLK, 8, 4, 2)
-KERNEL(glmq_bf16_dot_f32_avx512, BF16_BLK, 8, 4, 2)
+GLMQ_DOT_KERNEL(glmq_q4_dot_f32_avx512, Q4E_BLK, 8, 4, 2)
+GLMQ_DOT_KERNEL(glmq_q8_dot_f32_avx512, Q8E_BLK, 8, 4, 2)
+GLMQ_DOT_KERNEL(glmq_f16_dot_f32_avx512, F16_BLK, 8, 4, 2)
+GLMQ_DOT_KERNEL(glmq_bf16_dot_f32_avx512, BF16_BLK, 8, 4, 2)
 
 /* ---- FAST: VNNI integer dot products --------------------------------------------------------- */
 /* The file is compiled for AVX-512 F/BW/VL/DQ only: the kernels above serve AVX-512 CPUs without
@@ -677,10 +627,10 @@ AI void fastr_block(const int type, const int R, const int T, const glmq_dot_mat
 #define Q4R_BLK(R, T, r, t) fastr_block(GLMQ_TYPE_INT4, R, T, w, r, a, t, y, ldy)
 #define Q8R_BLK(R, T, r, t) fastr_block(GLMQ_TYPE_INT8, R, T, w, r, a, t, y, ldy)
 
-KERNEL(glmq_q4_dot_q8b_avx512vnni, Q4B_BLK, 8, 4, 4)
-KERNEL(glmq_q8_dot_q8b_avx512vnni, Q8B_BLK, 4, 4, 4)
-KERNEL(glmq_q4_dot_q8r_avx512vnni, Q4R_BLK, 8, 4, 4)
-KERNEL(glmq_q8_dot_q8r_avx512vnni, Q8R_BLK, 4, 4, 4)
+GLMQ_DOT_KERNEL(glmq_q4_dot_q8b_avx512vnni, Q4B_BLK, 8, 4, 4)
+GLMQ_DOT_KERNEL(glmq_q8_dot_q8b_avx512vnni, Q8B_BLK, 4, 4, 4)
+GLMQ_DOT_KERNEL(glmq_q4_dot_q8r_avx512vnni, Q4R_BLK, 8, 4, 4)
+GLMQ_DOT_KERNEL(glmq_q8_dot_q8r_avx512vnni, Q8R_BLK, 4, 4, 4)
 
 /* ---- bandwidth probe ------------------------------------------------------------------------- */
 

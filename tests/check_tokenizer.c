@@ -6,8 +6,7 @@
  *
  * The GLM-4 tests read the real rank file from $GLMQ_GLM4_TOKENIZER (tests/CMakeLists.txt points
  * it at shared/upstream/glm-4-9b-chat/tokenizer.model beside the checkout) and are skipped (with
- * a message) when it
- * is absent. ChatGLM-6B / ChatGLM2/3's own test vectors (GLM-SPEC A.8, B.7) need the real
+ * a message) when it is absent. ChatGLM-6B / ChatGLM2/3's own test vectors (GLM-SPEC A.8, B.7) need the real
  * ice_text.model / tokenizer.model, which are not available: they cannot be checked here.
  */
 #include "testutil.h"

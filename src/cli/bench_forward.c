@@ -153,8 +153,9 @@ int cli_bench_forward(int argc, char **argv)
             goto done;
         }
         tp[r] = cli_now() - t0;
-        fp += major_faults() - f0;
-        f0 = major_faults();
+        const long f1 = major_faults();
+        fp += f1 - f0;
+        f0 = f1;
         t0 = cli_now();
         for (int i = 0; i < decode; i++)
             if (glmq_forward_eval(f, ids + prompt + i, 1, logits, &err) != GLMQ_OK) {
