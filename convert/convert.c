@@ -19,7 +19,7 @@
  * norms and biases always do. `--type f16` keeps 16-bit sources bit-exact (F16 or BF16) and
  * narrows F32 weights to F16.
  */
-#include "convert/checkpoint.h"
+#include "formats/checkpoint.h"
 #include "core/pool.h"
 #include "formats/pack.h"
 #include "quant/quant.h"
@@ -169,12 +169,10 @@ static void advance_ticket(tjob *j, atomic_llong *ticket, int64_t next)
 
 static void widen(const glmq_kernels *k, glmq_dtype dt, const void *src, float *dst, int64_t n)
 {
-    if (dt == GLMQ_DT_F16)
-        k->f16_to_f32(src, dst, n);
-    else if (dt == GLMQ_DT_BF16)
-        k->bf16_to_f32(src, dst, n);
-    else
-        glmq_f32le_to_f32_row(src, dst, n);
+    const glmq_type t = dt == GLMQ_DT_F16    ? GLMQ_TYPE_F16
+                        : dt == GLMQ_DT_BF16 ? GLMQ_TYPE_BF16
+                                             : GLMQ_TYPE_F32;
+    glmq_widen_row(k, t, src, 0, n, dst);
 }
 
 /* Convert rows [r0, r0+nr) from raw to out; -1 or the first bad row (column in *bad_col). */

@@ -14,7 +14,7 @@
  */
 #define _DEFAULT_SOURCE /* MADV_HUGEPAGE */
 #include "formats/pack.h"
-#include "quant/quant.h"
+#include "formats/layout.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -366,24 +366,5 @@ glmq_status glmq_pack_verify(const glmq_pack *p, glmq_err *err)
         }
     }
     XXH3_freeState(hs);
-    return GLMQ_OK;
-}
-
-glmq_status glmq_tensor_row_f32(const glmq_tensor_info *t, int64_t row, float *dst, glmq_err *err)
-{
-    GLMQ_FAIL_IF(row < 0 || row >= t->rows, err, GLMQ_E_INVALID,
-                 "tensor '%s': row %lld out of range", t->name, (long long)row);
-    const uint8_t *r = (const uint8_t *)t->data + row * t->row_stride;
-    switch (t->type) {
-    case GLMQ_TYPE_F32: glmq_f32le_to_f32_row(r, dst, t->cols); break;
-    case GLMQ_TYPE_F16: glmq_f16_to_f32_row(r, dst, t->cols); break;
-    case GLMQ_TYPE_BF16: glmq_bf16_to_f32_row(r, dst, t->cols); break;
-    case GLMQ_TYPE_INT8:
-        glmq_dequantize_row_q8_ref(r, glmq_rd_le16(&t->scales[row]), t->cols, dst);
-        break;
-    case GLMQ_TYPE_INT4:
-        glmq_dequantize_row_q4_ref(r, glmq_rd_le16(&t->scales[row]), t->cols, dst);
-        break;
-    }
     return GLMQ_OK;
 }

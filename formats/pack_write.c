@@ -11,7 +11,7 @@
  *     temporary file on failure.
  */
 #include "formats/pack.h"
-#include "quant/quant.h"
+#include "formats/layout.h"
 
 #include <errno.h>
 #include <fcntl.h>

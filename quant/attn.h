@@ -10,7 +10,7 @@
  * keeps all groups of a token side by side); s: caller scratch of n floats (left holding e_u);
  * out: d floats (may not alias q, k, v or s). n >= 1, d >= 1.
  *
- * The reference forward (verify/glm_ref.c, GLMQ_FWD_REFERENCE) keeps its own plain-C loop with
+ * The reference forward (runtime/forward.c, GLMQ_FWD_REFERENCE) keeps its own plain-C loop with
  * libm expf and a double Z, bit-reproducible everywhere; this kernel is what the EXACT and FAST
  * modes run. It differs from the reference only in rounding: scores multiply by 1/sqrt(d)
  * instead of dividing, sums run in fp32 SIMD lanes, exp is the polynomial below.

@@ -160,7 +160,7 @@ typedef double (*glmq_dot_sum_fn)(const float *p, int64_t n);
  */
 typedef struct glmq_dot_kernels {
     glmq_cpu_level level;
-    const char *name; /* "ref", "avx2", "avx512", "avx512-vnni" */
+    const char *name; /* "ref", "avx2", "avx512", "avx512vnni" */
     glmq_dot_prep_fn prep[GLMQ_DOT_NMODES];
     glmq_dot_mm_fn q4[GLMQ_DOT_NMODES];
     glmq_dot_mm_fn q8[GLMQ_DOT_NMODES];

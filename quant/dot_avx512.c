@@ -4,7 +4,7 @@
  *
  * Built with per-file flags (-mavx512f/bw/vl/dq -mavx2 -mfma -mf16c; VNNI only in its section) and reached only
  * through dot_dispatch.c after cpu.c's CPUID + XGETBV said the CPU and OS run AVX-512; the
- * *_avx512vnni kernels additionally only when glmq_cpu_has_avx512vnni().
+ * *_avx512vnni kernels additionally only at the GLMQ_CPU_AVX512VNNI level.
  *
  * Shape of every kernel: a driver walks the rows [r0, r1) in panels of R rows and the tokens
  * in groups of T, and a micro-kernel keeps R x T accumulators in zmm registers while it walks
@@ -368,7 +368,7 @@ GLMQ_DOT_KERNEL(glmq_bf16_dot_f32_avx512, BF16_BLK, 8, 4, 2)
 /* ---- FAST: VNNI integer dot products --------------------------------------------------------- */
 /* The file is compiled for AVX-512 F/BW/VL/DQ only: the kernels above serve AVX-512 CPUs without
  * VNNI (Skylake-SP). VNNI is enabled for this section alone, so the compiler cannot place a
- * vpdpbusd anywhere else; dot_dispatch.c reaches these only when glmq_cpu_has_avx512vnni(). */
+ * vpdpbusd anywhere else; dispatch.c reaches these only at the GLMQ_CPU_AVX512VNNI level. */
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avx512vnni"))), apply_to = function)
 #else

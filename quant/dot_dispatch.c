@@ -1,94 +1,13 @@
 /*
- * dot_dispatch.c - kernel tables, argument checks and thread-pool wrappers of quant/dot.h.
- *
- * Built at baseline: nothing here executes an AVX instruction. The level comes from
- * glmq_cpu_active() (src/core/cpu.c: CPUID + XGETBV, lowered by GLMQ_CPU / glmq_cpu_force), so
- * this file keeps no state of its own: the tables are static const and chosen per call (one
- * atomic load). Without GLMQ_HAVE_X86 (non-x86 builds) the SIMD symbols are never referenced.
- *
- *   ref          dot_ref.c everywhere
- *   avx2         dot_avx2.c everywhere
- *   avx512       AVX-512 EXACT/F16/BF16 + preparation, AVX2 FAST (a CPU without VNNI)
- *   avx512-vnni  AVX-512 EXACT/F16/BF16 + preparation, vpdpbusd FAST
+ * dot_dispatch.c - argument checks and thread-pool wrappers of quant/dot.h. The kernel tables
+ * are quant/dispatch.c's.
  *
  * The pool wrappers split work statically from (ith, nth) alone (src/core/pool.h), so results
  * never depend on scheduling; dot.h §3 makes them independent of the thread count as well.
  */
 #include "quant/dot.h"
-#include "quant/quant_x86.h"
 
 #include <stdint.h>
-
-/* ---- tables ---------------------------------------------------------------------------------- */
-
-static const glmq_dot_kernels k_ref = {
-    .level = GLMQ_CPU_REF,
-    .name = "ref",
-    .prep = {glmq_dot_prep_exact_ref, glmq_dot_prep_b32_ref, glmq_dot_prep_row_ref},
-    .q4 = {glmq_q4_dot_f32_ref, glmq_q4_dot_q8b_ref, glmq_q4_dot_q8r_ref},
-    .q8 = {glmq_q8_dot_f32_ref, glmq_q8_dot_q8b_ref, glmq_q8_dot_q8r_ref},
-    .f16 = glmq_f16_dot_f32_ref,
-    .bf16 = glmq_bf16_dot_f32_ref,
-    .sum_f32 = glmq_dot_sum_f32_ref,
-    .att = glmq_att_head_ref,
-};
-
-#if defined(GLMQ_HAVE_X86)
-static const glmq_dot_kernels k_avx2 = {
-    .level = GLMQ_CPU_AVX2,
-    .name = "avx2",
-    .prep = {glmq_dot_prep_exact_avx2, glmq_dot_prep_b32_avx2, glmq_dot_prep_row_avx2},
-    .q4 = {glmq_q4_dot_f32_avx2, glmq_q4_dot_q8b_avx2, glmq_q4_dot_q8r_avx2},
-    .q8 = {glmq_q8_dot_f32_avx2, glmq_q8_dot_q8b_avx2, glmq_q8_dot_q8r_avx2},
-    .f16 = glmq_f16_dot_f32_avx2,
-    .bf16 = glmq_bf16_dot_f32_avx2,
-    .sum_f32 = glmq_dot_sum_f32_avx2,
-    .att = glmq_att_head_avx2,
-};
-
-static const glmq_dot_kernels k_avx512 = {
-    .level = GLMQ_CPU_AVX512,
-    .name = "avx512",
-    .prep = {glmq_dot_prep_exact_avx512, glmq_dot_prep_b32_avx512, glmq_dot_prep_row_avx512},
-    .q4 = {glmq_q4_dot_f32_avx512, glmq_q4_dot_q8b_avx2, glmq_q4_dot_q8r_avx2},
-    .q8 = {glmq_q8_dot_f32_avx512, glmq_q8_dot_q8b_avx2, glmq_q8_dot_q8r_avx2},
-    .f16 = glmq_f16_dot_f32_avx512,
-    .bf16 = glmq_bf16_dot_f32_avx512,
-    .sum_f32 = glmq_dot_sum_f32_avx512,
-    .att = glmq_att_head_avx512,
-};
-
-static const glmq_dot_kernels k_avx512vnni = {
-    .level = GLMQ_CPU_AVX512,
-    .name = "avx512-vnni",
-    .prep = {glmq_dot_prep_exact_avx512, glmq_dot_prep_b32_avx512, glmq_dot_prep_row_avx512},
-    .q4 = {glmq_q4_dot_f32_avx512, glmq_q4_dot_q8b_avx512vnni, glmq_q4_dot_q8r_avx512vnni},
-    .q8 = {glmq_q8_dot_f32_avx512, glmq_q8_dot_q8b_avx512vnni, glmq_q8_dot_q8r_avx512vnni},
-    .f16 = glmq_f16_dot_f32_avx512,
-    .bf16 = glmq_bf16_dot_f32_avx512,
-    .sum_f32 = glmq_dot_sum_f32_avx512,
-    .att = glmq_att_head_avx512,
-};
-#endif
-
-static const glmq_dot_kernels *table_for(glmq_cpu_level l)
-{
-#if defined(GLMQ_HAVE_X86)
-    if (l == GLMQ_CPU_AVX512) return glmq_cpu_has_avx512vnni() ? &k_avx512vnni : &k_avx512;
-    if (l == GLMQ_CPU_AVX2) return &k_avx2;
-#endif
-    (void)l;
-    return &k_ref;
-}
-
-const glmq_dot_kernels *glmq_dot_kernels_get(void) { return table_for(glmq_cpu_active()); }
-
-const glmq_dot_kernels *glmq_dot_kernels_for(glmq_cpu_level level)
-{
-    /* glmq_kernels_for knows what the hardware (not the GLMQ_CPU cap) can run */
-    if (glmq_kernels_for(level) == NULL) return NULL;
-    return table_for(level);
-}
 
 const char *glmq_dot_mode_name(glmq_dot_mode m)
 {

@@ -11,41 +11,13 @@
  *   A NaN or infinite w[j], or a scale that overflows fp16 (amax/qmax > 65504), is an error:
  *   the functions return the failing column (>= 0) and leave the outputs unspecified.
  *
- * Storage layout of one row (what the packed file holds, formats/SPEC.md §5):
- *   INT8: cols padded up to a multiple of GLMQ_Q8_ALIGN (64) elements; int8 codes; pad = 0.
- *   INT4: cols padded up to a multiple of GLMQ_Q4_BLOCK (128) elements. Block b (elements
- *         128b .. 128b+127) is 64 bytes at byte offset 64b of the row:
- *
- *            byte 64b+j (j = 0..63):  bits 0-3 = q[128b + j] + 8
- *                                     bits 4-7 = q[128b + 64 + j] + 8
- *
- *         so a 64-byte load (one zmm) holds a whole block: the low nibbles are elements 0..63,
- *         the high nibbles elements 64..127; a 32-byte load (one ymm) at +32 holds 32..63 and
- *         96..127. Codes are offset-binary (1..15; 8 = zero, also used for padding) so that
- *         vpmaddubsw / vpdpbusd can take them as the unsigned operand and subtract 8*sum(a).
- *   Row bytes are therefore multiples of 64 for both types, and rows stay 64-byte aligned.
+ * Storage layout of one row: formats/layout.h (formats/SPEC.md §5).
  */
 #ifndef GLMQ_QUANT_H
 #define GLMQ_QUANT_H
 
 #include "core/internal.h"
-
-#define GLMQ_Q4_BLOCK 128
-#define GLMQ_Q8_ALIGN 64
-
-_Static_assert(GLMQ_Q4_BLOCK / 2 == 64, "an INT4 block is one 64-byte cache line");
-
-/* Padded element count and bytes of one stored row. */
-static inline int64_t glmq_q4_padded_cols(int64_t cols)
-{
-    return (cols + GLMQ_Q4_BLOCK - 1) / GLMQ_Q4_BLOCK * GLMQ_Q4_BLOCK;
-}
-static inline int64_t glmq_q8_padded_cols(int64_t cols)
-{
-    return (cols + GLMQ_Q8_ALIGN - 1) / GLMQ_Q8_ALIGN * GLMQ_Q8_ALIGN;
-}
-static inline int64_t glmq_q4_row_bytes(int64_t cols) { return glmq_q4_padded_cols(cols) / 2; }
-static inline int64_t glmq_q8_row_bytes(int64_t cols) { return glmq_q8_padded_cols(cols); }
+#include "formats/layout.h"
 
 /* Error statistics of one quantized row against the fp32 input (accumulated in double). */
 typedef struct {
@@ -79,10 +51,11 @@ typedef void (*glmq_widen_fn)(const void *src, float *dst, int64_t n);
 /* f32 -> f16 bits, round to nearest even (for --type f16 narrowing of F32 sources). */
 typedef void (*glmq_narrow_fn)(const float *src, uint16_t *dst, int64_t n);
 
+struct glmq_dot_kernels; /* quant/dot.h */
+
 /*
- * The kernel table. Filled once by glmq_kernels_get() (src/core/cpu.c) in the order
- * avx512 -> avx2 -> ref for the active level (GLMQ_CPU may lower it). Later issues add dot
- * products here.
+ * The kernel table: one per level, the active one chosen once by glmq_kernels_get()
+ * (quant/dispatch.c) from the detected level lowered by GLMQ_CPU.
  */
 typedef struct glmq_kernels {
     glmq_cpu_level level;
@@ -91,7 +64,17 @@ typedef struct glmq_kernels {
     glmq_widen_fn f16_to_f32;
     glmq_widen_fn bf16_to_f32;
     glmq_narrow_fn f32_to_f16;
+    const struct glmq_dot_kernels *dot; /* matrix and attention kernels (quant/dot.h) */
 } glmq_kernels;
+
+/*
+ * The one widen-a-row function: row `row` of a stored matrix of `type` (F32/F16/BF16 little-
+ * endian, or INT8/INT4 codes in the layout of formats/layout.h with the fp16 `scale` bits) to
+ * `cols` fp32 values, exactly (16-bit floats and code * scale are exact in fp32). k selects the
+ * widening kernels (NULL: the scalar ones); every level gives the same bits.
+ */
+void glmq_widen_row(const glmq_kernels *k, glmq_type type, const void *row, uint16_t scale,
+                    int64_t cols, float *dst);
 
 /* The kernel table for the active level. Thread-safe; never NULL. */
 const glmq_kernels *glmq_kernels_get(void);

@@ -129,3 +129,25 @@ void glmq_f32_to_f16_row_ref(const float *src, uint16_t *dst, int64_t n)
 {
     for (int64_t i = 0; i < n; i++) dst[i] = glmq_f32_to_f16(src[i]);
 }
+
+void glmq_widen_row(const glmq_kernels *k, glmq_type type, const void *row, uint16_t scale,
+                    int64_t cols, float *dst)
+{
+    switch (type) {
+    case GLMQ_TYPE_F32: glmq_f32le_to_f32_row(row, dst, cols); break;
+    case GLMQ_TYPE_F16: (k ? k->f16_to_f32 : glmq_f16_to_f32_row)(row, dst, cols); break;
+    case GLMQ_TYPE_BF16: (k ? k->bf16_to_f32 : glmq_bf16_to_f32_row)(row, dst, cols); break;
+    case GLMQ_TYPE_INT8: glmq_dequantize_row_q8_ref(row, scale, cols, dst); break;
+    case GLMQ_TYPE_INT4: glmq_dequantize_row_q4_ref(row, scale, cols, dst); break;
+    }
+}
+
+glmq_status glmq_tensor_row_f32(const glmq_tensor_info *t, int64_t row, float *dst, glmq_err *err)
+{
+    GLMQ_FAIL_IF(row < 0 || row >= t->rows, err, GLMQ_E_INVALID,
+                 "tensor '%s': row %lld out of range", t->name, (long long)row);
+    const uint8_t *r = (const uint8_t *)t->data + row * t->row_stride;
+    const uint16_t scale = t->scales ? glmq_rd_le16(&t->scales[row]) : 0;
+    glmq_widen_row(NULL, t->type, r, scale, t->cols, dst);
+    return GLMQ_OK;
+}

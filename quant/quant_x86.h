@@ -1,15 +1,15 @@
 /*
  * quant_x86.h - internals shared by the quantization kernels of every level (ref, avx2,
- * avx512) and by the dispatcher in src/core/cpu.c. Never installed, never included by callers
- * outside quant/ and src/core/cpu.c.
+ * avx512) and by the dispatcher in quant/dispatch.c. Never installed, never included by callers
+ * outside quant/ and quant/dispatch.c.
  *
  * What lives here:
  *   - the entry points of the per-ISA kernels that quant.h does not name (quant.h declares only
- *     the _ref quantizers; the table in cpu.c needs the rest);
+ *     the _ref quantizers; the table in dispatch.c needs the rest);
  *   - scalar, ISA-neutral static inline helpers that fix the parts of the decision-6 algorithm
  *     every level must do identically: the NaN/Inf scan, and amax -> fp16 scale.
  *
- * Nothing here includes <immintrin.h>: the header is compiled at baseline (cpu.c, quant_ref.c)
+ * Nothing here includes <immintrin.h>: the header is compiled at baseline (dispatch.c, quant_ref.c)
  * as well as with -mavx2 / -mavx512f, and the helpers are plain C so that each translation unit
  * gets its own copy compiled for its own flags (no AVX code leaks into baseline callers). The
  * helpers use no expression that -ffp-contract could fuse (the project builds with -std=c11,
@@ -86,9 +86,5 @@ int64_t glmq_quantize_row_q4_avx512(const float *w, int64_t n, void *out, uint16
 void glmq_f16_to_f32_avx512(const void *src, float *dst, int64_t n);
 void glmq_bf16_to_f32_avx512(const void *src, float *dst, int64_t n);
 void glmq_f32_to_f16_avx512(const float *src, uint16_t *dst, int64_t n);
-
-/* True when the CPU also has AVX512-VNNI (noted by cpu.c for future dot kernels; the
- * GLMQ_CPU_AVX512 level itself requires only F/BW/VL/DQ). */
-bool glmq_cpu_has_avx512vnni(void);
 
 #endif /* GLMQ_QUANT_X86_H */

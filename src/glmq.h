@@ -188,10 +188,18 @@ GLMQ_API void glmq_convert_report_free(glmq_convert_report *r);
 /* ------------------------------------------------------------------------------------------ */
 /* CPU features and kernel selection.                                                          */
 
-typedef enum { GLMQ_CPU_REF = 0, GLMQ_CPU_AVX2 = 1, GLMQ_CPU_AVX512 = 2 } glmq_cpu_level;
+/* Kernel levels, each a superset of the one below: AVX512 is F+BW+VL+DQ, AVX512VNNI adds
+ * vpdpbusd (the fast int8 kernels). */
+typedef enum {
+    GLMQ_CPU_REF = 0,
+    GLMQ_CPU_AVX2 = 1,
+    GLMQ_CPU_AVX512 = 2,
+    GLMQ_CPU_AVX512VNNI = 3
+} glmq_cpu_level;
+#define GLMQ_CPU_MAX GLMQ_CPU_AVX512VNNI
 
-/* The active kernel level: the best the CPU and OS support, lowered by GLMQ_CPU=ref|avx2|avx512
- * (or scalar) in the environment. */
+/* The active kernel level: the best the CPU and OS support, lowered by
+ * GLMQ_CPU=ref|avx2|avx512|avx512vnni (or scalar) in the environment. */
 GLMQ_API glmq_cpu_level glmq_cpu_active(void);
 GLMQ_API const char *glmq_cpu_level_name(glmq_cpu_level l);
 

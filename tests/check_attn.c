@@ -27,7 +27,8 @@
 static uint64_t rng;
 static double rnd_sym(void) { return (double)(tu_splitmix64(&rng) >> 11) * 0x1p-52 - 1.0; }
 
-static const glmq_cpu_level levels[] = {GLMQ_CPU_REF, GLMQ_CPU_AVX2, GLMQ_CPU_AVX512};
+static const glmq_cpu_level levels[] = {GLMQ_CPU_REF, GLMQ_CPU_AVX2, GLMQ_CPU_AVX512,
+                                         GLMQ_CPU_AVX512VNNI};
 
 START_TEST(exp_vs_libm)
 {

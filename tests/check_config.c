@@ -4,7 +4,7 @@
  * Expected values come from GLM-SPEC (A.2, B.1, C.1 tables and the byte totals of A.3, B.2, C.2,
  * G.3) and from the real upstream index files in tests/data/upstream, never from glmq itself.
  */
-#include "convert/config.h"
+#include "formats/config.h"
 #include "testutil.h"
 
 #include <cjson/cJSON.h>

@@ -326,7 +326,8 @@ static void build_cases(void)
     ncases = n;
 }
 
-static const glmq_cpu_level levels[] = {GLMQ_CPU_REF, GLMQ_CPU_AVX2, GLMQ_CPU_AVX512};
+static const glmq_cpu_level levels[] = {GLMQ_CPU_REF, GLMQ_CPU_AVX2, GLMQ_CPU_AVX512,
+                                         GLMQ_CPU_AVX512VNNI};
 
 START_TEST(sweep)
 {

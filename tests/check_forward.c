@@ -1,5 +1,5 @@
 /*
- * check_forward.c - the FP32 reference forward pass (verify/glm_ref.h) and `glmq logits`.
+ * check_forward.c - the FP32 reference forward pass (runtime/forward.h) and `glmq logits`.
  *
  * Goldens are PyTorch's: samples/<model>/golden/manifest.json lists id sequences and the logits
  * samples/gen_samples.py computed for them with torch in fp32 under three weight policies (f16 =
@@ -15,7 +15,7 @@
  */
 #include "quant/quant.h"
 #include "testutil.h"
-#include "verify/glm_ref.h"
+#include "runtime/forward.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>

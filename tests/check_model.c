@@ -1,5 +1,5 @@
 /*
- * check_model.c - opening a model (verify/model.h) from every sample checkpoint variant and from
+ * check_model.c - opening a model (runtime/model.h) from every sample checkpoint variant and from
  * converted .glmq files: config, tokenizer bytes and tensor views.
  *
  * Expected config values are the samples' config.json fields and the generator's manifest
@@ -8,7 +8,7 @@
  * .glmq; an INT8/INT4 .glmq must dequantize to within half a quantization step.
  */
 #include "testutil.h"
-#include "verify/model.h"
+#include "runtime/model.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>

@@ -22,6 +22,7 @@
  *
  * GLMQ_QBENCH=1 ./check_quant runs a throughput benchmark instead of the tests (not a test).
  */
+#include "quant/dot.h"
 #include "quant/quant.h"
 #include "quant/quant_x86.h"
 #include "testutil.h"
@@ -346,7 +347,7 @@ static void check_all_levels(const float *w, int64_t n, int q4, const char *what
     memset(g_ref, 0xa5, sizeof g_ref);
     int64_t r_ref =
         (q4 ? glmq_quantize_row_q4_ref : glmq_quantize_row_q8_ref)(w, n, g_ref, &sc_ref, &st_ref);
-    for (int l = GLMQ_CPU_REF; l <= GLMQ_CPU_AVX512; l++) {
+    for (int l = GLMQ_CPU_REF; l <= GLMQ_CPU_MAX; l++) {
         const glmq_kernels *k = glmq_kernels_for((glmq_cpu_level)l);
         if (k == NULL) continue;
         ck_assert_int_eq(k->level, l);
@@ -468,7 +469,7 @@ START_TEST(test_q4_layout_by_hand)
     memset(want, 0x88, sizeof want);
     want[0] = 0x7f, want[1] = 0xa1, want[2] = 0x8b, want[64] = 0x85, want[65] = 0x8d;
     ck_assert_int_eq(glmq_q4_row_bytes(130), 128);
-    for (int l = GLMQ_CPU_REF; l <= GLMQ_CPU_AVX512; l++) {
+    for (int l = GLMQ_CPU_REF; l <= GLMQ_CPU_MAX; l++) {
         const glmq_kernels *k = glmq_kernels_for((glmq_cpu_level)l);
         if (k == NULL) continue;
         uint8_t out[128 + 16];
@@ -491,7 +492,7 @@ START_TEST(test_q8_layout_by_hand)
 {
     const float w1[3] = {127, -1, 0.5f}, w2[3] = {254, 1, 3};
     uint8_t want1[64] = {127, 0xff, 0}, want2[64] = {127, 0, 2};
-    for (int l = GLMQ_CPU_REF; l <= GLMQ_CPU_AVX512; l++) {
+    for (int l = GLMQ_CPU_REF; l <= GLMQ_CPU_MAX; l++) {
         const glmq_kernels *k = glmq_kernels_for((glmq_cpu_level)l);
         if (k == NULL) continue;
         uint8_t out[64];
@@ -543,7 +544,7 @@ END_TEST
 
 START_TEST(test_widen_all_halves)
 {
-    for (int l = GLMQ_CPU_REF; l <= GLMQ_CPU_AVX512; l++) {
+    for (int l = GLMQ_CPU_REF; l <= GLMQ_CPU_MAX; l++) {
         const glmq_kernels *k = glmq_kernels_for((glmq_cpu_level)l);
         if (k == NULL) continue;
         for (int off = 0; off < 3; off++) { /* source byte offset: unaligned is allowed */
@@ -610,7 +611,7 @@ START_TEST(test_narrow_sweep)
     int64_t n = narrow_inputs(g_src);
     glmq_f32_to_f16_row_ref(g_src, g_u2, n);
     for (int64_t i = 0; i < n; i++) EXPECT_EQ(g_u2[i], glmq_f32_to_f16(g_src[i]));
-    for (int l = GLMQ_CPU_REF; l <= GLMQ_CPU_AVX512; l++) {
+    for (int l = GLMQ_CPU_REF; l <= GLMQ_CPU_MAX; l++) {
         const glmq_kernels *k = glmq_kernels_for((glmq_cpu_level)l);
         if (k == NULL) continue;
         for (int off = 0; off < 3; off++) { /* src misaligned by off floats, dst by 1 half */
@@ -638,8 +639,9 @@ START_TEST(test_level_names)
     ck_assert_str_eq(glmq_cpu_level_name(GLMQ_CPU_REF), "ref");
     ck_assert_str_eq(glmq_cpu_level_name(GLMQ_CPU_AVX2), "avx2");
     ck_assert_str_eq(glmq_cpu_level_name(GLMQ_CPU_AVX512), "avx512");
+    ck_assert_str_eq(glmq_cpu_level_name(GLMQ_CPU_AVX512VNNI), "avx512vnni");
     ck_assert_ptr_nonnull(glmq_cpu_level_name((glmq_cpu_level)7));
-    ck_assert_ptr_null(glmq_kernels_for((glmq_cpu_level)3));
+    ck_assert_ptr_null(glmq_kernels_for((glmq_cpu_level)(GLMQ_CPU_MAX + 1)));
     ck_assert_ptr_null(glmq_kernels_for((glmq_cpu_level)-1));
     const glmq_kernels *r = glmq_kernels_for(GLMQ_CPU_REF);
     ck_assert_ptr_nonnull(r);
@@ -649,6 +651,16 @@ START_TEST(test_level_names)
     ck_assert(r->bf16_to_f32 == glmq_bf16_to_f32_row);
     /* levels are nested: if avx512 runs, avx2 runs */
     if (glmq_kernels_for(GLMQ_CPU_AVX512)) ck_assert_ptr_nonnull(glmq_kernels_for(GLMQ_CPU_AVX2));
+    if (glmq_kernels_for(GLMQ_CPU_AVX512VNNI))
+        ck_assert_ptr_nonnull(glmq_kernels_for(GLMQ_CPU_AVX512));
+    /* one table: each level's matrix kernels are the dot table of the same level */
+    for (int l = GLMQ_CPU_REF; l <= GLMQ_CPU_MAX; l++) {
+        const glmq_kernels *k = glmq_kernels_for((glmq_cpu_level)l);
+        if (!k) continue;
+        ck_assert_ptr_nonnull(k->dot);
+        ck_assert_int_eq(k->dot->level, l);
+        ck_assert_str_eq(k->dot->name, glmq_cpu_level_name((glmq_cpu_level)l));
+    }
 }
 END_TEST
 
@@ -656,12 +668,13 @@ END_TEST
 START_TEST(test_dispatch_level)
 {
     int hw = GLMQ_CPU_REF;
-    for (int l = GLMQ_CPU_REF; l <= GLMQ_CPU_AVX512; l++)
+    for (int l = GLMQ_CPU_REF; l <= GLMQ_CPU_MAX; l++)
         if (glmq_kernels_for((glmq_cpu_level)l)) hw = l;
     int want = hw;
     const char *e = getenv("GLMQ_CPU");
     if (e && (strcmp(e, "ref") == 0 || strcmp(e, "scalar") == 0)) want = GLMQ_CPU_REF;
     if (e && strcmp(e, "avx2") == 0 && want > GLMQ_CPU_AVX2) want = GLMQ_CPU_AVX2;
+    if (e && strcmp(e, "avx512") == 0 && want > GLMQ_CPU_AVX512) want = GLMQ_CPU_AVX512;
     const glmq_kernels *k = glmq_kernels_get();
     ck_assert_ptr_nonnull(k);
     ck_assert_int_eq(k->level, want);
@@ -677,7 +690,7 @@ END_TEST
 START_TEST(test_force)
 {
     glmq_cpu_level cur = glmq_cpu_active();
-    ck_assert_int_eq(glmq_cpu_force(GLMQ_CPU_AVX512), cur); /* never raises */
+    ck_assert_int_eq(glmq_cpu_force(GLMQ_CPU_MAX), cur); /* never raises */
     ck_assert_int_eq(glmq_cpu_active(), cur);
     ck_assert_int_eq(glmq_cpu_force(GLMQ_CPU_REF), GLMQ_CPU_REF);
     ck_assert_int_eq(glmq_kernels_get()->level, GLMQ_CPU_REF);
@@ -713,7 +726,7 @@ static int run_bench(void)
            "G elements per second of thread CPU time (best of 5)\n",
            R, C);
     printf("%-7s %9s %9s %9s %9s %9s\n", "level", "widen", "q8", "q4", "q8+stats", "q4+stats");
-    for (int l = GLMQ_CPU_REF; l <= GLMQ_CPU_AVX512; l++) {
+    for (int l = GLMQ_CPU_REF; l <= GLMQ_CPU_MAX; l++) {
         const glmq_kernels *k = glmq_kernels_for((glmq_cpu_level)l);
         if (k == NULL) continue;
         double best[5] = {1e9, 1e9, 1e9, 1e9, 1e9};

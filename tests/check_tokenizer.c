@@ -10,8 +10,8 @@
  * ice_text.model / tokenizer.model, which are not available: they cannot be checked here.
  */
 #include "testutil.h"
-#include "verify/tokenizer.h"
-#include "verify/tokenizer_internal.h"
+#include "formats/tokenizer.h"
+#include "formats/tokenizer_internal.h"
 
 #include <cJSON.h>
 #include <stdio.h>

@@ -19,8 +19,8 @@
 #ifndef GLMQ_VERIFY_METRICS_H
 #define GLMQ_VERIFY_METRICS_H
 
-#include "verify/glm_ref.h"
-#include "verify/tokenizer.h"
+#include "runtime/forward.h"
+#include "formats/tokenizer.h"
 
 /* Open the tokenizer bundled with a model, with the GLM flavour implied by its config. */
 glmq_status glmq_model_tokenizer_open(const glmq_model *m, glmq_tokenizer **out, glmq_err *err);

@@ -14,7 +14,7 @@
  * llama.cpp's --mlock; needs RLIMIT_MEMLOCK or CAP_IPC_LOCK).
  */
 #include "cli.h"
-#include "verify/glm_ref.h"
+#include "runtime/forward.h"
 
 #include <errno.h>
 #include <stdint.h>

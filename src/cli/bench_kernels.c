@@ -109,7 +109,7 @@ double cli_read_bandwidth(int threads, int mb, int runs)
     double best = 0;
     if (a) {
         for (int64_t i = 0; i < n; i++) a[i] = (float)(i & 1023);
-        for (int l = GLMQ_CPU_REF; l <= GLMQ_CPU_AVX512; l++) {
+        for (int l = GLMQ_CPU_REF; l <= GLMQ_CPU_MAX; l++) {
             const glmq_dot_kernels *kl = glmq_dot_kernels_for((glmq_cpu_level)l);
             if (!kl) continue;
             double b = bandwidth(pool, kl->sum_f32, a, n, runs);
@@ -365,10 +365,12 @@ int glmq_bench_kernels(int argc, char **argv)
             if (++i >= argc) return cli_usage("bench gemv", "--only needs bw|gemv|gemm|acc");
             only = argv[i];
         } else if (!strcmp(a, "--level")) {
-            if (++i >= argc) return cli_usage("bench gemv", "--level needs ref|avx2|avx512");
-            level = !strcmp(argv[i], "ref")    ? GLMQ_CPU_REF
-                    : !strcmp(argv[i], "avx2") ? GLMQ_CPU_AVX2
-                                               : GLMQ_CPU_AVX512;
+            if (++i >= argc)
+                return cli_usage("bench gemv", "--level needs ref|avx2|avx512|avx512vnni");
+            level = !strcmp(argv[i], "ref")      ? GLMQ_CPU_REF
+                    : !strcmp(argv[i], "avx2")   ? GLMQ_CPU_AVX2
+                    : !strcmp(argv[i], "avx512") ? GLMQ_CPU_AVX512
+                                                 : GLMQ_CPU_AVX512VNNI;
         } else if (!strcmp(a, "--quick")) {
             quick = 1;
         } else if (!strcmp(a, "gemv") || !strcmp(a, "bench") || !strcmp(a, "kernels")) {
@@ -416,7 +418,7 @@ int glmq_bench_kernels(int argc, char **argv)
     c.bw_n = bw_n;
     printf("\nread bandwidth, sum of %d MiB fp32 (GB/s):\n  %-12s %9s %12s\n", bw_mb, "probe",
            "1 thread", "all threads");
-    for (int l = GLMQ_CPU_REF; l <= GLMQ_CPU_AVX512; l++) {
+    for (int l = GLMQ_CPU_REF; l <= GLMQ_CPU_MAX; l++) {
         const glmq_dot_kernels *kl = glmq_dot_kernels_for((glmq_cpu_level)l);
         if (!kl) continue;
         double b1 = bandwidth(c.pool1, kl->sum_f32, bwa, bw_n, runs);

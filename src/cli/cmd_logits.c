@@ -1,6 +1,6 @@
 /*
  * cmd_logits.c - glmq logits MODEL --ids 1,2,3 -o OUT.npy [--threads N]: run the FP32 reference
- * forward pass (verify/glm_ref.h) over the given token ids and write the logits of every
+ * forward pass (runtime/forward.h) over the given token ids and write the logits of every
  * position as a NumPy .npy file (format 1.0, '<f4', C order, shape [n_tokens, vocab]).
  *
  * MODEL is a packed .glmq file or a Hugging Face checkpoint directory. The ids are used as given:
@@ -10,7 +10,7 @@
  */
 #include "cli.h"
 
-#include "verify/glm_ref.h"
+#include "runtime/forward.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -27,6 +27,12 @@
 #define GLMQ_UNLIKELY(x) (x)
 #endif
 
+/* CPU detection (cpu.c): the best level this CPU and OS can run, and the cap set by
+ * GLMQ_CPU=ref|scalar|avx2|avx512|avx512vnni (unset, empty or unknown: no cap). The kernel
+ * table of the active level is quant/dispatch.c's. */
+glmq_cpu_level glmq_cpu_detected(void);
+glmq_cpu_level glmq_cpu_env_cap(void);
+
 /* Write a formatted message into err (if non-NULL) and return code. */
 glmq_status glmq_fail(glmq_err *err, glmq_status code, const char *fmt, ...) GLMQ_PRINTF(3, 4);
 

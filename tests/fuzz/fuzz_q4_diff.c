@@ -39,7 +39,7 @@ static uint16_t g_h1[MAX_N], g_h2[MAX_N];
 
 static const glmq_kernels *level_table(int l)
 {
-    return l <= GLMQ_CPU_AVX512 ? glmq_kernels_for((glmq_cpu_level)l) : glmq_kernels_get();
+    return l <= GLMQ_CPU_MAX ? glmq_kernels_for((glmq_cpu_level)l) : glmq_kernels_get();
 }
 
 /* Widen the 16-bit row with every level; all must equal the scalar row function. */
@@ -49,7 +49,7 @@ static void check_widen(const uint8_t *src, int64_t n, int bf16, float *w)
         glmq_bf16_to_f32_row(src, w, n);
     else
         glmq_f16_to_f32_row(src, w, n);
-    for (int l = 0; l <= GLMQ_CPU_AVX512 + 1; l++) {
+    for (int l = 0; l <= GLMQ_CPU_MAX + 1; l++) {
         const glmq_kernels *k = level_table(l);
         if (k == NULL) continue;
         (bf16 ? k->bf16_to_f32 : k->f16_to_f32)(src, g_w2, n);
@@ -93,7 +93,7 @@ static void check_quant(const float *w, int64_t n, int q4)
     }
 
     /* every level, and the dispatched table, bit-identical to ref */
-    for (int l = 0; l <= GLMQ_CPU_AVX512 + 1; l++) {
+    for (int l = 0; l <= GLMQ_CPU_MAX + 1; l++) {
         const glmq_kernels *k = level_table(l);
         if (k == NULL) continue;
         for (int with_stats = 0; with_stats <= 1; with_stats++) {
@@ -115,7 +115,7 @@ static void check_quant(const float *w, int64_t n, int q4)
 static void check_narrow(const float *w, int64_t n)
 {
     glmq_f32_to_f16_row_ref(w, g_h1, n);
-    for (int l = 0; l <= GLMQ_CPU_AVX512 + 1; l++) {
+    for (int l = 0; l <= GLMQ_CPU_MAX + 1; l++) {
         const glmq_kernels *k = level_table(l);
         if (k == NULL) continue;
         k->f32_to_f16(w, g_h2, n);

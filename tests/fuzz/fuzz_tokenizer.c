@@ -14,8 +14,8 @@
  * Fixtures are found through $GLMQ_TESTDATA (set by ctest) or tests/data; missing ones are
  * skipped. Crashes, sanitizer reports and abort() on a broken oracle are the failures.
  */
-#include "verify/tokenizer.h"
-#include "verify/tokenizer_internal.h"
+#include "formats/tokenizer.h"
+#include "formats/tokenizer_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""gen_unicode_tables.py - write verify/unicode_tables.h, the character classes the GLM-4
+"""gen_unicode_tables.py - write formats/unicode_tables.h, the character classes the GLM-4
 pre-tokenizer needs (GLM-SPEC C.3):
 
     L  = general category L* (Lu Ll Lt Lm Lo)      -> \\p{L}
@@ -13,7 +13,7 @@ U+001C..U+001F), so that short list is spelled out below from PropList.txt; it h
 since Unicode 6.3.
 
 Usage: /usr/bin/python3 tests/data/tokenizer/gen_unicode_tables.py [out.h]
-(default: verify/unicode_tables.h relative to the repository root).
+(default: formats/unicode_tables.h relative to the repository root).
 """
 import os
 import sys

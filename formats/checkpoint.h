@@ -9,7 +9,7 @@
 #ifndef GLMQ_CONVERT_CHECKPOINT_H
 #define GLMQ_CONVERT_CHECKPOINT_H
 
-#include "convert/config.h"
+#include "formats/config.h"
 #include "formats/source.h"
 
 typedef struct {

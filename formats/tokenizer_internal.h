@@ -10,7 +10,7 @@
 #define GLMQ_TOKENIZER_INTERNAL_H
 
 #include "core/internal.h"
-#include "verify/tokenizer.h"
+#include "formats/tokenizer.h"
 
 /* ---- byte buffer ------------------------------------------------------------------------ */
 

@@ -19,7 +19,7 @@
  *   - widening F16/BF16 (SIMD kernels) and INT8/INT4 dequantization (code * scale, exact in
  *     fp32) are exact, so the kernel level cannot change a widened weight either.
  */
-#include "verify/glm_ref.h"
+#include "runtime/forward.h"
 #include "quant/dot.h"
 
 #include "core/pool.h"
@@ -210,18 +210,8 @@ static inline void dot4_f32(const float *w, int64_t ld, const float *x, int64_t 
 /* Widen row r of t into dst (t->cols floats), exactly. */
 static void widen_row(const glmq_kernels *k, const glmq_tensor_info *t, int64_t r, float *dst)
 {
-    const uint8_t *p = (const uint8_t *)t->data + r * t->row_stride;
-    switch (t->type) {
-    case GLMQ_TYPE_F32: glmq_f32le_to_f32_row(p, dst, t->cols); break;
-    case GLMQ_TYPE_F16: k->f16_to_f32(p, dst, t->cols); break;
-    case GLMQ_TYPE_BF16: k->bf16_to_f32(p, dst, t->cols); break;
-    case GLMQ_TYPE_INT8: /* code * fp16 scale: exact in fp32 */
-        glmq_dequantize_row_q8_ref(p, glmq_rd_le16(&t->scales[r]), t->cols, dst);
-        break;
-    case GLMQ_TYPE_INT4:
-        glmq_dequantize_row_q4_ref(p, glmq_rd_le16(&t->scales[r]), t->cols, dst);
-        break;
-    }
+    const uint16_t scale = t->scales ? glmq_rd_le16(&t->scales[r]) : 0;
+    glmq_widen_row(k, t->type, (const uint8_t *)t->data + r * t->row_stride, scale, t->cols, dst);
 }
 
 // --- parallel matmul -------------------------------------------------------------------------

@@ -7,9 +7,9 @@
  * into a private buffer through the same bounded readers the converter uses.
  */
 #define _DEFAULT_SOURCE /* MADV_HUGEPAGE */
-#include "verify/model.h"
+#include "runtime/model.h"
 
-#include "convert/checkpoint.h"
+#include "formats/checkpoint.h"
 #include "core/hash.h"
 #include "formats/source.h"
 

@@ -11,7 +11,7 @@
 #ifndef GLMQ_VERIFY_MODEL_H
 #define GLMQ_VERIFY_MODEL_H
 
-#include "convert/config.h"
+#include "formats/config.h"
 
 typedef struct glmq_model glmq_model;
 

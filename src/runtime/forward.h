@@ -42,7 +42,7 @@
 #ifndef GLMQ_VERIFY_GLM_REF_H
 #define GLMQ_VERIFY_GLM_REF_H
 
-#include "verify/model.h"
+#include "runtime/model.h"
 
 /* Tokens per internal slice of one call: bounds the scratch for the QKV/FFN/logit matmuls. */
 #define GLMQ_FORWARD_SLICE 512

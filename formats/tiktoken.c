@@ -7,7 +7,7 @@
  *   (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*
  *   |\s*[\r\n]+|\s+(?!\S)|\s+
  * is matched by glmq_tt_chunk() with the six rules of GLM-SPEC C.3 (first alternative wins,
- * backtracking semantics). Classes come from verify/unicode_tables.h (Unicode 14.0 via Python's
+ * backtracking semantics). Classes come from formats/unicode_tables.h (Unicode 14.0 via Python's
  * unicodedata; White_Space from PropList). (?i) case folding: 's' also matches U+017F LATIN
  * SMALL LETTER LONG S (simple case folding); the other letters fold only to their ASCII pair.
  * Invalid UTF-8 (impossible in tiktoken, whose input is a Rust &str) is read one byte at a time
@@ -18,8 +18,8 @@
  * concatenation has the lowest rank, leftmost on ties. Short chunks use tiktoken's O(n^2) scan,
  * long ones an equivalent heap keyed by (rank, left byte offset).
  */
-#include "verify/tokenizer_internal.h"
-#include "verify/unicode_tables.h"
+#include "formats/tokenizer_internal.h"
+#include "formats/unicode_tables.h"
 
 #include <stdlib.h>
 

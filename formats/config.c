@@ -9,7 +9,7 @@
  * "glm4") are refused with a message that says why. Every size is range-checked so that later
  * arithmetic (rows * cols * 4) cannot overflow.
  */
-#include "convert/config.h"
+#include "formats/config.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>

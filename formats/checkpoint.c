@@ -14,8 +14,8 @@
  *     (SentencePiece protobuf or tiktoken rank text) is sniffed, and v2 special-token ids are
  *     numbered after its pieces/ranks.
  */
-#include "convert/checkpoint.h"
-#include "verify/tokenizer.h"
+#include "formats/checkpoint.h"
+#include "formats/tokenizer.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>

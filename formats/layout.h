@@ -1,0 +1,42 @@
+/*
+ * layout.h - how a quantized row is stored (formats/SPEC.md §5): padding and nibble order of
+ * INT8 and INT4 rows, and the one row-bytes function of every stored type. Shared by the packed
+ * file (formats/pack_*.c), the quantizers and the kernels (quant/).
+ *
+ * Storage layout of one row (what the packed file holds, formats/SPEC.md §5):
+ *   INT8: cols padded up to a multiple of GLMQ_Q8_ALIGN (64) elements; int8 codes; pad = 0.
+ *   INT4: cols padded up to a multiple of GLMQ_Q4_BLOCK (128) elements. Block b (elements
+ *         128b .. 128b+127) is 64 bytes at byte offset 64b of the row:
+ *
+ *            byte 64b+j (j = 0..63):  bits 0-3 = q[128b + j] + 8
+ *                                     bits 4-7 = q[128b + 64 + j] + 8
+ *
+ *         so a 64-byte load (one zmm) holds a whole block: the low nibbles are elements 0..63,
+ *         the high nibbles elements 64..127; a 32-byte load (one ymm) at +32 holds 32..63 and
+ *         96..127. Codes are offset-binary (1..15; 8 = zero, also used for padding) so that
+ *         vpmaddubsw / vpdpbusd can take them as the unsigned operand and subtract 8*sum(a).
+ *   Row bytes are therefore multiples of 64 for both types, and rows stay 64-byte aligned.
+ */
+#ifndef GLMQ_LAYOUT_H
+#define GLMQ_LAYOUT_H
+
+#include "core/internal.h"
+
+#define GLMQ_Q4_BLOCK 128
+#define GLMQ_Q8_ALIGN 64
+
+_Static_assert(GLMQ_Q4_BLOCK / 2 == 64, "an INT4 block is one 64-byte cache line");
+
+/* Padded element count and bytes of one stored row. */
+static inline int64_t glmq_q4_padded_cols(int64_t cols)
+{
+    return (cols + GLMQ_Q4_BLOCK - 1) / GLMQ_Q4_BLOCK * GLMQ_Q4_BLOCK;
+}
+static inline int64_t glmq_q8_padded_cols(int64_t cols)
+{
+    return (cols + GLMQ_Q8_ALIGN - 1) / GLMQ_Q8_ALIGN * GLMQ_Q8_ALIGN;
+}
+static inline int64_t glmq_q4_row_bytes(int64_t cols) { return glmq_q4_padded_cols(cols) / 2; }
+static inline int64_t glmq_q8_row_bytes(int64_t cols) { return glmq_q8_padded_cols(cols); }
+
+#endif /* GLMQ_LAYOUT_H */

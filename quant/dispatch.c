@@ -1,0 +1,179 @@
+/*
+ * dispatch.c - the one kernel table of libglmq (STYLE 5 "Dispatch").
+ *
+ * Built at baseline: nothing here executes an AVX instruction. src/core/cpu.c says which level
+ * the CPU and OS can run (CPUID + XGETBV) and the cap GLMQ_CPU sets; this file keeps one
+ * static const table per level and publishes the active one once through an _Atomic pointer
+ * (the only mutable global of the library, STYLE 4): concurrent first calls compute the same
+ * table and a compare-and-swap keeps exactly one, so glmq_kernels_get() is thread-safe and
+ * lock-free. glmq_cpu_force() lowers it for tests. Without GLMQ_HAVE_X86 (non-x86 builds) the
+ * SIMD symbols are never referenced.
+ *
+ *   ref         the _ref kernels everywhere
+ *   avx2        the AVX2 kernels everywhere
+ *   avx512      AVX-512 quantizers, widening, EXACT/F16/BF16 + preparation; AVX2 FAST kernels
+ *   avx512vnni  as avx512, with the vpdpbusd FAST kernels
+ */
+#include "quant/dot.h"
+#include "quant/quant_x86.h"
+
+#include <stdatomic.h>
+
+/* ---- matrix kernels (quant/dot.h) ------------------------------------------------------------ */
+
+/* ---- tables ---------------------------------------------------------------------------------- */
+
+static const glmq_dot_kernels d_ref = {
+    .level = GLMQ_CPU_REF,
+    .name = "ref",
+    .prep = {glmq_dot_prep_exact_ref, glmq_dot_prep_b32_ref, glmq_dot_prep_row_ref},
+    .q4 = {glmq_q4_dot_f32_ref, glmq_q4_dot_q8b_ref, glmq_q4_dot_q8r_ref},
+    .q8 = {glmq_q8_dot_f32_ref, glmq_q8_dot_q8b_ref, glmq_q8_dot_q8r_ref},
+    .f16 = glmq_f16_dot_f32_ref,
+    .bf16 = glmq_bf16_dot_f32_ref,
+    .sum_f32 = glmq_dot_sum_f32_ref,
+    .att = glmq_att_head_ref,
+};
+
+#if defined(GLMQ_HAVE_X86)
+static const glmq_dot_kernels d_avx2 = {
+    .level = GLMQ_CPU_AVX2,
+    .name = "avx2",
+    .prep = {glmq_dot_prep_exact_avx2, glmq_dot_prep_b32_avx2, glmq_dot_prep_row_avx2},
+    .q4 = {glmq_q4_dot_f32_avx2, glmq_q4_dot_q8b_avx2, glmq_q4_dot_q8r_avx2},
+    .q8 = {glmq_q8_dot_f32_avx2, glmq_q8_dot_q8b_avx2, glmq_q8_dot_q8r_avx2},
+    .f16 = glmq_f16_dot_f32_avx2,
+    .bf16 = glmq_bf16_dot_f32_avx2,
+    .sum_f32 = glmq_dot_sum_f32_avx2,
+    .att = glmq_att_head_avx2,
+};
+
+static const glmq_dot_kernels d_avx512 = {
+    .level = GLMQ_CPU_AVX512,
+    .name = "avx512",
+    .prep = {glmq_dot_prep_exact_avx512, glmq_dot_prep_b32_avx512, glmq_dot_prep_row_avx512},
+    .q4 = {glmq_q4_dot_f32_avx512, glmq_q4_dot_q8b_avx2, glmq_q4_dot_q8r_avx2},
+    .q8 = {glmq_q8_dot_f32_avx512, glmq_q8_dot_q8b_avx2, glmq_q8_dot_q8r_avx2},
+    .f16 = glmq_f16_dot_f32_avx512,
+    .bf16 = glmq_bf16_dot_f32_avx512,
+    .sum_f32 = glmq_dot_sum_f32_avx512,
+    .att = glmq_att_head_avx512,
+};
+
+static const glmq_dot_kernels d_avx512vnni = {
+    .level = GLMQ_CPU_AVX512VNNI,
+    .name = "avx512vnni",
+    .prep = {glmq_dot_prep_exact_avx512, glmq_dot_prep_b32_avx512, glmq_dot_prep_row_avx512},
+    .q4 = {glmq_q4_dot_f32_avx512, glmq_q4_dot_q8b_avx512vnni, glmq_q4_dot_q8r_avx512vnni},
+    .q8 = {glmq_q8_dot_f32_avx512, glmq_q8_dot_q8b_avx512vnni, glmq_q8_dot_q8r_avx512vnni},
+    .f16 = glmq_f16_dot_f32_avx512,
+    .bf16 = glmq_bf16_dot_f32_avx512,
+    .sum_f32 = glmq_dot_sum_f32_avx512,
+    .att = glmq_att_head_avx512,
+};
+#endif
+
+
+/* ---- the tables ------------------------------------------------------------------------------ */
+
+static const glmq_kernels k_ref = {
+    .level = GLMQ_CPU_REF,
+    .quantize_row_q8 = glmq_quantize_row_q8_ref,
+    .quantize_row_q4 = glmq_quantize_row_q4_ref,
+    .f16_to_f32 = glmq_f16_to_f32_row,
+    .bf16_to_f32 = glmq_bf16_to_f32_row,
+    .f32_to_f16 = glmq_f32_to_f16_row_ref,
+    .dot = &d_ref,
+};
+
+#if defined(GLMQ_HAVE_X86)
+static const glmq_kernels k_avx2 = {
+    .level = GLMQ_CPU_AVX2,
+    .quantize_row_q8 = glmq_quantize_row_q8_avx2,
+    .quantize_row_q4 = glmq_quantize_row_q4_avx2,
+    .f16_to_f32 = glmq_f16_to_f32_avx2,
+    .bf16_to_f32 = glmq_bf16_to_f32_avx2,
+    .f32_to_f16 = glmq_f32_to_f16_avx2,
+    .dot = &d_avx2,
+};
+
+static const glmq_kernels k_avx512 = {
+    .level = GLMQ_CPU_AVX512,
+    .quantize_row_q8 = glmq_quantize_row_q8_avx512,
+    .quantize_row_q4 = glmq_quantize_row_q4_avx512,
+    .f16_to_f32 = glmq_f16_to_f32_avx512,
+    .bf16_to_f32 = glmq_bf16_to_f32_avx512,
+    .f32_to_f16 = glmq_f32_to_f16_avx512,
+    .dot = &d_avx512,
+};
+
+static const glmq_kernels k_avx512vnni = {
+    .level = GLMQ_CPU_AVX512VNNI,
+    .quantize_row_q8 = glmq_quantize_row_q8_avx512,
+    .quantize_row_q4 = glmq_quantize_row_q4_avx512,
+    .f16_to_f32 = glmq_f16_to_f32_avx512,
+    .bf16_to_f32 = glmq_bf16_to_f32_avx512,
+    .f32_to_f16 = glmq_f32_to_f16_avx512,
+    .dot = &d_avx512vnni,
+};
+#endif
+
+static const glmq_kernels *table_for(glmq_cpu_level l)
+{
+#if defined(GLMQ_HAVE_X86)
+    if (l == GLMQ_CPU_AVX512VNNI) return &k_avx512vnni;
+    if (l == GLMQ_CPU_AVX512) return &k_avx512;
+    if (l == GLMQ_CPU_AVX2) return &k_avx2;
+#endif
+    (void)l;
+    return &k_ref;
+}
+
+/* ---- the active table ------------------------------------------------------------------------ */
+
+static _Atomic(const glmq_kernels *) g_active;
+
+const glmq_kernels *glmq_kernels_get(void)
+{
+    const glmq_kernels *k = atomic_load_explicit(&g_active, memory_order_acquire);
+    if (GLMQ_LIKELY(k != NULL)) return k;
+
+    glmq_cpu_level l = glmq_cpu_detected(), cap = glmq_cpu_env_cap();
+    if (cap < l) l = cap;
+    const glmq_kernels *want = table_for(l);
+    const glmq_kernels *expected = NULL;
+    if (atomic_compare_exchange_strong_explicit(&g_active, &expected, want, memory_order_acq_rel,
+                                                memory_order_acquire))
+        return want;
+    return expected; /* another thread (or glmq_cpu_force) got there first */
+}
+
+const glmq_kernels *glmq_kernels_for(glmq_cpu_level level)
+{
+    if (level < GLMQ_CPU_REF || level > GLMQ_CPU_MAX) return NULL;
+    if (level > glmq_cpu_detected()) return NULL;
+    return table_for(level);
+}
+
+glmq_cpu_level glmq_cpu_force(glmq_cpu_level level)
+{
+    if (level < GLMQ_CPU_REF) level = GLMQ_CPU_REF;
+    const glmq_kernels *cur = glmq_kernels_get();
+    for (;;) {
+        if (level >= cur->level) return cur->level; /* can only lower */
+        if (atomic_compare_exchange_weak_explicit(&g_active, &cur, table_for(level),
+                                                  memory_order_acq_rel, memory_order_acquire))
+            return level;
+        /* cur now holds the value another thread stored; retry against it */
+    }
+}
+
+glmq_cpu_level glmq_cpu_active(void) { return glmq_kernels_get()->level; }
+
+const glmq_dot_kernels *glmq_dot_kernels_get(void) { return glmq_kernels_get()->dot; }
+
+const glmq_dot_kernels *glmq_dot_kernels_for(glmq_cpu_level level)
+{
+    const glmq_kernels *k = glmq_kernels_for(level);
+    return k ? k->dot : NULL;
+}
