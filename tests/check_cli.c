@@ -573,6 +573,38 @@ START_TEST(summary_and_warnings)
 }
 END_TEST
 
+/* info: a short summary by default (fits a terminal, no tensor table); --verbose adds the config,
+ * the source files and every tensor. Shape values are those of the sample's config.json. */
+START_TEST(info_summary_and_verbose)
+{
+    copy_sample("glm2-tiny", "st");
+    char *t = NULL;
+    ck_assert_int_eq(tu_run(&t, "'%s' convert '%s' -o '%s' --quiet --type int4", tu_bin(), src,
+                            out),
+                     0);
+    free(t);
+    ck_assert_int_eq(tu_run(&t, "'%s' info '%s'", tu_bin(), out), 0);
+    int lines = 0;
+    for (const char *c = t; *c; c++) lines += *c == '\n';
+    ck_assert_int_le(lines, 10);
+    ck_assert_ptr_nonnull(strstr(t, "chatglm2: 2 layers, hidden 128, 4 heads x 32 (2 KV groups), "
+                                    "FFN 172, vocab 1216"));
+    ck_assert_ptr_nonnull(strstr(t, "weights:        int4"));
+    ck_assert_ptr_nonnull(strstr(t, "tensors:        17, "));
+    ck_assert_ptr_nonnull(strstr(t, " 8 int4 ("));
+    ck_assert_ptr_nonnull(strstr(t, "source:         safetensors, 4 files"));
+    ck_assert_ptr_null(strstr(t, "source files:"));
+    ck_assert_ptr_null(strstr(t, QKV0));
+    free(t);
+    ck_assert_int_eq(tu_run(&t, "'%s' info --verbose '%s'", tu_bin(), out), 0);
+    ck_assert_ptr_nonnull(strstr(t, "source files:"));
+    ck_assert_ptr_nonnull(strstr(t, "model.safetensors"));
+    ck_assert_ptr_nonnull(strstr(t, QKV0));
+    ck_assert_ptr_nonnull(strstr(t, "\"rope_ratio\":"));
+    free(t);
+}
+END_TEST
+
 static Suite *cli_suite(void)
 {
     Suite *s = suite_create("cli");
@@ -610,6 +642,7 @@ static Suite *cli_suite(void)
     tcase_add_test(cmd, check_detects_flips);
     tcase_add_test(cmd, full_disk_leaves_nothing);
     tcase_add_test(cmd, summary_and_warnings);
+    tcase_add_test(cmd, info_summary_and_verbose);
     suite_add_tcase(s, cmd);
     return s;
 }

@@ -8,8 +8,20 @@ for p in $pkgs; do
     dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
 done
 [ -z "$missing" ] && exit 0
-echo "installing:$missing"
+echo "glmq: installing the build dependencies with apt-get:$missing"
+echo "glmq: (a fresh machine needs a compiler and CMake too: this takes a few minutes; apt's"
+echo "glmq:  output is in ${TMPDIR:-/tmp}/glmq-apt.log)"
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO=sudo
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
+log="${TMPDIR:-/tmp}/glmq-apt.log"
+echo "glmq: apt-get update ..."
+if ! $SUDO apt-get update -qq >"$log" 2>&1; then
+    cat "$log" >&2
+    exit 1
+fi
+echo "glmq: apt-get install ..."
+if ! DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >>"$log" 2>&1; then
+    cat "$log" >&2
+    exit 1
+fi
+echo "glmq: dependencies installed"

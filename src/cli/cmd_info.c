@@ -1,5 +1,7 @@
 /*
- * cmd_info.c - glmq info FILE [--json]: header, metadata and tensor table.
+ * cmd_info.c - glmq info FILE [--verbose | --json]: a short summary of a packed file by default;
+ * --verbose adds the full config, every source file and every tensor; --json prints everything as
+ * one object.
  */
 #include "cli.h"
 
@@ -14,20 +16,111 @@ static void shape_str(const glmq_tensor_info *t, char *buf, size_t n)
         k += (size_t)snprintf(buf + k, n - k, "%s%lld", d ? ", " : "", (long long)t->shape[d]);
 }
 
+static const cJSON *jget(const cJSON *o, const char *k) { return cJSON_GetObjectItemCaseSensitive(o, k); }
+static const char *jstr(const cJSON *o, const char *k)
+{
+    const cJSON *v = jget(o, k);
+    return cJSON_IsString(v) ? v->valuestring : "?";
+}
+static long long jint(const cJSON *o, const char *k)
+{
+    const cJSON *v = jget(o, k);
+    return cJSON_IsNumber(v) ? (long long)v->valuedouble : -1;
+}
+
+/* A short summary that fits a terminal: identity, shape, weights, bytes per type, source. */
+static void print_summary(glmq_pack *p, const char *path, const cJSON *meta)
+{
+    const uint32_t v = glmq_pack_version(p);
+    const int64_t n = glmq_pack_tensor_count(p);
+    const cJSON *cfg = jget(meta, "config"), *q = jget(meta, "quantization");
+    const cJSON *src = jget(meta, "source"), *tok = jget(meta, "tokenizer");
+    printf("file:           %s\n", path);
+    printf("format:         glmq %u.%u, written by glmq %s\n", v >> 16, v & 0xffff,
+           jstr(meta, "glmq_version"));
+    printf("architecture:   %s: %lld layers, hidden %lld, %lld heads x %lld (%lld KV groups), "
+           "FFN %lld, vocab %lld\n",
+           jstr(cfg, "architecture"), jint(cfg, "num_layers"), jint(cfg, "hidden_size"),
+           jint(cfg, "num_heads"), jint(cfg, "head_dim"), jint(cfg, "num_kv_groups"),
+           jint(cfg, "ffn_hidden_size"), jint(cfg, "vocab_size"));
+    printf("weights:        %s (%s)\n", jstr(q, "weight_type"), jstr(q, "method"));
+    printf("tokenizer:      %s\n", jstr(tok, "kind"));
+    /* tensor count and bytes (data + scales) per storage type */
+    int64_t cnt[8] = {0};
+    double bytes[8] = {0}, total = 0;
+    for (int64_t i = 0; i < n; i++) {
+        glmq_tensor_info t;
+        if (glmq_pack_tensor(p, i, &t, NULL) != GLMQ_OK) continue;
+        const int ty = (int)t.type >= 0 && (int)t.type < 8 ? (int)t.type : 7;
+        cnt[ty]++;
+        bytes[ty] += (double)t.data_size + (double)t.scales_size;
+        total += (double)t.data_size + (double)t.scales_size;
+    }
+    printf("tensors:        %lld, %.2f MB:", (long long)n, total / 1e6);
+    for (int ty = 0; ty < 8; ty++)
+        if (cnt[ty])
+            printf(" %lld %s (%.2f MB)", (long long)cnt[ty], glmq_type_name((glmq_type)ty),
+                   bytes[ty] / 1e6);
+    printf("\n");
+    const cJSON *files = jget(src, "files"), *f;
+    double sbytes = 0;
+    int nf = 0;
+    cJSON_ArrayForEach(f, files)
+    {
+        const cJSON *sz = jget(f, "size");
+        if (cJSON_IsNumber(sz)) sbytes += sz->valuedouble;
+        nf++;
+    }
+    printf("source:         %s%s, %d files, %.2f MB (hashes: --verbose)\n", jstr(src, "format"),
+           cJSON_IsTrue(jget(src, "sharded")) ? " (sharded)" : "", nf, sbytes / 1e6);
+}
+
+/* Everything else: the full config, every source file, every tensor. */
+static void print_details(glmq_pack *p, const cJSON *meta)
+{
+    const int64_t n = glmq_pack_tensor_count(p);
+    char *cs = cJSON_Print(jget(meta, "config"));
+    printf("config:         %s\n", cs ? cs : "{}");
+    cJSON_free(cs);
+    const cJSON *f;
+    printf("source files:\n");
+    cJSON_ArrayForEach(f, jget(jget(meta, "source"), "files"))
+    {
+        const cJSON *sz = jget(f, "size");
+        printf("  %-40s %14.0f bytes  xxh3 %s\n", jstr(f, "name"),
+               cJSON_IsNumber(sz) ? sz->valuedouble : -1.0, jstr(f, "xxh3"));
+    }
+    printf("tensors (%lld):\n", (long long)n);
+    for (int64_t i = 0; i < n; i++) {
+        glmq_tensor_info t;
+        glmq_pack_tensor(p, i, &t, NULL);
+        char sh[96];
+        shape_str(&t, sh, sizeof sh);
+        printf("  %-60s %-5s [%s] %016llx\n", t.name, glmq_type_name(t.type), sh,
+               (unsigned long long)t.checksum);
+    }
+}
+
 int cmd_info(int argc, char **argv)
 {
     const char *path = NULL;
-    int json = 0;
+    int json = 0, verbose = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            puts("usage: glmq info FILE [--json]\n\nPrints the format version, the metadata "
-                 "(config, quantization recipe, provenance)\nand the tensor table. --json prints "
-                 "one JSON object with a 'tensors' array\n(name, type, shape, checksum, ...) and "
-                 "the metadata under 'metadata'.");
+            puts("usage: glmq info FILE [--verbose | --json]\n\nPrints a short summary: format "
+                 "version, model shape, weight type, tensor\nbytes per storage type and where the "
+                 "weights came from.\n  -v, --verbose  also the full config, every source file "
+                 "with its hash and the\n                 tensor table (name, type, shape, "
+                 "checksum)\n  --json         one JSON object with a 'tensors' array (name, type, "
+                 "shape,\n                 checksum, ...) and the metadata under 'metadata'");
             return EXIT_OK;
         }
         if (!strcmp(argv[i], "--json")) {
             json = 1;
+            continue;
+        }
+        if (!strcmp(argv[i], "--verbose") || !strcmp(argv[i], "-v")) {
+            verbose = 1;
             continue;
         }
         if (argv[i][0] == '-') return cli_usage("info", "unknown option '%s'", argv[i]);
@@ -74,41 +167,8 @@ int cmd_info(int argc, char **argv)
         cJSON_free(s);
         cJSON_Delete(o);
     } else {
-        printf("file:           %s\n", path);
-        printf("format version: %u.%u\n", v >> 16, v & 0xffff);
-        const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(meta, "config");
-        const cJSON *q = cJSON_GetObjectItemCaseSensitive(meta, "quantization");
-        const cJSON *arch = cJSON_GetObjectItemCaseSensitive(cfg, "architecture");
-        const cJSON *wt = cJSON_GetObjectItemCaseSensitive(q, "weight_type");
-        const cJSON *gv = cJSON_GetObjectItemCaseSensitive(meta, "glmq_version");
-        printf("architecture:   %s\n", cJSON_IsString(arch) ? arch->valuestring : "?");
-        printf("weights:        %s\n", cJSON_IsString(wt) ? wt->valuestring : "?");
-        printf("written by:     glmq %s\n", cJSON_IsString(gv) ? gv->valuestring : "?");
-        char *cs = cJSON_Print(cfg);
-        printf("config:         %s\n", cs ? cs : "{}");
-        cJSON_free(cs);
-        const cJSON *src = cJSON_GetObjectItemCaseSensitive(meta, "source");
-        const cJSON *files = cJSON_GetObjectItemCaseSensitive(src, "files");
-        const cJSON *f;
-        printf("source files:\n");
-        cJSON_ArrayForEach(f, files)
-        {
-            const cJSON *nm = cJSON_GetObjectItemCaseSensitive(f, "name");
-            const cJSON *sz = cJSON_GetObjectItemCaseSensitive(f, "size");
-            const cJSON *hx = cJSON_GetObjectItemCaseSensitive(f, "xxh3");
-            printf("  %-40s %14.0f bytes  xxh3 %s\n", cJSON_IsString(nm) ? nm->valuestring : "?",
-                   cJSON_IsNumber(sz) ? sz->valuedouble : -1.0,
-                   cJSON_IsString(hx) ? hx->valuestring : "?");
-        }
-        printf("tensors (%lld):\n", (long long)n);
-        for (int64_t i = 0; i < n; i++) {
-            glmq_tensor_info t;
-            glmq_pack_tensor(p, i, &t, NULL);
-            char sh[96];
-            shape_str(&t, sh, sizeof sh);
-            printf("  %-60s %-5s [%s] %016llx\n", t.name, glmq_type_name(t.type), sh,
-                   (unsigned long long)t.checksum);
-        }
+        print_summary(p, path, meta);
+        if (verbose) print_details(p, meta);
     }
     cJSON_Delete(meta);
     glmq_pack_close(p);
