@@ -369,7 +369,9 @@ GLMQ_DOT_KERNEL(glmq_bf16_dot_f32_avx512, BF16_BLK, 8, 4, 2)
 /* The file is compiled for AVX-512 F/BW/VL/DQ only: the kernels above serve AVX-512 CPUs without
  * VNNI (Skylake-SP). VNNI is enabled for this section alone, so the compiler cannot place a
  * vpdpbusd anywhere else; dispatch.c reaches these only at the GLMQ_CPU_AVX512VNNI level. */
-#if defined(__clang__)
+#if defined(GLMQ_EMULATE_AVX512)
+/* test build: the intrinsics are tests/emu/avx512_emu.h's portable ones */
+#elif defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avx512vnni"))), apply_to = function)
 #else
 #pragma GCC push_options
@@ -649,7 +651,8 @@ double glmq_dot_sum_f32_avx512(const float *p, int64_t n)
     return (double)hsum_ps(s[0]);
 }
 
-#if defined(__clang__)
+#if defined(GLMQ_EMULATE_AVX512)
+#elif defined(__clang__)
 #pragma clang attribute pop
 #else
 #pragma GCC pop_options

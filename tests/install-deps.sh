@@ -2,7 +2,7 @@
 # Install glmq's build and test dependencies from Debian packages if any is missing.
 # Needs root (or sudo) only when something is missing.
 set -eu
-pkgs="build-essential cmake pkg-config zlib1g-dev libcjson-dev libxxhash-dev check"
+pkgs="build-essential cmake pkg-config zlib1g-dev libcjson-dev libxxhash-dev check ${GLMQ_EXTRA_PKGS:-}"
 missing=""
 for p in $pkgs; do
     dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

@@ -3,6 +3,11 @@
 #   sh tests/run.sh              release build in build/, all tests
 #   sh tests/run.sh --sanitize   ASan+UBSan build in build-asan/, all tests (CK_FORK=no)
 #   sh tests/run.sh --cpu ref    all tests with the kernels forced to the scalar path
+#                                (ref|avx2|avx512|avx512vnni)
+#   sh tests/run.sh --emulate-avx512
+#                                build in build-emu/ with the AVX-512 and VNNI kernels run through
+#                                SIMDe (tests/emu/avx512_emu.h) and run all tests at that level: the
+#                                AVX-512 code paths on a machine without AVX-512
 set -eu
 cd "$(dirname "$0")/.."
 sh tests/install-deps.sh
@@ -12,7 +17,10 @@ while [ $# -gt 0 ]; do
     case "$1" in
     --sanitize) dir=build-asan; flags="-DCMAKE_BUILD_TYPE=Debug -DGLMQ_SANITIZE=address;undefined" ;;
     --cpu) shift; export GLMQ_CPU="$1" ;;
-    *) echo "usage: sh tests/run.sh [--sanitize] [--cpu ref|avx2|avx512]" >&2; exit 2 ;;
+    --emulate-avx512)
+        dir=build-emu; flags="$flags -DGLMQ_EMULATE_AVX512=ON"
+        GLMQ_EXTRA_PKGS=libsimde-dev sh tests/install-deps.sh ;;
+    *) echo "usage: sh tests/run.sh [--sanitize] [--cpu ref|avx2|avx512|avx512vnni] [--emulate-avx512]" >&2; exit 2 ;;
     esac
     shift
 done

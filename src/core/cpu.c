@@ -73,6 +73,10 @@ glmq_cpu_level glmq_cpu_detected(void)
     int l = atomic_load_explicit(&g_hw_level, memory_order_acquire);
     if (l < 0) {
         l = (int)detect();
+#if defined(GLMQ_EMULATE_AVX512)
+        /* test build (tests/emu/avx512_emu.h): the AVX-512 kernels run on AVX2 instructions */
+        if (l >= GLMQ_CPU_AVX2) l = GLMQ_CPU_AVX512VNNI;
+#endif
         atomic_store_explicit(&g_hw_level, l, memory_order_release);
     }
     return (glmq_cpu_level)l;
