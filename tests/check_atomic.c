@@ -5,7 +5,7 @@
  * test probes that itself) and the named-temporary fallback, forced with GLMQ_NO_O_TMPFILE=1.
  * Directory listings here count every entry, dot-files included, since the fallback's temporary
  * names start with a dot. Covered: commit, discard, an existing target untouched when the commit
- * fails, file modes under several umasks (also for the pack, report and .npy writers), stale
+ * fails, names up to NAME_MAX, file modes under several umasks (also for the pack, report and .npy writers), stale
  * temporaries of dead processes removed and those of live ones kept, and a conversion killed
  * with SIGKILL while its output file is open, which must leave the directory empty (O_TMPFILE)
  * or a temporary that the next writer of the same output removes (fallback).
@@ -129,6 +129,40 @@ START_TEST(commit_replaces)
     expect_content(out2, "");
     ck_assert_int_eq(count_all(tmpdir, list, sizeof list), 2);
     free(out2);
+    free(out);
+}
+END_TEST
+
+/* A name of 250 bytes (NAME_MAX 255): the temporary's name keeps only 200 bytes of it, and
+ * the stale scan finds temporaries by the same cut. */
+START_TEST(long_name)
+{
+    use_path(_i);
+    char base[251];
+    memset(base, 'n', 250);
+    base[250] = 0;
+    char *out = tu_path(tmpdir, base);
+    glmq_atomic_file *af = NULL;
+    glmq_err err = {0};
+    ck_assert_int_eq(glmq_atomic_open(out, &af, &err), GLMQ_OK);
+    if (glmq_atomic_temp_name(af)) ck_assert_uint_lt(strlen(glmq_atomic_temp_name(af)), 255);
+    ck_assert_int_eq(glmq_atomic_write(af, "long", 4, &err), GLMQ_OK);
+    ck_assert_int_eq(glmq_atomic_commit(af, &err), GLMQ_OK);
+    expect_content(out, "long");
+    /* a stale temporary of this output, as a killed writer would have left it */
+    pid_t dead = fork();
+    ck_assert_int_ge(dead, 0);
+    if (dead == 0) _exit(0);
+    ck_assert_int_eq(waitpid(dead, NULL, 0), dead);
+    char name[256];
+    snprintf(name, sizeof name, ".%.200s.glmq-tmp.%ld.0123456789abcdef", base, (long)dead);
+    char *stale = tu_path(tmpdir, name);
+    ck_assert_int_eq(tu_write_file(stale, "x", 1), 0);
+    ck_assert_int_eq(glmq_atomic_write_file(out, "again", 5, &err), GLMQ_OK);
+    ck_assert(!tu_file_exists(stale));
+    ck_assert_int_eq(count_all(tmpdir, NULL, 0), 1);
+    expect_content(out, "again");
+    free(stale);
     free(out);
 }
 END_TEST
@@ -497,6 +531,7 @@ static Suite *atomic_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, commit_replaces, 0, 2);
+    tcase_add_loop_test(tc, long_name, 0, 2);
     tcase_add_loop_test(tc, discard_removes, 0, 2);
     tcase_add_loop_test(tc, failure_keeps_target, 0, 2);
     tcase_add_loop_test(tc, relative_path, 0, 2);

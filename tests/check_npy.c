@@ -32,7 +32,8 @@ static float value(int64_t i)
     static const uint32_t bits[] = {0x00000000u, 0x80000000u, 0x7f800000u, 0xff800000u,
                                     0x7fc00001u, 0x00000001u, 0x807fffffu, 0x7f7fffffu,
                                     0x3f800000u, 0xc0490fdbu};
-    uint32_t u = i < 10 ? bits[i] : (uint32_t)(0x3c000000u + (uint32_t)i * 2654435761u % 0x4000000u);
+    uint32_t u = i < 10 ? bits[i]
+                        : (uint32_t)(0x3c000000u + (uint32_t)i * 2654435761u % 0x4000000u);
     float f;
     memcpy(&f, &u, 4);
     return f;

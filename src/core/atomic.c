@@ -6,7 +6,7 @@
  *   - while a file is being written it has no name (O_TMPFILE), or a name of the pattern
  *     ".<name>.glmq-tmp.<pid>.<16 hex>" (the fallback, and the instant between linkat and rename
  *     in commit) that encodes the owner's pid, so a later writer of the same output can tell a
- *     leftover of a killed process from a live writer; the fallback file is also held under
+ *     leftover of a killed process from a live writer; a named file is also held under
  *     flock(LOCK_EX) until it is renamed or removed;
  *   - all names are resolved against one descriptor of the target's directory taken at open, so
  *     the temporary and the target always share a file system and a directory;
@@ -272,6 +272,9 @@ static glmq_status link_tmpfile(glmq_atomic_file *af, glmq_err *err)
 {
     char proc[64];
     snprintf(proc, sizeof proc, "/proc/self/fd/%d", af->fd);
+    /* the lock makes the name we are about to give it safe from another writer's stale scan
+     * even when the pid test cannot see us (a writer in another pid namespace) */
+    flock(af->fd, LOCK_EX | LOCK_NB);
     for (int tries = 0; tries < TEMP_TRIES; tries++) {
         char *name = temp_name(af->base);
         GLMQ_FAIL_IF(!name, err, GLMQ_E_NOMEM, "out of memory");
