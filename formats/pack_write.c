@@ -5,8 +5,10 @@
  *   - the layout (every offset) is fixed at create time from the declarations, so concurrent or
  *     out-of-order producers could pwrite anywhere; rows of one tensor arrive in order because
  *     its checksum is streamed over them;
- *   - nothing is ever written at the output path itself: we write "<out>.tmp.XXXXXX" in the
- *     same directory, fsync it, rename it over the output and fsync the directory;
+ *   - nothing is ever written at the output path itself: the file is written through the
+ *     atomic writer (core/atomic.h: a nameless O_TMPFILE inode in the output's directory, or a
+ *     named temporary a later writer can clean up), which fsyncs it, renames it over the output
+ *     and fsyncs the directory only in finish;
  *   - the first error is sticky and every later call returns it; finish/abort remove the
  *     temporary file on failure.
  */
@@ -14,14 +16,10 @@
 #include "formats/layout.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/resource.h>
-#include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
+#include "core/atomic.h"
 #include "core/hash.h"
 
 typedef struct {
@@ -42,8 +40,9 @@ typedef struct {
 } wblob;
 
 struct glmq_pack_writer {
-    char *out_path, *tmp_path;
-    int fd;
+    char *out_path;
+    glmq_atomic_file *af;
+    int fd; /* glmq_atomic_fd(af), or -1 */
     glmq_status sticky;
     glmq_err sticky_err;
     wtensor *t;
@@ -122,15 +121,13 @@ static void free_writer(glmq_pack_writer *w)
     free(w->t);
     free(w->b);
     free(w->out_path);
-    free(w->tmp_path);
     free(w);
 }
 
 void glmq_pack_writer_abort(glmq_pack_writer *w)
 {
     if (!w) return;
-    if (w->fd >= 0) close(w->fd);
-    if (w->tmp_path) unlink(w->tmp_path);
+    glmq_atomic_discard(w->af);
     free_writer(w);
 }
 
@@ -211,39 +208,11 @@ glmq_status glmq_pack_writer_create(const char *out_path, const glmq_pack_tensor
     }
     w->data_end = off;
 
-    /* temporary file in the output's directory */
-    size_t n = strlen(out_path) + 16;
-    w->tmp_path = malloc(n);
-    GLMQ_FAIL_IF_G(!w->tmp_path, err, GLMQ_E_NOMEM, "out of memory");
-    snprintf(w->tmp_path, n, "%s.tmp.XXXXXX", out_path);
-    w->fd = mkstemp(w->tmp_path);
-    if (w->fd < 0) {
-        st = glmq_fail(err, GLMQ_E_IO, "cannot create '%s': %s", w->tmp_path, strerror(errno));
-        free(w->tmp_path);
-        w->tmp_path = NULL;
-        goto fail;
-    }
-    fchmod(w->fd, 0644);
-    /* Fail early when the filesystem cannot hold the file (a later failure, e.g. a race with
-     * another writer, is still caught by the writes and cleaned up). fstatvfs instead of
-     * posix_fallocate: on tmpfs the latter zero-fills every page, which costs as much memory
-     * bandwidth as writing the file. The size limit of the process (RLIMIT_FSIZE) is checked
-     * too, since it behaves like a full disk. */
-    struct statvfs vs;
-    if (fstatvfs(w->fd, &vs) == 0 && vs.f_frsize > 0) {
-        uint64_t avail = (uint64_t)vs.f_bavail * (uint64_t)vs.f_frsize;
-        GLMQ_FAIL_IF_G(avail < w->data_end, err, GLMQ_E_IO,
-                       "'%s': not enough space: the file needs %llu bytes, the filesystem has "
-                       "%llu available",
-                       w->tmp_path, (unsigned long long)w->data_end, (unsigned long long)avail);
-    }
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
-        GLMQ_FAIL_IF_G((uint64_t)rl.rlim_cur < w->data_end, err, GLMQ_E_IO,
-                       "'%s': the file needs %llu bytes but this process may write at most %llu "
-                       "(RLIMIT_FSIZE)",
-                       w->tmp_path, (unsigned long long)w->data_end,
-                       (unsigned long long)rl.rlim_cur);
+    /* the file, unnamed until finish, in the output's directory; fail early when it cannot
+     * fit (a later failure, e.g. a race with another writer, is still caught by the writes) */
+    GLMQ_TRY_G(glmq_atomic_open(out_path, &w->af, err));
+    w->fd = glmq_atomic_fd(w->af);
+    GLMQ_TRY_G(glmq_atomic_check_space(w->af, w->data_end, err));
     *out = w;
     return GLMQ_OK;
 fail:
@@ -304,7 +273,7 @@ glmq_status glmq_pack_fail_io(glmq_pack_writer *w, int errnum, uint64_t off, siz
                               glmq_err *err)
 {
     return set_sticky(w, err, GLMQ_E_IO, "'%s': write of %zu bytes at byte %llu failed: %s",
-                      w->tmp_path, n, (unsigned long long)off, strerror(errnum));
+                      w->out_path, n, (unsigned long long)off, strerror(errnum));
 }
 
 glmq_status glmq_pack_write_scales(glmq_pack_writer *w, int64_t i, const uint16_t *scales,
@@ -324,19 +293,6 @@ glmq_status glmq_pack_write_scales(glmq_pack_writer *w, int64_t i, const uint16_
     glmq_status st = pwrite_all(w, buf, t->scale_size, t->scale_off, err);
     free(buf);
     return st;
-}
-
-static glmq_status fsync_dir(const char *path, glmq_err *err)
-{
-    char *dup = glmq_strdup(path);
-    GLMQ_FAIL_IF(!dup, err, GLMQ_E_NOMEM, "out of memory");
-    int fd = open(dirname(dup), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        fsync(fd); /* best effort: some filesystems refuse fsync on directories */
-        close(fd);
-    }
-    free(dup);
-    return GLMQ_OK;
 }
 
 glmq_status glmq_pack_writer_finish(glmq_pack_writer *w, const char *meta, glmq_err *err)
@@ -417,18 +373,12 @@ glmq_status glmq_pack_writer_finish(glmq_pack_writer *w, const char *meta, glmq_
     GLMQ_TRY_G(pwrite_all(w, meta, meta_size, meta_off, err));
     GLMQ_TRY_G(pwrite_all(w, tables, tables_end, 0, err));
     GLMQ_FAIL_IF_G(ftruncate(w->fd, (off_t)file_size) != 0, err, GLMQ_E_IO,
-                   "'%s': cannot set size to %llu bytes: %s", w->tmp_path,
+                   "'%s': cannot set size to %llu bytes: %s", w->out_path,
                    (unsigned long long)file_size, strerror(errno));
-    GLMQ_FAIL_IF_G(fsync(w->fd) != 0, err, GLMQ_E_IO, "'%s': fsync failed: %s", w->tmp_path,
-                   strerror(errno));
-    GLMQ_FAIL_IF_G(close(w->fd) != 0, err, GLMQ_E_IO, "'%s': close failed: %s", w->tmp_path,
-                   strerror(errno));
+    glmq_atomic_file *af = w->af;
+    w->af = NULL; /* commit consumes it, also on failure */
     w->fd = -1;
-    GLMQ_FAIL_IF_G(rename(w->tmp_path, w->out_path) != 0, err, GLMQ_E_IO,
-                   "cannot rename '%s' to '%s': %s", w->tmp_path, w->out_path, strerror(errno));
-    free(w->tmp_path);
-    w->tmp_path = NULL; /* nothing to clean up any more */
-    fsync_dir(w->out_path, err);
+    GLMQ_TRY_G(glmq_atomic_commit(af, err));
     XXH3_freeState(hs);
     free(tables);
     free_writer(w);

@@ -3,16 +3,17 @@
  *
  * The report carries every metric, every threshold with its verdict, the identity of both models
  * (kind, weight type, the pack header checksum or checkpoint hash), the tokens evaluated and the
- * glmq version; nothing machine-specific beyond the paths given on the command line.
+ * glmq version; nothing machine-specific beyond the paths given on the command line. Both files
+ * are written with the atomic writer (core/atomic.h): all or nothing, mode 0666 & ~umask.
  */
 #include "verify/report.h"
 
+#include "core/atomic.h"
+
 #include <cjson/cJSON.h>
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <unistd.h>
 
 int glmq_gate_eval(const glmq_drift *d, const glmq_gate *g, glmq_gate_check out[4])
 {
@@ -120,37 +121,10 @@ char *glmq_report_json(const glmq_drift *d, const glmq_report_ctx *c)
     return s;
 }
 
+/* The report, the plot and every other whole-buffer output share the one atomic writer. */
 glmq_status glmq_write_file_atomic(const char *path, const void *data, size_t n, glmq_err *err)
 {
-    size_t pl = strlen(path) + 16;
-    char *tmp = malloc(pl);
-    GLMQ_FAIL_IF(!tmp, err, GLMQ_E_NOMEM, "out of memory");
-    snprintf(tmp, pl, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        glmq_status st = glmq_fail(err, GLMQ_E_IO, "cannot create '%s': %s", tmp, strerror(errno));
-        free(tmp);
-        return st;
-    }
-    const uint8_t *p = data;
-    size_t left = n;
-    while (left) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) break;
-        p += w;
-        left -= (size_t)w;
-    }
-    int ok = left == 0 && fsync(fd) == 0;
-    ok &= close(fd) == 0;
-    if (!ok || rename(tmp, path) != 0) {
-        glmq_status st = glmq_fail(err, GLMQ_E_IO, "cannot write '%s': %s", path, strerror(errno));
-        unlink(tmp);
-        free(tmp);
-        return st;
-    }
-    free(tmp);
-    return GLMQ_OK;
+    return glmq_atomic_write_file(path, data, n, err);
 }
 
 /* ---- SVG ---- */

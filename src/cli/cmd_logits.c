@@ -5,17 +5,17 @@
  *
  * MODEL is a packed .glmq file or a Hugging Face checkpoint directory. The ids are used as given:
  * no [gMASK] sop prefix is added (v2 family) and a ChatGLM-6B sequence must itself contain its
- * mask token and <sop>. The output is written to a temporary file beside OUT and renamed, so a
- * failure never leaves a partial OUT.
+ * mask token and <sop>. The file is written by formats/npy.c through the atomic writer, so a
+ * failure or a kill never leaves a partial OUT (nor a temporary beside it).
  */
 #include "cli.h"
 
+#include "formats/npy.h"
 #include "runtime/forward.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 static const char usage_text[] =
     "usage: glmq logits MODEL --ids ID,ID,... -o OUT.npy [--threads N]\n"
@@ -74,68 +74,6 @@ static glmq_status parse_ids(const char *s, int32_t **out, int64_t *n, glmq_err 
     *out = ids;
     *n = k;
     return GLMQ_OK;
-}
-
-/* Write logits [n][vocab] as .npy v1.0 to path (via path.tmp + rename). */
-static glmq_status write_npy(const char *path, const float *x, int64_t n, int64_t vocab,
-                             glmq_err *err)
-{
-    char hdr[128];
-    int len = snprintf(hdr, sizeof hdr,
-                       "{'descr': '<f4', 'fortran_order': False, 'shape': (%lld, %lld), }",
-                       (long long)n, (long long)vocab);
-    /* pad with spaces so that magic(6)+version(2)+hlen(2)+header is a multiple of 64, end '\n' */
-    int total = 10 + len + 1;
-    int pad = (64 - total % 64) % 64;
-    char pre[10] = {'\x93', 'N', 'U', 'M', 'P', 'Y', 1, 0, 0, 0};
-    uint16_t hlen = (uint16_t)(len + pad + 1);
-    pre[8] = (char)(hlen & 0xff);
-    pre[9] = (char)(hlen >> 8);
-
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 16);
-    GLMQ_FAIL_IF(!tmp, err, GLMQ_E_NOMEM, "out of memory");
-    snprintf(tmp, plen + 16, "%s.tmp%ld", path, (long)getpid());
-    FILE *fp = fopen(tmp, "wb");
-    if (!fp) {
-        glmq_status st = glmq_fail(err, GLMQ_E_IO, "cannot create '%s': %s", tmp, strerror(errno));
-        free(tmp);
-        return st;
-    }
-    int ok = fwrite(pre, 1, 10, fp) == 10 && fwrite(hdr, 1, (size_t)len, fp) == (size_t)len;
-    for (int i = 0; ok && i < pad; i++) ok = fputc(' ', fp) != EOF;
-    ok = ok && fputc('\n', fp) != EOF;
-    /* little-endian float32 payload, converted in blocks */
-    uint8_t buf[4096];
-    const int64_t count = n * vocab;
-    for (int64_t i = 0; ok && i < count;) {
-        size_t k = 0;
-        for (; k + 4 <= sizeof buf && i < count; k += 4, i++) {
-            uint32_t u;
-            memcpy(&u, &x[i], 4);
-            buf[k] = (uint8_t)u;
-            buf[k + 1] = (uint8_t)(u >> 8);
-            buf[k + 2] = (uint8_t)(u >> 16);
-            buf[k + 3] = (uint8_t)(u >> 24);
-        }
-        ok = fwrite(buf, 1, k, fp) == k;
-    }
-    int e = errno;
-    if (fclose(fp) != 0 && ok) {
-        ok = 0;
-        e = errno;
-    }
-    if (ok && rename(tmp, path) != 0) {
-        ok = 0;
-        e = errno;
-    }
-    glmq_status st = GLMQ_OK;
-    if (!ok) {
-        unlink(tmp);
-        st = glmq_fail(err, GLMQ_E_IO, "cannot write '%s': %s", path, strerror(e));
-    }
-    free(tmp);
-    return st;
 }
 
 int cmd_logits(int argc, char **argv)
@@ -199,7 +137,7 @@ int cmd_logits(int argc, char **argv)
     }
     if (glmq_forward_create(m, n, threads, &f, &err) != GLMQ_OK) goto done;
     if (glmq_forward_eval(f, ids, n, logits, &err) != GLMQ_OK) goto done;
-    if (write_npy(out_path, logits, n, vocab, &err) != GLMQ_OK) goto done;
+    if (glmq_npy_write_f32(out_path, logits, n, vocab, &err) != GLMQ_OK) goto done;
     rc = EXIT_OK;
 done:
     glmq_forward_free(f);
