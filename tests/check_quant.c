@@ -339,7 +339,7 @@ static void check_level_row(const glmq_kernels *k, const float *w, int64_t n, in
     ck_assert_mem_eq(g_out + out_off, g_ref, (size_t)rb);
     for (int i = 0; i < out_off; i++) EXPECT_EQ(g_out[i], 0xa5);
     for (int64_t i = out_off + rb; i < out_off + rb + 64; i++) EXPECT_EQ(g_out[i], 0xa5);
-    if (with_stats) { /* fp32 lanes: last digits may differ, see quant_avx512.c */
+    if (with_stats) { /* fp32 lanes: last digits may differ, see quant_x86_impl.h */
         ck_assert_msg(close_enough(st.sum_sq_err, st_ref->sum_sq_err, 1e-5, 1e-30),
                       "%s %s: sse %.9g vs ref %.9g", what, glmq_cpu_level_name(k->level),
                       st.sum_sq_err, st_ref->sum_sq_err);
