@@ -33,25 +33,33 @@ typedef int qx_m; /* the lane count k, 1..8 */
 
 static inline qx_m qx_mask_n(int64_t left) { return (qx_m)left; }
 
+/* Partial vectors (k < 8 lanes of esz bytes) through an aligned stack buffer of one vector:
+ * part_in zero-fills it and copies the k elements in; part_out copies k elements out of it
+ * (nothing when k == 8: the full-width store went straight to p). */
+static inline void *part_in(uint8_t *buf, const void *p, qx_m k, size_t esz)
+{
+    memset(buf, 0, QX_W * esz);
+    memcpy(buf, p, (size_t)k * esz);
+    return buf;
+}
+static inline void part_out(void *p, const uint8_t *buf, qx_m k, size_t esz)
+{
+    if (k != QX_W) memcpy(p, buf, (size_t)k * esz);
+}
+
 /* fp32 */
 static inline qx_f qx_f_load(const float *p) { return _mm256_loadu_ps(p); }
 static inline void qx_f_store(float *p, qx_f v) { _mm256_storeu_ps(p, v); }
 static inline qx_f qx_f_load_m(const float *p, qx_m k)
 {
-    if (k == QX_W) return qx_f_load(p);
-    _Alignas(32) float b[QX_W] = {0};
-    memcpy(b, p, (size_t)k * sizeof *b);
-    return _mm256_load_ps(b);
+    _Alignas(32) uint8_t b[32];
+    return k == QX_W ? qx_f_load(p) : _mm256_load_ps((const float *)part_in(b, p, k, 4));
 }
 static inline void qx_f_store_m(float *p, qx_m k, qx_f v)
 {
-    if (k == QX_W) {
-        qx_f_store(p, v);
-        return;
-    }
-    _Alignas(32) float b[QX_W];
-    _mm256_store_ps(b, v);
-    memcpy(p, b, (size_t)k * sizeof *b);
+    _Alignas(32) uint8_t b[32];
+    _mm256_storeu_ps((float *)(k == QX_W ? (void *)p : b), v);
+    part_out(p, b, k, 4);
 }
 static inline qx_f qx_f_set1(float x) { return _mm256_set1_ps(x); }
 static inline qx_f qx_f_zero(void) { return _mm256_setzero_ps(); }
@@ -77,20 +85,14 @@ static inline qx_i qx_i_load(const void *p) { return _mm256_loadu_si256((const _
 static inline void qx_i_store(void *p, qx_i v) { _mm256_storeu_si256((__m256i *)p, v); }
 static inline qx_i qx_i_load_m(const void *p, qx_m k)
 {
-    if (k == QX_W) return qx_i_load(p);
-    _Alignas(32) uint32_t b[QX_W] = {0};
-    memcpy(b, p, (size_t)k * sizeof *b);
-    return _mm256_load_si256((const __m256i *)b);
+    _Alignas(32) uint8_t b[32];
+    return k == QX_W ? qx_i_load(p) : _mm256_load_si256((const __m256i *)part_in(b, p, k, 4));
 }
 static inline void qx_i_store_m(void *p, qx_m k, qx_i v)
 {
-    if (k == QX_W) {
-        qx_i_store(p, v);
-        return;
-    }
-    _Alignas(32) uint32_t b[QX_W];
-    _mm256_store_si256((__m256i *)b, v);
-    memcpy(p, b, (size_t)k * sizeof *b);
+    _Alignas(32) uint8_t b[32];
+    _mm256_storeu_si256((__m256i *)(k == QX_W ? p : b), v);
+    part_out(p, b, k, 4);
 }
 static inline qx_i qx_i_zero(void) { return _mm256_setzero_si256(); }
 static inline qx_i qx_i_set1_32(int32_t x) { return _mm256_set1_epi32(x); }
@@ -134,20 +136,14 @@ static inline qx_h qx_h_load(const void *p) { return _mm_loadu_si128((const __m1
 static inline void qx_h_store(void *p, qx_h v) { _mm_storeu_si128((__m128i *)p, v); }
 static inline qx_h qx_h_load_m(const void *p, qx_m k)
 {
-    if (k == QX_W) return qx_h_load(p);
-    _Alignas(16) uint16_t b[QX_W] = {0};
-    memcpy(b, p, (size_t)k * sizeof *b);
-    return _mm_load_si128((const __m128i *)b);
+    _Alignas(16) uint8_t b[16];
+    return k == QX_W ? qx_h_load(p) : _mm_load_si128((const __m128i *)part_in(b, p, k, 2));
 }
 static inline void qx_h_store_m(void *p, qx_m k, qx_h v)
 {
-    if (k == QX_W) {
-        qx_h_store(p, v);
-        return;
-    }
-    _Alignas(16) uint16_t b[QX_W];
-    _mm_store_si128((__m128i *)b, v);
-    memcpy(p, b, (size_t)k * sizeof *b);
+    _Alignas(16) uint8_t b[16];
+    _mm_storeu_si128((__m128i *)(k == QX_W ? p : b), v);
+    part_out(p, b, k, 2);
 }
 static inline qx_h qx_h_zero(void) { return _mm_setzero_si128(); }
 static inline qx_h qx_h_set1_16(short x) { return _mm_set1_epi16(x); }

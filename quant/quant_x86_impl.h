@@ -268,32 +268,38 @@ QX_AI void q4_body(const float *w, int64_t n, uint8_t *o, float s, glmq_qstats *
 
 /* ---- entry points ---------------------------------------------------------------------------- */
 
-glmq_status QX_FN(glmq_quantize_row_q8_)(const float *w, int64_t n, void *out, uint16_t *scale,
-                                         glmq_qstats *st, int64_t *bad_col)
+/* Both quantizers: the scalar front (status, scale), then the vector body of q4 ? INT4 : INT8
+ * (q4 a constant after inlining), or _ref for a scale-0 row. */
+QX_AI glmq_status quantize_row(const float *w, int64_t n, const int q4, void *out,
+                               uint16_t *scale, glmq_qstats *st, int64_t *bad_col)
 {
     float s = 0.0f;
-    glmq_status r = glmq_q_row_begin(w, n, amax_bits(w, n), 127, scale, &s, bad_col);
+    glmq_status r = glmq_q_row_begin(w, n, amax_bits(w, n), q4 ? 7 : 127, scale, &s, bad_col);
     if (r != GLMQ_OK) return r;
-    if (s == 0.0f) return glmq_quantize_row_q8_ref(w, n, out, scale, st, bad_col);
-    if (st)
+    if (s == 0.0f)
+        return (q4 ? glmq_quantize_row_q4_ref : glmq_quantize_row_q8_ref)(w, n, out, scale, st,
+                                                                          bad_col);
+    if (q4 && st)
+        q4_body(w, n, (uint8_t *)out, s, st, 1);
+    else if (q4)
+        q4_body(w, n, (uint8_t *)out, s, NULL, 0);
+    else if (st)
         q8_body(w, n, (uint8_t *)out, s, st, 1);
     else
         q8_body(w, n, (uint8_t *)out, s, NULL, 0);
     return GLMQ_OK;
 }
 
+glmq_status QX_FN(glmq_quantize_row_q8_)(const float *w, int64_t n, void *out, uint16_t *scale,
+                                         glmq_qstats *st, int64_t *bad_col)
+{
+    return quantize_row(w, n, 0, out, scale, st, bad_col);
+}
+
 glmq_status QX_FN(glmq_quantize_row_q4_)(const float *w, int64_t n, void *out, uint16_t *scale,
                                          glmq_qstats *st, int64_t *bad_col)
 {
-    float s = 0.0f;
-    glmq_status r = glmq_q_row_begin(w, n, amax_bits(w, n), 7, scale, &s, bad_col);
-    if (r != GLMQ_OK) return r;
-    if (s == 0.0f) return glmq_quantize_row_q4_ref(w, n, out, scale, st, bad_col);
-    if (st)
-        q4_body(w, n, (uint8_t *)out, s, st, 1);
-    else
-        q4_body(w, n, (uint8_t *)out, s, NULL, 0);
-    return GLMQ_OK;
+    return quantize_row(w, n, 1, out, scale, st, bad_col);
 }
 
 /* ---- 16-bit float conversions ---------------------------------------------------------------- */
