@@ -196,30 +196,6 @@ QX_AI void q8_line(const float *w, uint8_t *o, qx_f vs, qx_f vqmax, qx_f vqmin, 
     for (int g = 0; g < 64 / QX_GROUP; g++) qx_i_store(o + g * QX_GROUP, b[g]);
 }
 
-QX_AI void q8_body(const float *w, int64_t n, uint8_t *o, float s, glmq_qstats *st,
-                   const int want_stats)
-{
-    const qx_f vs = qx_f_set1(s);
-    const qx_f vqmax = qx_f_set1(127.0f), vqmin = qx_f_set1(-127.0f);
-    qacc a;
-    acc_init(&a);
-    int64_t i = 0;
-    int lines = 0;
-    for (; i + 64 <= n; i += 64) {
-        q8_line(w + i, o + i, vs, vqmax, vqmin, &a, want_stats);
-        if (want_stats && ++lines == 4) { /* 4 x 64 = 256 elements per flush */
-            acc_flush(&a);
-            lines = 0;
-        }
-    }
-    if (i < n) { /* tail: zero-padded block -> padding codes 0 */
-        _Alignas(64) float buf[64] = {0};
-        memcpy(buf, w + i, (size_t)(n - i) * sizeof(float));
-        q8_line(buf, o + i, vs, vqmax, vqmin, &a, want_stats);
-    }
-    if (want_stats) acc_finish(&a, st);
-}
-
 /* ---- INT4 ------------------------------------------------------------------------------------ */
 
 /*
@@ -242,26 +218,36 @@ QX_AI void q4_block(const float *w, uint8_t *o, qx_f vs, qx_f vqmax, qx_f vqmin,
     }
 }
 
-QX_AI void q4_body(const float *w, int64_t n, uint8_t *o, float s, glmq_qstats *st,
-                   const int want_stats)
+/* ---- one row ------------------------------------------------------------------------------- */
+
+/*
+ * The vector pass over a row: INT8 in 64-element lines, INT4 in 128-element blocks (q4 is a
+ * constant after inlining). Statistics flush every 256 elements (4 lines or 2 blocks).
+ */
+QX_AI void q_body(const float *w, int64_t n, const int q4, uint8_t *o, float s, glmq_qstats *st,
+                  const int want_stats)
 {
+    const int64_t step = q4 ? GLMQ_Q4_BLOCK : 64;
     const qx_f vs = qx_f_set1(s);
-    const qx_f vqmax = qx_f_set1(7.0f), vqmin = qx_f_set1(-7.0f);
+    const qx_f vqmax = qx_f_set1(q4 ? 7.0f : 127.0f), vqmin = qx_f_set1(q4 ? -7.0f : -127.0f);
     qacc a;
     acc_init(&a);
     int64_t i = 0;
-    int blocks = 0;
-    for (; i + GLMQ_Q4_BLOCK <= n; i += GLMQ_Q4_BLOCK) {
-        q4_block(w + i, o + i / 2, vs, vqmax, vqmin, &a, want_stats);
-        if (want_stats && ++blocks == 2) { /* 2 x 128 = 256 elements per flush */
-            acc_flush(&a);
-            blocks = 0;
-        }
+    for (; i + step <= n; i += step) {
+        if (q4)
+            q4_block(w + i, o + i / 2, vs, vqmax, vqmin, &a, want_stats);
+        else
+            q8_line(w + i, o + i, vs, vqmax, vqmin, &a, want_stats);
+        if (want_stats && (i + step) % 256 == 0) acc_flush(&a);
     }
-    if (i < n) { /* tail: zero-padded block -> padding nibbles 8 */
-        _Alignas(64) float buf[GLMQ_Q4_BLOCK] = {0};
+    if (i < n) { /* tail: zero-padded block -> padding codes 0 / nibbles 8 */
+        _Alignas(64) float buf[GLMQ_Q4_BLOCK];
+        memset(buf, 0, (size_t)step * sizeof(float));
         memcpy(buf, w + i, (size_t)(n - i) * sizeof(float));
-        q4_block(buf, o + i / 2, vs, vqmax, vqmin, &a, want_stats);
+        if (q4)
+            q4_block(buf, o + i / 2, vs, vqmax, vqmin, &a, want_stats);
+        else
+            q8_line(buf, o + i, vs, vqmax, vqmin, &a, want_stats);
     }
     if (want_stats) acc_finish(&a, st);
 }
@@ -279,14 +265,10 @@ QX_AI glmq_status quantize_row(const float *w, int64_t n, const int q4, void *ou
     if (s == 0.0f)
         return (q4 ? glmq_quantize_row_q4_ref : glmq_quantize_row_q8_ref)(w, n, out, scale, st,
                                                                           bad_col);
-    if (q4 && st)
-        q4_body(w, n, (uint8_t *)out, s, st, 1);
-    else if (q4)
-        q4_body(w, n, (uint8_t *)out, s, NULL, 0);
-    else if (st)
-        q8_body(w, n, (uint8_t *)out, s, st, 1);
+    if (st) /* two instances each: the statistics code compiled in or out */
+        q_body(w, n, q4, (uint8_t *)out, s, st, 1);
     else
-        q8_body(w, n, (uint8_t *)out, s, NULL, 0);
+        q_body(w, n, q4, (uint8_t *)out, s, NULL, 0);
     return GLMQ_OK;
 }
 
