@@ -175,9 +175,13 @@ static void widen(const glmq_kernels *k, glmq_dtype dt, const void *src, float *
     glmq_widen_row(k, t, src, 0, n, dst);
 }
 
-/* Convert rows [r0, r0+nr) from raw to out; -1 or the first bad row (column in *bad_col). */
+/*
+ * Convert rows [r0, r0+nr) from raw to out. Returns -1, or the first row the quantizer refused:
+ * its status in *bad_st (quant.h: GLMQ_E_VALUE with the NaN/Inf column in *bad_col, or
+ * GLMQ_E_UNSUPPORTED when the row's scale overflows fp16).
+ */
 static int64_t convert_rows(const tjob *j, int64_t r0, int64_t nr, const uint8_t *raw,
-                            uint8_t *out, float *w, int64_t *bad_col)
+                            uint8_t *out, float *w, glmq_status *bad_st, int64_t *bad_col)
 {
     for (int64_t r = 0; r < nr; r++) {
         const uint8_t *src = raw + (size_t)r * (size_t)j->cols * j->es;
@@ -196,11 +200,11 @@ static int64_t convert_rows(const tjob *j, int64_t r0, int64_t nr, const uint8_t
             }
             continue;
         }
-        int64_t bad = j->out_type == GLMQ_TYPE_INT8
-                          ? j->k->quantize_row_q8(w, j->cols, dst, &j->scales[r0 + r], st)
-                          : j->k->quantize_row_q4(w, j->cols, dst, &j->scales[r0 + r], st);
-        if (bad >= 0) {
-            *bad_col = bad;
+        glmq_quantize_row_fn q =
+            j->out_type == GLMQ_TYPE_INT8 ? j->k->quantize_row_q8 : j->k->quantize_row_q4;
+        glmq_status qs = q(w, j->cols, dst, &j->scales[r0 + r], st, bad_col);
+        if (qs != GLMQ_OK) {
+            *bad_st = qs;
             return r0 + r;
         }
     }
@@ -236,13 +240,18 @@ static void tjob_run(void *arg, int ith, int nth)
         /* 2. convert */
         const uint8_t *stored = raw;
         if (j->convert) {
+            glmq_status bad_st = GLMQ_OK;
             int64_t bad_col = -1;
-            int64_t bad = convert_rows(j, r0, nr, raw, j->out[ith], j->scratch[ith], &bad_col);
+            int64_t bad =
+                convert_rows(j, r0, nr, raw, j->out[ith], j->scratch[ith], &bad_st, &bad_col);
             if (bad >= 0) {
-                glmq_fail(&e, GLMQ_E_VALUE,
-                          "tensor '%s' row %lld column %lld: weight is NaN or infinite, or the "
-                          "row's scale overflows fp16",
-                          j->t->name, (long long)bad, (long long)bad_col);
+                if (bad_st == GLMQ_E_VALUE)
+                    glmq_fail(&e, GLMQ_E_VALUE, "tensor '%s': NaN/Inf at row %lld column %lld",
+                              j->t->name, (long long)bad, (long long)bad_col);
+                else
+                    glmq_fail(&e, GLMQ_E_VALUE,
+                              "tensor '%s' row %lld: max |w| / qmax overflows fp16 (qmax %d)",
+                              j->t->name, (long long)bad, j->out_type == GLMQ_TYPE_INT8 ? 127 : 7);
                 job_fail(j, GLMQ_E_VALUE, &e);
                 return;
             }

@@ -8,8 +8,12 @@
  *     s        = (float)scale
  *     q[j]     = clamp(rint(w[j] / s), -qmax, qmax) (one fp32 division, rint ties-to-even)
  *   If scale == 0 (all-zero row, or amax/qmax underflows fp16) every code is 0.
- *   A NaN or infinite w[j], or a scale that overflows fp16 (amax/qmax > 65504), is an error:
- *   the functions return the failing column (>= 0) and leave the outputs unspecified.
+ *   Two inputs are errors, told apart by the status (the outputs are then unspecified):
+ *     GLMQ_E_VALUE        some w[j] is NaN or infinite; *bad_col = the first such column j.
+ *     GLMQ_E_UNSUPPORTED  every w[j] is finite but the scale overflows fp16 (amax/qmax rounds
+ *                         to fp16 +inf, i.e. amax/qmax >= 65520): the row is not representable
+ *                         in the format; *bad_col = -1.
+ *   NaN/Inf is checked first: a row with both reports GLMQ_E_VALUE.
  *
  * Storage layout of one row: formats/layout.h (formats/SPEC.md §5).
  */
@@ -31,16 +35,18 @@ typedef struct {
  *   out:   glmq_q8_row_bytes(n) (INT8) or glmq_q4_row_bytes(n) (INT4) bytes, padding included.
  *   scale: receives the fp16 bits of the row scale.
  *   st:    if non-NULL, receives the row's error statistics (overwritten, not accumulated).
- * @return -1 on success, or the column index of the first NaN/Inf value (or 0 when the scale
- *         overflows fp16).
+ *   bad_col: if non-NULL, receives the first NaN/Inf column on GLMQ_E_VALUE and -1 otherwise.
+ * @return GLMQ_OK; GLMQ_E_VALUE for a NaN/Inf weight; GLMQ_E_UNSUPPORTED when the row's scale
+ *         overflows fp16 (see above). No message is written (the kernels take no glmq_err):
+ *         the caller names the tensor and row.
  */
-typedef int64_t (*glmq_quantize_row_fn)(const float *w, int64_t n, void *out, uint16_t *scale,
-                                        glmq_qstats *st);
+typedef glmq_status (*glmq_quantize_row_fn)(const float *w, int64_t n, void *out,
+                                            uint16_t *scale, glmq_qstats *st, int64_t *bad_col);
 
-int64_t glmq_quantize_row_q8_ref(const float *w, int64_t n, void *out, uint16_t *scale,
-                                 glmq_qstats *st);
-int64_t glmq_quantize_row_q4_ref(const float *w, int64_t n, void *out, uint16_t *scale,
-                                 glmq_qstats *st);
+glmq_status glmq_quantize_row_q8_ref(const float *w, int64_t n, void *out, uint16_t *scale,
+                                     glmq_qstats *st, int64_t *bad_col);
+glmq_status glmq_quantize_row_q4_ref(const float *w, int64_t n, void *out, uint16_t *scale,
+                                     glmq_qstats *st, int64_t *bad_col);
 
 /* Dequantize one stored row back to n floats (q * s). */
 void glmq_dequantize_row_q8_ref(const void *in, uint16_t scale, int64_t n, float *out);

@@ -2,7 +2,8 @@
  * quant_ref.c - scalar reference quantizers (GLM-SPEC "glmq reference semantics" decision 6).
  *
  * These functions ARE the semantics: the AVX2 and AVX-512 kernels must produce bit-identical
- * codes, scales and return values, and tests/check_quant.c compares them element by element.
+ * codes, scales, statuses and bad columns, and tests/check_quant.c compares them element by
+ * element.
  * They are written for clarity, one element at a time, in the order of quant.h:
  *
  *     amax  = max_j |w[j]|                        fp32, exact (max does not round)
@@ -11,8 +12,8 @@
  *     q[j]  = clamp(rint(w[j] / s), -qmax, qmax)  one fp32 division, rint = ties-to-even
  *
  * Invariants:
- *   - A NaN or infinite w[j] is found before anything is written; the return value is its
- *     column (the first one). Otherwise a scale that rounds to fp16 +inf returns 0.
+ *   - A NaN or infinite w[j] is found before anything is written: GLMQ_E_VALUE, *bad_col = its
+ *     column (the first one). Otherwise a scale that rounds to fp16 +inf is GLMQ_E_UNSUPPORTED.
  *   - scale == 0 (all-zero row, or amax/qmax below half the smallest fp16 subnormal) means all
  *     codes are 0 - never a 0/0 division.
  *   - Padding is written too: INT8 pad bytes are 0, INT4 pad nibbles are 8 (code 0).
@@ -48,23 +49,27 @@ static int q4_get(const uint8_t *in, int64_t j)
 /*
  * The one reference quantizer; q4 selects the INT4 layout (qmax 7) over INT8 (qmax 127).
  */
-static int64_t quantize_row_ref(const float *w, int64_t n, int q4, void *out, uint16_t *scale,
-                                glmq_qstats *st)
+static glmq_status quantize_row_ref(const float *w, int64_t n, int q4, void *out,
+                                    uint16_t *scale, glmq_qstats *st, int64_t *bad_col)
 {
     const int qmax = q4 ? 7 : 127;
     uint8_t *o = (uint8_t *)out;
+    if (bad_col) *bad_col = -1;
 
     /* 1. amax, rejecting NaN/Inf (first bad column wins). */
     float amax = 0.0f;
     for (int64_t j = 0; j < n; j++) {
-        if (!isfinite(w[j])) return j;
+        if (!isfinite(w[j])) {
+            if (bad_col) *bad_col = j;
+            return GLMQ_E_VALUE;
+        }
         float a = fabsf(w[j]);
         if (a > amax) amax = a;
     }
 
-    /* 2. scale = fp16(amax / qmax); overflow to fp16 inf is an error reported at column 0. */
+    /* 2. scale = fp16(amax / qmax); overflow to fp16 inf is not representable. */
     float s = 0.0f;
-    if (!glmq_q_row_scale(amax, qmax, scale, &s)) return 0;
+    if (!glmq_q_row_scale(amax, qmax, scale, &s)) return GLMQ_E_UNSUPPORTED;
 
     /* 3. codes, with padding preset: INT8 pad = 0, INT4 pad nibble = 8. */
     if (q4)
@@ -96,19 +101,19 @@ static int64_t quantize_row_ref(const float *w, int64_t n, int q4, void *out, ui
         st->sum_sq = ssw;
         st->max_abs_err = emax;
     }
-    return -1;
+    return GLMQ_OK;
 }
 
-int64_t glmq_quantize_row_q8_ref(const float *w, int64_t n, void *out, uint16_t *scale,
-                                 glmq_qstats *st)
+glmq_status glmq_quantize_row_q8_ref(const float *w, int64_t n, void *out, uint16_t *scale,
+                                     glmq_qstats *st, int64_t *bad_col)
 {
-    return quantize_row_ref(w, n, 0, out, scale, st);
+    return quantize_row_ref(w, n, 0, out, scale, st, bad_col);
 }
 
-int64_t glmq_quantize_row_q4_ref(const float *w, int64_t n, void *out, uint16_t *scale,
-                                 glmq_qstats *st)
+glmq_status glmq_quantize_row_q4_ref(const float *w, int64_t n, void *out, uint16_t *scale,
+                                     glmq_qstats *st, int64_t *bad_col)
 {
-    return quantize_row_ref(w, n, 1, out, scale, st);
+    return quantize_row_ref(w, n, 1, out, scale, st, bad_col);
 }
 
 void glmq_dequantize_row_q8_ref(const void *in, uint16_t scale, int64_t n, float *out)

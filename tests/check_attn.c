@@ -1,6 +1,7 @@
 /*
- * check_attn.c - tests of the attention kernel (quant/attn.h: attn_ref.c, attn_avx2.c,
- * attn_avx512.c, the .att entry of the dot_dispatch.c tables).
+ * check_attn.c - tests of the attention kernel (quant/attn.h: attn_ref.c, and attn_avx2.c /
+ * attn_avx512.c, both instances of attn_x86_impl.h; the .att entry of the quant/dispatch.c
+ * tables).
  *
  *   1. glmq_att_exp against libm's exp in double over [-87, 0] and its edges (an independent
  *      source): relative error <= 4 ulp of fp32; 0 below -87 and for NaN; 1 at 0 and above.

@@ -13,6 +13,7 @@
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <xxhash.h>
 
 static const char *models[] = {"glm2-tiny", "glm1-tiny"};
@@ -218,9 +219,9 @@ START_TEST(quant_goldens_edges)
             uint8_t buf[256];
             for (int64_t r = 0; r < rows; r++) {
                 uint16_t s;
-                int64_t bad = ti ? k->quantize_row_q8(in + r * cols, cols, buf, &s, NULL)
-                                 : k->quantize_row_q4(in + r * cols, cols, buf, &s, NULL);
-                ck_assert_int_eq(bad, -1);
+                glmq_status qs = ti ? k->quantize_row_q8(in + r * cols, cols, buf, &s, NULL, NULL)
+                                    : k->quantize_row_q4(in + r * cols, cols, buf, &s, NULL, NULL);
+                ck_assert_int_eq(qs, GLMQ_OK);
                 ck_assert_msg(s == scales[r], "level %d %s row %lld: scale %04x != %04x", lv, tn,
                               (long long)r, s, scales[r]);
                 for (int64_t c = 0; c < cols; c++)
@@ -344,6 +345,53 @@ START_TEST(policy)
 }
 END_TEST
 
+/*
+ * A NaN weight in a quantized tensor fails the conversion with GLMQ_E_VALUE and a message naming
+ * the tensor, row and column (the quantizer's status tells it from a scale overflow, which an
+ * F16 source cannot reach: 65504 / 7 < 65520). The NaN goes into a copy of the sample at a
+ * position computed from the safetensors header, read here with plain byte arithmetic.
+ */
+START_TEST(nan_weight_message)
+{
+    char *src = tu_sample_path("glm2-tiny", "st");
+    char *dir = tu_path(tmpdir, "nan-st");
+    ck_assert_int_eq(tu_copy_dir(src, dir), 0);
+    char *st = tu_path(dir, "model.safetensors");
+    size_t n = 0;
+    uint8_t *b = tu_read_file(st, &n);
+    ck_assert_ptr_nonnull(b);
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--) hlen = hlen << 8 | b[i];
+    const char *name = "transformer.encoder.layers.0.self_attention.dense.weight";
+    ck_assert_uint_lt(8 + hlen, n);
+    char *h = calloc((size_t)hlen + 1, 1);
+    memcpy(h, b + 8, (size_t)hlen);
+    const char *at = strstr(h, name), *off = at ? strstr(at, "\"data_offsets\"") : NULL;
+    ck_assert_ptr_nonnull(off);
+    const uint64_t begin = strtoull(strchr(off, '[') + 1, NULL, 10);
+    const int64_t row = 5, col = 7, cols = 128; /* shape [128, 128], F16 */
+    const size_t pos = 8 + (size_t)hlen + (size_t)begin + (size_t)(row * cols + col) * 2;
+    ck_assert_uint_lt(pos + 1, n);
+    b[pos] = 0x00, b[pos + 1] = 0x7e; /* fp16 quiet NaN, little-endian */
+    ck_assert_int_eq(tu_write_file(st, b, n), 0);
+
+    char *out = tu_path(tmpdir, "nan.glmq");
+    glmq_convert_opts o;
+    glmq_convert_opts_default(&o);
+    o.weight_type = GLMQ_TYPE_INT4;
+    glmq_err err = {0};
+    ck_assert_int_eq(glmq_convert(dir, out, &o, NULL, &err), GLMQ_E_VALUE);
+    ck_assert_msg(strstr(err.msg, name) && strstr(err.msg, "NaN/Inf at row 5 column 7"), "%s",
+                  err.msg);
+    free(out);
+    free(h);
+    free(b);
+    free(st);
+    free(dir);
+    free(src);
+}
+END_TEST
+
 static Suite *convert_suite(void)
 {
     Suite *s = suite_create("convert");
@@ -356,6 +404,7 @@ static Suite *convert_suite(void)
     tcase_add_loop_test(tc, threads_identical, 0, 2);
     tcase_add_loop_test(tc, metadata_provenance, 0, 4);
     tcase_add_test(tc, policy);
+    tcase_add_test(tc, nan_weight_message);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -7,14 +7,15 @@
  *      once to float (correctly rounded for + - * and /, as 53 >= 2*24 + 2 bits), fp16 rounding
  *      through frexp/nearbyint on the fp16 ulp grid, rounding by nearbyintf, and the INT4
  *      layout decoded from the diagram in quant.h. Codes and scales must agree bit for bit.
- *   2. Every kernel level the CPU supports (glmq_kernels_for) against _ref: return value, scale
- *      bits and every output byte (padding included) with ck_assert_mem_eq, for aligned and
+ *   2. Every kernel level the CPU supports (glmq_kernels_for) against _ref: status, bad column,
+ *      scale bits and every output byte (padding included) with ck_assert_mem_eq, for aligned and
  *      misaligned input and output pointers, with and without statistics, and no write past
  *      the row. Widen/narrow kernels against src/core/fp16.c for all 65536 halves / bf16s and a
  *      sweep of floats (ties, subnormals, NaN payloads), bit for bit.
  *   3. Properties: padding is exactly 0 / nibble 8, |q*s - w| <= s/2 (+ the one-rounding slack
  *      of the fp32 quotient) for unclamped elements, clamped elements dequantize to +-qmax*s,
- *      NaN/Inf return the first bad column, scale overflow returns 0.
+ *      NaN/Inf give GLMQ_E_VALUE and the first bad column, scale overflow GLMQ_E_UNSUPPORTED
+ *      and column -1 (quant.h).
  *
  * The row cases are a table: _i of the loop test picks (kind, length) from kinds[] x lens[].
  * CTest reruns this executable with GLMQ_CPU=ref and GLMQ_CPU=avx2, which changes what
@@ -105,16 +106,21 @@ static double indep_f16_value(uint16_t h)
 
 /* Expected result of quantizing w[0..n) with qmax: returns -1 and fills q[], *scale, or the
  * error column as quant.h specifies. */
-static int64_t indep_quantize(const float *w, int64_t n, int qmax, int *q, uint16_t *scale)
+static glmq_status indep_quantize(const float *w, int64_t n, int qmax, int *q, uint16_t *scale,
+                                  int64_t *bad_col)
 {
     double amax = 0.0;
+    *bad_col = -1;
     for (int64_t j = 0; j < n; j++) {
-        if (isnan(w[j]) || isinf(w[j])) return j;
+        if (isnan(w[j]) || isinf(w[j])) {
+            *bad_col = j;
+            return GLMQ_E_VALUE;
+        }
         amax = fmax(amax, fabs((double)w[j]));
     }
     double r = (double)(float)(amax / qmax); /* correctly rounded fp32 division */
     uint16_t h = indep_f16_bits(r);
-    if (h == 0x7c00) return 0;
+    if (h == 0x7c00) return GLMQ_E_UNSUPPORTED;
     *scale = h;
     float s = (float)indep_f16_value(h);
     for (int64_t j = 0; j < n; j++) {
@@ -125,7 +131,7 @@ static int64_t indep_quantize(const float *w, int64_t n, int qmax, int *q, uint1
         float x = nearbyintf((float)((double)w[j] / (double)s));
         q[j] = x > qmax ? qmax : x < -qmax ? -qmax : (int)x;
     }
-    return -1;
+    return GLMQ_OK;
 }
 
 /* Decode code j of a stored row straight from the quant.h diagram (independent of quant_ref). */
@@ -255,12 +261,14 @@ static void check_ref_row(const float *w, int64_t n, int q4, const char *what)
     uint16_t sc_ref = 0xdead, sc_ind = 0xbeef;
     glmq_qstats st;
     memset(g_ref, 0xa5, sizeof g_ref);
-    int64_t r =
-        (q4 ? glmq_quantize_row_q4_ref : glmq_quantize_row_q8_ref)(w, n, g_ref, &sc_ref, &st);
-    int64_t ri = indep_quantize(w, n, qmax, g_q, &sc_ind);
-    ck_assert_msg(r == ri, "%s n=%lld q%d: ref returned %lld, expected %lld", what, (long long)n,
-                  q4 ? 4 : 8, (long long)r, (long long)ri);
-    ck_assert_int_eq(r, -1);
+    int64_t c = -2, ci = -2;
+    glmq_status r = (q4 ? glmq_quantize_row_q4_ref : glmq_quantize_row_q8_ref)(w, n, g_ref,
+                                                                                &sc_ref, &st, &c);
+    glmq_status ri = indep_quantize(w, n, qmax, g_q, &sc_ind, &ci);
+    ck_assert_msg(r == ri && c == ci,
+                  "%s n=%lld q%d: ref returned %d column %lld, expected %d %lld", what,
+                  (long long)n, q4 ? 4 : 8, (int)r, (long long)c, (int)ri, (long long)ci);
+    ck_assert_int_eq(r, GLMQ_OK);
     ck_assert_msg(sc_ref == sc_ind, "%s n=%lld q%d: scale %04x, expected %04x", what, (long long)n,
                   q4 ? 4 : 8, sc_ref, sc_ind);
 
@@ -310,8 +318,8 @@ static void check_ref_row(const float *w, int64_t n, int q4, const char *what)
  * and compare with the _ref result already in g_ref / sc_ref / st_ref.
  */
 static void check_level_row(const glmq_kernels *k, const float *w, int64_t n, int q4, int in_off,
-                            int out_off, int with_stats, int64_t r_ref, uint16_t sc_ref,
-                            const glmq_qstats *st_ref, const char *what)
+                            int out_off, int with_stats, glmq_status r_ref, int64_t c_ref,
+                            uint16_t sc_ref, const glmq_qstats *st_ref, const char *what)
 {
     static float in[MAXN + 64];
     const int64_t rb = row_bytes(n, q4);
@@ -319,17 +327,19 @@ static void check_level_row(const glmq_kernels *k, const float *w, int64_t n, in
     memset(g_out, 0xa5, sizeof g_out);
     uint16_t sc = 0xdead;
     glmq_qstats st = {-1, -1, -1};
-    int64_t r = qfn(k, q4)(in + in_off, n, g_out + out_off, &sc, with_stats ? &st : NULL);
-    ck_assert_msg(r == r_ref, "%s %s n=%lld q%d: returned %lld, ref %lld", what,
-                  glmq_cpu_level_name(k->level), (long long)n, q4 ? 4 : 8, (long long)r,
-                  (long long)r_ref);
-    if (r_ref >= 0) return; /* outputs unspecified on error */
+    int64_t c = -2;
+    glmq_status r =
+        qfn(k, q4)(in + in_off, n, g_out + out_off, &sc, with_stats ? &st : NULL, &c);
+    ck_assert_msg(r == r_ref && c == c_ref, "%s %s n=%lld q%d: status %d column %lld, ref %d %lld",
+                  what, glmq_cpu_level_name(k->level), (long long)n, q4 ? 4 : 8, (int)r,
+                  (long long)c, (int)r_ref, (long long)c_ref);
+    if (r_ref != GLMQ_OK) return; /* outputs unspecified on error */
     ck_assert_msg(sc == sc_ref, "%s %s n=%lld q%d: scale %04x, ref %04x", what,
                   glmq_cpu_level_name(k->level), (long long)n, q4 ? 4 : 8, sc, sc_ref);
     ck_assert_mem_eq(g_out + out_off, g_ref, (size_t)rb);
     for (int i = 0; i < out_off; i++) EXPECT_EQ(g_out[i], 0xa5);
     for (int64_t i = out_off + rb; i < out_off + rb + 64; i++) EXPECT_EQ(g_out[i], 0xa5);
-    if (with_stats) { /* fp32 lanes: last digits may differ, see quant_avx512.c */
+    if (with_stats) { /* fp32 lanes: last digits may differ, see quant_x86_impl.h */
         ck_assert_msg(close_enough(st.sum_sq_err, st_ref->sum_sq_err, 1e-5, 1e-30),
                       "%s %s: sse %.9g vs ref %.9g", what, glmq_cpu_level_name(k->level),
                       st.sum_sq_err, st_ref->sum_sq_err);
@@ -345,18 +355,19 @@ static void check_all_levels(const float *w, int64_t n, int q4, const char *what
     uint16_t sc_ref = 0;
     glmq_qstats st_ref;
     memset(g_ref, 0xa5, sizeof g_ref);
-    int64_t r_ref =
-        (q4 ? glmq_quantize_row_q4_ref : glmq_quantize_row_q8_ref)(w, n, g_ref, &sc_ref, &st_ref);
+    int64_t c_ref = -2;
+    glmq_status r_ref = (q4 ? glmq_quantize_row_q4_ref : glmq_quantize_row_q8_ref)(
+        w, n, g_ref, &sc_ref, &st_ref, &c_ref);
     for (int l = GLMQ_CPU_REF; l <= GLMQ_CPU_MAX; l++) {
         const glmq_kernels *k = glmq_kernels_for((glmq_cpu_level)l);
         if (k == NULL) continue;
         ck_assert_int_eq(k->level, l);
         for (int o = 0; o < 5; o++)
-            check_level_row(k, w, n, q4, in_offs[o], out_offs[o], o != 4, r_ref, sc_ref, &st_ref,
-                            what);
+            check_level_row(k, w, n, q4, in_offs[o], out_offs[o], o != 4, r_ref, c_ref, sc_ref,
+                            &st_ref, what);
     }
     /* and the dispatched table, whatever GLMQ_CPU selected */
-    check_level_row(glmq_kernels_get(), w, n, q4, 0, 0, 1, r_ref, sc_ref, &st_ref, what);
+    check_level_row(glmq_kernels_get(), w, n, q4, 0, 0, 1, r_ref, c_ref, sc_ref, &st_ref, what);
 }
 
 START_TEST(test_rows)
@@ -412,9 +423,11 @@ START_TEST(test_nonfinite)
     if (pos > 0) g_w[0] = 1e30f;                       /* NaN/Inf wins over scale overflow */
     for (int q4 = 0; q4 <= 1; q4++) {
         uint16_t sc;
-        int64_t r =
-            (q4 ? glmq_quantize_row_q4_ref : glmq_quantize_row_q8_ref)(g_w, n, g_ref, &sc, NULL);
-        ck_assert_int_eq(r, pos);
+        int64_t c = -2;
+        glmq_status r = (q4 ? glmq_quantize_row_q4_ref : glmq_quantize_row_q8_ref)(g_w, n, g_ref,
+                                                                                    &sc, NULL, &c);
+        ck_assert_int_eq(r, GLMQ_E_VALUE);
+        ck_assert_int_eq(c, pos);
         check_all_levels(g_w, n, q4, "nonfinite");
     }
 }
@@ -427,25 +440,36 @@ START_TEST(test_overflow)
         int64_t n = 100;
         for (int64_t j = 0; j < n; j++) g_w[j] = (float)j * 0.01f;
         uint16_t sc;
+        int64_t c = -2;
         glmq_quantize_row_fn ref = q4 ? glmq_quantize_row_q4_ref : glmq_quantize_row_q8_ref;
 
-        g_w[5] = 1e30f; /* amax/qmax far beyond fp16 */
-        ck_assert_int_eq(ref(g_w, n, g_ref, &sc, NULL), 0);
+        g_w[5] = 1e30f; /* amax/qmax far beyond fp16: not NaN/Inf, a distinct status */
+        ck_assert_int_eq(ref(g_w, n, g_ref, &sc, NULL, &c), GLMQ_E_UNSUPPORTED);
+        ck_assert_int_eq(c, -1);
         check_all_levels(g_w, n, q4, "overflow");
 
         g_w[5] = -65520.0f * qmax; /* amax/qmax = 65520: the tie that RNE sends to inf */
-        ck_assert_int_eq(ref(g_w, n, g_ref, &sc, NULL), 0);
+        c = -2;
+        ck_assert_int_eq(ref(g_w, n, g_ref, &sc, NULL, &c), GLMQ_E_UNSUPPORTED);
+        ck_assert_int_eq(c, -1);
         check_all_levels(g_w, n, q4, "overflow");
 
         g_w[5] = 65519.0f * qmax; /* rounds down to 65504 = 0x7bff: fine */
-        ck_assert_int_eq(ref(g_w, n, g_ref, &sc, NULL), -1);
+        c = -2;
+        ck_assert_int_eq(ref(g_w, n, g_ref, &sc, NULL, &c), GLMQ_OK);
+        ck_assert_int_eq(c, -1);
         ck_assert_int_eq(sc, 0x7bff);
         check_ref_row(g_w, n, q4, "max scale");
         check_all_levels(g_w, n, q4, "max scale");
 
         g_w[5] = 3.4e38f; /* FLT_MAX-ish */
-        ck_assert_int_eq(ref(g_w, n, g_ref, &sc, NULL), 0);
+        ck_assert_int_eq(ref(g_w, n, g_ref, &sc, NULL, NULL), GLMQ_E_UNSUPPORTED);
         check_all_levels(g_w, n, q4, "overflow");
+
+        g_w[7] = -INFINITY; /* with an overflowing scale too: NaN/Inf is checked first */
+        ck_assert_int_eq(ref(g_w, n, g_ref, &sc, NULL, &c), GLMQ_E_VALUE);
+        ck_assert_int_eq(c, 7);
+        check_all_levels(g_w, n, q4, "overflow and inf");
     }
 }
 END_TEST
@@ -475,7 +499,7 @@ START_TEST(test_q4_layout_by_hand)
         uint8_t out[128 + 16];
         uint16_t sc = 0;
         memset(out, 0x55, sizeof out);
-        ck_assert_int_eq(k->quantize_row_q4(w, 130, out, &sc, NULL), -1);
+        ck_assert_int_eq(k->quantize_row_q4(w, 130, out, &sc, NULL, NULL), GLMQ_OK);
         ck_assert_int_eq(sc, 0x3c00); /* fp16 1.0 */
         ck_assert_mem_eq(out, want, 128);
         ck_assert_int_eq(out[128], 0x55);
@@ -497,10 +521,10 @@ START_TEST(test_q8_layout_by_hand)
         if (k == NULL) continue;
         uint8_t out[64];
         uint16_t sc = 0;
-        ck_assert_int_eq(k->quantize_row_q8(w1, 3, out, &sc, NULL), -1);
+        ck_assert_int_eq(k->quantize_row_q8(w1, 3, out, &sc, NULL, NULL), GLMQ_OK);
         ck_assert_int_eq(sc, 0x3c00);
         ck_assert_mem_eq(out, want1, 64);
-        ck_assert_int_eq(k->quantize_row_q8(w2, 3, out, &sc, NULL), -1);
+        ck_assert_int_eq(k->quantize_row_q8(w2, 3, out, &sc, NULL, NULL), GLMQ_OK);
         ck_assert_int_eq(sc, 0x4000); /* fp16 2.0 */
         ck_assert_mem_eq(out, want2, 64);
     }
@@ -741,7 +765,7 @@ static int run_bench(void)
                     int q4 = mode == 2 || mode == 4;
                     glmq_qstats *stp = mode >= 3 ? &st : NULL;
                     uint8_t *o = dst + (size_t)r * (size_t)row_bytes(C, q4);
-                    if (qfn(k, q4)(row, C, o, &sc, stp) != -1) return 1;
+                    if (qfn(k, q4)(row, C, o, &sc, stp, NULL) != GLMQ_OK) return 1;
                 }
                 double t = now_s() - t0;
                 if (t < best[mode]) best[mode] = t;

@@ -277,9 +277,9 @@ static void accuracy(const ctx *c, FILE *out)
                 wr[j] = (float)(sigma * rnd_normal() / sqrt(chi / 5));
             }
             if (type == GLMQ_TYPE_INT4)
-                glmq_quantize_row_q4_ref(wr, cols, wq + (size_t)r * rb, &sc[r], NULL);
+                glmq_quantize_row_q4_ref(wr, cols, wq + (size_t)r * rb, &sc[r], NULL, NULL);
             else
-                glmq_quantize_row_q8_ref(wr, cols, wq + (size_t)r * rb, &sc[r], NULL);
+                glmq_quantize_row_q8_ref(wr, cols, wq + (size_t)r * rb, &sc[r], NULL, NULL);
         }
         glmq_dot_mat m;
         glmq_err err = {0};

@@ -7,8 +7,8 @@
  *                  widened floats must be bit-identical to src/core/fp16.c.
  *   mode bits 2-3: input pointer misalignment in floats (0..3).
  * For INT8 and INT4 the row is quantized by _ref and by every level the CPU supports (plus the
- * dispatched table); return value, scale bits and every output byte must agree, and for a good
- * row the dequantized values must be within s/2 (+ the one-rounding slack) of the input, or
+ * dispatched table); status, bad column, scale bits and every output byte must agree, and for a
+ * good row the dequantized values must be within s/2 (+ the one-rounding slack) of the input, or
  * exactly +-qmax*s where the input was clamped. The f32 -> f16 narrowing kernels are compared
  * with glmq_f32_to_f16 on the same floats. Any mismatch prints a line and abort()s, which
  * libFuzzer and the regression driver both report as a crash.
@@ -64,18 +64,28 @@ static void check_quant(const float *w, int64_t n, int q4)
     const size_t rb = (size_t)(q4 ? glmq_q4_row_bytes(n) : glmq_q8_row_bytes(n));
     uint16_t sc_ref = 0;
     glmq_quantize_row_fn ref = q4 ? glmq_quantize_row_q4_ref : glmq_quantize_row_q8_ref;
-    int64_t r_ref = ref(w, n, g_ref, &sc_ref, NULL);
+    int64_t c_ref = -2;
+    const glmq_status s_ref = ref(w, n, g_ref, &sc_ref, NULL, &c_ref);
 
-    /* the reference's own contract */
-    if (r_ref >= 0) {
-        int64_t first_bad = -1;
-        for (int64_t j = 0; j < n && first_bad < 0; j++)
-            if (!isfinite(w[j])) first_bad = j;
-        FAIL_IF(first_bad >= 0 ? r_ref != first_bad : r_ref != 0,
-                "q%d: ref returned %lld, first non-finite %lld", q4 ? 4 : 8, (long long)r_ref,
-                (long long)first_bad);
-    } else {
-        FAIL_IF(r_ref != -1, "q%d: ref returned %lld", q4 ? 4 : 8, (long long)r_ref);
+    /* the reference's own contract: NaN/Inf first, then scale overflow (fp32 amax/qmax rounds
+     * to fp16 +inf exactly when it is >= 65520, the midpoint above 65504) */
+    int64_t first_bad = -1;
+    float amax = 0.0f;
+    for (int64_t j = 0; j < n && first_bad < 0; j++) {
+        if (!isfinite(w[j])) first_bad = j;
+        if (fabsf(w[j]) > amax) amax = fabsf(w[j]);
+    }
+    if (first_bad >= 0)
+        FAIL_IF(s_ref != GLMQ_E_VALUE || c_ref != first_bad,
+                "q%d: ref status %d column %lld, first non-finite %lld", q4 ? 4 : 8, (int)s_ref,
+                (long long)c_ref, (long long)first_bad);
+    else if (amax / (float)qmax >= 65520.0f)
+        FAIL_IF(s_ref != GLMQ_E_UNSUPPORTED || c_ref != -1,
+                "q%d: ref status %d column %lld for a scale overflow", q4 ? 4 : 8, (int)s_ref,
+                (long long)c_ref);
+    else {
+        FAIL_IF(s_ref != GLMQ_OK || c_ref != -1, "q%d: ref status %d column %lld", q4 ? 4 : 8,
+                (int)s_ref, (long long)c_ref);
         (q4 ? glmq_dequantize_row_q4_ref : glmq_dequantize_row_q8_ref)(g_ref, sc_ref, n, g_deq);
         const double s = (double)glmq_f16_to_f32(sc_ref);
         for (int64_t j = 0; j < n; j++) {
@@ -99,11 +109,13 @@ static void check_quant(const float *w, int64_t n, int q4)
         for (int with_stats = 0; with_stats <= 1; with_stats++) {
             uint16_t sc = 0;
             glmq_qstats st;
-            int64_t r = (q4 ? k->quantize_row_q4 : k->quantize_row_q8)(w, n, g_out, &sc,
-                                                                       with_stats ? &st : NULL);
-            FAIL_IF(r != r_ref, "%s q%d: returned %lld, ref %lld", glmq_cpu_level_name(k->level),
-                    q4 ? 4 : 8, (long long)r, (long long)r_ref);
-            if (r_ref >= 0) continue;
+            int64_t c = -2;
+            glmq_status r = (q4 ? k->quantize_row_q4 : k->quantize_row_q8)(
+                w, n, g_out, &sc, with_stats ? &st : NULL, &c);
+            FAIL_IF(r != s_ref || c != c_ref, "%s q%d: status %d column %lld, ref %d %lld",
+                    glmq_cpu_level_name(k->level), q4 ? 4 : 8, (int)r, (long long)c, (int)s_ref,
+                    (long long)c_ref);
+            if (s_ref != GLMQ_OK) continue;
             FAIL_IF(sc != sc_ref, "%s q%d: scale %04x, ref %04x", glmq_cpu_level_name(k->level),
                     q4 ? 4 : 8, sc, sc_ref);
             FAIL_IF(memcmp(g_out, g_ref, rb) != 0, "%s q%d: codes differ from ref",

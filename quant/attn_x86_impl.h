@@ -1,0 +1,134 @@
+/*
+ * attn_x86_impl.h - the one body of the x86 attention kernel (quant/attn.h), instantiated once
+ * per ISA (libdeflate lib/x86/<name>_impl.h style). Never included by anything but
+ * quant/attn_avx2.c and quant/attn_avx512.c, each of which first defines the small vector
+ * abstraction below for its ISA and is compiled with that ISA's flags. The abstraction maps
+ * each operation onto the intrinsic the per-ISA kernels used before they were merged, so every
+ * level computes exactly what it computed before (same operations, same order, same bits).
+ *
+ * Scores: AT_W keys at a time. Each key gets its own accumulator vector over the d columns
+ * (AT_W per FMA, the last vector masked), then a shuffle/add tree (at_tree) turns the AT_W
+ * accumulators into one vector whose lane j is the score of key j: one store and one max per
+ * AT_W keys instead of AT_W horizontal sums. A partial last block repeats key n-1 in its unused
+ * slots and stores under a mask. NaN scores never enter the running max (as in _ref: their exp
+ * is then 0). Softmax: the Cephes polynomial of attn.h AT_W lanes at a time. Context: up to 8
+ * vectors (8*AT_W columns) of output accumulate in registers over all keys, two keys per step
+ * with separate accumulator sets, so the FMA chains are half as deep.
+ *
+ * ---- the per-ISA abstraction (defined before the include) ----------------------------------
+ *   AT_ISA      suffix of the entry point (avx2, avx512);  AT_W: fp32 lanes per vector
+ *   at_f        AT_W x fp32
+ *   at_m        a lane predicate: at_lanes(n) = the first n lanes (n clamped to 0..AT_W),
+ *               at_full(), at_none(); at_load_m zeroes the other lanes and never touches their
+ *               memory, at_store_m leaves it alone
+ *   at_load_m at_store_m at_set1 at_zero at_add at_sub at_mul at_min at_fmadd (a*b+c)
+ *   at_fnmadd (c-a*b)
+ *   at_tree(acc)          lane j = the sum of the AT_W lanes of acc[j]
+ *   at_hmax at_hsum       horizontal max / sum to a float
+ *   at_max_where(m, valid, sc)  lanes of m where valid and sc is not NaN -> max(m, sc)
+ *   at_keep(valid, e)     e in the valid lanes, +0 elsewhere
+ *   at_ge(x, c)           predicate x >= c (ordered); at_maskz_mul(ok, a, b): a*b where ok, else 0
+ *   at_rint(x)            round to nearest even;  at_pow2i(m): 2^m for integral m in [-126, 0]
+ */
+#ifndef AT_ISA
+#error "attn_x86_impl.h: include from attn_<isa>.c after defining the vector abstraction"
+#endif
+
+#define AT_CAT2(a, b) a##b
+#define AT_CAT(a, b) AT_CAT2(a, b)
+#define AT_STR2(x) #x
+#define AT_STR(x) AT_STR2(x)
+#define AT_UNROLL(n) _Pragma(AT_STR(GCC unroll n))
+
+/* glmq_att_exp of attn.h, AT_W lanes: FMA where _ref rounds twice. */
+AI at_f at_exp(at_f x)
+{
+    const at_m ok = at_ge(x, at_set1(GLMQ_ATT_EXP_MIN));
+    x = at_min(x, at_zero());
+    const at_f m = at_rint(at_mul(x, at_set1(GLMQ_ATT_LOG2E)));
+    at_f r = at_fnmadd(m, at_set1(GLMQ_ATT_C1), x);
+    r = at_fnmadd(m, at_set1(GLMQ_ATT_C2), r);
+    at_f p = at_set1(GLMQ_ATT_P0);
+    p = at_fmadd(p, r, at_set1(GLMQ_ATT_P1));
+    p = at_fmadd(p, r, at_set1(GLMQ_ATT_P2));
+    p = at_fmadd(p, r, at_set1(GLMQ_ATT_P3));
+    p = at_fmadd(p, r, at_set1(GLMQ_ATT_P4));
+    p = at_fmadd(p, r, at_set1(GLMQ_ATT_P5));
+    p = at_fmadd(at_mul(p, r), r, at_add(r, at_set1(1.0f)));
+    return at_maskz_mul(ok, p, at_pow2i(m));
+}
+
+void AT_CAT(glmq_att_head_, AT_ISA)(const float *q, const float *k, const float *v, int64_t ld,
+                                    int64_t d, int64_t n, float scale, float *s, float *out)
+{
+    const int64_t dv = (d + AT_W - 1) / AT_W;
+    const at_m full = at_full(), dlast = at_lanes(d - AT_W * (dv - 1));
+
+    /* 1. scores and their max */
+    at_f vmax = at_set1(-INFINITY);
+    for (int64_t u0 = 0; u0 < n; u0 += AT_W) {
+        const float *kr[AT_W];
+        for (int j = 0; j < AT_W; j++) kr[j] = k + (u0 + j < n ? u0 + j : n - 1) * ld;
+        at_f acc[AT_W];
+        for (int j = 0; j < AT_W; j++) acc[j] = at_zero();
+        for (int64_t i = 0; i < dv; i++) {
+            const at_m m = i == dv - 1 ? dlast : full;
+            const at_f qv = at_load_m(q + AT_W * i, m);
+            AT_UNROLL(AT_W)
+            for (int j = 0; j < AT_W; j++)
+                acc[j] = at_fmadd(qv, at_load_m(kr[j] + AT_W * i, m), acc[j]);
+        }
+        const at_m valid = at_lanes(n - u0);
+        const at_f sc = at_mul(at_tree(acc), at_set1(scale));
+        at_store_m(s + u0, valid, sc);
+        vmax = at_max_where(vmax, valid, sc);
+    }
+    const at_f mx = at_set1(at_hmax(vmax));
+
+    /* 2. e_u = exp(s_u - max), Z */
+    at_f vz = at_zero();
+    for (int64_t u0 = 0; u0 < n; u0 += AT_W) {
+        const at_m valid = at_lanes(n - u0);
+        const at_f e = at_exp(at_sub(at_load_m(s + u0, valid), mx));
+        at_store_m(s + u0, valid, e);
+        vz = at_add(vz, at_keep(valid, e));
+    }
+    const at_f iz = at_set1(1.0f / at_hsum(vz));
+
+    /* 3. out = (sum_u e_u v_u) / Z, 8 vectors of columns per pass */
+    for (int64_t c0 = 0; c0 < dv; c0 += 8) {
+        const int nvec = dv - c0 < 8 ? (int)(dv - c0) : 8;
+        at_f a0[8], a1[8];
+        at_m mk[8];
+        for (int i = 0; i < 8; i++) {
+            a0[i] = a1[i] = at_zero();
+            mk[i] = i >= nvec ? at_none() : c0 + i == dv - 1 ? dlast : full;
+        }
+        const float *vc = v + AT_W * c0;
+        int64_t u = 0;
+        for (; u + 2 <= n; u += 2) {
+            const at_f p0 = at_set1(s[u]), p1 = at_set1(s[u + 1]);
+            const float *v0 = vc + u * ld, *v1 = v0 + ld;
+#pragma GCC unroll 8
+            for (int i = 0; i < 8; i++) {
+                if (i >= nvec) break;
+                a0[i] = at_fmadd(p0, at_load_m(v0 + AT_W * i, mk[i]), a0[i]);
+                a1[i] = at_fmadd(p1, at_load_m(v1 + AT_W * i, mk[i]), a1[i]);
+            }
+        }
+        if (u < n) {
+            const at_f p0 = at_set1(s[u]);
+            const float *v0 = vc + u * ld;
+            for (int i = 0; i < nvec; i++)
+                a0[i] = at_fmadd(p0, at_load_m(v0 + AT_W * i, mk[i]), a0[i]);
+        }
+        for (int i = 0; i < nvec; i++)
+            at_store_m(out + AT_W * (c0 + i), mk[i], at_mul(at_add(a0[i], a1[i]), iz));
+    }
+}
+
+#undef AT_UNROLL
+#undef AT_STR
+#undef AT_STR2
+#undef AT_CAT
+#undef AT_CAT2
