@@ -482,19 +482,10 @@ glmq_status glmq_v1_layout(const glmq_config *c, const int32_t *ids, int64_t n, 
 
 // --- create / free ---------------------------------------------------------------------------
 
+/* Look up tensor `name` and check its shape and type (vectors: ndim 1, rows 1, cols = len). */
 static glmq_status get_tensor(const glmq_model *m, const glmq_tensor_info **out, int ndim,
-                              int64_t rows, int64_t cols, glmq_err *err, const char *fmt, ...)
-    GLMQ_PRINTF(7, 8);
-
-/* Look up a tensor by formatted name and check its shape and type. */
-static glmq_status get_tensor(const glmq_model *m, const glmq_tensor_info **out, int ndim,
-                              int64_t rows, int64_t cols, glmq_err *err, const char *fmt, ...)
+                              int64_t rows, int64_t cols, const char *name, glmq_err *err)
 {
-    char name[160];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(name, sizeof name, fmt, ap);
-    va_end(ap);
     const glmq_tensor_info *t = glmq_model_tensor(m, name);
     GLMQ_FAIL_IF(!t, err, GLMQ_E_SHAPE, "tensor '%s' is missing", name);
     int64_t want_rows = ndim == 1 ? 1 : rows;
@@ -513,18 +504,10 @@ static glmq_status get_tensor(const glmq_model *m, const glmq_tensor_info **out,
 
 /* Widen a 1-D tensor (checked by get_tensor) into *dst, carving from the vector arena. */
 static glmq_status get_vector(const glmq_model *m, float **arena, float **dst, int64_t len,
-                              glmq_err *err, const char *fmt, ...) GLMQ_PRINTF(6, 7);
-
-static glmq_status get_vector(const glmq_model *m, float **arena, float **dst, int64_t len,
-                              glmq_err *err, const char *fmt, ...)
+                              const char *name, glmq_err *err)
 {
-    char name[160];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(name, sizeof name, fmt, ap);
-    va_end(ap);
     const glmq_tensor_info *t;
-    GLMQ_TRY(get_tensor(m, &t, 1, 1, len, err, "%s", name));
+    GLMQ_TRY(get_tensor(m, &t, 1, 1, len, name, err));
     GLMQ_TRY(glmq_tensor_row_f32(t, 0, *arena, err));
     for (int64_t i = 0; i < len; i++)
         GLMQ_FAIL_IF(!isfinite((*arena)[i]), err, GLMQ_E_VALUE,
@@ -534,89 +517,77 @@ static glmq_status get_vector(const glmq_model *m, float **arena, float **dst, i
     return GLMQ_OK;
 }
 
+/* The field a matrix slot of the tensor table fills (w: the tensor's layer, NULL for a global
+ * tensor), or NULL when the slot is not a matrix of that scope. */
+static const glmq_tensor_info **matrix_field(glmq_forward *f, layer_w *w, glmq_slot s)
+{
+    switch (s) {
+    case GLMQ_SLOT_EMBED: return w ? NULL : &f->embed;
+    case GLMQ_SLOT_OUTPUT: return w ? NULL : &f->out;
+    case GLMQ_SLOT_QKV: return w ? &w->qkv : NULL;
+    case GLMQ_SLOT_DENSE: return w ? &w->dense : NULL;
+    case GLMQ_SLOT_H4H: return w ? &w->h4h : NULL;
+    case GLMQ_SLOT_FHH: return w ? &w->fhh : NULL;
+    default: return NULL;
+    }
+}
+
+/* The same for the vector slots (fp32 copies). */
+static float **vector_field(glmq_forward *f, layer_w *w, glmq_slot s)
+{
+    switch (s) {
+    case GLMQ_SLOT_FINAL_NORM: return w ? NULL : &f->final_w;
+    case GLMQ_SLOT_FINAL_NORM_B: return w ? NULL : &f->final_b;
+    case GLMQ_SLOT_LN_IN: return w ? &w->ln_in_w : NULL;
+    case GLMQ_SLOT_LN_IN_B: return w ? &w->ln_in_b : NULL;
+    case GLMQ_SLOT_QKV_B: return w ? &w->qkv_b : NULL;
+    case GLMQ_SLOT_DENSE_B: return w ? &w->dense_b : NULL;
+    case GLMQ_SLOT_LN_POST: return w ? &w->ln_post_w : NULL;
+    case GLMQ_SLOT_LN_POST_B: return w ? &w->ln_post_b : NULL;
+    case GLMQ_SLOT_H4H_B: return w ? &w->h4h_b : NULL;
+    case GLMQ_SLOT_FHH_B: return w ? &w->fhh_b : NULL;
+    default: return NULL;
+    }
+}
+
+/* Fill the weights by walking the architecture's tensor table (formats/glm_tensors.h) in its
+ * canonical order: matrices become borrowed views, vectors fp32 copies in one arena. An
+ * optional tensor that is absent is skipped (ChatGLM-6B's lm_head: the output layer is then
+ * the embedding, as upstream ties them). */
 static glmq_status load_weights(glmq_forward *f, glmq_err *err)
 {
     const glmq_model *m = f->model;
-    const int64_t h = f->h, L = f->L;
-    /* fp32 vectors: per layer 4 norm vectors + biases, plus the final norm */
-    const int64_t per_layer = 4 * h + f->qkv_rows + h + f->ffn_rows + h;
-    f->vecs = malloc((size_t)(per_layer * L + 2 * h) * sizeof *f->vecs);
-    f->layers = calloc((size_t)L, sizeof *f->layers);
-    GLMQ_FAIL_IF(!f->vecs || !f->layers, err, GLMQ_E_NOMEM, "out of memory for the weights");
+    glmq_expected_tensor *want = NULL;
+    int64_t nw = 0;
+    GLMQ_TRY(glmq_config_tensors(&f->cfg, &want, &nw, err));
+    glmq_status st = GLMQ_OK;
+    int64_t nvec = 0; /* fp32 elements of every vector of the table */
+    for (int64_t i = 0; i < nw; i++)
+        if (!glmq_slot_is_matrix(want[i].slot)) nvec += want[i].shape[0];
+    f->vecs = malloc((size_t)(nvec > 0 ? nvec : 1) * sizeof *f->vecs);
+    f->layers = calloc((size_t)f->L, sizeof *f->layers);
+    GLMQ_FAIL_IF_G(!f->vecs || !f->layers, err, GLMQ_E_NOMEM, "out of memory for the weights");
     float *a = f->vecs;
-    if (f->v1) {
-        const char *p = "transformer.layers";
-        GLMQ_TRY(get_tensor(m, &f->embed, 2, f->V, h, err, "transformer.word_embeddings.weight"));
-        for (int64_t l = 0; l < L; l++) {
-            layer_w *w = &f->layers[l];
-            long long ll = (long long)l;
-            GLMQ_TRY(get_vector(m, &a, &w->ln_in_w, h, err, "%s.%lld.input_layernorm.weight", p,
-                                ll));
-            GLMQ_TRY(get_vector(m, &a, &w->ln_in_b, h, err, "%s.%lld.input_layernorm.bias", p, ll));
-            GLMQ_TRY(get_tensor(m, &w->qkv, 2, f->qkv_rows, h, err,
-                                "%s.%lld.attention.query_key_value.weight", p, ll));
-            GLMQ_TRY(get_vector(m, &a, &w->qkv_b, f->qkv_rows, err,
-                                "%s.%lld.attention.query_key_value.bias", p, ll));
-            GLMQ_TRY(get_tensor(m, &w->dense, 2, h, f->nq, err, "%s.%lld.attention.dense.weight",
-                                p, ll));
-            GLMQ_TRY(get_vector(m, &a, &w->dense_b, h, err, "%s.%lld.attention.dense.bias", p, ll));
-            GLMQ_TRY(get_vector(m, &a, &w->ln_post_w, h, err,
-                                "%s.%lld.post_attention_layernorm.weight", p, ll));
-            GLMQ_TRY(get_vector(m, &a, &w->ln_post_b, h, err,
-                                "%s.%lld.post_attention_layernorm.bias", p, ll));
-            GLMQ_TRY(get_tensor(m, &w->h4h, 2, f->F, h, err, "%s.%lld.mlp.dense_h_to_4h.weight",
-                                p, ll));
-            GLMQ_TRY(get_vector(m, &a, &w->h4h_b, f->F, err, "%s.%lld.mlp.dense_h_to_4h.bias", p,
-                                ll));
-            GLMQ_TRY(get_tensor(m, &w->fhh, 2, h, f->F, err, "%s.%lld.mlp.dense_4h_to_h.weight",
-                                p, ll));
-            GLMQ_TRY(get_vector(m, &a, &w->fhh_b, h, err, "%s.%lld.mlp.dense_4h_to_h.bias", p, ll));
+    for (int64_t i = 0; i < nw; i++) {
+        const glmq_expected_tensor *e = &want[i];
+        layer_w *w = e->layer >= 0 && e->layer < f->L ? &f->layers[e->layer] : NULL;
+        if (e->optional && !glmq_model_tensor(m, e->name)) continue;
+        if (glmq_slot_is_matrix(e->slot)) {
+            const glmq_tensor_info **dst = matrix_field(f, w, e->slot);
+            GLMQ_FAIL_IF_G(!dst, err, GLMQ_E_INTERNAL, "tensor '%s': no weight field for it",
+                           e->name);
+            GLMQ_TRY_G(get_tensor(m, dst, e->ndim, e->shape[0], e->shape[1], e->name, err));
+        } else {
+            float **dst = vector_field(f, w, e->slot);
+            GLMQ_FAIL_IF_G(!dst, err, GLMQ_E_INTERNAL, "tensor '%s': no weight field for it",
+                           e->name);
+            GLMQ_TRY_G(get_vector(m, &a, dst, e->shape[0], e->name, err));
         }
-        GLMQ_TRY(get_vector(m, &a, &f->final_w, h, err, "transformer.final_layernorm.weight"));
-        GLMQ_TRY(get_vector(m, &a, &f->final_b, h, err, "transformer.final_layernorm.bias"));
-        /* lm_head.weight if stored (upstream keeps it equal to the embedding), else tied */
-        if (glmq_model_tensor(m, "lm_head.weight"))
-            GLMQ_TRY(get_tensor(m, &f->out, 2, f->V, h, err, "lm_head.weight"));
-        else
-            f->out = f->embed;
-    } else {
-        const char *p = "transformer.encoder.layers";
-        GLMQ_TRY(get_tensor(m, &f->embed, 2, f->V, h, err,
-                            "transformer.embedding.word_embeddings.weight"));
-        for (int64_t l = 0; l < L; l++) {
-            layer_w *w = &f->layers[l];
-            long long ll = (long long)l;
-            GLMQ_TRY(get_vector(m, &a, &w->ln_in_w, h, err, "%s.%lld.input_layernorm.weight", p,
-                                ll));
-            GLMQ_TRY(get_tensor(m, &w->qkv, 2, f->qkv_rows, h, err,
-                                "%s.%lld.self_attention.query_key_value.weight", p, ll));
-            if (f->cfg.qkv_bias)
-                GLMQ_TRY(get_vector(m, &a, &w->qkv_b, f->qkv_rows, err,
-                                    "%s.%lld.self_attention.query_key_value.bias", p, ll));
-            GLMQ_TRY(get_tensor(m, &w->dense, 2, h, f->nq, err,
-                                "%s.%lld.self_attention.dense.weight", p, ll));
-            if (f->cfg.linear_bias)
-                GLMQ_TRY(get_vector(m, &a, &w->dense_b, h, err,
-                                    "%s.%lld.self_attention.dense.bias", p, ll));
-            GLMQ_TRY(get_vector(m, &a, &w->ln_post_w, h, err,
-                                "%s.%lld.post_attention_layernorm.weight", p, ll));
-            GLMQ_TRY(get_tensor(m, &w->h4h, 2, f->ffn_rows, h, err,
-                                "%s.%lld.mlp.dense_h_to_4h.weight", p, ll));
-            if (f->cfg.linear_bias)
-                GLMQ_TRY(get_vector(m, &a, &w->h4h_b, f->ffn_rows, err,
-                                    "%s.%lld.mlp.dense_h_to_4h.bias", p, ll));
-            GLMQ_TRY(get_tensor(m, &w->fhh, 2, h, f->F, err, "%s.%lld.mlp.dense_4h_to_h.weight",
-                                p, ll));
-            if (f->cfg.linear_bias)
-                GLMQ_TRY(get_vector(m, &a, &w->fhh_b, h, err, "%s.%lld.mlp.dense_4h_to_h.bias",
-                                    p, ll));
-        }
-        if (f->cfg.post_layer_norm)
-            GLMQ_TRY(get_vector(m, &a, &f->final_w, h, err,
-                                "transformer.encoder.final_layernorm.weight"));
-        GLMQ_TRY(get_tensor(m, &f->out, 2, f->V, h, err, "transformer.output_layer.weight"));
     }
-    return GLMQ_OK;
+    if (!f->out) f->out = f->embed; /* tied output layer */
+fail:
+    free(want);
+    return st;
 }
 
 /* theta_i and the cos/sin tables for positions 0..max_tokens (GLM-SPEC decision 1, A.5, B.5). */
