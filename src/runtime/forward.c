@@ -256,32 +256,96 @@ static void mm_worker(void *arg, int ith, int nth)
     }
 }
 
-/* The kernel path: INT4/INT8 weights use the mode's activation handling (FAST: int8 per block
- * of 32), 16-bit weights always the exact fp32 kernels. Returns 0 when it handled the product
- * (weights were checked against the kernels' contract at create, so it always does for them). */
-static int matmul_kernels(const glmq_forward *f, const glmq_tensor_info *w, const float *bias,
-                          const float *x, int64_t ldx, float *y, int64_t ldy, int64_t n)
+/*
+ * Which path multiplies a weight matrix. REFERENCE mode: the plain-C loop above for every
+ * matrix. EXACT / FAST mode: the quant/dot.h kernels for every INT4/INT8/F16/BF16 matrix, and
+ * never the plain-C loop instead: a matrix the kernels cannot take is an error naming it (at
+ * create, and again at eval for a view swapped in since). The one exception is by design: there
+ * is no F32 kernel, so F32 matrices (an F32 checkpoint's weights, or an F32 embedding/output
+ * layer kept as stored) go through the plain-C fp32 loop in every mode - the exact fp32
+ * product EXACT promises, and what FAST promises for unquantized weights. forward.h documents
+ * it and glmq_forward_plain_matrices() counts them.
+ */
+static int on_kernels(const glmq_forward *f, const glmq_tensor_info *w)
 {
-    if (f->mode == GLMQ_FWD_REFERENCE || w->type == GLMQ_TYPE_F32) return -1;
+    return f->mode != GLMQ_FWD_REFERENCE && w->type != GLMQ_TYPE_F32;
+}
+
+/* The kernels' view of w (type, dims, data, scales, row stride), or GLMQ_E_UNSUPPORTED naming
+ * the tensor and saying why the kernels reject it. */
+static glmq_status kernel_mat(const glmq_forward *f, const glmq_tensor_info *w, glmq_dot_mat *mat,
+                              glmq_err *err)
+{
+    glmq_err why = {0};
+    const char *tn = glmq_type_name(w->type) ? glmq_type_name(w->type) : "unknown-type";
+    if (glmq_dot_mat_init(mat, w->type, w->rows, w->cols, w->data, w->scales, &why) != GLMQ_OK)
+        return glmq_fail(err, GLMQ_E_UNSUPPORTED,
+                         "tensor '%s' (%s, %lld x %lld): the %s kernels cannot multiply it (%s); "
+                         "only the reference forward can",
+                         w->name, tn, (long long)w->rows, (long long)w->cols,
+                         glmq_forward_mode_name(f->mode), why.msg);
+    GLMQ_FAIL_IF(w->row_stride < (int64_t)mat->stride, err, GLMQ_E_UNSUPPORTED,
+                 "tensor '%s' (%s, %lld x %lld): rows %lld bytes apart, shorter than the %zu "
+                 "bytes of a packed row the %s kernels read; only the reference forward can "
+                 "multiply it",
+                 w->name, tn, (long long)w->rows, (long long)w->cols, (long long)w->row_stride,
+                 mat->stride, glmq_forward_mode_name(f->mode));
+    mat->stride = (size_t)w->row_stride;
+    return GLMQ_OK;
+}
+
+/* y[t][r] = W[r]·x[t] (+ bias[r]) for t < n, on the path on_kernels() names. On the kernel path
+ * INT4/INT8 weights use the mode's activation handling (FAST: int8 per block of 32) and 16-bit
+ * weights the exact fp32 kernels. An error names the tensor; y is then unspecified. */
+static glmq_status matmul(const glmq_forward *f, const glmq_tensor_info *w, const float *bias,
+                          const float *x, int64_t ldx, float *y, int64_t ldy, int64_t n,
+                          glmq_err *err)
+{
+    if (!on_kernels(f, w)) {
+        mm_job j = {f, w, bias, x, ldx, y, ldy, n};
+        glmq_pool_run(f->pool, mm_worker, &j);
+        return GLMQ_OK;
+    }
     int quant = w->type == GLMQ_TYPE_INT4 || w->type == GLMQ_TYPE_INT8;
     glmq_dot_mode dm = quant && f->mode == GLMQ_FWD_FAST ? GLMQ_DOT_FAST : GLMQ_DOT_EXACT;
     glmq_dot_mat mat;
-    if (glmq_dot_mat_init(&mat, w->type, w->rows, w->cols, w->data, w->scales, NULL) != GLMQ_OK ||
-        glmq_dot_gemm_pool(f->pool, f->dk, dm, &mat, x, ldx, n, y, ldy, f->dscratch,
-                           f->dscratch_size, NULL) != GLMQ_OK)
-        return -1;
+    GLMQ_TRY(kernel_mat(f, w, &mat, err));
+    glmq_status st = glmq_dot_gemm_pool(f->pool, f->dk, dm, &mat, x, ldx, n, y, ldy, f->dscratch,
+                                        f->dscratch_size, err);
+    if (st != GLMQ_OK) return glmq_err_prefix(err, st, "tensor '%s': ", w->name);
     if (bias)
         for (int64_t t = 0; t < n; t++)
             for (int64_t r = 0; r < w->rows; r++) y[t * ldy + r] += bias[r];
-    return 0;
+    return GLMQ_OK;
 }
 
-static void matmul(const glmq_forward *f, const glmq_tensor_info *w, const float *bias,
-                   const float *x, int64_t ldx, float *y, int64_t ldy, int64_t n)
+/* Every weight matrix the forward multiplies (the output layer last), for create's check. */
+static int64_t matrix_count(const glmq_forward *f) { return 4 * f->L + 1; }
+static const glmq_tensor_info *matrix_at(const glmq_forward *f, int64_t i)
 {
-    if (matmul_kernels(f, w, bias, x, ldx, y, ldy, n) == 0) return;
-    mm_job j = {f, w, bias, x, ldx, y, ldy, n};
-    glmq_pool_run(f->pool, mm_worker, &j);
+    if (i == 4 * f->L) return f->out;
+    const layer_w *w = &f->layers[i / 4];
+    const glmq_tensor_info *const m[4] = {w->qkv, w->dense, w->h4h, w->fhh};
+    return m[i % 4];
+}
+
+/* Kernel modes: every matrix not on the documented F32 path must suit the kernels. */
+static glmq_status check_kernel_path(const glmq_forward *f, glmq_err *err)
+{
+    if (f->mode == GLMQ_FWD_REFERENCE) return GLMQ_OK;
+    for (int64_t i = 0; i < matrix_count(f); i++) {
+        const glmq_tensor_info *w = matrix_at(f, i);
+        glmq_dot_mat mat;
+        if (on_kernels(f, w)) GLMQ_TRY(kernel_mat(f, w, &mat, err));
+    }
+    return GLMQ_OK;
+}
+
+int64_t glmq_forward_plain_matrices(const glmq_forward *f)
+{
+    int64_t n = 0;
+    for (int64_t i = 0; i < matrix_count(f); i++) n += !on_kernels(f, matrix_at(f, i));
+    return n;
 }
 
 // --- norms and activations -------------------------------------------------------------------
@@ -643,6 +707,8 @@ glmq_status glmq_forward_create_mode(const glmq_model *m, int64_t max_tokens, in
     GLMQ_FAIL_IF(max_tokens < 1 || max_tokens > INT32_MAX / 2, err, GLMQ_E_INVALID,
                  "max_tokens %lld is outside [1, %d]", (long long)max_tokens, INT32_MAX / 2);
     glmq_status st = GLMQ_OK;
+    GLMQ_FAIL_IF(mode != GLMQ_FWD_REFERENCE && mode != GLMQ_FWD_EXACT && mode != GLMQ_FWD_FAST,
+                 err, GLMQ_E_INVALID, "unknown forward mode %d", (int)mode);
     glmq_forward *f = calloc(1, sizeof *f);
     GLMQ_FAIL_IF(!f, err, GLMQ_E_NOMEM, "out of memory");
     const glmq_config *c = glmq_model_config(m);
@@ -703,6 +769,7 @@ glmq_status glmq_forward_create_mode(const glmq_model *m, int64_t max_tokens, in
     GLMQ_TRY_G(glmq_pool_create(threads, &f->pool, err));
     f->nth = glmq_pool_size(f->pool);
     GLMQ_TRY_G(load_weights(f, err));
+    GLMQ_TRY_G(check_kernel_path(f, err));
 
     const int64_t bigw = f->qkv_rows > f->ffn_rows ? f->qkv_rows : f->ffn_rows;
     const int64_t midw = f->F > f->h ? f->F : f->h;
@@ -719,8 +786,10 @@ glmq_status glmq_forward_create_mode(const glmq_model *m, int64_t max_tokens, in
     f->sin_t = alloc3(max_tokens + 1, f->nf, 1, sizeof(float));
     f->wbuf = alloc3(f->nth, f->tile, f->max_cols, sizeof(float));
     if (mode != GLMQ_FWD_REFERENCE) {
-        size_t se = glmq_dot_scratch_size(GLMQ_DOT_EXACT, f->max_cols, f->slice);
-        size_t sf = glmq_dot_scratch_size(GLMQ_DOT_FAST, f->max_cols, f->slice);
+        /* wider matrices were refused by check_kernel_path unless F32 (plain path) */
+        const int64_t kc = f->max_cols < GLMQ_DOT_MAX_COLS ? f->max_cols : GLMQ_DOT_MAX_COLS;
+        size_t se = glmq_dot_scratch_size(GLMQ_DOT_EXACT, kc, f->slice);
+        size_t sf = glmq_dot_scratch_size(GLMQ_DOT_FAST, kc, f->slice);
         f->dscratch_size = se > sf ? se : sf;
         f->dscratch = malloc(f->dscratch_size);
         GLMQ_FAIL_IF_G(!f->dscratch || !f->dscratch_size, err, GLMQ_E_NOMEM,
@@ -894,7 +963,8 @@ glmq_status glmq_forward_eval_ex(glmq_forward *f, const int32_t *ids, int64_t n,
             norm(f, f->xn + i * h, f->x + i * h, w->ln_in_w, w->ln_in_b);
         for (int64_t t0 = 0; t0 < n; t0 += S) {
             const int64_t nt = n - t0 < S ? n - t0 : S;
-            matmul(f, w->qkv, w->qkv_b, f->xn + t0 * h, h, f->big, f->qkv_rows, nt);
+            GLMQ_TRY(
+                matmul(f, w->qkv, w->qkv_b, f->xn + t0 * h, h, f->big, f->qkv_rows, nt, err));
             scatter_qkv(f, l, t0, nt);
         }
         /* 2.4-2.6: attention over the cache (context written over q) */
@@ -904,7 +974,8 @@ glmq_status glmq_forward_eval_ex(glmq_forward *f, const int32_t *ids, int64_t n,
         for (int64_t t0 = 0; t0 < n; t0 += S) {
             const int64_t nt = n - t0 < S ? n - t0 : S;
             float *x = f->x + t0 * h, *xn = f->xn + t0 * h;
-            matmul(f, w->dense, w->dense_b, f->q + t0 * f->nq, f->nq, f->mid, h, nt);
+            GLMQ_TRY(matmul(f, w->dense, w->dense_b, f->q + t0 * f->nq, f->nq, f->mid, h, nt,
+                            err));
             for (int64_t t = 0; t < nt; t++) {
                 float *xt = x + t * h, *at = xn + t * h;
                 const float *o = f->mid + t * h;
@@ -914,13 +985,13 @@ glmq_status glmq_forward_eval_ex(glmq_forward *f, const int32_t *ids, int64_t n,
                     for (int64_t e = 0; e < h; e++) xt[e] = xt[e] + o[e];
                 norm(f, at, xt, w->ln_post_w, w->ln_post_b);
             }
-            matmul(f, w->h4h, w->h4h_b, xn, h, f->big, f->ffn_rows, nt);
+            GLMQ_TRY(matmul(f, w->h4h, w->h4h_b, xn, h, f->big, f->ffn_rows, nt, err));
             act_job acj = {f, f->big, f->mid, nt};
             glmq_pool_run(f->pool, act_worker, &acj);
             if (f->v1)
-                matmul(f, w->fhh, w->fhh_b, f->big, f->ffn_rows, f->mlp, h, nt);
+                GLMQ_TRY(matmul(f, w->fhh, w->fhh_b, f->big, f->ffn_rows, f->mlp, h, nt, err));
             else
-                matmul(f, w->fhh, w->fhh_b, f->mid, f->F, f->mlp, h, nt);
+                GLMQ_TRY(matmul(f, w->fhh, w->fhh_b, f->mid, f->F, f->mlp, h, nt, err));
             for (int64_t t = 0; t < nt; t++) {
                 float *xt = x + t * h;
                 const float *at = xn + t * h, *y = f->mlp + t * h;
@@ -943,7 +1014,7 @@ glmq_status glmq_forward_eval_ex(glmq_forward *f, const int32_t *ids, int64_t n,
                     norm(f, f->xn + (t0 + t) * h, src + t * h, f->final_w, f->final_b);
                 src = f->xn + t0 * h;
             }
-            matmul(f, f->out, NULL, src, h, logits + t0 * f->V, f->V, nt);
+            GLMQ_TRY(matmul(f, f->out, NULL, src, h, logits + t0 * f->V, f->V, nt, err));
         }
     }
     f->n_cached += n;
