@@ -160,6 +160,10 @@ START_TEST(kernel_mode_refuses_at_eval)
         ck_assert_int_eq(glmq_forward_eval(f, ids, NIDS, lg, &err), GLMQ_E_UNSUPPORTED);
         ck_assert_msg(strstr(err.msg, e.name) != NULL, "%s", err.msg);
         ck_assert_int_eq(glmq_forward_n_cached(f), 0);
+        int64_t cl = 0, mp = 0;
+        ck_assert_int_eq(glmq_forward_positions(f, NULL, NULL, &cl, &mp), 0);
+        ck_assert_int_eq(cl, -1);
+        ck_assert_int_eq(mp, -1);
         glmq_model_swap(m, e.name, &saved, NULL, NULL);
         memset(&err, 0, sizeof err);
         ck_assert_msg(glmq_forward_eval(f, ids, NIDS, lg, &err) == GLMQ_OK, "%s", err.msg);

@@ -950,7 +950,9 @@ glmq_status glmq_forward_eval_ex(glmq_forward *f, const int32_t *ids, int64_t n,
     GLMQ_FAIL_IF(n < 0 || (n > 0 && !ids), err, GLMQ_E_INVALID, "bad token count %lld",
                  (long long)n);
     if (n == 0) return GLMQ_OK;
+    const int64_t ctx0 = f->ctx_len, mp0 = f->mask_pos;
     GLMQ_TRY(prepare(f, ids, n, err));
+    glmq_status st = GLMQ_OK;
     const int64_t h = f->h, S = f->slice;
 
     /* 1. embeddings */
@@ -963,7 +965,7 @@ glmq_status glmq_forward_eval_ex(glmq_forward *f, const int32_t *ids, int64_t n,
             norm(f, f->xn + i * h, f->x + i * h, w->ln_in_w, w->ln_in_b);
         for (int64_t t0 = 0; t0 < n; t0 += S) {
             const int64_t nt = n - t0 < S ? n - t0 : S;
-            GLMQ_TRY(
+            GLMQ_TRY_G(
                 matmul(f, w->qkv, w->qkv_b, f->xn + t0 * h, h, f->big, f->qkv_rows, nt, err));
             scatter_qkv(f, l, t0, nt);
         }
@@ -974,7 +976,7 @@ glmq_status glmq_forward_eval_ex(glmq_forward *f, const int32_t *ids, int64_t n,
         for (int64_t t0 = 0; t0 < n; t0 += S) {
             const int64_t nt = n - t0 < S ? n - t0 : S;
             float *x = f->x + t0 * h, *xn = f->xn + t0 * h;
-            GLMQ_TRY(matmul(f, w->dense, w->dense_b, f->q + t0 * f->nq, f->nq, f->mid, h, nt,
+            GLMQ_TRY_G(matmul(f, w->dense, w->dense_b, f->q + t0 * f->nq, f->nq, f->mid, h, nt,
                             err));
             for (int64_t t = 0; t < nt; t++) {
                 float *xt = x + t * h, *at = xn + t * h;
@@ -985,13 +987,13 @@ glmq_status glmq_forward_eval_ex(glmq_forward *f, const int32_t *ids, int64_t n,
                     for (int64_t e = 0; e < h; e++) xt[e] = xt[e] + o[e];
                 norm(f, at, xt, w->ln_post_w, w->ln_post_b);
             }
-            GLMQ_TRY(matmul(f, w->h4h, w->h4h_b, xn, h, f->big, f->ffn_rows, nt, err));
+            GLMQ_TRY_G(matmul(f, w->h4h, w->h4h_b, xn, h, f->big, f->ffn_rows, nt, err));
             act_job acj = {f, f->big, f->mid, nt};
             glmq_pool_run(f->pool, act_worker, &acj);
             if (f->v1)
-                GLMQ_TRY(matmul(f, w->fhh, w->fhh_b, f->big, f->ffn_rows, f->mlp, h, nt, err));
+                GLMQ_TRY_G(matmul(f, w->fhh, w->fhh_b, f->big, f->ffn_rows, f->mlp, h, nt, err));
             else
-                GLMQ_TRY(matmul(f, w->fhh, w->fhh_b, f->mid, f->F, f->mlp, h, nt, err));
+                GLMQ_TRY_G(matmul(f, w->fhh, w->fhh_b, f->mid, f->F, f->mlp, h, nt, err));
             for (int64_t t = 0; t < nt; t++) {
                 float *xt = x + t * h;
                 const float *at = xn + t * h, *y = f->mlp + t * h;
@@ -1014,9 +1016,13 @@ glmq_status glmq_forward_eval_ex(glmq_forward *f, const int32_t *ids, int64_t n,
                     norm(f, f->xn + (t0 + t) * h, src + t * h, f->final_w, f->final_b);
                 src = f->xn + t0 * h;
             }
-            GLMQ_TRY(matmul(f, f->out, NULL, src, h, logits + t0 * f->V, f->V, nt, err));
+            GLMQ_TRY_G(matmul(f, f->out, NULL, src, h, logits + t0 * f->V, f->V, nt, err));
         }
     }
     f->n_cached += n;
     return GLMQ_OK;
+fail: /* a matrix the kernels refuse: the cache and the sequence state stay as they were */
+    f->ctx_len = ctx0;
+    f->mask_pos = mp0;
+    return st;
 }
