@@ -297,11 +297,13 @@ static glmq_type stored_type(glmq_dtype d)
     return d == GLMQ_DT_F16 ? GLMQ_TYPE_F16 : d == GLMQ_DT_BF16 ? GLMQ_TYPE_BF16 : GLMQ_TYPE_F32;
 }
 
-static glmq_type choose_type(const glmq_convert_opts *o, glmq_role role, glmq_dtype src)
+/* The storage type of a tensor: the table's quantization rule (formats/glm_tensors.h) and the
+ * options decide whether it is quantized. */
+static glmq_type choose_type(const glmq_convert_opts *o, glmq_quant_rule rule, glmq_dtype src)
 {
-    int quantize = role == GLMQ_ROLE_LAYER_WEIGHT ||
-                   (role == GLMQ_ROLE_EMBED && o->quantize_embedding) ||
-                   (role == GLMQ_ROLE_OUTPUT && o->quantize_output);
+    int quantize = rule == GLMQ_QUANT_DEFAULT ||
+                   (rule == GLMQ_QUANT_IF_EMBEDDING && o->quantize_embedding) ||
+                   (rule == GLMQ_QUANT_IF_OUTPUT && o->quantize_output);
     if (!quantize) return stored_type(src);
     if (o->weight_type == GLMQ_TYPE_F16) return src == GLMQ_DT_F32 ? GLMQ_TYPE_F16 : stored_type(src);
     return o->weight_type;
@@ -448,7 +450,7 @@ glmq_status glmq_convert(const char *src_dir, const char *out_path, const glmq_c
         if (ct->src < 0) continue;
         const glmq_src_tensor *t = &ck->set.tensors[ct->src];
         plan[n].ck = i;
-        plan[n].type = choose_type(&o, ct->want.role, t->dtype);
+        plan[n].type = choose_type(&o, ct->want.quant, t->dtype);
         decl[n].name = t->name;
         decl[n].type = plan[n].type;
         decl[n].ndim = t->ndim;

@@ -7,9 +7,9 @@
  *   - a shard index must only name plain file names in the directory; every weight_map entry must
  *     exist in the shard it names; a tensor in a shard but not in the map is a warning; the
  *     index's total_size is never trusted (it is stale for ChatGLM-6B, A.1);
- *   - every expected tensor (config.c) must be present with dtype F16/BF16/F32 and the expected
- *     shape, before any output is written; `*.inv_freq` buffers are skipped; anything else
- *     unexpected is reported as a warning;
+ *   - every expected tensor (the table of glm_tensors.c) must be present with dtype F16/BF16/F32
+ *     and the expected shape, before any output is written; rotary `inv_freq` buffers are
+ *     skipped; anything else unexpected is reported as a warning;
  *   - the tokenizer is tokenizer.model (v2 family) or ice_text.model (v1); its kind
  *     (SentencePiece protobuf or tiktoken rank text) is sniffed, and v2 special-token ids are
  *     numbered after its pieces/ranks.
@@ -284,8 +284,7 @@ static glmq_status check_tensors(glmq_checkpoint *c, glmq_err *err)
     for (int64_t i = 0; i < c->set.ntensors; i++) {
         if (used[i]) continue;
         const char *nm = c->set.tensors[i].name;
-        size_t ln = strlen(nm);
-        if (ln >= 9 && !strcmp(nm + ln - 9, ".inv_freq")) continue; /* recomputed, never used */
+        if (glmq_tensor_is_buffer(nm)) continue; /* recomputed, never used */
         GLMQ_TRY_G(warn(c, err, "ignoring unexpected tensor '%s'", nm));
     }
 fail:

@@ -3,13 +3,15 @@
  *
  * glmq_checkpoint_open reads config.json (+ tokenizer_config.json), the tokenizer file, and the
  * weights (model.safetensors[.index.json] preferred over pytorch_model.bin[.index.json]), then
- * checks every tensor the architecture needs for presence, dtype and shape against the config
- * before anything is written. Unexpected tensors become warnings; inv_freq buffers are skipped.
+ * checks every tensor the architecture needs (formats/glm_tensors.h) for presence, dtype and
+ * shape against the config before anything is written. Unexpected tensors become warnings;
+ * inv_freq buffers are skipped.
  */
 #ifndef GLMQ_CONVERT_CHECKPOINT_H
 #define GLMQ_CONVERT_CHECKPOINT_H
 
 #include "formats/config.h"
+#include "formats/glm_tensors.h"
 #include "formats/source.h"
 
 typedef struct {

@@ -1,6 +1,6 @@
 /*
- * config.c - parse and validate GLM config.json files, and derive the tensors an architecture
- * needs.
+ * config.c - parse and validate GLM config.json files (the tensors an architecture needs are
+ * formats/glm_tensors.c's table).
  *
  * Architecture detection follows GLM-SPEC G.1: `model_type` is "chatglm" for every generation,
  * so the presence of `position_encoding_2d`/`inner_hidden_size` (v1, ChatGLM-6B) versus
@@ -277,95 +277,6 @@ void glmq_config_set_special(glmq_config *c, int64_t n, int tiktoken)
     if (tiktoken && c->tok_eos < 0) c->tok_eos = n;
     snprintf(c->tokenizer_kind, sizeof c->tokenizer_kind, "%s",
              tiktoken ? "tiktoken" : "sentencepiece");
-}
-
-static void add_t(glmq_expected_tensor *t, int64_t *n, glmq_role role, int optional, int ndim,
-                  int64_t d0, int64_t d1, const char *fmt, ...) GLMQ_PRINTF(8, 9);
-static void add_t(glmq_expected_tensor *t, int64_t *n, glmq_role role, int optional, int ndim,
-                  int64_t d0, int64_t d1, const char *fmt, ...)
-{
-    glmq_expected_tensor *e = &t[(*n)++];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(e->name, sizeof e->name, fmt, ap);
-    va_end(ap);
-    e->ndim = ndim;
-    e->shape[0] = d0;
-    e->shape[1] = d1;
-    e->role = role;
-    e->optional = optional;
-}
-
-glmq_status glmq_config_tensors(const glmq_config *c, glmq_expected_tensor **out, int64_t *n,
-                                glmq_err *err)
-{
-    int64_t cap = 4 + c->n_layers * 16;
-    glmq_expected_tensor *t = calloc((size_t)cap, sizeof *t);
-    GLMQ_FAIL_IF(!t, err, GLMQ_E_NOMEM, "out of memory");
-    int64_t k = 0, h = c->hidden, F = c->ffn, V = c->vocab;
-    if (c->arch == GLMQ_ARCH_CHATGLM1) {
-        const char *p = "transformer.layers";
-        add_t(t, &k, GLMQ_ROLE_EMBED, 0, 2, V, h, "transformer.word_embeddings.weight");
-        for (int64_t l = 0; l < c->n_layers; l++) {
-            add_t(t, &k, GLMQ_ROLE_NORM, 0, 1, h, 0, "%s.%lld.input_layernorm.weight", p, (long long)l);
-            add_t(t, &k, GLMQ_ROLE_NORM, 0, 1, h, 0, "%s.%lld.input_layernorm.bias", p, (long long)l);
-            add_t(t, &k, GLMQ_ROLE_LAYER_WEIGHT, 0, 2, 3 * h, h,
-                  "%s.%lld.attention.query_key_value.weight", p, (long long)l);
-            add_t(t, &k, GLMQ_ROLE_BIAS, 0, 1, 3 * h, 0, "%s.%lld.attention.query_key_value.bias",
-                  p, (long long)l);
-            add_t(t, &k, GLMQ_ROLE_LAYER_WEIGHT, 0, 2, h, h, "%s.%lld.attention.dense.weight", p,
-                  (long long)l);
-            add_t(t, &k, GLMQ_ROLE_BIAS, 0, 1, h, 0, "%s.%lld.attention.dense.bias", p, (long long)l);
-            add_t(t, &k, GLMQ_ROLE_NORM, 0, 1, h, 0, "%s.%lld.post_attention_layernorm.weight", p,
-                  (long long)l);
-            add_t(t, &k, GLMQ_ROLE_NORM, 0, 1, h, 0, "%s.%lld.post_attention_layernorm.bias", p,
-                  (long long)l);
-            add_t(t, &k, GLMQ_ROLE_LAYER_WEIGHT, 0, 2, F, h, "%s.%lld.mlp.dense_h_to_4h.weight",
-                  p, (long long)l);
-            add_t(t, &k, GLMQ_ROLE_BIAS, 0, 1, F, 0, "%s.%lld.mlp.dense_h_to_4h.bias", p, (long long)l);
-            add_t(t, &k, GLMQ_ROLE_LAYER_WEIGHT, 0, 2, h, F, "%s.%lld.mlp.dense_4h_to_h.weight",
-                  p, (long long)l);
-            add_t(t, &k, GLMQ_ROLE_BIAS, 0, 1, h, 0, "%s.%lld.mlp.dense_4h_to_h.bias", p, (long long)l);
-        }
-        add_t(t, &k, GLMQ_ROLE_NORM, 0, 1, h, 0, "transformer.final_layernorm.weight");
-        add_t(t, &k, GLMQ_ROLE_NORM, 0, 1, h, 0, "transformer.final_layernorm.bias");
-        add_t(t, &k, GLMQ_ROLE_OUTPUT, 1, 2, V, h, "lm_head.weight");
-    } else {
-        const char *p = "transformer.encoder.layers";
-        int64_t nd = c->n_heads * c->head_dim, qkv = nd + 2 * c->n_kv_groups * c->head_dim;
-        add_t(t, &k, GLMQ_ROLE_EMBED, 0, 2, V, h, "transformer.embedding.word_embeddings.weight");
-        for (int64_t l = 0; l < c->n_layers; l++) {
-            add_t(t, &k, GLMQ_ROLE_NORM, 0, 1, h, 0, "%s.%lld.input_layernorm.weight", p, (long long)l);
-            add_t(t, &k, GLMQ_ROLE_LAYER_WEIGHT, 0, 2, qkv, h,
-                  "%s.%lld.self_attention.query_key_value.weight", p, (long long)l);
-            if (c->qkv_bias)
-                add_t(t, &k, GLMQ_ROLE_BIAS, 0, 1, qkv, 0,
-                      "%s.%lld.self_attention.query_key_value.bias", p, (long long)l);
-            add_t(t, &k, GLMQ_ROLE_LAYER_WEIGHT, 0, 2, h, nd, "%s.%lld.self_attention.dense.weight",
-                  p, (long long)l);
-            if (c->linear_bias)
-                add_t(t, &k, GLMQ_ROLE_BIAS, 0, 1, h, 0, "%s.%lld.self_attention.dense.bias", p,
-                      (long long)l);
-            add_t(t, &k, GLMQ_ROLE_NORM, 0, 1, h, 0, "%s.%lld.post_attention_layernorm.weight", p,
-                  (long long)l);
-            add_t(t, &k, GLMQ_ROLE_LAYER_WEIGHT, 0, 2, 2 * F, h, "%s.%lld.mlp.dense_h_to_4h.weight",
-                  p, (long long)l);
-            if (c->linear_bias)
-                add_t(t, &k, GLMQ_ROLE_BIAS, 0, 1, 2 * F, 0, "%s.%lld.mlp.dense_h_to_4h.bias", p,
-                      (long long)l);
-            add_t(t, &k, GLMQ_ROLE_LAYER_WEIGHT, 0, 2, h, F, "%s.%lld.mlp.dense_4h_to_h.weight",
-                  p, (long long)l);
-            if (c->linear_bias)
-                add_t(t, &k, GLMQ_ROLE_BIAS, 0, 1, h, 0, "%s.%lld.mlp.dense_4h_to_h.bias", p,
-                      (long long)l);
-        }
-        if (c->post_layer_norm)
-            add_t(t, &k, GLMQ_ROLE_NORM, 0, 1, h, 0, "transformer.encoder.final_layernorm.weight");
-        add_t(t, &k, GLMQ_ROLE_OUTPUT, 0, 2, V, h, "transformer.output_layer.weight");
-    }
-    *out = t;
-    *n = k;
-    return GLMQ_OK;
 }
 
 cJSON *glmq_config_to_json(const glmq_config *c)

@@ -1,7 +1,7 @@
 /*
  * config.h - GLM model configuration: parsed from a Hugging Face config.json (GLM-SPEC A.2, B.1,
- * C.1, G.1) or from a packed file's metadata, validated, and turned into the table of tensors the
- * architecture needs (names and shapes, A.3 / B.2 / C.2). Internal.
+ * C.1, G.1) or from a packed file's metadata, and validated. The tensors an architecture needs
+ * (names and shapes, A.3 / B.2 / C.2) are formats/glm_tensors.h's table. Internal.
  */
 #ifndef GLMQ_CONVERT_CONFIG_H
 #define GLMQ_CONVERT_CONFIG_H
@@ -45,28 +45,6 @@ typedef struct {
  */
 glmq_status glmq_config_parse(const char *json, size_t len, const char *tokenizer_config,
                               size_t tc_len, const char *path, glmq_config *out, glmq_err *err);
-
-/* One tensor the architecture expects. */
-typedef enum {
-    GLMQ_ROLE_EMBED,
-    GLMQ_ROLE_OUTPUT,
-    GLMQ_ROLE_NORM,         /* norm weight or bias */
-    GLMQ_ROLE_BIAS,         /* linear bias */
-    GLMQ_ROLE_LAYER_WEIGHT  /* 2-D weight inside a transformer layer */
-} glmq_role;
-
-typedef struct {
-    char name[128];
-    int ndim;
-    int64_t shape[2];
-    glmq_role role;
-    int optional; /* v1 lm_head (tied) */
-} glmq_expected_tensor;
-
-/* The expected tensors in canonical order (embedding, layers 0..L-1, final norm, output).
- * *out is malloc'd (free with free()). */
-glmq_status glmq_config_tensors(const glmq_config *c, glmq_expected_tensor **out, int64_t *n,
-                                glmq_err *err);
 
 /* v2 family: [MASK] [gMASK] [sMASK] sop eop are numbered after the tokenizer's own table.
  * `n_pieces` is the SentencePiece piece count (ChatGLM2/3: ids n..n+4, GLM-SPEC B.7) or, for a

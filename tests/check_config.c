@@ -5,6 +5,7 @@
  * G.3) and from the real upstream index files in tests/data/upstream, never from glmq itself.
  */
 #include "formats/config.h"
+#include "formats/glm_tensors.h"
 #include "testutil.h"
 
 #include <cjson/cJSON.h>

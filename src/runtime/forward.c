@@ -256,32 +256,96 @@ static void mm_worker(void *arg, int ith, int nth)
     }
 }
 
-/* The kernel path: INT4/INT8 weights use the mode's activation handling (FAST: int8 per block
- * of 32), 16-bit weights always the exact fp32 kernels. Returns 0 when it handled the product
- * (weights were checked against the kernels' contract at create, so it always does for them). */
-static int matmul_kernels(const glmq_forward *f, const glmq_tensor_info *w, const float *bias,
-                          const float *x, int64_t ldx, float *y, int64_t ldy, int64_t n)
+/*
+ * Which path multiplies a weight matrix. REFERENCE mode: the plain-C loop above for every
+ * matrix. EXACT / FAST mode: the quant/dot.h kernels for every INT4/INT8/F16/BF16 matrix, and
+ * never the plain-C loop instead: a matrix the kernels cannot take is an error naming it (at
+ * create, and again at eval for a view swapped in since). The one exception is by design: there
+ * is no F32 kernel, so F32 matrices (an F32 checkpoint's weights, or an F32 embedding/output
+ * layer kept as stored) go through the plain-C fp32 loop in every mode - the exact fp32
+ * product EXACT promises, and what FAST promises for unquantized weights. forward.h documents
+ * it and glmq_forward_plain_matrices() counts them.
+ */
+static int on_kernels(const glmq_forward *f, const glmq_tensor_info *w)
 {
-    if (f->mode == GLMQ_FWD_REFERENCE || w->type == GLMQ_TYPE_F32) return -1;
+    return f->mode != GLMQ_FWD_REFERENCE && w->type != GLMQ_TYPE_F32;
+}
+
+/* The kernels' view of w (type, dims, data, scales, row stride), or GLMQ_E_UNSUPPORTED naming
+ * the tensor and saying why the kernels reject it. */
+static glmq_status kernel_mat(const glmq_forward *f, const glmq_tensor_info *w, glmq_dot_mat *mat,
+                              glmq_err *err)
+{
+    glmq_err why = {0};
+    const char *tn = glmq_type_name(w->type) ? glmq_type_name(w->type) : "unknown-type";
+    if (glmq_dot_mat_init(mat, w->type, w->rows, w->cols, w->data, w->scales, &why) != GLMQ_OK)
+        return glmq_fail(err, GLMQ_E_UNSUPPORTED,
+                         "tensor '%s' (%s, %lld x %lld): the %s kernels cannot multiply it (%s); "
+                         "only the reference forward can",
+                         w->name, tn, (long long)w->rows, (long long)w->cols,
+                         glmq_forward_mode_name(f->mode), why.msg);
+    GLMQ_FAIL_IF(w->row_stride < (int64_t)mat->stride, err, GLMQ_E_UNSUPPORTED,
+                 "tensor '%s' (%s, %lld x %lld): rows %lld bytes apart, shorter than the %zu "
+                 "bytes of a packed row the %s kernels read; only the reference forward can "
+                 "multiply it",
+                 w->name, tn, (long long)w->rows, (long long)w->cols, (long long)w->row_stride,
+                 mat->stride, glmq_forward_mode_name(f->mode));
+    mat->stride = (size_t)w->row_stride;
+    return GLMQ_OK;
+}
+
+/* y[t][r] = W[r]·x[t] (+ bias[r]) for t < n, on the path on_kernels() names. On the kernel path
+ * INT4/INT8 weights use the mode's activation handling (FAST: int8 per block of 32) and 16-bit
+ * weights the exact fp32 kernels. An error names the tensor; y is then unspecified. */
+static glmq_status matmul(const glmq_forward *f, const glmq_tensor_info *w, const float *bias,
+                          const float *x, int64_t ldx, float *y, int64_t ldy, int64_t n,
+                          glmq_err *err)
+{
+    if (!on_kernels(f, w)) {
+        mm_job j = {f, w, bias, x, ldx, y, ldy, n};
+        glmq_pool_run(f->pool, mm_worker, &j);
+        return GLMQ_OK;
+    }
     int quant = w->type == GLMQ_TYPE_INT4 || w->type == GLMQ_TYPE_INT8;
     glmq_dot_mode dm = quant && f->mode == GLMQ_FWD_FAST ? GLMQ_DOT_FAST : GLMQ_DOT_EXACT;
     glmq_dot_mat mat;
-    if (glmq_dot_mat_init(&mat, w->type, w->rows, w->cols, w->data, w->scales, NULL) != GLMQ_OK ||
-        glmq_dot_gemm_pool(f->pool, f->dk, dm, &mat, x, ldx, n, y, ldy, f->dscratch,
-                           f->dscratch_size, NULL) != GLMQ_OK)
-        return -1;
+    GLMQ_TRY(kernel_mat(f, w, &mat, err));
+    glmq_status st = glmq_dot_gemm_pool(f->pool, f->dk, dm, &mat, x, ldx, n, y, ldy, f->dscratch,
+                                        f->dscratch_size, err);
+    if (st != GLMQ_OK) return glmq_err_prefix(err, st, "tensor '%s': ", w->name);
     if (bias)
         for (int64_t t = 0; t < n; t++)
             for (int64_t r = 0; r < w->rows; r++) y[t * ldy + r] += bias[r];
-    return 0;
+    return GLMQ_OK;
 }
 
-static void matmul(const glmq_forward *f, const glmq_tensor_info *w, const float *bias,
-                   const float *x, int64_t ldx, float *y, int64_t ldy, int64_t n)
+/* Every weight matrix the forward multiplies (the output layer last), for create's check. */
+static int64_t matrix_count(const glmq_forward *f) { return 4 * f->L + 1; }
+static const glmq_tensor_info *matrix_at(const glmq_forward *f, int64_t i)
 {
-    if (matmul_kernels(f, w, bias, x, ldx, y, ldy, n) == 0) return;
-    mm_job j = {f, w, bias, x, ldx, y, ldy, n};
-    glmq_pool_run(f->pool, mm_worker, &j);
+    if (i == 4 * f->L) return f->out;
+    const layer_w *w = &f->layers[i / 4];
+    const glmq_tensor_info *const m[4] = {w->qkv, w->dense, w->h4h, w->fhh};
+    return m[i % 4];
+}
+
+/* Kernel modes: every matrix not on the documented F32 path must suit the kernels. */
+static glmq_status check_kernel_path(const glmq_forward *f, glmq_err *err)
+{
+    if (f->mode == GLMQ_FWD_REFERENCE) return GLMQ_OK;
+    for (int64_t i = 0; i < matrix_count(f); i++) {
+        const glmq_tensor_info *w = matrix_at(f, i);
+        glmq_dot_mat mat;
+        if (on_kernels(f, w)) GLMQ_TRY(kernel_mat(f, w, &mat, err));
+    }
+    return GLMQ_OK;
+}
+
+int64_t glmq_forward_plain_matrices(const glmq_forward *f)
+{
+    int64_t n = 0;
+    for (int64_t i = 0; i < matrix_count(f); i++) n += !on_kernels(f, matrix_at(f, i));
+    return n;
 }
 
 // --- norms and activations -------------------------------------------------------------------
@@ -482,19 +546,10 @@ glmq_status glmq_v1_layout(const glmq_config *c, const int32_t *ids, int64_t n, 
 
 // --- create / free ---------------------------------------------------------------------------
 
+/* Look up tensor `name` and check its shape and type (vectors: ndim 1, rows 1, cols = len). */
 static glmq_status get_tensor(const glmq_model *m, const glmq_tensor_info **out, int ndim,
-                              int64_t rows, int64_t cols, glmq_err *err, const char *fmt, ...)
-    GLMQ_PRINTF(7, 8);
-
-/* Look up a tensor by formatted name and check its shape and type. */
-static glmq_status get_tensor(const glmq_model *m, const glmq_tensor_info **out, int ndim,
-                              int64_t rows, int64_t cols, glmq_err *err, const char *fmt, ...)
+                              int64_t rows, int64_t cols, const char *name, glmq_err *err)
 {
-    char name[160];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(name, sizeof name, fmt, ap);
-    va_end(ap);
     const glmq_tensor_info *t = glmq_model_tensor(m, name);
     GLMQ_FAIL_IF(!t, err, GLMQ_E_SHAPE, "tensor '%s' is missing", name);
     int64_t want_rows = ndim == 1 ? 1 : rows;
@@ -513,18 +568,10 @@ static glmq_status get_tensor(const glmq_model *m, const glmq_tensor_info **out,
 
 /* Widen a 1-D tensor (checked by get_tensor) into *dst, carving from the vector arena. */
 static glmq_status get_vector(const glmq_model *m, float **arena, float **dst, int64_t len,
-                              glmq_err *err, const char *fmt, ...) GLMQ_PRINTF(6, 7);
-
-static glmq_status get_vector(const glmq_model *m, float **arena, float **dst, int64_t len,
-                              glmq_err *err, const char *fmt, ...)
+                              const char *name, glmq_err *err)
 {
-    char name[160];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(name, sizeof name, fmt, ap);
-    va_end(ap);
     const glmq_tensor_info *t;
-    GLMQ_TRY(get_tensor(m, &t, 1, 1, len, err, "%s", name));
+    GLMQ_TRY(get_tensor(m, &t, 1, 1, len, name, err));
     GLMQ_TRY(glmq_tensor_row_f32(t, 0, *arena, err));
     for (int64_t i = 0; i < len; i++)
         GLMQ_FAIL_IF(!isfinite((*arena)[i]), err, GLMQ_E_VALUE,
@@ -534,89 +581,77 @@ static glmq_status get_vector(const glmq_model *m, float **arena, float **dst, i
     return GLMQ_OK;
 }
 
+/* The field a matrix slot of the tensor table fills (w: the tensor's layer, NULL for a global
+ * tensor), or NULL when the slot is not a matrix of that scope. */
+static const glmq_tensor_info **matrix_field(glmq_forward *f, layer_w *w, glmq_slot s)
+{
+    switch (s) {
+    case GLMQ_SLOT_EMBED: return w ? NULL : &f->embed;
+    case GLMQ_SLOT_OUTPUT: return w ? NULL : &f->out;
+    case GLMQ_SLOT_QKV: return w ? &w->qkv : NULL;
+    case GLMQ_SLOT_DENSE: return w ? &w->dense : NULL;
+    case GLMQ_SLOT_H4H: return w ? &w->h4h : NULL;
+    case GLMQ_SLOT_FHH: return w ? &w->fhh : NULL;
+    default: return NULL;
+    }
+}
+
+/* The same for the vector slots (fp32 copies). */
+static float **vector_field(glmq_forward *f, layer_w *w, glmq_slot s)
+{
+    switch (s) {
+    case GLMQ_SLOT_FINAL_NORM: return w ? NULL : &f->final_w;
+    case GLMQ_SLOT_FINAL_NORM_B: return w ? NULL : &f->final_b;
+    case GLMQ_SLOT_LN_IN: return w ? &w->ln_in_w : NULL;
+    case GLMQ_SLOT_LN_IN_B: return w ? &w->ln_in_b : NULL;
+    case GLMQ_SLOT_QKV_B: return w ? &w->qkv_b : NULL;
+    case GLMQ_SLOT_DENSE_B: return w ? &w->dense_b : NULL;
+    case GLMQ_SLOT_LN_POST: return w ? &w->ln_post_w : NULL;
+    case GLMQ_SLOT_LN_POST_B: return w ? &w->ln_post_b : NULL;
+    case GLMQ_SLOT_H4H_B: return w ? &w->h4h_b : NULL;
+    case GLMQ_SLOT_FHH_B: return w ? &w->fhh_b : NULL;
+    default: return NULL;
+    }
+}
+
+/* Fill the weights by walking the architecture's tensor table (formats/glm_tensors.h) in its
+ * canonical order: matrices become borrowed views, vectors fp32 copies in one arena. An
+ * optional tensor that is absent is skipped (ChatGLM-6B's lm_head: the output layer is then
+ * the embedding, as upstream ties them). */
 static glmq_status load_weights(glmq_forward *f, glmq_err *err)
 {
     const glmq_model *m = f->model;
-    const int64_t h = f->h, L = f->L;
-    /* fp32 vectors: per layer 4 norm vectors + biases, plus the final norm */
-    const int64_t per_layer = 4 * h + f->qkv_rows + h + f->ffn_rows + h;
-    f->vecs = malloc((size_t)(per_layer * L + 2 * h) * sizeof *f->vecs);
-    f->layers = calloc((size_t)L, sizeof *f->layers);
-    GLMQ_FAIL_IF(!f->vecs || !f->layers, err, GLMQ_E_NOMEM, "out of memory for the weights");
+    glmq_expected_tensor *want = NULL;
+    int64_t nw = 0;
+    GLMQ_TRY(glmq_config_tensors(&f->cfg, &want, &nw, err));
+    glmq_status st = GLMQ_OK;
+    int64_t nvec = 0; /* fp32 elements of every vector of the table */
+    for (int64_t i = 0; i < nw; i++)
+        if (!glmq_slot_is_matrix(want[i].slot)) nvec += want[i].shape[0];
+    f->vecs = malloc((size_t)(nvec > 0 ? nvec : 1) * sizeof *f->vecs);
+    f->layers = calloc((size_t)f->L, sizeof *f->layers);
+    GLMQ_FAIL_IF_G(!f->vecs || !f->layers, err, GLMQ_E_NOMEM, "out of memory for the weights");
     float *a = f->vecs;
-    if (f->v1) {
-        const char *p = "transformer.layers";
-        GLMQ_TRY(get_tensor(m, &f->embed, 2, f->V, h, err, "transformer.word_embeddings.weight"));
-        for (int64_t l = 0; l < L; l++) {
-            layer_w *w = &f->layers[l];
-            long long ll = (long long)l;
-            GLMQ_TRY(get_vector(m, &a, &w->ln_in_w, h, err, "%s.%lld.input_layernorm.weight", p,
-                                ll));
-            GLMQ_TRY(get_vector(m, &a, &w->ln_in_b, h, err, "%s.%lld.input_layernorm.bias", p, ll));
-            GLMQ_TRY(get_tensor(m, &w->qkv, 2, f->qkv_rows, h, err,
-                                "%s.%lld.attention.query_key_value.weight", p, ll));
-            GLMQ_TRY(get_vector(m, &a, &w->qkv_b, f->qkv_rows, err,
-                                "%s.%lld.attention.query_key_value.bias", p, ll));
-            GLMQ_TRY(get_tensor(m, &w->dense, 2, h, f->nq, err, "%s.%lld.attention.dense.weight",
-                                p, ll));
-            GLMQ_TRY(get_vector(m, &a, &w->dense_b, h, err, "%s.%lld.attention.dense.bias", p, ll));
-            GLMQ_TRY(get_vector(m, &a, &w->ln_post_w, h, err,
-                                "%s.%lld.post_attention_layernorm.weight", p, ll));
-            GLMQ_TRY(get_vector(m, &a, &w->ln_post_b, h, err,
-                                "%s.%lld.post_attention_layernorm.bias", p, ll));
-            GLMQ_TRY(get_tensor(m, &w->h4h, 2, f->F, h, err, "%s.%lld.mlp.dense_h_to_4h.weight",
-                                p, ll));
-            GLMQ_TRY(get_vector(m, &a, &w->h4h_b, f->F, err, "%s.%lld.mlp.dense_h_to_4h.bias", p,
-                                ll));
-            GLMQ_TRY(get_tensor(m, &w->fhh, 2, h, f->F, err, "%s.%lld.mlp.dense_4h_to_h.weight",
-                                p, ll));
-            GLMQ_TRY(get_vector(m, &a, &w->fhh_b, h, err, "%s.%lld.mlp.dense_4h_to_h.bias", p, ll));
+    for (int64_t i = 0; i < nw; i++) {
+        const glmq_expected_tensor *e = &want[i];
+        layer_w *w = e->layer >= 0 && e->layer < f->L ? &f->layers[e->layer] : NULL;
+        if (e->optional && !glmq_model_tensor(m, e->name)) continue;
+        if (glmq_slot_is_matrix(e->slot)) {
+            const glmq_tensor_info **dst = matrix_field(f, w, e->slot);
+            GLMQ_FAIL_IF_G(!dst, err, GLMQ_E_INTERNAL, "tensor '%s': no weight field for it",
+                           e->name);
+            GLMQ_TRY_G(get_tensor(m, dst, e->ndim, e->shape[0], e->shape[1], e->name, err));
+        } else {
+            float **dst = vector_field(f, w, e->slot);
+            GLMQ_FAIL_IF_G(!dst, err, GLMQ_E_INTERNAL, "tensor '%s': no weight field for it",
+                           e->name);
+            GLMQ_TRY_G(get_vector(m, &a, dst, e->shape[0], e->name, err));
         }
-        GLMQ_TRY(get_vector(m, &a, &f->final_w, h, err, "transformer.final_layernorm.weight"));
-        GLMQ_TRY(get_vector(m, &a, &f->final_b, h, err, "transformer.final_layernorm.bias"));
-        /* lm_head.weight if stored (upstream keeps it equal to the embedding), else tied */
-        if (glmq_model_tensor(m, "lm_head.weight"))
-            GLMQ_TRY(get_tensor(m, &f->out, 2, f->V, h, err, "lm_head.weight"));
-        else
-            f->out = f->embed;
-    } else {
-        const char *p = "transformer.encoder.layers";
-        GLMQ_TRY(get_tensor(m, &f->embed, 2, f->V, h, err,
-                            "transformer.embedding.word_embeddings.weight"));
-        for (int64_t l = 0; l < L; l++) {
-            layer_w *w = &f->layers[l];
-            long long ll = (long long)l;
-            GLMQ_TRY(get_vector(m, &a, &w->ln_in_w, h, err, "%s.%lld.input_layernorm.weight", p,
-                                ll));
-            GLMQ_TRY(get_tensor(m, &w->qkv, 2, f->qkv_rows, h, err,
-                                "%s.%lld.self_attention.query_key_value.weight", p, ll));
-            if (f->cfg.qkv_bias)
-                GLMQ_TRY(get_vector(m, &a, &w->qkv_b, f->qkv_rows, err,
-                                    "%s.%lld.self_attention.query_key_value.bias", p, ll));
-            GLMQ_TRY(get_tensor(m, &w->dense, 2, h, f->nq, err,
-                                "%s.%lld.self_attention.dense.weight", p, ll));
-            if (f->cfg.linear_bias)
-                GLMQ_TRY(get_vector(m, &a, &w->dense_b, h, err,
-                                    "%s.%lld.self_attention.dense.bias", p, ll));
-            GLMQ_TRY(get_vector(m, &a, &w->ln_post_w, h, err,
-                                "%s.%lld.post_attention_layernorm.weight", p, ll));
-            GLMQ_TRY(get_tensor(m, &w->h4h, 2, f->ffn_rows, h, err,
-                                "%s.%lld.mlp.dense_h_to_4h.weight", p, ll));
-            if (f->cfg.linear_bias)
-                GLMQ_TRY(get_vector(m, &a, &w->h4h_b, f->ffn_rows, err,
-                                    "%s.%lld.mlp.dense_h_to_4h.bias", p, ll));
-            GLMQ_TRY(get_tensor(m, &w->fhh, 2, h, f->F, err, "%s.%lld.mlp.dense_4h_to_h.weight",
-                                p, ll));
-            if (f->cfg.linear_bias)
-                GLMQ_TRY(get_vector(m, &a, &w->fhh_b, h, err, "%s.%lld.mlp.dense_4h_to_h.bias",
-                                    p, ll));
-        }
-        if (f->cfg.post_layer_norm)
-            GLMQ_TRY(get_vector(m, &a, &f->final_w, h, err,
-                                "transformer.encoder.final_layernorm.weight"));
-        GLMQ_TRY(get_tensor(m, &f->out, 2, f->V, h, err, "transformer.output_layer.weight"));
     }
-    return GLMQ_OK;
+    if (!f->out) f->out = f->embed; /* tied output layer */
+fail:
+    free(want);
+    return st;
 }
 
 /* theta_i and the cos/sin tables for positions 0..max_tokens (GLM-SPEC decision 1, A.5, B.5). */
@@ -672,6 +707,8 @@ glmq_status glmq_forward_create_mode(const glmq_model *m, int64_t max_tokens, in
     GLMQ_FAIL_IF(max_tokens < 1 || max_tokens > INT32_MAX / 2, err, GLMQ_E_INVALID,
                  "max_tokens %lld is outside [1, %d]", (long long)max_tokens, INT32_MAX / 2);
     glmq_status st = GLMQ_OK;
+    GLMQ_FAIL_IF(mode != GLMQ_FWD_REFERENCE && mode != GLMQ_FWD_EXACT && mode != GLMQ_FWD_FAST,
+                 err, GLMQ_E_INVALID, "unknown forward mode %d", (int)mode);
     glmq_forward *f = calloc(1, sizeof *f);
     GLMQ_FAIL_IF(!f, err, GLMQ_E_NOMEM, "out of memory");
     const glmq_config *c = glmq_model_config(m);
@@ -732,6 +769,7 @@ glmq_status glmq_forward_create_mode(const glmq_model *m, int64_t max_tokens, in
     GLMQ_TRY_G(glmq_pool_create(threads, &f->pool, err));
     f->nth = glmq_pool_size(f->pool);
     GLMQ_TRY_G(load_weights(f, err));
+    GLMQ_TRY_G(check_kernel_path(f, err));
 
     const int64_t bigw = f->qkv_rows > f->ffn_rows ? f->qkv_rows : f->ffn_rows;
     const int64_t midw = f->F > f->h ? f->F : f->h;
@@ -748,8 +786,10 @@ glmq_status glmq_forward_create_mode(const glmq_model *m, int64_t max_tokens, in
     f->sin_t = alloc3(max_tokens + 1, f->nf, 1, sizeof(float));
     f->wbuf = alloc3(f->nth, f->tile, f->max_cols, sizeof(float));
     if (mode != GLMQ_FWD_REFERENCE) {
-        size_t se = glmq_dot_scratch_size(GLMQ_DOT_EXACT, f->max_cols, f->slice);
-        size_t sf = glmq_dot_scratch_size(GLMQ_DOT_FAST, f->max_cols, f->slice);
+        /* wider matrices were refused by check_kernel_path unless F32 (plain path) */
+        const int64_t kc = f->max_cols < GLMQ_DOT_MAX_COLS ? f->max_cols : GLMQ_DOT_MAX_COLS;
+        size_t se = glmq_dot_scratch_size(GLMQ_DOT_EXACT, kc, f->slice);
+        size_t sf = glmq_dot_scratch_size(GLMQ_DOT_FAST, kc, f->slice);
         f->dscratch_size = se > sf ? se : sf;
         f->dscratch = malloc(f->dscratch_size);
         GLMQ_FAIL_IF_G(!f->dscratch || !f->dscratch_size, err, GLMQ_E_NOMEM,
@@ -910,7 +950,9 @@ glmq_status glmq_forward_eval_ex(glmq_forward *f, const int32_t *ids, int64_t n,
     GLMQ_FAIL_IF(n < 0 || (n > 0 && !ids), err, GLMQ_E_INVALID, "bad token count %lld",
                  (long long)n);
     if (n == 0) return GLMQ_OK;
+    const int64_t ctx0 = f->ctx_len, mp0 = f->mask_pos;
     GLMQ_TRY(prepare(f, ids, n, err));
+    glmq_status st = GLMQ_OK;
     const int64_t h = f->h, S = f->slice;
 
     /* 1. embeddings */
@@ -923,7 +965,8 @@ glmq_status glmq_forward_eval_ex(glmq_forward *f, const int32_t *ids, int64_t n,
             norm(f, f->xn + i * h, f->x + i * h, w->ln_in_w, w->ln_in_b);
         for (int64_t t0 = 0; t0 < n; t0 += S) {
             const int64_t nt = n - t0 < S ? n - t0 : S;
-            matmul(f, w->qkv, w->qkv_b, f->xn + t0 * h, h, f->big, f->qkv_rows, nt);
+            GLMQ_TRY_G(
+                matmul(f, w->qkv, w->qkv_b, f->xn + t0 * h, h, f->big, f->qkv_rows, nt, err));
             scatter_qkv(f, l, t0, nt);
         }
         /* 2.4-2.6: attention over the cache (context written over q) */
@@ -933,7 +976,8 @@ glmq_status glmq_forward_eval_ex(glmq_forward *f, const int32_t *ids, int64_t n,
         for (int64_t t0 = 0; t0 < n; t0 += S) {
             const int64_t nt = n - t0 < S ? n - t0 : S;
             float *x = f->x + t0 * h, *xn = f->xn + t0 * h;
-            matmul(f, w->dense, w->dense_b, f->q + t0 * f->nq, f->nq, f->mid, h, nt);
+            GLMQ_TRY_G(matmul(f, w->dense, w->dense_b, f->q + t0 * f->nq, f->nq, f->mid, h, nt,
+                            err));
             for (int64_t t = 0; t < nt; t++) {
                 float *xt = x + t * h, *at = xn + t * h;
                 const float *o = f->mid + t * h;
@@ -943,13 +987,13 @@ glmq_status glmq_forward_eval_ex(glmq_forward *f, const int32_t *ids, int64_t n,
                     for (int64_t e = 0; e < h; e++) xt[e] = xt[e] + o[e];
                 norm(f, at, xt, w->ln_post_w, w->ln_post_b);
             }
-            matmul(f, w->h4h, w->h4h_b, xn, h, f->big, f->ffn_rows, nt);
+            GLMQ_TRY_G(matmul(f, w->h4h, w->h4h_b, xn, h, f->big, f->ffn_rows, nt, err));
             act_job acj = {f, f->big, f->mid, nt};
             glmq_pool_run(f->pool, act_worker, &acj);
             if (f->v1)
-                matmul(f, w->fhh, w->fhh_b, f->big, f->ffn_rows, f->mlp, h, nt);
+                GLMQ_TRY_G(matmul(f, w->fhh, w->fhh_b, f->big, f->ffn_rows, f->mlp, h, nt, err));
             else
-                matmul(f, w->fhh, w->fhh_b, f->mid, f->F, f->mlp, h, nt);
+                GLMQ_TRY_G(matmul(f, w->fhh, w->fhh_b, f->mid, f->F, f->mlp, h, nt, err));
             for (int64_t t = 0; t < nt; t++) {
                 float *xt = x + t * h;
                 const float *at = xn + t * h, *y = f->mlp + t * h;
@@ -972,9 +1016,13 @@ glmq_status glmq_forward_eval_ex(glmq_forward *f, const int32_t *ids, int64_t n,
                     norm(f, f->xn + (t0 + t) * h, src + t * h, f->final_w, f->final_b);
                 src = f->xn + t0 * h;
             }
-            matmul(f, f->out, NULL, src, h, logits + t0 * f->V, f->V, nt);
+            GLMQ_TRY_G(matmul(f, f->out, NULL, src, h, logits + t0 * f->V, f->V, nt, err));
         }
     }
     f->n_cached += n;
     return GLMQ_OK;
+fail: /* a matrix the kernels refuse: the cache and the sequence state stay as they were */
+    f->ctx_len = ctx0;
+    f->mask_pos = mp0;
+    return st;
 }

@@ -58,6 +58,13 @@ typedef struct glmq_forward glmq_forward;
  *   FAST       INT4/INT8 weights against activations quantized on the fly to int8 per block of
  *              32 (integer dot products, VNNI where present); 16-bit weights (embedding, output
  *              layer) stay exact. `glmq verify` reports its drift beside the exact path's.
+ * EXACT and FAST never fall back to the REFERENCE matmul: an INT4/INT8/F16/BF16 matrix the
+ * kernels cannot take (unsupported width, scales that do not match the type, rows closer than a
+ * packed row) is an error naming the tensor, from create or, for a view swapped in later with
+ * glmq_model_swap, from eval. By design, and only for them, F32 matrices have no kernel: in
+ * every mode they are multiplied by the plain-C fp32 loop, which is the exact product (an F32
+ * checkpoint, or an F32 embedding / output layer kept as stored by convert). Norms and biases
+ * are vectors, widened to fp32 once at create in every mode; they are not matmuls.
  */
 typedef enum { GLMQ_FWD_REFERENCE = 0, GLMQ_FWD_EXACT = 1, GLMQ_FWD_FAST = 2 } glmq_forward_mode;
 
@@ -68,10 +75,12 @@ const char *glmq_forward_mode_name(glmq_forward_mode mode);
  * fp32 copies of the norm weights and biases, the RoPE tables, the KV cache
  * [n_layers][max_tokens][g][d] (K and V), activations for max_tokens tokens and per-thread
  * scratch. Nothing is allocated later. `threads` <= 0 means the online cores.
- * Checks that every tensor the architecture needs is present with the right shape and a
- * supported type, and that the config is consistent (h = n*d for v1, d % 4 == 0, ...).
- * @return GLMQ_OK and *out, or an error (GLMQ_E_SHAPE / GLMQ_E_INVALID / GLMQ_E_NOMEM) with
- *         *out == NULL.
+ * Checks that every tensor the architecture needs (formats/glm_tensors.h) is present with the
+ * right shape and a supported type, that the config is consistent (h = n*d for v1, d % 4 == 0,
+ * ...) and, in EXACT / FAST mode, that the kernels can multiply every non-F32 matrix.
+ * @return GLMQ_OK and *out, or an error (GLMQ_E_SHAPE / GLMQ_E_INVALID / GLMQ_E_NOMEM, and
+ *         GLMQ_E_UNSUPPORTED naming the tensor the kernels reject; GLMQ_E_INVALID for a mode
+ *         outside glmq_forward_mode) with *out == NULL.
  */
 glmq_status glmq_forward_create(const glmq_model *m, int64_t max_tokens, int threads,
                                 glmq_forward **out, glmq_err *err);
@@ -93,6 +102,8 @@ void glmq_forward_reset(glmq_forward *f);
  * The ids are validated before anything changes: an id outside [0, vocab) is GLMQ_E_VALUE, too
  * many tokens for max_tokens is GLMQ_E_INVALID, and a v1 first call without <sop> or without a
  * mask token is GLMQ_E_INVALID; the cache is left as it was on error. n == 0 is a no-op.
+ * In EXACT / FAST mode a matrix the kernels reject (a view swapped in after create) is
+ * GLMQ_E_UNSUPPORTED naming the tensor; the cached token count is then unchanged.
  */
 glmq_status glmq_forward_eval(glmq_forward *f, const int32_t *ids, int64_t n, float *logits,
                               glmq_err *err);
@@ -104,6 +115,12 @@ glmq_status glmq_forward_eval(glmq_forward *f, const int32_t *ids, int64_t n, fl
  */
 glmq_status glmq_forward_eval_ex(glmq_forward *f, const int32_t *ids, int64_t n, float *logits,
                                  float *hidden, glmq_err *err);
+
+/* The number of weight matrices (4 per layer and the output layer) multiplied by the plain-C
+ * fp32 loop rather than the kernels, for the views the model holds now: all of them in
+ * REFERENCE mode, the F32 ones in EXACT / FAST mode (see glmq_forward_mode), so 0 when every
+ * matrix runs on the kernels. */
+int64_t glmq_forward_plain_matrices(const glmq_forward *f);
 
 /* Number of cached tokens, capacity, thread count and the model config. */
 int64_t glmq_forward_n_cached(const glmq_forward *f);

@@ -12,6 +12,7 @@
 #define GLMQ_VERIFY_MODEL_H
 
 #include "formats/config.h"
+#include "formats/glm_tensors.h"
 
 typedef struct glmq_model glmq_model;
 
