@@ -9,9 +9,10 @@
  *
  * The writer computes the whole layout from the declared tensors and blobs up front, so tensor
  * data can be written in any order with pwrite; rows of one tensor must arrive in row order
- * (their checksum is streamed). It writes a temporary file next to the output and renames it
- * over the output only in glmq_pack_writer_finish, after fsync: on any failure the temporary
- * file is removed and the output path is untouched. Errors are sticky (Redis rio style): a failed
+ * (their checksum is streamed). It writes through the atomic writer (src/core/atomic.h: an
+ * unnamed O_TMPFILE file next to the output, linked into place only in glmq_pack_writer_finish,
+ * after fsync): on any failure, or if the process is killed, the output path is untouched and no
+ * file is left behind. Errors are sticky (Redis rio style): a failed
  * write makes every later call a no-op and finish reports the first error.
  */
 #ifndef GLMQ_FORMATS_PACK_H
@@ -75,11 +76,11 @@ glmq_status glmq_pack_fail_io(glmq_pack_writer *w, int errnum, uint64_t off, siz
 glmq_status glmq_pack_write_scales(glmq_pack_writer *w, int64_t i, const uint16_t *scales,
                                    glmq_err *err);
 
-/* Write metadata, directories and header; fsync; rename over the output; fsync the directory.
- * Frees the writer in all cases. On failure the temporary file is removed. */
+/* Write metadata, directories and header; fsync; link over the output; fsync the directory.
+ * Frees the writer in all cases. On failure nothing is left at or next to the output. */
 glmq_status glmq_pack_writer_finish(glmq_pack_writer *w, const char *metadata_json, glmq_err *err);
 
-/* Discard: remove the temporary file and free. NULL-safe. */
+/* Discard: drop the unfinished file and free. NULL-safe. */
 void glmq_pack_writer_abort(glmq_pack_writer *w);
 
 /* Total bytes the data regions occupy (for progress and reports). */
