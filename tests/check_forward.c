@@ -24,7 +24,6 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
 #define REL_TOL 1e-4
 #define STRICT_TOL 1e-5
@@ -823,44 +822,7 @@ START_TEST(cli_logits)
 }
 END_TEST
 
-// --- throughput (informational) ------------------------------------------------------------
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* A 256-token forward on each sample (prints tokens/s; asserts only finiteness). */
-START_TEST(throughput_256)
-{
-    const int mi = _i / 2;
-    char *dir = tu_sample_path(models[mi], "st");
-    const char *path = (_i % 2) ? packs[mi][2] : dir;
-    glmq_model *m = open_model(path);
-    const glmq_config *c = glmq_model_config(m);
-    int32_t ids[256];
-    for (int i = 0; i < 256; i++) ids[i] = (int32_t)((i * 37 + 11) % 700);
-    ids[0] = (int32_t)c->tok_gmask;
-    ids[1] = (int32_t)c->tok_sop;
-    float *lg = malloc((size_t)(256 * c->vocab) * sizeof *lg);
-    for (int th = 1; th <= 2; th++) {
-        glmq_forward *f = new_forward(m, 256, th);
-        glmq_err err = {0};
-        double t0 = now();
-        ck_assert_int_eq(glmq_forward_eval(f, ids, 256, lg, &err), GLMQ_OK);
-        double dt = now() - t0;
-        printf("# %s %s: 256-token forward, %d thread(s): %.1f ms, %.0f tokens/s\n", models[mi],
-               (_i % 2) ? "int4 .glmq" : "checkpoint", th, dt * 1e3, 256 / dt);
-        for (int64_t i = 0; i < 256 * c->vocab; i++) ck_assert(isfinite(lg[i]));
-        glmq_forward_free(f);
-    }
-    free(lg);
-    glmq_model_close(m);
-    free(dir);
-}
-END_TEST
+// --- kernel level -------------------------------------------------------------------------
 
 /* GLMQ_CPU=ref (scalar widening) gives the same bits as the best kernel level. Last: it lowers
  * the process-wide level, which matters when the suite runs without fork. */
@@ -900,7 +862,6 @@ static Suite *forward_suite(void)
     tcase_add_test(tc, v1_layout_manifest);
     tcase_add_loop_test(tc, bad_inputs, 0, 2);
     tcase_add_loop_test(tc, cli_logits, 0, 2);
-    tcase_add_loop_test(tc, throughput_256, 0, 4);
     tcase_add_loop_test(tc, kernel_level_identical, 0, 2);
     suite_add_tcase(s, tc);
     return s;
