@@ -581,7 +581,8 @@ static double *st_weight(const char *name, int64_t *n)
     *n = (int64_t)(o1 - o0) / 2;
     double *w = malloc((size_t)*n * sizeof *w);
     const uint8_t *d = b + 8 + hl + o0;
-    for (int64_t i = 0; i < *n; i++) w[i] = half_to_double((uint16_t)(d[2 * i] | d[2 * i + 1] << 8));
+    for (int64_t i = 0; i < *n; i++)
+        w[i] = half_to_double((uint16_t)(d[2 * i] | d[2 * i + 1] << 8));
     cJSON_Delete(h);
     free(b);
     free(p);
@@ -608,7 +609,8 @@ static void check_summary_line(const char *text, const char *name, const char *t
     int nd;
     int64_t sh[4];
     size_t nb;
-    char *cp = tu_sample_path("glm2-tiny", codes_file), *sp = tu_sample_path("glm2-tiny", scales_file);
+    char *cp = tu_sample_path("glm2-tiny", codes_file);
+    char *sp = tu_sample_path("glm2-tiny", scales_file);
     int8_t *q = tu_npy_load(cp, dt, &nd, sh, &nb);
     ck_assert_ptr_nonnull(q);
     ck_assert_str_eq(dt, "|i1");
