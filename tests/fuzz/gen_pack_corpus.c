@@ -15,7 +15,9 @@
  *                               verbatim, and tokenizer.model cut to 256 bytes;
  *   valid-types                 every storage type, 1-4 dims, padded INT8/INT4 rows, NaN/Inf/
  *                               subnormal values and scales, an empty blob; quantized tensors first;
- *   valid-empty                 no tensors, no blobs, metadata "{}".
+ *   valid-empty                 no tensors, no blobs, metadata "{}";
+ *   valid-allquant              only INT4/INT8 tensors and a non-empty blob (the largest region
+ *                               table for its size: pack_read.c once overflowed it).
  * sign0-*: the same with a zero header checksum, which fuzz_pack_open signs before opening (so
  * libFuzzer's mutations of them get past the header checksum).
  * Mutations (mut-*, trunc-*), derived from valid-types (small), valid-empty and valid-glm2-int4:
@@ -217,6 +219,27 @@ static void write_types(const char *out)
         free(buf);
     }
     if (glmq_pack_writer_finish(w, "{\"format\": \"glmq\", \"config\": {}}", &err) != GLMQ_OK)
+        die(out, &err);
+}
+
+/* Only quantized tensors and only non-empty blobs: every tensor contributes two regions (data,
+ * scales), so the reader's region table is at its fullest (it was one entry short). */
+static void write_allquant(const char *out)
+{
+    const glmq_pack_tensor_decl td[] = {{"q4", GLMQ_TYPE_INT4, 2, {1, 3}},
+                                        {"q8", GLMQ_TYPE_INT8, 1, {2}}};
+    const glmq_pack_blob_decl bd[] = {{"config.json", 2}};
+    const uint8_t q4[64] = {0x19, 0x8f, 0x80}, q8[64] = {1, 0x81};
+    const uint16_t s4 = 0x3c00, s8 = 0x2e66;
+    glmq_pack_writer *w = NULL;
+    glmq_err err = {0};
+    if (glmq_pack_writer_create(out, td, 2, bd, 1, &w, &err) != GLMQ_OK ||
+        glmq_pack_write_blob(w, 0, "{}", &err) != GLMQ_OK ||
+        glmq_pack_write_rows(w, 0, 0, 1, q4, &err) != GLMQ_OK ||
+        glmq_pack_write_scales(w, 0, &s4, &err) != GLMQ_OK ||
+        glmq_pack_write_rows(w, 1, 0, 1, q8, &err) != GLMQ_OK ||
+        glmq_pack_write_scales(w, 1, &s8, &err) != GLMQ_OK ||
+        glmq_pack_writer_finish(w, "{}", &err) != GLMQ_OK)
         die(out, &err);
 }
 
@@ -478,6 +501,8 @@ int main(int argc, char **argv)
     write_types(out);
     snprintf(out, sizeof out, "%s/valid-empty", out_dir);
     write_empty(out);
+    snprintf(out, sizeof out, "%s/valid-allquant", out_dir);
+    write_allquant(out);
 
     const char *seeds[] = {"valid-glm2-int4", "valid-types", "valid-empty"};
     buf s[3];
@@ -493,6 +518,16 @@ int main(int argc, char **argv)
     hostile_tensor(s[1], "types", 0, 4);
     hostile_tensor(s[1], "types-int8", 1, 5);
     truncations(s[1], "types");
+    {   /* the first four tensors (all quantized) and the first blob: still a valid pack */
+        buf d = dup_buf(s[1]);
+        glmq_wr_le64(d.b + 48, 4);
+        glmq_wr_le64(d.b + 64, 1);
+        resign(d.b, d.n);
+        emit("mut-types-quant-only", d.b, d.n);
+        glmq_wr_le64(d.b + 120, 0);
+        emit("sign0-types-quant-only", d.b, d.n);
+        free(d.b);
+    }
     hostile_header(s[2], "empty");
     /* valid-glm2-int4: a few on the real layout (its first tensor is the F16 embedding) */
     truncations(s[0], "glm2");
