@@ -14,7 +14,8 @@
  *                               config.json / tokenizer_config.json blobs and the metadata
  *                               verbatim, and tokenizer.model cut to 256 bytes;
  *   valid-types                 every storage type, 1-4 dims, padded INT8/INT4 rows, NaN/Inf/
- *                               subnormal values and scales, an empty blob; quantized tensors first;
+ *                               subnormal values and scales, an empty blob; quantized tensors
+ *                               first;
  *   valid-empty                 no tensors, no blobs, metadata "{}";
  *   valid-allquant              only INT4/INT8 tensors and a non-empty blob (the largest region
  *                               table for its size: pack_read.c once overflowed it).
@@ -207,7 +208,8 @@ static void write_types(const char *out)
             if (td[i].type == GLMQ_TYPE_INT4)
                 for (int64_t c = cols; c < rb * 2; c++) {
                     uint8_t *b = row + (c / 128) * 64 + (c % 128) % 64;
-                    *b = (c % 128) < 64 ? (uint8_t)((*b & 0xf0) | 8) : (uint8_t)((*b & 0x0f) | 0x80);
+                    *b = (c % 128) < 64 ? (uint8_t)((*b & 0xf0) | 8)
+                                        : (uint8_t)((*b & 0x0f) | 0x80);
                 }
         }
         if (glmq_pack_write_rows(w, i, 0, rows, buf, &err) != GLMQ_OK) die(out, &err);
