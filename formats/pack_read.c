@@ -135,7 +135,8 @@ static glmq_status validate(glmq_pack *p, glmq_err *err)
                  p->path, (unsigned long long)glmq_rd_le64(h + 120), (unsigned long long)hc);
 
     const char **names = NULL;
-    size_t nreg = 4 + 2 * nt + nb;
+    /* the header, up to 4 tables, data + scales per tensor, one per blob */
+    size_t nreg = 5 + 2 * nt + nb;
     region *reg = calloc(nreg, sizeof *reg);
     p->t = calloc(nt + 1, sizeof *p->t);
     p->b = calloc(nb + 1, sizeof *p->b);

@@ -12,6 +12,7 @@
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -556,6 +557,114 @@ START_TEST(full_disk_leaves_nothing)
 }
 END_TEST
 
+/* IEEE binary16 bits to double (exact). */
+static double half_to_double(uint16_t h)
+{
+    const int e = (h >> 10) & 31, m = h & 1023;
+    double v = e == 0 ? ldexp(m, -24) : e == 31 ? (m ? NAN : INFINITY) : ldexp(m | 1024, e - 25);
+    return (h >> 15) ? -v : v;
+}
+
+/* The F16 weight `name` of src/model.safetensors as doubles (malloc'd, *n elements). */
+static double *st_weight(const char *name, int64_t *n)
+{
+    char *p = st_file();
+    size_t sz;
+    uint8_t *b = tu_read_file(p, &sz);
+    ck_assert_ptr_nonnull(b);
+    uint64_t hl = 0;
+    for (int i = 0; i < 8; i++) hl |= (uint64_t)b[i] << (8 * i);
+    cJSON *h = cJSON_ParseWithLength((char *)b + 8, hl);
+    cJSON *e = entry(h, name);
+    ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(e, "dtype")->valuestring, "F16");
+    const size_t o0 = (size_t)off0(e), o1 = (size_t)off1(e);
+    *n = (int64_t)(o1 - o0) / 2;
+    double *w = malloc((size_t)*n * sizeof *w);
+    const uint8_t *d = b + 8 + hl + o0;
+    for (int64_t i = 0; i < *n; i++)
+        w[i] = half_to_double((uint16_t)(d[2 * i] | d[2 * i + 1] << 8));
+    cJSON_Delete(h);
+    free(b);
+    free(p);
+    return w;
+}
+
+/* The per-tensor summary `glmq convert` printed for `name` matches the error statistics of
+ * PyTorch's decision-6 codes and scales (samples/glm2-tiny/golden) against the source weights,
+ * to the printed precision (5 significant digits; SQNR to 0.01 dB). */
+static void check_summary_line(const char *text, const char *name, const char *type,
+                               const char *codes_file, const char *scales_file)
+{
+    char key[300];
+    snprintf(key, sizeof key, "%s ", name);
+    const char *line = strstr(text, key);
+    ck_assert_msg(line != NULL, "no summary line for %s", name);
+    char ty[16];
+    double rms, mx, sqnr;
+    ck_assert_int_eq(sscanf(line + strlen(key), "%15s %lf %lf %lf", ty, &rms, &mx, &sqnr), 4);
+    ck_assert_str_eq(ty, type);
+    int64_t n;
+    double *w = st_weight(name, &n);
+    char dt[8];
+    int nd;
+    int64_t sh[4];
+    size_t nb;
+    char *cp = tu_sample_path("glm2-tiny", codes_file);
+    char *sp = tu_sample_path("glm2-tiny", scales_file);
+    int8_t *q = tu_npy_load(cp, dt, &nd, sh, &nb);
+    ck_assert_ptr_nonnull(q);
+    ck_assert_str_eq(dt, "|i1");
+    ck_assert_int_eq(sh[0] * sh[1], n);
+    const int64_t cols = sh[1];
+    uint16_t *sc = tu_npy_load(sp, dt, &nd, sh, &nb);
+    ck_assert_ptr_nonnull(sc);
+    ck_assert_str_eq(dt, "<u2");
+    double se = 0, sw = 0, me = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const double e = q[i] * half_to_double(sc[i / cols]) - w[i];
+        se += e * e;
+        sw += w[i] * w[i];
+        if (fabs(e) > me) me = fabs(e);
+    }
+    const double want_rms = sqrt(se / (double)n), want_sqnr = 10 * log10(sw / se);
+    ck_assert_msg(fabs(rms - want_rms) <= 1e-4 * want_rms, "%s rms err %.5g, torch codes %.5g",
+                  name, rms, want_rms);
+    ck_assert_msg(fabs(mx - me) <= 1e-4 * me, "%s max err %.5g, torch codes %.5g", name, mx, me);
+    ck_assert_msg(fabs(sqnr - want_sqnr) <= 0.006, "%s SQNR %.2f, torch codes %.3f", name, sqnr,
+                  want_sqnr);
+    free(q);
+    free(sc);
+    free(cp);
+    free(sp);
+    free(w);
+}
+
+static void check_summary(const char *text, const char *type)
+{
+    char *mp = tu_sample_path("glm2-tiny", "golden/manifest.json");
+    char *mt = (char *)tu_read_file(mp, NULL);
+    cJSON *m = cJSON_Parse(mt);
+    const cJSON *e;
+    int checked = 0;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(m, "quantization"))
+    {
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(e, "tensor");
+        if (!cJSON_IsString(name)) continue; /* the synthetic edge-case matrix */
+        const cJSON *g = cJSON_GetObjectItemCaseSensitive(e, type);
+        char cf[128], sf[128];
+        snprintf(cf, sizeof cf, "golden/%s",
+                 cJSON_GetObjectItemCaseSensitive(g, "codes")->valuestring);
+        snprintf(sf, sizeof sf, "golden/%s",
+                 cJSON_GetObjectItemCaseSensitive(g, "scales")->valuestring);
+        check_summary_line(text, name->valuestring, type, cf, sf);
+        checked++;
+    }
+    ck_assert_int_eq(checked, 4);
+    cJSON_Delete(m);
+    free(mt);
+    free(mp);
+}
+
 START_TEST(summary_and_warnings)
 {
     copy_sample("glm2-tiny", "st");
@@ -566,6 +675,10 @@ START_TEST(summary_and_warnings)
     ck_assert_ptr_nonnull(strstr(t, QKV0));
     /* not a TTY: no progress bar */
     ck_assert_ptr_null(strstr(t, "\r"));
+    check_summary(t, "int4");
+    free(t);
+    ck_assert_int_eq(tu_run(&t, "'%s' convert '%s' -o '%s' --type int8", tu_bin(), src, out), 0);
+    check_summary(t, "int8");
     free(t);
     ck_assert_int_eq(tu_run(&t, "'%s' convert '%s' -o '%s' --quiet", tu_bin(), src, out), 0);
     ck_assert_str_eq(t, "");

@@ -26,6 +26,13 @@ static const char *models[] = {"glm2-tiny", "glm1-tiny"};
 static const char *types[] = {"f16", "int8", "int4"};
 static const char *texts[] = {"eval_en", "eval_zh"};
 
+/* Delta-p of the correct token against PyTorch's (from its per-token NLLs): the reference path's
+ * NLLs agree with torch's to ~1e-6 (perplexities to ~3e-8 relative), so each p = exp(-nll)
+ * agrees to ~1e-6 * p and the mean and RMS of Delta-p to well under 1e-3 of the RMS of Delta-p
+ * (>= 1e-4 on both samples). The gate is that, scaled by the golden RMS because the mean itself
+ * can be ~0 (INT8: 5e-7); observed: 2e-5 of it. */
+#define DP_REL_TOL 1e-3
+
 
 static cJSON *manifest(const char *model)
 {
@@ -150,7 +157,54 @@ START_TEST(self_drift_is_zero)
 }
 END_TEST
 
-/* INT4 drifts more than INT8; both drift; the drift ppl numbers equal stand-alone ppl. */
+/* PyTorch's per-token NLL of `text` under weight policy `type` (fp64, text order). */
+static double *golden_nll(const char *model, const char *text, const char *type, int64_t *n,
+                          double *ppl)
+{
+    cJSON *man = manifest(model);
+    const cJSON *g = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetObjectItemCaseSensitive(man, "perplexity"), "results"),
+            text),
+        type);
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(g, "nll_file");
+    ck_assert_msg(cJSON_IsString(f), "%s: no nll_file for %s/%s", model, text, type);
+    *ppl = cJSON_GetObjectItemCaseSensitive(g, "ppl")->valuedouble;
+    char name[128];
+    snprintf(name, sizeof name, "golden/%s", f->valuestring);
+    char *p = tu_sample_path(model, name);
+    char dt[8];
+    int nd;
+    int64_t sh[4];
+    size_t nb;
+    double *x = tu_npy_load(p, dt, &nd, sh, &nb);
+    ck_assert_msg(x != NULL, "cannot load %s", p);
+    ck_assert_str_eq(dt, "<f8");
+    ck_assert_int_eq(nd, 1);
+    *n = sh[0];
+    free(p);
+    cJSON_Delete(man);
+    return x;
+}
+
+/* Delta-p of the correct token between two golden NLL vectors: mean and RMS of
+ * exp(-nll_q) - exp(-nll_r). */
+static void golden_dp(const double *nll_r, const double *nll_q, int64_t n, double *mean,
+                      double *rms)
+{
+    double s = 0, s2 = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const double dp = exp(-nll_q[i]) - exp(-nll_r[i]);
+        s += dp;
+        s2 += dp * dp;
+    }
+    *mean = s / (double)n;
+    *rms = sqrt(s2 / (double)n);
+}
+
+/* INT4 drifts more than INT8; both drift; the drift ppl numbers equal stand-alone ppl and
+ * PyTorch's, and Delta-p of the correct token equals the one PyTorch's NLLs give. */
 START_TEST(drift_orders_quantization)
 {
     const char *model = models[_i];
@@ -176,6 +230,36 @@ START_TEST(drift_orders_quantization)
     ck_assert_double_eq_tol(p4.ppl, d4.ppl_q.ppl, 1e-9 * p4.ppl);
     for (int64_t l = 0; l < d4.n_layers; l++)
         ck_assert(d4.layer_rel_err[l] > d8.layer_rel_err[l]);
+    /* against PyTorch: both perplexities and the change of the correct token's probability */
+    int64_t ng, n8, n4;
+    double pr, p8, p4g;
+    double *gr = golden_nll(model, "eval_en", "f16", &ng, &pr);
+    double *g8 = golden_nll(model, "eval_en", "int8", &n8, &p8);
+    double *g4 = golden_nll(model, "eval_en", "int4", &n4, &p4g);
+    ck_assert_int_eq(d8.n_positions, ng);
+    ck_assert_int_eq(d4.n_positions, ng);
+    ck_assert_int_eq(n8, ng);
+    ck_assert_int_eq(n4, ng);
+    const glmq_drift *dd[2] = {&d8, &d4};
+    const double *gq[2] = {g8, g4}, want_q[2] = {p8, p4g};
+    for (int k = 0; k < 2; k++) {
+        double m, r;
+        golden_dp(gr, gq[k], ng, &m, &r);
+        printf("# %s %s: dp mean %.9g (torch %.9g), rms %.9g (torch %.9g); ppl %.9g / %.9g "
+               "(torch %.9g / %.9g)\n", model, k ? "int4" : "int8", dd[k]->dp_mean, m,
+               dd[k]->dp_rms, r, dd[k]->ppl_ref.ppl, dd[k]->ppl_q.ppl, pr, want_q[k]);
+        ck_assert_msg(fabs(dd[k]->ppl_ref.ppl / pr - 1) <= 1e-5, "ppl_ref %.9g vs %.9g",
+                      dd[k]->ppl_ref.ppl, pr);
+        ck_assert_msg(fabs(dd[k]->ppl_q.ppl / want_q[k] - 1) <= 1e-5, "ppl_q %.9g vs %.9g",
+                      dd[k]->ppl_q.ppl, want_q[k]);
+        ck_assert_msg(fabs(dd[k]->dp_mean - m) <= DP_REL_TOL * r, "dp_mean %.9g vs torch %.9g",
+                      dd[k]->dp_mean, m);
+        ck_assert_msg(fabs(dd[k]->dp_rms - r) <= DP_REL_TOL * r, "dp_rms %.9g vs torch %.9g",
+                      dd[k]->dp_rms, r);
+    }
+    free(gr);
+    free(g8);
+    free(g4);
     glmq_drift_free(&d8);
     glmq_drift_free(&d4);
     free(ids);
