@@ -7,9 +7,10 @@
 #   2 quant         quantizers, kernels, the kernel table
 #   3 src/runtime   model loading, forward pass, sampling
 #   4 convert verify   (peers: neither includes the other)
-#   5 src/cli       the glmq command (includes everything below it)
+#   5 bench         the benchmarks behind `glmq bench` and the synthetic checkpoint generator
+#   6 src/cli       the glmq command (includes everything below it)
 #   src/glmq.h, the public header, includes nothing of the project and may be included by all.
-#   bench/, tests/ and samples/ stand above all layers.
+#   tests/ and samples/ stand above all layers.
 #
 # Every `#include "x/..."` in a library or CLI file is resolved to its layer; an include of the
 # same layer is allowed only within the same folder. Prints each violation; exits 1 if any.
@@ -24,14 +25,15 @@ layer_of() {
     src/runtime/*|runtime/*) echo 3 runtime ;;
     convert/*) echo 4 convert ;;
     verify/*) echo 4 verify ;;
-    src/cli/*|cli/*) echo 5 cli ;;
+    bench/*) echo 5 bench ;;
+    src/cli/*|cli/*) echo 6 cli ;;
     glmq.h|src/glmq.h) echo -1 public ;;
     *) echo 99 unknown ;;
     esac
 }
 
 bad=0
-files=$(find src formats quant convert verify -name '*.[ch]' | sort)
+files=$(find src formats quant convert verify bench -name '*.[ch]' | sort)
 [ -n "$files" ] || { echo "check_layers: no sources found" >&2; exit 1; }
 n=0
 for f in $files; do

@@ -16,9 +16,7 @@ int cmd_convert(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
-int glmq_bench_kernels(int argc, char **argv); /* glmq bench gemv (bench_kernels.c) */
-int cli_bench_forward(int argc, char **argv);  /* glmq bench forward (bench_forward.c) */
-double cli_read_bandwidth(int threads, int mb, int runs);
+/* cmd_bench dispatches to the benchmarks of bench/bench.h (glmq_bench_gemv, _forward, ...) */
 int cmd_logits(int, char **);
 int cmd_tokenize(int argc, char **argv);
 int cmd_ppl(int argc, char **argv);

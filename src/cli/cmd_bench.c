@@ -1,17 +1,19 @@
 /*
- * cmd_bench.c - glmq bench convert SRC_DIR [...]: conversion throughput against a `cat` of the
- * same files measured in the same run, and peak RSS. A benchmark, not a test: it reports ratios
- * so that a noisy shared machine still gives comparable figures.
+ * cmd_bench.c - glmq bench convert|gemv|forward: a dispatcher to the benchmarks in bench/
+ * (bench/bench.h). `bench gemv` and `bench forward` parse their own options; for `bench
+ * convert` this file parses the options and prints the figures that bench/bench_convert.c
+ * measures (conversion throughput against a `cat` of the same files, and peak RSS).
  */
 #include "cli.h"
+#include "bench/bench.h"
 
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
+
+_Static_assert((int)GLMQ_BENCH_OK == (int)EXIT_OK && (int)GLMQ_BENCH_ERR == (int)EXIT_ERR &&
+                   (int)GLMQ_BENCH_USAGE == (int)EXIT_USAGE,
+               "the benchmarks return the exit codes of the glmq command");
 
 static const char usage_text[] =
     "usage: glmq bench convert SRC_DIR [-o OUT.glmq] [--type int4|int8|f16] [--threads N]\n"
@@ -24,28 +26,12 @@ static const char usage_text[] =
     "conversion, its ratio to the cat read rate, and the process's peak RSS. OUT defaults to a\n"
     "temporary file next to SRC_DIR that is removed afterwards.\n";
 
-/* Read every regular file in dir once; returns bytes read, or -1. */
-static double cat_dir(const char *dir)
+/* One line per timed conversion, as it finishes. */
+static void print_run(void *user, int run, double seconds, const glmq_convert_report *rep)
 {
-    DIR *d = opendir(dir);
-    if (!d) return -1;
-    char *buf = malloc(1 << 20);
-    double total = 0;
-    struct dirent *e;
-    while (buf && (e = readdir(d)) != NULL) {
-        char p[4096];
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        struct stat sb;
-        if (stat(p, &sb) != 0 || !S_ISREG(sb.st_mode)) continue;
-        int fd = open(p, O_RDONLY);
-        if (fd < 0) continue;
-        ssize_t r;
-        while ((r = read(fd, buf, 1 << 20)) > 0) total += (double)r;
-        close(fd);
-    }
-    free(buf);
-    closedir(d);
-    return total;
+    (void)user;
+    printf("convert: run %d: %.3f s = %.2f GB/s of input\n", run, seconds,
+           (double)rep->input_bytes / seconds / 1e9);
 }
 
 int cmd_bench(int argc, char **argv)
@@ -54,8 +40,8 @@ int cmd_bench(int argc, char **argv)
         fputs(usage_text, argc < 2 ? stderr : stdout);
         return argc < 2 ? EXIT_USAGE : EXIT_OK;
     }
-    if (!strcmp(argv[1], "gemv")) return glmq_bench_kernels(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "forward")) return cli_bench_forward(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "gemv")) return glmq_bench_gemv(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "forward")) return glmq_bench_forward(argc - 1, argv + 1);
     if (strcmp(argv[1], "convert") != 0)
         return cli_usage("bench", "unknown benchmark '%s' (convert, gemv, forward)", argv[1]);
     const char *src = NULL, *outp = NULL;
@@ -90,34 +76,19 @@ int cmd_bench(int argc, char **argv)
         snprintf(tmp, sizeof tmp, "%s.bench.glmq", src);
         outp = tmp;
     }
-    double bytes = cat_dir(src); /* warm the page cache */
-    if (bytes < 0) {
-        fprintf(stderr, "glmq: error: cannot read '%s': %s\n", src, strerror(errno));
-        return EXIT_ERR;
-    }
-    double t0 = cli_now();
-    cat_dir(src);
-    double cat_s = cli_now() - t0;
+    glmq_err err = {0};
+    double bytes, cat_s;
+    if (glmq_bench_cat(src, &bytes, &cat_s, &err) != GLMQ_OK) return cli_error(&err);
     double cat_rate = bytes / cat_s;
     printf("cat:     %.2f GB in %.3f s = %.2f GB/s\n", bytes / 1e9, cat_s, cat_rate / 1e9);
-    double best = 1e30;
-    glmq_convert_report rep = {0};
-    for (int r = 0; r < repeat; r++) {
-        glmq_err err = {0};
-        glmq_convert_report_free(&rep);
-        t0 = cli_now();
-        if (glmq_convert(src, outp, &o, &rep, &err) != GLMQ_OK) return cli_error(&err);
-        double dt = cli_now() - t0;
-        if (dt < best) best = dt;
-        printf("convert: run %d: %.3f s = %.2f GB/s of input\n", r + 1, dt,
-               (double)rep.input_bytes / dt / 1e9);
-    }
-    double rate = (double)rep.input_bytes / best;
+    glmq_bench_convert_result res;
+    if (glmq_bench_convert(src, outp, &o, repeat, print_run, NULL, &res, &err) != GLMQ_OK)
+        return cli_error(&err);
+    double rate = (double)res.input_bytes / res.best_seconds;
     printf("convert: best %.3f s, %.2f GB input -> %.2f GB output, %.2f GB/s = %.0f%% of cat\n",
-           best, (double)rep.input_bytes / 1e9, (double)rep.output_bytes / 1e9, rate / 1e9,
-           100.0 * rate / cat_rate);
-    printf("peak RSS: %.0f MB\n", cli_peak_rss() / 1e6);
-    glmq_convert_report_free(&rep);
+           res.best_seconds, (double)res.input_bytes / 1e9, (double)res.output_bytes / 1e9,
+           rate / 1e9, 100.0 * rate / cat_rate);
+    printf("peak RSS: %.0f MB\n", res.peak_rss / 1e6);
     if (outp == tmp) unlink(tmp);
     return EXIT_OK;
 }

@@ -14,7 +14,7 @@ static const struct {
     {"convert", cmd_convert, "convert a Hugging Face GLM checkpoint to a packed .glmq file"},
     {"info", cmd_info, "show the header, metadata and tensor table of a .glmq file"},
     {"check", cmd_check, "verify every checksum of a .glmq file"},
-    {"bench", cmd_bench, "benchmarks (conversion throughput and memory)"},
+    {"bench", cmd_bench, "benchmarks: convert throughput, gemv kernels, forward tokens/s"},
     {"logits", cmd_logits, "FP32 reference logits of a token id sequence, as .npy"},
     {"tokenize", cmd_tokenize, "token ids of a text with the model's own tokenizer"},
     {"ppl", cmd_ppl, "perplexity of a model (a .glmq file or a checkpoint directory)"},

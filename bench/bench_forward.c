@@ -13,11 +13,12 @@
  * are therefore counted and printed, and --mlock locks the weights in memory first (as
  * llama.cpp's --mlock; needs RLIMIT_MEMLOCK or CAP_IPC_LOCK).
  */
-#include "cli.h"
+#include "bench/bench.h"
 #include "runtime/forward.h"
 
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -49,7 +50,7 @@ static const char usage_text[] =
     "synthetic one from glmq_synth). Medians of R runs (default 3). Major page faults in the\n"
     "timed parts are reported (weights re-read from disk); --mlock locks the weights in RAM.\n";
 
-int cli_bench_forward(int argc, char **argv)
+int glmq_bench_forward(int argc, char **argv)
 {
     const char *model = NULL;
     int prompt = 512, decode = 16, threads = 0, runs = 3, bw_mb = 1024, lock = 0;
@@ -64,24 +65,24 @@ int cli_bench_forward(int argc, char **argv)
                                              : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             fputs(usage_text, stdout);
-            return EXIT_OK;
+            return GLMQ_BENCH_OK;
         } else if (dst) {
-            if (++i >= argc || (*dst = cli_parse_int(argv[i], 1, 1 << 16)) < 0)
-                return cli_usage("bench", "%s needs a positive number", a);
+            if (++i >= argc || (*dst = glmq_bench_parse_int(argv[i], 1, 1 << 16)) < 0)
+                return glmq_bench_usage("bench", "%s needs a positive number", a);
         } else if (!strcmp(a, "--mlock")) {
             lock = 1;
         } else if (!strcmp(a, "--kernels")) {
-            if (++i >= argc) return cli_usage("bench", "--kernels needs a value");
+            if (++i >= argc) return glmq_bench_usage("bench", "--kernels needs a value");
             mode = !strcmp(argv[i], "exact")       ? GLMQ_FWD_EXACT
                    : !strcmp(argv[i], "reference") ? GLMQ_FWD_REFERENCE
                                                    : GLMQ_FWD_FAST;
         } else if (a[0] == '-') {
-            return cli_usage("bench", "unknown option '%s'", a);
+            return glmq_bench_usage("bench", "unknown option '%s'", a);
         } else {
             model = a;
         }
     }
-    if (!model) return cli_usage("bench", "missing MODEL");
+    if (!model) return glmq_bench_usage("bench", "missing MODEL");
     if (runs > 63) runs = 63;
     if (prompt < 3) prompt = 3;
     glmq_err err = {0};
@@ -89,15 +90,15 @@ int cli_bench_forward(int argc, char **argv)
     glmq_forward *f = NULL;
     int32_t *ids = NULL;
     float *logits = NULL;
-    int rc = EXIT_OK;
-    if (glmq_model_open(model, &m, &err) != GLMQ_OK) return cli_error(&err);
+    int rc = GLMQ_BENCH_OK;
+    if (glmq_model_open(model, &m, &err) != GLMQ_OK) return glmq_bench_error(&err);
     const glmq_config *c = glmq_model_config(m);
     /* weight bytes each decoded token streams */
     glmq_expected_tensor *want = NULL;
     int64_t nw = 0;
     double wbytes = 0, lparams = 0;
     if (glmq_config_tensors(c, &want, &nw, &err) != GLMQ_OK) {
-        rc = cli_error(&err);
+        rc = glmq_bench_error(&err);
         goto done;
     }
     for (int64_t i = 0; i < nw; i++) {
@@ -112,22 +113,22 @@ int cli_bench_forward(int argc, char **argv)
             fprintf(stderr, "glmq: error: --mlock: cannot lock %s (%s)\n", want[i].name,
                     strerror(errno));
             free(want);
-            rc = EXIT_ERR;
+            rc = GLMQ_BENCH_ERR;
             goto done;
         }
     }
     free(want);
     if (glmq_forward_create_mode(m, prompt + decode, threads, mode, &f, &err) != GLMQ_OK) {
-        rc = cli_error(&err);
+        rc = glmq_bench_error(&err);
         goto done;
     }
     int nth = glmq_forward_threads(f);
-    double bw = cli_read_bandwidth(nth, bw_mb, 5);
+    double bw = glmq_bench_read_bandwidth(nth, bw_mb, 5);
     ids = malloc((size_t)(prompt + decode) * sizeof *ids);
     logits = malloc((size_t)c->vocab * sizeof *logits);
     if (!ids || !logits) {
         fprintf(stderr, "glmq: error: out of memory\n");
-        rc = EXIT_ERR;
+        rc = GLMQ_BENCH_ERR;
         goto done;
     }
     /* deterministic ids; ChatGLM-6B needs [gMASK] <sop> in the first call */
@@ -146,26 +147,26 @@ int cli_bench_forward(int argc, char **argv)
     for (int r = 0; r < runs; r++) {
         glmq_forward_reset(f);
         long f0 = major_faults();
-        double t0 = cli_now();
+        double t0 = glmq_bench_now();
         if (glmq_forward_eval(f, ids, prompt - 1, NULL, &err) != GLMQ_OK ||
             glmq_forward_eval(f, ids + prompt - 1, 1, logits, &err) != GLMQ_OK) {
-            rc = cli_error(&err);
+            rc = glmq_bench_error(&err);
             goto done;
         }
-        tp[r] = cli_now() - t0;
+        tp[r] = glmq_bench_now() - t0;
         const long f1 = major_faults();
         fp += f1 - f0;
         f0 = f1;
-        t0 = cli_now();
+        t0 = glmq_bench_now();
         for (int i = 0; i < decode; i++)
             if (glmq_forward_eval(f, ids + prompt + i, 1, logits, &err) != GLMQ_OK) {
-                rc = cli_error(&err);
+                rc = glmq_bench_error(&err);
                 goto done;
             }
-        td[r] = cli_now() - t0;
+        td[r] = glmq_bench_now() - t0;
         fd += major_faults() - f0;
     }
-    double p = cli_median(tp, runs), d = cli_median(td, runs);
+    double p = glmq_bench_median(tp, runs), d = glmq_bench_median(td, runs);
     double roof = bw / wbytes;
     printf("model %s (%s, %s weights), %s kernels, %d thread%s\n", model,
            glmq_arch_name(c->arch), glmq_model_weight_type(m), glmq_forward_mode_name(mode), nth,

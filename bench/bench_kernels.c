@@ -19,11 +19,12 @@
  * Called by the CLI as `glmq bench gemv [options]`: argv[0] is the benchmark (or program)
  * name; leading "bench" / "gemv" words are ignored, so argv may be forwarded either way.
  */
-#include "cli.h"
+#include "bench/bench.h"
 #include "core/pool.h"
 #include "quant/dot.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -84,9 +85,9 @@ static void bw_worker(void *arg, int ith, int nth)
 static double bw_once(glmq_pool *pool, glmq_dot_sum_fn sum, const float *p, int64_t n)
 {
     bw_job j = {.sum = sum, .p = p, .n = n};
-    double t0 = cli_now();
+    double t0 = glmq_bench_now();
     glmq_pool_run(pool, bw_worker, &j);
-    double dt = cli_now() - t0;
+    double dt = glmq_bench_now() - t0;
     if (j.part[0] == 1.2345) puts(""); /* keep the sums alive */
     return (double)n * 4 / dt;
 }
@@ -95,12 +96,12 @@ static double bandwidth(glmq_pool *pool, glmq_dot_sum_fn sum, const float *p, in
 {
     double v[64];
     for (int r = 0; r < runs; r++) v[r] = bw_once(pool, sum, p, n);
-    return cli_median(v, runs);
+    return glmq_bench_median(v, runs);
 }
 
-/* Best read bandwidth of this machine over every probe level, on `threads` threads (bytes/s);
- * 0 on allocation failure. Shared with `glmq bench forward`. */
-double cli_read_bandwidth(int threads, int mb, int runs)
+/* Best read bandwidth of this machine over every probe level (bench.h); also used by
+ * `glmq bench forward`. */
+double glmq_bench_read_bandwidth(int threads, int mb, int runs)
 {
     glmq_pool *pool = NULL;
     if (glmq_pool_create(threads, &pool, NULL) != GLMQ_OK) return 0;
@@ -186,7 +187,7 @@ static rate gemv_rate(const ctx *c, glmq_pool *pool, glmq_type type, glmq_dot_mo
     glmq_err err = {0};
     for (int r = 0; r <= c->runs; r++) { /* run 0 warms up (page tables, pool) */
         const double bw = bw_once(pool, c->probe, c->bw, c->bw_n);
-        double t0 = cli_now();
+        double t0 = glmq_bench_now();
         for (int64_t i = 0; i < copies; i++) {
             glmq_dot_mat m;
             if (glmq_dot_mat_init(&m, type, rows, cols, c->arena + (size_t)i * mb, c->scales,
@@ -197,14 +198,14 @@ static rate gemv_rate(const ctx *c, glmq_pool *pool, glmq_type type, glmq_dot_mo
                 return res;
             }
         }
-        const double dt = cli_now() - t0;
+        const double dt = glmq_bench_now() - t0;
         if (r > 0) {
             g[r - 1] = (double)mb * (double)copies / dt;
             q[r - 1] = g[r - 1] / bw;
         }
     }
-    res.gbs = cli_median(g, c->runs);
-    res.ratio = cli_median(q, c->runs);
+    res.gbs = glmq_bench_median(g, c->runs);
+    res.ratio = glmq_bench_median(q, c->runs);
     return res;
 }
 
@@ -219,15 +220,15 @@ static double gemm_rate(const ctx *c, glmq_type type, glmq_dot_mode mode, int64_
     if (glmq_dot_mat_init(&m, type, rows, cols, c->arena, c->scales, &err) != GLMQ_OK) return 0;
     double t[64];
     for (int r = 0; r <= runs; r++) {
-        double t0 = cli_now();
+        double t0 = glmq_bench_now();
         if (glmq_dot_gemm_pool(c->pooln, c->k, mode, &m, x, cols, ntok, y, rows, scratch, ss,
                                &err) != GLMQ_OK) {
             fprintf(stderr, "glmq: error: %s\n", err.msg);
             return 0;
         }
-        if (r > 0) t[r - 1] = cli_now() - t0;
+        if (r > 0) t[r - 1] = glmq_bench_now() - t0;
     }
-    return 2.0 * (double)rows * (double)cols * (double)ntok / cli_median(t, runs);
+    return 2.0 * (double)rows * (double)cols * (double)ntok / glmq_bench_median(t, runs);
 }
 
 /* ---- 4. accuracy ----------------------------------------------------------------------------- */
@@ -335,7 +336,7 @@ done:
 
 /* ---- main ------------------------------------------------------------------------------------ */
 
-int glmq_bench_kernels(int argc, char **argv)
+int glmq_bench_gemv(int argc, char **argv)
 {
     int threads = glmq_online_cores(), runs = 7, bw_mb = 1024, arena_mb = 512, ntok = 512;
     int quick = 0;
@@ -345,28 +346,28 @@ int glmq_bench_kernels(int argc, char **argv)
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             fputs(usage_text, stdout);
-            return EXIT_OK;
+            return GLMQ_BENCH_OK;
         } else if (!strcmp(a, "--threads")) {
-            if (++i >= argc || (threads = cli_parse_int(argv[i], 1, 1024)) < 0)
-                return cli_usage("bench gemv", "--threads needs a number from 1 to 1024");
+            if (++i >= argc || (threads = glmq_bench_parse_int(argv[i], 1, 1024)) < 0)
+                return glmq_bench_usage("bench gemv", "--threads needs a number from 1 to 1024");
         } else if (!strcmp(a, "--runs")) {
-            if (++i >= argc || (runs = cli_parse_int(argv[i], 1, 63)) < 0)
-                return cli_usage("bench gemv", "--runs needs a number from 1 to 63");
+            if (++i >= argc || (runs = glmq_bench_parse_int(argv[i], 1, 63)) < 0)
+                return glmq_bench_usage("bench gemv", "--runs needs a number from 1 to 63");
         } else if (!strcmp(a, "--bw-mb")) {
-            if (++i >= argc || (bw_mb = cli_parse_int(argv[i], 1, 65536)) < 0)
-                return cli_usage("bench gemv", "--bw-mb needs a number from 1 to 65536");
+            if (++i >= argc || (bw_mb = glmq_bench_parse_int(argv[i], 1, 65536)) < 0)
+                return glmq_bench_usage("bench gemv", "--bw-mb needs a number from 1 to 65536");
         } else if (!strcmp(a, "--arena-mb")) {
-            if (++i >= argc || (arena_mb = cli_parse_int(argv[i], 1, 65536)) < 0)
-                return cli_usage("bench gemv", "--arena-mb needs a number from 1 to 65536");
+            if (++i >= argc || (arena_mb = glmq_bench_parse_int(argv[i], 1, 65536)) < 0)
+                return glmq_bench_usage("bench gemv", "--arena-mb needs a number from 1 to 65536");
         } else if (!strcmp(a, "--tokens")) {
-            if (++i >= argc || (ntok = cli_parse_int(argv[i], 1, 4096)) < 0)
-                return cli_usage("bench gemv", "--tokens needs a number from 1 to 4096");
+            if (++i >= argc || (ntok = glmq_bench_parse_int(argv[i], 1, 4096)) < 0)
+                return glmq_bench_usage("bench gemv", "--tokens needs a number from 1 to 4096");
         } else if (!strcmp(a, "--only")) {
-            if (++i >= argc) return cli_usage("bench gemv", "--only needs bw|gemv|gemm|acc");
+            if (++i >= argc) return glmq_bench_usage("bench gemv", "--only needs bw|gemv|gemm|acc");
             only = argv[i];
         } else if (!strcmp(a, "--level")) {
             if (++i >= argc)
-                return cli_usage("bench gemv", "--level needs ref|avx2|avx512|avx512vnni");
+                return glmq_bench_usage("bench gemv", "--level needs ref|avx2|avx512|avx512vnni");
             level = !strcmp(argv[i], "ref")      ? GLMQ_CPU_REF
                     : !strcmp(argv[i], "avx2")   ? GLMQ_CPU_AVX2
                     : !strcmp(argv[i], "avx512") ? GLMQ_CPU_AVX512
@@ -376,7 +377,7 @@ int glmq_bench_kernels(int argc, char **argv)
         } else if (!strcmp(a, "gemv") || !strcmp(a, "bench") || !strcmp(a, "kernels")) {
             continue; /* however the caller forwards "glmq bench gemv ..." */
         } else {
-            return cli_usage("bench gemv", "unknown option '%s'", a);
+            return glmq_bench_usage("bench gemv", "unknown option '%s'", a);
         }
     }
     if (quick) {
@@ -389,16 +390,16 @@ int glmq_bench_kernels(int argc, char **argv)
     if (!k) {
         fprintf(stderr, "glmq: error: this CPU cannot run level '%s'\n",
                 glmq_cpu_level_name(level));
-        return EXIT_ERR;
+        return GLMQ_BENCH_ERR;
     }
     ctx c = {.k = k, .runs = runs};
     glmq_err err = {0};
     if (glmq_pool_create(1, &c.pool1, &err) != GLMQ_OK ||
         glmq_pool_create(threads, &c.pooln, &err) != GLMQ_OK) {
         glmq_pool_free(c.pool1);
-        return cli_error(&err);
+        return glmq_bench_error(&err);
     }
-    int rc = EXIT_OK;
+    int rc = GLMQ_BENCH_OK;
     printf("kernels: %s, %d thread%s, median of %d runs\n", k->name, threads,
            threads > 1 ? "s" : "", runs);
 
@@ -410,7 +411,7 @@ int glmq_bench_kernels(int argc, char **argv)
     float *bwa = big_alloc((size_t)bw_n * 4);
     if (!bwa) {
         fprintf(stderr, "glmq: error: cannot allocate %d MiB\n", bw_mb);
-        rc = EXIT_ERR;
+        rc = GLMQ_BENCH_ERR;
         goto out;
     }
     for (int64_t i = 0; i < bw_n; i++) bwa[i] = (float)(i & 1023);
@@ -454,7 +455,7 @@ int glmq_bench_kernels(int argc, char **argv)
     void *scratch = malloc(ss);
     if (!c.arena || !c.scales || !x || !y || !scratch) {
         fprintf(stderr, "glmq: error: out of memory\n");
-        rc = EXIT_ERR;
+        rc = GLMQ_BENCH_ERR;
         goto out2;
     }
     fill_random(c.arena, alloc);
