@@ -118,7 +118,8 @@ AI void widen_q4(const uint8_t *p, VF *lo, VF *hi)
 }
 AI VF widen_q8(const uint8_t *p)
 {
-    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)p)));
+    const __m128i b = _mm_loadl_epi64((const __m128i *)(const void *)p);
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b));
 }
 AI VF widen_f16(const uint8_t *p)
 {
@@ -137,7 +138,7 @@ AI VF widen_bf16(const uint8_t *p)
 
 #include "quant/dot_x86_impl.h"
 
-/* ---- FAST: vpmaddubsw + vpmaddwd --------------------------------------------------------------- */
+/* ---- FAST: vpmaddubsw + vpmaddwd ------------------------------------------------------------ */
 
 #define DOT_FAST_ISA _avx2
 #define DOT_Q4B_RV 4 /* GEMV 4 rows; GEMM 1 row x 4 tokens */

@@ -120,7 +120,8 @@ AI void widen_q4(const uint8_t *p, VF *lo, VF *hi)
 }
 AI VF widen_q8(const uint8_t *p)
 {
-    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)p)));
+    const __m128i b = _mm_loadu_si128((const __m128i *)(const void *)p);
+    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b));
 }
 AI VF widen_f16(const uint8_t *p)
 {

@@ -10,7 +10,7 @@
 
 #include "quant/dot.h"
 
-/* ---- scalar helpers (the same formulas as dot_ref.c, dot.h §2) -------------------------------- */
+/* ---- scalar helpers (the same formulas on every level, dot.h §2) -------------------------- */
 
 /* Activation block scale from amax: d = amax/127, id = 127/amax (two fp32 divisions), or both 0
  * when amax < 2^-100 (flushed block; also keeps 127/amax finite for subnormals). */
@@ -76,8 +76,9 @@ static inline int64_t glmq_dot_token_block(const glmq_dot_act *a, int tm)
 
 /*
  * EXACT chunking of a row of w (type = w->type, a compile-time constant in each kernel): nfull
- * full 128-column chunks, then rest columns in a last partial chunk (INT4: none, rows are whole blocks; INT8: 64 when the padded row is 64 mod
- * 128; F16/BF16: cols % 128, the rows are not padded).
+ * full 128-column chunks, then rest columns in a last partial chunk (INT4: none, rows are whole
+ * blocks; INT8: 64 when the padded row is 64 mod 128; F16/BF16: cols % 128, the rows are not
+ * padded).
  */
 static inline void glmq_dot_exact_chunks(const int type, const glmq_dot_mat *w,
                                          const glmq_dot_act *a, int64_t *nfull, int64_t *rest)

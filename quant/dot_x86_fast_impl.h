@@ -106,10 +106,7 @@ AI void fastb_block(const int type, const int R, const int T, const glmq_dot_mat
     const int64_t pc = a->pcols;
     const uint8_t *wr[RMAX], *tk[TMAX];
     VF acc[RMAX][TMAX];
-#pragma GCC unroll 8
-    for (int i = 0; i < R; i++) wr[i] = (const uint8_t *)w->data + (size_t)(r + i) * w->stride;
-#pragma GCC unroll 8
-    for (int j = 0; j < T; j++) tk[j] = glmq_dot_tok(a, t + j);
+    panel_ptrs(R, T, w, r, a, t, wr, tk);
 #pragma GCC unroll 8
     for (int i = 0; i < R; i++)
 #pragma GCC unroll 8
@@ -154,10 +151,7 @@ AI void fastr_block(const int type, const int R, const int T, const glmq_dot_mat
     const int64_t pc = a->pcols;
     const uint8_t *wr[RMAX], *tk[TMAX];
     VI acc[RMAX][TMAX];
-#pragma GCC unroll 8
-    for (int i = 0; i < R; i++) wr[i] = (const uint8_t *)w->data + (size_t)(r + i) * w->stride;
-#pragma GCC unroll 8
-    for (int j = 0; j < T; j++) tk[j] = glmq_dot_tok(a, t + j);
+    panel_ptrs(R, T, w, r, a, t, wr, tk);
 #pragma GCC unroll 8
     for (int i = 0; i < R; i++)
 #pragma GCC unroll 8
@@ -200,7 +194,8 @@ AI void fastr_block(const int type, const int R, const int T, const glmq_dot_mat
         const float s = row_scale(w, r + i);
 #pragma GCC unroll 8
         for (int j = 0; j < T; j++)
-            y[(t + j) * ldy + r + i] = glmq_dot_row_result(vi_hsum32(acc[i][j]), bias, tk[j], pc, s);
+            y[(t + j) * ldy + r + i] =
+                glmq_dot_row_result(vi_hsum32(acc[i][j]), bias, tk[j], pc, s);
     }
 }
 

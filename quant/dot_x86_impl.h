@@ -68,6 +68,16 @@ AI VI act_codes(VF x, VF id)
 
 #define NV32 (32 / VW) /* fp32 vectors per 32-column activation block */
 
+/* The rows of a panel (R rows from r) and the prepared tokens of a group (T from t). */
+AI void panel_ptrs(const int R, const int T, const glmq_dot_mat *w, int64_t r,
+                   const glmq_dot_act *a, int64_t t, const uint8_t **wr, const uint8_t **tk)
+{
+#pragma GCC unroll 8
+    for (int i = 0; i < R; i++) wr[i] = (const uint8_t *)w->data + (size_t)(r + i) * w->stride;
+#pragma GCC unroll 8
+    for (int j = 0; j < T; j++) tk[j] = glmq_dot_tok(a, t + j);
+}
+
 /* ---- preparation ----------------------------------------------------------------------------- */
 
 void DOT_NAME(glmq_dot_prep_exact)(const float *x, int64_t cols, int64_t pcols, uint8_t *tok)
@@ -211,13 +221,9 @@ AI void exact_block(const int type, const int R, const int T, const glmq_dot_mat
     const int64_t cb = glmq_dot_chunk_bytes(type);
     int64_t nfull, rest; /* full chunks; columns in the last partial chunk */
     glmq_dot_exact_chunks(type, w, a, &nfull, &rest);
-    const uint8_t *wr[RMAX];
-    const float *xt[TMAX];
+    const uint8_t *wr[RMAX], *tk[TMAX];
     VF acc[RMAX][TMAX];
-#pragma GCC unroll 8
-    for (int i = 0; i < R; i++) wr[i] = (const uint8_t *)w->data + (size_t)(r + i) * w->stride;
-#pragma GCC unroll 8
-    for (int j = 0; j < T; j++) xt[j] = (const float *)(const void *)glmq_dot_tok(a, t + j);
+    panel_ptrs(R, T, w, r, a, t, wr, tk);
 #pragma GCC unroll 8
     for (int i = 0; i < R; i++)
 #pragma GCC unroll 8
@@ -229,7 +235,7 @@ AI void exact_block(const int type, const int R, const int T, const glmq_dot_mat
 #pragma GCC unroll 8
         for (int i = 0; i < R; i++) wc[i] = wr[i] + ch * cb;
 #pragma GCC unroll 8
-        for (int j = 0; j < T; j++) xc[j] = xt[j] + ch * 128;
+        for (int j = 0; j < T; j++) xc[j] = (const float *)(const void *)tk[j] + ch * 128;
         if (T == 1)
 #pragma GCC unroll 8
             for (int i = 0; i < R; i++) prefetch_next(wc[i] + (size_t)R * w->stride, cb);
@@ -239,7 +245,7 @@ AI void exact_block(const int type, const int R, const int T, const glmq_dot_mat
         const uint8_t *wc[RMAX];
         const float *xc[TMAX];
 #pragma GCC unroll 8
-        for (int j = 0; j < T; j++) xc[j] = xt[j] + nfull * 128;
+        for (int j = 0; j < T; j++) xc[j] = (const float *)(const void *)tk[j] + nfull * 128;
         if (type == GLMQ_TYPE_INT8) {
 #pragma GCC unroll 8
             for (int i = 0; i < R; i++) wc[i] = wr[i] + nfull * cb;
