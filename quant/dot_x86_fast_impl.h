@@ -88,10 +88,7 @@ AI void fastb_chunk(const int type, const int R, const int T, const int ns,
                 for (int t = 0; t < T; t++)
                     inner[r][t] = b32_step(type, wc[r], tk[t], ch, pc, k,
                                            k == 0 ? vf_zero() : inner[r][t]);
-#pragma GCC unroll 8
-        for (int r = 0; r < R; r++)
-#pragma GCC unroll 8
-            for (int t = 0; t < T; t++) acc[r][t] = vf_add(acc[r][t], inner[r][t]);
+        acc_add(R, T, acc, inner);
     }
 }
 
@@ -107,10 +104,7 @@ AI void fastb_block(const int type, const int R, const int T, const glmq_dot_mat
     const uint8_t *wr[RMAX], *tk[TMAX];
     VF acc[RMAX][TMAX];
     panel_ptrs(R, T, w, r, a, t, wr, tk);
-#pragma GCC unroll 8
-    for (int i = 0; i < R; i++)
-#pragma GCC unroll 8
-        for (int j = 0; j < T; j++) acc[i][j] = vf_zero();
+    acc_zero(R, T, acc);
     const int64_t cb = glmq_dot_chunk_bytes(type);
     const int64_t pw = type == GLMQ_TYPE_INT4 ? pc : glmq_q8_padded_cols(w->cols);
     int64_t ch = 0;

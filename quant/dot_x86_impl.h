@@ -68,6 +68,22 @@ AI VI act_codes(VF x, VF id)
 
 #define NV32 (32 / VW) /* fp32 vectors per 32-column activation block */
 
+/* acc[r][t] = 0, and acc[r][t] += inner[r][t], for the R x T outputs of a micro-kernel. */
+AI void acc_zero(const int R, const int T, VF (*acc)[TMAX])
+{
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) acc[r][t] = vf_zero();
+}
+AI void acc_add(const int R, const int T, VF (*acc)[TMAX], VF (*inner)[TMAX])
+{
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) acc[r][t] = vf_add(acc[r][t], inner[r][t]);
+}
+
 /* The rows of a panel (R rows from r) and the prepared tokens of a group (T from t). */
 AI void panel_ptrs(const int R, const int T, const glmq_dot_mat *w, int64_t r,
                    const glmq_dot_act *a, int64_t t, const uint8_t **wr, const uint8_t **tk)
@@ -163,10 +179,7 @@ AI void exact_chunk(const int type, const int R, const int T, const uint8_t *con
                     const float *const *xc, const int nv, VF (*acc)[TMAX])
 {
     VF inner[RMAX][TMAX];
-#pragma GCC unroll 8
-    for (int r = 0; r < R; r++)
-#pragma GCC unroll 8
-        for (int t = 0; t < T; t++) inner[r][t] = vf_zero();
+    acc_zero(R, T, inner);
     if (type == GLMQ_TYPE_INT4) {
 #pragma GCC unroll 16
         for (int g = 0; g < 64 / VW; g++) {
@@ -203,10 +216,7 @@ AI void exact_chunk(const int type, const int R, const int T, const uint8_t *con
             }
         }
     }
-#pragma GCC unroll 8
-    for (int r = 0; r < R; r++)
-#pragma GCC unroll 8
-        for (int t = 0; t < T; t++) acc[r][t] = vf_add(acc[r][t], inner[r][t]);
+    acc_add(R, T, acc, inner);
 }
 
 /*
@@ -224,10 +234,7 @@ AI void exact_block(const int type, const int R, const int T, const glmq_dot_mat
     const uint8_t *wr[RMAX], *tk[TMAX];
     VF acc[RMAX][TMAX];
     panel_ptrs(R, T, w, r, a, t, wr, tk);
-#pragma GCC unroll 8
-    for (int i = 0; i < R; i++)
-#pragma GCC unroll 8
-        for (int j = 0; j < T; j++) acc[i][j] = vf_zero();
+    acc_zero(R, T, acc);
 
     for (int64_t ch = 0; ch < nfull; ch++) {
         const uint8_t *wc[RMAX];
