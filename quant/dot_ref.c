@@ -12,9 +12,9 @@
  *   FAST_ROW  y = ((float)isum * d) * s  in fp32,            isum = sum_c q_c * xq_c
  *
  * Invariants kept here and relied on by every level:
- *   - the activation scale of a block (glmq_dot_act_scale below, shared by the SIMD files) is
- *     computed by two fp32 divisions, never a reciprocal multiply, and flushes blocks with
- *     max |x| < 2^-100 (or NaN) to d = 0 / codes 0;
+ *   - the activation scale of a block (glmq_dot_act_scale in quant/dot_walk.h, shared with the
+ *     SIMD files) is computed by two fp32 divisions, never a reciprocal multiply, and flushes
+ *     blocks with max |x| < 2^-100 (or NaN) to d = 0 / codes 0;
  *   - codes are clamp(rint(x * id)) with the clamp first and NaN mapped to -127, exactly what
  *     vmaxps(v, -127) / vminps(v, 127) / vcvtps2dq do;
  *   - all padding of a prepared token is zero, so kernels can run whole 128-column chunks;
@@ -23,10 +23,11 @@
  * This file is built at baseline and is the whole implementation on non-x86 machines.
  */
 #include "quant/dot.h"
+#include "quant/dot_walk.h"
 
 #include <math.h>
 
-/* ---- helpers shared with the SIMD files through identical copies ----------------------------- */
+/* ---- helpers (the activation scale is glmq_dot_act_scale of quant/dot_walk.h) ---------------- */
 
 /* Decode element c of a packed INT4 row (quant.h diagram): block c/128, byte (c%128)&63, low
  * nibble for the first 64 elements of the block, high nibble for the last 64; offset 8. */
@@ -35,19 +36,6 @@ static inline int q4_code(const uint8_t *row, int64_t c)
     int64_t k = c % GLMQ_Q4_BLOCK;
     uint8_t b = row[c / GLMQ_Q4_BLOCK * (GLMQ_Q4_BLOCK / 2) + (k & 63)];
     return (k < 64 ? (b & 0x0f) : (b >> 4)) - 8;
-}
-
-/* Activation block scale (dot.h §2): d = amax/127 and id = 127/amax, or both 0 when the
- * block is (almost) zero or amax is NaN. */
-static inline void act_scale(float amax, float *d, float *id)
-{
-    if (amax >= 0x1p-100f) {
-        *d = amax / 127.0f;
-        *id = 127.0f / amax;
-    } else {
-        *d = 0.0f;
-        *id = 0.0f;
-    }
 }
 
 /* One activation code: clamp(rint(x * id), -127, 127); NaN -> -127 like vmaxps(NaN, -127). */
@@ -85,7 +73,7 @@ void glmq_dot_prep_b32_ref(const float *x, int64_t cols, int64_t pcols, uint8_t 
             if (a > amax) amax = a;
         }
         float d, id;
-        act_scale(amax, &d, &id);
+        glmq_dot_act_scale(amax, &d, &id);
         for (int64_t c = b0; c < b0 + GLMQ_DOT_ABLOCK; c++)
             xq[c] = c < cols ? act_code(x[c], id) : 0;
         db[b0 / GLMQ_DOT_ABLOCK] = d;
@@ -102,7 +90,7 @@ void glmq_dot_prep_row_ref(const float *x, int64_t cols, int64_t pcols, uint8_t 
         if (a > amax) amax = a;
     }
     float d, id;
-    act_scale(amax, &d, &id);
+    glmq_dot_act_scale(amax, &d, &id);
     int32_t sum = 0;
     for (int64_t c = 0; c < pcols; c++) {
         xq[c] = c < cols ? act_code(x[c], id) : 0;

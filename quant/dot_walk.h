@@ -1,12 +1,68 @@
 /*
- * dot_walk.h - the ISA-neutral parts of the SIMD matrix kernels (dot_avx2.c, dot_avx512.c):
- * the row/token walk every kernel shares, the token block size and the EXACT chunking.
- * Included only by those files, after they define their BLOCK micro-kernels.
+ * dot_walk.h - the ISA-neutral parts of the SIMD matrix kernels (dot_avx2.c, dot_avx512.c via
+ * quant/dot_x86_impl.h): the scalar helpers every level must compute identically (activation
+ * scale, the FAST_ROW token header), the row/token walk every kernel shares, the token block
+ * size and the chunking of a row. Plain C: no intrinsics, so each including file compiles its
+ * own copy with its own flags.
  */
 #ifndef GLMQ_DOT_WALK_H
 #define GLMQ_DOT_WALK_H
 
 #include "quant/dot.h"
+
+/* ---- scalar helpers (the same formulas on every level, dot.h §2) -------------------------- */
+
+/* Activation block scale from amax: d = amax/127, id = 127/amax (two fp32 divisions), or both 0
+ * when amax < 2^-100 (flushed block; also keeps 127/amax finite for subnormals). */
+static inline void glmq_dot_act_scale(float amax, float *d, float *id)
+{
+    if (amax >= 0x1p-100f) {
+        *d = amax / 127.0f;
+        *id = 127.0f / amax;
+    } else {
+        *d = 0.0f;
+        *id = 0.0f;
+    }
+}
+
+/* The float with bits u (amax is found as the max of |x| bits, an exact integer max). */
+static inline float glmq_dot_f_of_bits(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* FAST_ROW token header (dot.h §4): write / read d and sum(xq) after the pcols codes. */
+static inline void glmq_dot_row_header_put(uint8_t *tok, int64_t pcols, float d, int32_t sum)
+{
+    memset(tok + pcols, 0, 64);
+    memcpy(tok + pcols, &d, 4);
+    memcpy(tok + pcols + 4, &sum, 4);
+}
+static inline void glmq_dot_row_header_get(const uint8_t *tok, int64_t pcols, float *d,
+                                           int32_t *sum)
+{
+    memcpy(d, tok + pcols, 4);
+    memcpy(sum, tok + pcols + 4, 4);
+}
+
+/* FAST_ROW result from the row's biased int32 sum u (mod 2^32): (u - bias*sum(xq)) is the exact
+ * sum q*xq; y = ((float)isum * d) * s, the same expression on every level. */
+static inline float glmq_dot_row_result(uint32_t u, uint32_t bias, const uint8_t *tok,
+                                        int64_t pcols, float s)
+{
+    float d;
+    int32_t sx;
+    glmq_dot_row_header_get(tok, pcols, &d, &sx);
+    return ((float)(int32_t)(u - bias * (uint32_t)sx) * d) * s;
+}
+
+/* Bytes of one 128-column chunk of a row of type (INT4 64, INT8 128, F16/BF16 256). */
+static inline int64_t glmq_dot_chunk_bytes(const int type)
+{
+    return type == GLMQ_TYPE_INT4 ? 64 : type == GLMQ_TYPE_INT8 ? 128 : 256;
+}
 
 /* Tokens per L2-resident block: enough that ~384 KiB of prepared activations are reused by
  * every row panel, at least one token group, a multiple of the group size. */
@@ -19,9 +75,10 @@ static inline int64_t glmq_dot_token_block(const glmq_dot_act *a, int tm)
 }
 
 /*
- * EXACT chunking of a row of w (type = w->type, a compile-time constant in each kernel): nfull full 128-column chunks, then rest columns in a last
- * partial chunk (INT4: none, rows are whole blocks; INT8: 64 when the padded row is 64 mod
- * 128; F16/BF16: cols % 128, the rows are not padded).
+ * EXACT chunking of a row of w (type = w->type, a compile-time constant in each kernel): nfull
+ * full 128-column chunks, then rest columns in a last partial chunk (INT4: none, rows are whole
+ * blocks; INT8: 64 when the padded row is 64 mod 128; F16/BF16: cols % 128, the rows are not
+ * padded).
  */
 static inline void glmq_dot_exact_chunks(const int type, const glmq_dot_mat *w,
                                          const glmq_dot_act *a, int64_t *nfull, int64_t *rest)

@@ -1,0 +1,204 @@
+/*
+ * dot_x86_fast_impl.h - the body of the x86 FAST (int8 activation) matrix kernels (quant/dot.h
+ * §2, FAST_B32 and FAST_ROW), written once and instantiated by dot_avx2.c (vpmaddubsw +
+ * vpmaddwd) and dot_avx512.c (vpdpbusd, inside its AVX-512 VNNI section). Included after
+ * quant/dot_x86_impl.h (its vector operations, prefetch_next, row_scale), once the ISA file has
+ * defined
+ *
+ *   DOT_FAST_ISA          name suffix of the FAST entry points (_avx2, _avx512vnni)
+ *   DOT_Q4B_RV DOT_Q8B_RV DOT_Q4R_RV DOT_Q8R_RV   GEMV rows per panel (FAST_B32 / FAST_ROW)
+ *   DOT_FAST_RM DOT_FAST_TM                       GEMM rows x tokens per micro-kernel
+ *   DOT_B32_TOKEN_MAJOR   FAST_B32 loop nest (below): 1 = tokens outside, steps inside
+ *   DOT_Q8_BIAS           INT8 weight operand bias: 0 (sign trick) or 128 (byte ^ 0x80)
+ *   vi_load vi_loadu vi_sub32 vi_set1_8 vi_cvt_f32
+ *   dot_u8s8(acc, u, s)   int32 lane l += sum of the 4 products u8[4l+i] * s8[4l+i]; exact as
+ *                         long as the caller's bounds hold (no saturation on either ISA here)
+ *   q4_nibbles(p, high)   VB bytes of p, low (high = 0) or high nibbles, as u8 0..15 (q + 8)
+ *   q8_wop(raw), dot_q8(acc, wop, x)   INT8: the weight operand of VB codes, and acc += q . x
+ *                         per int32 lane, biased by DOT_Q8_BIAS * (sum of the lane's 4 x)
+ *   dot_q4_row(acc, w, x) acc += the NSTEP products dot_u8s8(w[k], x[k]) (FAST_ROW INT4 chunk)
+ *   b32_scale(db4, k)     per int32 lane of step k, the d of the 32-column block holding it;
+ *                         db4 = the 4 block scales of the chunk (16-byte aligned)
+ *
+ * A 128-column chunk is NSTEP = 128/VB integer steps; step k covers columns VB*k..VB*k+VB-1,
+ * int32 lane l of it columns VB*k+4l..+3. INT4 weights: bytes (VB*k) mod 64 of the chunk, low
+ * nibbles for the first 64 columns, high nibbles for the rest (the pack order of quant.h).
+ *
+ * Lane sums: the unsigned operand is the weight (INT4 q+8 in 0..15; INT8 |q| <= 128 with the
+ * sign moved onto xq, or q+128 in 0..255), the signed one the activation code (|xq| <= 127);
+ * every bias is removed exactly in int32 (two's complement; the true values fit).
+ */
+
+#define DOT_FNAME(base) DOT_CAT(base, DOT_FAST_ISA)
+#define NSTEP (128 / (4 * VW)) /* integer steps per 128-column chunk */
+
+/* ---- FAST_B32 -------------------------------------------------------------------------------- */
+
+/*
+ * Step k of chunk ch for one output: the exact int32 sums q*xq of each lane's 4 columns,
+ * converted to fp32 and scaled by their block's d_b: inner = q*d (step 0) or fma(q, d, inner).
+ * The bias of the weight operand is removed by starting the lane at -bias * (sum of its 4
+ * codes) (one more integer step on a constant operand; |.| <= 4*128*127).
+ */
+AI VF b32_step(const int type, const uint8_t *wc, const uint8_t *tk, int64_t ch, int64_t pc,
+               const int k, VF inner)
+{
+    const VI x = vi_load(tk + 128 * ch + 4 * VW * k);
+    const int bias = type == GLMQ_TYPE_INT4 ? 8 : DOT_Q8_BIAS;
+    const VI c = bias ? vi_sub32(vi_zero(), dot_u8s8(vi_zero(), vi_set1_8((char)bias), x))
+                      : vi_zero();
+    VI i;
+    if (type == GLMQ_TYPE_INT4)
+        i = dot_u8s8(c, q4_nibbles(wc + (4 * VW * k) % 64, 4 * VW * k >= 64), x);
+    else
+        i = dot_q8(c, q8_wop(vi_loadu(wc + 4 * VW * k)), x);
+    const VF q = vi_cvt_f32(i);
+    const VF d = b32_scale((const float *)(const void *)(tk + pc) + 4 * ch, k);
+    return k == 0 ? vf_mul(q, d) : vf_fma(q, d, inner);
+}
+
+/*
+ * One chunk (ns = NSTEP, or NSTEP/2 for the final 64-column half chunk of an INT8 row) of R
+ * rows x T tokens: acc[r][t] += the chunk's fresh partial. The two loop nests run the same
+ * operations per output; token-major keeps one partial live and shares each token's operands
+ * across the R rows (wide register files, many accumulators), step-major keeps R x T partials
+ * and shares each step's weights across the T tokens.
+ */
+AI void fastb_chunk(const int type, const int R, const int T, const int ns,
+                    const uint8_t *const *wc, const uint8_t *const *tk, int64_t ch, int64_t pc,
+                    VF (*acc)[TMAX])
+{
+    if (DOT_B32_TOKEN_MAJOR) {
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++)
+#pragma GCC unroll 8
+            for (int r = 0; r < R; r++) {
+                VF inner = vf_zero();
+#pragma GCC unroll 8
+                for (int k = 0; k < ns; k++) inner = b32_step(type, wc[r], tk[t], ch, pc, k, inner);
+                acc[r][t] = vf_add(acc[r][t], inner);
+            }
+    } else {
+        VF inner[RMAX][TMAX];
+#pragma GCC unroll 8
+        for (int k = 0; k < ns; k++)
+#pragma GCC unroll 8
+            for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+                for (int t = 0; t < T; t++)
+                    inner[r][t] = b32_step(type, wc[r], tk[t], ch, pc, k,
+                                           k == 0 ? vf_zero() : inner[r][t]);
+        acc_add(R, T, acc, inner);
+    }
+}
+
+/*
+ * R rows x T tokens, FAST_B32: acc[r][t] holds VW fp32 lanes (partials already scaled by
+ * their d_b); INT4 rows are pcols/128 full chunks, INT8 rows full chunks plus a half chunk
+ * when padded to 64 mod 128. The result is s * hsum(acc).
+ */
+AI void fastb_block(const int type, const int R, const int T, const glmq_dot_mat *w, int64_t r,
+                    const glmq_dot_act *a, int64_t t, float *y, int64_t ldy)
+{
+    const int64_t pc = a->pcols;
+    const uint8_t *wr[RMAX], *tk[TMAX];
+    VF acc[RMAX][TMAX];
+    panel_ptrs(R, T, w, r, a, t, wr, tk);
+    acc_zero(R, T, acc);
+    const int64_t cb = glmq_dot_chunk_bytes(type);
+    const int64_t pw = type == GLMQ_TYPE_INT4 ? pc : glmq_q8_padded_cols(w->cols);
+    int64_t ch = 0;
+    for (; ch < pw / 128; ch++) {
+        const uint8_t *wc[RMAX];
+#pragma GCC unroll 8
+        for (int i = 0; i < R; i++) wc[i] = wr[i] + cb * ch;
+        if (T == 1)
+#pragma GCC unroll 8
+            for (int i = 0; i < R; i++) prefetch_next(wc[i] + (size_t)R * w->stride, cb);
+        fastb_chunk(type, R, T, NSTEP, wc, tk, ch, pc, acc);
+    }
+    if (type == GLMQ_TYPE_INT8 && pw % 128) {
+        const uint8_t *wc[RMAX];
+#pragma GCC unroll 8
+        for (int i = 0; i < R; i++) wc[i] = wr[i] + cb * ch;
+        fastb_chunk(type, R, T, NSTEP / 2, wc, tk, ch, pc, acc);
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < R; i++) {
+        const float s = row_scale(w, r + i);
+#pragma GCC unroll 8
+        for (int j = 0; j < T; j++) y[(t + j) * ldy + r + i] = vf_hsum(acc[i][j]) * s;
+    }
+}
+
+/* ---- FAST_ROW -------------------------------------------------------------------------------- */
+
+/*
+ * int32 accumulators over the whole row (exact in any order; lanes may wrap, the final sum
+ * fits). INT4 per chunk: dot_q4_row of the NSTEP nibble operands; INT8 per VB columns:
+ * dot_q8. The weight bias (INT4 8, INT8 DOT_Q8_BIAS) times sum(xq) is removed at the end
+ * (glmq_dot_row_result).
+ */
+AI void fastr_block(const int type, const int R, const int T, const glmq_dot_mat *w, int64_t r,
+                    const glmq_dot_act *a, int64_t t, float *y, int64_t ldy)
+{
+    const int64_t pc = a->pcols;
+    const uint8_t *wr[RMAX], *tk[TMAX];
+    VI acc[RMAX][TMAX];
+    panel_ptrs(R, T, w, r, a, t, wr, tk);
+#pragma GCC unroll 8
+    for (int i = 0; i < R; i++)
+#pragma GCC unroll 8
+        for (int j = 0; j < T; j++) acc[i][j] = vi_zero();
+    if (type == GLMQ_TYPE_INT4) {
+        for (int64_t ch = 0; ch < pc / 128; ch++) {
+#pragma GCC unroll 8
+            for (int i = 0; i < R; i++) {
+                const uint8_t *wc = wr[i] + 64 * ch;
+                if (T == 1) prefetch_next(wc + (size_t)R * w->stride, 64);
+                VI wv[NSTEP];
+#pragma GCC unroll 8
+                for (int k = 0; k < NSTEP; k++)
+                    wv[k] = q4_nibbles(wc + (4 * VW * k) % 64, 4 * VW * k >= 64);
+#pragma GCC unroll 8
+                for (int j = 0; j < T; j++) {
+                    VI xv[NSTEP];
+#pragma GCC unroll 8
+                    for (int k = 0; k < NSTEP; k++)
+                        xv[k] = vi_load(tk[j] + 128 * ch + 4 * VW * k);
+                    acc[i][j] = dot_q4_row(acc[i][j], wv, xv);
+                }
+            }
+        }
+    } else {
+        const int64_t p8 = glmq_q8_padded_cols(w->cols);
+        for (int64_t c = 0; c < p8; c += 4 * VW) {
+#pragma GCC unroll 8
+            for (int i = 0; i < R; i++) {
+                if (T == 1 && (c & 63) == 0) prefetch_next(wr[i] + (size_t)R * w->stride + c, 64);
+                const VI wop = q8_wop(vi_loadu(wr[i] + c));
+#pragma GCC unroll 8
+                for (int j = 0; j < T; j++) acc[i][j] = dot_q8(acc[i][j], wop, vi_load(tk[j] + c));
+            }
+        }
+    }
+    const uint32_t bias = type == GLMQ_TYPE_INT4 ? 8u : (uint32_t)DOT_Q8_BIAS;
+#pragma GCC unroll 8
+    for (int i = 0; i < R; i++) {
+        const float s = row_scale(w, r + i);
+#pragma GCC unroll 8
+        for (int j = 0; j < T; j++)
+            y[(t + j) * ldy + r + i] =
+                glmq_dot_row_result(vi_hsum32(acc[i][j]), bias, tk[j], pc, s);
+    }
+}
+
+#define Q4B_BLK(R, T, r, t) fastb_block(GLMQ_TYPE_INT4, R, T, w, r, a, t, y, ldy)
+#define Q8B_BLK(R, T, r, t) fastb_block(GLMQ_TYPE_INT8, R, T, w, r, a, t, y, ldy)
+#define Q4R_BLK(R, T, r, t) fastr_block(GLMQ_TYPE_INT4, R, T, w, r, a, t, y, ldy)
+#define Q8R_BLK(R, T, r, t) fastr_block(GLMQ_TYPE_INT8, R, T, w, r, a, t, y, ldy)
+
+GLMQ_DOT_KERNEL(DOT_FNAME(glmq_q4_dot_q8b), Q4B_BLK, DOT_Q4B_RV, DOT_FAST_RM, DOT_FAST_TM)
+GLMQ_DOT_KERNEL(DOT_FNAME(glmq_q8_dot_q8b), Q8B_BLK, DOT_Q8B_RV, DOT_FAST_RM, DOT_FAST_TM)
+GLMQ_DOT_KERNEL(DOT_FNAME(glmq_q4_dot_q8r), Q4R_BLK, DOT_Q4R_RV, DOT_FAST_RM, DOT_FAST_TM)
+GLMQ_DOT_KERNEL(DOT_FNAME(glmq_q8_dot_q8r), Q8R_BLK, DOT_Q8R_RV, DOT_FAST_RM, DOT_FAST_TM)

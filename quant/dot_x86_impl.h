@@ -1,0 +1,307 @@
+/*
+ * dot_x86_impl.h - the body of the x86 matrix kernels (quant/dot.h): activation preparation,
+ * the EXACT (fp32) kernels and the bandwidth probe, written once against a small vector
+ * abstraction and instantiated per ISA by dot_avx2.c (ymm) and dot_avx512.c (zmm), the way
+ * libdeflate's lib/x86/ *_impl.h are. The FAST (int8 activation) kernels are the sibling
+ * template quant/dot_x86_fast_impl.h.
+ *
+ * Not a normal header: included once by each ISA file, after it has defined
+ *
+ *   DOT_ISA               name suffix of the entry points (_avx2, _avx512)
+ *   VF, VI                fp32 / integer vector types; VW fp32 lanes per vector (8, 16), so one
+ *                         VI holds VB = 4*VW int8 codes and an int8 block of 32 columns is
+ *                         32/VW fp32 vectors
+ *   RMAX, TMAX            the largest R and T of any micro-kernel (accumulator array sizes)
+ *   DOT_EXACT_RV/RM/TM    the EXACT walk shape (quant/dot_walk.h GLMQ_DOT_DRIVER)
+ *   vector operations     (AI = static inline always_inline; aligned loads need 64 bytes)
+ *     vf_zero vf_load vf_loadu vf_store vf_add vf_mul vf_fma vf_max vf_min vf_set1
+ *     vf_loadu_n(p, n)    the first n (clamped to 0..VW) floats of p, zero in the other lanes,
+ *                         never reading past them
+ *     vf_line(p)          VW floats for the bandwidth probe (its fastest load form)
+ *     vf_hsum(v)          the ISA's one fixed horizontal fp32 reduction
+ *     vf_cvt_i32(v)       vcvtps2dq: round to nearest even (MXCSR), like nearbyintf
+ *     vi_zero vi_add32 vi_hsum32 (mod 2^32) vi_absbits(v) vi_max_u32 vi_hmax_u32
+ *     codes_store32(dst, q)  32/VW vectors of int32 codes in [-127, 127] -> 32 int8, in order
+ *     widen_q4(p, &lo, &hi)  VW INT4 bytes -> (low nibble - 8), (high nibble - 8) as fp32
+ *     widen_q8(p) widen_f16(p) widen_bf16(p)   VW INT8 codes / 2*VW bytes of halves -> fp32
+ *
+ * Determinism (dot.h §3): every output (r, t) is one accumulator chain whose operations depend
+ * only on cols and the level: a fresh partial per 128-column chunk in a fixed order, added into
+ * the output's own accumulator, and one vf_hsum at the end. The micro-kernel shape (R rows x T
+ * tokens) only decides which chains run side by side, so GEMV == GEMM bit for bit.
+ *
+ * Preparation is bit-identical to dot_ref.c on every level: amax as the max of |x| bits
+ * (exact), glmq_dot_act_scale, vmulps, a vmaxps/vminps clamp (vmaxps returns its second
+ * operand -127 for NaN, as _ref does), vcvtps2dq, and narrowing that never saturates.
+ */
+
+#define DOT_CAT_(a, b) a##b
+#define DOT_CAT(a, b) DOT_CAT_(a, b)
+#define DOT_NAME(base) DOT_CAT(base, DOT_ISA)
+
+/* ---- helpers of every kernel ----------------------------------------------------------------- */
+
+/*
+ * GEMV prefetch (T == 1 only: GEMM re-reads its panel from L1/L2 for every token group). While
+ * a panel of R rows runs chunk ch, the same chunk of the next panel (R rows further, i.e.
+ * R * stride bytes ahead) is requested: the prefetch stream is exactly the order in which the
+ * data will be used, a whole panel (8-16 KiB INT4) ahead, and works for any stride. Rows of
+ * INT4 are only 2 KiB at cols 4096, too short for the hardware prefetchers to ramp up on
+ * 4-8 interleaved streams. Prefetches past the matrix end are harmless (they never fault).
+ */
+AI void prefetch_next(const uint8_t *p, const int64_t bytes)
+{
+    for (int64_t o = 0; o < bytes; o += 64) _mm_prefetch((const char *)(p + o), _MM_HINT_T0);
+}
+
+/* fp16 row scale widened by F16C vcvtph2ps: exact, the same value as glmq_f16_to_f32. */
+AI float row_scale(const glmq_dot_mat *w, int64_t r) { return _cvtsh_ss(w->scales[r]); }
+
+/* Quantize VW floats with block inverse scale id: VW int32 codes in [-127, 127]. */
+AI VI act_codes(VF x, VF id)
+{
+    VF v = vf_mul(x, id);
+    v = vf_max(v, vf_set1(-127.0f)); /* vmaxps returns src2 for NaN: -127, as _ref */
+    v = vf_min(v, vf_set1(127.0f));
+    return vf_cvt_i32(v);
+}
+
+#define NV32 (32 / VW) /* fp32 vectors per 32-column activation block */
+
+/* acc[r][t] = 0, and acc[r][t] += inner[r][t], for the R x T outputs of a micro-kernel. */
+AI void acc_zero(const int R, const int T, VF (*acc)[TMAX])
+{
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) acc[r][t] = vf_zero();
+}
+AI void acc_add(const int R, const int T, VF (*acc)[TMAX], VF (*inner)[TMAX])
+{
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) acc[r][t] = vf_add(acc[r][t], inner[r][t]);
+}
+
+/* The rows of a panel (R rows from r) and the prepared tokens of a group (T from t). */
+AI void panel_ptrs(const int R, const int T, const glmq_dot_mat *w, int64_t r,
+                   const glmq_dot_act *a, int64_t t, const uint8_t **wr, const uint8_t **tk)
+{
+#pragma GCC unroll 8
+    for (int i = 0; i < R; i++) wr[i] = (const uint8_t *)w->data + (size_t)(r + i) * w->stride;
+#pragma GCC unroll 8
+    for (int j = 0; j < T; j++) tk[j] = glmq_dot_tok(a, t + j);
+}
+
+/* ---- preparation ----------------------------------------------------------------------------- */
+
+void DOT_NAME(glmq_dot_prep_exact)(const float *x, int64_t cols, int64_t pcols, uint8_t *tok)
+{
+    float *xf = (float *)(void *)tok;
+    /* VW floats per store; the masked load zero-fills the padding past cols */
+    for (int64_t c = 0; c < pcols; c += VW) vf_store(xf + c, vf_loadu_n(x + c, cols - c));
+}
+
+/*
+ * FAST_B32, one 32-column block per step: NV32 masked loads (zero past cols), amax by an
+ * unsigned max of the |x| bits, the block's d and id, 32 codes, d stored after the codes.
+ */
+void DOT_NAME(glmq_dot_prep_b32)(const float *x, int64_t cols, int64_t pcols, uint8_t *tok)
+{
+    int8_t *xq = (int8_t *)tok;
+    float *db = glmq_dot_b32_scales(tok, pcols);
+    for (int64_t c = 0; c < pcols; c += 32) {
+        VF xv[NV32];
+        VI m = vi_zero(), q[NV32];
+        for (int k = 0; k < NV32; k++) {
+            xv[k] = vf_loadu_n(x + c + VW * k, cols - c - VW * k);
+            m = vi_max_u32(m, vi_absbits(xv[k]));
+        }
+        float id;
+        glmq_dot_act_scale(glmq_dot_f_of_bits(vi_hmax_u32(m)), &db[c / 32], &id);
+        const VF vid = vf_set1(id);
+        for (int k = 0; k < NV32; k++) q[k] = act_codes(xv[k], vid);
+        codes_store32(xq + c, q);
+    }
+    glmq_dot_b32_pad(tok, pcols);
+}
+
+/*
+ * FAST_ROW: pass 1 = amax over all columns (four unsigned max chains of |x| bits, a masked
+ * tail), pass 2 = codes with the one scale, 32 columns per step, and their sum in int32 lanes
+ * (|sum| <= 127 * pcols < 2^31). The header (d, sum) follows the codes.
+ */
+void DOT_NAME(glmq_dot_prep_row)(const float *x, int64_t cols, int64_t pcols, uint8_t *tok)
+{
+    int8_t *xq = (int8_t *)tok;
+    VI m0 = vi_zero(), m1 = m0, m2 = m0, m3 = m0;
+    int64_t c = 0;
+    for (; c + 4 * VW <= cols; c += 4 * VW) {
+        m0 = vi_max_u32(m0, vi_absbits(vf_loadu(x + c)));
+        m1 = vi_max_u32(m1, vi_absbits(vf_loadu(x + c + VW)));
+        m2 = vi_max_u32(m2, vi_absbits(vf_loadu(x + c + 2 * VW)));
+        m3 = vi_max_u32(m3, vi_absbits(vf_loadu(x + c + 3 * VW)));
+    }
+    for (; c < cols; c += VW) m0 = vi_max_u32(m0, vi_absbits(vf_loadu_n(x + c, cols - c)));
+    m0 = vi_max_u32(vi_max_u32(m0, m1), vi_max_u32(m2, m3));
+    float d, id;
+    glmq_dot_act_scale(glmq_dot_f_of_bits(vi_hmax_u32(m0)), &d, &id);
+    const VF vid = vf_set1(id);
+    VI sum = vi_zero();
+    for (c = 0; c < pcols; c += 32) {
+        VI q[NV32];
+        for (int k = 0; k < NV32; k++) {
+            q[k] = act_codes(vf_loadu_n(x + c + VW * k, cols - c - VW * k), vid);
+            sum = vi_add32(sum, q[k]);
+        }
+        codes_store32(xq + c, q);
+    }
+    glmq_dot_row_header_put(tok, pcols, d, (int32_t)vi_hsum32(sum));
+}
+
+/* ---- EXACT: fp32 FMA over the widened weights ------------------------------------------------ */
+
+/*
+ * One 128-column chunk of R rows x T tokens. wc[r]: the chunk's weight bytes of row r; xc[t]:
+ * the chunk's 128 fp32 activations of token t (zero past cols). nv = 128/VW vectors of VW
+ * columns, or 64/VW for the final half chunk of an INT8 row whose padded length is 64 mod 128.
+ *
+ * Lanes: every vector holds VW consecutive columns as fp32. inner[r][t] starts at 0 and takes
+ * one vfmadd231ps per vector, in the order below; then acc[r][t] += inner[r][t] (the two-level
+ * sum of dot.h §2: <= 128/VW terms per lane per chunk, <= cols/128 chunk partials).
+ *
+ * INT4: VW bytes g*VW.. hold elements j (low nibble) and 64+j (high nibble); widen_q4 gives
+ * both as fp32 (nibble - 8). Order: lo g0, hi g0, lo g1, hi g1, ...
+ * INT8: VW sign-extended codes. F16: vcvtph2ps. BF16: zero-extend, shift left 16.
+ */
+AI void exact_chunk(const int type, const int R, const int T, const uint8_t *const *wc,
+                    const float *const *xc, const int nv, VF (*acc)[TMAX])
+{
+    VF inner[RMAX][TMAX];
+    acc_zero(R, T, inner);
+    if (type == GLMQ_TYPE_INT4) {
+#pragma GCC unroll 16
+        for (int g = 0; g < 64 / VW; g++) {
+            VF xl[TMAX], xh[TMAX];
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++) {
+                xl[t] = vf_load(xc[t] + VW * g);
+                xh[t] = vf_load(xc[t] + 64 + VW * g);
+            }
+#pragma GCC unroll 8
+            for (int r = 0; r < R; r++) {
+                VF wl, wh;
+                widen_q4(wc[r] + VW * g, &wl, &wh);
+#pragma GCC unroll 8
+                for (int t = 0; t < T; t++) {
+                    inner[r][t] = vf_fma(wl, xl[t], inner[r][t]);
+                    inner[r][t] = vf_fma(wh, xh[t], inner[r][t]);
+                }
+            }
+        }
+    } else {
+#pragma GCC unroll 16
+        for (int v = 0; v < nv; v++) {
+            VF xv[TMAX];
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++) xv[t] = vf_load(xc[t] + VW * v);
+#pragma GCC unroll 8
+            for (int r = 0; r < R; r++) {
+                const VF wf = type == GLMQ_TYPE_INT8  ? widen_q8(wc[r] + VW * v)
+                              : type == GLMQ_TYPE_F16 ? widen_f16(wc[r] + 2 * VW * v)
+                                                      : widen_bf16(wc[r] + 2 * VW * v);
+#pragma GCC unroll 8
+                for (int t = 0; t < T; t++) inner[r][t] = vf_fma(wf, xv[t], inner[r][t]);
+            }
+        }
+    }
+    acc_add(R, T, acc, inner);
+}
+
+/*
+ * R rows from r x T tokens from t, EXACT. Chunks (glmq_dot_exact_chunks): INT4 pcols/128 full
+ * chunks; INT8 full chunks plus a half chunk when the padded row is 64 mod 128; F16/BF16 full
+ * chunks plus, when cols % 128 != 0, a last chunk copied into a zero-filled stack buffer (the
+ * rows are not padded; the activations are). y = s * hsum(acc) (INT4/INT8) or hsum(acc).
+ */
+AI void exact_block(const int type, const int R, const int T, const glmq_dot_mat *w, int64_t r,
+                    const glmq_dot_act *a, int64_t t, float *y, int64_t ldy)
+{
+    const int64_t cb = glmq_dot_chunk_bytes(type);
+    int64_t nfull, rest; /* full chunks; columns in the last partial chunk */
+    glmq_dot_exact_chunks(type, w, a, &nfull, &rest);
+    const uint8_t *wr[RMAX], *tk[TMAX];
+    VF acc[RMAX][TMAX];
+    panel_ptrs(R, T, w, r, a, t, wr, tk);
+    acc_zero(R, T, acc);
+
+    for (int64_t ch = 0; ch < nfull; ch++) {
+        const uint8_t *wc[RMAX];
+        const float *xc[TMAX];
+#pragma GCC unroll 8
+        for (int i = 0; i < R; i++) wc[i] = wr[i] + ch * cb;
+#pragma GCC unroll 8
+        for (int j = 0; j < T; j++) xc[j] = (const float *)(const void *)tk[j] + ch * 128;
+        if (T == 1)
+#pragma GCC unroll 8
+            for (int i = 0; i < R; i++) prefetch_next(wc[i] + (size_t)R * w->stride, cb);
+        exact_chunk(type, R, T, wc, xc, 128 / VW, acc);
+    }
+    if (rest) {
+        const uint8_t *wc[RMAX];
+        const float *xc[TMAX];
+#pragma GCC unroll 8
+        for (int j = 0; j < T; j++) xc[j] = (const float *)(const void *)tk[j] + nfull * 128;
+        if (type == GLMQ_TYPE_INT8) {
+#pragma GCC unroll 8
+            for (int i = 0; i < R; i++) wc[i] = wr[i] + nfull * cb;
+            exact_chunk(type, R, T, wc, xc, 64 / VW, acc);
+        } else {
+            _Alignas(64) uint8_t tail[RMAX][256];
+#pragma GCC unroll 8
+            for (int i = 0; i < R; i++) {
+                memset(tail[i], 0, 256);
+                memcpy(tail[i], wr[i] + nfull * cb, (size_t)rest * 2);
+                wc[i] = tail[i];
+            }
+            exact_chunk(type, R, T, wc, xc, 128 / VW, acc);
+        }
+    }
+    const int scaled = type == GLMQ_TYPE_INT4 || type == GLMQ_TYPE_INT8;
+#pragma GCC unroll 8
+    for (int i = 0; i < R; i++) {
+        const float s = scaled ? row_scale(w, r + i) : 1.0f;
+#pragma GCC unroll 8
+        for (int j = 0; j < T; j++) {
+            float v = vf_hsum(acc[i][j]);
+            y[(t + j) * ldy + r + i] = scaled ? v * s : v;
+        }
+    }
+}
+
+#define Q4E_BLK(R, T, r, t) exact_block(GLMQ_TYPE_INT4, R, T, w, r, a, t, y, ldy)
+#define Q8E_BLK(R, T, r, t) exact_block(GLMQ_TYPE_INT8, R, T, w, r, a, t, y, ldy)
+#define F16_BLK(R, T, r, t) exact_block(GLMQ_TYPE_F16, R, T, w, r, a, t, y, ldy)
+#define BF16_BLK(R, T, r, t) exact_block(GLMQ_TYPE_BF16, R, T, w, r, a, t, y, ldy)
+
+GLMQ_DOT_KERNEL(DOT_NAME(glmq_q4_dot_f32), Q4E_BLK, DOT_EXACT_RV, DOT_EXACT_RM, DOT_EXACT_TM)
+GLMQ_DOT_KERNEL(DOT_NAME(glmq_q8_dot_f32), Q8E_BLK, DOT_EXACT_RV, DOT_EXACT_RM, DOT_EXACT_TM)
+GLMQ_DOT_KERNEL(DOT_NAME(glmq_f16_dot_f32), F16_BLK, DOT_EXACT_RV, DOT_EXACT_RM, DOT_EXACT_TM)
+GLMQ_DOT_KERNEL(DOT_NAME(glmq_bf16_dot_f32), BF16_BLK, DOT_EXACT_RV, DOT_EXACT_RM, DOT_EXACT_TM)
+
+/* ---- bandwidth probe ------------------------------------------------------------------------- */
+
+/* 8 independent accumulators (8*VW floats per iteration) so the adds never limit the loads;
+ * the tail uses masked loads (absent lanes read as 0). */
+double DOT_NAME(glmq_dot_sum_f32)(const float *p, int64_t n)
+{
+    VF s[8];
+    for (int k = 0; k < 8; k++) s[k] = vf_zero();
+    int64_t i = 0;
+    for (; i + 8 * VW <= n; i += 8 * VW)
+        for (int k = 0; k < 8; k++) s[k] = vf_add(s[k], vf_line(p + i + VW * k));
+    for (; i < n; i += VW) s[0] = vf_add(s[0], vf_loadu_n(p + i, n - i));
+    for (int k = 1; k < 8; k++) s[0] = vf_add(s[0], s[k]);
+    return (double)vf_hsum(s[0]);
+}
