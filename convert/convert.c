@@ -505,7 +505,7 @@ glmq_status glmq_convert(const char *src_dir, const char *out_path, const glmq_c
         if (cr < 1) cr = 1;
         if (cr > rows) cr = rows;
         if ((size_t)cr * (size_t)cols * es > raw_need) raw_need = (size_t)cr * (size_t)cols * es;
-        size_t ob = (size_t)cr * (size_t)glmq_pack_row_bytes(plan[i].type, cols);
+        size_t ob = (size_t)cr * (size_t)glmq_row_bytes(plan[i].type, cols);
         if (ob > out_need) out_need = ob;
         if (rows > max_rows) max_rows = rows;
     }
@@ -543,7 +543,7 @@ glmq_status glmq_convert(const char *src_dir, const char *out_path, const glmq_c
         *j = (tjob){.set = &ck->set, .t = t, .sto = sto, .w = w, .pi = pi, .k = k,
                     .out_type = ty, .convert = quant || narrow, .plain = plain,
                     .workers = plain ? nth : 1, .rows = rows, .cols = cols,
-                    .row_bytes = glmq_pack_row_bytes(ty, cols), .chunk_rows = cr,
+                    .row_bytes = glmq_row_bytes(ty, cols), .chunk_rows = cr,
                     .n_chunks = (rows + cr - 1) / cr, .es = es, .fh = &fh[sto->file],
                     .tmp = tmp, .tmp_size = tmp_size, .raw = raws, .out = outs, .scratch = scr,
                     .scales = scales, .stats = qst, .o = &o, .bytes_before = done_bytes,

@@ -39,4 +39,18 @@ static inline int64_t glmq_q8_padded_cols(int64_t cols)
 static inline int64_t glmq_q4_row_bytes(int64_t cols) { return glmq_q4_padded_cols(cols) / 2; }
 static inline int64_t glmq_q8_row_bytes(int64_t cols) { return glmq_q8_padded_cols(cols); }
 
+/* The one row-bytes function: bytes of one stored row of `type` with `cols` columns, padding
+ * included (F32 4 per element, F16/BF16 2; INT8/INT4 as above); -1 for an unknown type. */
+static inline int64_t glmq_row_bytes(glmq_type type, int64_t cols)
+{
+    switch (type) {
+    case GLMQ_TYPE_F32: return cols * 4;
+    case GLMQ_TYPE_F16:
+    case GLMQ_TYPE_BF16: return cols * 2;
+    case GLMQ_TYPE_INT8: return glmq_q8_row_bytes(cols);
+    case GLMQ_TYPE_INT4: return glmq_q4_row_bytes(cols);
+    }
+    return -1;
+}
+
 #endif /* GLMQ_LAYOUT_H */

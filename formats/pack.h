@@ -19,6 +19,7 @@
 #define GLMQ_FORMATS_PACK_H
 
 #include "core/internal.h"
+#include "formats/layout.h"
 
 #define GLMQ_PACK_MAGIC "GLMQPACK"
 #define GLMQ_PACK_VERSION_MAJOR 1
@@ -42,9 +43,6 @@ typedef struct {
 
 typedef struct glmq_pack_writer glmq_pack_writer;
 
-/* Stored row length in bytes of a tensor of `type` with `cols` columns (padding included). */
-int64_t glmq_pack_row_bytes(glmq_type type, int64_t cols);
-
 glmq_status glmq_pack_writer_create(const char *out_path, const glmq_pack_tensor_decl *tensors,
                                     int64_t n_tensors, const glmq_pack_blob_decl *blobs,
                                     int64_t n_blobs, glmq_pack_writer **out, glmq_err *err);
@@ -52,7 +50,7 @@ glmq_status glmq_pack_writer_create(const char *out_path, const glmq_pack_tensor
 /* Write blob i whole. */
 glmq_status glmq_pack_write_blob(glmq_pack_writer *w, int64_t i, const void *data, glmq_err *err);
 
-/* Write rows [row0, row0+nrows) of tensor i: nrows * glmq_pack_row_bytes() bytes. Rows of one
+/* Write rows [row0, row0+nrows) of tensor i: nrows * glmq_row_bytes() (formats/layout.h) bytes. Rows of one
  * tensor must be written in increasing order, without gaps. */
 glmq_status glmq_pack_write_rows(glmq_pack_writer *w, int64_t i, int64_t row0, int64_t nrows,
                                  const void *data, glmq_err *err);

@@ -175,7 +175,7 @@ static glmq_status validate(glmq_pack *p, glmq_err *err)
         }
         t->rows = (int64_t)rows;
         t->cols = t->shape[ndim - 1];
-        int64_t rb = glmq_pack_row_bytes(t->type, t->cols);
+        int64_t rb = glmq_row_bytes(t->type, t->cols);
         uint64_t stride = glmq_rd_le64(e + 56), doff = glmq_rd_le64(e + 64),
                  dsz = glmq_rd_le64(e + 72), soff = glmq_rd_le64(e + 80),
                  ssz = glmq_rd_le64(e + 88), want;

@@ -52,18 +52,6 @@ struct glmq_pack_writer {
     uint64_t strtab_off, strtab_size, tdir_off, bdir_off, data_end;
 };
 
-int64_t glmq_pack_row_bytes(glmq_type type, int64_t cols)
-{
-    switch (type) {
-    case GLMQ_TYPE_F32: return cols * 4;
-    case GLMQ_TYPE_F16:
-    case GLMQ_TYPE_BF16: return cols * 2;
-    case GLMQ_TYPE_INT8: return glmq_q8_row_bytes(cols);
-    case GLMQ_TYPE_INT4: return glmq_q4_row_bytes(cols);
-    }
-    return -1;
-}
-
 static glmq_status sticky(glmq_pack_writer *w, glmq_err *err)
 {
     if (w->sticky == GLMQ_OK) return GLMQ_OK;
@@ -164,7 +152,7 @@ glmq_status glmq_pack_writer_create(const char *out_path, const glmq_pack_tensor
         t->cols = t->d.shape[t->d.ndim - 1];
         GLMQ_FAIL_IF_G(t->rows < 1 || t->cols < 1, err, GLMQ_E_INVALID, "tensor '%s' is empty",
                        t->name);
-        t->row_bytes = glmq_pack_row_bytes(t->d.type, t->cols);
+        t->row_bytes = glmq_row_bytes(t->d.type, t->cols);
         GLMQ_FAIL_IF_G(t->row_bytes <= 0, err, GLMQ_E_INVALID, "tensor '%s': bad type",
                        t->name);
         t->name_off = off;

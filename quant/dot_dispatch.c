@@ -23,14 +23,9 @@ const char *glmq_dot_mode_name(glmq_dot_mode m)
 
 size_t glmq_dot_row_bytes(glmq_type type, int64_t cols)
 {
-    if (cols <= 0 || cols > GLMQ_DOT_MAX_COLS) return 0;
-    switch (type) {
-    case GLMQ_TYPE_INT4: return (size_t)glmq_q4_row_bytes(cols);
-    case GLMQ_TYPE_INT8: return (size_t)glmq_q8_row_bytes(cols);
-    case GLMQ_TYPE_F16:
-    case GLMQ_TYPE_BF16: return (size_t)cols * 2;
-    default: return 0;
-    }
+    if (cols <= 0 || cols > GLMQ_DOT_MAX_COLS || type == GLMQ_TYPE_F32) return 0;
+    const int64_t rb = glmq_row_bytes(type, cols);
+    return rb > 0 ? (size_t)rb : 0;
 }
 
 /* Types with a per-row fp16 scale table. */

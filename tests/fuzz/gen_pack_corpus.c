@@ -178,7 +178,7 @@ static void write_types(const char *out)
         int64_t rows = 1;
         for (int j = 0; j + 1 < td[i].ndim; j++) rows *= td[i].shape[j];
         const int64_t cols = td[i].shape[td[i].ndim - 1];
-        const int64_t rb = glmq_pack_row_bytes(td[i].type, cols);
+        const int64_t rb = glmq_row_bytes(td[i].type, cols);
         uint8_t *buf = calloc((size_t)(rows * rb), 1);
         for (int64_t r = 0; r < rows; r++) {
             uint8_t *row = buf + r * rb;
@@ -411,7 +411,7 @@ static void hostile_tensor(buf s, const char *base, int i, int j)
         glmq_wr_le32(d.b + e + 16, 2);
         glmq_wr_le64(d.b + e + 24, UINT64_C(1) << 40);
         glmq_wr_le64(d.b + e + 32, UINT64_C(1) << 40);
-        glmq_wr_le64(d.b + e + 56, glmq_pack_row_bytes(glmq_rd_le32(d.b + e + 12), 1ll << 40));
+        glmq_wr_le64(d.b + e + 56, glmq_row_bytes(glmq_rd_le32(d.b + e + 12), 1ll << 40));
         glmq_wr_le64(d.b + e + 72, 0);
         resign(d.b, d.n);
         emit(NAME("size-overflow"), d.b, d.n);
