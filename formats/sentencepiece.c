@@ -25,7 +25,7 @@
  * type, an out-of-range piece type or model_type, and group wire types are format errors (the
  * C++ parser would keep them as unknown fields).
  */
-#include "formats/tokenizer_internal.h"
+#include "formats/tok_common.h"
 
 #include <float.h>
 #include <stdio.h>

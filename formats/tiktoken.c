@@ -18,7 +18,7 @@
  * concatenation has the lowest rank, leftmost on ties. Short chunks use tiktoken's O(n^2) scan,
  * long ones an equivalent heap keyed by (rank, left byte offset).
  */
-#include "formats/tokenizer_internal.h"
+#include "formats/tok_common.h"
 #include "formats/unicode_tables.h"
 
 #include <stdlib.h>

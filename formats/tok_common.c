@@ -1,9 +1,9 @@
 /*
  * tok_common.c - the small containers shared by the tokenizer front end (tokenizer.c) and its
  * back ends (sentencepiece.c, tiktoken.c): byte buffer, id vector, hash map over a piece pool,
- * byte trie, UTF-8 decoding and encoding. Declared in tokenizer_internal.h.
+ * byte trie, UTF-8 decoding and encoding. Declared in tok_common.h.
  */
-#include "formats/tokenizer_internal.h"
+#include "formats/tok_common.h"
 
 #include <stdlib.h>
 

@@ -14,7 +14,7 @@
  * Invariants: a glmq_tokenizer never changes after load; every id a flavour hands out lies in
  * [0, n_vocab); decode rejects ids outside it.
  */
-#include "formats/tokenizer_internal.h"
+#include "formats/tok_common.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -11,7 +11,7 @@
  */
 #include "testutil.h"
 #include "formats/tokenizer.h"
-#include "formats/tokenizer_internal.h"
+#include "formats/tok_common.h"
 
 #include <cJSON.h>
 #include <stdio.h>

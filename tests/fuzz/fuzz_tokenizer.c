@@ -15,7 +15,7 @@
  * skipped. Crashes, sanitizer reports and abort() on a broken oracle are the failures.
  */
 #include "formats/tokenizer.h"
-#include "formats/tokenizer_internal.h"
+#include "formats/tok_common.h"
 
 #include <stdio.h>
 #include <stdlib.h>

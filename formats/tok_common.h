@@ -1,13 +1,13 @@
 /*
- * tokenizer_internal.h - pieces shared by tokenizer.c (front end, GLM flavours), sentencepiece.c
+ * tok_common.h - pieces shared by tokenizer.c (front end, GLM flavours), sentencepiece.c
  * and tiktoken.c: a growable byte buffer, a hash map and a byte trie over a string pool, UTF-8
  * helpers, and the two back ends' entry points. Never installed.
  *
  * String pools: both back ends keep every token's bytes in one pool and address token `i` as
  * pool[off[i] .. off[i] + len[i]). The map and the trie store token ids, never copies.
  */
-#ifndef GLMQ_TOKENIZER_INTERNAL_H
-#define GLMQ_TOKENIZER_INTERNAL_H
+#ifndef GLMQ_TOK_COMMON_H
+#define GLMQ_TOK_COMMON_H
 
 #include "core/internal.h"
 #include "formats/tokenizer.h"
@@ -152,4 +152,4 @@ size_t glmq_tt_chunk(const uint8_t *s, size_t n);
 glmq_status glmq_tt_bpe(const glmq_tt_model *m, const uint8_t *s, size_t n, int use_heap,
                         glmq_ids *out, glmq_err *err);
 
-#endif /* GLMQ_TOKENIZER_INTERNAL_H */
+#endif /* GLMQ_TOK_COMMON_H */
