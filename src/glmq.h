@@ -14,9 +14,11 @@
  *     be NULL. On failure err->msg names the file, tensor and byte offset involved.
  *   - The library never prints, exits or aborts on bad input.
  *   - Pointer parameters are borrowed unless the contract says otherwise.
- *   - _open/_close pairs: _close accepts NULL. A failed _open leaves *out == NULL.
- *   - Objects are not thread-safe to mutate; a glmq_pack opened read-only may be read from any
- *     number of threads at once.
+ *   - _open/_close and _create/_free pairs: _close/_free accept NULL. A failed constructor
+ *     leaves *out == NULL.
+ *   - Objects are not thread-safe to mutate; a glmq_pack or glmq_model (read-only once open)
+ *     may be used from any number of threads at once, a glmq_session or glmq_sampler by one
+ *     thread at a time.
  */
 #ifndef GLMQ_H
 #define GLMQ_H

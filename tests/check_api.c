@@ -286,10 +286,8 @@ START_TEST(tokenize_goldens)
         }
         int64_t want_n = jint(c, "n_ids"), sh[4] = {0};
         int nd;
-        int32_t *want = want_n ? golden_npy(model,
-                                            cJSON_GetObjectItemCaseSensitive(c, "file")->valuestring,
-                                            "<i4", sh, &nd)
-                               : NULL;
+        const char *file = cJSON_GetObjectItemCaseSensitive(c, "file")->valuestring;
+        int32_t *want = want_n ? golden_npy(model, file, "<i4", sh, &nd) : NULL;
         ck_assert_int_eq(sh[0], want_n);
         for (int k = 0; k < 2; k++) {
             size_t n;
@@ -926,25 +924,37 @@ START_TEST(sample_generate_runs)
 }
 END_TEST
 
+/* One test case per area, so that CK_RUN_CASE can pick one (e.g. under the sanitizers). */
+static TCase *area(Suite *s, const char *name)
+{
+    TCase *tc = tcase_create(name);
+    tcase_add_unchecked_fixture(tc, make_packs, remove_packs);
+    tcase_set_timeout(tc, 600);
+    suite_add_tcase(s, tc);
+    return tc;
+}
+
 static Suite *api_suite(void)
 {
     Suite *s = suite_create("api");
-    TCase *tc = tcase_create("api");
-    tcase_add_unchecked_fixture(tc, make_packs, remove_packs);
-    tcase_set_timeout(tc, 600);
+    TCase *tc = area(s, "model");
     tcase_add_loop_test(tc, model_info, 0, 2);
+    tcase_add_test(tc, bad_inputs);
+    tc = area(s, "tokens");
     tcase_add_loop_test(tc, tokenize_goldens, 0, 2);
     tcase_add_test(tc, token_buffers);
+    tc = area(s, "session");
     tcase_add_loop_test(tc, session_matches_torch, 0, 6);
     tcase_add_loop_test(tc, incremental_equals_oneshot, 0, 6);
     tcase_add_test(tc, threads_identical);
+    tc = area(s, "sampler");
     tcase_add_test(tc, sampler_greedy_and_seeded);
     tcase_add_test(tc, sampler_distribution);
+    tc = area(s, "quality");
     tcase_add_loop_test(tc, ppl_goldens, 0, 6);
     tcase_add_test(tc, drift_api);
-    tcase_add_test(tc, bad_inputs);
+    tc = area(s, "sample");
     tcase_add_test(tc, sample_generate_runs);
-    suite_add_tcase(s, tc);
     return s;
 }
 

@@ -136,7 +136,7 @@ int cmd_generate(int argc, char **argv)
     so.kernels = kernels;
     so.threads = threads;
     so.max_tokens = (int64_t)np + n_new;
-    glmq_sampler_params sp = {temp, top_p, seed};
+    glmq_sampler_params sp = {.temperature = temp, .top_p = top_p, .seed = seed};
     if (glmq_session_create(m, &so, &sess, &err) != GLMQ_OK ||
         glmq_sampler_create(&sp, V, &smp, &err) != GLMQ_OK) {
         rc = cli_error(&err);
