@@ -3,17 +3,22 @@
  *
  * glmq turns GLM-family checkpoints (ChatGLM-6B, ChatGLM2/3-6B, GLM-4-9B) into one mmap-able,
  * checksummed packed file (".glmq") holding per-row INT8/INT4 (or 16-bit) weights, the model
- * config, the tokenizer and provenance. The file format is specified in formats/SPEC.md; this
- * header is the small C API another runtime needs to read it.
+ * config, the tokenizer and provenance. The file format is specified in formats/SPEC.md. This
+ * header is the whole C API: reading a packed file (what another runtime needs), converting a
+ * checkpoint, and running and checking a model from a .glmq file or a checkpoint directory
+ * alike (open, tokenize, evaluate on a KV cache, sample, perplexity and drift).
+ * samples/read_pack.c and samples/generate.c use nothing else.
  *
  * Conventions (all functions):
  *   - Every fallible function returns a glmq_status and takes a `glmq_err *err` last. `err` may
  *     be NULL. On failure err->msg names the file, tensor and byte offset involved.
  *   - The library never prints, exits or aborts on bad input.
  *   - Pointer parameters are borrowed unless the contract says otherwise.
- *   - _open/_close pairs: _close accepts NULL. A failed _open leaves *out == NULL.
- *   - Objects are not thread-safe to mutate; a glmq_pack opened read-only may be read from any
- *     number of threads at once.
+ *   - _open/_close and _create/_free pairs: _close/_free accept NULL. A failed constructor
+ *     leaves *out == NULL.
+ *   - Objects are not thread-safe to mutate; a glmq_pack or glmq_model (read-only once open)
+ *     may be used from any number of threads at once, a glmq_session or glmq_sampler by one
+ *     thread at a time.
  */
 #ifndef GLMQ_H
 #define GLMQ_H
@@ -202,6 +207,245 @@ typedef enum {
  * GLMQ_CPU=ref|avx2|avx512|avx512vnni (or scalar) in the environment. */
 GLMQ_API glmq_cpu_level glmq_cpu_active(void);
 GLMQ_API const char *glmq_cpu_level_name(glmq_cpu_level l);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Running a model.                                                                            */
+/*
+ * A glmq_model is a .glmq packed file or a Hugging Face checkpoint directory, opened read-only:
+ * weights stay in the file mapping (no copy of the model), and the forward pass is the one
+ * `glmq ppl` and `glmq verify` measure. A model may be shared by any number of threads and
+ * sessions; a session, a sampler and their buffers belong to one thread at a time.
+ *
+ * Typical use (samples/generate.c):
+ *   glmq_model_open -> glmq_tokenize(GLMQ_TOKENIZE_PROMPT) -> glmq_session_create ->
+ *   glmq_session_eval(prompt) -> loop { glmq_sampler_sample -> glmq_session_eval(1 id) } ->
+ *   glmq_detokenize -> free everything.
+ */
+
+typedef struct glmq_model glmq_model;
+
+/*
+ * Open a model: a .glmq file (validated as glmq_pack_open does, plus the tensors its config
+ * needs) or a checkpoint directory (config.json, tokenizer, safetensors or PyTorch .bin, single
+ * or sharded; every tensor checked for presence, dtype and shape before use).
+ * @return GLMQ_OK and *out, or an error naming the file, tensor and byte offset, *out == NULL.
+ */
+GLMQ_API glmq_status glmq_model_open(const char *path, glmq_model **out, glmq_err *err);
+
+/* Release the model. NULL is a no-op. Sessions created on it must be freed first. */
+GLMQ_API void glmq_model_close(glmq_model *m);
+
+typedef struct {
+    const char *architecture; /* "chatglm" (ChatGLM-6B) or "chatglm2" (ChatGLM2/3-6B, GLM-4) */
+    const char *source;       /* "glmq" (packed file) or "checkpoint" (directory) */
+    const char *weight_type;  /* layer weights: "int4", "int8", "f16", "bf16", "f32", "mixed" */
+    int64_t vocab;            /* logits per position; valid ids are [0, vocab) */
+    int64_t ctx;              /* the config's maximum sequence length (positions) */
+    int64_t n_layers, hidden, n_heads, n_kv_groups, head_dim, ffn;
+    /* special token ids, -1 when the model has none. Generation ends at tok_eos or tok_eop. */
+    int32_t tok_gmask, tok_sop, tok_eop, tok_eos;
+    uint64_t ident; /* the pack's header checksum, or a hash of the checkpoint's files */
+} glmq_model_info;
+
+/* Describe the model. The strings are valid until glmq_model_close.
+ * @return GLMQ_OK, or GLMQ_E_INVALID when m or out is NULL. */
+GLMQ_API glmq_status glmq_model_get_info(const glmq_model *m, glmq_model_info *out,
+                                         glmq_err *err);
+
+/* ---- tokens ---- */
+
+/* glmq_tokenize flags. */
+#define GLMQ_TOKENIZE_PROMPT 1u /* add the model's prompt framing: [gMASK] sop before the text
+                                   (ChatGLM2/3), [gMASK] <sop> before it (GLM-4) or after it
+                                   (ChatGLM-6B); without it no special token is added */
+
+/*
+ * Token ids of `text` (len bytes of UTF-8; no NUL needed) with the model's own tokenizer (the
+ * one embedded in the .glmq, or the checkpoint's tokenizer.model), bit-exact with the
+ * sentencepiece / tiktoken libraries. The tokenizer is loaded on first use and kept until
+ * glmq_model_close; concurrent calls on one model are safe.
+ * *n receives the number of ids. When it is <= cap they are written to ids[0..*n); a call with
+ * ids == NULL and cap == 0 only counts (GLMQ_OK). Otherwise nothing is written and the call
+ * fails with GLMQ_E_INVALID ("buffer too small"), *n still set: call again with a larger buffer.
+ * @return GLMQ_OK; GLMQ_E_INVALID (bad argument, small buffer, model without tokenizer);
+ *         GLMQ_E_FORMAT (bad tokenizer file); GLMQ_E_NOMEM.
+ */
+GLMQ_API glmq_status glmq_tokenize(const glmq_model *m, const char *text, size_t len,
+                                   unsigned flags, int32_t *ids, size_t cap, size_t *n,
+                                   glmq_err *err);
+
+/*
+ * Text of ids[0..n) (special tokens are skipped, as Hugging Face's skip_special_tokens). *len
+ * receives the byte length (the text may contain NUL bytes). When *len < cap the text and a
+ * terminating NUL are written to text; text == NULL with cap == 0 only measures (GLMQ_OK);
+ * otherwise GLMQ_E_INVALID ("buffer too small"), *len still set. An incomplete UTF-8 sequence
+ * at the end decodes as U+FFFD (EF BF BD): a streaming caller holds it back until the next id.
+ * @return GLMQ_OK; GLMQ_E_VALUE naming the first id outside [0, vocab); as glmq_tokenize.
+ */
+GLMQ_API glmq_status glmq_detokenize(const glmq_model *m, const int32_t *ids, size_t n,
+                                     char *text, size_t cap, size_t *len, glmq_err *err);
+
+/* ---- evaluation on a KV cache ---- */
+
+/* How the linear layers are computed; attention, norms and activations are fp32 in all three. */
+typedef enum {
+    GLMQ_KERNELS_REFERENCE = 0, /* plain-C fp32 on the exactly widened weights: bit-identical
+                                   on every CPU and thread count (the verified reference) */
+    GLMQ_KERNELS_EXACT = 1,     /* SIMD kernels in fp32 on the exactly dequantized weights */
+    GLMQ_KERNELS_FAST = 2       /* INT4/INT8 weights against activations quantized to int8 per
+                                   block of 32 (VNNI where present); 16-bit weights stay exact */
+} glmq_kernel_mode;
+
+/* "reference", "exact", "fast"; NULL for an unknown value. */
+GLMQ_API const char *glmq_kernel_mode_name(glmq_kernel_mode k);
+
+typedef struct glmq_session glmq_session;
+
+typedef struct {
+    glmq_kernel_mode kernels; /* default GLMQ_KERNELS_FAST */
+    int threads;              /* worker threads; <= 0: online cores. Results do not depend on it */
+    int64_t max_tokens;       /* KV cache capacity in tokens; <= 0: min(info.ctx, 2048). Memory
+                                 is allocated up front: about n_layers * max_tokens *
+                                 n_kv_groups * head_dim * 8 bytes for the cache */
+} glmq_session_opts;
+
+GLMQ_API void glmq_session_opts_default(glmq_session_opts *o);
+
+/*
+ * A forward pass over `m` with its own KV cache, worker threads and buffers, all allocated here
+ * (nothing is allocated by glmq_session_eval). `m` is borrowed and must outlive the session.
+ * `opts` may be NULL (defaults). Checks that the model has every tensor its config needs.
+ * @return GLMQ_OK and *out, or GLMQ_E_INVALID / GLMQ_E_SHAPE / GLMQ_E_NOMEM, *out == NULL.
+ */
+GLMQ_API glmq_status glmq_session_create(const glmq_model *m, const glmq_session_opts *opts,
+                                         glmq_session **out, glmq_err *err);
+
+/*
+ * Append ids[0..n) to the cached sequence and run them through the model.
+ *   logits: NULL, or n * vocab floats: row i = the next-token logits after ids[i].
+ * Evaluating a sequence in several calls gives the same logits, bit for bit, as one call
+ * (on every kernel mode and thread count). The first call after create/reset must be a framed
+ * prompt (glmq_tokenize with GLMQ_TOKENIZE_PROMPT) for a ChatGLM-6B model, whose attention
+ * layout is derived from its [gMASK] and <sop>; later calls append generated ids.
+ * Everything is validated before the cache changes: an id outside [0, vocab) is GLMQ_E_VALUE,
+ * more than max_tokens in total is GLMQ_E_INVALID; on error the cache is as before.
+ * n == 0 is a no-op.
+ */
+GLMQ_API glmq_status glmq_session_eval(glmq_session *s, const int32_t *ids, int64_t n,
+                                       float *logits, glmq_err *err);
+
+/* Empty the KV cache (the next eval starts a new sequence). NULL is a no-op. */
+GLMQ_API void glmq_session_reset(glmq_session *s);
+
+/* Tokens in the cache, and its capacity (0 for NULL). */
+GLMQ_API int64_t glmq_session_n_tokens(const glmq_session *s);
+GLMQ_API int64_t glmq_session_max_tokens(const glmq_session *s);
+
+/* Join the workers and free. NULL is a no-op. */
+GLMQ_API void glmq_session_free(glmq_session *s);
+
+/* ---- sampling ---- */
+
+typedef struct {
+    double temperature; /* 0: greedy (argmax, the lowest id among equal maxima); > 0: sample
+                           from softmax(logits / temperature) */
+    double top_p;       /* (0, 1]: sample only from the most probable ids whose probabilities
+                           first reach top_p (nucleus); 1: all ids */
+    uint64_t seed;      /* the same seed gives the same sequence of ids (0 is a fixed seed too) */
+} glmq_sampler_params;
+
+/* temperature 0 (greedy), top_p 1, seed 1. */
+GLMQ_API void glmq_sampler_params_default(glmq_sampler_params *p);
+
+typedef struct glmq_sampler glmq_sampler;
+
+/*
+ * A sampler for logit rows of `vocab` entries: the parameters, the random state (xorshift64*,
+ * seeded once here) and a work buffer of vocab entries. Sampling is deterministic: the same
+ * seed and logits give the same ids on every machine.
+ * @return GLMQ_OK and *out; GLMQ_E_INVALID for a negative or non-finite temperature, top_p
+ *         outside (0, 1], vocab outside [1, 2^31); GLMQ_E_NOMEM. *out == NULL on error.
+ */
+GLMQ_API glmq_status glmq_sampler_create(const glmq_sampler_params *p, int64_t vocab,
+                                         glmq_sampler **out, glmq_err *err);
+
+/*
+ * Pick the next id from one row of logits (vocab floats, e.g. the last row of
+ * glmq_session_eval). Greedy sampling draws no random number. -inf logits are allowed (masked
+ * ids); a NaN or +inf logit, or a row that is all -inf, is GLMQ_E_VALUE.
+ */
+GLMQ_API glmq_status glmq_sampler_sample(glmq_sampler *s, const float *logits, int32_t *id,
+                                         glmq_err *err);
+
+GLMQ_API void glmq_sampler_free(glmq_sampler *s); /* NULL is a no-op */
+
+/* ---- quality: perplexity and drift ---- */
+
+/*
+ * Evaluation protocol. Default (GLM-SPEC decision 5): the ids (text without special tokens)
+ * are cut into consecutive windows of ctx - 2 ids, each fed as [gMASK] sop + window to a fresh
+ * forward, every window id scored; NLL from an fp64 log-softmax over the full vocabulary.
+ * Strided (the chatglm.cpp / Hugging Face protocol; not for ChatGLM-6B): windows of ctx ids
+ * every `stride` ids, no prefix, the ids not scored by the previous window scored.
+ */
+typedef struct {
+    int64_t ctx;        /* tokens per forward incl. the prefix; <= 0: 256 (strided: 2048) */
+    int strided;        /* 1: the strided protocol */
+    int64_t stride;     /* strided only; <= 0: 512 */
+    int64_t max_chunks; /* evaluate only the first max_chunks windows; <= 0: all */
+    int threads;        /* <= 0: online cores; results do not depend on it */
+    glmq_kernel_mode kernels;     /* the model evaluated (default GLMQ_KERNELS_FAST) */
+    glmq_kernel_mode ref_kernels; /* the reference of glmq_eval_drift (default EXACT) */
+    /* optional progress: windows done / total and positions scored so far (caller's thread) */
+    void (*progress)(void *user, int64_t done, int64_t total, int64_t tokens);
+    void *progress_user;
+} glmq_eval_params;
+
+GLMQ_API void glmq_eval_params_default(glmq_eval_params *p);
+
+typedef struct {
+    double nll_sum;    /* summed negative log-likelihood (nats) of the scored ids */
+    int64_t n_scored;  /* scored ids */
+    int64_t n_windows; /* forwards run */
+    double ppl;        /* exp(nll_sum / n_scored) */
+} glmq_ppl_result;
+
+/*
+ * Perplexity of `m` on ids[0..n) (text ids without special tokens: glmq_tokenize without
+ * GLMQ_TOKENIZE_PROMPT). `p` may be NULL (defaults).
+ * @return GLMQ_OK and *res; GLMQ_E_INVALID (n < 1, bad parameters), GLMQ_E_VALUE (an id
+ *         outside the vocabulary), GLMQ_E_UNSUPPORTED (strided on ChatGLM-6B), GLMQ_E_NOMEM.
+ */
+GLMQ_API glmq_status glmq_eval_perplexity(const glmq_model *m, const int32_t *ids, int64_t n,
+                                          const glmq_eval_params *p, glmq_ppl_result *res,
+                                          glmq_err *err);
+
+/* Drift of a model Q against a reference R on the same windows, per scored position. */
+typedef struct {
+    glmq_ppl_result ppl_ref, ppl_q;
+    double ppl_ratio;              /* ppl(Q) / ppl(R) */
+    int64_t n_positions;           /* scored positions */
+    double kld_mean, kld_median, kld_p90, kld_p99, kld_max; /* KL(P_R || P_Q), nats, fp64 */
+    double top1_agreement;         /* fraction of positions where both argmaxes agree */
+    double dp_mean, dp_rms;        /* p_Q(correct id) - p_R(correct id) */
+    double dlogit_max, dlogit_rms; /* |logit_Q - logit_R| over every vocabulary entry */
+    int64_t n_layers;
+    double *layer_rel_err; /* [n_layers]: ||h_Q - h_R|| / ||h_R|| after each block (owned) */
+    double *kld;           /* [n_positions] KL per position, ascending (owned) */
+} glmq_drift;
+
+/* Free the arrays of a drift result and zero it. NULL is a no-op. */
+GLMQ_API void glmq_drift_free(glmq_drift *d);
+
+/*
+ * Drift of `quant` (run with p->kernels) against `ref` (run with p->ref_kernels) on ids[0..n):
+ * both must be the same architecture (vocabulary, width, depth, special ids). R against itself
+ * on the same kernels gives exactly KL 0 and agreement 1. Release *out with glmq_drift_free.
+ * @return GLMQ_OK and *out (zeroed on error); errors as glmq_eval_perplexity.
+ */
+GLMQ_API glmq_status glmq_eval_drift(const glmq_model *quant, const glmq_model *ref,
+                                     const int32_t *ids, int64_t n, const glmq_eval_params *p,
+                                     glmq_drift *out, glmq_err *err);
 
 #ifdef __cplusplus
 }

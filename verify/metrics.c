@@ -9,6 +9,8 @@
  */
 #include "verify/metrics.h"
 
+#include "core/file.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -21,43 +23,55 @@ void glmq_eval_opts_default(glmq_eval_opts *o)
     o->stride = 512;
 }
 
-glmq_status glmq_model_tokenizer_open(const glmq_model *m, glmq_tokenizer **out, glmq_err *err)
+void glmq_eval_opts_resolve(glmq_eval_opts *o)
 {
-    *out = NULL;
-    const glmq_config *c = glmq_model_config(m);
-    size_t n = 0;
-    const void *bytes = glmq_model_tokenizer(m, &n);
-    GLMQ_FAIL_IF(!bytes || !n, err, GLMQ_E_INVALID,
-                 "the model has no tokenizer (no tokenizer.model in the checkpoint or pack)");
-    glmq_tok_glm cfg;
-    if (c->arch == GLMQ_ARCH_CHATGLM1) {
-        glmq_tok_glm_init(&cfg, GLMQ_TOK_CHATGLM1);
-        cfg.image_tokens = (int32_t)c->num_image_tokens;
-        cfg.mask_id = (int32_t)c->tok_mask;
-        cfg.gmask_id = (int32_t)c->tok_gmask;
-        cfg.bos_id = (int32_t)c->tok_sop;
-        cfg.eos_id = (int32_t)c->tok_eop;
-        GLMQ_TRY(glmq_tokenizer_load_sp(bytes, n, &cfg, out, err));
-    } else if (!strcmp(c->tokenizer_kind, "tiktoken")) {
-        glmq_tok_glm_init(&cfg, GLMQ_TOK_GLM4);
-        GLMQ_TRY(glmq_tokenizer_load_tiktoken(bytes, n, &cfg, out, err));
+    if (o->ctx <= 0) o->ctx = o->strided ? 2048 : 256;
+    if (o->stride <= 0) o->stride = 512;
+}
+
+glmq_status glmq_eval_set_kernels(glmq_eval_opts *o, const char *name, glmq_err *err)
+{
+    if (name && !strcmp(name, "fast"))
+        o->mode = GLMQ_FWD_FAST;
+    else if (name && !strcmp(name, "exact"))
+        o->mode = GLMQ_FWD_EXACT;
+    else if (name && !strcmp(name, "reference"))
+        o->mode = o->ref_mode = GLMQ_FWD_REFERENCE;
+    else
+        return glmq_fail(err, GLMQ_E_INVALID, "'%s' is not fast, exact or reference",
+                         name ? name : "");
+    return GLMQ_OK;
+}
+
+glmq_status glmq_eval_load_ids(const glmq_model *m, const char *text_file, const char *ids_file,
+                               int32_t **ids, int64_t *n, glmq_err *err)
+{
+    *ids = NULL;
+    *n = 0;
+    const char *path = text_file ? text_file : ids_file;
+    GLMQ_FAIL_IF(!path, err, GLMQ_E_INVALID, "no text or ids file given");
+    char *text = NULL;
+    size_t len = 0;
+    GLMQ_TRY(glmq_read_file(path, &text, &len, err));
+    glmq_ids v = {0};
+    glmq_status st;
+    if (text_file) {
+        glmq_tokenizer *t = NULL;
+        st = glmq_model_tokenizer_open(m, &t, err);
+        if (st == GLMQ_OK) st = glmq_tokenizer_encode(t, text, len, &v, err);
+        glmq_tokenizer_free(t);
     } else {
-        /* ChatGLM2 and ChatGLM3 share the file; the ChatGLM3 flavour only adds role tokens */
-        glmq_tok_glm_init(&cfg, GLMQ_TOK_CHATGLM3);
-        GLMQ_TRY(glmq_tokenizer_load_sp(bytes, n, &cfg, out, err));
+        st = glmq_parse_ids(text, len, glmq_model_config(m)->vocab, path, &v, err);
     }
-    /* the tokenizer's own [gMASK] must be the config's */
-    int32_t gm = -1;
-    glmq_status st = glmq_tokenizer_special(*out, "[gMASK]", &gm, err);
-    if (st == GLMQ_OK && gm != c->tok_gmask)
-        st = glmq_fail(err, GLMQ_E_FORMAT,
-                       "tokenizer numbers [gMASK] as %d but the model config says %lld", gm,
-                       (long long)c->tok_gmask);
+    free(text);
+    if (st == GLMQ_OK && v.n == 0) st = glmq_fail(err, GLMQ_E_INVALID, "'%s' has no tokens", path);
     if (st != GLMQ_OK) {
-        glmq_tokenizer_free(*out);
-        *out = NULL;
+        glmq_ids_free(&v);
+        return st;
     }
-    return st;
+    *ids = v.ids;
+    *n = (int64_t)v.n;
+    return GLMQ_OK;
 }
 
 glmq_status glmq_parse_ids(const char *text, size_t len, int64_t vocab, const char *what,

@@ -20,16 +20,13 @@
 #define GLMQ_VERIFY_METRICS_H
 
 #include "runtime/forward.h"
-#include "formats/tokenizer.h"
-
-/* Open the tokenizer bundled with a model, with the GLM flavour implied by its config. */
-glmq_status glmq_model_tokenizer_open(const glmq_model *m, glmq_tokenizer **out, glmq_err *err);
+#include "runtime/tokenize.h"
 
 /* Read whitespace-separated decimal ids from a text; each must be in [0, vocab). */
 glmq_status glmq_parse_ids(const char *text, size_t len, int64_t vocab, const char *what,
                            glmq_ids *out, glmq_err *err);
 
-typedef struct {
+typedef struct glmq_eval_opts {
     int64_t ctx;       /* tokens per forward incl. prefix (default 256) */
     int strided;       /* 1: the C.5 protocol */
     int64_t stride;    /* C.5 stride (default 512) */
@@ -44,6 +41,21 @@ typedef struct {
 
 void glmq_eval_opts_default(glmq_eval_opts *o);
 
+/* The protocol's defaults for fields left at 0: ctx <= 0 becomes 256 (strided: 2048), stride
+ * <= 0 becomes 512. */
+void glmq_eval_opts_resolve(glmq_eval_opts *o);
+
+/* The kernels by name: "fast" or "exact" for the model under test, "reference" for it and the
+ * reference of a drift evaluation. GLMQ_E_INVALID "'<name>' is not fast, exact or reference". */
+glmq_status glmq_eval_set_kernels(glmq_eval_opts *o, const char *name, glmq_err *err);
+
+/* The evaluation ids of `ppl` and `verify`: the UTF-8 file `text_file` tokenized with m's
+ * tokenizer (no special tokens), or else the file `ids_file` of whitespace-separated ids
+ * (glmq_parse_ids). *ids is malloc'd (free() it). An unreadable file is GLMQ_E_IO naming it,
+ * a file without tokens GLMQ_E_INVALID. */
+glmq_status glmq_eval_load_ids(const glmq_model *m, const char *text_file, const char *ids_file,
+                               int32_t **ids, int64_t *n, glmq_err *err);
+
 /* One window of the protocol: ids to feed and which logit rows to score. */
 typedef struct {
     int64_t begin, len;     /* slice of the text ids (without prefix) */
@@ -57,31 +69,11 @@ glmq_status glmq_windows(const glmq_config *c, int64_t n_ids, const glmq_eval_op
 /* Prefix ids of the default protocol for this model (2 ids), or an error if unknown. */
 glmq_status glmq_eval_prefix(const glmq_config *c, int32_t prefix[2], glmq_err *err);
 
-typedef struct {
-    double nll_sum;
-    int64_t n_scored;
-    int64_t n_windows;
-    double ppl;
-} glmq_ppl_result;
+/* glmq_ppl_result and glmq_drift (the results) are public types: see src/glmq.h. */
 
 /* Perplexity of `m` on text ids (no specials). */
 glmq_status glmq_perplexity(const glmq_model *m, const int32_t *ids, int64_t n,
                             const glmq_eval_opts *o, glmq_ppl_result *res, glmq_err *err);
-
-typedef struct {
-    glmq_ppl_result ppl_ref, ppl_q;
-    double ppl_ratio;           /* ppl(Q) / ppl(R) */
-    int64_t n_positions;        /* scored positions */
-    double kld_mean, kld_median, kld_p90, kld_p99, kld_max;
-    double top1_agreement;      /* fraction of positions with the same argmax */
-    double dp_mean, dp_rms;     /* p_Q(correct) - p_R(correct) */
-    double dlogit_max, dlogit_rms; /* over every vocabulary entry of every scored position */
-    int64_t n_layers;
-    double *layer_rel_err;      /* [n_layers]: ||h_Q - h_R|| / ||h_R|| after each block */
-    double *kld;                /* [n_positions] sorted ascending (for plots) */
-} glmq_drift;
-
-void glmq_drift_free(glmq_drift *d);
 
 /* Run R and Q side by side on the same windows (Q in o->mode, R in o->ref_mode). */
 glmq_status glmq_drift_eval(const glmq_model *ref, const glmq_model *q, const int32_t *ids,

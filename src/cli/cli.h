@@ -6,7 +6,6 @@
 #define GLMQ_CLI_H
 
 #include "glmq.h"
-#include "verify/metrics.h"
 
 #include <stdio.h>
 
@@ -22,15 +21,6 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_ppl(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
-
-/* The evaluation text of ppl/verify: --text FILE is tokenized with the model's tokenizer,
- * --ids-file FILE holds whitespace-separated ids. Returns EXIT_OK or an exit code (message
- * printed). */
-struct glmq_model;
-int cli_load_ids(const struct glmq_model *m, const char *text_file, const char *ids_file,
-                 int32_t **ids, int64_t *n);
-/* Read a whole file (NUL-terminated copy); NULL with errno on failure. */
-char *cli_read_file(const char *path, size_t *len);
 
 /* "glmq: error: <msg>" on stderr; returns EXIT_ERR. */
 int cli_error(const glmq_err *err);
@@ -55,12 +45,13 @@ void cli_progress_init(cli_progress *p, const char *label, int quiet);
 void cli_progress_cb(void *user, uint64_t done, uint64_t total);
 void cli_progress_end(cli_progress *p);
 
-/* Options shared by ppl and verify (cmd_ppl.c): returns -1 when argv[*i] is not one of them,
- * else an exit code (EXIT_OK when consumed). */
-int cli_eval_option(const char *cmd, int argc, char **argv, int *i, glmq_eval_opts *o,
+/* Options shared by ppl and verify (cmd_ppl.c) into a verify/metrics.h glmq_eval_opts: returns
+ * -1 when argv[*i] is not one of them, else an exit code (EXIT_OK when consumed). */
+struct glmq_eval_opts;
+int cli_eval_option(const char *cmd, int argc, char **argv, int *i, struct glmq_eval_opts *o,
                     const char **text, const char **ids_file);
 /* Progress of an evaluation on stderr when it is a TTY. */
-void cli_eval_progress(glmq_eval_opts *o, cli_progress *p, int quiet);
+void cli_eval_progress(struct glmq_eval_opts *o, cli_progress *p, int quiet);
 /* Median of n values (sorts v). */
 double cli_median(double *v, int n);
 

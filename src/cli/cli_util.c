@@ -91,10 +91,6 @@ void cli_progress_end(cli_progress *p)
     if (p->enabled) fprintf(stderr, "\r\033[K");
 }
 
-#include "verify/metrics.h"
-
-#include <errno.h>
-
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -105,68 +101,4 @@ double cli_median(double *v, int n)
 {
     qsort(v, (size_t)n, sizeof *v, cmp_double);
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-char *cli_read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 1 << 16, n = 0;
-    char *b = malloc(cap);
-    size_t r;
-    while (b && (r = fread(b + n, 1, cap - n - 1, f)) > 0) {
-        n += r;
-        if (cap - n < 2) {
-            char *p = realloc(b, cap * 2);
-            if (!p) {
-                free(b);
-                b = NULL;
-                break;
-            }
-            b = p;
-            cap *= 2;
-        }
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (!b || bad) {
-        free(b);
-        errno = bad ? EIO : ENOMEM;
-        return NULL;
-    }
-    b[n] = 0;
-    *len = n;
-    return b;
-}
-
-int cli_load_ids(const glmq_model *m, const char *text_file, const char *ids_file, int32_t **ids,
-                 int64_t *n)
-{
-    glmq_err err = {0};
-    const char *path = text_file ? text_file : ids_file;
-    size_t len;
-    char *text = cli_read_file(path, &len);
-    if (!text) {
-        fprintf(stderr, "glmq: error: cannot read '%s': %s\n", path, strerror(errno));
-        return EXIT_ERR;
-    }
-    glmq_ids v = {0};
-    glmq_status st;
-    if (text_file) {
-        glmq_tokenizer *t = NULL;
-        st = glmq_model_tokenizer_open(m, &t, &err);
-        if (st == GLMQ_OK) st = glmq_tokenizer_encode(t, text, len, &v, &err);
-        glmq_tokenizer_free(t);
-    } else {
-        st = glmq_parse_ids(text, len, glmq_model_config(m)->vocab, path, &v, &err);
-    }
-    free(text);
-    if (st == GLMQ_OK && v.n == 0) st = glmq_fail(&err, GLMQ_E_INVALID, "'%s' has no tokens", path);
-    if (st != GLMQ_OK) {
-        glmq_ids_free(&v);
-        return cli_error(&err);
-    }
-    *ids = v.ids;
-    *n = (int64_t)v.n;
-    return EXIT_OK;
 }

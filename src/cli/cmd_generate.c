@@ -4,10 +4,10 @@
  * A user's sanity check of a deployable artifact: the prompt is framed as the model's tokenizer
  * frames it ([gMASK] sop + text, or text + [gMASK] <sop> for ChatGLM-6B), run once through the
  * forward (prefill), then tokens are decoded one at a time on the KV cache and streamed to
- * stdout as text. Timings go to stderr.
+ * stdout as text. Timings go to stderr. Written on the public API (src/glmq.h) alone, like
+ * samples/generate.c: the tokenizer, the KV-cache session and the sampler are the library's.
  */
 #include "cli.h"
-#include "verify/metrics.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -26,70 +26,22 @@ static const char usage_text[] =
     "  --exact       fp32 kernels instead of the fast int8-activation ones\n"
     "  --no-stream   print the text once at the end\n";
 
-/* xorshift64* : deterministic, seedable */
-static double next_uniform(uint64_t *s)
-{
-    *s ^= *s >> 12;
-    *s ^= *s << 25;
-    *s ^= *s >> 27;
-    uint64_t v = *s * 0x2545F4914F6CDD1Dull;
-    return (double)(v >> 11) * (1.0 / 9007199254740992.0);
-}
-
-typedef struct {
-    float p;
-    int32_t id;
-} cand;
-
-static int cmp_cand(const void *a, const void *b)
-{
-    const cand *x = a, *y = b;
-    return x->p < y->p ? 1 : x->p > y->p ? -1 : (x->id > y->id) - (x->id < y->id);
-}
-
-static int32_t pick(const float *logits, int64_t V, double temp, double top_p, uint64_t *rng,
-                    cand *work)
-{
-    int64_t best = 0;
-    for (int64_t v = 1; v < V; v++)
-        if (logits[v] > logits[best]) best = v;
-    if (temp <= 0) return (int32_t)best;
-    double z = 0;
-    for (int64_t v = 0; v < V; v++) {
-        work[v].p = (float)exp(((double)logits[v] - logits[best]) / temp);
-        work[v].id = (int32_t)v;
-        z += work[v].p;
-    }
-    int64_t n = V;
-    if (top_p < 1) {
-        qsort(work, (size_t)V, sizeof *work, cmp_cand);
-        double acc = 0;
-        for (n = 0; n < V; n++) {
-            acc += work[n].p / z;
-            if (acc >= top_p) {
-                n++;
-                break;
-            }
-        }
-        z = 0;
-        for (int64_t i = 0; i < n; i++) z += work[i].p;
-    }
-    double u = next_uniform(rng) * z, acc = 0;
-    for (int64_t i = 0; i < n; i++) {
-        acc += work[i].p;
-        if (u < acc) return work[i].id;
-    }
-    return work[n - 1].id;
-}
-
 /* Print the bytes of the decoded continuation not printed yet, holding back an incomplete
- * UTF-8 character (which decodes as U+FFFD until its last byte arrives). */
-static void stream(const glmq_tokenizer *t, const int32_t *ids, size_t n, size_t *printed,
-                   int final)
+ * UTF-8 character (which decodes as U+FFFD until its last byte arrives). `buf` grows as the
+ * text does; a decoding failure prints nothing. */
+static void stream(const glmq_model *m, const int32_t *ids, size_t n, char **buf, size_t *cap,
+                   size_t *printed, int final)
 {
-    char *text = NULL;
     size_t len = 0;
-    if (glmq_tokenizer_decode(t, ids, n, &text, &len, NULL) != GLMQ_OK) return;
+    if (glmq_detokenize(m, ids, n, *buf, *cap, &len, NULL) != GLMQ_OK) {
+        if (len < *cap) return; /* not a matter of room */
+        char *p = realloc(*buf, 2 * (len + 1));
+        if (!p) return;
+        *buf = p;
+        *cap = 2 * (len + 1);
+        if (glmq_detokenize(m, ids, n, *buf, *cap, &len, NULL) != GLMQ_OK) return;
+    }
+    const char *text = *buf;
     size_t end = len;
     if (!final && len >= 3 && !memcmp(text + len - 3, "\xef\xbf\xbd", 3)) end = len - 3;
     if (end > *printed) {
@@ -97,7 +49,6 @@ static void stream(const glmq_tokenizer *t, const int32_t *ids, size_t n, size_t
         fflush(stdout);
         *printed = end;
     }
-    free(text);
 }
 
 int cmd_generate(int argc, char **argv)
@@ -106,7 +57,7 @@ int cmd_generate(int argc, char **argv)
     int n_new = 64, threads = 0, stream_out = 1;
     double temp = 0, top_p = 1;
     uint64_t seed = 1;
-    glmq_forward_mode mode = GLMQ_FWD_FAST;
+    glmq_kernel_mode kernels = GLMQ_KERNELS_FAST;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         char *end;
@@ -132,12 +83,11 @@ int cmd_generate(int argc, char **argv)
             if (++i >= argc) return cli_usage("generate", "--seed needs a number");
             seed = strtoull(argv[i], &end, 10);
             if (*end) return cli_usage("generate", "--seed: '%s' is not a number", argv[i]);
-            if (!seed) seed = 0x9E3779B97F4A7C15ull;
         } else if (!strcmp(a, "--threads")) {
             if (++i >= argc || (threads = cli_parse_int(argv[i], 1, 1024)) < 0)
                 return cli_usage("generate", "--threads needs a number from 1 to 1024");
         } else if (!strcmp(a, "--exact")) {
-            mode = GLMQ_FWD_EXACT;
+            kernels = GLMQ_KERNELS_EXACT;
         } else if (!strcmp(a, "--no-stream")) {
             stream_out = 0;
         } else if (a[0] == '-') {
@@ -153,71 +103,92 @@ int cmd_generate(int argc, char **argv)
 
     glmq_err err = {0};
     glmq_model *m = NULL;
-    glmq_tokenizer *tok = NULL;
-    glmq_forward *f = NULL;
-    glmq_ids ids = {0};
+    glmq_session *sess = NULL;
+    glmq_sampler *smp = NULL;
+    int32_t *ids = NULL;
     float *logits = NULL;
-    cand *work = NULL;
+    char *text = NULL;
+    size_t text_cap = 256, np = 0;
+    glmq_model_info info;
     int rc = EXIT_OK;
+    /* the framed prompt: count its ids, then room for them and the continuation */
     if (glmq_model_open(model, &m, &err) != GLMQ_OK ||
-        glmq_model_tokenizer_open(m, &tok, &err) != GLMQ_OK ||
-        glmq_tokenizer_encode_prompt(tok, prompt, strlen(prompt), &ids, &err) != GLMQ_OK) {
+        glmq_model_get_info(m, &info, &err) != GLMQ_OK ||
+        glmq_tokenize(m, prompt, strlen(prompt), GLMQ_TOKENIZE_PROMPT, NULL, 0, &np, &err) !=
+            GLMQ_OK) {
         rc = cli_error(&err);
         goto done;
     }
-    const glmq_config *c = glmq_model_config(m);
-    int64_t np = (int64_t)ids.n, V = c->vocab;
-    if (glmq_forward_create_mode(m, np + n_new, threads, mode, &f, &err) != GLMQ_OK) {
+    ids = malloc((np + (size_t)n_new) * sizeof *ids);
+    if (!ids) {
+        fprintf(stderr, "glmq: error: out of memory\n");
+        rc = EXIT_ERR;
+        goto done;
+    }
+    if (glmq_tokenize(m, prompt, strlen(prompt), GLMQ_TOKENIZE_PROMPT, ids, np, &np, &err) !=
+        GLMQ_OK) {
         rc = cli_error(&err);
         goto done;
     }
-    logits = malloc((size_t)np * (size_t)V * sizeof *logits);
-    work = malloc((size_t)V * sizeof *work);
-    if (!logits || !work) {
+    int64_t V = info.vocab;
+    glmq_session_opts so;
+    glmq_session_opts_default(&so);
+    so.kernels = kernels;
+    so.threads = threads;
+    so.max_tokens = (int64_t)np + n_new;
+    glmq_sampler_params sp = {.temperature = temp, .top_p = top_p, .seed = seed};
+    if (glmq_session_create(m, &so, &sess, &err) != GLMQ_OK ||
+        glmq_sampler_create(&sp, V, &smp, &err) != GLMQ_OK) {
+        rc = cli_error(&err);
+        goto done;
+    }
+    logits = malloc(np * (size_t)V * sizeof *logits);
+    text = malloc(text_cap);
+    if (!logits || !text) {
         fprintf(stderr, "glmq: error: out of memory\n");
         rc = EXIT_ERR;
         goto done;
     }
     double t0 = cli_now();
-    if (glmq_forward_eval(f, ids.ids, np, logits, &err) != GLMQ_OK) {
+    if (glmq_session_eval(sess, ids, (int64_t)np, logits, &err) != GLMQ_OK) {
         rc = cli_error(&err);
         goto done;
     }
     double t_prefill = cli_now() - t0;
-    uint64_t rng = seed;
-    int32_t next = pick(logits + (size_t)(np - 1) * (size_t)V, V, temp, top_p, &rng, work);
-    size_t printed = 0, first_gen = ids.n;
+    int32_t next;
+    if (glmq_sampler_sample(smp, logits + (np - 1) * (size_t)V, &next, &err) != GLMQ_OK) {
+        rc = cli_error(&err);
+        goto done;
+    }
+    size_t printed = 0, n = np;
     int64_t produced = 0;
     t0 = cli_now();
     for (;;) {
-        if (next == c->tok_eos || next == c->tok_eop) break;
-        if (glmq_ids_push(&ids, next, &err) != GLMQ_OK) {
-            rc = cli_error(&err);
-            goto done;
-        }
+        if (next == info.tok_eos || next == info.tok_eop) break;
+        ids[n++] = next;
         produced++;
-        if (stream_out) stream(tok, ids.ids + first_gen, ids.n - first_gen, &printed, 0);
+        if (stream_out) stream(m, ids + np, n - np, &text, &text_cap, &printed, 0);
         if (produced >= n_new) break;
-        if (glmq_forward_eval(f, &next, 1, logits, &err) != GLMQ_OK) {
+        if (glmq_session_eval(sess, &next, 1, logits, &err) != GLMQ_OK ||
+            glmq_sampler_sample(smp, logits, &next, &err) != GLMQ_OK) {
             rc = cli_error(&err);
             goto done;
         }
-        next = pick(logits, V, temp, top_p, &rng, work);
     }
     double t_decode = cli_now() - t0;
-    stream(tok, ids.ids + first_gen, ids.n - first_gen, &printed, 1);
+    stream(m, ids + np, n - np, &text, &text_cap, &printed, 1);
     printf("\n");
     fprintf(stderr,
             "glmq: %lld prompt tokens in %.3f s (%.1f tokens/s), %lld generated in %.3f s (%.2f "
             "tokens/s), %s kernels\n",
             (long long)np, t_prefill, (double)np / t_prefill, (long long)produced, t_decode,
-            produced > 1 ? (double)(produced - 1) / t_decode : 0.0, glmq_forward_mode_name(mode));
+            produced > 1 ? (double)(produced - 1) / t_decode : 0.0, glmq_kernel_mode_name(kernels));
 done:
-    free(work);
+    free(text);
     free(logits);
-    glmq_ids_free(&ids);
-    glmq_forward_free(f);
-    glmq_tokenizer_free(tok);
+    free(ids);
+    glmq_sampler_free(smp);
+    glmq_session_free(sess);
     glmq_model_close(m);
     return rc;
 }

@@ -1,12 +1,14 @@
 /*
  * cmd_ppl.c - glmq ppl MODEL (--text FILE | --ids-file FILE) [options]
+ *
+ * Also the option parser shared with `glmq verify` (cli_eval_option). Protocol defaults, the
+ * kernel names, the text or id file and the perplexity itself are verify/metrics.h's.
  */
 #include "cli.h"
 #include "verify/metrics.h"
 
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 static const char usage_text[] =
     "usage: glmq ppl MODEL (--text FILE | --ids-file FILE) [--ctx N] [--strided [--stride S]]\n"
@@ -63,20 +65,13 @@ int cli_eval_option(const char *cmd, int argc, char **argv, int *i, glmq_eval_op
         if (++*i >= argc || (v = cli_parse_int(argv[*i], 1, 1024)) < 0)
             return cli_usage(cmd, "--threads needs a number from 1 to 1024");
         o->threads = v;
-    } else if (!strcmp(a, "--exact")) {
-        o->mode = GLMQ_FWD_EXACT;
-    } else if (!strcmp(a, "--reference")) {
-        o->mode = o->ref_mode = GLMQ_FWD_REFERENCE;
+    } else if (!strcmp(a, "--exact") || !strcmp(a, "--reference")) {
+        glmq_eval_set_kernels(o, a + 2, NULL);
     } else if (!strcmp(a, "--kernels")) {
         if (++*i >= argc) return cli_usage(cmd, "--kernels needs fast, exact or reference");
-        if (!strcmp(argv[*i], "fast"))
-            o->mode = GLMQ_FWD_FAST;
-        else if (!strcmp(argv[*i], "exact"))
-            o->mode = GLMQ_FWD_EXACT;
-        else if (!strcmp(argv[*i], "reference"))
-            o->mode = o->ref_mode = GLMQ_FWD_REFERENCE;
-        else
-            return cli_usage(cmd, "--kernels: '%s' is not fast, exact or reference", argv[*i]);
+        glmq_err err = {0};
+        if (glmq_eval_set_kernels(o, argv[*i], &err) != GLMQ_OK)
+            return cli_usage(cmd, "--kernels: %s", err.msg);
     } else {
         return -1;
     }
@@ -107,13 +102,13 @@ void cli_eval_progress(glmq_eval_opts *o, cli_progress *p, int quiet)
 int cmd_ppl(int argc, char **argv)
 {
     const char *model = NULL, *text = NULL, *ids_file = NULL;
-    int json = 0, ctx_given = 0;
+    int json = 0;
     glmq_eval_opts o;
     glmq_eval_opts_default(&o);
+    o.ctx = 0; /* the protocol's default unless --ctx (glmq_eval_opts_resolve) */
     o.mode = GLMQ_FWD_FAST;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "--ctx")) ctx_given = 1;
         int rc = cli_eval_option("ppl", argc, argv, &i, &o, &text, &ids_file);
         if (rc == EXIT_OK) continue;
         if (rc != -1) return rc;
@@ -132,13 +127,14 @@ int cmd_ppl(int argc, char **argv)
     }
     if (!model) return cli_usage("ppl", "missing MODEL");
     if (!text && !ids_file) return cli_usage("ppl", "give --text FILE or --ids-file FILE");
-    if (o.strided && !ctx_given) o.ctx = 2048;
+    glmq_eval_opts_resolve(&o);
     glmq_err err = {0};
     glmq_model *m = NULL;
     if (glmq_model_open(model, &m, &err) != GLMQ_OK) return cli_error(&err);
     int32_t *ids = NULL;
     int64_t n = 0;
-    int rc = cli_load_ids(m, text, ids_file, &ids, &n);
+    int rc = EXIT_OK;
+    if (glmq_eval_load_ids(m, text, ids_file, &ids, &n, &err) != GLMQ_OK) rc = cli_error(&err);
     if (rc == EXIT_OK) {
         cli_progress prog;
         cli_eval_progress(&o, &prog, json);

@@ -2,9 +2,9 @@
  * cmd_tokenize.c - glmq tokenize MODEL --text FILE [--json] [--prefix]
  */
 #include "cli.h"
-#include "verify/metrics.h"
+#include "core/file.h"
+#include "runtime/tokenize.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -47,7 +47,7 @@ int cmd_tokenize(int argc, char **argv)
     glmq_model *m = NULL;
     if (glmq_model_open(model, &m, &err) != GLMQ_OK) return cli_error(&err);
     glmq_tokenizer *t = NULL;
-    size_t len;
+    size_t len = 0;
     char *buf = NULL;
     glmq_ids v = {0};
     int rc = EXIT_OK;
@@ -55,10 +55,8 @@ int cmd_tokenize(int argc, char **argv)
         rc = cli_error(&err);
         goto done;
     }
-    buf = cli_read_file(text, &len);
-    if (!buf) {
-        fprintf(stderr, "glmq: error: cannot read '%s': %s\n", text, strerror(errno));
-        rc = EXIT_ERR;
+    if (glmq_read_file(text, &buf, &len, &err) != GLMQ_OK) {
+        rc = cli_error(&err);
         goto done;
     }
     glmq_status st = prefix ? glmq_tokenizer_encode_prompt(t, buf, len, &v, &err)

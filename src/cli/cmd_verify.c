@@ -50,15 +50,15 @@ int cmd_verify(int argc, char **argv)
 {
     const char *quant = NULL, *ref = NULL, *text = NULL, *ids_file = NULL, *report = NULL,
                *plot = NULL;
-    int quiet = 0, rank = 0, ctx_given = 0;
+    int quiet = 0, rank = 0;
     glmq_gate gate = {NAN, NAN, NAN, NAN};
     glmq_eval_opts o;
     glmq_eval_opts_default(&o);
+    o.ctx = 0;                   /* the protocol's default unless --ctx */
     o.mode = GLMQ_FWD_FAST;      /* what a runtime on glmq's kernels computes */
     o.ref_mode = GLMQ_FWD_EXACT; /* fp32 on the original weights, SIMD speed */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "--ctx")) ctx_given = 1;
         int rc = cli_eval_option("verify", argc, argv, &i, &o, &text, &ids_file);
         if (rc == EXIT_OK) continue;
         if (rc != -1) return rc;
@@ -97,7 +97,7 @@ int cmd_verify(int argc, char **argv)
     if (!quant) return cli_usage("verify", "missing QUANT model");
     if (!ref) return cli_usage("verify", "missing --ref REF");
     if (!text && !ids_file) return cli_usage("verify", "give --text FILE or --ids-file FILE");
-    if (o.strided && !ctx_given) o.ctx = 2048;
+    glmq_eval_opts_resolve(&o);
 
     glmq_err err = {0};
     glmq_model *mq = NULL, *mr = NULL;
@@ -114,8 +114,10 @@ int cmd_verify(int argc, char **argv)
         goto done;
     }
     /* tokenize with the reference's tokenizer (the original's is the ground truth) */
-    rc = cli_load_ids(mr, text, ids_file, &ids, &n);
-    if (rc != EXIT_OK) goto done;
+    if (glmq_eval_load_ids(mr, text, ids_file, &ids, &n, &err) != GLMQ_OK) {
+        rc = cli_error(&err);
+        goto done;
+    }
     cli_progress prog;
     cli_eval_progress(&o, &prog, quiet);
     double t0 = cli_now();

@@ -8,6 +8,7 @@
  */
 #define _DEFAULT_SOURCE /* MADV_HUGEPAGE */
 #include "runtime/model.h"
+#include "runtime/tokenize.h"
 
 #include "formats/checkpoint.h"
 #include "core/hash.h"
@@ -15,6 +16,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -39,6 +41,7 @@ struct glmq_model {
     size_t tok_size;
     uint64_t ident;
     char weight_type[8];
+    _Atomic(glmq_tokenizer *) tok_cache; /* glmq_model_tokenizer_cached: set once, on first use */
 };
 
 const glmq_config *glmq_model_config(const glmq_model *m) { return &m->cfg; }
@@ -50,6 +53,26 @@ const void *glmq_model_tokenizer(const glmq_model *m, size_t *size)
 {
     if (size) *size = m->tok_size;
     return m->tok;
+}
+
+glmq_status glmq_model_tokenizer_cached(const glmq_model *cm, const glmq_tokenizer **out,
+                                        glmq_err *err)
+{
+    *out = NULL;
+    glmq_model *m = (glmq_model *)cm; /* the cache is not part of the model's value */
+    glmq_tokenizer *t = atomic_load_explicit(&m->tok_cache, memory_order_acquire);
+    if (!t) {
+        GLMQ_TRY(glmq_model_tokenizer_open(cm, &t, err));
+        glmq_tokenizer *none = NULL;
+        /* another thread may have stored one meanwhile: keep the first, drop ours */
+        if (!atomic_compare_exchange_strong_explicit(&m->tok_cache, &none, t,
+                                                     memory_order_acq_rel, memory_order_acquire)) {
+            glmq_tokenizer_free(t);
+            t = none;
+        }
+    }
+    *out = t;
+    return GLMQ_OK;
 }
 
 const glmq_tensor_info *glmq_model_tensor(const glmq_model *m, const char *name)
@@ -78,6 +101,7 @@ glmq_status glmq_model_swap(glmq_model *m, const char *name, const glmq_tensor_i
 void glmq_model_close(glmq_model *m)
 {
     if (!m) return;
+    glmq_tokenizer_free(atomic_load_explicit(&m->tok_cache, memory_order_acquire));
     glmq_pack_close(m->pack);
     if (m->ck) {
         for (uint32_t f = 0; f < m->ck->set.nfiles; f++)
@@ -221,9 +245,12 @@ static glmq_status open_dir(glmq_model *m, const char *path, glmq_err *err)
 
 glmq_status glmq_model_open(const char *path, glmq_model **out, glmq_err *err)
 {
+    GLMQ_FAIL_IF(!out, err, GLMQ_E_INVALID, "glmq_model_open: no output pointer given");
     *out = NULL;
+    GLMQ_FAIL_IF(!path, err, GLMQ_E_INVALID, "glmq_model_open: no path given");
     glmq_model *m = calloc(1, sizeof *m);
     GLMQ_FAIL_IF(!m, err, GLMQ_E_NOMEM, "out of memory");
+    atomic_init(&m->tok_cache, NULL);
     struct stat sb;
     glmq_status st;
     if (stat(path, &sb) != 0)
