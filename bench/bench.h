@@ -17,7 +17,9 @@
 #define GLMQ_BENCH_H
 
 #include "glmq.h"
+#include "core/internal.h" /* glmq_now, glmq_median, glmq_parse_int, glmq_peak_rss */
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -58,17 +60,10 @@ glmq_status glmq_bench_convert(const char *src, const char *out, const glmq_conv
 
 /* ---- helpers shared by the benchmarks (bench_util.c) ---------------------------------------- */
 
-/* Seconds since an arbitrary epoch (monotonic). */
-double glmq_bench_now(void);
-/* Median of n >= 1 values (sorts v). */
-double glmq_bench_median(double *v, int n);
-/* Parse an int option value in [lo, hi]; -1 on error. */
-int glmq_bench_parse_int(const char *s, int lo, int hi);
 /* "glmq: <fmt>" and a hint to 'glmq <cmd> --help' on stderr; returns GLMQ_BENCH_USAGE. */
 int glmq_bench_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int glmq_bench_vusage(const char *cmd, const char *fmt, va_list ap);
 /* "glmq: error: <msg>" on stderr; returns GLMQ_BENCH_ERR. */
 int glmq_bench_error(const glmq_err *err);
-/* Peak resident set size of this process in bytes. */
-double glmq_bench_peak_rss(void);
 
 #endif

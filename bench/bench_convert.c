@@ -48,9 +48,9 @@ glmq_status glmq_bench_cat(const char *dir, double *bytes, double *seconds, glmq
 {
     *bytes = cat_dir(dir); /* warm the page cache */
     GLMQ_FAIL_IF(*bytes < 0, err, GLMQ_E_IO, "cannot read '%s': %s", dir, strerror(errno));
-    const double t0 = glmq_bench_now();
+    const double t0 = glmq_now();
     cat_dir(dir);
-    *seconds = glmq_bench_now() - t0;
+    *seconds = glmq_now() - t0;
     return GLMQ_OK;
 }
 
@@ -63,20 +63,20 @@ glmq_status glmq_bench_convert(const char *src, const char *out, const glmq_conv
     glmq_convert_report rep = {0};
     for (int r = 0; r < repeat; r++) {
         glmq_convert_report_free(&rep);
-        const double t0 = glmq_bench_now();
+        const double t0 = glmq_now();
         const glmq_status st = glmq_convert(src, out, opts, &rep, err);
         if (st != GLMQ_OK) {
             glmq_convert_report_free(&rep);
             return st;
         }
-        const double dt = glmq_bench_now() - t0;
+        const double dt = glmq_now() - t0;
         if (dt < best) best = dt;
         if (cb) cb(user, r + 1, dt, &rep);
     }
     res->best_seconds = best;
     res->input_bytes = rep.input_bytes;
     res->output_bytes = rep.output_bytes;
-    res->peak_rss = glmq_bench_peak_rss();
+    res->peak_rss = glmq_peak_rss();
     glmq_convert_report_free(&rep);
     return GLMQ_OK;
 }

@@ -67,7 +67,7 @@ int glmq_bench_forward(int argc, char **argv)
             fputs(usage_text, stdout);
             return GLMQ_BENCH_OK;
         } else if (dst) {
-            if (++i >= argc || (*dst = glmq_bench_parse_int(argv[i], 1, 1 << 16)) < 0)
+            if (++i >= argc || (*dst = glmq_parse_int(argv[i], 1, 1 << 16)) < 0)
                 return glmq_bench_usage("bench", "%s needs a positive number", a);
         } else if (!strcmp(a, "--mlock")) {
             lock = 1;
@@ -147,26 +147,26 @@ int glmq_bench_forward(int argc, char **argv)
     for (int r = 0; r < runs; r++) {
         glmq_forward_reset(f);
         long f0 = major_faults();
-        double t0 = glmq_bench_now();
+        double t0 = glmq_now();
         if (glmq_forward_eval(f, ids, prompt - 1, NULL, &err) != GLMQ_OK ||
             glmq_forward_eval(f, ids + prompt - 1, 1, logits, &err) != GLMQ_OK) {
             rc = glmq_bench_error(&err);
             goto done;
         }
-        tp[r] = glmq_bench_now() - t0;
+        tp[r] = glmq_now() - t0;
         const long f1 = major_faults();
         fp += f1 - f0;
         f0 = f1;
-        t0 = glmq_bench_now();
+        t0 = glmq_now();
         for (int i = 0; i < decode; i++)
             if (glmq_forward_eval(f, ids + prompt + i, 1, logits, &err) != GLMQ_OK) {
                 rc = glmq_bench_error(&err);
                 goto done;
             }
-        td[r] = glmq_bench_now() - t0;
+        td[r] = glmq_now() - t0;
         fd += major_faults() - f0;
     }
-    double p = glmq_bench_median(tp, runs), d = glmq_bench_median(td, runs);
+    double p = glmq_median(tp, runs), d = glmq_median(td, runs);
     double roof = bw / wbytes;
     printf("model %s (%s, %s weights), %s kernels, %d thread%s\n", model,
            glmq_arch_name(c->arch), glmq_model_weight_type(m), glmq_forward_mode_name(mode), nth,

@@ -85,9 +85,9 @@ static void bw_worker(void *arg, int ith, int nth)
 static double bw_once(glmq_pool *pool, glmq_dot_sum_fn sum, const float *p, int64_t n)
 {
     bw_job j = {.sum = sum, .p = p, .n = n};
-    double t0 = glmq_bench_now();
+    double t0 = glmq_now();
     glmq_pool_run(pool, bw_worker, &j);
-    double dt = glmq_bench_now() - t0;
+    double dt = glmq_now() - t0;
     if (j.part[0] == 1.2345) puts(""); /* keep the sums alive */
     return (double)n * 4 / dt;
 }
@@ -96,7 +96,7 @@ static double bandwidth(glmq_pool *pool, glmq_dot_sum_fn sum, const float *p, in
 {
     double v[64];
     for (int r = 0; r < runs; r++) v[r] = bw_once(pool, sum, p, n);
-    return glmq_bench_median(v, runs);
+    return glmq_median(v, runs);
 }
 
 /* Best read bandwidth of this machine over every probe level (bench.h); also used by
@@ -187,7 +187,7 @@ static rate gemv_rate(const ctx *c, glmq_pool *pool, glmq_type type, glmq_dot_mo
     glmq_err err = {0};
     for (int r = 0; r <= c->runs; r++) { /* run 0 warms up (page tables, pool) */
         const double bw = bw_once(pool, c->probe, c->bw, c->bw_n);
-        double t0 = glmq_bench_now();
+        double t0 = glmq_now();
         for (int64_t i = 0; i < copies; i++) {
             glmq_dot_mat m;
             if (glmq_dot_mat_init(&m, type, rows, cols, c->arena + (size_t)i * mb, c->scales,
@@ -198,14 +198,14 @@ static rate gemv_rate(const ctx *c, glmq_pool *pool, glmq_type type, glmq_dot_mo
                 return res;
             }
         }
-        const double dt = glmq_bench_now() - t0;
+        const double dt = glmq_now() - t0;
         if (r > 0) {
             g[r - 1] = (double)mb * (double)copies / dt;
             q[r - 1] = g[r - 1] / bw;
         }
     }
-    res.gbs = glmq_bench_median(g, c->runs);
-    res.ratio = glmq_bench_median(q, c->runs);
+    res.gbs = glmq_median(g, c->runs);
+    res.ratio = glmq_median(q, c->runs);
     return res;
 }
 
@@ -220,15 +220,15 @@ static double gemm_rate(const ctx *c, glmq_type type, glmq_dot_mode mode, int64_
     if (glmq_dot_mat_init(&m, type, rows, cols, c->arena, c->scales, &err) != GLMQ_OK) return 0;
     double t[64];
     for (int r = 0; r <= runs; r++) {
-        double t0 = glmq_bench_now();
+        double t0 = glmq_now();
         if (glmq_dot_gemm_pool(c->pooln, c->k, mode, &m, x, cols, ntok, y, rows, scratch, ss,
                                &err) != GLMQ_OK) {
             fprintf(stderr, "glmq: error: %s\n", err.msg);
             return 0;
         }
-        if (r > 0) t[r - 1] = glmq_bench_now() - t0;
+        if (r > 0) t[r - 1] = glmq_now() - t0;
     }
-    return 2.0 * (double)rows * (double)cols * (double)ntok / glmq_bench_median(t, runs);
+    return 2.0 * (double)rows * (double)cols * (double)ntok / glmq_median(t, runs);
 }
 
 /* ---- 4. accuracy ----------------------------------------------------------------------------- */
@@ -348,19 +348,19 @@ int glmq_bench_gemv(int argc, char **argv)
             fputs(usage_text, stdout);
             return GLMQ_BENCH_OK;
         } else if (!strcmp(a, "--threads")) {
-            if (++i >= argc || (threads = glmq_bench_parse_int(argv[i], 1, 1024)) < 0)
+            if (++i >= argc || (threads = glmq_parse_int(argv[i], 1, 1024)) < 0)
                 return glmq_bench_usage("bench gemv", "--threads needs a number from 1 to 1024");
         } else if (!strcmp(a, "--runs")) {
-            if (++i >= argc || (runs = glmq_bench_parse_int(argv[i], 1, 63)) < 0)
+            if (++i >= argc || (runs = glmq_parse_int(argv[i], 1, 63)) < 0)
                 return glmq_bench_usage("bench gemv", "--runs needs a number from 1 to 63");
         } else if (!strcmp(a, "--bw-mb")) {
-            if (++i >= argc || (bw_mb = glmq_bench_parse_int(argv[i], 1, 65536)) < 0)
+            if (++i >= argc || (bw_mb = glmq_parse_int(argv[i], 1, 65536)) < 0)
                 return glmq_bench_usage("bench gemv", "--bw-mb needs a number from 1 to 65536");
         } else if (!strcmp(a, "--arena-mb")) {
-            if (++i >= argc || (arena_mb = glmq_bench_parse_int(argv[i], 1, 65536)) < 0)
+            if (++i >= argc || (arena_mb = glmq_parse_int(argv[i], 1, 65536)) < 0)
                 return glmq_bench_usage("bench gemv", "--arena-mb needs a number from 1 to 65536");
         } else if (!strcmp(a, "--tokens")) {
-            if (++i >= argc || (ntok = glmq_bench_parse_int(argv[i], 1, 4096)) < 0)
+            if (++i >= argc || (ntok = glmq_parse_int(argv[i], 1, 4096)) < 0)
                 return glmq_bench_usage("bench gemv", "--tokens needs a number from 1 to 4096");
         } else if (!strcmp(a, "--only")) {
             if (++i >= argc) return glmq_bench_usage("bench gemv", "--only needs bw|gemv|gemm|acc");

@@ -6,6 +6,7 @@
 #define GLMQ_CLI_H
 
 #include "glmq.h"
+#include "core/internal.h" /* glmq_now, glmq_median, glmq_parse_int, glmq_peak_rss */
 
 #include <stdio.h>
 
@@ -26,14 +27,8 @@ int cmd_generate(int argc, char **argv);
 int cli_error(const glmq_err *err);
 /* "glmq: <fmt>" usage error + hint; returns EXIT_USAGE. */
 int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Parse a positive int option value; returns -1 on error. */
-int cli_parse_int(const char *s, int lo, int hi);
-/* Seconds since an arbitrary epoch (monotonic). */
-double cli_now(void);
 /* Human-readable byte count ("1.23 GB") into buf. */
 const char *cli_bytes(char *buf, size_t n, double bytes);
-/* Peak resident set size of this process in bytes. */
-double cli_peak_rss(void);
 
 /* Progress bar on stderr when it is a TTY; a no-op otherwise. */
 typedef struct {
@@ -52,7 +47,5 @@ int cli_eval_option(const char *cmd, int argc, char **argv, int *i, struct glmq_
                     const char **text, const char **ids_file);
 /* Progress of an evaluation on stderr when it is a TTY. */
 void cli_eval_progress(struct glmq_eval_opts *o, cli_progress *p, int quiet);
-/* Median of n values (sorts v). */
-double cli_median(double *v, int n);
 
 #endif

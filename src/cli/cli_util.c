@@ -1,5 +1,6 @@
 /* cli_util.c - helpers shared by the subcommands (see cli.h). */
 #include "cli.h"
+#include "bench/bench.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -10,7 +11,7 @@
 
 int cli_error(const glmq_err *err)
 {
-    fprintf(stderr, "glmq: error: %s\n", err->msg[0] ? err->msg : glmq_status_str(err->code));
+    glmq_bench_error(err); /* one copy of the message format (bench/bench_util.c) */
     return EXIT_ERR;
 }
 
@@ -18,27 +19,9 @@ int cli_usage(const char *cmd, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "glmq: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\nsee 'glmq %s --help'\n", cmd);
+    glmq_bench_vusage(cmd, fmt, ap);
     va_end(ap);
     return EXIT_USAGE;
-}
-
-int cli_parse_int(const char *s, int lo, int hi)
-{
-    if (!s || !*s) return -1;
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (*end || v < lo || v > hi) return -1;
-    return (int)v;
-}
-
-double cli_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 const char *cli_bytes(char *buf, size_t n, double b)
@@ -53,17 +36,11 @@ const char *cli_bytes(char *buf, size_t n, double b)
     return buf;
 }
 
-double cli_peak_rss(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_maxrss * 1024.0;
-}
 
 void cli_progress_init(cli_progress *p, const char *label, int quiet)
 {
     p->enabled = !quiet && isatty(STDERR_FILENO);
-    p->t0 = p->last = cli_now();
+    p->t0 = p->last = glmq_now();
     p->label = label;
 }
 
@@ -71,7 +48,7 @@ void cli_progress_cb(void *user, uint64_t done, uint64_t total)
 {
     cli_progress *p = user;
     if (!p->enabled) return;
-    double now = cli_now();
+    double now = glmq_now();
     if (now - p->last < 0.1 && done < total) return;
     p->last = now;
     double frac = total ? (double)done / (double)total : 1.0;
@@ -91,14 +68,4 @@ void cli_progress_end(cli_progress *p)
     if (p->enabled) fprintf(stderr, "\r\033[K");
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
-double cli_median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}

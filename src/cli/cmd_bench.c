@@ -59,10 +59,10 @@ int cmd_bench(int argc, char **argv)
                             : !strcmp(argv[i], "f16") ? GLMQ_TYPE_F16
                                                       : GLMQ_TYPE_INT4;
         } else if (!strcmp(a, "--threads")) {
-            if (++i >= argc || (o.threads = cli_parse_int(argv[i], 1, 1024)) < 0)
+            if (++i >= argc || (o.threads = glmq_parse_int(argv[i], 1, 1024)) < 0)
                 return cli_usage("bench", "--threads needs a number from 1 to 1024");
         } else if (!strcmp(a, "--repeat")) {
-            if (++i >= argc || (repeat = cli_parse_int(argv[i], 1, 100)) < 0)
+            if (++i >= argc || (repeat = glmq_parse_int(argv[i], 1, 100)) < 0)
                 return cli_usage("bench", "--repeat needs a number from 1 to 100");
         } else if (a[0] == '-') {
             return cli_usage("bench", "unknown option '%s'", a);

@@ -48,7 +48,7 @@ int cmd_convert(int argc, char **argv)
             else
                 return cli_usage("convert", "unknown --type '%s' (int4, int8 or f16)", argv[i]);
         } else if (!strcmp(a, "--threads")) {
-            if (++i >= argc || (o.threads = cli_parse_int(argv[i], 1, 1024)) < 0)
+            if (++i >= argc || (o.threads = glmq_parse_int(argv[i], 1, 1024)) < 0)
                 return cli_usage("convert", "--threads needs a number from 1 to 1024");
         } else if (!strcmp(a, "--quantize-output")) {
             o.quantize_output = 1;
@@ -73,9 +73,9 @@ int cmd_convert(int argc, char **argv)
     o.progress_user = &prog;
     glmq_err err = {0};
     glmq_convert_report rep;
-    double t0 = cli_now();
+    double t0 = glmq_now();
     glmq_status st = glmq_convert(src, outp, &o, &rep, &err);
-    double dt = cli_now() - t0;
+    double dt = glmq_now() - t0;
     cli_progress_end(&prog);
     if (st != GLMQ_OK) return cli_error(&err);
     for (int64_t i = 0; i < rep.n_warnings; i++) fprintf(stderr, "glmq: warning: %s\n", rep.warnings[i]);

@@ -68,7 +68,7 @@ int cmd_generate(int argc, char **argv)
             if (++i >= argc) return cli_usage("generate", "%s needs a text", a);
             prompt = argv[i];
         } else if (!strcmp(a, "-n")) {
-            if (++i >= argc || (n_new = cli_parse_int(argv[i], 1, 1 << 20)) < 0)
+            if (++i >= argc || (n_new = glmq_parse_int(argv[i], 1, 1 << 20)) < 0)
                 return cli_usage("generate", "-n needs a positive number");
         } else if (!strcmp(a, "--temp") || !strcmp(a, "--top-p")) {
             if (++i >= argc) return cli_usage("generate", "%s needs a number", a);
@@ -84,7 +84,7 @@ int cmd_generate(int argc, char **argv)
             seed = strtoull(argv[i], &end, 10);
             if (*end) return cli_usage("generate", "--seed: '%s' is not a number", argv[i]);
         } else if (!strcmp(a, "--threads")) {
-            if (++i >= argc || (threads = cli_parse_int(argv[i], 1, 1024)) < 0)
+            if (++i >= argc || (threads = glmq_parse_int(argv[i], 1, 1024)) < 0)
                 return cli_usage("generate", "--threads needs a number from 1 to 1024");
         } else if (!strcmp(a, "--exact")) {
             kernels = GLMQ_KERNELS_EXACT;
@@ -149,12 +149,12 @@ int cmd_generate(int argc, char **argv)
         rc = EXIT_ERR;
         goto done;
     }
-    double t0 = cli_now();
+    double t0 = glmq_now();
     if (glmq_session_eval(sess, ids, (int64_t)np, logits, &err) != GLMQ_OK) {
         rc = cli_error(&err);
         goto done;
     }
-    double t_prefill = cli_now() - t0;
+    double t_prefill = glmq_now() - t0;
     int32_t next;
     if (glmq_sampler_sample(smp, logits + (np - 1) * (size_t)V, &next, &err) != GLMQ_OK) {
         rc = cli_error(&err);
@@ -162,7 +162,7 @@ int cmd_generate(int argc, char **argv)
     }
     size_t printed = 0, n = np;
     int64_t produced = 0;
-    t0 = cli_now();
+    t0 = glmq_now();
     for (;;) {
         if (next == info.tok_eos || next == info.tok_eop) break;
         ids[n++] = next;
@@ -175,7 +175,7 @@ int cmd_generate(int argc, char **argv)
             goto done;
         }
     }
-    double t_decode = cli_now() - t0;
+    double t_decode = glmq_now() - t0;
     stream(m, ids + np, n - np, &text, &text_cap, &printed, 1);
     printf("\n");
     fprintf(stderr,

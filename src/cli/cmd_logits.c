@@ -93,7 +93,7 @@ int cmd_logits(int argc, char **argv)
             if (!strcmp(a, "--ids")) {
                 ids_arg = v;
             } else if (!strcmp(a, "--threads")) {
-                threads = cli_parse_int(v, 1, 1024);
+                threads = glmq_parse_int(v, 1, 1024);
                 if (threads < 0) return cli_usage("logits", "bad --threads '%s'", v);
             } else {
                 out_path = v;

@@ -45,24 +45,24 @@ int cli_eval_option(const char *cmd, int argc, char **argv, int *i, glmq_eval_op
             *ids_file = argv[*i];
     } else if (!strcmp(a, "--ctx")) {
         int v;
-        if (++*i >= argc || (v = cli_parse_int(argv[*i], 3, 1 << 20)) < 0)
+        if (++*i >= argc || (v = glmq_parse_int(argv[*i], 3, 1 << 20)) < 0)
             return cli_usage(cmd, "--ctx needs a number from 3 to 1048576");
         o->ctx = v;
     } else if (!strcmp(a, "--stride")) {
         int v;
-        if (++*i >= argc || (v = cli_parse_int(argv[*i], 1, 1 << 20)) < 0)
+        if (++*i >= argc || (v = glmq_parse_int(argv[*i], 1, 1 << 20)) < 0)
             return cli_usage(cmd, "--stride needs a positive number");
         o->stride = v;
     } else if (!strcmp(a, "--strided")) {
         o->strided = 1;
     } else if (!strcmp(a, "--chunks")) {
         int v;
-        if (++*i >= argc || (v = cli_parse_int(argv[*i], 1, 1 << 30)) < 0)
+        if (++*i >= argc || (v = glmq_parse_int(argv[*i], 1, 1 << 30)) < 0)
             return cli_usage(cmd, "--chunks needs a positive number");
         o->max_chunks = v;
     } else if (!strcmp(a, "--threads")) {
         int v;
-        if (++*i >= argc || (v = cli_parse_int(argv[*i], 1, 1024)) < 0)
+        if (++*i >= argc || (v = glmq_parse_int(argv[*i], 1, 1024)) < 0)
             return cli_usage(cmd, "--threads needs a number from 1 to 1024");
         o->threads = v;
     } else if (!strcmp(a, "--exact") || !strcmp(a, "--reference")) {
@@ -82,7 +82,7 @@ static void progress(void *user, int64_t done, int64_t total, int64_t tokens)
 {
     cli_progress *p = user;
     if (!p->enabled) return;
-    double now = cli_now();
+    double now = glmq_now();
     if (now - p->last < 0.2 && done < total) return;
     p->last = now;
     double el = now - p->t0, rate = el > 0 ? (double)tokens / el : 0;
@@ -139,11 +139,11 @@ int cmd_ppl(int argc, char **argv)
         cli_progress prog;
         cli_eval_progress(&o, &prog, json);
         glmq_ppl_result r;
-        double t0 = cli_now();
+        double t0 = glmq_now();
         if (glmq_perplexity(m, ids, n, &o, &r, &err) != GLMQ_OK) {
             rc = cli_error(&err);
         } else {
-            double dt = cli_now() - t0;
+            double dt = glmq_now() - t0;
             if (json)
                 printf("{\"ppl\": %.17g, \"nll_sum\": %.17g, \"tokens\": %lld, \"windows\": %lld, "
                        "\"ctx\": %lld, \"protocol\": \"%s\", \"kernels\": \"%s\", "

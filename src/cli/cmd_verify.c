@@ -120,7 +120,7 @@ int cmd_verify(int argc, char **argv)
     }
     cli_progress prog;
     cli_eval_progress(&o, &prog, quiet);
-    double t0 = cli_now();
+    double t0 = glmq_now();
     /* the gated mode, and with the fast kernels also the exact path beside it */
     glmq_forward_mode modes[2] = {o.mode, GLMQ_FWD_EXACT};
     int nmodes = o.mode == GLMQ_FWD_FAST ? 2 : 1;
@@ -133,7 +133,7 @@ int cmd_verify(int argc, char **argv)
         rc = cli_error(&err);
         goto done;
     }
-    double dt = cli_now() - t0;
+    double dt = glmq_now() - t0;
     glmq_gate_check checks[4];
     int nc = glmq_gate_eval(dp, &gate, checks);
     int pass = 1;

@@ -33,6 +33,13 @@
 glmq_cpu_level glmq_cpu_detected(void);
 glmq_cpu_level glmq_cpu_env_cap(void);
 
+/* util.c: seconds on a monotonic clock; the median of v[0..n) (sorts v; n > 0); s as an int in
+ * [lo, hi] with nothing after it, else -1; the peak resident set size in bytes. */
+double glmq_now(void);
+double glmq_median(double *v, int n);
+int glmq_parse_int(const char *s, int lo, int hi);
+double glmq_peak_rss(void);
+
 /* Write a formatted message into err (if non-NULL) and return code. */
 glmq_status glmq_fail(glmq_err *err, glmq_status code, const char *fmt, ...) GLMQ_PRINTF(3, 4);
 
