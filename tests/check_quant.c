@@ -691,9 +691,26 @@ END_TEST
 /* The active level is the best supported one, capped by GLMQ_CPU. */
 START_TEST(test_dispatch_level)
 {
+    /* the hardware level from the compiler's own CPU probe (CPUID + the OS's saved state),
+     * not from the dispatcher under test */
     int hw = GLMQ_CPU_REF;
+#if defined(GLMQ_HAVE_X86)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+        __builtin_cpu_supports("avx")) {
+        hw = GLMQ_CPU_AVX2;
+        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+            hw = __builtin_cpu_supports("avx512vnni") ? GLMQ_CPU_AVX512VNNI : GLMQ_CPU_AVX512;
+#if defined(GLMQ_EMULATE_AVX512)
+        hw = GLMQ_CPU_AVX512VNNI; /* test build: AVX-512 runs emulated on AVX2 */
+#endif
+    }
+#endif
     for (int l = GLMQ_CPU_REF; l <= GLMQ_CPU_MAX; l++)
-        if (glmq_kernels_for((glmq_cpu_level)l)) hw = l;
+        ck_assert_msg((glmq_kernels_for((glmq_cpu_level)l) != NULL) == (l <= hw),
+                      "level %d offered %d, hardware level %d", l,
+                      glmq_kernels_for((glmq_cpu_level)l) != NULL, hw);
     int want = hw;
     const char *e = getenv("GLMQ_CPU");
     if (e && (strcmp(e, "ref") == 0 || strcmp(e, "scalar") == 0)) want = GLMQ_CPU_REF;
