@@ -68,13 +68,8 @@ static void remove_packs(void)
 
 static cJSON *manifest(const char *model)
 {
-    char *p = tu_sample_path(model, "golden/manifest.json");
-    char *txt = (char *)tu_read_file(p, NULL);
-    ck_assert_msg(txt != NULL, "cannot read %s", p);
-    cJSON *j = cJSON_Parse(txt);
-    ck_assert_ptr_nonnull(j);
-    free(txt);
-    free(p);
+    cJSON *j = tu_manifest(model);
+    ck_assert_msg(j != NULL, "cannot read or parse samples/%s/golden/manifest.json", model);
     return j;
 }
 

@@ -86,16 +86,8 @@ typedef struct {
 
 static cJSON *manifest(const char *model)
 {
-    char *g = tu_sample_path(model, "golden");
-    char *p = tu_path(g, "manifest.json");
-    size_t n;
-    char *txt = (char *)tu_read_file(p, &n);
-    ck_assert_msg(txt != NULL, "cannot read %s", p);
-    cJSON *j = cJSON_ParseWithLength(txt, n);
-    ck_assert_ptr_nonnull(j);
-    free(txt);
-    free(p);
-    free(g);
+    cJSON *j = tu_manifest(model);
+    ck_assert_msg(j != NULL, "cannot read or parse samples/%s/golden/manifest.json", model);
     return j;
 }
 

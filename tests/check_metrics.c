@@ -36,12 +36,8 @@ static const char *texts[] = {"eval_en", "eval_zh"};
 
 static cJSON *manifest(const char *model)
 {
-    char *p = tu_sample_path(model, "golden/manifest.json");
-    char *txt = (char *)tu_read_file(p, NULL);
-    ck_assert_ptr_nonnull(txt);
-    cJSON *j = cJSON_Parse(txt);
-    free(txt);
-    free(p);
+    cJSON *j = tu_manifest(model);
+    ck_assert_msg(j != NULL, "cannot read or parse samples/%s/golden/manifest.json", model);
     return j;
 }
 

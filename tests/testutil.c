@@ -1,6 +1,8 @@
 /* testutil.c - see testutil.h. */
 #include "testutil.h"
 
+#include <cjson/cJSON.h>
+
 #include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -239,4 +241,16 @@ uint64_t tu_splitmix64(uint64_t *s)
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     return z ^ (z >> 31);
+}
+
+cJSON *tu_manifest(const char *model)
+{
+    char *p = tu_sample_path(model, "golden/manifest.json");
+    size_t n = 0;
+    char *txt = (char *)tu_read_file(p, &n);
+    free(p);
+    if (!txt) return NULL;
+    cJSON *j = cJSON_ParseWithLength(txt, n);
+    free(txt);
+    return j;
 }

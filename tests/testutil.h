@@ -37,6 +37,10 @@ int tu_copy_dir(const char *src, const char *dst);
  * Returns the exit status (0-255), or -1 if it did not exit normally. */
 int tu_run(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* samples/<model>/golden/manifest.json parsed (cJSON_Delete it), or NULL if it cannot be read
+ * or parsed: the description of the PyTorch goldens of a sample. */
+struct cJSON *tu_manifest(const char *model);
+
 /* Minimal .npy reader (v1/v2 headers, little-endian, C order). dtype receives the descr string
  * ("<f4", "|i1", "<u2", "<i4", ...); shape up to 4 dims. Returns malloc'd data or NULL. */
 void *tu_npy_load(const char *path, char dtype[8], int *ndim, int64_t shape[4], size_t *nbytes);
