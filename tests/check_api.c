@@ -34,22 +34,13 @@ static void make_packs(void)
 {
     tmpdir = tu_mkdtemp();
     ck_assert_ptr_nonnull(tmpdir);
-    for (int m = 0; m < 2; m++) {
-        char *src = tu_sample_path(models[m], "st");
+    for (int m = 0; m < 2; m++)
         for (int t = 1; t < 3; t++) {
-            char name[64];
-            snprintf(name, sizeof name, "%s-%s.glmq", models[m], policies[t]);
-            packs[m][t] = tu_path(tmpdir, name);
-            glmq_convert_opts o;
-            glmq_convert_opts_default(&o);
-            o.weight_type = t == 1 ? GLMQ_TYPE_INT8 : GLMQ_TYPE_INT4;
-            o.threads = 2;
             glmq_err err = {0};
-            ck_assert_msg(glmq_convert(src, packs[m][t], &o, NULL, &err) == GLMQ_OK, "%s",
-                          err.msg);
+            packs[m][t] = tu_convert_sample(tmpdir, models[m],
+                                            t == 1 ? GLMQ_TYPE_INT8 : GLMQ_TYPE_INT4, &err);
+            ck_assert_msg(packs[m][t] != NULL, "%s", err.msg);
         }
-        free(src);
-    }
 }
 
 static void remove_packs(void)

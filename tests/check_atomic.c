@@ -269,7 +269,7 @@ START_TEST(modes_follow_umask)
 }
 END_TEST
 
-/* The users of the writer: a pack, a report (glmq_write_file_atomic), a plot and a .npy are all
+/* The users of the writer: a pack, a report (glmq_atomic_write_file), a plot and a .npy are all
  * 0644 under umask 022 (the report used to be 0600). */
 START_TEST(users_mode_0644)
 {
@@ -284,7 +284,7 @@ START_TEST(users_mode_0644)
     ck_assert_int_eq(glmq_pack_write_rows(w, 0, 0, 2, rows, &err), GLMQ_OK);
     ck_assert_int_eq(glmq_pack_writer_finish(w, "{}", &err), GLMQ_OK);
     char *rep = tu_path(tmpdir, "r.json");
-    ck_assert_int_eq(glmq_write_file_atomic(rep, "{}\n", 3, &err), GLMQ_OK);
+    ck_assert_int_eq(glmq_atomic_write_file(rep, "{}\n", 3, &err), GLMQ_OK);
     char *svg = tu_path(tmpdir, "r.svg");
     double rel[2] = {0.1, 0.2}, kld[3] = {0, 1e-4, 2e-3};
     glmq_drift dr;

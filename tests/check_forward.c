@@ -42,22 +42,12 @@ static void convert_all(void)
 {
     tmpdir = tu_mkdtemp();
     ck_assert_ptr_nonnull(tmpdir);
-    for (int m = 0; m < 2; m++) {
-        char *src = tu_sample_path(models[m], "st");
+    for (int m = 0; m < 2; m++)
         for (int t = 0; t < 3; t++) {
-            char name[64];
-            snprintf(name, sizeof name, "%s-%s.glmq", models[m], types[t]);
-            packs[m][t] = tu_path(tmpdir, name);
-            glmq_convert_opts o;
-            glmq_convert_opts_default(&o);
-            o.weight_type = type_ids[t];
-            o.threads = 2;
             glmq_err err = {0};
-            glmq_status st = glmq_convert(src, packs[m][t], &o, NULL, &err);
-            ck_assert_msg(st == GLMQ_OK, "convert %s: %s", src, err.msg);
+            packs[m][t] = tu_convert_sample(tmpdir, models[m], type_ids[t], &err);
+            ck_assert_msg(packs[m][t] != NULL, "convert %s: %s", models[m], err.msg);
         }
-        free(src);
-    }
 }
 
 static void remove_all(void)

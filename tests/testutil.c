@@ -254,3 +254,21 @@ cJSON *tu_manifest(const char *model)
     free(txt);
     return j;
 }
+
+char *tu_convert_sample(const char *dir, const char *model, glmq_type type, glmq_err *err)
+{
+    char name[96];
+    snprintf(name, sizeof name, "%s-%s.glmq", model, glmq_type_name(type));
+    char *src = tu_sample_path(model, "st"), *out = tu_path(dir, name);
+    glmq_convert_opts o;
+    glmq_convert_opts_default(&o);
+    o.weight_type = type;
+    o.threads = 2;
+    const glmq_status st = glmq_convert(src, out, &o, NULL, err);
+    free(src);
+    if (st != GLMQ_OK) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}

@@ -5,6 +5,8 @@
 #ifndef GLMQ_TESTUTIL_H
 #define GLMQ_TESTUTIL_H
 
+#include "glmq.h"
+
 #include <check.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -36,6 +38,10 @@ int tu_copy_dir(const char *src, const char *dst);
 /* Run a shell command line; capture stdout+stderr into a malloc'd string (*out, may be NULL).
  * Returns the exit status (0-255), or -1 if it did not exit normally. */
 int tu_run(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Convert samples/<model>/st to `type` (2 threads) into dir/<model>-<name>.glmq through the
+ * public API; returns the malloc'd pack path, or NULL with err set. */
+char *tu_convert_sample(const char *dir, const char *model, glmq_type type, glmq_err *err);
 
 /* samples/<model>/golden/manifest.json parsed (cJSON_Delete it), or NULL if it cannot be read
  * or parsed: the description of the PyTorch goldens of a sample. */

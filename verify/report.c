@@ -121,12 +121,6 @@ char *glmq_report_json(const glmq_drift *d, const glmq_report_ctx *c)
     return s;
 }
 
-/* The report, the plot and every other whole-buffer output share the one atomic writer. */
-glmq_status glmq_write_file_atomic(const char *path, const void *data, size_t n, glmq_err *err)
-{
-    return glmq_atomic_write_file(path, data, n, err);
-}
-
 /* ---- SVG ---- */
 
 typedef struct {
@@ -245,7 +239,7 @@ glmq_status glmq_report_svg(const glmq_drift *d, const char *title, const char *
               rx + pw / 2, top + ph + 34, (long long)zeros, (long long)cmax);
     sb_printf(&b, "</svg>\n");
     GLMQ_FAIL_IF(!b.buf, err, GLMQ_E_NOMEM, "out of memory");
-    glmq_status st = glmq_write_file_atomic(path, b.buf, b.len, err);
+    glmq_status st = glmq_atomic_write_file(path, b.buf, b.len, err);
     free(b.buf);
     return st;
 }

@@ -42,8 +42,4 @@ char *glmq_report_json(const glmq_drift *d, const glmq_report_ctx *ctx);
 glmq_status glmq_report_svg(const glmq_drift *d, const char *title, const char *path,
                             glmq_err *err);
 
-/* Write bytes to path atomically (src/core/atomic.h: nothing is left behind on failure or kill;
- * mode 0666 & ~umask). */
-glmq_status glmq_write_file_atomic(const char *path, const void *data, size_t n, glmq_err *err);
-
 #endif

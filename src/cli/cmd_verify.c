@@ -5,6 +5,7 @@
  */
 #include "cli.h"
 #include "verify/report.h"
+#include "core/atomic.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -179,7 +180,7 @@ int cmd_verify(int argc, char **argv)
                            de};
     if (report) {
         json = glmq_report_json(dp, &ctx);
-        if (!json || glmq_write_file_atomic(report, json, strlen(json), &err) != GLMQ_OK) {
+        if (!json || glmq_atomic_write_file(report, json, strlen(json), &err) != GLMQ_OK) {
             rc = cli_error(&err);
             goto done;
         }

@@ -716,7 +716,7 @@ glmq_status glmq_forward_create_mode(const glmq_model *m, int64_t max_tokens, in
     f->cfg = *c;
     f->kern = glmq_kernels_get();
     f->mode = mode;
-    f->dk = glmq_dot_kernels_get();
+    f->dk = f->kern->dot; /* the same level as kern, from the one table */
     f->v1 = c->arch == GLMQ_ARCH_CHATGLM1;
     f->h = c->hidden;
     f->L = c->n_layers;
