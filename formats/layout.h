@@ -20,6 +20,7 @@
 #ifndef GLMQ_LAYOUT_H
 #define GLMQ_LAYOUT_H
 
+#include "core/ggml_type.h"
 #include "core/internal.h"
 
 #define GLMQ_Q4_BLOCK 128
@@ -49,6 +50,11 @@ static inline int64_t glmq_row_bytes(glmq_type type, int64_t cols)
     case GLMQ_TYPE_BF16: return cols * 2;
     case GLMQ_TYPE_INT8: return glmq_q8_row_bytes(cols);
     case GLMQ_TYPE_INT4: return glmq_q4_row_bytes(cols);
+    case GLMQ_TYPE_GGML: break;
+    }
+    if (type > GLMQ_TYPE_GGML) {
+        uint64_t b = glmq_ggml_row_bytes((uint32_t)(type - GLMQ_TYPE_GGML), cols);
+        return b && b <= INT64_MAX ? (int64_t)b : -1;
     }
     return -1;
 }

@@ -144,6 +144,7 @@ void glmq_widen_row(const glmq_kernels *k, glmq_type type, const void *row, uint
     case GLMQ_TYPE_BF16: (k ? k->bf16_to_f32 : glmq_bf16_to_f32_row)(row, dst, cols); break;
     case GLMQ_TYPE_INT8: glmq_dequantize_row_q8_ref(row, scale, cols, dst); break;
     case GLMQ_TYPE_INT4: glmq_dequantize_row_q4_ref(row, scale, cols, dst); break;
+    case GLMQ_TYPE_GGML: break; /* no such tensor; ggml block types are GLMQ_TYPE_GGML + t */
     }
 }
 

@@ -69,7 +69,10 @@ typedef enum {
     GLMQ_TYPE_F16 = 1,
     GLMQ_TYPE_BF16 = 2,
     GLMQ_TYPE_INT8 = 3, /* per-row symmetric, int8 codes in [-127,127], fp16 scale per row   */
-    GLMQ_TYPE_INT4 = 4  /* per-row symmetric, codes in [-7,7] stored as nibble q+8 (SPEC §5) */
+    GLMQ_TYPE_INT4 = 4, /* per-row symmetric, codes in [-7,7] stored as nibble q+8 (SPEC §5) */
+    /* GLMQ_TYPE_GGML + t: ggml block type t (GGUF's numbering: 2 = Q4_0, 8 = Q8_0, 12 = Q4_K,
+     * ...) of a tensor read from a .gguf file. Never stored in a .glmq file. */
+    GLMQ_TYPE_GGML = 256
 } glmq_type;
 
 /* "f32", "f16", "bf16", "int8", "int4"; NULL for an unknown value. */

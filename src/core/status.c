@@ -4,6 +4,7 @@
  * The first failure writes err->msg; forwarders may prefix context. Messages are lower case, no
  * trailing period, with quoted subjects (git style), and name file, tensor and byte offset.
  */
+#include "ggml_type.h"
 #include "internal.h"
 
 #include <stdio.h>
@@ -65,6 +66,11 @@ const char *glmq_type_name(glmq_type t)
     case GLMQ_TYPE_BF16: return "bf16";
     case GLMQ_TYPE_INT8: return "int8";
     case GLMQ_TYPE_INT4: return "int4";
+    case GLMQ_TYPE_GGML: break;
+    }
+    if (t > GLMQ_TYPE_GGML) {
+        const glmq_ggml_type_info *g = glmq_ggml_type_get((uint32_t)(t - GLMQ_TYPE_GGML));
+        return g ? g->name : NULL;
     }
     return NULL;
 }
