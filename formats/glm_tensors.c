@@ -180,3 +180,34 @@ int glmq_tensor_is_buffer(const char *name)
     const size_t ln = strlen(name), ls = sizeof suffix - 1;
     return ln >= ls && !strcmp(name + ln - ls, suffix);
 }
+
+int glmq_gguf_tensor_name(glmq_slot slot, int64_t layer, char *buf, size_t n)
+{
+    static const struct {
+        glmq_slot slot;
+        const char *name; /* per-layer names get "blk.<l>." in front */
+        int per_layer;
+    } names[] = {
+        {GLMQ_SLOT_EMBED, "token_embd.weight", 0},
+        {GLMQ_SLOT_OUTPUT, "output.weight", 0},
+        {GLMQ_SLOT_FINAL_NORM, "output_norm.weight", 0},
+        {GLMQ_SLOT_LN_IN, "attn_norm.weight", 1},
+        {GLMQ_SLOT_QKV, "attn_qkv.weight", 1},
+        {GLMQ_SLOT_QKV_B, "attn_qkv.bias", 1},
+        {GLMQ_SLOT_DENSE, "attn_output.weight", 1},
+        {GLMQ_SLOT_DENSE_B, "attn_output.bias", 1},
+        {GLMQ_SLOT_LN_POST, "ffn_norm.weight", 1},
+        {GLMQ_SLOT_H4H, "ffn_up.weight", 1},
+        {GLMQ_SLOT_H4H_B, "ffn_up.bias", 1},
+        {GLMQ_SLOT_FHH, "ffn_down.weight", 1},
+        {GLMQ_SLOT_FHH_B, "ffn_down.bias", 1},
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (names[i].slot != slot) continue;
+        if (names[i].per_layer != (layer >= 0)) return 0;
+        int w = names[i].per_layer ? snprintf(buf, n, "blk.%lld.%s", (long long)layer, names[i].name)
+                                   : snprintf(buf, n, "%s", names[i].name);
+        return w > 0 && (size_t)w < n;
+    }
+    return 0;
+}

@@ -130,6 +130,13 @@ typedef struct {
 glmq_status glmq_config_tensors(const glmq_config *c, glmq_expected_tensor **out, int64_t *n,
                                 glmq_err *err);
 
+/* llama.cpp's GGUF name of the tensor in `slot` of layer `layer` (-1 for a global slot) for its
+ * `chatglm` architecture (ChatGLM2/3, GLM-4): "token_embd.weight", "blk.3.attn_qkv.bias", ...
+ * Written into buf (n bytes). Returns 0 when the slot has no GGUF name (the LayerNorm biases of
+ * ChatGLM-6B v1, which llama.cpp cannot run). The one place this naming is written down: export
+ * and import both use it. */
+int glmq_gguf_tensor_name(glmq_slot slot, int64_t layer, char *buf, size_t n);
+
 /* 1 for checkpoint buffers that are not weights and are skipped without a warning (the rotary
  * `*.inv_freq`, recomputed from the config). */
 int glmq_tensor_is_buffer(const char *name);

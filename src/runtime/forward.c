@@ -22,6 +22,7 @@
 #include "runtime/forward.h"
 #include "quant/dot.h"
 
+#include "core/ggml_type.h"
 #include "core/pool.h"
 #include "quant/quant.h"
 
@@ -264,11 +265,13 @@ static void mm_worker(void *arg, int ith, int nth)
  * is no F32 kernel, so F32 matrices (an F32 checkpoint's weights, or an F32 embedding/output
  * layer kept as stored) go through the plain-C fp32 loop in every mode - the exact fp32
  * product EXACT promises, and what FAST promises for unquantized weights. forward.h documents
- * it and glmq_forward_plain_matrices() counts them.
+ * it and glmq_forward_plain_matrices() counts them. The ggml block types of a GGUF file
+ * (GLMQ_TYPE_GGML + t) take the same plain path: each row decoded exactly to fp32
+ * (quant/ggml_dequant.c), then the exact fp32 product.
  */
 static int on_kernels(const glmq_forward *f, const glmq_tensor_info *w)
 {
-    return f->mode != GLMQ_FWD_REFERENCE && w->type != GLMQ_TYPE_F32;
+    return f->mode != GLMQ_FWD_REFERENCE && w->type != GLMQ_TYPE_F32 && w->type < GLMQ_TYPE_GGML;
 }
 
 /* The kernels' view of w (type, dims, data, scales, row stride), or GLMQ_E_UNSUPPORTED naming
@@ -557,8 +560,12 @@ static glmq_status get_tensor(const glmq_model *m, const glmq_tensor_info **out,
                  "tensor '%s' has shape %lldx%lld (ndim %d), expected %lldx%lld (ndim %d)", name,
                  (long long)t->rows, (long long)t->cols, t->ndim, (long long)want_rows,
                  (long long)cols, ndim);
-    GLMQ_FAIL_IF(t->type > GLMQ_TYPE_INT4, err, GLMQ_E_UNSUPPORTED,
-                 "tensor '%s' has an unknown type %d", name, (int)t->type);
+    GLMQ_FAIL_IF(t->type == GLMQ_TYPE_GGML || !glmq_type_name(t->type), err,
+                 GLMQ_E_UNSUPPORTED, "tensor '%s' has an unknown type %d", name, (int)t->type);
+    GLMQ_FAIL_IF(t->type > GLMQ_TYPE_GGML &&
+                     !glmq_ggml_type_get((uint32_t)(t->type - GLMQ_TYPE_GGML))->decodable,
+                 err, GLMQ_E_UNSUPPORTED, "tensor '%s' has ggml type %s, which glmq does not decode",
+                 name, glmq_type_name(t->type));
     GLMQ_FAIL_IF((t->type == GLMQ_TYPE_INT8 || t->type == GLMQ_TYPE_INT4) && !t->scales, err,
                  GLMQ_E_FORMAT, "tensor '%s' is quantized but has no scales", name);
     GLMQ_FAIL_IF(!t->data && rows * cols > 0, err, GLMQ_E_FORMAT, "tensor '%s' has no data", name);

@@ -63,7 +63,8 @@ typedef struct glmq_forward glmq_forward;
  * packed row) is an error naming the tensor, from create or, for a view swapped in later with
  * glmq_model_swap, from eval. By design, and only for them, F32 matrices have no kernel: in
  * every mode they are multiplied by the plain-C fp32 loop, which is the exact product (an F32
- * checkpoint, or an F32 embedding / output layer kept as stored by convert). Norms and biases
+ * checkpoint, or an F32 embedding / output layer kept as stored by convert), and so are the
+ * ggml block types of a GGUF file (Q4_0 ... Q6_K, decoded row by row to fp32). Norms and biases
  * are vectors, widened to fp32 once at create in every mode; they are not matmuls.
  */
 typedef enum { GLMQ_FWD_REFERENCE = 0, GLMQ_FWD_EXACT = 1, GLMQ_FWD_FAST = 2 } glmq_forward_mode;

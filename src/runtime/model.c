@@ -13,13 +13,16 @@
 #include "formats/checkpoint.h"
 #include "core/hash.h"
 #include "formats/source.h"
+#include "runtime/model_gguf.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 typedef struct {
     char *name;
@@ -30,6 +33,7 @@ struct glmq_model {
     glmq_config cfg;
     int is_pack;
     glmq_pack *pack;
+    glmq_gguf *gguf;
     glmq_checkpoint *ck;
     void **maps;      /* per checkpoint file */
     uint64_t *map_sizes;
@@ -45,7 +49,10 @@ struct glmq_model {
 };
 
 const glmq_config *glmq_model_config(const glmq_model *m) { return &m->cfg; }
-const char *glmq_model_kind(const glmq_model *m) { return m->is_pack ? "glmq" : "checkpoint"; }
+const char *glmq_model_kind(const glmq_model *m)
+{
+    return m->gguf ? "gguf" : m->is_pack ? "glmq" : "checkpoint";
+}
 uint64_t glmq_model_ident(const glmq_model *m) { return m->ident; }
 const char *glmq_model_weight_type(const glmq_model *m) { return m->weight_type; }
 
@@ -103,6 +110,7 @@ void glmq_model_close(glmq_model *m)
     if (!m) return;
     glmq_tokenizer_free(atomic_load_explicit(&m->tok_cache, memory_order_acquire));
     glmq_pack_close(m->pack);
+    glmq_gguf_close(m->gguf);
     if (m->ck) {
         for (uint32_t f = 0; f < m->ck->set.nfiles; f++)
             if (m->maps && m->maps[f] && m->maps[f] != MAP_FAILED) munmap(m->maps[f], m->map_sizes[f]);
@@ -159,6 +167,66 @@ static glmq_status open_pack(glmq_model *m, const char *path, glmq_err *err)
             st = glmq_fail(err, GLMQ_E_SHAPE, "'%s': tensor '%s' has the wrong shape", path,
                            want[i].name);
     }
+    free(want);
+    return st;
+}
+
+/* Every tensor the config expects, found under its llama.cpp name, checked for shape, viewed in
+ * place (the mapping), and named as in the checkpoint. */
+static glmq_status open_gguf(glmq_model *m, const char *path, glmq_err *err)
+{
+    GLMQ_TRY(glmq_gguf_open(path, &m->gguf, err));
+    const glmq_gguf *g = m->gguf;
+    GLMQ_TRY(glmq_gguf_model_config(g, &m->cfg, err));
+    glmq_expected_tensor *want = NULL;
+    int64_t nw = 0;
+    GLMQ_TRY(glmq_config_tensors(&m->cfg, &want, &nw, err));
+    glmq_status st = GLMQ_OK;
+    m->t = calloc((size_t)nw + 1, sizeof *m->t);
+    GLMQ_FAIL_IF_G(!m->t, err, GLMQ_E_NOMEM, "out of memory");
+    int seen_weight = 0;
+    for (int64_t i = 0; i < nw; i++) {
+        char gn[96];
+        if (!glmq_gguf_tensor_name(want[i].slot, want[i].layer, gn, sizeof gn)) continue;
+        const glmq_gguf_tensor *gt = glmq_gguf_find_tensor(g, gn);
+        if (!gt) {
+            GLMQ_FAIL_IF_G(!want[i].optional, err, GLMQ_E_SHAPE,
+                           "'%s': tensor '%s' (the checkpoint's '%s') is missing", path, gn,
+                           want[i].name);
+            continue;
+        }
+        mtensor *mt = &m->t[m->nt];
+        mt->name = glmq_strdup(want[i].name);
+        GLMQ_FAIL_IF_G(!mt->name, err, GLMQ_E_NOMEM, "out of memory");
+        m->nt++;
+        GLMQ_TRY_G(glmq_gguf_tensor_view(g, gt, mt->name, &mt->info, err));
+        glmq_tensor_info *t = &mt->info;
+        GLMQ_FAIL_IF_G(t->ndim != want[i].ndim || t->shape[0] != want[i].shape[0] ||
+                           (want[i].ndim == 2 && t->shape[1] != want[i].shape[1]),
+                       err, GLMQ_E_SHAPE,
+                       "'%s': tensor '%s' (info at byte %llu) has ne = {%lld, %lld}, expected "
+                       "{%lld, %lld} for this configuration",
+                       path, gn, (unsigned long long)gt->info_offset, (long long)gt->ne[0],
+                       (long long)gt->ne[1],
+                       (long long)(want[i].ndim == 2 ? want[i].shape[1] : want[i].shape[0]),
+                       (long long)(want[i].ndim == 2 ? want[i].shape[0] : 1));
+        if (want[i].role == GLMQ_ROLE_LAYER_WEIGHT) {
+            const char *tn = glmq_type_name(t->type);
+            int first = !seen_weight++;
+            snprintf(m->weight_type, sizeof m->weight_type, "%s",
+                     first || !strcmp(m->weight_type, tn) ? tn : "mixed");
+        }
+    }
+    /* a glmq export carries its tokenizer file verbatim */
+    const uint8_t *tok = NULL;
+    uint64_t ntok = 0;
+    GLMQ_TRY_G(glmq_gguf_get_arr(g, "glmq.tokenizer.file", 0, GLMQ_GGUF_U8, &tok, &ntok, err));
+    m->tok = tok;
+    m->tok_size = (size_t)ntok;
+    /* identity: the header, metadata and tensor table (the tensor data is not hashed here) */
+    const glmq_gguf_tensor *t0 = glmq_gguf_tensor_count(g) ? glmq_gguf_tensor_at(g, 0) : NULL;
+    m->ident = t0 ? XXH3_64bits(t0->data - t0->offset, (size_t)glmq_gguf_data_offset(g)) : 0;
+fail:
     free(want);
     return st;
 }
@@ -243,6 +311,17 @@ static glmq_status open_dir(glmq_model *m, const char *path, glmq_err *err)
     return GLMQ_OK;
 }
 
+/* 1 when the file starts with GGUF's magic. */
+static int is_gguf(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    char magic[4] = {0};
+    ssize_t n = read(fd, magic, 4);
+    close(fd);
+    return n == 4 && !memcmp(magic, "GGUF", 4);
+}
+
 glmq_status glmq_model_open(const char *path, glmq_model **out, glmq_err *err)
 {
     GLMQ_FAIL_IF(!out, err, GLMQ_E_INVALID, "glmq_model_open: no output pointer given");
@@ -257,6 +336,8 @@ glmq_status glmq_model_open(const char *path, glmq_model **out, glmq_err *err)
         st = glmq_fail(err, GLMQ_E_IO, "cannot open '%s': %s", path, strerror(errno));
     else if (S_ISDIR(sb.st_mode))
         st = open_dir(m, path, err);
+    else if (is_gguf(path))
+        st = open_gguf(m, path, err);
     else
         st = open_pack(m, path, err);
     if (st != GLMQ_OK) {
