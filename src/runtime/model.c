@@ -13,6 +13,8 @@
 #include "formats/checkpoint.h"
 #include "core/hash.h"
 #include "formats/source.h"
+#include "formats/layout.h"
+#include "quant/ggml_repack.h"
 #include "runtime/model_gguf.h"
 
 #include <cjson/cJSON.h>
@@ -171,6 +173,48 @@ static glmq_status open_pack(glmq_model *m, const char *path, glmq_err *err)
     return st;
 }
 
+/*
+ * A Q4_0 / Q8_0 matrix whose blocks carry one scale per row (glmq's own export) back in glmq's
+ * INT4 / INT8 layout, so that the EXACT and FAST kernels multiply it: the decoded values are the
+ * same floats (quant/ggml_repack.h). Any other matrix keeps its ggml view (decoded row by row on
+ * the plain exact path). The copy is anonymous memory of the size of the tensor.
+ */
+static glmq_status repack(glmq_model *m, glmq_tensor_info *t, glmq_err *err)
+{
+    const int q4 = t->type == GLMQ_TYPE_GGML + GLMQ_GGML_Q4_0;
+    if (!q4 && t->type != GLMQ_TYPE_GGML + GLMQ_GGML_Q8_0) return GLMQ_OK;
+    const glmq_type to = q4 ? GLMQ_TYPE_INT4 : GLMQ_TYPE_INT8;
+    const int64_t rb = glmq_row_bytes(to, t->cols);
+    uint8_t *buf = aligned_alloc(64, (size_t)(t->rows * rb) + 64);
+    uint16_t *sc = malloc((size_t)t->rows * sizeof *sc + 1);
+    if (!buf || !sc) {
+        free(buf);
+        free(sc);
+        return glmq_fail(err, GLMQ_E_NOMEM, "out of memory for tensor '%s'", t->name);
+    }
+    for (int64_t r = 0; r < t->rows; r++) {
+        const uint8_t *src = (const uint8_t *)t->data + r * t->row_stride;
+        uint16_t d;
+        int ok = q4 ? glmq_q4_0_row_to_int4(src, t->cols, buf + r * rb, &d)
+                    : glmq_q8_0_row_to_int8(src, t->cols, buf + r * rb, &d);
+        if (!ok) {
+            free(buf);
+            free(sc);
+            return GLMQ_OK;
+        }
+        glmq_wr_le16(&sc[r], d);
+    }
+    m->owned[m->nowned++] = buf;
+    m->owned[m->nowned++] = sc;
+    t->type = to;
+    t->row_stride = rb;
+    t->data = buf;
+    t->data_size = (size_t)(t->rows * rb);
+    t->scales = sc;
+    t->scales_size = (size_t)t->rows * sizeof *sc;
+    return GLMQ_OK;
+}
+
 /* Every tensor the config expects, found under its llama.cpp name, checked for shape, viewed in
  * place (the mapping), and named as in the checkpoint. */
 static glmq_status open_gguf(glmq_model *m, const char *path, glmq_err *err)
@@ -183,7 +227,8 @@ static glmq_status open_gguf(glmq_model *m, const char *path, glmq_err *err)
     GLMQ_TRY(glmq_config_tensors(&m->cfg, &want, &nw, err));
     glmq_status st = GLMQ_OK;
     m->t = calloc((size_t)nw + 1, sizeof *m->t);
-    GLMQ_FAIL_IF_G(!m->t, err, GLMQ_E_NOMEM, "out of memory");
+    m->owned = calloc(2 * (size_t)nw + 1, sizeof *m->owned);
+    GLMQ_FAIL_IF_G(!m->t || !m->owned, err, GLMQ_E_NOMEM, "out of memory");
     int seen_weight = 0;
     for (int64_t i = 0; i < nw; i++) {
         char gn[96];
@@ -210,6 +255,7 @@ static glmq_status open_gguf(glmq_model *m, const char *path, glmq_err *err)
                        (long long)gt->ne[1],
                        (long long)(want[i].ndim == 2 ? want[i].shape[1] : want[i].shape[0]),
                        (long long)(want[i].ndim == 2 ? want[i].shape[0] : 1));
+        if (glmq_slot_is_matrix(want[i].slot)) GLMQ_TRY_G(repack(m, t, err));
         if (want[i].role == GLMQ_ROLE_LAYER_WEIGHT) {
             const char *tn = glmq_type_name(t->type);
             int first = !seen_weight++;

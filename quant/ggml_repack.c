@@ -1,0 +1,88 @@
+/*
+ * ggml_repack.c - see ggml_repack.h.
+ */
+#include "quant/ggml_repack.h"
+
+#include "formats/layout.h"
+
+#include <string.h>
+
+/* glmq INT4 code (offset nibble, 1..15; 8 = 0) of element j of a row (formats/layout.h). */
+static unsigned q4_nib(const uint8_t *row, int64_t j)
+{
+    const int64_t b = j / GLMQ_Q4_BLOCK, k = j % GLMQ_Q4_BLOCK;
+    const uint8_t byte = row[b * (GLMQ_Q4_BLOCK / 2) + (k & 63)];
+    return k < 64 ? byte & 15u : byte >> 4;
+}
+
+static void q4_set(uint8_t *row, int64_t j, unsigned nib)
+{
+    const int64_t b = j / GLMQ_Q4_BLOCK, k = j % GLMQ_Q4_BLOCK;
+    uint8_t *p = &row[b * (GLMQ_Q4_BLOCK / 2) + (k & 63)];
+    *p = k < 64 ? (uint8_t)((*p & 0xF0u) | nib) : (uint8_t)((*p & 0x0Fu) | (nib << 4));
+}
+
+void glmq_int4_row_to_q4_0(const void *row, uint16_t scale, int64_t cols, void *dst)
+{
+    const uint8_t *r = row;
+    uint8_t *o = dst;
+    for (int64_t b = 0; b < cols / GLMQ_GGML_QK; b++, o += GLMQ_GGML_Q4_0_BYTES) {
+        glmq_wr_le16(o, scale);
+        for (int j = 0; j < 16; j++) {
+            const int64_t e = b * GLMQ_GGML_QK + j;
+            o[2 + j] = (uint8_t)(q4_nib(r, e) | (q4_nib(r, e + 16) << 4));
+        }
+    }
+}
+
+void glmq_int8_row_to_q8_0(const void *row, uint16_t scale, int64_t cols, void *dst)
+{
+    const uint8_t *r = row;
+    uint8_t *o = dst;
+    for (int64_t b = 0; b < cols / GLMQ_GGML_QK; b++, o += GLMQ_GGML_Q8_0_BYTES) {
+        glmq_wr_le16(o, scale);
+        memcpy(o + 2, r + b * GLMQ_GGML_QK, GLMQ_GGML_QK);
+    }
+}
+
+/* 1 when every block's d equals the first and is finite (fp16 exponent not all ones). */
+static int same_d(const uint8_t *src, int64_t nb, size_t bytes, uint16_t *d)
+{
+    *d = glmq_rd_le16(src);
+    if ((*d & 0x7C00u) == 0x7C00u) return 0;
+    for (int64_t b = 1; b < nb; b++)
+        if (glmq_rd_le16(src + b * (int64_t)bytes) != *d) return 0;
+    return 1;
+}
+
+int glmq_q4_0_row_to_int4(const void *src, int64_t cols, void *dst, uint16_t *scale)
+{
+    const uint8_t *s = src;
+    const int64_t nb = cols / GLMQ_GGML_QK;
+    if (!same_d(s, nb, GLMQ_GGML_Q4_0_BYTES, scale)) return 0;
+    uint8_t *o = dst;
+    memset(o, 0x88, (size_t)glmq_q4_row_bytes(cols)); /* padding: code 0 */
+    for (int64_t b = 0; b < nb; b++, s += GLMQ_GGML_Q4_0_BYTES)
+        for (int j = 0; j < 16; j++) {
+            const unsigned lo = s[2 + j] & 15u, hi = s[2 + j] >> 4;
+            if (lo == 0 || hi == 0) return 0;
+            q4_set(o, b * GLMQ_GGML_QK + j, lo);
+            q4_set(o, b * GLMQ_GGML_QK + j + 16, hi);
+        }
+    return 1;
+}
+
+int glmq_q8_0_row_to_int8(const void *src, int64_t cols, void *dst, uint16_t *scale)
+{
+    const uint8_t *s = src;
+    const int64_t nb = cols / GLMQ_GGML_QK;
+    if (!same_d(s, nb, GLMQ_GGML_Q8_0_BYTES, scale)) return 0;
+    uint8_t *o = dst;
+    memset(o, 0, (size_t)glmq_q8_row_bytes(cols));
+    for (int64_t b = 0; b < nb; b++, s += GLMQ_GGML_Q8_0_BYTES) {
+        for (int j = 0; j < GLMQ_GGML_QK; j++)
+            if (s[2 + j] == 0x80) return 0;
+        memcpy(o + b * GLMQ_GGML_QK, s + 2, GLMQ_GGML_QK);
+    }
+    return 1;
+}
