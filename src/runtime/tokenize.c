@@ -16,6 +16,11 @@ glmq_status glmq_model_tokenizer_open(const glmq_model *m, glmq_tokenizer **out,
     const glmq_config *c = glmq_model_config(m);
     size_t n = 0;
     const void *bytes = glmq_model_tokenizer(m, &n);
+    GLMQ_FAIL_IF((!bytes || !n) && !strcmp(glmq_model_kind(m), "gguf"), err, GLMQ_E_INVALID,
+                 "this GGUF file carries no tokenizer glmq runs (glmq's own exports embed the "
+                 "tokenizer file as glmq.tokenizer.file; files from llama.cpp's converter do "
+                 "not): give token ids (--ids-file), or verify it against the original with "
+                 "--ref, whose tokenizer is used");
     GLMQ_FAIL_IF(!bytes || !n, err, GLMQ_E_INVALID,
                  "the model has no tokenizer (no tokenizer.model in the checkpoint or pack)");
     glmq_tok_glm cfg;
