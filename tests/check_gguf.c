@@ -1014,7 +1014,7 @@ START_TEST(hostile_tensors)
 {
     bb x = {0};
     size_t p, pd, pn, pt;
-    const uint64_t ne4[4] = {32, 2, 1, 1};
+    const uint64_t ne4[5] = {32, 2, 1, 1, 1}; /* the fifth for the n_dims = 5 case */
     /* name longer than the bytes left */
     hdr(&x, 3, 1, 0);
     bb_u64(&x, 500);
