@@ -28,29 +28,46 @@
 #define QK 32   /* elements per block of the 32-element types */
 #define QKK 256 /* elements per super-block of the K types */
 
-/* IEEE binary16 -> binary32, exact; NaN quieted (bit 22 set), payload and sign kept. */
+/* A 16-bit little-endian field (memcpy on little-endian hosts, so that loops vectorize). */
+static inline uint16_t ld16(const uint8_t *p)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
+#else
+    return glmq_rd_le16(p);
+#endif
+}
+
+/*
+ * IEEE binary16 -> binary32, exact; a NaN is quieted (bit 22 set), payload and sign kept.
+ * Written without branches (each case computed, then selected by a mask) so that loops over it
+ * vectorize:
+ *   exponent 0      zero or subnormal: man * 2^-24 (exact: 10-bit integer times a power of 2)
+ *   exponent 1..30  rebias the exponent by 127 - 15 = 112
+ *   exponent 31     infinity or NaN: exponent 255, and bit 22 when man != 0 (man + 1023 has
+ *                   bit 10 set exactly when man != 0)
+ */
 static inline float half_to_float(uint16_t h)
 {
     const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
     const uint32_t exp = (h >> 10) & 0x1fu;
     const uint32_t man = h & 0x3ffu;
-    uint32_t u;
-    if (exp == 0) {
-        /* zero or subnormal: man * 2^-24, both factors and the product exact */
-        float f = (float)man * 0x1p-24f;
-        memcpy(&u, &f, 4);
-        u |= sign;
-    } else if (exp == 0x1f) {
-        u = sign | 0x7f800000u | (man << 13) | (man ? 0x00400000u : 0);
-    } else {
-        u = sign | ((exp + 112u) << 23) | (man << 13);
-    }
+    const float sub = (float)(int32_t)man * 0x1p-24f;
+    uint32_t sub_bits;
+    memcpy(&sub_bits, &sub, 4);
+    const uint32_t norm = ((exp + 112u) << 23) | (man << 13);
+    const uint32_t special = 0x7f800000u | (man << 13) | (((man + 0x3ffu) & 0x400u) << 12);
+    const uint32_t is_sub = 0u - (uint32_t)(exp == 0), is_special = 0u - (uint32_t)(exp == 0x1f);
+    const uint32_t is_norm = ~(is_sub | is_special);
+    const uint32_t u = sign | (sub_bits & is_sub) | (special & is_special) | (norm & is_norm);
     float f;
     memcpy(&f, &u, 4);
     return f;
 }
 
-static inline float rd_half(const uint8_t *p) { return half_to_float(glmq_rd_le16(p)); }
+static inline float rd_half(const uint8_t *p) { return half_to_float(ld16(p)); }
 
 /* ---- plain types ---------------------------------------------------------------------------- */
 
@@ -64,12 +81,15 @@ static void dq_f32(const uint8_t *restrict s, int64_t n, float *restrict y)
 
 static void dq_f16(const uint8_t *restrict s, int64_t n, float *restrict y)
 {
-    for (int64_t i = 0; i < n; i++) y[i] = half_to_float(glmq_rd_le16(s + 2 * i));
+    for (int64_t i = 0; i < n; i++) y[i] = half_to_float(ld16(s + 2 * i));
 }
 
 static void dq_bf16(const uint8_t *restrict s, int64_t n, float *restrict y)
 {
-    for (int64_t i = 0; i < n; i++) y[i] = glmq_bf16_to_f32(glmq_rd_le16(s + 2 * i));
+    for (int64_t i = 0; i < n; i++) {
+        const uint32_t u = (uint32_t)ld16(s + 2 * i) << 16;
+        memcpy(&y[i], &u, 4);
+    }
 }
 
 /* ---- 32-element blocks ------------------------------------------------------------------------
@@ -103,11 +123,18 @@ static void dq_q4_1(const uint8_t *restrict b, int64_t nb, float *restrict y)
     }
 }
 
-/* The fifth bits of a q5 block: bit i of the little-endian u32 at qh, as 0 or 16. */
+/* The fifth bits of a q5 block: bit i of the little-endian u32 at qh, as 0 or 16 (a test
+ * against a constant mask per element, which vectorizes, instead of a variable shift). */
+static const uint32_t bit_of[QK] = {
+    1u << 0,  1u << 1,  1u << 2,  1u << 3,  1u << 4,  1u << 5,  1u << 6,  1u << 7,
+    1u << 8,  1u << 9,  1u << 10, 1u << 11, 1u << 12, 1u << 13, 1u << 14, 1u << 15,
+    1u << 16, 1u << 17, 1u << 18, 1u << 19, 1u << 20, 1u << 21, 1u << 22, 1u << 23,
+    1u << 24, 1u << 25, 1u << 26, 1u << 27, 1u << 28, 1u << 29, 1u << 30, 1u << 31};
+
 static inline void q5_high(const uint8_t *qh, int hi[QK])
 {
     const uint32_t h = glmq_rd_le32(qh);
-    for (int j = 0; j < QK; j++) hi[j] = (int)((h >> j) & 1u) << 4;
+    for (int j = 0; j < QK; j++) hi[j] = (h & bit_of[j]) ? 16 : 0;
 }
 
 /* q5_0: y = ((nibble | fifth bit << 4) - 16) * d */
