@@ -213,8 +213,10 @@ static void dq_q2_K(const uint8_t *restrict b, int64_t nb, float *restrict y)
 /*
  * q3_K: 16 sub-blocks of 16 with signed 6-bit scales (stored + 32) packed in 12 bytes: the
  * low 4 bits of scale s are the low nibble of byte s (s < 8) or the high nibble of byte s - 8
- * (s >= 8), its high 2 bits are bits 2(s / 4)..2(s / 4)+1 of byte 8 + s % 4. Element 128h + 32j + l has low bits (qs[32h + l] >> 2j) & 3 and a
- * high bit hmask[l] bit (4h + j); the code is low - (high bit clear ? 4 : 0), in -4..3.
+ * (s >= 8), its high 2 bits are bits 2(s / 4)..2(s / 4)+1 of byte 8 + s % 4. Element
+ * 128h + 32j + l (h < 2, j < 4, l < 32) has low bits (qs[32h + l] >> 2j) & 3 and high bit
+ * (hmask[l] >> (4h + j)) & 1; its code is low - (high bit clear ? 4 : 0), in -4..3, and it is
+ * in sub-block 8h + 2j + (l >= 16).
  *   dl = d * (scale - 32), y = dl * code
  */
 static inline void q3_scales(const uint8_t *p, int out[16])

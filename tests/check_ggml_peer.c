@@ -432,7 +432,8 @@ typedef struct {
 static int tiny_tensors(tm_tensor *t)
 {
     int n = 0;
-#define ADD(nm, a, b) (snprintf(t[n].name, sizeof t[n].name, "%s", nm), t[n].ne0 = a, t[n].ne1 = b, n++)
+#define ADD(nm, a, b)                                                                           \
+    (snprintf(t[n].name, sizeof t[n].name, "%s", nm), t[n].ne0 = a, t[n].ne1 = b, n++)
     ADD("token_embd.weight", TM_EMBD, TM_VOCAB);
     for (int l = 0; l < 2; l++) {
         char s[48];

@@ -24,6 +24,9 @@
 #define GLMQ_PEER_LIBDIR_DEFAULT NULL
 #endif
 
+/* llama_version() of the release whose llama.h the struct below follows. */
+#define PEER_VERSION "0.5.0"
+
 /* llama_model_quantize_params of the pinned release, field for field (enums are int-sized). */
 typedef struct {
     int32_t nthread;
@@ -116,8 +119,19 @@ int main(int argc, char **argv)
     *(void **)&log_set = dlsym(h, "llama_log_set");
     *(void **)&defaults = dlsym(h, "llama_model_quantize_default_params");
     *(void **)&quantize = dlsym(h, "llama_model_quantize");
-    if (!backend_init || !defaults || !quantize) {
+    const char *(*version)(void);
+    *(void **)&version = dlsym(h, "llama_version");
+    if (!backend_init || !defaults || !quantize || !version) {
         fprintf(stderr, "peer_quantize: '%s' lacks llama_model_quantize or its helpers\n", lib);
+        return 3;
+    }
+    /* The parameter block above is that of one release: refuse another rather than pass it a
+     * struct of the wrong shape. */
+    if (strncmp(version(), PEER_VERSION, strlen(PEER_VERSION)) != 0) {
+        fprintf(stderr,
+                "peer_quantize: '%s' is llama.cpp %s, not %s: check llama_model_quantize_params "
+                "in its include/llama.h and update tests/peer/llama_quantize.c\n",
+                lib, version(), PEER_VERSION);
         return 3;
     }
     if (quiet && log_set) log_set(quiet_log, NULL);
