@@ -22,6 +22,7 @@
  *   - Statistics are accumulated in double, element by element, from the exact error
  *     q*s - w (the product q*s is exact in fp32: 7 + 11 significant bits).
  */
+#include "quant/ggml_dequant.h"
 #include "quant/quant.h"
 #include "quant/quant_x86.h"
 
@@ -138,13 +139,20 @@ void glmq_f32_to_f16_row_ref(const float *src, uint16_t *dst, int64_t n)
 void glmq_widen_row(const glmq_kernels *k, glmq_type type, const void *row, uint16_t scale,
                     int64_t cols, float *dst)
 {
+    if (type >= GLMQ_TYPE_GGML) {
+        /* A tensor read from a .gguf: ggml block type (type - GLMQ_TYPE_GGML), decoded exactly as
+         * ggml does. The status is ignored on purpose: the type and the row length were
+         * validated when the model was opened (a type this decoder refuses never gets here). */
+        (void)glmq_ggml_dequant_row((uint32_t)(type - GLMQ_TYPE_GGML), row, cols, dst, NULL);
+        return;
+    }
     switch (type) {
     case GLMQ_TYPE_F32: glmq_f32le_to_f32_row(row, dst, cols); break;
     case GLMQ_TYPE_F16: (k ? k->f16_to_f32 : glmq_f16_to_f32_row)(row, dst, cols); break;
     case GLMQ_TYPE_BF16: (k ? k->bf16_to_f32 : glmq_bf16_to_f32_row)(row, dst, cols); break;
     case GLMQ_TYPE_INT8: glmq_dequantize_row_q8_ref(row, scale, cols, dst); break;
     case GLMQ_TYPE_INT4: glmq_dequantize_row_q4_ref(row, scale, cols, dst); break;
-    case GLMQ_TYPE_GGML: break; /* no such tensor; ggml block types are GLMQ_TYPE_GGML + t */
+    case GLMQ_TYPE_GGML: break; /* handled above */
     }
 }
 
