@@ -32,6 +32,7 @@
  * not depend on the thread count or the kernel level (no kernel is used). The output goes
  * through the atomic writer: on any failure nothing is left at the output path.
  */
+#include "convert/export.h"
 #include "formats/gguf.h"
 #include "formats/gguf_vocab.h"
 #include "formats/glm_tensors.h"
@@ -158,44 +159,50 @@ static glmq_status plan_tensor(const glmq_tensor_info *t, const char *name, plan
 
 /* ---- encoders: one row of the pack -> one row of GGUF bytes ---- */
 
-/* The stored 4-bit code (q + 8) of element k of a glmq INT4 row (formats/layout.h). */
-static inline unsigned q4_nibble(const uint8_t *row, int64_t k)
+void glmq_export_q_row(glmq_type type, const void *row_, uint16_t d, int64_t cols,
+                       uint8_t *out)
 {
-    const uint8_t b = row[(k / GLMQ_Q4_BLOCK) * 64 + (k % GLMQ_Q4_BLOCK) % 64];
-    return (k % GLMQ_Q4_BLOCK) < 64 ? (b & 15u) : (b >> 4);
+    const uint8_t *row = row_;
+    const int64_t nb = cols / 32;
+    if (type == GLMQ_TYPE_INT8) {
+        /* block: d (fp16 LE) | 32 int8 codes; d = the row's fp16 scale, bit for bit */
+        for (int64_t b = 0; b < nb; b++) {
+            glmq_wr_le16(out + 34 * b, d);
+            memcpy(out + 34 * b + 2, row + 32 * b, 32);
+        }
+        return;
+    }
+    /* Q4_0 block: d (fp16 LE) | 16 bytes, byte j = element j (low nibble) | element j+16 (high
+     * nibble), the nibble being q + 8 in both formats */
+    for (int64_t b = 0; b < nb; b++) {
+        /* ggml block b = elements 32b..32b+31 = quarter k of glmq block B: for k = 0, 1 the low
+         * nibbles of bytes 32k..32k+31 of its 64, for k = 2, 3 the high nibbles of bytes
+         * 32(k-2)..32(k-2)+31 (formats/layout.h) */
+        const int64_t B = b / 4, k = b % 4;
+        const uint8_t *src = row + 64 * B + 32 * (k & 1);
+        uint8_t *o = out + 18 * b;
+        glmq_wr_le16(o, d);
+        if (k < 2)
+            for (int j = 0; j < 16; j++)
+                o[2 + j] = (uint8_t)((src[j] & 15u) | (src[16 + j] & 15u) << 4);
+        else
+            for (int j = 0; j < 16; j++)
+                o[2 + j] = (uint8_t)(src[j] >> 4 | (src[16 + j] & 0xf0u));
+    }
 }
 
 static void encode_row(const plan_entry *p, int64_t r, uint8_t *out, float *tmp)
 {
     const glmq_tensor_info *t = p->t;
     const uint8_t *row = (const uint8_t *)t->data + r * t->row_stride;
-    const int64_t nb = t->cols / 32;
     switch (p->enc) {
     case ENC_COPY:
         memcpy(out, row, (size_t)p->row_bytes);
         break;
-    case ENC_Q8_0: {
-        /* block: d (fp16 LE) | 32 int8 codes; d = the row's fp16 scale, bit for bit */
-        const uint16_t d = glmq_rd_le16(&t->scales[r]);
-        for (int64_t b = 0; b < nb; b++) {
-            glmq_wr_le16(out + 34 * b, d);
-            memcpy(out + 34 * b + 2, row + 32 * b, 32);
-        }
+    case ENC_Q8_0:
+    case ENC_Q4_0:
+        glmq_export_q_row(t->type, row, glmq_rd_le16(&t->scales[r]), t->cols, out);
         break;
-    }
-    case ENC_Q4_0: {
-        /* block: d (fp16 LE) | 16 bytes, byte j = element j (low) | element j+16 (high) << 4,
-         * the nibble being q + 8 in both formats */
-        const uint16_t d = glmq_rd_le16(&t->scales[r]);
-        for (int64_t b = 0; b < nb; b++) {
-            uint8_t *o = out + 18 * b;
-            glmq_wr_le16(o, d);
-            for (int j = 0; j < 16; j++)
-                o[2 + j] = (uint8_t)(q4_nibble(row, 32 * b + j) |
-                                     (q4_nibble(row, 32 * b + 16 + j) << 4));
-        }
-        break;
-    }
     case ENC_WIDEN: {
         glmq_tensor_row_f32(t, r, tmp, NULL); /* r is in range */
         for (int64_t c = 0; c < t->cols; c++) {
