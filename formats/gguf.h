@@ -47,6 +47,8 @@ typedef enum {
 
 /* "uint32", "string", "array", ... ; NULL for an unknown value. */
 const char *glmq_gguf_vtype_name(uint32_t t);
+/* Bytes of one value of a fixed-size type (1, 2, 4 or 8); 0 for STRING, ARRAY and unknown. */
+size_t glmq_gguf_vtype_size(uint32_t t);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Reading                                                                                     */
@@ -164,6 +166,13 @@ glmq_status glmq_gguf_writer_add_arr_i32(glmq_gguf_writer *w, const char *key, u
                                          const int32_t *v, glmq_err *err);
 glmq_status glmq_gguf_writer_add_arr_u8(glmq_gguf_writer *w, const char *key, uint64_t n,
                                         const uint8_t *v, glmq_err *err);
+/* Any fixed-size scalar (`type` not STRING/ARRAY): *v is the native value (a uint8_t 0/1 for
+ * BOOL, int16_t for I16, double for F64, ...). */
+glmq_status glmq_gguf_writer_add_val(glmq_gguf_writer *w, const char *key, uint32_t type,
+                                     const void *v, glmq_err *err);
+/* An array of n native values of a fixed-size element type (as for glmq_gguf_writer_add_val). */
+glmq_status glmq_gguf_writer_add_arr(glmq_gguf_writer *w, const char *key, uint32_t elem_type,
+                                     uint64_t n, const void *v, glmq_err *err);
 /* A u64 array of n zeros whose elements glmq_gguf_writer_patch_u64 fills in later. */
 glmq_status glmq_gguf_writer_add_u64_placeholder(glmq_gguf_writer *w, const char *key, uint64_t n,
                                                  glmq_err *err);
@@ -174,6 +183,8 @@ glmq_status glmq_gguf_writer_add_tensor(glmq_gguf_writer *w, const char *name, u
 
 /* Total file size once everything added so far is written (for a disk-space check). */
 uint64_t glmq_gguf_writer_file_size(const glmq_gguf_writer *w);
+/* Where the data section will start (a multiple of the alignment). */
+uint64_t glmq_gguf_writer_data_offset(const glmq_gguf_writer *w);
 
 /* Write header, metadata and tensor infos, and the padding before the data section. */
 glmq_status glmq_gguf_writer_begin(glmq_gguf_writer *w, glmq_atomic_file *af, glmq_err *err);
