@@ -19,6 +19,7 @@
  * GLMQ_PEER_NODE_MODULES; this file is built only when CMake found it).
  */
 #include "testutil.h"
+#include "glm4_tiny.h"
 #include "core/atomic.h"
 #include "formats/config.h"
 #include "formats/gguf_vocab.h"
@@ -701,6 +702,67 @@ START_TEST(test_byte_chars)
 }
 END_TEST
 
+/* tests/glm4_tiny.c's checkpoint: made twice with the same bytes; glmq converts it and runs ppl
+ * and tokenize on the pack (tokenize: the ids of the real rank file). */
+START_TEST(test_glm4_tiny)
+{
+    if (!getenv("GLMQ_GLM4_TOKENIZER")) {
+        fprintf(stderr, "check_vocab_peer: GLMQ_GLM4_TOKENIZER absent, glm4-tiny skipped\n");
+        return;
+    }
+    char *dir = tu_mkdtemp();
+    char *ck = tu_path(dir, "glm4-tiny");
+    glmq_err err = {0};
+    ck_assert_msg(tu_make_glm4_tiny(ck, &err) == GLMQ_OK, "%s", err.msg);
+    /* deterministic: a second run gives the same bytes */
+    char *ck2 = tu_path(dir, "glm4-tiny-2");
+    ck_assert_msg(tu_make_glm4_tiny(ck2, &err) == GLMQ_OK, "%s", err.msg);
+    char *out = NULL;
+    ck_assert_int_eq(tu_run(&out, "cmp '%s/model.safetensors' '%s/model.safetensors'", ck, ck2),
+                     0);
+    free(out);
+    char *pack = tu_path(dir, "glm4-tiny.glmq");
+    int rc = tu_run(&out, "'%s' convert '%s' -o '%s' --type int8 --threads 2 --quiet", tu_bin(),
+                    ck, pack);
+    ck_assert_msg(rc == 0, "convert: %s", out);
+    free(out);
+    char *tdir = tu_path(tu_samples(), "text");
+    char *txt = tu_path(tdir, "eval_zh.txt");
+    rc = tu_run(&out, "'%s' ppl '%s' --text '%s' --ctx 64 --chunks 2 --threads 2 --json", tu_bin(),
+                pack, txt);
+    ck_assert_msg(rc == 0 && strstr(out, "ppl"), "ppl: %s", out);
+    free(out);
+    rc = tu_run(&out, "'%s' tokenize '%s' --text '%s'", tu_bin(), pack, txt);
+    ck_assert_msg(rc == 0, "tokenize: %s", out);
+    /* the pack's tokenizer is GLM-4's: same ids as the real rank file gives */
+    model_tok mt;
+    load_model_tok(ck, NULL, GLMQ_TOK_GLM4, 0, &mt);
+    ck_assert_int_eq(mt.cfg.vocab, TU_GLM4_VOCAB);
+    size_t tn;
+    char *text = (char *)tu_read_file(txt, &tn);
+    glmq_ids ids = {0};
+    ck_assert(glmq_tokenizer_encode(mt.tok, text, tn, &ids, &err) == GLMQ_OK);
+    char *p = out;
+    for (size_t i = 0; i < ids.n; i++) {
+        char *e;
+        long v = strtol(p, &e, 10);
+        ck_assert_msg(e != p && v == ids.ids[i], "glmq tokenize differs at %zu", i);
+        p = e;
+    }
+    free(out);
+    glmq_ids_free(&ids);
+    free(text);
+    glmq_tokenizer_free(mt.tok);
+    free(tdir);
+    free(txt);
+    free(pack);
+    free(ck2);
+    free(ck);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 Suite *vocab_peer_suite(void);
 Suite *vocab_peer_suite(void)
 {
@@ -713,8 +775,10 @@ Suite *vocab_peer_suite(void)
     tcase_add_test(tc, test_nfkc_warns);
     suite_add_tcase(s, tc);
     TCase *tu = tcase_create("metadata");
+    tcase_set_timeout(tu, 600);
     tcase_add_test(tu, test_warnings_and_refusals);
     tcase_add_test(tu, test_byte_chars);
+    tcase_add_test(tu, test_glm4_tiny);
     suite_add_tcase(s, tu);
     return s;
 }
