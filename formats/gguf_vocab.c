@@ -461,7 +461,8 @@ static glmq_status add_bpe(glmq_gguf_writer *w, const glmq_config *cfg, const gl
     int64_t eos = cfg->tok_eos >= 0 && cfg->tok_eos < nv ? cfg->tok_eos : eos_txt;
 
     GLMQ_TRY_G(glmq_gguf_writer_add_str(w, "tokenizer.ggml.model", "gpt2", err));
-    GLMQ_TRY_G(glmq_gguf_writer_add_str(w, "tokenizer.ggml.pre", "chatglm-bpe", err));
+    /* not the converter's "chatglm-bpe": same regex, but whole-chunk look-up (gguf_vocab.h) */
+    GLMQ_TRY_G(glmq_gguf_writer_add_str(w, "tokenizer.ggml.pre", "llama-bpe", err));
     GLMQ_TRY_G(strtab_write(&names, w, "tokenizer.ggml.tokens", err));
     GLMQ_TRY_G(
         glmq_gguf_writer_add_arr_i32(w, "tokenizer.ggml.token_type", (uint64_t)nv, types, err));

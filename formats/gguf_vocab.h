@@ -23,16 +23,26 @@
  *     writes it; llama.cpp's default for SPM is true).
  *
  *   GLM-4 (tiktoken rank file): tokenizer model "gpt2" (llama.cpp's BPE tokenizer), pre
- *     "chatglm-bpe" (llama.cpp's CHATGLM4 pre-tokenizer regex); ranks 0..n-1 as byte-level
+ *     "llama-bpe" (see below); ranks 0..n-1 as byte-level
  *     strings (GPT-2's byte <-> unicode map) typed NORMAL, the 14 specials CONTROL, "[PAD<id>]"
  *     UNUSED up to the padded size; no scores; merges: for every multi-byte token in rank order,
  *     the parts that byte-pair merging of its own bytes reaches using only lower ranks (two
- *     parts for a well-formed rank file), byte-level strings joined by one space. Special ids:
+ *     parts, except for the unreachable tokens below), byte-level strings joined by one space
+ *     (the converter's merge list, entry for entry). Special ids:
  *     padding = cfg->tok_pad, eos = cfg->tok_eos (else <|endoftext|>), eot = <|user|>,
  *     unknown = <|endoftext|>. add_bos_token false.
+ *     The one deliberate difference from the converter: pre "llama-bpe" instead of
+ *     "chatglm-bpe". Both select the same pre-tokenizer regex in llama.cpp (cl100k's, GLM-4's
+ *     own), but only "llama-bpe" also looks a whole pre-tokenized chunk up in the vocabulary
+ *     before merging (ignore_merges), as tiktoken does. 1072 GLM-4 tokens cannot be reached
+ *     by pairwise merges (their merge entry has 3..7 parts, exactly as the converter writes
+ *     it), among them common ones such as " 北京", " 公司", " 如果"; with "chatglm-bpe"
+ *     llama.cpp splits every such chunk into other tokens (measured by check_vocab_peer).
+ *     Side effect: llama.cpp reports its BPE default BOS id (11, ",") from llama_vocab_bos;
+ *     add_bos_token false keeps it out of prompts.
  *
- * The chat template (tokenizer.chat_template) is not part of this: glmq keeps no copy of
- * tokenizer_config.json.
+ * Not written here: the chat template (tokenizer.chat_template, from tokenizer_config.json; not a
+ * tokenizer.ggml.* key).
  */
 #ifndef GLMQ_FORMATS_GGUF_VOCAB_H
 #define GLMQ_FORMATS_GGUF_VOCAB_H

@@ -266,6 +266,8 @@ static void make_texts(texts *t)
         "Ελληνικά русский العربية עברית हिन्दी ไทย",
         "people Aesop soprano isopropyl Europe geophysics peoples stop shop sopping eopxyz Sop EOP",
         "Geoplanar theopathy sopwith eopinion osop xeop zsop",
+        "我在 北京 工作， 如果 因为 美国 公司 参考资料 内容简介 成立时间",
+        "Visit 北京 and 上海 in 2024; 导演 演员 游戏 目录",
     };
     for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++)
         texts_add(t, extra[i], strlen(extra[i]));
