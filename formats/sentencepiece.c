@@ -653,6 +653,12 @@ void glmq_sp_info(const glmq_sp_model *m, glmq_tok_info *info)
     memcpy(info->normalizer_name, m->norm.name, sizeof info->normalizer_name);
 }
 
+void glmq_sp_piece_meta(const glmq_sp_model *m, int32_t id, float *score, int *type)
+{
+    *score = m->score[id];
+    *type = m->type[id];
+}
+
 int32_t glmq_sp_piece_id(const glmq_sp_model *m, const char *s, size_t n)
 {
     int32_t id = glmq_tkmap_find(&m->reserved, &m->pv, (const uint8_t *)s, n);

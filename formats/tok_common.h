@@ -120,6 +120,8 @@ void glmq_sp_info(const glmq_sp_model *m, glmq_tok_info *info);
 /* PieceToId: reserved pieces first, then normal ones, else -1 (NOT unk, unlike SentencePiece). */
 int32_t glmq_sp_piece_id(const glmq_sp_model *m, const char *s, size_t n);
 const char *glmq_sp_piece(const glmq_sp_model *m, int32_t id, size_t *len);
+/* Score and type (1..6, the ModelProto's) of piece id, which must be in [0, n_pieces). */
+void glmq_sp_piece_meta(const glmq_sp_model *m, int32_t id, float *score, int *type);
 /* The normalized form of text (GLM-SPEC F.4), appended to out. */
 glmq_status glmq_sp_normalize(const glmq_sp_model *m, const uint8_t *text, size_t len,
                               glmq_tkbuf *out, glmq_err *err);

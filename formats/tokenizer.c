@@ -253,6 +253,13 @@ void glmq_tokenizer_info(const glmq_tokenizer *t, glmq_tok_info *info)
     info->n_vocab = n_vocab(t);
 }
 
+int glmq_tokenizer_sp_meta(const glmq_tokenizer *t, int32_t id, float *score, int *type)
+{
+    if (!t->sp || id < 0 || id >= t->n_base) return 0;
+    glmq_sp_piece_meta(t->sp, id, score, type);
+    return 1;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* encoding                                                                                    */
 

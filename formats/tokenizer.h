@@ -179,6 +179,13 @@ const int32_t *glmq_tokenizer_suffix(const glmq_tokenizer *t, size_t *n);
 glmq_status glmq_tokenizer_special(const glmq_tokenizer *t, const char *name, int32_t *id,
                                    glmq_err *err);
 
+/*
+ * SentencePiece only: the score and type of piece `id` of the file (no v1 id offset), the type
+ * as the ModelProto numbers it (1 NORMAL, 2 UNKNOWN, 3 CONTROL, 4 USER_DEFINED, 5 UNUSED,
+ * 6 BYTE). @return 1, or 0 (outputs untouched) for a tiktoken model or id outside [0, n_base).
+ */
+int glmq_tokenizer_sp_meta(const glmq_tokenizer *t, int32_t id, float *score, int *type);
+
 /* ---- decoding --------------------------------------------------------------------------- */
 
 /*

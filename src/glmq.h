@@ -194,6 +194,69 @@ GLMQ_API glmq_status glmq_convert(const char *src_dir, const char *out_path,
 GLMQ_API void glmq_convert_report_free(glmq_convert_report *r);
 
 /* ------------------------------------------------------------------------------------------ */
+/* Export to GGUF (llama.cpp's `chatglm` architecture).                                        */
+
+typedef struct {
+    /* Optional progress callback: done/total in bytes of GGUF tensor data written. */
+    void (*progress)(void *user, uint64_t done, uint64_t total);
+    void *progress_user;
+} glmq_export_opts;
+
+/* One tensor of an export. */
+typedef struct {
+    char name[64];         /* the GGUF (llama.cpp) name, e.g. "blk.0.attn_qkv.weight" */
+    char source[256];      /* the tensor's name in the .glmq */
+    glmq_type from;        /* its storage type in the .glmq */
+    int ggml_type;         /* the ggml type written (GGUF numbering: 0 f32, 1 f16, 2 q4_0, ...) */
+    char ggml_type_name[16]; /* "q4_0", "q8_0", "f16", "bf16", "f32" */
+    int64_t rows, cols;
+    int exact_copy;        /* 1: bytes copied, or codes and scales re-encoded one for one;
+                              0: written as f32 holding glmq's dequantized values (exact too) */
+    char note[160];        /* how it was converted, in words */
+    uint64_t xxh3;         /* XXH3-64 of the tensor's GGUF data bytes */
+} glmq_export_tensor;
+
+typedef struct {
+    uint64_t output_bytes;         /* size of the GGUF file */
+    int64_t n_tensors;
+    glmq_export_tensor *tensors;   /* n_tensors entries in file order, owned by the report */
+    uint32_t file_type;            /* general.file_type written (llama.cpp's llama_ftype) */
+    char tokenizer_warning[512];   /* why llama.cpp's tokenization may differ from glmq's (or
+                                      why the file has no vocabulary); "" when none */
+} glmq_export_report;
+
+GLMQ_API void glmq_export_opts_default(glmq_export_opts *o);
+
+/*
+ * Export the packed file `pack_path` (a ChatGLM2/3-6B or GLM-4-9B artifact) to a GGUF file that
+ * llama.cpp loads as architecture `chatglm`: hyper-parameters, the tokenizer vocabulary, every
+ * tensor under llama.cpp's name, and glmq.* keys (config, quantization recipe, provenance, the
+ * tokenizer file, config.json, the XXH3-64 of every tensor; formats/SPEC.md "GGUF export").
+ * Lossless: INT8 rows become Q8_0 blocks and INT4 rows Q4_0 blocks with the row's scale and
+ * glmq's own codes; F16/BF16/F32 matrices are copied; 1-D tensors and quantized matrices whose
+ * rows are not whole 32-element blocks are written as F32 holding glmq's values. ggml's
+ * dequantization of every tensor equals glmq_tensor_row_f32 bit for bit.
+ * ChatGLM-6B (v1) packs are refused (GLMQ_E_UNSUPPORTED): llama.cpp has no architecture for it.
+ * Streams one tensor row at a time from the mapping; the output is written atomically (as
+ * glmq_convert) and is byte-identical on every machine, thread count and kernel level.
+ * `opts` may be NULL (defaults); `report` may be NULL, else release it with
+ * glmq_export_report_free.
+ */
+GLMQ_API glmq_status glmq_export_gguf(const char *pack_path, const char *out_path,
+                                      const glmq_export_opts *opts, glmq_export_report *report,
+                                      glmq_err *err);
+GLMQ_API void glmq_export_report_free(glmq_export_report *r); /* NULL is a no-op */
+
+/*
+ * Check a GGUF file written by glmq_export_gguf: validate it, then hash every tensor's data and
+ * compare with its glmq.tensor_xxh3 entry. *n_tensors (may be NULL) receives the count checked.
+ * @return GLMQ_OK; GLMQ_E_CHECKSUM naming the first bad tensor and its byte offset;
+ *         GLMQ_E_UNSUPPORTED "not a glmq export: no checksums" for a GGUF without
+ *         glmq.tensor_xxh3 (e.g. one made by llama.cpp); the reader's errors.
+ */
+GLMQ_API glmq_status glmq_export_verify(const char *path, int64_t *n_tensors, glmq_err *err);
+
+/* ------------------------------------------------------------------------------------------ */
 /* CPU features and kernel selection.                                                          */
 
 /* Kernel levels, each a superset of the one below: AVX512 is F+BW+VL+DQ, AVX512VNNI adds

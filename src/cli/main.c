@@ -12,8 +12,9 @@ static const struct {
     const char *help;
 } commands[] = {
     {"convert", cmd_convert, "convert a Hugging Face GLM checkpoint to a packed .glmq file"},
+    {"export", cmd_export, "export a ChatGLM2/3 or GLM-4 .glmq file as GGUF for llama.cpp"},
     {"info", cmd_info, "show the header, metadata and tensor table of a .glmq file"},
-    {"check", cmd_check, "verify every checksum of a .glmq file"},
+    {"check", cmd_check, "verify every checksum of a .glmq file or a GGUF export"},
     {"bench", cmd_bench, "benchmarks: convert throughput, gemv kernels, forward tokens/s"},
     {"logits", cmd_logits, "FP32 reference logits of a token id sequence, as .npy"},
     {"tokenize", cmd_tokenize, "token ids of a text with the model's own tokenizer"},

@@ -1,0 +1,354 @@
+/*
+ * check_export_peer.c - the real llama.cpp judges glmq export.
+ *
+ * For the glm2-tiny sample in INT4, INT8 and F16 (and, when tests/glm4_tiny.h is there, a tiny
+ * GLM-4 with the real rank file):
+ *   (a) ggml's own GGUF parser (gguf_init_from_file in libggml-base.so) reads the export and
+ *       ggml's own decoders (dequantize_row_q4_0 / _q8_0, ggml_fp16_to_fp32_row, ...) decode
+ *       every tensor: each row equals glmq_tensor_row_f32 of the pack's tensor, bit for bit.
+ *   (b) llama.cpp (node-llama-cpp, tests/peer/llama_probs.mjs) loads the export and evaluates a
+ *       few hundred ids of samples/text/eval_en.txt (glmq's tokenization, with the [gMASK] sop
+ *       prefix glmq scores with; llama.cpp adds nothing) and reports its full next-token
+ *       distribution per position; glmq evaluates the same ids with the exact kernels and the
+ *       test bounds max |p_llama - p_glmq| over every position and vocabulary entry.
+ * Tolerances (measured on this sample; see the report in the README): llama.cpp runs an F16
+ * matrix in F16 x F32 products (~2.7e-4 here, against glmq's fp32), and quantizes the
+ * activations to 8 bits per block of 32 before every Q4_0/Q8_0 product (~5e-3 here, 3e-3..7e-3
+ * on other tiny models); the bounds leave a 2-3x margin. A distribution from a different
+ * position is far outside them, which the test also checks, so the bound means something.
+ * The peer is required where this test is built (tests/CMakeLists.txt builds it only when the
+ * peer is installed), so nothing here skips.
+ */
+#include "testutil.h"
+
+#include <dlfcn.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if __has_include("glm4_tiny.h")
+#include "glm4_tiny.h"
+#define HAVE_GLM4_TINY 1
+#endif
+
+static char *tmpdir;
+static void setup(void) { tmpdir = tu_mkdtemp(); }
+static void teardown(void)
+{
+    tu_rmtree(tmpdir);
+    free(tmpdir);
+}
+
+static const char *env(const char *k)
+{
+    const char *v = getenv(k);
+    ck_assert_msg(v && *v, "%s is not set: the llama.cpp peer is required (tests/install-peer.sh)",
+                  k);
+    return v;
+}
+
+/* ---- ggml, loaded from the peer's libggml-base.so ---- */
+
+struct gguf_init_params {
+    bool no_alloc;
+    void **ctx;
+};
+
+static struct {
+    void *lib;
+    void *(*init)(const char *, struct gguf_init_params);
+    void (*free_)(void *);
+    int64_t (*n_tensors)(const void *);
+    const char *(*tensor_name)(const void *, int64_t);
+    size_t (*tensor_offset)(const void *, int64_t);
+    size_t (*tensor_size)(const void *, int64_t);
+    int (*tensor_type)(const void *, int64_t);
+    size_t (*data_offset)(const void *);
+    void (*deq_q4_0)(const void *, float *, int64_t);
+    void (*deq_q8_0)(const void *, float *, int64_t);
+    void (*f16_row)(const void *, float *, int64_t);
+    void (*bf16_row)(const void *, float *, int64_t);
+} gg;
+
+static void *sym(const char *name)
+{
+    void *p = dlsym(gg.lib, name);
+    ck_assert_msg(p != NULL, "libggml-base.so: no %s", name);
+    return p;
+}
+
+static void ggml_load(void)
+{
+    if (gg.lib) return;
+    char path[1024];
+    snprintf(path, sizeof path, "%s/libggml-base.so", env("GLMQ_PEER_LIBDIR"));
+    gg.lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    ck_assert_msg(gg.lib != NULL, "dlopen %s: %s", path, dlerror());
+    *(void **)&gg.init = sym("gguf_init_from_file");
+    *(void **)&gg.free_ = sym("gguf_free");
+    *(void **)&gg.n_tensors = sym("gguf_get_n_tensors");
+    *(void **)&gg.tensor_name = sym("gguf_get_tensor_name");
+    *(void **)&gg.tensor_offset = sym("gguf_get_tensor_offset");
+    *(void **)&gg.tensor_size = sym("gguf_get_tensor_size");
+    *(void **)&gg.tensor_type = sym("gguf_get_tensor_type");
+    *(void **)&gg.data_offset = sym("gguf_get_data_offset");
+    *(void **)&gg.deq_q4_0 = sym("dequantize_row_q4_0");
+    *(void **)&gg.deq_q8_0 = sym("dequantize_row_q8_0");
+    *(void **)&gg.f16_row = sym("ggml_fp16_to_fp32_row");
+    *(void **)&gg.bf16_row = sym("ggml_bf16_to_fp32_row");
+}
+
+/* llama.cpp's chatglm names (src/llama-arch.cpp) -> the checkpoint's, written out here. */
+static void hf_name(const char *gguf, char *out, size_t n)
+{
+    int l = -1;
+    char rest[64] = "";
+    if (sscanf(gguf, "blk.%d.%63s", &l, rest) == 2) {
+        static const char *map[][2] = {
+            {"attn_norm.weight", "input_layernorm.weight"},
+            {"attn_qkv.weight", "self_attention.query_key_value.weight"},
+            {"attn_qkv.bias", "self_attention.query_key_value.bias"},
+            {"attn_output.weight", "self_attention.dense.weight"},
+            {"ffn_norm.weight", "post_attention_layernorm.weight"},
+            {"ffn_up.weight", "mlp.dense_h_to_4h.weight"},
+            {"ffn_down.weight", "mlp.dense_4h_to_h.weight"},
+        };
+        for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+            if (!strcmp(rest, map[i][0])) {
+                snprintf(out, n, "transformer.encoder.layers.%d.%s", l, map[i][1]);
+                return;
+            }
+        ck_abort_msg("unexpected tensor %s", gguf);
+    }
+    const char *g = !strcmp(gguf, "token_embd.weight")    ? "transformer.embedding.word_embeddings.weight"
+                    : !strcmp(gguf, "output_norm.weight") ? "transformer.encoder.final_layernorm.weight"
+                    : !strcmp(gguf, "output.weight")      ? "transformer.output_layer.weight"
+                                                          : NULL;
+    ck_assert_msg(g != NULL, "unexpected tensor %s", gguf);
+    snprintf(out, n, "%s", g);
+}
+
+/* (a): every tensor decoded by ggml equals glmq's row, bit for bit. */
+static void check_tensors(const char *pack, const char *gguf)
+{
+    ggml_load();
+    glmq_err err = {0};
+    glmq_pack *p = NULL;
+    ck_assert_int_eq(glmq_pack_open(pack, &p, &err), GLMQ_OK);
+    void *ctx = gg.init(gguf, (struct gguf_init_params){true, NULL});
+    ck_assert_msg(ctx != NULL, "ggml's gguf_init_from_file refuses %s", gguf);
+    size_t fsize = 0;
+    uint8_t *file = tu_read_file(gguf, &fsize);
+    ck_assert(file != NULL);
+    const int64_t nt = gg.n_tensors(ctx);
+    ck_assert_int_eq(nt, glmq_pack_tensor_count(p));
+    const size_t data = gg.data_offset(ctx);
+    for (int64_t i = 0; i < nt; i++) {
+        const char *name = gg.tensor_name(ctx, i);
+        char hf[160];
+        hf_name(name, hf, sizeof hf);
+        glmq_tensor_info t;
+        ck_assert_msg(glmq_pack_find(p, hf, &t, &err) == GLMQ_OK, "%s: %s", name, err.msg);
+        const int type = gg.tensor_type(ctx, i);
+        const size_t row_bytes = type == 0   ? (size_t)t.cols * 4
+                                 : type == 1 || type == 30 ? (size_t)t.cols * 2
+                                 : type == 2 ? (size_t)t.cols / 32 * 18
+                                 : type == 8 ? (size_t)t.cols / 32 * 34
+                                             : 0;
+        ck_assert_msg(row_bytes, "%s: unexpected ggml type %d", name, type);
+        ck_assert_uint_eq(gg.tensor_size(ctx, i), row_bytes * (size_t)t.rows);
+        const uint8_t *td = file + data + gg.tensor_offset(ctx, i);
+        ck_assert_uint_le(data + gg.tensor_offset(ctx, i) + row_bytes * (size_t)t.rows, fsize);
+        float *a = malloc((size_t)t.cols * 4), *b = malloc((size_t)t.cols * 4);
+        for (int64_t r = 0; r < t.rows; r++) {
+            const uint8_t *row = td + (size_t)r * row_bytes;
+            switch (type) {
+            case 0: memcpy(a, row, row_bytes); break;
+            case 1: gg.f16_row(row, a, t.cols); break;
+            case 30: gg.bf16_row(row, a, t.cols); break;
+            case 2: gg.deq_q4_0(row, a, t.cols); break;
+            case 8: gg.deq_q8_0(row, a, t.cols); break;
+            }
+            ck_assert_int_eq(glmq_tensor_row_f32(&t, r, b, &err), GLMQ_OK);
+            ck_assert_msg(!memcmp(a, b, (size_t)t.cols * 4),
+                          "%s (%s) row %lld: ggml's decoding differs from glmq's", name, hf,
+                          (long long)r);
+        }
+        free(a);
+        free(b);
+    }
+    gg.free_(ctx);
+    free(file);
+    glmq_pack_close(p);
+}
+
+/* ---- (b): next-token distributions ---- */
+
+typedef struct {
+    double max_dp;       /* max |p_llama - p_glmq| */
+    double max_dp_shift; /* the same against glmq's distribution one position later */
+    int64_t n, vocab;
+} dist_cmp;
+
+static void softmax(const float *l, int64_t n, double *p)
+{
+    double m = -INFINITY, s = 0;
+    for (int64_t i = 0; i < n; i++) m = l[i] > m ? l[i] : m;
+    for (int64_t i = 0; i < n; i++) s += p[i] = exp((double)l[i] - m);
+    for (int64_t i = 0; i < n; i++) p[i] /= s;
+}
+
+static dist_cmp compare_distributions(const char *pack, const char *gguf, const int32_t *ids,
+                                      int64_t n)
+{
+    glmq_err err = {0};
+    /* llama.cpp */
+    char *ids_path = tu_path(tmpdir, "ids.bin"), *out_path = tu_path(tmpdir, "probs.bin");
+    ck_assert_int_eq(tu_write_file(ids_path, ids, (size_t)n * 4), 0);
+    char *log = NULL;
+    int rc = tu_run(&log, "'%s' '%s/llama_probs.mjs' '%s' '%s' '%s' %lld", env("GLMQ_NODE"),
+                    env("GLMQ_PEER_SCRIPTS"), gguf, ids_path, out_path, (long long)n);
+    ck_assert_msg(rc == 0, "llama.cpp on %s failed (%d):\n%s", gguf, rc, log);
+    free(log);
+    size_t sz = 0;
+    uint8_t *buf = tu_read_file(out_path, &sz);
+    ck_assert(buf != NULL && sz >= 8);
+    uint32_t hn, hv;
+    memcpy(&hn, buf, 4);
+    memcpy(&hv, buf + 4, 4);
+    ck_assert_uint_eq(hn, (uint64_t)n);
+    ck_assert_uint_eq(sz, 8 + 2 * 4 * (size_t)hn * hv);
+    const float *lp = (const float *)(void *)(buf + 8 + 4 * (size_t)hn * hv);
+
+    /* glmq, exact kernels */
+    glmq_model *m = NULL;
+    ck_assert_int_eq(glmq_model_open(pack, &m, &err), GLMQ_OK);
+    glmq_model_info info;
+    glmq_model_get_info(m, &info, NULL);
+    ck_assert_int_eq(info.vocab, (int64_t)hv);
+    glmq_session_opts so;
+    glmq_session_opts_default(&so);
+    so.kernels = GLMQ_KERNELS_EXACT;
+    so.max_tokens = n;
+    glmq_session *s = NULL;
+    ck_assert_int_eq(glmq_session_create(m, &so, &s, &err), GLMQ_OK);
+    float *logits = malloc((size_t)n * hv * 4);
+    ck_assert_msg(glmq_session_eval(s, ids, n, logits, &err) == GLMQ_OK, "%s", err.msg);
+    double *p = malloc((size_t)n * hv * sizeof *p);
+    for (int64_t i = 0; i < n; i++) softmax(logits + i * hv, hv, p + i * hv);
+
+    dist_cmp r = {0, 0, n, hv};
+    for (int64_t i = 0; i < n; i++) {
+        double sum = 0;
+        for (int64_t v = 0; v < hv; v++) {
+            const double q = lp[i * hv + v];
+            sum += q;
+            const double d = fabs(q - p[i * hv + v]);
+            if (d > r.max_dp) r.max_dp = d;
+            if (i + 1 < n) {
+                const double ds = fabs(q - p[(i + 1) * hv + v]);
+                if (ds > r.max_dp_shift) r.max_dp_shift = ds;
+            }
+        }
+        ck_assert_msg(fabs(sum - 1) < 1e-3, "position %lld: llama.cpp's probabilities sum to %g",
+                      (long long)i, sum);
+    }
+    free(p);
+    free(logits);
+    glmq_session_free(s);
+    glmq_model_close(m);
+    free(buf);
+    free(ids_path);
+    free(out_path);
+    return r;
+}
+
+/* The first n_text ids of samples/text/eval_en.txt by the model's tokenizer, after the prompt
+ * prefix ([gMASK] sop): what glmq scores. *n receives the count. */
+static int32_t *eval_ids(const char *pack, int64_t n_text, int64_t *n)
+{
+    glmq_err err = {0};
+    glmq_model *m = NULL;
+    ck_assert_int_eq(glmq_model_open(pack, &m, &err), GLMQ_OK);
+    char *text_path = tu_path(tu_samples(), "text/eval_en.txt");
+    size_t tl = 0;
+    char *text = (char *)tu_read_file(text_path, &tl);
+    ck_assert(text != NULL);
+    size_t cnt = 0;
+    glmq_tokenize(m, text, tl, GLMQ_TOKENIZE_PROMPT, NULL, 0, &cnt, &err);
+    int32_t *ids = malloc(cnt * 4);
+    ck_assert_int_eq(glmq_tokenize(m, text, tl, GLMQ_TOKENIZE_PROMPT, ids, cnt, &cnt, &err),
+                     GLMQ_OK);
+    glmq_model_info info;
+    glmq_model_get_info(m, &info, NULL);
+    ck_assert_int_eq(ids[0], info.tok_gmask);
+    ck_assert_int_eq(ids[1], info.tok_sop);
+    ck_assert_uint_ge(cnt, (size_t)n_text + 2);
+    *n = n_text + 2;
+    free(text);
+    free(text_path);
+    glmq_model_close(m);
+    return ids;
+}
+
+static const glmq_type types[] = {GLMQ_TYPE_INT4, GLMQ_TYPE_INT8, GLMQ_TYPE_F16};
+/* max |Δp| bounds (see the top of the file) */
+static const double tol[] = {1e-2, 1e-2, 1e-3};
+
+static void judge(const char *label, const char *pack, int t, int64_t n_text)
+{
+    char name[96];
+    snprintf(name, sizeof name, "%s.gguf", label);
+    char *gguf = tu_path(tmpdir, name);
+    glmq_err err = {0};
+    glmq_export_report rep;
+    ck_assert_msg(glmq_export_gguf(pack, gguf, NULL, &rep, &err) == GLMQ_OK, "%s", err.msg);
+    glmq_export_report_free(&rep);
+    check_tensors(pack, gguf);
+    int64_t n = 0;
+    int32_t *ids = eval_ids(pack, n_text, &n);
+    dist_cmp c = compare_distributions(pack, gguf, ids, n);
+    printf("%s: %lld positions x %lld ids: max |p_llama.cpp - p_glmq| = %.3g (bound %.2g); "
+           "against the next position's distribution %.3g\n",
+           label, (long long)c.n, (long long)c.vocab, c.max_dp, tol[t], c.max_dp_shift);
+    fflush(stdout);
+    ck_assert_msg(c.max_dp < tol[t], "%s: max |dp| %g >= %g", label, c.max_dp, tol[t]);
+    ck_assert_msg(c.max_dp_shift > 10 * tol[t], "%s: the comparison cannot tell positions apart",
+                  label);
+    free(ids);
+    free(gguf);
+}
+
+START_TEST(glm2_tiny)
+{
+    glmq_err err = {0};
+    char *pack = tu_convert_sample(tmpdir, "glm2-tiny", types[_i], &err);
+    ck_assert_msg(pack != NULL, "%s", err.msg);
+    char label[64];
+    snprintf(label, sizeof label, "glm2-tiny-%s", glmq_type_name(types[_i]));
+    judge(label, pack, _i, 300);
+    free(pack);
+}
+END_TEST
+
+static Suite *export_peer_suite(void)
+{
+    Suite *s = suite_create("export_peer");
+    TCase *tc = tcase_create("llama.cpp");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 600);
+    tcase_add_loop_test(tc, glm2_tiny, 0, 3);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(export_peer_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
