@@ -14,6 +14,7 @@
 #include "testutil.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 static char *tmpdir;
@@ -227,10 +228,17 @@ START_TEST(export_reads_back)
             ck_assert_msg(memcmp(la, lb, (size_t)(n * va) * sizeof *la) == 0,
                           "%s %s: logits differ (max %g)", glmq_type_name(type),
                           glmq_kernel_mode_name(modes[k]), d);
-        else /* one matrix per layer on the exact fp32 path instead of the kernels */
-            ck_assert_msg(d < (modes[k] == GLMQ_KERNELS_EXACT ? 1e-3 : 0.05),
-                          "%s %s: max |dlogit| %g", glmq_type_name(type),
-                          glmq_kernel_mode_name(modes[k]), d);
+        else if (modes[k] == GLMQ_KERNELS_EXACT) /* ffn_down: fp32 loop, other order */
+            ck_assert_msg(d < 1e-3, "%s exact: max |dlogit| %g", glmq_type_name(type), d);
+        else {
+            /* FAST: the .gguf runs ffn_down exactly (f32), the .glmq with int8 activations, so
+             * the two differ by at most about what FAST differs from EXACT on the .glmq */
+            float *le = all_logits(gp, GLMQ_KERNELS_EXACT, ids, n, &va);
+            const double fe = max_abs_diff(la, le, n * va);
+            ck_assert_msg(d <= 1.5 * fe + 1e-4, "%s fast: max |dlogit| %g, fast vs exact %g",
+                          glmq_type_name(type), d, fe);
+            free(le);
+        }
         free(la);
         free(lb);
     }
