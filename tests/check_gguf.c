@@ -424,7 +424,8 @@ START_TEST(writer_errors_data)
         } else {
             ck_assert_int_eq(glmq_gguf_writer_begin(w, af, &err), GLMQ_OK);
             EXPECT_ERR(glmq_gguf_writer_tensor_data(w, buf, 21, &err), GLMQ_E_INVALID,
-                       "1 bytes of tensor data past the end", "2 tensors");
+                       "1 bytes of tensor data past the end", "2 tensors",
+                       "'w.two'");
             EXPECT_ERR(glmq_gguf_writer_end(w, &err), GLMQ_E_INVALID, "past the end");
         }
         glmq_atomic_discard(af);
