@@ -12,7 +12,10 @@
  *     glmq accepts a file whose tensors lie back to back (ggml requires that layout) with names
  *     of at most 63 bytes, ggml accepts it with the same contents; when ggml accepts a file whose
  *     tensors have elements and lie inside the file (ggml checks neither without loading), glmq
- *     accepts it too.
+ *     accepts it too;
+ *   - deliberate_differences: the two things glmq refuses and ggml reads (a NUL inside a tensor
+ *     name, n_dims = 0), found by a differential fuzzing run of both readers; an empty name
+ *     (found the same way) is read by both.
  * Only the peer's C ABI is declared here (opaque contexts, the two parameter structs); no peer
  * code is used beyond calling the shared library.
  */
@@ -473,6 +476,71 @@ START_TEST(corpus_agreement)
 }
 END_TEST
 
+/* One tensor info (name, n_dims, ne = {32, 1, ...}, f32, offset 0) after a header without
+ * metadata, then the data section: a file ggml accepts. */
+static uint8_t *one_tensor(const char *name, size_t nlen, uint32_t n_dims, size_t *n)
+{
+    uint8_t *b = calloc(1, 512);
+    size_t k = 0;
+    memcpy(b, "GGUF", 4);
+    glmq_wr_le32(b + 4, 3);
+    glmq_wr_le64(b + 8, 1);
+    glmq_wr_le64(b + 16, 0);
+    k = 24;
+    glmq_wr_le64(b + k, nlen);
+    memcpy(b + k + 8, name, nlen);
+    k += 8 + nlen;
+    glmq_wr_le32(b + k, n_dims);
+    k += 4;
+    for (uint32_t d = 0; d < n_dims; d++, k += 8) glmq_wr_le64(b + k, d == 0 ? 32 : 1);
+    glmq_wr_le32(b + k, GLMQ_GGML_F32);
+    glmq_wr_le64(b + k + 4, 0);
+    k = glmq_align_up(k + 12, 32) + 128; /* 32 f32 (n_dims 0: ggml counts 1 element) */
+    *n = k;
+    return b;
+}
+
+/* Where glmq is stricter than ggml, on purpose: a NUL inside a tensor name (ggml cuts the name
+ * there, so two different names could become one) and n_dims = 0 (the header's rule 1..4).
+ * An empty name is accepted by both. */
+START_TEST(deliberate_differences)
+{
+    const struct {
+        const char *name;
+        size_t len;
+        uint32_t n_dims;
+        const char *glmq_msg; /* NULL: glmq accepts */
+    } cases[] = {
+        {"", 0, 1, NULL},
+        {"a\0b", 3, 1, "name contains a NUL byte"},
+        {"w", 1, 0, "n_dims 0"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t n = 0;
+        uint8_t *b = one_tensor(cases[i].name, cases[i].len, cases[i].n_dims, &n);
+        char *path = tu_path(tmpdir, "d.gguf");
+        ck_assert_int_eq(tu_write_file(path, b, n), 0);
+        struct gguf_init_params ip = {true, NULL};
+        struct gguf_context *p = P.init_from_file(path, ip);
+        ck_assert_msg(p != NULL, "case %zu: llama.cpp refuses it", i);
+        glmq_gguf *g = NULL;
+        glmq_err err = {0};
+        const glmq_status st = glmq_gguf_open(path, &g, &err);
+        if (cases[i].glmq_msg) {
+            ck_assert_int_eq(st, GLMQ_E_FORMAT);
+            ck_assert_msg(strstr(err.msg, cases[i].glmq_msg) != NULL, "%s", err.msg);
+        } else {
+            ck_assert_msg(st == GLMQ_OK, "%s", err.msg);
+            compare_readers(path, g, p);
+            glmq_gguf_close(g);
+        }
+        P.free(p);
+        free(path);
+        free(b);
+    }
+}
+END_TEST
+
 Suite *gguf_peer_suite(void);
 Suite *gguf_peer_suite(void)
 {
@@ -482,6 +550,7 @@ Suite *gguf_peer_suite(void)
     tcase_add_test(tc, same_bytes);
     tcase_add_test(tc, readers_agree_on_both_writers);
     tcase_add_test(tc, corpus_agreement);
+    tcase_add_test(tc, deliberate_differences);
     tcase_set_timeout(tc, 120);
     suite_add_tcase(s, tc);
     return s;
