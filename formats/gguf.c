@@ -12,11 +12,11 @@
  *   - value types known, arrays not nested, keys 1..65535 bytes and unique, general.alignment a
  *     u32 power of two;
  *   - tensor names of at most 64 bytes without NUL (an empty name is allowed, as ggml allows it;
- *     a NUL would make the name ambiguous, ggml would cut it there) and unique, n_dims 1..4, every ne in 1..INT64_MAX
- *     with an element count that does not overflow, the type known by number (undecodable known
- *     types such as IQ2_XXS stay readable: decoding them is refused elsewhere, by name), ne[0] a
- *     multiple of the type's block, the byte size without overflow, offsets aligned, data inside
- *     the file, no two tensors overlapping.
+ *     a NUL would make the name ambiguous, ggml would cut it there) and unique, n_dims 1..4,
+ *     every ne in 1..INT64_MAX with an element count that does not overflow, the type known by
+ *     number (undecodable known types such as IQ2_XXS stay readable: decoding them is refused
+ *     elsewhere, by name), ne[0] a multiple of the type's block, the byte size without
+ *     overflow, offsets aligned, data inside the file, no two tensors overlapping.
  * Every error names the file, the field (the key or tensor name, or "metadata #i" / "tensor
  * info #i" before the name is known) and the byte offset of what is wrong.
  *
