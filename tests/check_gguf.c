@@ -217,9 +217,14 @@ START_TEST(writer_bytes)
 }
 END_TEST
 
-/* A placeholder array is zeros until patched; patching writes the element in place. */
+/* A placeholder array is zeros until patched; patching writes the element in place. Loop
+ * index 1 forces the atomic writer's named-temporary path (pwrite into a named file). */
 START_TEST(writer_placeholder)
 {
+    if (_i)
+        setenv("GLMQ_NO_O_TMPFILE", "1", 1);
+    else
+        unsetenv("GLMQ_NO_O_TMPFILE");
     glmq_gguf_writer *w = NULL;
     glmq_err err = {0};
     ck_assert_int_eq(glmq_gguf_writer_new(32, &w, &err), GLMQ_OK);
@@ -266,6 +271,7 @@ START_TEST(writer_placeholder)
     free(want.b);
     free(path);
     glmq_gguf_writer_free(w);
+    unsetenv("GLMQ_NO_O_TMPFILE");
 }
 END_TEST
 
@@ -1283,7 +1289,7 @@ Suite *gguf_suite(void)
     TCase *tc = tcase_create("writer");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_loop_test(tc, writer_bytes, 0, (int)(sizeof chunks / sizeof chunks[0]));
-    tcase_add_test(tc, writer_placeholder);
+    tcase_add_loop_test(tc, writer_placeholder, 0, 2);
     tcase_add_test(tc, writer_empty);
     tcase_add_test(tc, writer_errors_declare);
     tcase_add_test(tc, writer_errors_data);
