@@ -430,7 +430,8 @@ int cmd_info(int argc, char **argv)
                  "version, model shape, weight type, tensor\nbytes per storage type and where the "
                  "weights came from. For a GGUF file: version,\nalignment, data offset, the "
                  "metadata (arrays: type, count and the first 8\nelements; --verbose: 300), the "
-                 "tensor table and a summary.\n  -v, --verbose  also the full config, every source file "
+                 "tensor table and a summary.\n  -v, --verbose  also the full config, every "
+                 "source file "
                  "with its hash and the\n                 tensor table (name, type, shape, "
                  "checksum)\n  --json         one JSON object with a 'tensors' array (name, type, "
                  "shape,\n                 checksum, ...) and the metadata under 'metadata'");

@@ -10,10 +10,10 @@
  *   - success: version 2 or 3, a power-of-two alignment, an aligned data offset inside the
  *     input (when there are tensors); each key and value lies inside the input, at its offset,
  *     and is found again by its key; string-array elements lie inside the input; each tensor
- *     has a known type, 1..4 dims with the unused ones 1, rows/row_bytes/size consistent with
- *     its ne, an aligned offset at or after the data section with its bytes inside the input,
- *     its info record (re-read here at info_offset) saying the same, and is found by its name;
- *     no two tensors overlap.
+ *     has a name of at most 64 bytes, a known type, 1..4 dims with the unused ones 1,
+ *     rows/row_bytes/size consistent with its ne, an aligned offset at or after the data
+ *     section with its bytes inside the input, its info record (re-read here at info_offset)
+ *     saying the same, and is found by its name; no two tensors overlap.
  * The corpus (corpus/gguf_open/) is written by gen_gguf_corpus.c.
  */
 #include "formats/gguf.h"
@@ -87,7 +87,7 @@ static void walk_tensor(const glmq_gguf *g, const uint8_t *in, size_t size, int6
     const glmq_gguf_tensor *t = glmq_gguf_tensor_at(g, i);
     CHECK(t != NULL && t->name != NULL);
     const size_t nl = strlen(t->name);
-    CHECK(nl >= 1 && nl <= 64);
+    CHECK(nl <= 64); /* may be 0 */
     const glmq_ggml_type_info *ti = glmq_ggml_type_get(t->type);
     CHECK(ti != NULL);
     CHECK(t->n_dims >= 1 && t->n_dims <= GLMQ_GGUF_MAX_DIMS);
