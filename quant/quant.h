@@ -76,7 +76,9 @@ typedef struct glmq_kernels {
 /*
  * The one widen-a-row function: row `row` of a stored matrix of `type` (F32/F16/BF16 little-
  * endian, or INT8/INT4 codes in the layout of formats/layout.h with the fp16 `scale` bits) to
- * `cols` fp32 values, exactly (16-bit floats and code * scale are exact in fp32). k selects the
+ * `cols` fp32 values, exactly (16-bit floats and code * scale are exact in fp32), or a row of a
+ * GGUF tensor of ggml block type GLMQ_TYPE_GGML + t (decoded as ggml decodes it,
+ * quant/ggml_dequant.h; the type was validated when the model was opened). k selects the
  * widening kernels (NULL: the scalar ones); every level gives the same bits.
  */
 void glmq_widen_row(const glmq_kernels *k, glmq_type type, const void *row, uint16_t scale,

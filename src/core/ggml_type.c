@@ -41,6 +41,9 @@ static const glmq_ggml_type_info types[GLMQ_GGML_TYPE_LIMIT] = {
     T(GLMQ_GGML_TQ1_0, "tq1_0", 256, 54, 0),
     T(GLMQ_GGML_TQ2_0, "tq2_0", 256, 66, 0),
     T(GLMQ_GGML_MXFP4, "mxfp4", 32, 17, 0),
+    T(GLMQ_GGML_NVFP4, "nvfp4", 64, 36, 0),
+    T(GLMQ_GGML_Q1_0, "q1_0", 128, 18, 0),
+    T(GLMQ_GGML_Q2_0, "q2_0", 64, 18, 0),
 };
 
 const glmq_ggml_type_info *glmq_ggml_type_get(uint32_t type)

@@ -41,7 +41,10 @@ typedef enum {
     GLMQ_GGML_TQ1_0 = 34,
     GLMQ_GGML_TQ2_0 = 35,
     GLMQ_GGML_MXFP4 = 39,
-    GLMQ_GGML_TYPE_LIMIT = 40 /* ids >= this are unknown */
+    GLMQ_GGML_NVFP4 = 40,
+    GLMQ_GGML_Q1_0 = 41,
+    GLMQ_GGML_Q2_0 = 42,
+    GLMQ_GGML_TYPE_LIMIT = 43 /* ids >= this are unknown */
 } glmq_ggml_type;
 
 typedef struct {
