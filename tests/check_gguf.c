@@ -360,7 +360,7 @@ START_TEST(writer_errors_declare)
     EXPECT_ERR(glmq_gguf_writer_add_tensor(w, "t1", 4, 1, ne, &err), GLMQ_E_INVALID, "'t1'",
                "unknown ggml type 4");
     EXPECT_ERR(glmq_gguf_writer_add_tensor(w, "t1", GLMQ_GGML_TYPE_LIMIT, 1, ne, &err),
-               GLMQ_E_INVALID, "'t1'", "unknown ggml type 40");
+               GLMQ_E_INVALID, "'t1'", "unknown ggml type 43");
     EXPECT_ERR(glmq_gguf_writer_add_tensor(w, "t1", GLMQ_GGML_F32, 2, (int64_t[]){4, 0}, &err),
                GLMQ_E_INVALID, "'t1'", "ne[1] = 0");
     EXPECT_ERR(glmq_gguf_writer_add_tensor(w, "t1", GLMQ_GGML_F32, 3,
