@@ -461,12 +461,16 @@ glmq_status glmq_export_gguf(const char *pack_path, const char *out_path,
         const plan_entry *p = &plan[i];
         XXH3_64bits_reset(h);
         size_t fill = 0;
+        int64_t r_done = 0; /* rows before this one are written and released */
         for (int64_t r = 0; r < p->t->rows; r++) {
             if (fill + p->row_bytes > cap) {
                 XXH3_64bits_update(h, buf, fill);
                 GLMQ_TRY_G(glmq_gguf_writer_tensor_data(w, buf, fill, err));
                 done += fill;
                 fill = 0;
+                release_pages((const uint8_t *)p->t->data + r_done * p->t->row_stride,
+                              (size_t)((r - r_done) * p->t->row_stride));
+                r_done = r;
                 if (o.progress) o.progress(o.progress_user, done, total);
             }
             encode_row(p, r, buf + fill, tmp);
