@@ -7,15 +7,16 @@
  *   - version 2 or 3; version 1 (32-bit counts) and byte-swapped versions (big-endian files) are
  *     refused by name;
  *   - every count against the bytes left before anything is allocated for it (a metadata record
- *     takes at least 13 bytes, a tensor info 33, an array element its size or 8 for a string),
+ *     takes at least 13 bytes, a tensor info 32, an array element its size or 8 for a string),
  *     so a hostile count costs nothing; every string length against the bytes left;
  *   - value types known, arrays not nested, keys 1..65535 bytes and unique, general.alignment a
  *     u32 power of two;
- *   - tensor names 1..64 bytes without NUL and unique, n_dims 1..4, every ne in 1..INT64_MAX
- *     with an element count that does not overflow, the type known by number (undecodable known
- *     types such as IQ2_XXS stay readable: decoding them is refused elsewhere, by name), ne[0] a
- *     multiple of the type's block, the byte size without overflow, offsets aligned, data inside
- *     the file, no two tensors overlapping.
+ *   - tensor names of at most 64 bytes without NUL (an empty name is allowed, as ggml allows it;
+ *     a NUL would make the name ambiguous, ggml would cut it there) and unique, n_dims 1..4,
+ *     every ne in 1..INT64_MAX with an element count that does not overflow, the type known by
+ *     number (undecodable known types such as IQ2_XXS stay readable: decoding them is refused
+ *     elsewhere, by name), ne[0] a multiple of the type's block, the byte size without
+ *     overflow, offsets aligned, data inside the file, no two tensors overlapping.
  * Every error names the file, the field (the key or tensor name, or "metadata #i" / "tensor
  * info #i" before the name is known) and the byte offset of what is wrong.
  *
@@ -38,7 +39,7 @@
 #define MAX_KEY_LEN 65535u
 #define MAX_NAME_LEN 64u
 #define MIN_KV_BYTES 13u     /* u64 key length + 1 key byte + u32 type + 1 value byte */
-#define MIN_TINFO_BYTES 33u  /* u64 length + 1 name byte + u32 n_dims + u64 ne + u32 + u64 */
+#define MIN_TINFO_BYTES 32u  /* u64 name length + u32 n_dims + u64 ne + u32 type + u64 offset */
 
 static const struct {
     const char *name;
@@ -278,8 +279,8 @@ static glmq_status read_tensor(glmq_gguf *g, cursor *c, int64_t i, glmq_err *err
     snprintf(c->what, sizeof c->what, "tensor info #%lld", (long long)i);
     glmq_gguf_str name;
     GLMQ_TRY(rdstr(c, "name", &name, err));
-    GLMQ_FAIL_IF(name.len == 0 || name.len > MAX_NAME_LEN, err, GLMQ_E_FORMAT,
-                 "'%s': tensor info #%lld at byte %llu: name of %llu bytes (1 to 64 allowed)",
+    GLMQ_FAIL_IF(name.len > MAX_NAME_LEN, err, GLMQ_E_FORMAT,
+                 "'%s': tensor info #%lld at byte %llu: name of %llu bytes (at most 64 allowed)",
                  g->path, (long long)i, (unsigned long long)t->info_offset,
                  (unsigned long long)name.len);
     GLMQ_FAIL_IF(memchr(name.ptr, 0, (size_t)name.len) != NULL, err, GLMQ_E_FORMAT,

@@ -156,7 +156,8 @@ glmq_status glmq_gguf_writer_add_bool(glmq_gguf_writer *w, const char *key, int 
                                       glmq_err *err);
 glmq_status glmq_gguf_writer_add_str(glmq_gguf_writer *w, const char *key, const char *v,
                                      glmq_err *err);
-/* Arrays. Strings are given with explicit lengths (they may contain NUL bytes). */
+/* Arrays. Strings are given with explicit lengths (they may contain NUL bytes); with len NULL
+ * each s[i] is a NUL-terminated string. */
 glmq_status glmq_gguf_writer_add_arr_str(glmq_gguf_writer *w, const char *key, uint64_t n,
                                          const char *const *s, const uint64_t *len,
                                          glmq_err *err);

@@ -530,8 +530,8 @@ glmq_status glmq_gguf_writer_tensor_data(glmq_gguf_writer *w, const void *data, 
         if (w->cur >= w->nt)
             return set_sticky(w, err, GLMQ_E_INVALID,
                               "GGUF writer: %zu bytes of tensor data past the end of the table "
-                              "(%lld tensors)",
-                              n, (long long)w->nt);
+                              "(%lld tensors, the last '%s')",
+                              n, (long long)w->nt, w->nt ? w->t[w->nt - 1].name : "");
         const wtensor *t = &w->t[w->cur];
         const uint64_t left = t->size - w->cur_done;
         const size_t k = left < n ? (size_t)left : n;
