@@ -6,7 +6,8 @@
  * libllama, loaded with dlopen). Both are compared with glmq's own tokenizer:
  *   (a) the real ChatGLM3-6B tokenizer.model (identity normalizer): ids equal on every text;
  *   (b) the real GLM-4-9B-chat rank file (BPE vocabulary and merges derived from the ranks):
- *       ids equal on every text;
+ *       ids equal on every text (llama.cpp's detokenization is not compared: its BPE
+ *       "clean_spaces" pass drops the space of " ." " ," " 's" ..., which GLM-4 keeps);
  *   (c) glm2-tiny's own SentencePiece model: whatever llama.cpp does is reported; where it
  *       differs, glmq_gguf_add_vocab must have warned.
  * Pieces: for every id, llama.cpp's piece (special = true) equals what glmq's decoder puts out
@@ -213,9 +214,9 @@ static void texts_free(texts *t)
 
 /* A sample text whole, line by line, and in chunks of about `chunk` bytes (cut at a UTF-8
  * character boundary, so mid-word and mid-line). */
-static void add_file(texts *t, const char *name, size_t chunk)
+static void add_file(texts *t, const char *base, const char *name, size_t chunk)
 {
-    char *dir = tu_path(tu_samples(), "text");
+    char *dir = strcmp(base, tu_samples()) ? strdup(base) : tu_path(base, "text");
     char *p = tu_path(dir, name);
     size_t n;
     uint8_t *b = tu_read_file(p, &n);
@@ -271,9 +272,10 @@ static void make_texts(texts *t)
     };
     for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++)
         texts_add(t, extra[i], strlen(extra[i]));
-    add_file(t, "tricky.txt", 97);
-    add_file(t, "eval_en.txt", 701);
-    add_file(t, "eval_zh.txt", 401);
+    add_file(t, tu_samples(), "tricky.txt", 97);
+    add_file(t, tu_samples(), "eval_en.txt", 701);
+    add_file(t, tu_samples(), "eval_zh.txt", 401);
+    add_file(t, tu_testdata(), "tokenizer/eval.txt", 4001); /* held-out English + Chinese */
 }
 
 static size_t utf8_chars(const char *s, size_t n)
