@@ -27,11 +27,13 @@
  *   Every tensor that is not copied or re-encoded code for code is listed in the report.
  *
  * Streaming: the pack is mapped; each tensor is encoded one row at a time into a buffer of about
- * 1 MiB, handed to the GGUF writer and hashed in the same order, so memory does not grow with the
- * model. Encoding is a copy and a shuffle of codes, so it runs on one thread and the file does
+ * 1 MiB, handed to the GGUF writer and hashed in the same order, and once written its pages are
+ * dropped from the mapping (MADV_DONTNEED: the page cache keeps them, the process is no longer
+ * charged for them), so memory does not grow with the model. Encoding is a copy and a shuffle of codes, so it runs on one thread and the file does
  * not depend on the thread count or the kernel level (no kernel is used). The output goes
  * through the atomic writer: on any failure nothing is left at the output path.
  */
+#define _DEFAULT_SOURCE /* madvise */
 #include "convert/export.h"
 #include "formats/gguf.h"
 #include "formats/gguf_vocab.h"
@@ -44,6 +46,8 @@
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #define EXPORT_CHUNK ((size_t)1 << 20)
 #define NAME_MAX_GGUF 64 /* ggml's GGML_MAX_NAME, terminator included */
@@ -213,6 +217,17 @@ static void encode_row(const plan_entry *p, int64_t r, uint8_t *out, float *tmp)
         break;
     }
     }
+}
+
+/* Drop the pages of [p, p+n) from this process's mapping (read-only file pages: they are read
+ * again from the page cache if touched). Advisory; failures are ignored. */
+static void release_pages(const void *p, size_t n)
+{
+    const long ps = sysconf(_SC_PAGESIZE);
+    if (!p || !n || ps <= 0) return;
+    const uintptr_t a = (uintptr_t)p / (uintptr_t)ps * (uintptr_t)ps;
+    const uintptr_t e = (uintptr_t)p + n;
+    (void)madvise((void *)a, e - a, MADV_DONTNEED);
 }
 
 /* ---- metadata ---- */
@@ -446,12 +461,16 @@ glmq_status glmq_export_gguf(const char *pack_path, const char *out_path,
         const plan_entry *p = &plan[i];
         XXH3_64bits_reset(h);
         size_t fill = 0;
+        int64_t r_done = 0; /* rows before this one are written and released */
         for (int64_t r = 0; r < p->t->rows; r++) {
             if (fill + p->row_bytes > cap) {
                 XXH3_64bits_update(h, buf, fill);
                 GLMQ_TRY_G(glmq_gguf_writer_tensor_data(w, buf, fill, err));
                 done += fill;
                 fill = 0;
+                release_pages((const uint8_t *)p->t->data + r_done * p->t->row_stride,
+                              (size_t)((r - r_done) * p->t->row_stride));
+                r_done = r;
                 if (o.progress) o.progress(o.progress_user, done, total);
             }
             encode_row(p, r, buf + fill, tmp);
@@ -461,6 +480,8 @@ glmq_status glmq_export_gguf(const char *pack_path, const char *out_path,
         GLMQ_TRY_G(glmq_gguf_writer_tensor_data(w, buf, fill, err));
         done += fill;
         if (o.progress) o.progress(o.progress_user, done, total);
+        release_pages(p->t->data, p->t->data_size);
+        release_pages(p->t->scales, p->t->scales_size);
         uint64_t x = XXH3_64bits_digest(h);
         rt[i].xxh3 = x;
         GLMQ_TRY_G(glmq_gguf_writer_patch_u64(w, "glmq.tensor_xxh3", (uint64_t)i, x, err));

@@ -8,10 +8,11 @@
  *
  * GLM-4 merges: for a multi-byte token of rank r, byte-pair merging of its own bytes with ranks
  * below r (lowest rank first, leftmost on ties - tiktoken's rule) ends in the parts that the
- * last merge joins. Each token is merged with a heap keyed by (rank, left offset), so a token of
- * L bytes costs O(L log L) rank look-ups; the whole vocabulary is O(total bytes * log). The
- * merges are listed in rank order, so llama.cpp's merge priority (list position) orders them as
- * the ranks do.
+ * last merge joins (the converter's entry). Each token is merged with a heap keyed by (rank,
+ * left offset), so a token of L bytes costs O(L log L) rank look-ups; then its L - 1 split
+ * points are looked up (the other pairs tiktoken may merge into it). The whole vocabulary is
+ * O(total bytes * log). The merges are listed in rank order, so llama.cpp's merge priority
+ * (list position) orders them as the ranks do.
  *
  * Invariants: every array written has exactly cfg->vocab entries (merges: one per multi-byte
  * rank); nothing depends on hash order, so the output is the same on every run.
@@ -440,6 +441,17 @@ static glmq_status add_bpe(glmq_gguf_writer *w, const glmq_config *cfg, const gl
             GLMQ_FAIL_IF_G(parts < 2, err, GLMQ_E_INTERNAL,
                            "gguf vocabulary: rank %lld is reachable from lower ranks alone",
                            (long long)id);
+            /* every other split of the token into two tokens (tiktoken merges any adjacent
+             * pair whose bytes together are a token, by that token's rank) */
+            for (uint32_t k = 1; k < len; k++) {
+                if (parts == 2 && k == mg.end[0]) continue; /* the entry above */
+                if (rank_of(&mg, s, k) == UINT32_MAX || rank_of(&mg, s + k, len - k) == UINT32_MAX)
+                    continue;
+                GLMQ_TRY_G(strtab_open(&merges, err));
+                GLMQ_TRY_G(strtab_put_bytelevel(&merges, s, k, err));
+                GLMQ_TRY_G(strtab_put(&merges, " ", 1, err));
+                GLMQ_TRY_G(strtab_put_bytelevel(&merges, s + k, len - k, err));
+            }
         } else if (id < info->n_vocab) {
             size_t len;
             const char *s = glmq_tokenizer_piece(tok, (int32_t)id, &len);

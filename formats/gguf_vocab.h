@@ -26,20 +26,25 @@
  *     "llama-bpe" (see below); ranks 0..n-1 as byte-level
  *     strings (GPT-2's byte <-> unicode map) typed NORMAL, the 14 specials CONTROL, "[PAD<id>]"
  *     UNUSED up to the padded size; no scores; merges: for every multi-byte token in rank order,
- *     the parts that byte-pair merging of its own bytes reaches using only lower ranks (two
- *     parts, except for the unreachable tokens below), byte-level strings joined by one space
- *     (the converter's merge list, entry for entry). Special ids:
+ *     first the converter's entry - the parts that byte-pair merging of its own bytes reaches
+ *     using only lower ranks (two parts, except for the tokens below), byte-level strings joined
+ *     by one space - then every other split of the token into two tokens. Special ids:
  *     padding = cfg->tok_pad, eos = cfg->tok_eos (else <|endoftext|>), eot = <|user|>,
  *     unknown = <|endoftext|>. add_bos_token false.
- *     The one deliberate difference from the converter: pre "llama-bpe" instead of
- *     "chatglm-bpe". Both select the same pre-tokenizer regex in llama.cpp (cl100k's, GLM-4's
- *     own), but only "llama-bpe" also looks a whole pre-tokenized chunk up in the vocabulary
- *     before merging (ignore_merges), as tiktoken does. 1072 GLM-4 tokens cannot be reached
- *     by pairwise merges (their merge entry has 3..7 parts, exactly as the converter writes
- *     it), among them common ones such as " 北京", " 公司", " 如果"; with "chatglm-bpe"
- *     llama.cpp splits every such chunk into other tokens (measured by check_vocab_peer).
- *     Side effect: llama.cpp reports its BPE default BOS id (11, ",") from llama_vocab_bos;
- *     add_bos_token false keeps it out of prompts.
+ *     Two deliberate differences from the converter, both because llama.cpp's BPE (merge
+ *     pairs listed in a file, by list position) is not tiktoken's (any adjacent pair whose
+ *     bytes form a token, by that token's rank; a whole pre-tokenized chunk that is a token is
+ *     taken as is), and both measured by check_vocab_peer on the real GLM-4 rank file:
+ *     - pre "llama-bpe" instead of "chatglm-bpe": the same pre-tokenizer regex in llama.cpp
+ *       (cl100k's, GLM-4's own), plus the whole-chunk look-up (ignore_merges). 1072 GLM-4
+ *       tokens have a 3..7-part converter entry that no pair matches, among them common ones
+ *       such as " 北京", " 公司", " 如果", which llama.cpp otherwise never produces.
+ *     - the extra splits: GLM-4 tokens such as "描述" are formed by tiktoken from another
+ *       pair than the converter's entry; with the converter's list alone llama.cpp splits
+ *       "描述" inside Chinese text. (319160 merges instead of 151073; every converter entry
+ *       is kept, in the same order.)
+ *     Side effect of "llama-bpe": llama.cpp reports its BPE default BOS id (11, ",") from
+ *     llama_vocab_bos; add_bos_token false keeps it out of prompts.
  *
  * Not written here: the chat template (tokenizer.chat_template, from tokenizer_config.json; not a
  * tokenizer.ggml.* key).

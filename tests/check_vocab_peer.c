@@ -6,7 +6,8 @@
  * libllama, loaded with dlopen). Both are compared with glmq's own tokenizer:
  *   (a) the real ChatGLM3-6B tokenizer.model (identity normalizer): ids equal on every text;
  *   (b) the real GLM-4-9B-chat rank file (BPE vocabulary and merges derived from the ranks):
- *       ids equal on every text;
+ *       ids equal on every text (llama.cpp's detokenization is not compared: its BPE
+ *       "clean_spaces" pass drops the space of " ." " ," " 's" ..., which GLM-4 keeps);
  *   (c) glm2-tiny's own SentencePiece model: whatever llama.cpp does is reported; where it
  *       differs, glmq_gguf_add_vocab must have warned.
  * Pieces: for every id, llama.cpp's piece (special = true) equals what glmq's decoder puts out
@@ -24,6 +25,7 @@
 #include "formats/config.h"
 #include "formats/gguf_vocab.h"
 #include "formats/tokenizer.h"
+#include "formats/tok_common.h"
 
 #include <dlfcn.h>
 #include <stdbool.h>
@@ -213,9 +215,9 @@ static void texts_free(texts *t)
 
 /* A sample text whole, line by line, and in chunks of about `chunk` bytes (cut at a UTF-8
  * character boundary, so mid-word and mid-line). */
-static void add_file(texts *t, const char *name, size_t chunk)
+static void add_file(texts *t, const char *base, const char *name, size_t chunk)
 {
-    char *dir = tu_path(tu_samples(), "text");
+    char *dir = strcmp(base, tu_samples()) ? strdup(base) : tu_path(base, "text");
     char *p = tu_path(dir, name);
     size_t n;
     uint8_t *b = tu_read_file(p, &n);
@@ -271,9 +273,47 @@ static void make_texts(texts *t)
     };
     for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++)
         texts_add(t, extra[i], strlen(extra[i]));
-    add_file(t, "tricky.txt", 97);
-    add_file(t, "eval_en.txt", 701);
-    add_file(t, "eval_zh.txt", 401);
+    add_file(t, tu_samples(), "tricky.txt", 97);
+    add_file(t, tu_samples(), "eval_en.txt", 701);
+    add_file(t, tu_samples(), "eval_zh.txt", 401);
+    add_file(t, tu_testdata(), "tokenizer/eval.txt", 4001); /* held-out English + Chinese */
+}
+
+/* "Vocabulary soup": texts made of random pieces of the model's own vocabulary (those that are
+ * whole UTF-8 on their own; U+2581 as a space), which puts every kind of token next to every
+ * other - the merge orders of the two implementations meet on far more pairs than in prose. */
+static void add_soup(texts *t, const glmq_tokenizer *tok, int32_t n_base, int n_texts,
+                     int per_text)
+{
+    uint64_t seed = 0x736F7570u; /* "soup" */
+    char *buf = malloc((size_t)per_text * 64 + 1);
+    for (int k = 0; k < n_texts; k++) {
+        size_t o = 0;
+        for (int i = 0; i < per_text;) {
+            int32_t id = (int32_t)(tu_splitmix64(&seed) % (uint64_t)n_base);
+            size_t l;
+            const char *p = glmq_tokenizer_piece(tok, id, &l);
+            if (!p || l == 0 || l > 60) continue;
+            size_t j = 0, ok = 1;
+            while (j < l && ok) { /* whole UTF-8 characters only, no byte pieces */
+                size_t cl;
+                ok = glmq_utf8_decode((const uint8_t *)p + j, l - j, &cl) != GLMQ_UTF8_INVALID;
+                j += cl;
+            }
+            if (!ok || (l == 6 && p[0] == '<' && p[1] == '0' && p[2] == 'x')) continue;
+            for (j = 0; j < l;) {
+                if (j + 3 <= l && !memcmp(p + j, "\xE2\x96\x81", 3)) {
+                    buf[o++] = ' ';
+                    j += 3;
+                } else {
+                    buf[o++] = p[j++];
+                }
+            }
+            i++;
+        }
+        texts_add(t, buf, o);
+    }
+    free(buf);
 }
 
 static size_t utf8_chars(const char *s, size_t n)
@@ -521,6 +561,7 @@ static void judge(const char *what, const char *model_dir, const char *tok_path,
     ck_assert_msg(write_vocab_gguf(gguf, &mt, warn, warn_size, &err) == GLMQ_OK, "%s", err.msg);
     texts tx = {0};
     make_texts(&tx);
+    add_soup(&tx, mt.tok, mt.info.n_base, 40, 300);
     memset(r, 0, sizeof *r);
     compare_tokenize(gguf, &mt, &tx, dir, r);
     compare_pieces(gguf, &mt, r);

@@ -1,18 +1,20 @@
 // llama_probs.mjs - run the real llama.cpp (node-llama-cpp, CPU) on a GGUF file over a sequence
 // of token ids and dump, for every position, the full next-token distribution.
 //
-//   node llama_probs.mjs MODEL.gguf IDS.bin OUT.bin [CONTEXT]
+//   node llama_probs.mjs MODEL.gguf IDS.bin OUT.bin VOCAB
 //
-// IDS.bin: int32 little-endian token ids, fed exactly as given (no BOS or other token added).
-// OUT.bin: a header of two uint32 (n positions, vocabulary size), then for each position the
-// llama.cpp's raw logits (float32 × vocab), then for each position the probabilities
-// llama.cpp's sampler reports (float32 × vocab; ids it leaves out are 0).
+// IDS.bin: int32 little-endian token ids, evaluated exactly as given in one sequence (no BOS or
+// other token is added). OUT.bin: two uint32 (positions n, VOCAB), then per position VOCAB
+// float32: llama.cpp's probability of every id as the next token (softmax of its logits at
+// temperature 1 with top-k, top-p and min-p off, so no id is left out).
 // Environment: GLMQ_PEER_NODE_MODULES = the node_modules directory holding node-llama-cpp.
+// Exit status 2 for a usage error, 1 (with a message) when llama.cpp fails.
 import fs from "node:fs";
 
-const [modelPath, idsPath, outPath, ctxArg] = process.argv.slice(2);
-if (!outPath) {
-    console.error("usage: node llama_probs.mjs MODEL.gguf IDS.bin OUT.bin [CONTEXT]");
+const [modelPath, idsPath, outPath, vocabArg] = process.argv.slice(2);
+const vocab = Number(vocabArg);
+if (!outPath || !(vocab > 0)) {
+    console.error("usage: node llama_probs.mjs MODEL.gguf IDS.bin OUT.bin VOCAB");
     process.exit(2);
 }
 const nm = process.env.GLMQ_PEER_NODE_MODULES;
@@ -25,34 +27,39 @@ const { getLlama, LlamaLogLevel } = await import(nm + "/node-llama-cpp/dist/inde
 const raw = fs.readFileSync(idsPath);
 const ids = [];
 for (let i = 0; i + 4 <= raw.length; i += 4) ids.push(raw.readInt32LE(i));
-// Room beyond the ids: with a context exactly as long as the sequence, the last position came
-// out different (node-llama-cpp keeps a token of the context free for its context shift).
-const context = Math.max(Number(ctxArg || 0), ids.length + 32);
 
 const llama = await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error });
-const model = await llama.loadModel({ modelPath, useMmap: true });
-const ctx = await model.createContext({ contextSize: context, batchSize: ids.length,
+const model = await llama.loadModel({ modelPath });
+// Room beyond the ids: with a context exactly as long as the sequence, the last position came
+// out different (the context is full before its logits are taken).
+const ctx = await model.createContext({ contextSize: ids.length + 32, batchSize: ids.length,
                                         sequences: 1, threads: 2 });
 const seq = ctx.getSequence();
-const input = ids.map((t) => [t, { generateNext: { probabilities: true, logits: true,
-                                                    options: { temperature: 1, topK: 0, topP: 1, minP: 0 } } }]);
-const res = await seq.controlledEvaluate(input);
 
-let nv = 0;
-for (const r of res) {
-    if (!r) continue;
-    for (const [t] of r.next.logits) if (t + 1 > nv) nv = t + 1;
-}
-const out = Buffer.alloc(8 + 2 * 4 * nv * ids.length);
-out.writeUInt32LE(ids.length, 0);
-out.writeUInt32LE(nv, 4);
-const logitsOff = 8, probsOff = 8 + 4 * nv * ids.length;
-res.forEach((r, i) => {
-    if (!r) throw new Error(`no output for position ${i}`);
-    for (const [t, v] of r.next.logits) out.writeFloatLE(v, logitsOff + 4 * (i * nv + t));
-    for (const [t, v] of r.next.probabilities) out.writeFloatLE(v, probsOff + 4 * (i * nv + t));
+const fd = fs.openSync(outPath, "w");
+const head = Buffer.alloc(8);
+head.writeUInt32LE(ids.length, 0);
+head.writeUInt32LE(vocab, 4);
+fs.writeSync(fd, head, 0, 8, 0);
+const row = Buffer.alloc(4 * vocab);
+let written = 0;
+const next = { probabilities: true, options: { temperature: 1, topK: 0, topP: 1, minP: 0 } };
+await seq.controlledEvaluate(ids.map((t) => [t, { generateNext: next }]), {
+    onTokenResult(i, r) {
+        const p = r.next.probabilities;
+        if (!p || p.size !== vocab)
+            throw new Error(`position ${i}: ${p ? p.size : 0} probabilities, expected ${vocab}`);
+        row.fill(0);
+        for (const [t, v] of p) row.writeFloatLE(v, 4 * t);
+        fs.writeSync(fd, row, 0, row.length, 8 + 4 * vocab * i);
+        written++;
+    },
 });
-fs.writeFileSync(outPath, out);
+fs.closeSync(fd);
+if (written !== ids.length) {
+    console.error(`llama_probs: ${written} of ${ids.length} positions evaluated`);
+    process.exit(1);
+}
 await ctx.dispose();
 await model.dispose();
 await llama.dispose();
