@@ -419,7 +419,7 @@ static glmq_status add_bpe(glmq_gguf_writer *w, const glmq_config *cfg, const gl
     }
     glmq_tkpool pv = {raw.pool.p, raw.off, raw.len};
     GLMQ_TRY_G(glmq_tkmap_init(&map, (uint32_t)nb, err));
-    for (int32_t r = 0; r < nb; r++) glmq_tkmap_insert(&map, &pv, r); /* distinct: checked at load */
+    for (int32_t r = 0; r < nb; r++) glmq_tkmap_insert(&map, &pv, r); /* distinct (load) */
     mg.map = &map;
     mg.pv = &pv;
 

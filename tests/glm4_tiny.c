@@ -129,8 +129,8 @@ static glmq_status write_safetensors(const char *src, const char *dst, glmq_err 
         const cJSON *dt = cJSON_GetObjectItemCaseSensitive(t, "dtype");
         const cJSON *sh = cJSON_GetObjectItemCaseSensitive(t, "shape");
         const cJSON *of = cJSON_GetObjectItemCaseSensitive(t, "data_offsets");
-        GLMQ_FAIL_IF_G(!cJSON_IsString(dt) || strcmp(dt->valuestring, "F16") || !cJSON_IsArray(sh) ||
-                           cJSON_GetArraySize(of) != 2,
+        GLMQ_FAIL_IF_G(!cJSON_IsString(dt) || strcmp(dt->valuestring, "F16") ||
+                           !cJSON_IsArray(sh) || cJSON_GetArraySize(of) != 2,
                        err, GLMQ_E_FORMAT, "glm4-tiny: '%s': tensor '%s' is not a plain F16 one",
                        src, t->string);
         uint64_t b = (uint64_t)cJSON_GetArrayItem(of, 0)->valuedouble;
