@@ -34,11 +34,11 @@
  * through the atomic writer: on any failure nothing is left at the output path.
  */
 #define _DEFAULT_SOURCE /* madvise */
-#include "convert/export.h"
 #include "formats/gguf.h"
 #include "formats/gguf_vocab.h"
 #include "formats/glm_tensors.h"
 #include "formats/layout.h"
+#include "quant/ggml_repack.h"
 #include "runtime/model.h"
 #include "runtime/tokenize.h"
 #include "core/hash.h"
@@ -71,29 +71,6 @@ void glmq_export_report_free(glmq_export_report *r)
     if (!r) return;
     free(r->tensors);
     memset(r, 0, sizeof *r);
-}
-
-/* ---- names: the GLM tensor table's slots -> llama.cpp's chatglm tensor names ---- */
-
-/* llama.cpp's name for a slot (src/llama-arch.cpp), "%d" = the layer; NULL when its chatglm
- * graph has no such tensor. */
-static const char *gguf_name_of(glmq_slot s)
-{
-    switch (s) {
-    case GLMQ_SLOT_EMBED: return "token_embd.weight";
-    case GLMQ_SLOT_OUTPUT: return "output.weight";
-    case GLMQ_SLOT_FINAL_NORM: return "output_norm.weight";
-    case GLMQ_SLOT_LN_IN: return "blk.%d.attn_norm.weight";
-    case GLMQ_SLOT_QKV: return "blk.%d.attn_qkv.weight";
-    case GLMQ_SLOT_QKV_B: return "blk.%d.attn_qkv.bias";
-    case GLMQ_SLOT_DENSE: return "blk.%d.attn_output.weight";
-    case GLMQ_SLOT_LN_POST: return "blk.%d.ffn_norm.weight";
-    /* dense_h_to_4h holds the gate rows, then the up rows; llama.cpp's fused SwiGLU takes
-     * silu(first half) * second half, so the tensor maps as stored */
-    case GLMQ_SLOT_H4H: return "blk.%d.ffn_up.weight";
-    case GLMQ_SLOT_FHH: return "blk.%d.ffn_down.weight";
-    default: return NULL;
-    }
 }
 
 /* ---- the per-tensor plan ---- */
@@ -163,38 +140,6 @@ static glmq_status plan_tensor(const glmq_tensor_info *t, const char *name, plan
 
 /* ---- encoders: one row of the pack -> one row of GGUF bytes ---- */
 
-void glmq_export_q_row(glmq_type type, const void *row_, uint16_t d, int64_t cols,
-                       uint8_t *out)
-{
-    const uint8_t *row = row_;
-    const int64_t nb = cols / 32;
-    if (type == GLMQ_TYPE_INT8) {
-        /* block: d (fp16 LE) | 32 int8 codes; d = the row's fp16 scale, bit for bit */
-        for (int64_t b = 0; b < nb; b++) {
-            glmq_wr_le16(out + 34 * b, d);
-            memcpy(out + 34 * b + 2, row + 32 * b, 32);
-        }
-        return;
-    }
-    /* Q4_0 block: d (fp16 LE) | 16 bytes, byte j = element j (low nibble) | element j+16 (high
-     * nibble), the nibble being q + 8 in both formats */
-    for (int64_t b = 0; b < nb; b++) {
-        /* ggml block b = elements 32b..32b+31 = quarter k of glmq block B: for k = 0, 1 the low
-         * nibbles of bytes 32k..32k+31 of its 64, for k = 2, 3 the high nibbles of bytes
-         * 32(k-2)..32(k-2)+31 (formats/layout.h) */
-        const int64_t B = b / 4, k = b % 4;
-        const uint8_t *src = row + 64 * B + 32 * (k & 1);
-        uint8_t *o = out + 18 * b;
-        glmq_wr_le16(o, d);
-        if (k < 2)
-            for (int j = 0; j < 16; j++)
-                o[2 + j] = (uint8_t)((src[j] & 15u) | (src[16 + j] & 15u) << 4);
-        else
-            for (int j = 0; j < 16; j++)
-                o[2 + j] = (uint8_t)(src[j] >> 4 | (src[16 + j] & 0xf0u));
-    }
-}
-
 static void encode_row(const plan_entry *p, int64_t r, uint8_t *out, float *tmp)
 {
     const glmq_tensor_info *t = p->t;
@@ -203,10 +148,8 @@ static void encode_row(const plan_entry *p, int64_t r, uint8_t *out, float *tmp)
     case ENC_COPY:
         memcpy(out, row, (size_t)p->row_bytes);
         break;
-    case ENC_Q8_0:
-    case ENC_Q4_0:
-        glmq_export_q_row(t->type, row, glmq_rd_le16(&t->scales[r]), t->cols, out);
-        break;
+    case ENC_Q8_0: glmq_int8_row_to_q8_0(row, glmq_rd_le16(&t->scales[r]), t->cols, out); break;
+    case ENC_Q4_0: glmq_int4_row_to_q4_0(row, glmq_rd_le16(&t->scales[r]), t->cols, out); break;
     case ENC_WIDEN: {
         glmq_tensor_row_f32(t, r, tmp, NULL); /* r is in range */
         for (int64_t c = 0; c < t->cols; c++) {
@@ -358,12 +301,11 @@ glmq_status glmq_export_gguf(const char *pack_path, const char *out_path,
                            pack_path, ex[i].name);
             continue;
         }
-        const char *fmt = gguf_name_of(ex[i].slot);
-        GLMQ_FAIL_IF_G(!fmt, err, GLMQ_E_UNSUPPORTED,
+        char gname[NAME_MAX_GGUF];
+        GLMQ_FAIL_IF_G(!glmq_gguf_tensor_name(ex[i].slot, ex[i].layer, gname, sizeof gname), err,
+                       GLMQ_E_UNSUPPORTED,
                        "'%s': tensor '%s' has no place in llama.cpp's chatglm graph", pack_path,
                        ex[i].name);
-        char gname[NAME_MAX_GGUF];
-        snprintf(gname, sizeof gname, fmt, (int)ex[i].layer);
         GLMQ_TRY_G(plan_tensor(t, gname, &plan[n], err));
         if (t->cols > max_cols) max_cols = t->cols;
         if (plan[n].row_bytes > max_row) max_row = plan[n].row_bytes;
@@ -438,6 +380,9 @@ glmq_status glmq_export_gguf(const char *pack_path, const char *out_path,
         GLMQ_TRY_G(glmq_gguf_writer_add_str(w, "glmq.config_json", cfg_text, err));
     }
     GLMQ_TRY_G(glmq_gguf_writer_add_u64_placeholder(w, "glmq.tensor_xxh3", (uint64_t)n, err));
+    /* the file type the checksums belong to: llama.cpp's quantizer keeps every key of its input
+     * but rewrites general.file_type, so a re-encoded file is told apart from a damaged one */
+    GLMQ_TRY_G(glmq_gguf_writer_add_u32(w, "glmq.file_type", ftype, err));
 
     for (int64_t i = 0; i < n; i++) {
         /* GGUF order: ne[0] = columns (fastest), ne[1] = rows */
@@ -532,6 +477,14 @@ glmq_status glmq_export_verify(const char *path, int64_t *n_tensors, glmq_err *e
     GLMQ_FAIL_IF_G(!kv, err, GLMQ_E_UNSUPPORTED,
                    "'%s': not a glmq export: no checksums (no glmq.tensor_xxh3 key)", path);
     GLMQ_TRY_G(glmq_gguf_get_arr(g, "glmq.tensor_xxh3", 1, GLMQ_GGUF_U64, &sums, &n, err));
+    uint64_t ft_glmq = UINT64_MAX, ft_now = UINT64_MAX;
+    GLMQ_TRY_G(glmq_gguf_get_u64(g, "glmq.file_type", 0, &ft_glmq, err));
+    GLMQ_TRY_G(glmq_gguf_get_u64(g, "general.file_type", 0, &ft_now, err));
+    GLMQ_FAIL_IF_G(ft_glmq != UINT64_MAX && ft_glmq != ft_now, err, GLMQ_E_UNSUPPORTED,
+                   "'%s': re-encoded since glmq exported it (general.file_type %llu, glmq wrote "
+                   "%llu, e.g. by llama-quantize): glmq's checksums no longer apply; gate it "
+                   "with glmq verify against the original instead",
+                   path, (unsigned long long)ft_now, (unsigned long long)ft_glmq);
     const int64_t nt = glmq_gguf_tensor_count(g);
     GLMQ_FAIL_IF_G(n != (uint64_t)nt, err, GLMQ_E_FORMAT,
                    "'%s': glmq.tensor_xxh3 (offset %llu) has %llu checksums for %lld tensors",

@@ -195,12 +195,11 @@ int glmq_gguf_tensor_name(glmq_slot slot, int64_t layer, char *buf, size_t n)
         {GLMQ_SLOT_QKV, "attn_qkv.weight", 1},
         {GLMQ_SLOT_QKV_B, "attn_qkv.bias", 1},
         {GLMQ_SLOT_DENSE, "attn_output.weight", 1},
-        {GLMQ_SLOT_DENSE_B, "attn_output.bias", 1},
         {GLMQ_SLOT_LN_POST, "ffn_norm.weight", 1},
+        /* dense_h_to_4h holds the gate rows, then the up rows; llama.cpp's fused SwiGLU takes
+         * silu(first half) * second half, so the tensor maps as stored */
         {GLMQ_SLOT_H4H, "ffn_up.weight", 1},
-        {GLMQ_SLOT_H4H_B, "ffn_up.bias", 1},
         {GLMQ_SLOT_FHH, "ffn_down.weight", 1},
-        {GLMQ_SLOT_FHH_B, "ffn_down.bias", 1},
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         if (names[i].slot != slot) continue;

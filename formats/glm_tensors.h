@@ -132,8 +132,8 @@ glmq_status glmq_config_tensors(const glmq_config *c, glmq_expected_tensor **out
 
 /* llama.cpp's GGUF name of the tensor in `slot` of layer `layer` (-1 for a global slot) for its
  * `chatglm` architecture (ChatGLM2/3, GLM-4): "token_embd.weight", "blk.3.attn_qkv.bias", ...
- * Written into buf (n bytes). Returns 0 when the slot has no GGUF name (the LayerNorm biases of
- * ChatGLM-6B v1, which llama.cpp cannot run). The one place this naming is written down: export
+ * Written into buf (n bytes). Returns 0 when llama.cpp's chatglm graph has no such tensor (the
+ * LayerNorm biases of ChatGLM-6B v1, the linear biases of add_bias_linear). The one place this naming is written down: export
  * and import both use it. */
 int glmq_gguf_tensor_name(glmq_slot slot, int64_t layer, char *buf, size_t n);
 

@@ -7,14 +7,6 @@
 
 #include <string.h>
 
-/* glmq INT4 code (offset nibble, 1..15; 8 = 0) of element j of a row (formats/layout.h). */
-static unsigned q4_nib(const uint8_t *row, int64_t j)
-{
-    const int64_t b = j / GLMQ_Q4_BLOCK, k = j % GLMQ_Q4_BLOCK;
-    const uint8_t byte = row[b * (GLMQ_Q4_BLOCK / 2) + (k & 63)];
-    return k < 64 ? byte & 15u : byte >> 4;
-}
-
 static void q4_set(uint8_t *row, int64_t j, unsigned nib)
 {
     const int64_t b = j / GLMQ_Q4_BLOCK, k = j % GLMQ_Q4_BLOCK;
@@ -27,11 +19,18 @@ void glmq_int4_row_to_q4_0(const void *row, uint16_t scale, int64_t cols, void *
     const uint8_t *r = row;
     uint8_t *o = dst;
     for (int64_t b = 0; b < cols / GLMQ_GGML_QK; b++, o += GLMQ_GGML_Q4_0_BYTES) {
+        /* ggml block b = elements 32b..32b+31 = quarter k of glmq block B: for k = 0, 1 the low
+         * nibbles of bytes 32k..32k+31 of its 64, for k = 2, 3 the high nibbles of bytes
+         * 32(k-2)..32(k-2)+31 (formats/layout.h); the nibble is q + 8 in both formats */
+        const int64_t B = b / 4, k = b % 4;
+        const uint8_t *src = r + (GLMQ_Q4_BLOCK / 2) * B + 32 * (k & 1);
         glmq_wr_le16(o, scale);
-        for (int j = 0; j < 16; j++) {
-            const int64_t e = b * GLMQ_GGML_QK + j;
-            o[2 + j] = (uint8_t)(q4_nib(r, e) | (q4_nib(r, e + 16) << 4));
-        }
+        if (k < 2)
+            for (int j = 0; j < 16; j++)
+                o[2 + j] = (uint8_t)((src[j] & 15u) | (src[16 + j] & 15u) << 4);
+        else
+            for (int j = 0; j < 16; j++)
+                o[2 + j] = (uint8_t)(src[j] >> 4 | (src[16 + j] & 0xf0u));
     }
 }
 

@@ -10,7 +10,7 @@
  * against the sample's config.json, the embedded files against the sample's files. The real
  * llama.cpp judges the same files in check_export_peer.c.
  */
-#include "convert/export.h"
+#include "quant/ggml_repack.h"
 #include "testutil.h"
 
 #include <cjson/cJSON.h>
@@ -306,7 +306,10 @@ START_TEST(row_encoder)
         row[64 * b + j % 64] |= (uint8_t)(8 << (j < 64 ? 0 : 4));
     }
     const size_t bb = type == GLMQ_TYPE_INT8 ? 34 : 18;
-    glmq_export_q_row(type, row, scale, cols, blocks);
+    if (type == GLMQ_TYPE_INT8)
+        glmq_int8_row_to_q8_0(row, scale, cols, blocks);
+    else
+        glmq_int4_row_to_q4_0(row, scale, cols, blocks);
     gti t = {.type = type == GLMQ_TYPE_INT8 ? T_Q8_0 : T_Q4_0, .ne = {cols, 1, 1, 1},
              .data = blocks};
     decode_row(&t, 0, a);

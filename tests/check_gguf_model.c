@@ -435,6 +435,69 @@ START_TEST(foreign_refusals)
 }
 END_TEST
 
+/* Files made by llama.cpp's own quantizer (llama_model_quantize, through peer_quantize) from
+ * glmq's F16 export: glmq opens them, decodes their K-quant and legacy blocks (proved bit for
+ * bit against ggml in check_ggml_peer), gates them against the original checkpoint, and tells
+ * a re-encoded export from a damaged one. */
+START_TEST(llama_quantized)
+{
+    const char *pq = getenv("GLMQ_PEER_QUANTIZE");
+    if (!pq) {
+        fprintf(stderr, "llama_quantized: no llama.cpp peer (GLMQ_PEER_QUANTIZE): skipped\n");
+        return;
+    }
+    char *gp = NULL, *up = NULL;
+    make_export(GLMQ_TYPE_F16, &gp, &up);
+    char *ref = tu_sample_path("glm2-tiny", "st");
+    glmq_err err = {0};
+    glmq_model *r = NULL;
+    ck_assert_int_eq(glmq_model_open(ref, &r, &err), GLMQ_OK);
+    int64_t n = 0;
+    int32_t *ids = sample_ids(gp, &n);
+    /* text ids without the prefix */
+    const int32_t *text = ids + 2;
+    const int64_t nt = n - 2;
+    /* glm2-tiny's rows are 128 or 172 wide: too short for 256-element K-quant blocks, so
+     * llama.cpp stores its K-quant files in legacy types (Q2_K -> q4_0/q5_0 ..., "required
+     * fallback quantization"); the K blocks themselves are decoded in check_ggml_peer */
+    static const char *const kinds[] = {"Q8_0", "Q5_0", "Q2_K"};
+    double kl_prev = 0;
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        char name[64];
+        snprintf(name, sizeof name, "llama-%s.gguf", kinds[k]);
+        char *qp = tu_path(tmpdir, name);
+        char *out = NULL;
+        ck_assert_int_eq(tu_run(&out, "'%s' --quiet '%s' '%s' %s 2>&1", pq, up, qp, kinds[k]),
+                         0);
+        free(out);
+        ck_assert_int_eq(glmq_export_verify(qp, NULL, &err), GLMQ_E_UNSUPPORTED);
+        ck_assert_ptr_nonnull(strstr(err.msg, "re-encoded"));
+        glmq_model *q = NULL;
+        ck_assert_msg(glmq_model_open(qp, &q, &err) == GLMQ_OK, "%s", err.msg);
+        glmq_eval_params p;
+        glmq_eval_params_default(&p);
+        p.threads = 2;
+        glmq_drift d;
+        ck_assert_msg(glmq_eval_drift(q, r, text, nt, &p, &d, &err) == GLMQ_OK, "%s", err.msg);
+        fprintf(stderr, "llama.cpp %s (glmq weight type %s): KL mean %.3e, top-1 %.4f\n",
+                kinds[k], glmq_model_weight_type(q), d.kld_mean, d.top1_agreement);
+        /* more bits, less drift; and none of them is far from the original */
+        ck_assert_msg(d.kld_mean > kl_prev && d.kld_mean < 5e-3, "%s: KL mean %g (previous %g)",
+                      kinds[k], d.kld_mean, kl_prev);
+        ck_assert(d.top1_agreement > 0.9);
+        kl_prev = d.kld_mean;
+        glmq_drift_free(&d);
+        glmq_model_close(q);
+        free(qp);
+    }
+    glmq_model_close(r);
+    free(ids);
+    free(ref);
+    free(gp);
+    free(up);
+}
+END_TEST
+
 static Suite *gguf_model_suite(void)
 {
     Suite *s = suite_create("gguf_model");
@@ -448,6 +511,7 @@ static Suite *gguf_model_suite(void)
     tcase_add_loop_test(tm, export_reads_back, 0, 3);
     tcase_add_test(tm, foreign_config);
     tcase_add_test(tm, foreign_refusals);
+    tcase_add_test(tm, llama_quantized);
     suite_add_tcase(s, tm);
     return s;
 }
