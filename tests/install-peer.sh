@@ -1,7 +1,9 @@
 #!/bin/sh
 # Install the real llama.cpp that judges glmq's GGUF files: the npm package node-llama-cpp and
 # its prebuilt CPU libraries for this platform (libllama, libggml*), pinned, into
-# $GLMQ_LLAMA_PEER (default /opt/glmq-peer). Needs Node.js >= 20 and npm; the packages' install
+# $GLMQ_LLAMA_PEER (default /opt/glmq-peer). On x86-64 every package version (and its integrity
+# hash) comes from tests/peer/package-lock.json; elsewhere the two packages are
+# pinned by version. Needs Node.js >= 20 and npm; the packages' install
 # scripts are not run (they would try to download or build llama.cpp: the prebuilt libraries in
 # the platform package are what the tests use). Nothing is installed when the pinned versions are
 # already there.
@@ -26,7 +28,15 @@ if ! command -v npm >/dev/null 2>&1; then
 fi
 echo "glmq: installing the llama.cpp peer (npm node-llama-cpp@$NLC_VERSION, @node-llama-cpp/$plat) into $dir"
 mkdir -p "$dir"
-[ -f "$dir/package.json" ] || echo '{"name":"glmq-peer","private":true}' >"$dir/package.json"
-npm install --prefix "$dir" --ignore-scripts --no-audit --no-fund --loglevel=error \
-    "node-llama-cpp@$NLC_VERSION" "@node-llama-cpp/$plat@$NLC_VERSION"
+here="$(cd "$(dirname "$0")" && pwd)"
+if [ "$plat" = linux-x64 ]; then
+    cp "$here/peer/package.json" "$here/peer/package-lock.json" "$dir/"
+    # `npm install` with the lock file in place takes every version from it (`npm ci` refuses a
+    # lock without the other platforms' optional packages, which the registry mirror omits)
+    (cd "$dir" && npm install --ignore-scripts --no-audit --no-fund --loglevel=error)
+else
+    [ -f "$dir/package.json" ] || echo '{"name":"glmq-peer","private":true}' >"$dir/package.json"
+    npm install --prefix "$dir" --ignore-scripts --no-audit --no-fund --loglevel=error \
+        "node-llama-cpp@$NLC_VERSION" "@node-llama-cpp/$plat@$NLC_VERSION"
+fi
 have
