@@ -284,66 +284,9 @@ fail:
 /* GLM-4: tiktoken ranks -> byte-level BPE vocabulary and merges                               */
 
 typedef struct {
-    uint32_t rank, left, mid, right;
-} mcand;
-
-typedef struct {
-    mcand *v;
-    size_t n, cap;
-} mheap;
-
-static int mcand_before(const mcand *a, const mcand *b)
-{
-    return a->rank < b->rank || (a->rank == b->rank && a->left < b->left);
-}
-
-static glmq_status mheap_push(mheap *h, mcand c, glmq_err *err)
-{
-    if (h->n == h->cap) {
-        size_t cap = h->cap ? 2 * h->cap : 64;
-        mcand *v = realloc(h->v, cap * sizeof *v);
-        GLMQ_FAIL_IF(!v, err, GLMQ_E_NOMEM, "gguf vocabulary: out of memory (merge heap)");
-        h->v = v;
-        h->cap = cap;
-    }
-    size_t i = h->n++;
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!mcand_before(&c, &h->v[p])) break;
-        h->v[i] = h->v[p];
-        i = p;
-    }
-    h->v[i] = c;
-    return GLMQ_OK;
-}
-
-static mcand mheap_pop(mheap *h)
-{
-    mcand top = h->v[0], last = h->v[--h->n];
-    size_t i = 0;
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, b = i;
-        const mcand *bv = &last;
-        if (l < h->n && mcand_before(&h->v[l], bv)) {
-            b = l;
-            bv = &h->v[l];
-        }
-        if (r < h->n && mcand_before(&h->v[r], bv)) b = r;
-        if (b == i) break;
-        h->v[i] = h->v[b];
-        i = b;
-    }
-    if (h->n) h->v[i] = last;
-    return top;
-}
-
-typedef struct {
     const glmq_tkmap *map; /* raw token bytes -> rank */
     const glmq_tkpool *pv;
-    uint32_t *end;         /* end[p] > p for a live part starting at p, else 0 */
-    uint32_t *prv;         /* previous live part's start */
-    size_t cap;
-    mheap heap;
+    glmq_bpe bpe;          /* the parts after merge_below: p = 0, bpe.end[p], ... */
 } merger;
 
 static uint32_t rank_of(const merger *mg, const uint8_t *s, size_t n)
@@ -352,50 +295,14 @@ static uint32_t rank_of(const merger *mg, const uint8_t *s, size_t n)
     return r < 0 ? UINT32_MAX : (uint32_t)r;
 }
 
-/* Merge s[0..n) (n >= 2) with ranks below max_rank; afterwards the parts are p = 0, end[p], ...
- * until n. */
+static uint32_t rank_cb(const void *mg, const uint8_t *s, size_t n) { return rank_of(mg, s, n); }
+
+/* Merge s[0..n) (n >= 2) with ranks below max_rank; afterwards the parts are p = 0,
+ * bpe.end[p], ... until n. */
 static glmq_status merge_below(merger *mg, const uint8_t *s, uint32_t n, uint32_t max_rank,
                                glmq_err *err)
 {
-    if ((size_t)n + 1 > mg->cap) {
-        size_t cap = (size_t)n + 1 > 2 * mg->cap ? (size_t)n + 1 : 2 * mg->cap;
-        uint32_t *e = realloc(mg->end, cap * sizeof *e);
-        if (e) mg->end = e;
-        uint32_t *p = realloc(mg->prv, cap * sizeof *p);
-        if (p) mg->prv = p;
-        GLMQ_FAIL_IF(!e || !p, err, GLMQ_E_NOMEM, "gguf vocabulary: out of memory");
-        mg->cap = cap;
-    }
-    uint32_t *end = mg->end, *prv = mg->prv;
-    mheap *h = &mg->heap;
-    h->n = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        end[i] = i + 1;
-        prv[i] = i ? i - 1 : UINT32_MAX;
-    }
-    end[n] = 0;
-    for (uint32_t i = 0; i + 1 < n; i++) {
-        uint32_t r = rank_of(mg, s + i, 2);
-        if (r < max_rank) GLMQ_TRY(mheap_push(h, (mcand){r, i, i + 1, i + 2}, err));
-    }
-    while (h->n) {
-        mcand c = mheap_pop(h);
-        if (end[c.left] != c.mid || end[c.mid] != c.right) continue; /* stale */
-        end[c.left] = c.right;
-        end[c.mid] = 0;
-        if (c.right < n) prv[c.right] = c.left;
-        if (c.left > 0) {
-            uint32_t p = prv[c.left];
-            uint32_t r = rank_of(mg, s + p, c.right - p);
-            if (r < max_rank) GLMQ_TRY(mheap_push(h, (mcand){r, p, c.left, c.right}, err));
-        }
-        if (c.right < n) {
-            uint32_t e = end[c.right];
-            uint32_t r = rank_of(mg, s + c.left, e - c.left);
-            if (r < max_rank) GLMQ_TRY(mheap_push(h, (mcand){r, c.left, c.right, e}, err));
-        }
-    }
-    return GLMQ_OK;
+    return glmq_bpe_merge(&mg->bpe, rank_cb, mg, s, n, max_rank, err);
 }
 
 static glmq_status add_bpe(glmq_gguf_writer *w, const glmq_config *cfg, const glmq_tokenizer *tok,
@@ -434,9 +341,9 @@ static glmq_status add_bpe(glmq_gguf_writer *w, const glmq_config *cfg, const gl
             GLMQ_TRY_G(merge_below(&mg, s, len, (uint32_t)id, err));
             uint32_t parts = 0;
             GLMQ_TRY_G(strtab_open(&merges, err));
-            for (uint32_t p = 0; p < len; p = mg.end[p], parts++) {
+            for (uint32_t p = 0; p < len; p = mg.bpe.end[p], parts++) {
                 if (p) GLMQ_TRY_G(strtab_put(&merges, " ", 1, err));
-                GLMQ_TRY_G(strtab_put_bytelevel(&merges, s + p, mg.end[p] - p, err));
+                GLMQ_TRY_G(strtab_put_bytelevel(&merges, s + p, mg.bpe.end[p] - p, err));
             }
             GLMQ_FAIL_IF_G(parts < 2, err, GLMQ_E_INTERNAL,
                            "gguf vocabulary: rank %lld is reachable from lower ranks alone",
@@ -444,7 +351,7 @@ static glmq_status add_bpe(glmq_gguf_writer *w, const glmq_config *cfg, const gl
             /* every other split of the token into two tokens (tiktoken merges any adjacent
              * pair whose bytes together are a token, by that token's rank) */
             for (uint32_t k = 1; k < len; k++) {
-                if (parts == 2 && k == mg.end[0]) continue; /* the entry above */
+                if (parts == 2 && k == mg.bpe.end[0]) continue; /* the entry above */
                 if (rank_of(&mg, s, k) == UINT32_MAX || rank_of(&mg, s + k, len - k) == UINT32_MAX)
                     continue;
                 GLMQ_TRY_G(strtab_open(&merges, err));
@@ -489,9 +396,7 @@ fail:
     strtab_free(&merges);
     strtab_free(&raw);
     glmq_tkmap_free(&map);
-    free(mg.end);
-    free(mg.prv);
-    free(mg.heap.v);
+    glmq_bpe_free(&mg.bpe);
     free(types);
     return st;
 }

@@ -373,102 +373,17 @@ static glmq_status bpe_scan(const glmq_tt_model *m, const uint8_t *s, size_t n, 
 
 /* Heap variant: parts are identified by their start byte; end[p] > p for a live part start,
  * 0 otherwise; prv[p] is the previous live part's start. Entries (rank, left, mid, right). */
-typedef struct {
-    uint32_t rank, left, mid, right;
-} tt_cand;
+static uint32_t rank_cb(const void *m, const uint8_t *s, size_t n) { return rank_of(m, s, n); }
 
-static int tt_before(const tt_cand *a, const tt_cand *b)
-{
-    return a->rank < b->rank || (a->rank == b->rank && a->left < b->left);
-}
-
-typedef struct {
-    tt_cand *v;
-    size_t n, cap;
-} tt_heap;
-
-static glmq_status tt_push(tt_heap *h, tt_cand c, glmq_err *err)
-{
-    if (h->n == h->cap) {
-        size_t cap = h->cap ? 2 * h->cap : 64;
-        tt_cand *v = realloc(h->v, cap * sizeof *v);
-        GLMQ_FAIL_IF(!v, err, GLMQ_E_NOMEM, "tiktoken: out of memory (merge heap)");
-        h->v = v;
-        h->cap = cap;
-    }
-    size_t i = h->n++;
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!tt_before(&c, &h->v[p])) break;
-        h->v[i] = h->v[p];
-        i = p;
-    }
-    h->v[i] = c;
-    return GLMQ_OK;
-}
-
-static tt_cand tt_pop(tt_heap *h)
-{
-    tt_cand top = h->v[0], last = h->v[--h->n];
-    size_t i = 0;
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, b = i;
-        const tt_cand *bv = &last;
-        if (l < h->n && tt_before(&h->v[l], bv)) {
-            b = l;
-            bv = &h->v[l];
-        }
-        if (r < h->n && tt_before(&h->v[r], bv)) b = r;
-        if (b == i) break;
-        h->v[i] = h->v[b];
-        i = b;
-    }
-    if (h->n) h->v[i] = last;
-    return top;
-}
-
+/* The heap merge (tok_common.c): O(n log n) for long pieces. */
 static glmq_status bpe_heap(const glmq_tt_model *m, const uint8_t *s, size_t n, glmq_ids *out,
                             glmq_err *err)
 {
-    glmq_status st = GLMQ_OK;
-    tt_heap h = {0};
-    uint32_t *end = malloc((n + 1) * sizeof *end);
-    uint32_t *prv = malloc((n + 1) * sizeof *prv);
-    GLMQ_FAIL_IF_G(!end || !prv, err, GLMQ_E_NOMEM, "tiktoken: out of memory (%zu bytes)", n);
-    for (size_t i = 0; i < n; i++) {
-        end[i] = (uint32_t)(i + 1);
-        prv[i] = i ? (uint32_t)(i - 1) : UINT32_MAX;
-    }
-    end[n] = 0;
-    for (size_t i = 0; i + 1 < n; i++) {
-        uint32_t r = rank_of(m, s + i, 2);
-        if (r != UINT32_MAX)
-            GLMQ_TRY_G(
-                tt_push(&h, (tt_cand){r, (uint32_t)i, (uint32_t)i + 1, (uint32_t)i + 2}, err));
-    }
-    while (h.n) {
-        tt_cand c = tt_pop(&h);
-        if (end[c.left] != c.mid || end[c.mid] != c.right) continue; /* stale */
-        end[c.left] = c.right;
-        end[c.mid] = 0;
-        if (c.right < n) prv[c.right] = c.left;
-        if (c.left > 0) {
-            uint32_t p = prv[c.left];
-            uint32_t r = rank_of(m, s + p, c.right - p);
-            if (r != UINT32_MAX) GLMQ_TRY_G(tt_push(&h, (tt_cand){r, p, c.left, c.right}, err));
-        }
-        if (c.right < n) {
-            uint32_t e = end[c.right];
-            uint32_t r = rank_of(m, s + c.left, e - c.left);
-            if (r != UINT32_MAX) GLMQ_TRY_G(tt_push(&h, (tt_cand){r, c.left, c.right, e}, err));
-        }
-    }
-    for (uint32_t p = 0; p < n; p = end[p])
-        GLMQ_TRY_G(glmq_ids_push(out, (int32_t)rank_of(m, s + p, end[p] - p), err));
-fail:
-    free(end);
-    free(prv);
-    free(h.v);
+    glmq_bpe b = {0};
+    glmq_status st = glmq_bpe_merge(&b, rank_cb, m, s, n, UINT32_MAX, err);
+    for (uint32_t p = 0; st == GLMQ_OK && p < n; p = b.end[p])
+        st = glmq_ids_push(out, (int32_t)rank_of(m, s + p, b.end[p] - p), err);
+    glmq_bpe_free(&b);
     return st;
 }
 

@@ -305,3 +305,103 @@ size_t glmq_utf8_encode(uint32_t cp, uint8_t out[4])
     return 4;
 }
 
+
+/* ---- heap byte-pair merging ---------------------------------------------------------------- */
+
+static int bpe_before(const glmq_bpe_cand *a, const glmq_bpe_cand *b)
+{
+    return a->rank < b->rank || (a->rank == b->rank && a->left < b->left);
+}
+
+static glmq_status bpe_push(glmq_bpe *b, glmq_bpe_cand c, glmq_err *err)
+{
+    if (b->hn == b->hcap) {
+        size_t cap = b->hcap ? 2 * b->hcap : 64;
+        glmq_bpe_cand *v = realloc(b->heap, cap * sizeof *v);
+        GLMQ_FAIL_IF(!v, err, GLMQ_E_NOMEM, "byte-pair merge: out of memory (heap)");
+        b->heap = v;
+        b->hcap = cap;
+    }
+    size_t i = b->hn++;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!bpe_before(&c, &b->heap[p])) break;
+        b->heap[i] = b->heap[p];
+        i = p;
+    }
+    b->heap[i] = c;
+    return GLMQ_OK;
+}
+
+static glmq_bpe_cand bpe_pop(glmq_bpe *b)
+{
+    glmq_bpe_cand top = b->heap[0], last = b->heap[--b->hn];
+    size_t i = 0;
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        const glmq_bpe_cand *mv = &last;
+        if (l < b->hn && bpe_before(&b->heap[l], mv)) {
+            m = l;
+            mv = &b->heap[l];
+        }
+        if (r < b->hn && bpe_before(&b->heap[r], mv)) m = r;
+        if (m == i) break;
+        b->heap[i] = b->heap[m];
+        i = m;
+    }
+    if (b->hn) b->heap[i] = last;
+    return top;
+}
+
+glmq_status glmq_bpe_merge(glmq_bpe *b, glmq_bpe_rank_fn rank, const void *ctx, const uint8_t *s,
+                           size_t n, uint32_t max_rank, glmq_err *err)
+{
+    GLMQ_FAIL_IF(n >= UINT32_MAX, err, GLMQ_E_INVALID, "byte-pair merge: %zu bytes in one piece",
+                 n);
+    if (n + 1 > b->cap) {
+        size_t cap = n + 1 > 2 * b->cap ? n + 1 : 2 * b->cap;
+        uint32_t *e = realloc(b->end, cap * sizeof *e);
+        if (e) b->end = e;
+        uint32_t *p = realloc(b->prv, cap * sizeof *p);
+        if (p) b->prv = p;
+        GLMQ_FAIL_IF(!e || !p, err, GLMQ_E_NOMEM, "byte-pair merge: out of memory (%zu bytes)", n);
+        b->cap = cap;
+    }
+    uint32_t *end = b->end, *prv = b->prv;
+    b->hn = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        end[i] = i + 1;
+        prv[i] = i ? i - 1 : UINT32_MAX;
+    }
+    end[n] = 0;
+    for (uint32_t i = 0; i + 1 < n; i++) {
+        uint32_t r = rank(ctx, s + i, 2);
+        if (r < max_rank) GLMQ_TRY(bpe_push(b, (glmq_bpe_cand){r, i, i + 1, i + 2}, err));
+    }
+    while (b->hn) {
+        glmq_bpe_cand c = bpe_pop(b);
+        if (end[c.left] != c.mid || end[c.mid] != c.right) continue; /* stale */
+        end[c.left] = c.right;
+        end[c.mid] = 0;
+        if (c.right < n) prv[c.right] = c.left;
+        if (c.left > 0) {
+            uint32_t p = prv[c.left];
+            uint32_t r = rank(ctx, s + p, c.right - p);
+            if (r < max_rank) GLMQ_TRY(bpe_push(b, (glmq_bpe_cand){r, p, c.left, c.right}, err));
+        }
+        if (c.right < n) {
+            uint32_t e = end[c.right];
+            uint32_t r = rank(ctx, s + c.left, e - c.left);
+            if (r < max_rank) GLMQ_TRY(bpe_push(b, (glmq_bpe_cand){r, c.left, c.right, e}, err));
+        }
+    }
+    return GLMQ_OK;
+}
+
+void glmq_bpe_free(glmq_bpe *b)
+{
+    free(b->end);
+    free(b->prv);
+    free(b->heap);
+    memset(b, 0, sizeof *b);
+}

@@ -51,6 +51,28 @@ void glmq_tkmap_free(glmq_tkmap *m);
 int32_t glmq_tkmap_insert(glmq_tkmap *m, const glmq_tkpool *p, int32_t id);
 int32_t glmq_tkmap_find(const glmq_tkmap *m, const glmq_tkpool *p, const uint8_t *s, size_t n);
 
+/*
+ * Byte-pair merging by rank with a heap (tiktoken's encoder and the GGUF vocabulary's merge
+ * derivation): s[0..n) starts as single bytes; repeatedly the adjacent pair whose concatenation
+ * has the lowest rank below max_rank is merged, the leftmost on ties; rank(ctx, bytes, len) gives
+ * a rank or UINT32_MAX for none. Afterwards the parts are p = 0, end[p], end[end[p]], ... until n.
+ * The buffers are kept for the next call; n must be below UINT32_MAX.
+ */
+typedef uint32_t (*glmq_bpe_rank_fn)(const void *ctx, const uint8_t *s, size_t n);
+typedef struct {
+    uint32_t rank, left, mid, right;
+} glmq_bpe_cand;
+typedef struct {
+    uint32_t *end; /* end[p] > p for a live part starting at p, else 0 (n + 1 entries) */
+    uint32_t *prv; /* previous live part's start */
+    size_t cap;
+    glmq_bpe_cand *heap;
+    size_t hn, hcap;
+} glmq_bpe;
+glmq_status glmq_bpe_merge(glmq_bpe *b, glmq_bpe_rank_fn rank, const void *ctx, const uint8_t *s,
+                           size_t n, uint32_t max_rank, glmq_err *err);
+void glmq_bpe_free(glmq_bpe *b); /* the buffers; the struct may be reused after */
+
 /* ---- byte trie over a set of tokens ------------------------------------------------------ */
 
 /* Node i: value (token id or -1), children in edges [first, first + count) sorted by label. */
