@@ -61,44 +61,8 @@ struct glmq_gguf_writer {
     uint64_t data_offset; /* absolute start of the data section, fixed by begin */
     int64_t cur;          /* tensor being written */
     uint64_t cur_done;    /* its bytes written so far */
-    glmq_status sticky;
-    glmq_err sticky_err;
+    glmq_sticky sk; /* the first error, returned by every later call */
 };
-
-static glmq_status sticky(const glmq_gguf_writer *w, glmq_err *err)
-{
-    if (w->sticky == GLMQ_OK) return GLMQ_OK;
-    if (err) *err = w->sticky_err;
-    return w->sticky;
-}
-
-static glmq_status set_sticky(glmq_gguf_writer *w, glmq_err *err, glmq_status code,
-                              const char *fmt, ...) GLMQ_PRINTF(4, 5);
-static glmq_status set_sticky(glmq_gguf_writer *w, glmq_err *err, glmq_status code,
-                              const char *fmt, ...)
-{
-    if (w->sticky == GLMQ_OK) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(w->sticky_err.msg, sizeof w->sticky_err.msg, fmt, ap);
-        va_end(ap);
-        w->sticky_err.code = code;
-        w->sticky = code;
-    }
-    return sticky(w, err);
-}
-
-/* Keep a sticky error from an atomic-file call (its message is already written). */
-static glmq_status keep(glmq_gguf_writer *w, glmq_status st, const glmq_err *e, glmq_err *err)
-{
-    if (st == GLMQ_OK) return GLMQ_OK;
-    if (w->sticky == GLMQ_OK) {
-        w->sticky = st;
-        w->sticky_err = *e;
-        w->sticky_err.code = st;
-    }
-    return sticky(w, err);
-}
 
 /* ---- the metadata buffer ---- */
 
@@ -143,7 +107,7 @@ static void put_str(glmq_gguf_writer *w, const char *s, uint64_t n)
 static glmq_status check_open(const glmq_gguf_writer *w, const char *what, const char *name,
                               glmq_err *err)
 {
-    GLMQ_TRY(sticky(w, err));
+    GLMQ_TRY(glmq_sticky_get(&w->sk, err));
     GLMQ_FAIL_IF(w->begun, err, GLMQ_E_INVALID,
                  "GGUF writer: %s '%s' declared after the header was written", what, name);
     return GLMQ_OK;
@@ -474,7 +438,7 @@ static glmq_status write_pad(glmq_gguf_writer *w, uint64_t pos, glmq_err *err)
     while (pad > 0) {
         const size_t n = pad > sizeof zeros ? sizeof zeros : (size_t)pad;
         glmq_err e = {0};
-        GLMQ_TRY(keep(w, glmq_atomic_write(w->af, zeros, n, &e), &e, err));
+        GLMQ_TRY(glmq_sticky_keep(&w->sk, glmq_atomic_write(w->af, zeros, n, &e), &e, err));
         pad -= n;
     }
     return GLMQ_OK;
@@ -482,7 +446,7 @@ static glmq_status write_pad(glmq_gguf_writer *w, uint64_t pos, glmq_err *err)
 
 glmq_status glmq_gguf_writer_begin(glmq_gguf_writer *w, glmq_atomic_file *af, glmq_err *err)
 {
-    GLMQ_TRY(sticky(w, err));
+    GLMQ_TRY(glmq_sticky_get(&w->sk, err));
     GLMQ_FAIL_IF(w->begun, err, GLMQ_E_INVALID, "GGUF writer: begin called twice");
     GLMQ_FAIL_IF(!af, err, GLMQ_E_INVALID, "GGUF writer: no output file");
     const uint64_t hend = header_end(w);
@@ -515,20 +479,21 @@ glmq_status glmq_gguf_writer_begin(glmq_gguf_writer *w, glmq_atomic_file *af, gl
     glmq_err e = {0};
     glmq_status st = glmq_atomic_write(af, h, (size_t)hend, &e);
     free(h);
-    GLMQ_TRY(keep(w, st, &e, err));
+    GLMQ_TRY(glmq_sticky_keep(&w->sk, st, &e, err));
     return write_pad(w, hend, err); /* zeros up to the data section */
 }
 
 glmq_status glmq_gguf_writer_tensor_data(glmq_gguf_writer *w, const void *data, size_t n,
                                          glmq_err *err)
 {
-    GLMQ_TRY(sticky(w, err));
+    GLMQ_TRY(glmq_sticky_get(&w->sk, err));
     if (!w->begun)
-        return set_sticky(w, err, GLMQ_E_INVALID, "GGUF writer: tensor data before begin");
+        return glmq_sticky_set(&w->sk, err, GLMQ_E_INVALID,
+                               "GGUF writer: tensor data before begin");
     const uint8_t *p = data;
     while (n > 0) {
         if (w->cur >= w->nt)
-            return set_sticky(w, err, GLMQ_E_INVALID,
+            return glmq_sticky_set(&w->sk, err, GLMQ_E_INVALID,
                               "GGUF writer: %zu bytes of tensor data past the end of the table "
                               "(%lld tensors, the last '%s')",
                               n, (long long)w->nt, w->nt ? w->t[w->nt - 1].name : "");
@@ -536,7 +501,7 @@ glmq_status glmq_gguf_writer_tensor_data(glmq_gguf_writer *w, const void *data, 
         const uint64_t left = t->size - w->cur_done;
         const size_t k = left < n ? (size_t)left : n;
         glmq_err e = {0};
-        GLMQ_TRY(keep(w, glmq_atomic_write(w->af, p, k, &e), &e, err));
+        GLMQ_TRY(glmq_sticky_keep(&w->sk, glmq_atomic_write(w->af, p, k, &e), &e, err));
         p += k;
         n -= k;
         w->cur_done += k;
@@ -552,7 +517,7 @@ glmq_status glmq_gguf_writer_tensor_data(glmq_gguf_writer *w, const void *data, 
 glmq_status glmq_gguf_writer_patch_u64(glmq_gguf_writer *w, const char *key, uint64_t i,
                                        uint64_t v, glmq_err *err)
 {
-    GLMQ_TRY(sticky(w, err));
+    GLMQ_TRY(glmq_sticky_get(&w->sk, err));
     const wkv *k = NULL;
     for (int64_t j = 0; j < w->nkv && key; j++)
         if (!strcmp(w->kv[j].key, key)) k = &w->kv[j];
@@ -572,9 +537,10 @@ glmq_status glmq_gguf_writer_patch_u64(glmq_gguf_writer *w, const char *key, uin
         ssize_t r = pwrite(glmq_atomic_fd(w->af), b + done, 8 - done, (off_t)(off + done));
         if (r < 0 && errno == EINTR) continue;
         if (r <= 0)
-            return set_sticky(w, err, GLMQ_E_IO, "'%s': write of 8 bytes at byte %llu failed: %s",
-                              glmq_atomic_path(w->af), (unsigned long long)(off + done),
-                              strerror(r < 0 ? errno : EIO));
+            return glmq_sticky_set(&w->sk, err, GLMQ_E_IO,
+                                   "'%s': write of 8 bytes at byte %llu failed: %s",
+                                   glmq_atomic_path(w->af), (unsigned long long)(off + done),
+                                   strerror(r < 0 ? errno : EIO));
         done += (size_t)r;
     }
     return GLMQ_OK;
@@ -582,10 +548,11 @@ glmq_status glmq_gguf_writer_patch_u64(glmq_gguf_writer *w, const char *key, uin
 
 glmq_status glmq_gguf_writer_end(glmq_gguf_writer *w, glmq_err *err)
 {
-    GLMQ_TRY(sticky(w, err));
-    if (!w->begun) return set_sticky(w, err, GLMQ_E_INVALID, "GGUF writer: end before begin");
+    GLMQ_TRY(glmq_sticky_get(&w->sk, err));
+    if (!w->begun)
+        return glmq_sticky_set(&w->sk, err, GLMQ_E_INVALID, "GGUF writer: end before begin");
     if (w->cur < w->nt)
-        return set_sticky(w, err, GLMQ_E_INVALID,
+        return glmq_sticky_set(&w->sk, err, GLMQ_E_INVALID,
                           "GGUF writer: tensor '%s' is short: %llu of %llu bytes written (%lld "
                           "of %lld tensors complete)",
                           w->t[w->cur].name, (unsigned long long)w->cur_done,

@@ -43,37 +43,13 @@ struct glmq_pack_writer {
     char *out_path;
     glmq_atomic_file *af;
     int fd; /* glmq_atomic_fd(af), or -1 */
-    glmq_status sticky;
-    glmq_err sticky_err;
+    glmq_sticky sk; /* the first error, returned by every later call */
     wtensor *t;
     int64_t nt;
     wblob *b;
     int64_t nb;
     uint64_t strtab_off, strtab_size, tdir_off, bdir_off, data_end;
 };
-
-static glmq_status sticky(glmq_pack_writer *w, glmq_err *err)
-{
-    if (w->sticky == GLMQ_OK) return GLMQ_OK;
-    if (err) *err = w->sticky_err;
-    return w->sticky;
-}
-
-static glmq_status set_sticky(glmq_pack_writer *w, glmq_err *err, glmq_status code,
-                              const char *fmt, ...) GLMQ_PRINTF(4, 5);
-static glmq_status set_sticky(glmq_pack_writer *w, glmq_err *err, glmq_status code,
-                              const char *fmt, ...)
-{
-    if (w->sticky == GLMQ_OK) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(w->sticky_err.msg, sizeof w->sticky_err.msg, fmt, ap);
-        va_end(ap);
-        w->sticky_err.code = code;
-        w->sticky = code;
-    }
-    return sticky(w, err);
-}
 
 /* pwrite without touching the sticky state (safe from worker threads): 0 or an errno. */
 static int pwrite_raw(int fd, const uint8_t *p, size_t n, uint64_t off)
@@ -210,8 +186,8 @@ fail:
 
 glmq_status glmq_pack_write_blob(glmq_pack_writer *w, int64_t i, const void *data, glmq_err *err)
 {
-    GLMQ_TRY(sticky(w, err));
-    if (i < 0 || i >= w->nb) return set_sticky(w, err, GLMQ_E_INTERNAL, "bad blob index");
+    GLMQ_TRY(glmq_sticky_get(&w->sk, err));
+    if (i < 0 || i >= w->nb) return glmq_sticky_set(&w->sk, err, GLMQ_E_INTERNAL, "bad blob index");
     wblob *b = &w->b[i];
     b->checksum = XXH3_64bits(data, b->size);
     b->written = 1;
@@ -227,7 +203,6 @@ glmq_status glmq_pack_write_rows(glmq_pack_writer *w, int64_t i, int64_t row0, i
                       t->data_off + (uint64_t)row0 * (uint64_t)t->row_bytes, err);
 }
 
-
 glmq_status glmq_pack_row_offset(const glmq_pack_writer *w, int64_t i, int64_t row0,
                                  uint64_t *off, int64_t *row_bytes, glmq_err *err)
 {
@@ -241,12 +216,13 @@ glmq_status glmq_pack_row_offset(const glmq_pack_writer *w, int64_t i, int64_t r
 glmq_status glmq_pack_hash_rows(glmq_pack_writer *w, int64_t i, int64_t row0, int64_t nrows,
                                 const void *data, glmq_err *err)
 {
-    GLMQ_TRY(sticky(w, err));
-    if (i < 0 || i >= w->nt) return set_sticky(w, err, GLMQ_E_INTERNAL, "bad tensor index");
+    GLMQ_TRY(glmq_sticky_get(&w->sk, err));
+    if (i < 0 || i >= w->nt)
+        return glmq_sticky_set(&w->sk, err, GLMQ_E_INTERNAL, "bad tensor index");
     wtensor *t = &w->t[i];
     if (row0 != t->rows_written || nrows < 0 || nrows > t->rows - row0)
-        return set_sticky(w, err, GLMQ_E_INTERNAL, "tensor '%s': rows hashed out of order",
-                          t->name);
+        return glmq_sticky_set(&w->sk, err, GLMQ_E_INTERNAL,
+                               "tensor '%s': rows hashed out of order", t->name);
     XXH3_64bits_update(t->hash, data, (size_t)(nrows * t->row_bytes));
     t->rows_written += nrows;
     return GLMQ_OK;
@@ -260,21 +236,23 @@ int glmq_pack_pwrite_at(glmq_pack_writer *w, uint64_t off, const void *data, siz
 glmq_status glmq_pack_fail_io(glmq_pack_writer *w, int errnum, uint64_t off, size_t n,
                               glmq_err *err)
 {
-    return set_sticky(w, err, GLMQ_E_IO, "'%s': write of %zu bytes at byte %llu failed: %s",
-                      w->out_path, n, (unsigned long long)off, strerror(errnum));
+    return glmq_sticky_set(&w->sk, err, GLMQ_E_IO,
+                           "'%s': write of %zu bytes at byte %llu failed: %s", w->out_path, n,
+                           (unsigned long long)off, strerror(errnum));
 }
 
 glmq_status glmq_pack_write_scales(glmq_pack_writer *w, int64_t i, const uint16_t *scales,
                                    glmq_err *err)
 {
-    GLMQ_TRY(sticky(w, err));
-    if (i < 0 || i >= w->nt) return set_sticky(w, err, GLMQ_E_INTERNAL, "bad tensor index");
+    GLMQ_TRY(glmq_sticky_get(&w->sk, err));
+    if (i < 0 || i >= w->nt)
+        return glmq_sticky_set(&w->sk, err, GLMQ_E_INTERNAL, "bad tensor index");
     wtensor *t = &w->t[i];
     if (!t->scale_size || t->rows_written != t->rows || t->scales_written)
-        return set_sticky(w, err, GLMQ_E_INTERNAL, "tensor '%s': scales written out of order",
-                          t->name);
+        return glmq_sticky_set(&w->sk, err, GLMQ_E_INTERNAL,
+                               "tensor '%s': scales written out of order", t->name);
     uint8_t *buf = malloc(t->scale_size);
-    if (!buf) return set_sticky(w, err, GLMQ_E_NOMEM, "out of memory");
+    if (!buf) return glmq_sticky_set(&w->sk, err, GLMQ_E_NOMEM, "out of memory");
     for (int64_t r = 0; r < t->rows; r++) glmq_wr_le16(buf + 2 * r, scales[r]);
     XXH3_64bits_update(t->hash, buf, t->scale_size);
     t->scales_written = 1;
@@ -285,7 +263,7 @@ glmq_status glmq_pack_write_scales(glmq_pack_writer *w, int64_t i, const uint16_
 
 glmq_status glmq_pack_writer_finish(glmq_pack_writer *w, const char *meta, glmq_err *err)
 {
-    glmq_status st = sticky(w, err);
+    glmq_status st = glmq_sticky_get(&w->sk, err);
     uint8_t *tables = NULL;
     XXH3_state_t *hs = NULL;
     if (st != GLMQ_OK) goto fail;

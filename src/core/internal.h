@@ -48,6 +48,20 @@ glmq_status glmq_fail(glmq_err *err, glmq_status code, const char *fmt, ...) GLM
 glmq_status glmq_err_prefix(glmq_err *err, glmq_status code, const char *fmt, ...)
     GLMQ_PRINTF(3, 4);
 
+/* The first error of a multi-call writer, returned again by every later call (sticky). */
+typedef struct {
+    glmq_status code; /* GLMQ_OK until the first error */
+    glmq_err err;
+} glmq_sticky;
+
+/* GLMQ_OK, or the kept error (copied into err). */
+glmq_status glmq_sticky_get(const glmq_sticky *s, glmq_err *err);
+/* Keep a formatted error unless one is kept already; returns the kept one. */
+glmq_status glmq_sticky_set(glmq_sticky *s, glmq_err *err, glmq_status code, const char *fmt, ...)
+    GLMQ_PRINTF(4, 5);
+/* Keep st with the message already in *e (st != GLMQ_OK) unless one is kept; GLMQ_OK for OK. */
+glmq_status glmq_sticky_keep(glmq_sticky *s, glmq_status st, const glmq_err *e, glmq_err *err);
+
 #define GLMQ_FAIL_IF(cond, err, code, ...)                                                      \
     do {                                                                                        \
         if (GLMQ_UNLIKELY(cond)) return glmq_fail((err), (code), __VA_ARGS__);                  \

@@ -92,3 +92,34 @@ char *glmq_strdup(const char *s)
     if (d) memcpy(d, s, n);
     return d;
 }
+
+glmq_status glmq_sticky_get(const glmq_sticky *s, glmq_err *err)
+{
+    if (s->code == GLMQ_OK) return GLMQ_OK;
+    if (err) *err = s->err;
+    return s->code;
+}
+
+glmq_status glmq_sticky_set(glmq_sticky *s, glmq_err *err, glmq_status code, const char *fmt, ...)
+{
+    if (s->code == GLMQ_OK) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(s->err.msg, sizeof s->err.msg, fmt, ap);
+        va_end(ap);
+        s->err.code = code;
+        s->code = code;
+    }
+    return glmq_sticky_get(s, err);
+}
+
+glmq_status glmq_sticky_keep(glmq_sticky *s, glmq_status st, const glmq_err *e, glmq_err *err)
+{
+    if (st == GLMQ_OK) return GLMQ_OK;
+    if (s->code == GLMQ_OK) {
+        s->err = *e;
+        s->err.code = st;
+        s->code = st;
+    }
+    return glmq_sticky_get(s, err);
+}
