@@ -101,35 +101,6 @@ static void ggml_load(void)
     *(void **)&gg.bf16_row = sym("ggml_bf16_to_fp32_row");
 }
 
-/* llama.cpp's chatglm names (src/llama-arch.cpp) -> the checkpoint's, written out here. */
-static void hf_name(const char *gguf, char *out, size_t n)
-{
-    int l = -1;
-    char rest[64] = "";
-    if (sscanf(gguf, "blk.%d.%63s", &l, rest) == 2) {
-        static const char *map[][2] = {
-            {"attn_norm.weight", "input_layernorm.weight"},
-            {"attn_qkv.weight", "self_attention.query_key_value.weight"},
-            {"attn_qkv.bias", "self_attention.query_key_value.bias"},
-            {"attn_output.weight", "self_attention.dense.weight"},
-            {"ffn_norm.weight", "post_attention_layernorm.weight"},
-            {"ffn_up.weight", "mlp.dense_h_to_4h.weight"},
-            {"ffn_down.weight", "mlp.dense_4h_to_h.weight"},
-        };
-        for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
-            if (!strcmp(rest, map[i][0])) {
-                snprintf(out, n, "transformer.encoder.layers.%d.%s", l, map[i][1]);
-                return;
-            }
-        ck_abort_msg("unexpected tensor %s", gguf);
-    }
-    const char *g = !strcmp(gguf, "token_embd.weight")    ? "transformer.embedding.word_embeddings.weight"
-                    : !strcmp(gguf, "output_norm.weight") ? "transformer.encoder.final_layernorm.weight"
-                    : !strcmp(gguf, "output.weight")      ? "transformer.output_layer.weight"
-                                                          : NULL;
-    ck_assert_msg(g != NULL, "unexpected tensor %s", gguf);
-    snprintf(out, n, "%s", g);
-}
 
 /* (a): every tensor decoded by ggml equals glmq's row, bit for bit. */
 static void check_tensors(const char *pack, const char *gguf)
@@ -149,7 +120,7 @@ static void check_tensors(const char *pack, const char *gguf)
     for (int64_t i = 0; i < nt; i++) {
         const char *name = gg.tensor_name(ctx, i);
         char hf[160];
-        hf_name(name, hf, sizeof hf);
+        tu_gguf_hf_name(name, hf, sizeof hf);
         glmq_tensor_info t;
         ck_assert_msg(glmq_pack_find(p, hf, &t, &err) == GLMQ_OK, "%s: %s", name, err.msg);
         const int type = gg.tensor_type(ctx, i);

@@ -54,4 +54,9 @@ void *tu_npy_load(const char *path, char dtype[8], int *ndim, int64_t shape[4], 
 /* splitmix64: the next value of the deterministic generator with state *s. */
 uint64_t tu_splitmix64(uint64_t *s);
 
+/* The checkpoint name of a GGUF tensor of llama.cpp's chatglm architecture ("blk.0.attn_qkv.weight"
+ * -> "transformer.encoder.layers.0.self_attention.query_key_value.weight"); aborts the test on a
+ * name it does not know. */
+void tu_gguf_hf_name(const char *gguf, char *out, size_t n);
+
 #endif
