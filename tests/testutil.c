@@ -296,11 +296,14 @@ void tu_gguf_hf_name(const char *gguf, char *out, size_t n)
             }
         ck_abort_msg("unexpected tensor %s", gguf);
     }
-    const char *g = !strcmp(gguf, "token_embd.weight")
-                        ? "transformer.embedding.word_embeddings.weight"
-                    : !strcmp(gguf, "output_norm.weight") ? "transformer.encoder.final_layernorm.weight"
-                    : !strcmp(gguf, "output.weight")      ? "transformer.output_layer.weight"
-                                                          : NULL;
+    static const char *tail[][2] = {
+        {"token_embd.weight", "transformer.embedding.word_embeddings.weight"},
+        {"output_norm.weight", "transformer.encoder.final_layernorm.weight"},
+        {"output.weight", "transformer.output_layer.weight"},
+    };
+    const char *g = NULL;
+    for (size_t i = 0; i < sizeof tail / sizeof tail[0]; i++)
+        if (!strcmp(gguf, tail[i][0])) g = tail[i][1];
     ck_assert_msg(g != NULL, "unexpected tensor %s", gguf);
     snprintf(out, n, "%s", g);
 }
