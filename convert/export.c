@@ -260,7 +260,7 @@ glmq_status glmq_export_gguf(const char *pack_path, const char *out_path,
     GLMQ_FAIL_IF(!pack_path || !out_path, err, GLMQ_E_INVALID, "glmq_export_gguf: no path");
 
     glmq_status st = GLMQ_OK;
-    glmq_pack *pack = NULL;
+    const glmq_pack *pack = NULL;
     glmq_model *model = NULL;
     glmq_tokenizer *tok = NULL;
     glmq_gguf_writer *w = NULL;
@@ -276,10 +276,10 @@ glmq_status glmq_export_gguf(const char *pack_path, const char *out_path,
     char warn[GLMQ_ERR_SIZE] = {0};
     int64_t n_ex = 0, n = 0;
 
-    GLMQ_TRY_G(glmq_pack_open(pack_path, &pack, err));
+    /* one mapping: the model's views of the tensors, and its pack for metadata and blobs */
     GLMQ_TRY_G(glmq_model_open(pack_path, &model, err));
-    GLMQ_FAIL_IF_G(strcmp(glmq_model_kind(model), "glmq") != 0, err, GLMQ_E_INVALID,
-                   "'%s': not a .glmq file", pack_path);
+    pack = glmq_model_pack(model);
+    GLMQ_FAIL_IF_G(!pack, err, GLMQ_E_INVALID, "'%s': not a .glmq file", pack_path);
     const glmq_config *c = glmq_model_config(model);
     GLMQ_TRY_G(check_arch(c, pack_path, err));
     meta = cJSON_Parse(glmq_pack_metadata(pack));
@@ -450,7 +450,6 @@ fail:
     glmq_gguf_writer_free(w);
     glmq_tokenizer_free(tok);
     glmq_model_close(model);
-    glmq_pack_close(pack);
     cJSON_Delete(meta);
     free(ex);
     free(plan);

@@ -443,6 +443,10 @@ START_TEST(llama_quantized)
 {
     const char *pq = getenv("GLMQ_PEER_QUANTIZE");
     if (!pq) {
+        /* CI requires the peer (GLMQ_REQUIRE_PEER=1): there a missing quantizer is a failure */
+        const char *req = getenv("GLMQ_REQUIRE_PEER");
+        ck_assert_msg(!req || strcmp(req, "1") != 0,
+                      "GLMQ_REQUIRE_PEER=1 but no llama.cpp quantizer (GLMQ_PEER_QUANTIZE)");
         fprintf(stderr, "llama_quantized: no llama.cpp peer (GLMQ_PEER_QUANTIZE): skipped\n");
         return;
     }

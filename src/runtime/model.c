@@ -57,6 +57,16 @@ const char *glmq_model_kind(const glmq_model *m)
 }
 uint64_t glmq_model_ident(const glmq_model *m) { return m->ident; }
 const char *glmq_model_weight_type(const glmq_model *m) { return m->weight_type; }
+const glmq_pack *glmq_model_pack(const glmq_model *m) { return m->pack; }
+
+/* Fold a layer weight's storage type into the model's weight type ("mixed" once two differ). */
+static void note_weight_type(glmq_model *m, int *seen, glmq_type type)
+{
+    const char *tn = glmq_type_name(type);
+    const int first = !(*seen)++;
+    snprintf(m->weight_type, sizeof m->weight_type, "%s",
+             first || !strcmp(m->weight_type, tn) ? tn : "mixed");
+}
 
 const void *glmq_model_tokenizer(const glmq_model *m, size_t *size)
 {
@@ -256,12 +266,7 @@ static glmq_status open_gguf(glmq_model *m, const char *path, glmq_err *err)
                        (long long)(want[i].ndim == 2 ? want[i].shape[1] : want[i].shape[0]),
                        (long long)(want[i].ndim == 2 ? want[i].shape[0] : 1));
         if (glmq_slot_is_matrix(want[i].slot)) GLMQ_TRY_G(repack(m, t, err));
-        if (want[i].role == GLMQ_ROLE_LAYER_WEIGHT) {
-            const char *tn = glmq_type_name(t->type);
-            int first = !seen_weight++;
-            snprintf(m->weight_type, sizeof m->weight_type, "%s",
-                     first || !strcmp(m->weight_type, tn) ? tn : "mixed");
-        }
+        if (want[i].role == GLMQ_ROLE_LAYER_WEIGHT) note_weight_type(m, &seen_weight, t->type);
     }
     /* a glmq export carries its tokenizer file verbatim */
     const uint8_t *tok = NULL;
@@ -329,12 +334,7 @@ static glmq_status open_dir(glmq_model *m, const char *path, glmq_err *err)
         glmq_tensor_info *t = &m->t[m->nt].info;
         t->name = s->name;
         t->type = dtype_to_type(s->dtype);
-        if (ct->want.role == GLMQ_ROLE_LAYER_WEIGHT) {
-            const char *tn = glmq_type_name(t->type);
-            int first = !seen_weight++;
-            snprintf(m->weight_type, sizeof m->weight_type, "%s",
-                     first || !strcmp(m->weight_type, tn) ? tn : "mixed");
-        }
+        if (ct->want.role == GLMQ_ROLE_LAYER_WEIGHT) note_weight_type(m, &seen_weight, t->type);
         t->ndim = s->ndim;
         for (int d = 0; d < s->ndim; d++) t->shape[d] = s->shape[d];
         t->cols = glmq_src_cols(s);

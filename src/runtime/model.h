@@ -30,6 +30,10 @@ const glmq_tensor_info *glmq_model_tensor(const glmq_model *m, const char *name)
 glmq_status glmq_model_swap(glmq_model *m, const char *name, const glmq_tensor_info *t,
                             glmq_tensor_info *saved, glmq_err *err);
 
+/* The packed file of a model opened from a .glmq (its metadata, blobs and header checksum), or
+ * NULL for a checkpoint directory or a GGUF file. Owned by the model. */
+const glmq_pack *glmq_model_pack(const glmq_model *m);
+
 /* The embedded/bundled tokenizer file bytes, or NULL (size 0) when the model has none. */
 const void *glmq_model_tokenizer(const glmq_model *m, size_t *size);
 
