@@ -282,7 +282,7 @@ static glmq_status check_tensors(glmq_checkpoint *c, glmq_err *err)
         }
     }
     for (int64_t i = 0; i < c->set.ntensors; i++) {
-        if (used[i]) continue;
+        if (used[i] || c->set.tensors[i].used_as_piece) continue;
         const char *nm = c->set.tensors[i].name;
         if (glmq_tensor_is_buffer(nm)) continue; /* recomputed, never used */
         GLMQ_TRY_G(warn(c, err, "ignoring unexpected tensor '%s'", nm));

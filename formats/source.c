@@ -52,6 +52,7 @@ void glmq_src_set_free(glmq_src_set *s)
     free(s->files);
     free(s->storages);
     free(s->tensors);
+    free(s->pieces);
     free(s->cache);
     free(s->index);
     glmq_src_set_init(s);
@@ -198,6 +199,14 @@ void glmq_src_set_truncate(glmq_src_set *s, uint32_t nf, uint32_t ns, int64_t nt
     }
     if (s->ntensors > nt) {
         s->ntensors = nt;
+        int64_t np = 0;
+        for (int64_t i = 0; i < nt; i++) {
+            glmq_src_tensor *t = &s->tensors[i];
+            t->used_as_piece = 0;
+            if (t->n_pieces && t->piece0 + t->n_pieces > np) np = t->piece0 + t->n_pieces;
+        }
+        s->npieces = np;
+        for (int64_t p = 0; p < np; p++) s->tensors[s->pieces[p].tensor].used_as_piece = 1;
         reindex(s);
     }
 }
@@ -279,6 +288,140 @@ glmq_status glmq_src_add_tensor(glmq_src_set *s, const glmq_src_tensor *t, glmq_
     }
     d->contiguous = contig;
     index_insert(s, s->ntensors - 1);
+    return GLMQ_OK;
+}
+
+/* Length of piece tensor t along a composite's axis and across it. A 1-D tensor is one row. */
+static void piece_dims(const glmq_src_tensor *t, int axis, int64_t *along, int64_t *across)
+{
+    if (t->ndim == 1) {
+        *along = t->shape[0];
+        *across = 1;
+    } else {
+        *along = t->shape[axis];
+        *across = t->shape[1 - axis];
+    }
+}
+
+glmq_status glmq_src_add_composite(glmq_src_set *s, const char *name, int axis,
+                                   const glmq_src_piece *pieces, int n, glmq_err *err)
+{
+    size_t nlen = strnlen(name, GLMQ_SRC_NAME_MAX);
+    GLMQ_FAIL_IF(n < 1 || (axis != 0 && axis != 1) || nlen == 0 || nlen >= GLMQ_SRC_NAME_MAX,
+                 err, GLMQ_E_INTERNAL, "composite tensor '%.64s': bad arguments", name);
+    GLMQ_FAIL_IF(glmq_src_find(s, name) >= 0, err, GLMQ_E_FORMAT,
+                 "duplicate tensor name '%s' (a composite of %d pieces)", name, n);
+    int64_t total = 0, across = -1;
+    for (int i = 0; i < n; i++) {
+        const glmq_src_piece *p = &pieces[i];
+        GLMQ_FAIL_IF(p->tensor < 0 || p->tensor >= s->ntensors, err, GLMQ_E_INTERNAL,
+                     "composite '%s': piece %d names no tensor", name, i);
+        const glmq_src_tensor *t = &s->tensors[p->tensor], *t0 = &s->tensors[pieces[0].tensor];
+        const char *fpath = s->files[s->storages[t->storage].file].path;
+        GLMQ_FAIL_IF(t->n_pieces != 0, err, GLMQ_E_INTERNAL,
+                     "composite '%s': piece '%s' is itself a composite", name, t->name);
+        GLMQ_FAIL_IF(t->ndim < 1 || t->ndim > 2 || (axis == 1 && t->ndim != 2) ||
+                         t->ndim != t0->ndim || t->dtype != t0->dtype,
+                     err, GLMQ_E_FORMAT,
+                     "'%s': tensor '%s' (%s, %d-D) cannot be joined with '%s' (%s, %d-D) into "
+                     "'%s'",
+                     fpath, t->name, glmq_dtype_name(t->dtype), t->ndim, t0->name,
+                     glmq_dtype_name(t0->dtype), t0->ndim, name);
+        int64_t along, acr;
+        piece_dims(t, axis, &along, &acr);
+        GLMQ_FAIL_IF(p->first < 0 || p->count < 0 || p->first > along ||
+                         p->count > along - p->first,
+                     err, GLMQ_E_FORMAT,
+                     "'%s': tensor '%s' has %lld slices along dimension %d; slices [%lld, %lld) "
+                     "for '%s' are outside it",
+                     fpath, t->name, (long long)along, t->ndim == 1 ? 0 : axis,
+                     (long long)p->first, (long long)(p->first + p->count), name);
+        GLMQ_FAIL_IF(across >= 0 && acr != across, err, GLMQ_E_FORMAT,
+                     "'%s': tensor '%s' is %lld wide across the join of '%s', the pieces before "
+                     "it %lld",
+                     fpath, t->name, (long long)acr, name, (long long)across);
+        across = acr;
+        total += p->count; /* each count is bounded by a validated shape: no overflow */
+    }
+    uint64_t nelem;
+    GLMQ_FAIL_IF(!glmq_mul_u64((uint64_t)total, (uint64_t)across, &nelem) || nelem > INT64_MAX / 8,
+                 err, GLMQ_E_FORMAT, "composite '%s': shape overflows", name);
+    uint64_t cap = (uint64_t)s->cap_pieces;
+    for (int i = 0; i < n; i++) {
+        GLMQ_FAIL_IF(grow((void **)&s->pieces, &cap, (uint64_t)s->npieces + (uint64_t)i,
+                          sizeof *s->pieces),
+                     err, GLMQ_E_NOMEM, "out of memory");
+        s->cap_pieces = (int64_t)cap;
+    }
+    cap = (uint64_t)s->cap_tensors;
+    GLMQ_FAIL_IF(grow((void **)&s->tensors, &cap, (uint64_t)s->ntensors, sizeof *s->tensors), err,
+                 GLMQ_E_NOMEM, "out of memory");
+    s->cap_tensors = (int64_t)cap;
+    const glmq_src_tensor *t0 = &s->tensors[pieces[0].tensor];
+    glmq_src_tensor *d = &s->tensors[s->ntensors];
+    memset(d, 0, sizeof *d);
+    memcpy(d->name, name, nlen);
+    d->dtype = t0->dtype;
+    d->ndim = t0->ndim;
+    if (d->ndim == 1) {
+        d->shape[0] = total;
+    } else {
+        d->shape[axis] = total;
+        d->shape[1 - axis] = across;
+    }
+    d->stride[d->ndim - 1] = 1;
+    if (d->ndim == 2) d->stride[0] = d->shape[1];
+    d->nelem = (int64_t)nelem;
+    d->storage = t0->storage;
+    d->byte_offset = t0->byte_offset;
+    d->contiguous = 0;
+    d->n_pieces = n;
+    d->axis = axis;
+    d->piece0 = s->npieces;
+    for (int i = 0; i < n; i++) {
+        s->pieces[s->npieces++] = pieces[i];
+        s->tensors[pieces[i].tensor].used_as_piece = 1;
+    }
+    s->ntensors++;
+    index_insert(s, s->ntensors - 1);
+    return GLMQ_OK;
+}
+
+/* Rows [row0, row0+nrows) of a composite. Stacked rows are read straight into dst; pieces
+ * joined along the columns (and 1-D pieces) are read whole-row into a scratch buffer and their
+ * column range copied out. */
+static glmq_status read_composite(glmq_src_set *s, const glmq_src_tensor *t, int64_t row0,
+                                  int64_t nrows, uint8_t *dst, glmq_err *err)
+{
+    size_t es = glmq_dtype_size(t->dtype);
+    int64_t cols = glmq_src_cols(t);
+    const glmq_src_piece *pc = &s->pieces[t->piece0];
+    if (t->ndim == 2 && t->axis == 0) {
+        int64_t off = 0;
+        for (int32_t i = 0; i < t->n_pieces; off += pc[i].count, i++) {
+            int64_t lo = row0 > off ? row0 : off;
+            int64_t hi = row0 + nrows < off + pc[i].count ? row0 + nrows : off + pc[i].count;
+            if (lo >= hi) continue;
+            GLMQ_TRY(glmq_src_read_rows_raw(s, &s->tensors[pc[i].tensor], pc[i].first + lo - off,
+                                            hi - lo, dst + (size_t)(lo - row0) * (size_t)cols * es,
+                                            err));
+        }
+        return GLMQ_OK;
+    }
+    int64_t col = 0;
+    for (int32_t i = 0; i < t->n_pieces; col += pc[i].count, i++) {
+        const glmq_src_tensor *p = &s->tensors[pc[i].tensor];
+        int64_t pcols = glmq_src_cols(p);
+        uint8_t *tmp = malloc((size_t)nrows * (size_t)pcols * es + 1);
+        GLMQ_FAIL_IF(!tmp, err, GLMQ_E_NOMEM, "out of memory reading '%s'", t->name);
+        glmq_status st = glmq_src_read_rows_raw(s, p, t->ndim == 1 ? 0 : row0, nrows, tmp, err);
+        for (int64_t r = 0; st == GLMQ_OK && r < nrows; r++)
+            memcpy(dst + ((size_t)r * (size_t)cols + (size_t)col) * es,
+                   tmp + ((size_t)r * (size_t)pcols + (size_t)pc[i].first) * es,
+                   (size_t)pc[i].count * es);
+        free(tmp);
+        GLMQ_TRY(st);
+    }
     return GLMQ_OK;
 }
 
@@ -507,6 +650,7 @@ glmq_status glmq_src_read_rows_raw(glmq_src_set *s, const glmq_src_tensor *t, in
                  (long long)(row0 + nrows));
     size_t es = glmq_dtype_size(t->dtype);
     if (nrows == 0 || cols == 0) return GLMQ_OK;
+    if (t->n_pieces) return read_composite(s, t, row0, nrows, dst, err);
     if (t->contiguous) {
         uint64_t off = t->byte_offset + (uint64_t)row0 * (uint64_t)cols * es;
         return glmq_src_storage_read(s, t->storage, off, dst, (size_t)(nrows * cols) * es, err);

@@ -71,7 +71,20 @@ typedef struct {
     uint32_t storage;              /* index into set->storages */
     uint64_t byte_offset;          /* offset of element 0 within the storage, in bytes */
     int contiguous;                /* 1 when strides are row-major (dims of size 1 ignored) */
+    /* composite tensors (glmq_src_add_composite): n_pieces > 0; storage/byte_offset are the
+     * first piece's (for messages and file order), contiguous is 0, strides are unused */
+    int32_t n_pieces;
+    int32_t axis;                  /* 0: pieces stacked along dim 0; 1: along the last dim */
+    int64_t piece0;                /* index of the first piece in set->pieces */
+    int used_as_piece;             /* 1 when a composite reads this tensor */
 } glmq_src_tensor;
+
+/* One piece of a composite tensor: `count` slices starting at `first` along the composite's
+ * axis (rows of a 2-D tensor for axis 0, columns for axis 1, elements of a 1-D tensor). */
+typedef struct {
+    int64_t tensor; /* index into set->tensors */
+    int64_t first, count;
+} glmq_src_piece;
 
 typedef struct glmq_src_set {
     glmq_src_file *files;
@@ -83,6 +96,9 @@ typedef struct glmq_src_set {
     /* hash index over tensor names (glmq_src_find) */
     int64_t *index;
     uint64_t index_cap, index_used;
+    /* pieces of the composite tensors */
+    glmq_src_piece *pieces;
+    int64_t npieces, cap_pieces;
     /* single-entry cache of the last inflated storage (deflated zip members) */
     uint32_t cache_storage;
     uint8_t *cache;
@@ -99,6 +115,18 @@ glmq_status glmq_src_add_storage(glmq_src_set *s, const glmq_src_storage *st, ui
 /* Append a tensor (copied). Validates name uniqueness and that its span fits its storage, and
  * computes nelem and contiguous. */
 glmq_status glmq_src_add_tensor(glmq_src_set *s, const glmq_src_tensor *t, glmq_err *err);
+
+/*
+ * Append a composite tensor `name`: the concatenation of `n` pieces of tensors already in the set
+ * along `axis` (0: the first dimension; 1: the last dimension of 2-D pieces). This is how a
+ * checkpoint whose layout splits one glmq tensor into several (separate q/k/v projections,
+ * tensor-parallel shards) presents the glmq tensor; it is read through glmq_src_read_rows_raw
+ * like any other (never mapped). Pieces must share dtype and rank (1 or 2) and agree on the other
+ * dimension, and every range must lie inside its tensor. The piece tensors are marked
+ * used_as_piece.
+ */
+glmq_status glmq_src_add_composite(glmq_src_set *s, const char *name, int axis,
+                                   const glmq_src_piece *pieces, int n, glmq_err *err);
 
 /* Index of the tensor called `name`, or -1 (hash lookup). */
 int64_t glmq_src_find(const glmq_src_set *s, const char *name);
@@ -131,7 +159,8 @@ glmq_status glmq_src_storage_slurp(glmq_src_set *s, uint32_t st, uint8_t **out, 
 /*
  * Read rows [row0, row0+nrows) of tensor t as raw little-endian elements in row-major order
  * (rows = product of all dims but the last, cols = last dim; a 1-D tensor is one row) into dst,
- * which holds nrows*cols*elem_size bytes. Handles non-contiguous strides by gathering.
+ * which holds nrows*cols*elem_size bytes. Handles non-contiguous strides by gathering, and
+ * composite tensors by reading their pieces.
  */
 glmq_status glmq_src_read_rows_raw(glmq_src_set *s, const glmq_src_tensor *t, int64_t row0,
                                    int64_t nrows, void *dst, glmq_err *err);

@@ -116,6 +116,88 @@ static void expect_fail(const char *path, glmq_status code, const char *sub)
 
 /* ---- valid files --------------------------------------------------------------------------- */
 
+/* Composite tensors: q/k/v-style row stacking (with sub-ranges), column joins of shards, 1-D
+ * joins, reads of any row window, and every refusal. */
+START_TEST(test_composite)
+{
+    /* a: F32 [3,2] = 0..5, b: F32 [2,2] = 6..9, c: F32 [3,1] = 10..12, v: F32 [4] = 13..16,
+     * h: F16 [3,2] */
+    float f[17];
+    for (int i = 0; i < 17; i++) f[i] = (float)i;
+    uint8_t data[17 * 4 + 12];
+    memcpy(data, f, sizeof f);
+    memset(data + sizeof f, 0, 12);
+    char *p = write_st("c.safetensors",
+                       "{" T("a", "F32", "[3,2]", "0", "24") "," T("b", "F32", "[2,2]", "24", "40")
+                       "," T("c", "F32", "[3,1]", "40", "52") "," T("v", "F32", "[4]", "52", "68")
+                       "," T("h", "F16", "[3,2]", "68", "80") "}",
+                       data, sizeof data);
+    glmq_src_set s;
+    glmq_src_set_init(&s);
+    glmq_err err = {0};
+    ck_assert_int_eq(glmq_safetensors_load(&s, p, &err), GLMQ_OK);
+    int64_t a = glmq_src_find(&s, "a"), b = glmq_src_find(&s, "b"), c = glmq_src_find(&s, "c");
+    int64_t v = glmq_src_find(&s, "v"), h = glmq_src_find(&s, "h");
+
+    /* rows: a[1..3) then b then a[0..1) */
+    glmq_src_piece rows[] = {{a, 1, 2}, {b, 0, 2}, {a, 0, 1}};
+    ck_assert_int_eq(glmq_src_add_composite(&s, "rows", 0, rows, 3, &err), GLMQ_OK);
+    const glmq_src_tensor *t = get(&s, "rows");
+    ck_assert_int_eq(t->shape[0], 5);
+    ck_assert_int_eq(t->shape[1], 2);
+    float want_rows[] = {2, 3, 4, 5, 6, 7, 8, 9, 0, 1};
+    expect_bytes(&s, t, (const uint8_t *)want_rows, sizeof want_rows);
+    float win[4];
+    ck_assert_int_eq(glmq_src_read_rows_raw(&s, get(&s, "rows"), 1, 2, win, &err), GLMQ_OK);
+    ck_assert_mem_eq(win, want_rows + 2, sizeof win);
+
+    /* columns: a then c[:, 0] then a[:, 1] */
+    glmq_src_piece cols[] = {{a, 0, 2}, {c, 0, 1}, {a, 1, 1}};
+    ck_assert_int_eq(glmq_src_add_composite(&s, "cols", 1, cols, 3, &err), GLMQ_OK);
+    t = get(&s, "cols");
+    ck_assert_int_eq(t->shape[0], 3);
+    ck_assert_int_eq(t->shape[1], 4);
+    float want_cols[] = {0, 1, 10, 1, 2, 3, 11, 3, 4, 5, 12, 5};
+    expect_bytes(&s, t, (const uint8_t *)want_cols, sizeof want_cols);
+    ck_assert_int_eq(glmq_src_read_rows_raw(&s, get(&s, "cols"), 2, 1, win, &err), GLMQ_OK);
+    ck_assert_mem_eq(win, want_cols + 8, sizeof win);
+
+    /* 1-D: v[2..4) then v[0..1) */
+    glmq_src_piece vec[] = {{v, 2, 2}, {v, 0, 1}};
+    ck_assert_int_eq(glmq_src_add_composite(&s, "vec", 0, vec, 2, &err), GLMQ_OK);
+    float want_vec[] = {15, 16, 13};
+    expect_bytes(&s, get(&s, "vec"), (const uint8_t *)want_vec, sizeof want_vec);
+    ck_assert_int_eq(s.tensors[a].used_as_piece, 1);
+    ck_assert_int_eq(s.tensors[h].used_as_piece, 0);
+
+    /* refusals: dtype, width, range, rank, duplicate name, nesting */
+    glmq_src_piece bad_dt[] = {{a, 0, 3}, {h, 0, 3}};
+    ck_assert_int_eq(glmq_src_add_composite(&s, "x", 0, bad_dt, 2, &err), GLMQ_E_FORMAT);
+    ck_assert_ptr_nonnull(strstr(err.msg, "cannot be joined"));
+    glmq_src_piece bad_w[] = {{a, 0, 3}, {c, 0, 3}};
+    ck_assert_int_eq(glmq_src_add_composite(&s, "x", 0, bad_w, 2, &err), GLMQ_E_FORMAT);
+    ck_assert_ptr_nonnull(strstr(err.msg, "wide across"));
+    glmq_src_piece bad_r[] = {{a, 2, 2}};
+    ck_assert_int_eq(glmq_src_add_composite(&s, "x", 0, bad_r, 1, &err), GLMQ_E_FORMAT);
+    ck_assert_ptr_nonnull(strstr(err.msg, "outside"));
+    glmq_src_piece bad_1d[] = {{v, 0, 1}};
+    ck_assert_int_eq(glmq_src_add_composite(&s, "x", 1, bad_1d, 1, &err), GLMQ_E_FORMAT);
+    ck_assert_int_eq(glmq_src_add_composite(&s, "a", 0, rows, 1, &err), GLMQ_E_FORMAT);
+    glmq_src_piece nest[] = {{glmq_src_find(&s, "rows"), 0, 1}};
+    ck_assert_int_eq(glmq_src_add_composite(&s, "x", 0, nest, 1, &err), GLMQ_E_INTERNAL);
+    ck_assert_int_lt(glmq_src_find(&s, "x"), 0);
+
+    /* a rollback to before the composites drops them and their pieces */
+    glmq_src_set_truncate(&s, s.nfiles, s.nstorages, 5);
+    ck_assert_int_eq(s.npieces, 0);
+    ck_assert_int_eq(s.tensors[a].used_as_piece, 0);
+    ck_assert_int_lt(glmq_src_find(&s, "rows"), 0);
+    glmq_src_set_free(&s);
+    free(p);
+}
+END_TEST
+
+
 START_TEST(test_valid_multi)
 {
     /* keys deliberately not in data order */
@@ -656,6 +738,7 @@ Suite *safetensors_suite(void)
     TCase *ok = tcase_create("valid");
     tcase_add_checked_fixture(ok, setup, teardown);
     tcase_add_test(ok, test_valid_multi);
+    tcase_add_test(ok, test_composite);
     tcase_add_test(ok, test_scalar_and_empty);
     tcase_add_test(ok, test_empty_file);
     tcase_add_loop_test(ok, test_dtypes, 0, (int)(sizeof accepted / sizeof accepted[0]));
