@@ -1,0 +1,409 @@
+/*
+ * gptq.c - activation-weighted scale search and GPTQ for per-row INT4/INT8 (see gptq.h).
+ *
+ * Plain C on purpose: no ISA-specific code and no FMA contraction (C11, -ffp-contract off), and
+ * every reduction runs in a fixed order (four interleaved partial sums combined as
+ * (s0 + s1) + (s2 + s3)), so the output is the same on every machine and thread count.
+ */
+#include "quant/gptq.h"
+#include "quant/quant.h"
+#include "quant/quant_x86.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+/* Dot product of n doubles in a fixed order. */
+static double dot_fixed(const double *a, const double *b, int64_t n)
+{
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        s0 += a[i] * b[i];
+        s1 += a[i + 1] * b[i + 1];
+        s2 += a[i + 2] * b[i + 2];
+        s3 += a[i + 3] * b[i + 3];
+    }
+    for (; i < n; i++) s0 += a[i] * b[i];
+    return (s0 + s1) + (s2 + s3);
+}
+
+void glmq_rtn_codes(const float *w, int64_t n, uint16_t scale, int qmax, int8_t *q)
+{
+    float s = glmq_f16_to_f32(scale);
+    for (int64_t j = 0; j < n; j++) {
+        float x = 0.0f;
+        if (s != 0.0f) {
+            x = rintf(w[j] / s);
+            if (x > (float)qmax) x = (float)qmax;
+            if (x < (float)-qmax) x = (float)-qmax;
+        }
+        q[j] = (int8_t)x;
+    }
+}
+
+/* sum_j d_j (w_j - s q_j)^2 with q = rtn codes of scale bits sb. */
+static double weighted_err(const float *w, int64_t n, const double *d, int qmax, uint16_t sb)
+{
+    float s = glmq_f16_to_f32(sb);
+    double e = 0.0;
+    for (int64_t j = 0; j < n; j++) {
+        float x = 0.0f;
+        if (s != 0.0f) {
+            x = rintf(w[j] / s);
+            if (x > (float)qmax) x = (float)qmax;
+            if (x < (float)-qmax) x = (float)-qmax;
+        }
+        double r = (double)w[j] - (double)x * (double)s;
+        e += d[j] * r * r;
+    }
+    return e;
+}
+
+glmq_status glmq_weighted_scale(const float *w, int64_t n, const double *d, int qmax,
+                                uint16_t *scale, int64_t *bad_col)
+{
+    if (bad_col) *bad_col = -1;
+    float amax = 0.0f;
+    for (int64_t j = 0; j < n; j++) {
+        if (!isfinite(w[j])) {
+            if (bad_col) *bad_col = j;
+            return GLMQ_E_VALUE;
+        }
+        if (fabsf(w[j]) > amax) amax = fabsf(w[j]);
+    }
+    float s0;
+    if (!glmq_q_row_scale(amax, qmax, scale, &s0)) return GLMQ_E_UNSUPPORTED;
+    if (s0 == 0.0f) return GLMQ_OK;
+    uint16_t best = *scale;
+    double best_e = weighted_err(w, n, d, qmax, best);
+    for (int k = -8; k <= 16; k++) {
+        uint16_t cand[2];
+        cand[0] = glmq_f32_to_f16(amax / ((float)qmax * (1.0f + (float)k / 40.0f)));
+        /* refit: weighted least squares of the candidate's codes */
+        float s = glmq_f16_to_f32(cand[0]);
+        double num = 0.0, den = 0.0;
+        for (int64_t j = 0; j < n && s != 0.0f && isfinite(s); j++) {
+            float x = rintf(w[j] / s);
+            if (x > (float)qmax) x = (float)qmax;
+            if (x < (float)-qmax) x = (float)-qmax;
+            num += d[j] * (double)w[j] * (double)x;
+            den += d[j] * (double)x * (double)x;
+        }
+        cand[1] = den > 0.0 ? glmq_f32_to_f16((float)(num / den)) : cand[0];
+        for (int c = 0; c < 2; c++) {
+            float cs = glmq_f16_to_f32(cand[c]);
+            if (!(cs > 0.0f) || !isfinite(cs)) continue;
+            double e = weighted_err(w, n, d, qmax, cand[c]);
+            if (e < best_e) {
+                best_e = e;
+                best = cand[c];
+            }
+        }
+    }
+    *scale = best;
+    return GLMQ_OK;
+}
+
+void glmq_pack_codes_row(const int8_t *q, int64_t n, int q4, void *out)
+{
+    uint8_t *o = out;
+    if (!q4) {
+        memset(o, 0, (size_t)glmq_q8_row_bytes(n));
+        for (int64_t j = 0; j < n; j++) o[j] = (uint8_t)q[j];
+        return;
+    }
+    memset(o, 0x88, (size_t)glmq_q4_row_bytes(n));
+    for (int64_t j = 0; j < n; j++) {
+        int64_t blk = j / GLMQ_Q4_BLOCK, k = j % GLMQ_Q4_BLOCK;
+        uint8_t *b = o + blk * (GLMQ_Q4_BLOCK / 2) + (k & 63);
+        uint8_t nib = (uint8_t)(q[j] + 8);
+        *b = k < 64 ? (uint8_t)((*b & 0xf0) | nib) : (uint8_t)((*b & 0x0f) | (nib << 4));
+    }
+}
+
+/* ---- the factorization ---------------------------------------------------------------------- */
+
+/* In place: a (n x n, symmetric, row-major) -> R upper triangular with a = R R^T, computed from
+ * the last column backwards (R[j][j] = sqrt(a_jj - sum_{k>j} R[j][k]^2), R[i][j] = (a_ij -
+ * sum_{k>j} R[i][k] R[j][k]) / R[j][j] for i < j). The lower triangle is zeroed. Returns the
+ * first column whose pivot is not positive, or -1. */
+static int64_t reverse_cholesky(double *a, int64_t n)
+{
+    for (int64_t j = n - 1; j >= 0; j--) {
+        double *rj = a + j * n;
+        double piv = rj[j] - dot_fixed(rj + j + 1, rj + j + 1, n - j - 1);
+        if (!(piv > 0.0) || !isfinite(piv)) return j;
+        double d = sqrt(piv);
+        rj[j] = d;
+        for (int64_t i = 0; i < j; i++) {
+            double *ri = a + i * n;
+            ri[j] = (ri[j] - dot_fixed(ri + j + 1, rj + j + 1, n - j - 1)) / d;
+        }
+    }
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t k = 0; k < i; k++) a[i * n + k] = 0.0;
+    return -1;
+}
+
+/* u = r^-1 for r upper triangular (n x n, row-major), u upper triangular. Row i of u solves
+ * u[i] r = e_i: u[i][i] = 1 / r[i][i], u[i][c] = -(sum_{i<=k<c} u[i][k] r[k][c]) / r[c][c],
+ * accumulated row-wise (k outer) into a scratch row in a fixed order. */
+static void upper_inverse(const double *r, double *u, int64_t n, double *acc)
+{
+    for (int64_t i = 0; i < n; i++) {
+        double *ui = u + i * n;
+        for (int64_t c = 0; c < n; c++) ui[c] = 0.0;
+        for (int64_t c = i; c < n; c++) acc[c] = 0.0;
+        for (int64_t c = i; c < n; c++) {
+            double v = c == i ? 1.0 / r[i * n + i] : -acc[c] / r[c * n + c];
+            ui[c] = v;
+            const double *rc = r + c * n;
+            for (int64_t k = c + 1; k < n; k++) acc[k] += v * rc[k];
+        }
+    }
+}
+
+/* ---- the sweep ------------------------------------------------------------------------------ */
+
+#define SWEEP_BLOCK 128 /* columns per lazy batch: the result does not depend on it */
+#define ROW_TILE 16     /* rows sharing each pass over U */
+
+typedef struct {
+    const float *w;
+    int64_t rows, cols;
+    const double *h;     /* undamped, unpermuted */
+    const double *u;     /* permuted U */
+    const int64_t *perm; /* permuted column -> original column */
+    const uint8_t *dead; /* original column dead */
+    int qmax;
+    int8_t *codes;
+    const uint16_t *scales;
+    double *row_err_g, *row_err_r;
+    double *scratch;     /* per thread: ROW_TILE * (2 cols + SWEEP_BLOCK) doubles */
+    size_t scratch_per;
+    int8_t *rtn;         /* per thread: ROW_TILE * cols */
+} sweep_job;
+
+/* (w - s q)^T h (w - s q) for ROW_TILE-many rows at once: each row of h is read once per tile.
+ * dv holds the differences (nr rows of cols values). */
+static void h_weighted(const double *h, int64_t n, const double *dv, int nr, double *out)
+{
+    for (int r = 0; r < nr; r++) out[r] = 0.0;
+    for (int64_t k = 0; k < n; k++) {
+        const double *hk = h + k * n;
+        for (int r = 0; r < nr; r++) {
+            const double *d = dv + (size_t)r * (size_t)n;
+            double off = dot_fixed(hk + k + 1, d + k + 1, n - k - 1);
+            out[r] += d[k] * (hk[k] * d[k] + 2.0 * off);
+        }
+    }
+}
+
+static void sweep_run(void *arg, int ith, int nth)
+{
+    sweep_job *j = arg;
+    const int64_t n = j->cols;
+    int64_t r0 = j->rows * ith / nth, r1 = j->rows * (ith + 1) / nth;
+    double *wt = j->scratch + (size_t)ith * j->scratch_per;  /* ROW_TILE x n working rows */
+    double *et = wt + (size_t)ROW_TILE * (size_t)n;           /* ROW_TILE x SWEEP_BLOCK errors */
+    double *dv = et + (size_t)ROW_TILE * SWEEP_BLOCK;         /* ROW_TILE x n differences */
+    int8_t *rq = j->rtn + (size_t)ith * (size_t)ROW_TILE * (size_t)n;
+    for (int64_t t0 = r0; t0 < r1; t0 += ROW_TILE) {
+        int nr = (int)(r1 - t0 < ROW_TILE ? r1 - t0 : ROW_TILE);
+        double s[ROW_TILE];
+        for (int r = 0; r < nr; r++) {
+            const float *w = j->w + (size_t)(t0 + r) * (size_t)n;
+            s[r] = (double)glmq_f16_to_f32(j->scales[t0 + r]);
+            for (int64_t c = 0; c < n; c++)
+                wt[(size_t)r * n + c] = j->dead[j->perm[c]] ? 0.0 : (double)w[j->perm[c]];
+        }
+        for (int64_t b0 = 0; b0 < n; b0 += SWEEP_BLOCK) {
+            int64_t b1 = b0 + SWEEP_BLOCK < n ? b0 + SWEEP_BLOCK : n;
+            for (int r = 0; r < nr; r++) {
+                double *w = wt + (size_t)r * n, *e = et + (size_t)r * SWEEP_BLOCK;
+                int8_t *q = j->codes + (size_t)(t0 + r) * (size_t)n;
+                for (int64_t c = b0; c < b1; c++) {
+                    double x = 0.0;
+                    if (s[r] != 0.0) {
+                        x = rint(w[c] / s[r]);
+                        if (x > j->qmax) x = j->qmax;
+                        if (x < -j->qmax) x = -j->qmax;
+                    }
+                    q[j->perm[c]] = (int8_t)x;
+                    const double *uc = j->u + c * n;
+                    double ec = (w[c] - x * s[r]) / uc[c];
+                    e[c - b0] = ec;
+                    for (int64_t k = c + 1; k < b1; k++) w[k] -= ec * uc[k];
+                }
+            }
+            /* the lazy batch: the block's errors update the columns after it */
+            for (int64_t c = b0; c < b1 && b1 < n; c++) {
+                const double *uc = j->u + c * n;
+                for (int r = 0; r < nr; r++) {
+                    double ec = et[(size_t)r * SWEEP_BLOCK + (size_t)(c - b0)];
+                    double *w = wt + (size_t)r * n;
+                    for (int64_t k = b1; k < n; k++) w[k] -= ec * uc[k];
+                }
+            }
+        }
+        /* H-weighted errors of GPTQ's codes and of round-to-nearest with the same scale */
+        for (int pass = 0; pass < 2; pass++) {
+            for (int r = 0; r < nr; r++) {
+                const float *w = j->w + (size_t)(t0 + r) * (size_t)n;
+                const int8_t *q = j->codes + (size_t)(t0 + r) * (size_t)n;
+                if (pass == 1) {
+                    glmq_rtn_codes(w, n, j->scales[t0 + r], j->qmax, rq + (size_t)r * n);
+                    q = rq + (size_t)r * n;
+                }
+                for (int64_t c = 0; c < n; c++)
+                    dv[(size_t)r * n + c] = (double)w[c] - (double)q[c] * s[r];
+            }
+            h_weighted(j->h, n, dv, nr, (pass ? j->row_err_r : j->row_err_g) + t0);
+        }
+        for (int r = 0; r < nr; r++)
+            if (j->row_err_g[t0 + r] > j->row_err_r[t0 + r]) {
+                memcpy(j->codes + (size_t)(t0 + r) * (size_t)n, rq + (size_t)r * n, (size_t)n);
+                j->row_err_g[t0 + r] = -1.0; /* marks a row that kept RTN */
+            }
+    }
+}
+
+typedef struct {
+    int64_t col;
+    double h;
+} col_key;
+
+static int cmp_col(const void *a, const void *b)
+{
+    const col_key *x = a, *y = b;
+    if (x->h != y->h) return x->h > y->h ? -1 : 1;
+    return x->col < y->col ? -1 : x->col > y->col;
+}
+
+glmq_status glmq_gptq_quantize(const float *w, int64_t rows, int64_t cols, const double *h,
+                               const glmq_gptq_opts *o, glmq_pool *pool, int8_t *codes,
+                               uint16_t *scales, glmq_gptq_stats *stats, glmq_err *err)
+{
+    GLMQ_FAIL_IF(rows < 1 || cols < 1 || !(o->damp >= 0.0) || cols > (int64_t)1 << 20, err,
+                 GLMQ_E_INVALID, "GPTQ: bad arguments (%lld x %lld, damp %g)", (long long)rows,
+                 (long long)cols, o->damp);
+    const int qmax = o->q4 ? 7 : 127;
+    const int64_t n = cols;
+    int nth = pool ? glmq_pool_size(pool) : 1;
+    glmq_status st = GLMQ_OK;
+    double *a = NULL, *raw = NULL, *u = NULL, *scratch = NULL, *diag = NULL, *eg = NULL, *er = NULL;
+    int64_t *perm = NULL;
+    uint8_t *dead = NULL;
+    int8_t *rtn = NULL;
+    col_key *keys = NULL;
+    size_t nn = (size_t)n * (size_t)n, scratch_per = (size_t)ROW_TILE * (2 * (size_t)n + SWEEP_BLOCK);
+    a = malloc(nn * sizeof *a);
+    u = malloc(nn * sizeof *u);
+    diag = malloc((size_t)n * sizeof *diag);
+    raw = malloc((size_t)n * sizeof *raw);
+    perm = malloc((size_t)n * sizeof *perm);
+    dead = malloc((size_t)n);
+    keys = malloc((size_t)n * sizeof *keys);
+    eg = malloc((size_t)rows * sizeof *eg);
+    er = malloc((size_t)rows * sizeof *er);
+    scratch = malloc((size_t)nth * scratch_per * sizeof *scratch);
+    rtn = malloc((size_t)nth * ROW_TILE * (size_t)n);
+    GLMQ_FAIL_IF_G(!a || !u || !diag || !raw || !perm || !dead || !keys || !eg || !er || !scratch || !rtn,
+                   err, GLMQ_E_NOMEM, "GPTQ: out of memory for a %lld-column Hessian",
+                   (long long)n);
+
+    /* 1. the diagonal, dead columns, damping */
+    double mean = 0.0;
+    for (int64_t c = 0; c < n; c++) {
+        double d = h[(size_t)c * n + c];
+        GLMQ_FAIL_IF_G(!(d >= 0.0) || !isfinite(d), err, GLMQ_E_VALUE,
+                       "GPTQ: H[%lld][%lld] = %g is not a finite non-negative diagonal",
+                       (long long)c, (long long)c, d);
+        raw[c] = d;
+        dead[c] = d == 0.0;
+        diag[c] = dead[c] ? 1.0 : d;
+        mean += diag[c];
+    }
+    double lambda = o->damp * mean / (double)n;
+
+    /* 2. scales (from the original rows) */
+    for (int64_t r = 0; r < rows; r++) {
+        const float *wr = w + (size_t)r * (size_t)n;
+        int64_t bad = -1;
+        glmq_status s = GLMQ_OK;
+        if (o->scale_search) {
+            s = glmq_weighted_scale(wr, n, raw, qmax, &scales[r], &bad);
+        } else {
+            float amax = 0.0f, sf;
+            for (int64_t c = 0; c < n && s == GLMQ_OK; c++) {
+                if (!isfinite(wr[c])) {
+                    bad = c;
+                    s = GLMQ_E_VALUE;
+                } else if (fabsf(wr[c]) > amax) {
+                    amax = fabsf(wr[c]);
+                }
+            }
+            if (s == GLMQ_OK && !glmq_q_row_scale(amax, qmax, &scales[r], &sf))
+                s = GLMQ_E_UNSUPPORTED;
+        }
+        GLMQ_FAIL_IF_G(s == GLMQ_E_VALUE, err, s, "GPTQ: weight row %lld column %lld is not finite",
+                       (long long)r, (long long)bad);
+        GLMQ_FAIL_IF_G(s != GLMQ_OK, err, s,
+                       "GPTQ: weight row %lld: its scale overflows fp16", (long long)r);
+    }
+
+    /* 3. column order and the damped, permuted H */
+    for (int64_t c = 0; c < n; c++) keys[c] = (col_key){c, o->act_order ? diag[c] : 0.0};
+    if (o->act_order) qsort(keys, (size_t)n, sizeof *keys, cmp_col);
+    for (int64_t c = 0; c < n; c++) perm[c] = keys[c].col;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t pi = perm[i];
+        for (int64_t k = 0; k < n; k++) {
+            int64_t pk = perm[k];
+            double v = dead[pi] || dead[pk] ? 0.0 : h[(size_t)pi * n + pk];
+            if (i == k) v = diag[pi] + lambda;
+            GLMQ_FAIL_IF_G(!isfinite(v), err, GLMQ_E_VALUE, "GPTQ: H[%lld][%lld] is not finite",
+                           (long long)pi, (long long)pk);
+            a[(size_t)i * n + k] = v;
+        }
+    }
+
+    /* 4. H_d = R R^T, U = R^-1 */
+    int64_t bad = reverse_cholesky(a, n);
+    GLMQ_FAIL_IF_G(bad >= 0, err, GLMQ_E_VALUE,
+                   "GPTQ: the Hessian is not positive definite at column %lld even with damping "
+                   "%g (lambda %g): the calibration inputs are degenerate",
+                   (long long)perm[bad], o->damp, lambda);
+    upper_inverse(a, u, n, diag); /* diag is free now: n doubles of scratch */
+
+    /* 5. the sweep and the per-row choice */
+    sweep_job job = {.w = w, .rows = rows, .cols = n, .h = h, .u = u, .perm = perm,
+                     .dead = dead, .qmax = qmax, .codes = codes, .scales = scales,
+                     .row_err_g = eg, .row_err_r = er, .scratch = scratch,
+                     .scratch_per = scratch_per, .rtn = rtn};
+    if (pool)
+        glmq_pool_run(pool, sweep_run, &job);
+    else
+        sweep_run(&job, 0, 1);
+    if (stats) {
+        memset(stats, 0, sizeof *stats);
+        for (int64_t r = 0; r < rows; r++) {
+            stats->err_rtn += er[r];
+            stats->err_gptq += eg[r] < 0.0 ? er[r] : eg[r];
+            stats->rows_rtn += eg[r] < 0.0;
+        }
+    }
+fail:
+    free(a);
+    free(raw);
+    free(u);
+    free(diag);
+    free(perm);
+    free(dead);
+    free(keys);
+    free(eg);
+    free(er);
+    free(scratch);
+    free(rtn);
+    return st;
+}

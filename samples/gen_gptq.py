@@ -1,0 +1,152 @@
+#!/usr/bin/python3
+"""Goldens for quant/gptq.c: GPTQ and the activation-weighted scale search, computed in PyTorch
+float64 from the algorithms' definitions (Frantar et al. 2022, Algorithm 1, with the per-row
+fp16 scale and round-to-nearest conventions of quant/quant.h). Writes tests/data/gptq/*.npy.
+
+    /usr/bin/python3 samples/gen_gptq.py
+
+Deterministic (fixed seed, one thread). glmq never runs this script.
+"""
+import os
+
+import numpy as np
+import torch
+
+torch.set_num_threads(1)
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "gptq")
+ROWS, COLS, TOKENS = 48, 160, 512
+OUTLIERS = (3, 77, 150, 159)  # input channels with 10x activations
+DEAD = 50                     # an input channel that is always zero
+
+
+def make_inputs():
+    g = np.random.default_rng(20261206)
+    w = (g.standard_normal((ROWS, COLS)) * 0.02).astype(np.float32)
+    w[:, list(OUTLIERS)] *= 4.0  # larger weights on the outlier channels too
+    w[5, 7] = 0.3                # one row with a single large weight
+    w[9, :] = 0.0                # an all-zero row
+    x = g.standard_normal((TOKENS, COLS))
+    x[:, list(OUTLIERS)] *= 10.0
+    x[:, DEAD] = 0.0
+    h = x.T @ x                  # float64, sum over tokens of x x^T
+    return w, h
+
+
+def plain_scale(wr, qmax):
+    amax = np.float32(np.max(np.abs(wr)))
+    return np.float16(amax / np.float32(qmax))
+
+
+def rtn_codes(wr, s16, qmax):
+    s = np.float32(s16)
+    if s == 0:
+        return np.zeros(wr.shape, np.int8)
+    x = np.rint(wr.astype(np.float32) / s)
+    return np.clip(x, -qmax, qmax).astype(np.int8)
+
+
+def weighted_err(wr, d, qmax, s16):
+    q = rtn_codes(wr, s16, qmax).astype(np.float64)
+    r = wr.astype(np.float64) - q * float(np.float32(s16))
+    return float(np.sum(d * r * r))
+
+
+def weighted_scale(wr, d, qmax):
+    """argmin over fp16 candidates of sum d (w - s q(s))^2 (gptq.h)."""
+    amax = np.float32(np.max(np.abs(wr)))
+    s0 = np.float16(amax / np.float32(qmax))
+    if np.float32(s0) == 0:
+        return s0
+    best, best_e = s0, weighted_err(wr, d, qmax, s0)
+    for k in range(-8, 17):
+        den32 = np.float32(qmax) * (np.float32(1.0) + np.float32(k) / np.float32(40.0))
+        c0 = np.float16(amax / den32)
+        q = rtn_codes(wr, c0, qmax).astype(np.float64)
+        num, den = float(np.sum(d * wr.astype(np.float64) * q)), float(np.sum(d * q * q))
+        c1 = np.float16(np.float32(num / den)) if den > 0 else c0
+        for c in (c0, c1):
+            cs = np.float32(c)
+            if not (cs > 0) or not np.isfinite(cs):
+                continue
+            e = weighted_err(wr, d, qmax, c)
+            if e < best_e:
+                best, best_e = c, e
+    return best
+
+
+def h_err(wr, q, s16, h):
+    dlt = wr.astype(np.float64) - q.astype(np.float64) * float(np.float32(s16))
+    return float(dlt @ h @ dlt)
+
+
+def gptq(w, h, qmax, damp=0.01, act_order=False, scales=None):
+    """Per-row GPTQ with fixed scales; returns (codes, scales, raw GPTQ codes, errors)."""
+    rows, n = w.shape
+    if scales is None:
+        scales = np.array([plain_scale(w[r], qmax) for r in range(rows)], np.float16)
+    H = torch.tensor(h, dtype=torch.float64).clone()
+    W = torch.tensor(w, dtype=torch.float64).clone()
+    dead = torch.diag(H) == 0
+    H[dead, dead] = 1.0
+    W[:, dead] = 0.0
+    perm = torch.arange(n)
+    if act_order:
+        perm = torch.tensor(sorted(range(n), key=lambda c: (-float(H[c, c]), c)))
+        W, H = W[:, perm], H[perm][:, perm]
+    H += damp * torch.mean(torch.diag(H)) * torch.eye(n, dtype=torch.float64)
+    L = torch.linalg.cholesky(H)
+    U = torch.linalg.cholesky(torch.cholesky_inverse(L), upper=True)
+    s = torch.tensor([float(np.float32(x)) for x in scales], dtype=torch.float64)
+    Q = torch.zeros((rows, n), dtype=torch.float64)
+    for j in range(n):
+        col = W[:, j]
+        q = torch.where(s != 0, torch.clamp(torch.round(col / torch.where(s != 0, s, 1.0)),
+                                            -qmax, qmax), torch.zeros_like(col))
+        Q[:, j] = q
+        e = (col - q * s) / U[j, j]
+        W[:, j:] -= e[:, None] * U[j, j:][None, :]
+    raw = np.zeros((rows, n), np.int8)
+    raw[:, perm.numpy()] = Q.numpy().astype(np.int8)
+    codes = raw.copy()
+    errs = np.zeros((rows, 2))
+    for r in range(rows):
+        eg = h_err(w[r], raw[r], scales[r], h)
+        rq = rtn_codes(w[r], scales[r], qmax)
+        er = h_err(w[r], rq, scales[r], h)
+        if eg > er:
+            codes[r] = rq
+        errs[r] = (min(eg, er) if eg > er else eg, er)
+    return codes, scales, raw, errs
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    w, h = make_inputs()
+    np.save(os.path.join(OUT, "w.npy"), w)
+    np.save(os.path.join(OUT, "h.npy"), h)
+    d = np.diag(h).copy()
+    cases = {
+        "int4": dict(qmax=7),
+        "int4_act": dict(qmax=7, act_order=True),
+        "int8": dict(qmax=127),
+    }
+    for name, kw in cases.items():
+        codes, scales, raw, errs = gptq(w, h, **kw)
+        np.save(os.path.join(OUT, name + "_codes.npy"), codes)
+        np.save(os.path.join(OUT, name + "_raw.npy"), raw)
+        np.save(os.path.join(OUT, name + "_scales.npy"), scales.view(np.uint16))
+        np.save(os.path.join(OUT, name + "_err.npy"), errs)
+        print("%-9s H-weighted error: GPTQ %.6g, RTN %.6g (ratio %.3f), rows kept RTN %d" % (
+            name, errs[:, 0].sum(), errs[:, 1].sum(), errs[:, 0].sum() / errs[:, 1].sum(),
+            int(np.sum(np.any(codes != raw, axis=1)))))
+    for qmax, name in ((7, "search4"), (127, "search8")):
+        sc = np.array([weighted_scale(w[r], d, qmax) for r in range(ROWS)], np.float16)
+        np.save(os.path.join(OUT, name + "_scales.npy"), sc.view(np.uint16))
+        e0 = sum(weighted_err(w[r], d, qmax, plain_scale(w[r], qmax)) for r in range(ROWS))
+        e1 = sum(weighted_err(w[r], d, qmax, sc[r]) for r in range(ROWS))
+        print("%-9s diag-weighted error: plain %.6g, searched %.6g (ratio %.3f)" % (
+            name, e0, e1, e1 / e0))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,245 @@
+/*
+ * check_gptq.c - quant/gptq.c against PyTorch: GPTQ codes and scales, its H-weighted errors,
+ * the per-row fallback to round-to-nearest, the activation-weighted scale search, determinism
+ * across thread counts, and refusals.
+ *
+ * Goldens: tests/data/gptq/ from samples/gen_gptq.py (PyTorch float64 GPTQ written from the
+ * paper's Algorithm 1 and the conventions of quant/quant.h; weights with outlier input channels,
+ * a dead channel and an all-zero row).
+ */
+#include "core/pool.h"
+#include "quant/gptq.h"
+#include "quant/quant.h"
+#include "testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void *load(const char *name, const char *dtype, int64_t want0, int64_t want1)
+{
+    char path[1024], dt[8];
+    snprintf(path, sizeof path, "%s/gptq/%s.npy", tu_testdata(), name);
+    int nd;
+    int64_t sh[4];
+    size_t nb;
+    void *p = tu_npy_load(path, dt, &nd, sh, &nb);
+    ck_assert_msg(p != NULL, "cannot read %s", path);
+    ck_assert_str_eq(dt, dtype);
+    ck_assert_int_eq(sh[0], want0);
+    if (want1) ck_assert_int_eq(sh[1], want1);
+    return p;
+}
+
+enum { R = 48, C = 160 };
+
+static float *w;
+static double *h;
+
+static void setup(void)
+{
+    w = load("w", "<f4", R, C);
+    h = load("h", "<f8", C, C);
+}
+
+static void teardown(void)
+{
+    free(w);
+    free(h);
+}
+
+/* One GPTQ case against its golden: scales bit for bit, codes equal but for near-ties
+ * (different summation order), H-weighted errors to 1e-6, and never above RTN's. */
+static void gptq_case(const char *name, int q4, int act_order)
+{
+    char nm[64];
+    snprintf(nm, sizeof nm, "%s_codes", name);
+    int8_t *want = load(nm, "|i1", R, C);
+    snprintf(nm, sizeof nm, "%s_scales", name);
+    uint16_t *want_s = load(nm, "<u2", R, 0);
+    snprintf(nm, sizeof nm, "%s_err", name);
+    double *want_e = load(nm, "<f8", R, 2);
+
+    int8_t *q = malloc(R * C);
+    uint16_t s[R];
+    glmq_gptq_opts o = {.q4 = q4, .damp = 0.01, .act_order = act_order};
+    glmq_gptq_stats st;
+    glmq_err err = {0};
+    ck_assert_msg(glmq_gptq_quantize(w, R, C, h, &o, NULL, q, s, &st, &err) == GLMQ_OK, "%s",
+                  err.msg);
+    ck_assert_mem_eq(s, want_s, sizeof s);
+    int diff = 0;
+    for (int i = 0; i < R * C; i++) diff += q[i] != want[i];
+    ck_assert_msg(diff <= R * C / 500, "%s: %d of %d codes differ from PyTorch's", name, diff,
+                  R * C);
+    double eg = 0, er = 0;
+    for (int r = 0; r < R; r++) {
+        eg += want_e[2 * r];
+        er += want_e[2 * r + 1];
+    }
+    ck_assert_msg(fabs(st.err_rtn - er) <= 1e-9 * er, "%s: RTN error %.12g, PyTorch %.12g", name,
+                  st.err_rtn, er);
+    ck_assert_msg(fabs(st.err_gptq - eg) <= 1e-6 * eg, "%s: GPTQ error %.12g, PyTorch %.12g",
+                  name, st.err_gptq, eg);
+    ck_assert(st.err_gptq <= st.err_rtn);
+
+    /* the same result on 2 and 3 threads, byte for byte */
+    for (int nth = 2; nth <= 3; nth++) {
+        glmq_pool *pool;
+        ck_assert_int_eq(glmq_pool_create(nth, &pool, &err), GLMQ_OK);
+        int8_t *q2 = malloc(R * C);
+        uint16_t s2[R];
+        glmq_gptq_stats st2;
+        ck_assert_int_eq(glmq_gptq_quantize(w, R, C, h, &o, pool, q2, s2, &st2, &err), GLMQ_OK);
+        ck_assert_mem_eq(q2, q, R * C);
+        ck_assert_mem_eq(s2, s, sizeof s);
+        ck_assert(memcmp(&st2, &st, sizeof st) == 0);
+        free(q2);
+        glmq_pool_free(pool);
+    }
+    free(q);
+    free(want);
+    free(want_s);
+    free(want_e);
+}
+
+START_TEST(test_gptq_int4)
+{
+    gptq_case("int4", 1, 0);
+}
+END_TEST
+
+START_TEST(test_gptq_int4_act_order)
+{
+    gptq_case("int4_act", 1, 1);
+}
+END_TEST
+
+START_TEST(test_gptq_int8)
+{
+    gptq_case("int8", 0, 0);
+}
+END_TEST
+
+/* The plain scales of GPTQ are the plain quantizer's, and RTN with them is the plain quantizer. */
+START_TEST(test_rtn_is_plain_quantizer)
+{
+    for (int q4 = 0; q4 <= 1; q4++) {
+        for (int r = 0; r < R; r++) {
+            uint8_t row[256], packed[256];
+            uint16_t sc;
+            ck_assert_int_eq((q4 ? glmq_quantize_row_q4_ref : glmq_quantize_row_q8_ref)(
+                                 w + r * C, C, row, &sc, NULL, NULL),
+                             GLMQ_OK);
+            int8_t q[C];
+            glmq_rtn_codes(w + r * C, C, sc, q4 ? 7 : 127, q);
+            glmq_pack_codes_row(q, C, q4, packed);
+            ck_assert_mem_eq(packed, row, (size_t)glmq_row_bytes(
+                                              q4 ? GLMQ_TYPE_INT4 : GLMQ_TYPE_INT8, C));
+        }
+    }
+}
+END_TEST
+
+START_TEST(test_weighted_scale)
+{
+    double d[C];
+    for (int c = 0; c < C; c++) d[c] = h[c * C + c];
+    for (int q4 = 0; q4 <= 1; q4++) {
+        uint16_t *want = load(q4 ? "search4_scales" : "search8_scales", "<u2", R, 0);
+        int qmax = q4 ? 7 : 127, better = 0;
+        for (int r = 0; r < R; r++) {
+            uint16_t s, plain;
+            ck_assert_int_eq(glmq_weighted_scale(w + r * C, C, d, qmax, &s, NULL), GLMQ_OK);
+            ck_assert_msg(s == want[r], "row %d: scale %04x, PyTorch %04x", r, s, want[r]);
+            float amax = 0;
+            for (int c = 0; c < C; c++) amax = fmaxf(amax, fabsf(w[r * C + c]));
+            plain = glmq_f32_to_f16(amax / (float)qmax);
+            better += s != plain;
+        }
+        ck_assert_int_gt(better, R / 2); /* the search moves most scales */
+        free(want);
+    }
+    /* NaN weight: refused with its column */
+    float bad[4] = {1, 2, NAN, 4};
+    double dd[4] = {1, 1, 1, 1};
+    uint16_t s;
+    int64_t col;
+    ck_assert_int_eq(glmq_weighted_scale(bad, 4, dd, 7, &s, &col), GLMQ_E_VALUE);
+    ck_assert_int_eq(col, 2);
+}
+END_TEST
+
+/* GPTQ with the searched scales: still never above RTN with the same scales. */
+START_TEST(test_gptq_with_search)
+{
+    int8_t *q = malloc(R * C);
+    uint16_t s[R];
+    glmq_gptq_opts o = {.q4 = 1, .damp = 0.01, .act_order = 1, .scale_search = 1};
+    glmq_gptq_stats st;
+    glmq_err err = {0};
+    ck_assert_int_eq(glmq_gptq_quantize(w, R, C, h, &o, NULL, q, s, &st, &err), GLMQ_OK);
+    ck_assert(st.err_gptq <= st.err_rtn);
+    uint16_t *want = load("search4_scales", "<u2", R, 0);
+    ck_assert_mem_eq(s, want, sizeof s);
+    free(want);
+    free(q);
+}
+END_TEST
+
+START_TEST(test_refusals)
+{
+    int8_t q[4 * 4];
+    uint16_t s[4];
+    float ww[16] = {0};
+    double hh[16] = {0};
+    for (int i = 0; i < 4; i++) hh[i * 4 + i] = 1.0;
+    glmq_gptq_opts o = {.q4 = 1, .damp = 0.01};
+    glmq_err err = {0};
+    ww[6] = INFINITY;
+    ck_assert_int_eq(glmq_gptq_quantize(ww, 4, 4, hh, &o, NULL, q, s, NULL, &err), GLMQ_E_VALUE);
+    ck_assert_ptr_nonnull(strstr(err.msg, "row 1 column 2"));
+    ww[6] = 1e6f; /* 1e6 / 7 overflows fp16 */
+    ck_assert_int_eq(glmq_gptq_quantize(ww, 4, 4, hh, &o, NULL, q, s, NULL, &err),
+                     GLMQ_E_UNSUPPORTED);
+    ww[6] = 1.0f;
+    hh[5] = -1.0;
+    ck_assert_int_eq(glmq_gptq_quantize(ww, 4, 4, hh, &o, NULL, q, s, NULL, &err), GLMQ_E_VALUE);
+    ck_assert_ptr_nonnull(strstr(err.msg, "H[1][1]"));
+    /* indefinite: [[1, 2], [2, 1]] with no damping */
+    double ind[4] = {1, 2, 2, 1};
+    glmq_gptq_opts o0 = {.q4 = 1, .damp = 0.0};
+    ck_assert_int_eq(glmq_gptq_quantize(ww, 2, 2, ind, &o0, NULL, q, s, NULL, &err),
+                     GLMQ_E_VALUE);
+    ck_assert_ptr_nonnull(strstr(err.msg, "not positive definite"));
+    ck_assert_int_eq(glmq_gptq_quantize(ww, 0, 4, hh, &o, NULL, q, s, NULL, &err),
+                     GLMQ_E_INVALID);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("gptq");
+    TCase *t = tcase_create("gptq");
+    tcase_add_checked_fixture(t, setup, teardown);
+    tcase_set_timeout(t, 120);
+    tcase_add_test(t, test_gptq_int4);
+    tcase_add_test(t, test_gptq_int4_act_order);
+    tcase_add_test(t, test_gptq_int8);
+    tcase_add_test(t, test_rtn_is_plain_quantizer);
+    tcase_add_test(t, test_weighted_scale);
+    tcase_add_test(t, test_gptq_with_search);
+    tcase_add_test(t, test_refusals);
+    suite_add_tcase(s, t);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
