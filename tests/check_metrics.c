@@ -22,7 +22,8 @@ static void teardown(void)
     free(tmpdir);
 }
 
-static const char *models[] = {"glm2-tiny", "glm1-tiny"};
+/* glm2-outlier (samples/gen_outlier.py) only in ppl_goldens: the loops over 2 use the first two */
+static const char *models[] = {"glm2-tiny", "glm1-tiny", "glm2-outlier"};
 static const char *types[] = {"f16", "int8", "int4"};
 static const char *texts[] = {"eval_en", "eval_zh"};
 
@@ -102,7 +103,10 @@ START_TEST(ppl_goldens)
         /* reference and exact kernels: the PyTorch value (0.05%% required, ~1e-7 measured);
          * fast kernels (int8 activations): within 0.1%% */
         const glmq_forward_mode modes[3] = {GLMQ_FWD_REFERENCE, GLMQ_FWD_EXACT, GLMQ_FWD_FAST};
-        const double bound[3] = {1e-5, 1e-5, 1e-3};
+        /* glm2-outlier, fast kernels: the int8 activations of a 32-block holding a 20x outlier
+         * channel lose precision (measured: 1.6e-3 INT8 zh, 4.3e-3 INT4 en) */
+        const double fast = strcmp(model, "glm2-outlier") ? 1e-3 : 1e-2;
+        const double bound[3] = {1e-5, 1e-5, fast};
         for (int mi = 0; mi < 3; mi++) {
             o.mode = modes[mi];
             glmq_ppl_result r;
@@ -482,7 +486,7 @@ static Suite *metrics_suite(void)
     TCase *tc = tcase_create("metrics");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 600);
-    tcase_add_loop_test(tc, ppl_goldens, 0, 6);
+    tcase_add_loop_test(tc, ppl_goldens, 0, 9);
     tcase_add_loop_test(tc, self_drift_is_zero, 0, 2);
     tcase_add_loop_test(tc, drift_orders_quantization, 0, 2);
     tcase_add_test(tc, windows_protocols);
