@@ -19,6 +19,7 @@
  * norms and biases always do. `--type f16` keeps 16-bit sources bit-exact (F16 or BF16) and
  * narrows F32 weights to F16.
  */
+#include "convert/calib.h"
 #include "formats/checkpoint.h"
 #include "core/pool.h"
 #include "formats/pack.h"
@@ -37,6 +38,10 @@ void glmq_convert_opts_default(glmq_convert_opts *o)
 {
     memset(o, 0, sizeof *o);
     o->weight_type = GLMQ_TYPE_INT4;
+    o->method = GLMQ_METHOD_RTN;
+    o->calib_tokens = 128 * 512;
+    o->calib_ctx = 512;
+    o->damp = 0.01;
 }
 
 void glmq_convert_report_free(glmq_convert_report *r)
@@ -116,6 +121,7 @@ typedef struct {
     uint16_t *scales;     /* [rows] */
     glmq_qstats *stats;   /* [rows] */
     const glmq_convert_opts *o;
+    const glmq_calib *cal; /* the tensor's rows come from calibration (convert/calib.h) */
     uint64_t bytes_before, total_bytes;
     atomic_llong next, src_ticket, out_ticket, done_bytes;
     atomic_int failed;
@@ -180,6 +186,31 @@ static void widen(const glmq_kernels *k, glmq_dtype dt, const void *src, float *
  * its status in *bad_st (quant.h: GLMQ_E_VALUE with the NaN/Inf column in *bad_col, or
  * GLMQ_E_UNSUPPORTED when the row's scale overflows fp16).
  */
+/* Rows [r0, r0+nr) of a calibrated tensor: the stored rows and scales calibration chose, and
+ * their error statistics against the source. */
+static glmq_status calibrated_rows(const tjob *j, int64_t r0, int64_t nr, const uint8_t *raw,
+                                   uint8_t *out, float *w, glmq_err *err)
+{
+    GLMQ_TRY(glmq_calib_rows(j->cal, j->t->name, r0, nr, out, &j->scales[r0], err));
+    float *dq = malloc((size_t)j->cols * sizeof *dq);
+    GLMQ_FAIL_IF(!dq, err, GLMQ_E_NOMEM, "out of memory");
+    for (int64_t r = 0; r < nr; r++) {
+        glmq_qstats *st = &j->stats[r0 + r];
+        widen(j->k, j->t->dtype, raw + (size_t)r * (size_t)j->cols * j->es, w, j->cols);
+        glmq_widen_row(j->k, j->out_type, out + (size_t)r * (size_t)j->row_bytes,
+                       j->scales[r0 + r], j->cols, dq);
+        memset(st, 0, sizeof *st);
+        for (int64_t c = 0; c < j->cols; c++) {
+            double e = (double)dq[c] - w[c];
+            st->sum_sq_err += e * e;
+            st->sum_sq += (double)w[c] * w[c];
+            if (fabs(e) > st->max_abs_err) st->max_abs_err = fabs(e);
+        }
+    }
+    free(dq);
+    return GLMQ_OK;
+}
+
 static int64_t convert_rows(const tjob *j, int64_t r0, int64_t nr, const uint8_t *raw,
                             uint8_t *out, float *w, glmq_status *bad_st, int64_t *bad_col)
 {
@@ -239,7 +270,14 @@ static void tjob_run(void *arg, int ith, int nth)
         }
         /* 2. convert */
         const uint8_t *stored = raw;
-        if (j->convert) {
+        if (j->cal) {
+            st = calibrated_rows(j, r0, nr, raw, j->out[ith], j->scratch[ith], &e);
+            if (st != GLMQ_OK) {
+                job_fail(j, st, &e);
+                return;
+            }
+            stored = j->out[ith];
+        } else if (j->convert) {
             glmq_status bad_st = GLMQ_OK;
             int64_t bad_col = -1;
             int64_t bad =
@@ -339,7 +377,7 @@ static void add_file_json(cJSON *files, const char *name, uint64_t size, uint64_
 }
 
 static char *build_metadata(const glmq_checkpoint *ck, const glmq_convert_opts *o,
-                            const file_hash *fh)
+                            const file_hash *fh, const glmq_calib *cal)
 {
     cJSON *m = cJSON_CreateObject();
     if (!m) return NULL;
@@ -354,8 +392,15 @@ static char *build_metadata(const glmq_checkpoint *ck, const glmq_convert_opts *
         cJSON_AddStringToObject(q, "method", "none (16-bit sources kept bit-exact, F32 narrowed "
                                              "to F16 with round-to-nearest-even)");
     } else {
-        cJSON_AddStringToObject(q, "method", "per-row symmetric round-to-nearest "
-                                             "(GLM-SPEC decision 6)");
+        if (cal) {
+            cJSON *cj = glmq_calib_json(cal);
+            cJSON *mt = cJSON_GetObjectItemCaseSensitive(cj, "method");
+            cJSON_AddStringToObject(q, "method", cJSON_IsString(mt) ? mt->valuestring : "?");
+            cJSON_AddItemToObject(q, "calibration", cj);
+        } else {
+            cJSON_AddStringToObject(q, "method", "per-row symmetric round-to-nearest "
+                                                 "(GLM-SPEC decision 6)");
+        }
         cJSON_AddNumberToObject(q, "qmax", o->weight_type == GLMQ_TYPE_INT8 ? 127 : 7);
         cJSON_AddStringToObject(q, "scale_type", "f16");
         cJSON_AddStringToObject(q, "rounding", "rint-ties-to-even");
@@ -429,11 +474,22 @@ glmq_status glmq_convert(const char *src_dir, const char *out_path, const glmq_c
     glmq_qstats *qst = NULL;
     uint8_t *tmp = NULL;
     char *meta = NULL;
+    glmq_calib *calib = NULL;
     const size_t tmp_size = (size_t)4 << 20;
     const glmq_kernels *k = glmq_kernels_get();
     int nth = 1;
 
     GLMQ_TRY_G(glmq_checkpoint_open(src_dir, &ck, err));
+    if (o.method != GLMQ_METHOD_RTN) {
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s", out_path);
+        char *slash = strrchr(dir, '/');
+        if (slash)
+            slash[slash == dir] = 0;
+        else
+            snprintf(dir, sizeof dir, ".");
+        GLMQ_TRY_G(glmq_calibrate(src_dir, &o, dir, &calib, err));
+    }
     GLMQ_TRY_G(glmq_pool_create(o.threads, &pool, err));
     nth = glmq_pool_size(pool);
 
@@ -546,7 +602,9 @@ glmq_status glmq_convert(const char *src_dir, const char *out_path, const glmq_c
                     .row_bytes = glmq_row_bytes(ty, cols), .chunk_rows = cr,
                     .n_chunks = (rows + cr - 1) / cr, .es = es, .fh = &fh[sto->file],
                     .tmp = tmp, .tmp_size = tmp_size, .raw = raws, .out = outs, .scratch = scr,
-                    .scales = scales, .stats = qst, .o = &o, .bytes_before = done_bytes,
+                    .scales = scales, .stats = qst, .o = &o,
+                    .cal = quant && glmq_calib_has(calib, t->name, ty, rows, cols) ? calib : NULL,
+                    .bytes_before = done_bytes,
                     .total_bytes = total_in};
         atomic_init(&j->next, 0);
         atomic_init(&j->src_ticket, 0);
@@ -592,7 +650,7 @@ glmq_status glmq_convert(const char *src_dir, const char *out_path, const glmq_c
     for (uint32_t f = 0; f < ck->set.nfiles; f++)
         GLMQ_TRY_G(hash_gap(&ck->set, &fh[f], f, ck->set.files[f].size, tmp, tmp_size, err));
 
-    meta = build_metadata(ck, &o, fh);
+    meta = build_metadata(ck, &o, fh, calib);
     GLMQ_FAIL_IF_G(!meta, err, GLMQ_E_NOMEM, "out of memory building metadata");
     uint64_t out_size = glmq_pack_writer_size(w) + strlen(meta);
     st = glmq_pack_writer_finish(w, meta, err);
@@ -620,6 +678,7 @@ fail:
             if (fh[f].h) XXH3_freeState(fh[f].h);
     free(fh);
     glmq_checkpoint_close(ck);
+    glmq_calib_free(calib);
     free(plan);
     free(order);
     free(decl);

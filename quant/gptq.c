@@ -407,3 +407,104 @@ fail:
     free(rtn);
     return st;
 }
+
+/* ---- the scale search with the full-H guard ------------------------------------------------- */
+
+typedef struct {
+    const float *w;
+    int64_t rows, cols;
+    const double *h, *d;
+    int qmax;
+    int8_t *codes;
+    uint16_t *scales;
+    double *err_s, *err_r;
+    double *dv;  /* per thread: ROW_TILE x cols */
+    int8_t *rq;  /* per thread: ROW_TILE x cols */
+    uint16_t *rs; /* [rows] plain scales */
+} search_job;
+
+static void search_run(void *arg, int ith, int nth)
+{
+    search_job *j = arg;
+    const int64_t n = j->cols;
+    int64_t r0 = j->rows * ith / nth, r1 = j->rows * (ith + 1) / nth;
+    double *dv = j->dv + (size_t)ith * ROW_TILE * (size_t)n;
+    int8_t *rq = j->rq + (size_t)ith * ROW_TILE * (size_t)n;
+    for (int64_t t0 = r0; t0 < r1; t0 += ROW_TILE) {
+        int nr = (int)(r1 - t0 < ROW_TILE ? r1 - t0 : ROW_TILE);
+        for (int pass = 0; pass < 2; pass++) {
+            for (int r = 0; r < nr; r++) {
+                const float *w = j->w + (size_t)(t0 + r) * (size_t)n;
+                uint16_t sb = pass ? j->rs[t0 + r] : j->scales[t0 + r];
+                int8_t *q = pass ? rq + (size_t)r * n : j->codes + (size_t)(t0 + r) * (size_t)n;
+                glmq_rtn_codes(w, n, sb, j->qmax, q);
+                double s = (double)glmq_f16_to_f32(sb);
+                for (int64_t c = 0; c < n; c++)
+                    dv[(size_t)r * n + c] = (double)w[c] - (double)q[c] * s;
+            }
+            h_weighted(j->h, n, dv, nr, (pass ? j->err_r : j->err_s) + t0);
+        }
+        for (int r = 0; r < nr; r++)
+            if (j->err_s[t0 + r] > j->err_r[t0 + r]) {
+                memcpy(j->codes + (size_t)(t0 + r) * (size_t)n, rq + (size_t)r * n, (size_t)n);
+                j->scales[t0 + r] = j->rs[t0 + r];
+                j->err_s[t0 + r] = -1.0;
+            }
+    }
+}
+
+glmq_status glmq_search_quantize(const float *w, int64_t rows, int64_t cols, const double *h,
+                                 int q4, glmq_pool *pool, int8_t *codes, uint16_t *scales,
+                                 glmq_gptq_stats *stats, glmq_err *err)
+{
+    GLMQ_FAIL_IF(rows < 1 || cols < 1, err, GLMQ_E_INVALID, "scale search: bad shape");
+    const int qmax = q4 ? 7 : 127;
+    int nth = pool ? glmq_pool_size(pool) : 1;
+    glmq_status st = GLMQ_OK;
+    double *d = malloc((size_t)cols * sizeof *d), *es = malloc((size_t)rows * sizeof *es),
+           *er = malloc((size_t)rows * sizeof *er),
+           *dv = malloc((size_t)nth * ROW_TILE * (size_t)cols * sizeof *dv);
+    int8_t *rq = malloc((size_t)nth * ROW_TILE * (size_t)cols);
+    uint16_t *rs = malloc((size_t)rows * sizeof *rs);
+    GLMQ_FAIL_IF_G(!d || !es || !er || !dv || !rq || !rs, err, GLMQ_E_NOMEM,
+                   "scale search: out of memory");
+    for (int64_t c = 0; c < cols; c++) {
+        d[c] = h[(size_t)c * (size_t)cols + (size_t)c];
+        GLMQ_FAIL_IF_G(!(d[c] >= 0.0) || !isfinite(d[c]), err, GLMQ_E_VALUE,
+                       "scale search: H[%lld][%lld] = %g is not a finite non-negative diagonal",
+                       (long long)c, (long long)c, d[c]);
+    }
+    for (int64_t r = 0; r < rows; r++) {
+        const float *wr = w + (size_t)r * (size_t)cols;
+        int64_t bad = -1;
+        glmq_status s = glmq_weighted_scale(wr, cols, d, qmax, &scales[r], &bad);
+        GLMQ_FAIL_IF_G(s == GLMQ_E_VALUE, err, s, "weight row %lld column %lld is not finite",
+                       (long long)r, (long long)bad);
+        GLMQ_FAIL_IF_G(s != GLMQ_OK, err, s, "weight row %lld: its scale overflows fp16",
+                       (long long)r);
+        float amax = 0.0f, sf;
+        for (int64_t c = 0; c < cols; c++) amax = fmaxf(amax, fabsf(wr[c]));
+        (void)glmq_q_row_scale(amax, qmax, &rs[r], &sf);
+    }
+    search_job j = {w, rows, cols, h, d, qmax, codes, scales, es, er, dv, rq, rs};
+    if (pool)
+        glmq_pool_run(pool, search_run, &j);
+    else
+        search_run(&j, 0, 1);
+    if (stats) {
+        memset(stats, 0, sizeof *stats);
+        for (int64_t r = 0; r < rows; r++) {
+            stats->err_rtn += er[r];
+            stats->err_gptq += es[r] < 0.0 ? er[r] : es[r];
+            stats->rows_rtn += es[r] < 0.0;
+        }
+    }
+fail:
+    free(d);
+    free(es);
+    free(er);
+    free(dv);
+    free(rq);
+    free(rs);
+    return st;
+}

@@ -15,6 +15,8 @@
  *   s' = sum d w q / sum d q^2 of its codes. k = 0 is the plain scale, so the chosen scale is
  *   never worse than it on this measure; ties keep the earlier candidate.
  *
+ * glmq_search_quantize: that search for every row of a matrix, guarded like GPTQ below.
+ *
  * glmq_gptq_quantize: GPTQ (Frantar et al., 2022) with per-row scales fixed before the sweep
  * (the plain amax/qmax scale, or the weighted search). With H_d = H + lambda I (lambda = damp *
  * mean(diag H), dead columns H_jj = 0 set to 1 and their weights to 0, as GPTQ does) and the
@@ -69,6 +71,16 @@ void glmq_rtn_codes(const float *w, int64_t n, uint16_t scale, int qmax, int8_t 
 glmq_status glmq_gptq_quantize(const float *w, int64_t rows, int64_t cols, const double *h,
                                const glmq_gptq_opts *o, glmq_pool *pool, int8_t *codes,
                                uint16_t *scales, glmq_gptq_stats *st, glmq_err *err);
+
+/*
+ * The scale search as a matrix method: each row's scale from glmq_weighted_scale with d =
+ * diag(h), round-to-nearest codes; then, as for GPTQ, a row whose H-weighted error (full,
+ * undamped h) is above that of the plain amax/qmax scale keeps the plain scale and codes.
+ * stats->err_gptq holds the method's error. Arguments and errors as glmq_gptq_quantize.
+ */
+glmq_status glmq_search_quantize(const float *w, int64_t rows, int64_t cols, const double *h,
+                                 int q4, glmq_pool *pool, int8_t *codes, uint16_t *scales,
+                                 glmq_gptq_stats *stats, glmq_err *err);
 
 /* Store a row of codes (-qmax..qmax) in the row layout of formats/layout.h (q4: INT4, else
  * INT8), padding included. */

@@ -66,8 +66,27 @@ def outlier_weights(sd):
     return out, ch
 
 
+def write_calib_text(limit=64 * 1024):
+    """samples/text/calib.txt: calibration text for --calib, taken from the training corpus (so
+    never from the held-out eval texts): English and Chinese documents alternately, every 7th
+    of each, until `limit` bytes."""
+    docs_en, docs_zh, _, _ = G.build_corpus()
+    out, n = [], 0
+    for a, b in zip(docs_en[3::7], docs_zh[3::7]):
+        for d in (a, b):
+            size = len(d.encode("utf-8"))
+            if n + size > limit:
+                break
+            out.append(d)
+            n += size
+    with open(os.path.join(HERE, "text", "calib.txt"), "w", encoding="utf-8", newline="") as f:
+        f.write("".join(out))
+    G.log("calib.txt: %d documents, %d bytes" % (len(out), n))
+
+
 def main():
     torch.manual_seed(G.SEED)
+    write_calib_text()
     src = os.path.join(HERE, "glm2-tiny", "st")
     mdir = os.path.join(HERE, "glm2-outlier")
     sdir = os.path.join(mdir, "st")

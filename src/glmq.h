@@ -149,6 +149,13 @@ GLMQ_API glmq_status glmq_tensor_row_f32(const glmq_tensor_info *t, int64_t row,
 /* ------------------------------------------------------------------------------------------ */
 /* Conversion.                                                                                 */
 
+/* How the INT4/INT8 layer weights are rounded (the stored format is the same for all). */
+typedef enum {
+    GLMQ_METHOD_RTN = 0,    /* per-row amax scale, round to nearest (GLM-SPEC decision 6) */
+    GLMQ_METHOD_SEARCH = 1, /* per-row scale searched against the calibration inputs' E[x^2] */
+    GLMQ_METHOD_GPTQ = 2    /* GPTQ against the calibration inputs' H = sum x x^T */
+} glmq_quant_method;
+
 typedef struct {
     glmq_type weight_type;   /* GLMQ_TYPE_INT4, GLMQ_TYPE_INT8 or GLMQ_TYPE_F16 */
     int quantize_output;     /* also quantize the output layer (lm_head) */
@@ -157,6 +164,18 @@ typedef struct {
     /* Optional progress callback: done/total in bytes of source tensor data. */
     void (*progress)(void *user, uint64_t done, uint64_t total);
     void *progress_user;
+    /* Calibration (README "Calibrated quantization"): SEARCH and GPTQ need calib_path, a UTF-8
+     * text tokenized with the checkpoint's tokenizer and cut into sequences of calib_ctx ids
+     * ([gMASK] sop + text), at most calib_tokens ids in all. */
+    glmq_quant_method method;
+    const char *calib_path;
+    int64_t calib_tokens;    /* default 65536 (128 x 512) */
+    int64_t calib_ctx;       /* default 512 */
+    double damp;             /* GPTQ: lambda = damp * mean(diag H); default 0.01 */
+    int act_order;           /* GPTQ: columns by decreasing H_jj */
+    /* Optional: a line per calibrated layer (time, errors), e.g. for the CLI's stderr. */
+    void (*calib_log)(void *user, const char *line);
+    void *calib_log_user;
 } glmq_convert_opts;
 
 /* Per-tensor summary produced by a conversion. */

@@ -10,6 +10,8 @@
 static const char usage_text[] =
     "usage: glmq convert SRC_DIR -o OUT.glmq [--type int4|int8|f16] [--threads N]\n"
     "                    [--quantize-output] [--quantize-embedding] [--quiet]\n"
+    "                    [--method rtn|search|gptq --calib TEXT [--calib-tokens N]\n"
+    "                     [--calib-ctx N] [--damp X] [--act-order]]\n"
     "\n"
     "Reads a Hugging Face ChatGLM-6B / ChatGLM2-6B / ChatGLM3-6B / GLM-4-9B checkpoint directory\n"
     "(config.json, tokenizer, safetensors or PyTorch .bin, single or sharded) and writes one\n"
@@ -21,7 +23,23 @@ static const char usage_text[] =
     "  --quantize-output     also quantize the output layer (lm_head)\n"
     "  --quantize-embedding  also quantize the token embedding\n"
     "  --threads N           worker threads (default: online cores); output is identical\n"
-    "  --quiet               no progress bar and no summary\n";
+    "  --quiet               no progress bar and no summary\n"
+    "\n"
+    "Calibrated INT4/INT8 (same format and kernels; only codes and scales change):\n"
+    "  --method M            rtn (default): per-row amax scale, round to nearest;\n"
+    "                        search: per-row scale minimizing the error weighted by the\n"
+    "                        calibration inputs' E[x^2]; gptq: GPTQ against H = sum x x^T\n"
+    "  --calib TEXT          calibration text (UTF-8), needed by search and gptq\n"
+    "  --calib-tokens N      at most N calibration tokens (default 65536 = 128 x 512)\n"
+    "  --calib-ctx N         tokens per calibration sequence, [gMASK] sop included (512)\n"
+    "  --damp X              GPTQ damping, a fraction of mean(diag H) (default 0.01)\n"
+    "  --act-order           GPTQ: quantize columns by decreasing H_jj\n";
+
+static void calib_line(void *user, const char *line)
+{
+    (void)user;
+    fprintf(stderr, "glmq: calibration: %s\n", line);
+}
 
 int cmd_convert(int argc, char **argv)
 {
@@ -54,6 +72,35 @@ int cmd_convert(int argc, char **argv)
             o.quantize_output = 1;
         } else if (!strcmp(a, "--quantize-embedding")) {
             o.quantize_embedding = 1;
+        } else if (!strcmp(a, "--method")) {
+            if (++i >= argc) return cli_usage("convert", "--method needs a value");
+            if (!strcmp(argv[i], "rtn"))
+                o.method = GLMQ_METHOD_RTN;
+            else if (!strcmp(argv[i], "search"))
+                o.method = GLMQ_METHOD_SEARCH;
+            else if (!strcmp(argv[i], "gptq"))
+                o.method = GLMQ_METHOD_GPTQ;
+            else
+                return cli_usage("convert", "unknown --method '%s' (rtn, search or gptq)",
+                                 argv[i]);
+        } else if (!strcmp(a, "--calib")) {
+            if (++i >= argc) return cli_usage("convert", "--calib needs a file name");
+            o.calib_path = argv[i];
+        } else if (!strcmp(a, "--calib-tokens") || !strcmp(a, "--calib-ctx")) {
+            int v;
+            if (++i >= argc || (v = glmq_parse_int(argv[i], 16, 1 << 30)) < 0)
+                return cli_usage("convert", "%s needs a number from 16 to 2^30", a);
+            if (a[8] == 't')
+                o.calib_tokens = v;
+            else
+                o.calib_ctx = v;
+        } else if (!strcmp(a, "--damp")) {
+            char *end = NULL;
+            if (++i >= argc || (o.damp = strtod(argv[i], &end), !end || *end) ||
+                !(o.damp >= 0 && o.damp <= 10))
+                return cli_usage("convert", "--damp needs a number from 0 to 10");
+        } else if (!strcmp(a, "--act-order")) {
+            o.act_order = 1;
         } else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
             quiet = 1;
         } else if (a[0] == '-') {
@@ -66,6 +113,14 @@ int cmd_convert(int argc, char **argv)
     }
     if (!src) return cli_usage("convert", "missing SRC_DIR");
     if (!outp) return cli_usage("convert", "missing -o OUT.glmq");
+    if (o.method != GLMQ_METHOD_RTN && !o.calib_path)
+        return cli_usage("convert", "--method %s needs --calib TEXT",
+                         o.method == GLMQ_METHOD_GPTQ ? "gptq" : "search");
+    if (o.method != GLMQ_METHOD_RTN && o.weight_type == GLMQ_TYPE_F16)
+        return cli_usage("convert", "--method needs --type int4 or int8");
+    if (!quiet) {
+        o.calib_log = calib_line;
+    }
 
     cli_progress prog;
     cli_progress_init(&prog, "converting", quiet);

@@ -120,6 +120,10 @@ struct glmq_forward {
     int64_t n_cached;      /* tokens in the KV cache */
     int64_t ctx_len;       /* v1 context_length of the sequence (-1: empty cache) */
     int64_t mask_pos;      /* v1 mask_position (-1: empty cache) */
+
+    /* calibration: the inputs of every layer matrix (glmq_forward_set_tap) */
+    glmq_forward_tap_fn tap;
+    void *tap_arg;
 };
 
 // --- dot products --------------------------------------------------------------------------
@@ -951,6 +955,43 @@ glmq_status glmq_forward_eval(glmq_forward *f, const int32_t *ids, int64_t n, fl
     return glmq_forward_eval_ex(f, ids, n, logits, NULL, err);
 }
 
+void glmq_forward_set_tap(glmq_forward *f, glmq_forward_tap_fn fn, void *arg)
+{
+    f->tap = fn;
+    f->tap_arg = arg;
+}
+
+/* The tap, when set, sees the input of a layer matrix. */
+static void tap(const glmq_forward *f, int64_t l, glmq_slot s, const float *x, int64_t ldx,
+                int64_t cols, int64_t nt)
+{
+    if (f->tap) f->tap(f->tap_arg, l, s, x, ldx, cols, nt);
+}
+
+/* Layers [l0, l1) over the n new tokens whose positions prepare() assigned, from the residual
+ * stream in f->x; hidden as glmq_forward_eval_ex (indexed from layer 0). */
+static glmq_status run_layers(glmq_forward *f, int64_t n, int64_t l0, int64_t l1, float *hidden,
+                              glmq_err *err);
+
+glmq_status glmq_forward_eval_layers(glmq_forward *f, const int32_t *ids, int64_t n, int64_t l0,
+                                     int64_t l1, float *x, glmq_err *err)
+{
+    GLMQ_FAIL_IF(n < 1 || !ids || !x || l0 < 0 || l1 < l0 || l1 > f->L, err, GLMQ_E_INVALID,
+                 "eval_layers: bad arguments (%lld tokens, layers [%lld, %lld) of %lld)",
+                 (long long)n, (long long)l0, (long long)l1, (long long)f->L);
+    glmq_forward_reset(f);
+    GLMQ_TRY(prepare(f, ids, n, err));
+    const int64_t h = f->h;
+    if (l0 == 0)
+        for (int64_t i = 0; i < n; i++) widen_row(f->kern, f->embed, ids[i], f->x + i * h);
+    else
+        memcpy(f->x, x, (size_t)(n * h) * sizeof *x);
+    glmq_status st = run_layers(f, n, l0, l1, NULL, err);
+    if (st == GLMQ_OK) memcpy(x, f->x, (size_t)(n * h) * sizeof *x);
+    glmq_forward_reset(f);
+    return st;
+}
+
 glmq_status glmq_forward_eval_ex(glmq_forward *f, const int32_t *ids, int64_t n, float *logits,
                                  float *hidden, glmq_err *err)
 {
@@ -965,53 +1006,7 @@ glmq_status glmq_forward_eval_ex(glmq_forward *f, const int32_t *ids, int64_t n,
     /* 1. embeddings */
     for (int64_t i = 0; i < n; i++) widen_row(f->kern, f->embed, ids[i], f->x + i * h);
 
-    for (int64_t l = 0; l < f->L; l++) {
-        const layer_w *w = &f->layers[l];
-        /* 2.1-2.3: input norm, fused QKV, RoPE, into q and the cache */
-        for (int64_t i = 0; i < n; i++)
-            norm(f, f->xn + i * h, f->x + i * h, w->ln_in_w, w->ln_in_b);
-        for (int64_t t0 = 0; t0 < n; t0 += S) {
-            const int64_t nt = n - t0 < S ? n - t0 : S;
-            GLMQ_TRY_G(
-                matmul(f, w->qkv, w->qkv_b, f->xn + t0 * h, h, f->big, f->qkv_rows, nt, err));
-            scatter_qkv(f, l, t0, nt);
-        }
-        /* 2.4-2.6: attention over the cache (context written over q) */
-        att_job aj = {f, l, f->n_cached, n};
-        glmq_pool_run(f->pool, att_worker, &aj);
-        /* 2.7-2.9: output projection, residual, post norm, MLP, residual; token-local */
-        for (int64_t t0 = 0; t0 < n; t0 += S) {
-            const int64_t nt = n - t0 < S ? n - t0 : S;
-            float *x = f->x + t0 * h, *xn = f->xn + t0 * h;
-            GLMQ_TRY_G(matmul(f, w->dense, w->dense_b, f->q + t0 * f->nq, f->nq, f->mid, h, nt,
-                            err));
-            for (int64_t t = 0; t < nt; t++) {
-                float *xt = x + t * h, *at = xn + t * h;
-                const float *o = f->mid + t * h;
-                if (f->v1) /* A.5 step 8: LN output * alpha + attention */
-                    for (int64_t e = 0; e < h; e++) xt[e] = at[e] * f->alpha + o[e];
-                else
-                    for (int64_t e = 0; e < h; e++) xt[e] = xt[e] + o[e];
-                norm(f, at, xt, w->ln_post_w, w->ln_post_b);
-            }
-            GLMQ_TRY_G(matmul(f, w->h4h, w->h4h_b, xn, h, f->big, f->ffn_rows, nt, err));
-            act_job acj = {f, f->big, f->mid, nt};
-            glmq_pool_run(f->pool, act_worker, &acj);
-            if (f->v1)
-                GLMQ_TRY_G(matmul(f, w->fhh, w->fhh_b, f->big, f->ffn_rows, f->mlp, h, nt, err));
-            else
-                GLMQ_TRY_G(matmul(f, w->fhh, w->fhh_b, f->mid, f->F, f->mlp, h, nt, err));
-            for (int64_t t = 0; t < nt; t++) {
-                float *xt = x + t * h;
-                const float *at = xn + t * h, *y = f->mlp + t * h;
-                if (f->v1) /* A.5 step 11 */
-                    for (int64_t e = 0; e < h; e++) xt[e] = at[e] * f->alpha + y[e];
-                else
-                    for (int64_t e = 0; e < h; e++) xt[e] = xt[e] + y[e];
-            }
-        }
-        if (hidden) memcpy(hidden + l * n * h, f->x, (size_t)(n * h) * sizeof *hidden);
-    }
+    GLMQ_TRY_G(run_layers(f, n, 0, f->L, hidden, err));
 
     /* 3-4: final norm and output layer */
     if (logits) {
@@ -1032,4 +1027,65 @@ fail: /* a matrix the kernels refuse: the cache and the sequence state stay as t
     f->ctx_len = ctx0;
     f->mask_pos = mp0;
     return st;
+}
+
+static glmq_status run_layers(glmq_forward *f, int64_t n, int64_t l0, int64_t l1, float *hidden,
+                              glmq_err *err)
+{
+    const int64_t h = f->h, S = f->slice;
+    for (int64_t l = l0; l < l1; l++) {
+        const layer_w *w = &f->layers[l];
+        /* 2.1-2.3: input norm, fused QKV, RoPE, into q and the cache */
+        for (int64_t i = 0; i < n; i++)
+            norm(f, f->xn + i * h, f->x + i * h, w->ln_in_w, w->ln_in_b);
+        tap(f, l, GLMQ_SLOT_QKV, f->xn, h, h, n);
+        for (int64_t t0 = 0; t0 < n; t0 += S) {
+            const int64_t nt = n - t0 < S ? n - t0 : S;
+            GLMQ_TRY(
+                matmul(f, w->qkv, w->qkv_b, f->xn + t0 * h, h, f->big, f->qkv_rows, nt, err));
+            scatter_qkv(f, l, t0, nt);
+        }
+        /* 2.4-2.6: attention over the cache (context written over q) */
+        att_job aj = {f, l, f->n_cached, n};
+        glmq_pool_run(f->pool, att_worker, &aj);
+        tap(f, l, GLMQ_SLOT_DENSE, f->q, f->nq, f->nq, n);
+        /* 2.7-2.9: output projection, residual, post norm, MLP, residual; token-local */
+        for (int64_t t0 = 0; t0 < n; t0 += S) {
+            const int64_t nt = n - t0 < S ? n - t0 : S;
+            float *x = f->x + t0 * h, *xn = f->xn + t0 * h;
+            GLMQ_TRY(matmul(f, w->dense, w->dense_b, f->q + t0 * f->nq, f->nq, f->mid, h, nt,
+                            err));
+            for (int64_t t = 0; t < nt; t++) {
+                float *xt = x + t * h, *at = xn + t * h;
+                const float *o = f->mid + t * h;
+                if (f->v1) /* A.5 step 8: LN output * alpha + attention */
+                    for (int64_t e = 0; e < h; e++) xt[e] = at[e] * f->alpha + o[e];
+                else
+                    for (int64_t e = 0; e < h; e++) xt[e] = xt[e] + o[e];
+                norm(f, at, xt, w->ln_post_w, w->ln_post_b);
+            }
+            tap(f, l, GLMQ_SLOT_H4H, xn, h, h, nt);
+            GLMQ_TRY(matmul(f, w->h4h, w->h4h_b, xn, h, f->big, f->ffn_rows, nt, err));
+            act_job acj = {f, f->big, f->mid, nt};
+            glmq_pool_run(f->pool, act_worker, &acj);
+            if (f->v1)
+                tap(f, l, GLMQ_SLOT_FHH, f->big, f->ffn_rows, f->F, nt);
+            else
+                tap(f, l, GLMQ_SLOT_FHH, f->mid, f->F, f->F, nt);
+            if (f->v1)
+                GLMQ_TRY(matmul(f, w->fhh, w->fhh_b, f->big, f->ffn_rows, f->mlp, h, nt, err));
+            else
+                GLMQ_TRY(matmul(f, w->fhh, w->fhh_b, f->mid, f->F, f->mlp, h, nt, err));
+            for (int64_t t = 0; t < nt; t++) {
+                float *xt = x + t * h;
+                const float *at = xn + t * h, *y = f->mlp + t * h;
+                if (f->v1) /* A.5 step 11 */
+                    for (int64_t e = 0; e < h; e++) xt[e] = at[e] * f->alpha + y[e];
+                else
+                    for (int64_t e = 0; e < h; e++) xt[e] = xt[e] + y[e];
+            }
+        }
+        if (hidden) memcpy(hidden + l * n * h, f->x, (size_t)(n * h) * sizeof *hidden);
+    }
+    return GLMQ_OK;
 }

@@ -117,6 +117,25 @@ glmq_status glmq_forward_eval(glmq_forward *f, const int32_t *ids, int64_t n, fl
 glmq_status glmq_forward_eval_ex(glmq_forward *f, const int32_t *ids, int64_t n, float *logits,
                                  float *hidden, glmq_err *err);
 
+/*
+ * Calibration (convert/calib.c). A tap sees the input of every layer matrix product before it
+ * runs: `nt` rows of `cols` fp32 values at stride `ldx`, for the matrix in `slot`
+ * (GLMQ_SLOT_QKV, _DENSE, _H4H or _FHH) of layer `layer`; a layer's rows may come in several
+ * calls (slices). NULL removes it. The tap runs on the caller's thread.
+ */
+typedef void (*glmq_forward_tap_fn)(void *arg, int64_t layer, glmq_slot slot, const float *x,
+                                    int64_t ldx, int64_t cols, int64_t nt);
+void glmq_forward_set_tap(glmq_forward *f, glmq_forward_tap_fn fn, void *arg);
+
+/*
+ * Run only layers [l0, l1) of one fresh sequence of n ids (positions as glmq_forward_eval gives
+ * them on an empty cache): x is [n][hidden], the residual stream entering layer l0 (ignored when
+ * l0 = 0: the embeddings are looked up), and receives the stream leaving layer l1 - 1. The
+ * cache is empty before and after. @return as glmq_forward_eval.
+ */
+glmq_status glmq_forward_eval_layers(glmq_forward *f, const int32_t *ids, int64_t n, int64_t l0,
+                                     int64_t l1, float *x, glmq_err *err);
+
 /* The number of weight matrices (4 per layer and the output layer) multiplied by the plain-C
  * fp32 loop rather than the kernels, for the views the model holds now: all of them in
  * REFERENCE mode, the F32 ones in EXACT / FAST mode (see glmq_forward_mode), so 0 when every
