@@ -94,17 +94,20 @@ static void tap_fn(void *arg, int64_t layer, glmq_slot slot, const float *x, int
 
 /* ---- one matrix ---------------------------------------------------------------------------- */
 
-static glmq_status put_bytes(glmq_calib *c, const void *p, size_t n, uint64_t off, glmq_err *err)
+/* The whole of n bytes at off of the temporary file, written (wr) or read. */
+static glmq_status file_io(const glmq_calib *c, int wr, void *p, size_t n, uint64_t off,
+                           glmq_err *err)
 {
-    const uint8_t *b = p;
+    uint8_t *b = p;
     while (n > 0) {
-        ssize_t w = pwrite(c->fd, b, n, (off_t)off);
-        if (w < 0 && errno == EINTR) continue;
-        GLMQ_FAIL_IF(w <= 0, err, GLMQ_E_IO, "'%s': write of %zu bytes at byte %llu failed: %s",
-                     c->path, n, (unsigned long long)off, w < 0 ? strerror(errno) : "no space");
-        b += w;
-        n -= (size_t)w;
-        off += (uint64_t)w;
+        ssize_t k = wr ? pwrite(c->fd, b, n, (off_t)off) : pread(c->fd, b, n, (off_t)off);
+        if (k < 0 && errno == EINTR) continue;
+        GLMQ_FAIL_IF(k <= 0, err, GLMQ_E_IO, "'%s': %s of %zu bytes at byte %llu failed: %s",
+                     c->path, wr ? "write" : "read", n, (unsigned long long)off,
+                     k < 0 ? strerror(errno) : wr ? "no space" : "short");
+        b += k;
+        n -= (size_t)k;
+        off += (uint64_t)k;
     }
     return GLMQ_OK;
 }
@@ -160,8 +163,8 @@ static glmq_status quantize_matrix(glmq_calib *c, const glmq_convert_opts *o,
     e->row_bytes = rb;
     e->off_rows = *file_end;
     e->off_scales = *file_end + (uint64_t)(rows * rb);
-    GLMQ_TRY_G(put_bytes(c, sw->rows, (size_t)(rows * rb), e->off_rows, err));
-    GLMQ_TRY_G(put_bytes(c, sw->scales, (size_t)rows * 2, e->off_scales, err));
+    GLMQ_TRY_G(file_io(c, 1, sw->rows, (size_t)(rows * rb), e->off_rows, err));
+    GLMQ_TRY_G(file_io(c, 1, sw->scales, (size_t)rows * 2, e->off_scales, err));
     *file_end = e->off_scales + (uint64_t)rows * 2;
     c->n++;
     sw->q = *t;
@@ -410,21 +413,6 @@ int glmq_calib_has(const glmq_calib *c, const char *name, glmq_type type, int64_
     return e && e->type == type && e->rows == rows && e->cols == cols;
 }
 
-static glmq_status get_bytes(const glmq_calib *c, void *p, size_t n, uint64_t off, glmq_err *err)
-{
-    uint8_t *b = p;
-    while (n > 0) {
-        ssize_t r = pread(c->fd, b, n, (off_t)off);
-        if (r < 0 && errno == EINTR) continue;
-        GLMQ_FAIL_IF(r <= 0, err, GLMQ_E_IO, "'%s': read of %zu bytes at byte %llu failed: %s",
-                     c->path, n, (unsigned long long)off, r < 0 ? strerror(errno) : "short");
-        b += r;
-        n -= (size_t)r;
-        off += (uint64_t)r;
-    }
-    return GLMQ_OK;
-}
-
 glmq_status glmq_calib_rows(const glmq_calib *c, const char *name, int64_t r0, int64_t nr,
                             void *dst, uint16_t *scales, glmq_err *err)
 {
@@ -432,9 +420,9 @@ glmq_status glmq_calib_rows(const glmq_calib *c, const char *name, int64_t r0, i
     GLMQ_FAIL_IF(!e || r0 < 0 || nr < 0 || r0 + nr > e->rows, err, GLMQ_E_INTERNAL,
                  "calibration: no rows [%lld, %lld) of '%s'", (long long)r0,
                  (long long)(r0 + nr), name);
-    GLMQ_TRY(get_bytes(c, dst, (size_t)(nr * e->row_bytes),
-                       e->off_rows + (uint64_t)(r0 * e->row_bytes), err));
-    return get_bytes(c, scales, (size_t)nr * 2, e->off_scales + (uint64_t)r0 * 2, err);
+    GLMQ_TRY(file_io(c, 0, dst, (size_t)(nr * e->row_bytes),
+                     e->off_rows + (uint64_t)(r0 * e->row_bytes), err));
+    return file_io(c, 0, scales, (size_t)nr * 2, e->off_scales + (uint64_t)r0 * 2, err);
 }
 
 cJSON *glmq_calib_json(const glmq_calib *c)

@@ -63,15 +63,8 @@ glmq_status glmq_weighted_scale(const float *w, int64_t n, const double *d, int 
                                 uint16_t *scale, int64_t *bad_col)
 {
     if (bad_col) *bad_col = -1;
-    float amax = 0.0f;
-    for (int64_t j = 0; j < n; j++) {
-        if (!isfinite(w[j])) {
-            if (bad_col) *bad_col = j;
-            return GLMQ_E_VALUE;
-        }
-        if (fabsf(w[j]) > amax) amax = fabsf(w[j]);
-    }
-    float s0;
+    float amax, s0;
+    if (glmq_row_amax(w, n, &amax, bad_col) != GLMQ_OK) return GLMQ_E_VALUE;
     if (!glmq_q_row_scale(amax, qmax, scale, &s0)) return GLMQ_E_UNSUPPORTED;
     if (s0 == 0.0f) return GLMQ_OK;
     uint16_t best = *scale;
@@ -268,6 +261,27 @@ static void sweep_run(void *arg, int ith, int nth)
     }
 }
 
+/* fn over the rows on the pool's threads, or on this one without a pool. */
+static void run_rows(glmq_pool *pool, glmq_pool_fn fn, void *arg)
+{
+    if (pool)
+        glmq_pool_run(pool, fn, arg);
+    else
+        fn(arg, 0, 1);
+}
+
+/* The totals of the per-row errors, in row order; em[r] < 0 marks a row that kept RTN. */
+static void sum_stats(glmq_gptq_stats *st, const double *em, const double *er, int64_t rows)
+{
+    if (!st) return;
+    memset(st, 0, sizeof *st);
+    for (int64_t r = 0; r < rows; r++) {
+        st->err_rtn += er[r];
+        st->err_gptq += em[r] < 0.0 ? er[r] : em[r];
+        st->rows_rtn += em[r] < 0.0;
+    }
+}
+
 typedef struct {
     int64_t col;
     double h;
@@ -334,15 +348,8 @@ glmq_status glmq_gptq_quantize(const float *w, int64_t rows, int64_t cols, const
         if (o->scale_search) {
             s = glmq_weighted_scale(wr, n, raw, qmax, &scales[r], &bad);
         } else {
-            float amax = 0.0f, sf;
-            for (int64_t c = 0; c < n && s == GLMQ_OK; c++) {
-                if (!isfinite(wr[c])) {
-                    bad = c;
-                    s = GLMQ_E_VALUE;
-                } else if (fabsf(wr[c]) > amax) {
-                    amax = fabsf(wr[c]);
-                }
-            }
+            float amax, sf;
+            s = glmq_row_amax(wr, n, &amax, &bad);
             if (s == GLMQ_OK && !glmq_q_row_scale(amax, qmax, &scales[r], &sf))
                 s = GLMQ_E_UNSUPPORTED;
         }
@@ -381,18 +388,8 @@ glmq_status glmq_gptq_quantize(const float *w, int64_t rows, int64_t cols, const
                      .dead = dead, .qmax = qmax, .codes = codes, .scales = scales,
                      .row_err_g = eg, .row_err_r = er, .scratch = scratch,
                      .scratch_per = scratch_per, .rtn = rtn};
-    if (pool)
-        glmq_pool_run(pool, sweep_run, &job);
-    else
-        sweep_run(&job, 0, 1);
-    if (stats) {
-        memset(stats, 0, sizeof *stats);
-        for (int64_t r = 0; r < rows; r++) {
-            stats->err_rtn += er[r];
-            stats->err_gptq += eg[r] < 0.0 ? er[r] : eg[r];
-            stats->rows_rtn += eg[r] < 0.0;
-        }
-    }
+    run_rows(pool, sweep_run, &job);
+    sum_stats(stats, eg, er, rows);
 fail:
     free(a);
     free(raw);
@@ -482,23 +479,13 @@ glmq_status glmq_search_quantize(const float *w, int64_t rows, int64_t cols, con
                        (long long)r, (long long)bad);
         GLMQ_FAIL_IF_G(s != GLMQ_OK, err, s, "weight row %lld: its scale overflows fp16",
                        (long long)r);
-        float amax = 0.0f, sf;
-        for (int64_t c = 0; c < cols; c++) amax = fmaxf(amax, fabsf(wr[c]));
+        float amax, sf;
+        (void)glmq_row_amax(wr, cols, &amax, NULL); /* finite: checked by the search */
         (void)glmq_q_row_scale(amax, qmax, &rs[r], &sf);
     }
     search_job j = {w, rows, cols, h, d, qmax, codes, scales, es, er, dv, rq, rs};
-    if (pool)
-        glmq_pool_run(pool, search_run, &j);
-    else
-        search_run(&j, 0, 1);
-    if (stats) {
-        memset(stats, 0, sizeof *stats);
-        for (int64_t r = 0; r < rows; r++) {
-            stats->err_rtn += er[r];
-            stats->err_gptq += es[r] < 0.0 ? er[r] : es[r];
-            stats->rows_rtn += es[r] < 0.0;
-        }
-    }
+    run_rows(pool, search_run, &j);
+    sum_stats(stats, es, er, rows);
 fail:
     free(d);
     free(es);

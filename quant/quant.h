@@ -48,6 +48,10 @@ glmq_status glmq_quantize_row_q8_ref(const float *w, int64_t n, void *out, uint1
 glmq_status glmq_quantize_row_q4_ref(const float *w, int64_t n, void *out, uint16_t *scale,
                                      glmq_qstats *st, int64_t *bad_col);
 
+/* max |w[j]| of a row (fp32), or GLMQ_E_VALUE with *bad_col (may be NULL) = the first NaN/Inf
+ * column. */
+glmq_status glmq_row_amax(const float *w, int64_t n, float *amax, int64_t *bad_col);
+
 /* Dequantize one stored row back to n floats (q * s). */
 void glmq_dequantize_row_q8_ref(const void *in, uint16_t scale, int64_t n, float *out);
 void glmq_dequantize_row_q4_ref(const void *in, uint16_t scale, int64_t n, float *out);

@@ -47,6 +47,21 @@ static int q4_get(const uint8_t *in, int64_t j)
     return (k < 64 ? (b & 0x0f) : (b >> 4)) - 8;
 }
 
+glmq_status glmq_row_amax(const float *w, int64_t n, float *amax, int64_t *bad_col)
+{
+    float m = 0.0f;
+    for (int64_t j = 0; j < n; j++) {
+        if (!isfinite(w[j])) {
+            if (bad_col) *bad_col = j;
+            return GLMQ_E_VALUE;
+        }
+        float a = fabsf(w[j]);
+        if (a > m) m = a;
+    }
+    *amax = m;
+    return GLMQ_OK;
+}
+
 /*
  * The one reference quantizer; q4 selects the INT4 layout (qmax 7) over INT8 (qmax 127).
  */
@@ -58,15 +73,8 @@ static glmq_status quantize_row_ref(const float *w, int64_t n, int q4, void *out
     if (bad_col) *bad_col = -1;
 
     /* 1. amax, rejecting NaN/Inf (first bad column wins). */
-    float amax = 0.0f;
-    for (int64_t j = 0; j < n; j++) {
-        if (!isfinite(w[j])) {
-            if (bad_col) *bad_col = j;
-            return GLMQ_E_VALUE;
-        }
-        float a = fabsf(w[j]);
-        if (a > amax) amax = a;
-    }
+    float amax;
+    if (glmq_row_amax(w, n, &amax, bad_col) != GLMQ_OK) return GLMQ_E_VALUE;
 
     /* 2. scale = fp16(amax / qmax); overflow to fp16 inf is not representable. */
     float s = 0.0f;
