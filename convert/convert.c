@@ -256,7 +256,8 @@ static void tjob_run(void *arg, int ith, int nth)
         int64_t r0 = c * j->chunk_rows;
         int64_t nr = j->rows - r0 < j->chunk_rows ? j->rows - r0 : j->chunk_rows;
         size_t nbytes = (size_t)nr * (size_t)j->src_row_bytes;
-        uint64_t foff = j->sto->offset + j->t->byte_offset + (uint64_t)r0 * (uint64_t)j->src_row_bytes;
+        uint64_t foff =
+            j->sto->offset + j->t->byte_offset + (uint64_t)r0 * (uint64_t)j->src_row_bytes;
         uint8_t *raw = j->raw[ith];
         glmq_err e = {0};
         glmq_status st = j->plain ? glmq_src_pread(j->set, j->sto->file, foff, raw, nbytes, &e)

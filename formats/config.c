@@ -7,8 +7,8 @@
  * `padded_vocab_size`/`ffn_hidden_size`/`kv_channels` (v2 family: ChatGLM2/3, GLM-4) decides.
  * THUDM's quantized releases (`quantization_bit` 4 or 8, `quantization_embeddings`) are recorded
  * in quant_bits / quant_embeddings; other widths, P-tuning (`pre_seq_len`) and other GLM
- * generations ("glm", "glm4") are refused with a message that says why. Every size is range-checked so that later
- * arithmetic (rows * cols * 4) cannot overflow.
+ * generations ("glm", "glm4") are refused with a message that says why. Every size is
+ * range-checked so that later arithmetic (rows * cols * 4) cannot overflow.
  */
 #include "formats/config.h"
 

@@ -351,7 +351,7 @@ START_TEST(explicit_type)
             inexact += row[c] != want;
         }
     }
-    ck_assert_int_gt(inexact, 0); /* really rounded: int8 codes times an fp16 scale need > 11 bits */
+    ck_assert_int_gt(inexact, 0); /* really rounded: code * scale needs more than 11 bits */
     free(row);
     free(deq);
     glmq_pack_close(p);
