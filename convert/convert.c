@@ -18,16 +18,25 @@
  * requested type; the embedding and the output layer keep their stored precision unless asked;
  * norms and biases always do. `--type f16` keeps 16-bit sources bit-exact (F16 or BF16) and
  * narrows F32 weights to F16.
+ *
+ * THUDM's quantized releases (config.json quantization_bit; formats/thudm_quant.h): without an
+ * explicit type that differs, their int8 / int4 codes and fp16 scales are repacked into glmq's
+ * INT8 / INT4 rows as they are (no second rounding; the recipe is the source's width, and the
+ * metadata's quantization.source_quantization says where it came from). An explicit type that
+ * differs dequantizes them (code * scale, fp32, exact) and re-rounds (INT8/INT4, decision 6) or
+ * rounds to F16, with a warning in the report and `requantized` in the metadata.
  */
 #include "convert/calib.h"
 #include "formats/checkpoint.h"
 #include "core/pool.h"
+#include "formats/thudm_quant.h"
 #include "formats/pack.h"
 #include "quant/quant.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,6 +118,9 @@ typedef struct {
     const glmq_kernels *k;
     glmq_type out_type;
     int convert; /* 0: stored as read */
+    int thudm_bits;              /* 4 / 8: THUDM's int8-stored codes (0: a float tensor) */
+    const uint16_t *src_scales;  /* THUDM's fp16 scales [rows] */
+    int64_t src_row_bytes;       /* bytes of one source row */
     int plain;   /* one contiguous uncompressed byte range: pread + source hash */
     int workers; /* threads that take chunks (1 when reads are not thread-safe) */
     int64_t rows, cols, row_bytes, chunk_rows, n_chunks;
@@ -184,7 +196,9 @@ static void widen(const glmq_kernels *k, glmq_dtype dt, const void *src, float *
 /*
  * Convert rows [r0, r0+nr) from raw to out. Returns -1, or the first row the quantizer refused:
  * its status in *bad_st (quant.h: GLMQ_E_VALUE with the NaN/Inf column in *bad_col, or
- * GLMQ_E_UNSUPPORTED when the row's scale overflows fp16).
+ * GLMQ_E_UNSUPPORTED when the row's scale overflows fp16). A THUDM row: GLMQ_E_FORMAT for a
+ * scale that is not finite and >= 0, GLMQ_E_SHAPE (a marker) for a code (column *bad_col) that
+ * the glmq type cannot hold.
  */
 /* Rows [r0, r0+nr) of a calibrated tensor: the stored rows and scales calibration chose, and
  * their error statistics against the source. */
@@ -218,7 +232,27 @@ static int64_t convert_rows(const tjob *j, int64_t r0, int64_t nr, const uint8_t
         const uint8_t *src = raw + (size_t)r * (size_t)j->cols * j->es;
         uint8_t *dst = out + (size_t)r * (size_t)j->row_bytes;
         glmq_qstats *st = &j->stats[r0 + r];
-        widen(j->k, j->t->dtype, src, w, j->cols);
+        if (j->thudm_bits) {
+            const int8_t *codes = (const int8_t *)(raw + (size_t)r * (size_t)j->src_row_bytes);
+            const uint16_t sc = j->src_scales[r0 + r];
+            if (!glmq_thudm_scale_ok(sc)) {
+                *bad_st = GLMQ_E_FORMAT;
+                return r0 + r;
+            }
+            if (j->out_type == glmq_thudm_type(j->thudm_bits)) { /* kept: codes and scale */
+                *bad_col = glmq_thudm_repack_row(codes, j->thudm_bits, j->cols, dst);
+                if (*bad_col >= 0) {
+                    *bad_st = GLMQ_E_SHAPE;
+                    return r0 + r;
+                }
+                j->scales[r0 + r] = sc;
+                memset(st, 0, sizeof *st);
+                continue;
+            }
+            glmq_thudm_dequant_row(codes, j->thudm_bits, j->cols, sc, w); /* then re-rounded */
+        } else {
+            widen(j->k, j->t->dtype, src, w, j->cols);
+        }
         if (j->out_type == GLMQ_TYPE_F16) { /* F32 narrowed to F16 */
             uint16_t *h = (uint16_t *)(void *)dst;
             j->k->f32_to_f16(w, h, j->cols);
@@ -252,8 +286,9 @@ static void tjob_run(void *arg, int ith, int nth)
         if (c >= j->n_chunks) return;
         int64_t r0 = c * j->chunk_rows;
         int64_t nr = j->rows - r0 < j->chunk_rows ? j->rows - r0 : j->chunk_rows;
-        size_t nbytes = (size_t)nr * (size_t)j->cols * j->es;
-        uint64_t foff = j->sto->offset + j->t->byte_offset + (uint64_t)r0 * (uint64_t)j->cols * j->es;
+        size_t nbytes = (size_t)nr * (size_t)j->src_row_bytes;
+        uint64_t foff =
+            j->sto->offset + j->t->byte_offset + (uint64_t)r0 * (uint64_t)j->src_row_bytes;
         uint8_t *raw = j->raw[ith];
         glmq_err e = {0};
         glmq_status st = j->plain ? glmq_src_pread(j->set, j->sto->file, foff, raw, nbytes, &e)
@@ -286,6 +321,18 @@ static void tjob_run(void *arg, int ith, int nth)
                 if (bad_st == GLMQ_E_VALUE)
                     glmq_fail(&e, GLMQ_E_VALUE, "tensor '%s': NaN/Inf at row %lld column %lld",
                               j->t->name, (long long)bad, (long long)bad_col);
+                else if (bad_st == GLMQ_E_FORMAT)
+                    glmq_fail(&e, GLMQ_E_VALUE,
+                              "tensor '%s_scale' row %lld: scale %g is not a finite number >= 0",
+                              j->t->name, (long long)bad,
+                              (double)glmq_f16_to_f32(j->src_scales[bad]));
+                else if (bad_st == GLMQ_E_SHAPE)
+                    glmq_fail(&e, GLMQ_E_VALUE,
+                              "tensor '%s' row %lld column %lld: code %d is outside glmq's %s "
+                              "range (%s); THUDM's rounding never writes it",
+                              j->t->name, (long long)bad, (long long)bad_col,
+                              j->thudm_bits == 8 ? -128 : -8, glmq_type_name(j->out_type),
+                              j->thudm_bits == 8 ? "-127..127" : "-7..7");
                 else
                     glmq_fail(&e, GLMQ_E_VALUE,
                               "tensor '%s' row %lld: max |w| / qmax overflows fp16 (qmax %d)",
@@ -347,6 +394,35 @@ static glmq_type choose_type(const glmq_convert_opts *o, glmq_quant_rule rule, g
     return o->weight_type;
 }
 
+/* The storage type of a tensor THUDM quantized (`bits`): its own width (kept exactly), unless the
+ * caller asked for a type explicitly and the tensor follows the recipe. */
+static glmq_type choose_type_thudm(const glmq_convert_opts *o, glmq_quant_rule rule, int bits)
+{
+    int recipe = rule == GLMQ_QUANT_DEFAULT ||
+                 (rule == GLMQ_QUANT_IF_EMBEDDING && o->quantize_embedding) ||
+                 (rule == GLMQ_QUANT_IF_OUTPUT && o->quantize_output);
+    return recipe && o->weight_type_given ? o->weight_type : glmq_thudm_type(bits);
+}
+
+/* Append a warning to the checkpoint's list (handed to the report). */
+static glmq_status add_warning(glmq_checkpoint *ck, glmq_err *err, const char *fmt, ...)
+    GLMQ_PRINTF(3, 4);
+static glmq_status add_warning(glmq_checkpoint *ck, glmq_err *err, const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    char **w = realloc(ck->warnings, (size_t)(ck->n_warnings + 1) * sizeof *w);
+    GLMQ_FAIL_IF(!w, err, GLMQ_E_NOMEM, "out of memory");
+    ck->warnings = w;
+    w[ck->n_warnings] = glmq_strdup(buf);
+    GLMQ_FAIL_IF(!w[ck->n_warnings], err, GLMQ_E_NOMEM, "out of memory");
+    ck->n_warnings++;
+    return GLMQ_OK;
+}
+
 /* Processing order: by source file, then file offset (sequential reads, streamed hashes). */
 typedef struct {
     uint32_t file;
@@ -377,7 +453,7 @@ static void add_file_json(cJSON *files, const char *name, uint64_t size, uint64_
 }
 
 static char *build_metadata(const glmq_checkpoint *ck, const glmq_convert_opts *o,
-                            const file_hash *fh, const glmq_calib *cal)
+                            const file_hash *fh, int requant, const glmq_calib *cal)
 {
     cJSON *m = cJSON_CreateObject();
     if (!m) return NULL;
@@ -388,7 +464,17 @@ static char *build_metadata(const glmq_checkpoint *ck, const glmq_convert_opts *
 
     cJSON *q = cJSON_AddObjectToObject(m, "quantization");
     cJSON_AddStringToObject(q, "weight_type", glmq_type_name(o->weight_type));
-    if (o->weight_type == GLMQ_TYPE_F16) {
+    const int tbits = ck->cfg.quant_bits;
+    if (tbits && !requant) {
+        cJSON_AddStringToObject(q, "method", "from the source: THUDM's per-row symmetric codes "
+                                             "and fp16 scales, kept exactly");
+        cJSON_AddNumberToObject(q, "qmax", tbits == 8 ? 127 : 7);
+        cJSON_AddStringToObject(q, "scale_type", "f16");
+        cJSON_AddStringToObject(q, "rounding", "the source's (no second rounding)");
+        cJSON_AddNumberToObject(q, "int4_block", GLMQ_Q4_BLOCK);
+        cJSON_AddStringToObject(q, "int4_code", "nibble = q + 8");
+        cJSON_AddNumberToObject(q, "int8_row_align", GLMQ_Q8_ALIGN);
+    } else if (o->weight_type == GLMQ_TYPE_F16) {
         cJSON_AddStringToObject(q, "method", "none (16-bit sources kept bit-exact, F32 narrowed "
                                              "to F16 with round-to-nearest-even)");
     } else {
@@ -412,6 +498,24 @@ static char *build_metadata(const glmq_checkpoint *ck, const glmq_convert_opts *
     cJSON_AddBoolToObject(q, "quantize_output", o->quantize_output);
     cJSON_AddStringToObject(q, "policy", "2-D weights inside transformer layers; embedding and "
                                          "output layer only when asked; norms and biases never");
+    if (tbits) { /* formats/SPEC.md §7: where the quantization came from */
+        cJSON *sq = cJSON_AddObjectToObject(q, "source_quantization");
+        cJSON_AddStringToObject(sq, "origin", "THUDM quantization.py (config.json "
+                                              "quantization_bit)");
+        cJSON_AddNumberToObject(sq, "bits", tbits);
+        cJSON_AddBoolToObject(sq, "embeddings", ck->cfg.quant_embeddings);
+        cJSON_AddStringToObject(sq, "rule", "per row: scale = fp16(max|w| / (2^(bits-1) - 1)), "
+                                            "q = round(w / scale); value = q * scale");
+        cJSON_AddBoolToObject(sq, "requantized", requant);
+        cJSON_AddStringToObject(
+            sq, "kept",
+            requant ? (o->weight_type == GLMQ_TYPE_F16
+                           ? "no: the requested f16 dequantizes THUDM's codes (q * scale, "
+                             "rounded to fp16)"
+                           : "no: the requested type re-rounds THUDM's dequantized codes "
+                             "(q * scale) per row, a second rounding")
+                    : "yes: codes and scales as in the source");
+    }
 
     if (ck->tokenizer.data) {
         cJSON *t = cJSON_AddObjectToObject(m, "tokenizer");
@@ -439,7 +543,8 @@ static char *build_metadata(const glmq_checkpoint *ck, const glmq_convert_opts *
     cJSON *sk = cJSON_AddArrayToObject(m, "skipped");
     for (int64_t i = 0; i < ck->set.ntensors; i++) {
         int used = 0;
-        for (int64_t j = 0; j < ck->n_tensors && !used; j++) used = ck->tensors[j].src == i;
+        for (int64_t j = 0; j < ck->n_tensors && !used; j++)
+            used = ck->tensors[j].src == i || ck->tensors[j].scale_src == i;
         if (!used) cJSON_AddItemToArray(sk, cJSON_CreateString(ck->set.tensors[i].name));
     }
     char *out = cJSON_PrintUnformatted(m);
@@ -470,7 +575,7 @@ glmq_status glmq_convert(const char *src_dir, const char *out_path, const glmq_c
     glmq_tensor_stats *stats = NULL;
     file_hash *fh = NULL;
     void **bufs = NULL; /* per thread: raw chunk, output chunk, fp32 row */
-    uint16_t *scales = NULL;
+    uint16_t *scales = NULL, *src_scales = NULL;
     glmq_qstats *qst = NULL;
     uint8_t *tmp = NULL;
     char *meta = NULL;
@@ -480,7 +585,15 @@ glmq_status glmq_convert(const char *src_dir, const char *out_path, const glmq_c
     int nth = 1;
 
     GLMQ_TRY_G(glmq_checkpoint_open(src_dir, &ck, err));
+    /* THUDM's quantized release: the recipe is the source's width unless asked otherwise */
+    if (ck->cfg.quant_bits && !o.weight_type_given)
+        o.weight_type = glmq_thudm_type(ck->cfg.quant_bits);
+    int requant = 0;
     if (o.method != GLMQ_METHOD_RTN) {
+        GLMQ_FAIL_IF_G(ck->cfg.quant_bits != 0, err, GLMQ_E_UNSUPPORTED,
+                       "'%s': --method gptq/search needs an unquantized checkpoint; this one was "
+                       "quantized by THUDM (quantization_bit %d)",
+                       src_dir, (int)ck->cfg.quant_bits);
         char dir[4096];
         snprintf(dir, sizeof dir, "%s", out_path);
         char *slash = strrchr(dir, '/');
@@ -506,15 +619,26 @@ glmq_status glmq_convert(const char *src_dir, const char *out_path, const glmq_c
         if (ct->src < 0) continue;
         const glmq_src_tensor *t = &ck->set.tensors[ct->src];
         plan[n].ck = i;
-        plan[n].type = choose_type(&o, ct->want.quant, t->dtype);
+        plan[n].type = ct->qbits ? choose_type_thudm(&o, ct->want.quant, ct->qbits)
+                                 : choose_type(&o, ct->want.quant, t->dtype);
+        if (ct->qbits && plan[n].type != glmq_thudm_type(ct->qbits)) requant = 1;
         decl[n].name = t->name;
         decl[n].type = plan[n].type;
         decl[n].ndim = t->ndim;
         for (int d = 0; d < t->ndim; d++) decl[n].shape[d] = t->shape[d];
-        if (glmq_src_cols(t) > max_cols) max_cols = glmq_src_cols(t);
+        if (ct->qbits) decl[n].shape[1] = ct->want.shape[1]; /* codes -> elements */
+        if (decl[n].shape[t->ndim - 1] > max_cols) max_cols = decl[n].shape[t->ndim - 1];
         total_in += (uint64_t)t->nelem * glmq_dtype_size(t->dtype);
         n++;
     }
+    if (requant)
+        GLMQ_TRY_G(add_warning(
+            ck, err,
+            "'%s' was quantized by THUDM (quantization_bit %d): --type %s differs, so its codes "
+            "are dequantized (q * scale) and %s; without --type they are kept exactly",
+            src_dir, ck->cfg.quant_bits, glmq_type_name(o.weight_type),
+            o.weight_type == GLMQ_TYPE_F16 ? "rounded to f16"
+                                           : "re-rounded per row (a second rounding)"));
 
     glmq_pack_blob_decl blobs[3];
     const glmq_small_file *blob_src[3];
@@ -561,14 +685,17 @@ glmq_status glmq_convert(const char *src_dir, const char *out_path, const glmq_c
         if (cr < 1) cr = 1;
         if (cr > rows) cr = rows;
         if ((size_t)cr * (size_t)cols * es > raw_need) raw_need = (size_t)cr * (size_t)cols * es;
-        size_t ob = (size_t)cr * (size_t)glmq_row_bytes(plan[i].type, cols);
+        const glmq_ckpt_tensor *ct = &ck->tensors[plan[i].ck];
+        size_t ob = (size_t)cr * (size_t)glmq_row_bytes(plan[i].type,
+                                                        ct->qbits ? ct->want.shape[1] : cols);
         if (ob > out_need) out_need = ob;
         if (rows > max_rows) max_rows = rows;
     }
     bufs = calloc((size_t)nth * 3, sizeof *bufs);
     scales = malloc((size_t)max_rows * sizeof *scales);
+    src_scales = malloc((size_t)max_rows * sizeof *src_scales);
     qst = malloc((size_t)max_rows * sizeof *qst);
-    GLMQ_FAIL_IF_G(!bufs || !scales || !qst, err, GLMQ_E_NOMEM, "out of memory");
+    GLMQ_FAIL_IF_G(!bufs || !scales || !src_scales || !qst, err, GLMQ_E_NOMEM, "out of memory");
     uint8_t **raws = (uint8_t **)bufs, **outs = (uint8_t **)bufs + nth;
     float **scr = (float **)(void *)((uint8_t **)bufs + 2 * nth);
     for (int i = 0; i < nth; i++) {
@@ -588,16 +715,24 @@ glmq_status glmq_convert(const char *src_dir, const char *out_path, const glmq_c
         glmq_type ty = plan[pi].type;
         int64_t rows = glmq_src_rows(t), cols = glmq_src_cols(t);
         size_t es = glmq_dtype_size(t->dtype);
+        const int64_t src_row_bytes = cols * (int64_t)es;
+        if (ct->qbits) { /* THUDM's codes: `cols` elements in src_row_bytes; its fp16 scales */
+            cols = ct->want.shape[1];
+            GLMQ_TRY_G(glmq_src_read_rows_raw(&ck->set, &ck->set.tensors[ct->scale_src], 0, 1,
+                                              src_scales, err));
+        }
         int quant = ty == GLMQ_TYPE_INT8 || ty == GLMQ_TYPE_INT4;
         int narrow = ty == GLMQ_TYPE_F16 && t->dtype == GLMQ_DT_F32;
         int plain = t->contiguous && !sto->deflated;
-        int64_t cr = (int64_t)(CHUNK_TARGET / ((size_t)cols * es));
+        int64_t cr = (int64_t)(CHUNK_TARGET / (size_t)src_row_bytes);
         if (cr < 1) cr = 1;
         if (cr > rows) cr = rows;
         tjob *j = calloc(1, sizeof *j);
         GLMQ_FAIL_IF_G(!j, err, GLMQ_E_NOMEM, "out of memory");
         *j = (tjob){.set = &ck->set, .t = t, .sto = sto, .w = w, .pi = pi, .k = k,
-                    .out_type = ty, .convert = quant || narrow, .plain = plain,
+                    .out_type = ty, .convert = quant || narrow || ct->qbits, .plain = plain,
+                    .thudm_bits = ct->qbits, .src_scales = src_scales,
+                    .src_row_bytes = src_row_bytes,
                     .workers = plain ? nth : 1, .rows = rows, .cols = cols,
                     .row_bytes = glmq_row_bytes(ty, cols), .chunk_rows = cr,
                     .n_chunks = (rows + cr - 1) / cr, .es = es, .fh = &fh[sto->file],
@@ -625,7 +760,7 @@ glmq_status glmq_convert(const char *src_dir, const char *out_path, const glmq_c
             goto fail;
         }
         free(j);
-        done_bytes += (uint64_t)rows * (uint64_t)cols * es;
+        done_bytes += (uint64_t)rows * (uint64_t)src_row_bytes;
         if (o.progress) o.progress(o.progress_user, done_bytes, total_in);
         if (quant) GLMQ_TRY_G(glmq_pack_write_scales(w, pi, scales, err));
         /* statistics, reduced in row order */
@@ -635,7 +770,7 @@ glmq_status glmq_convert(const char *src_dir, const char *out_path, const glmq_c
         ts->rows = rows;
         ts->cols = cols;
         double sse = 0, ssq = 0, mx = 0;
-        if (quant || narrow)
+        if (quant || narrow || ct->qbits)
             for (int64_t r = 0; r < rows; r++) {
                 sse += qst[r].sum_sq_err;
                 ssq += qst[r].sum_sq;
@@ -650,7 +785,7 @@ glmq_status glmq_convert(const char *src_dir, const char *out_path, const glmq_c
     for (uint32_t f = 0; f < ck->set.nfiles; f++)
         GLMQ_TRY_G(hash_gap(&ck->set, &fh[f], f, ck->set.files[f].size, tmp, tmp_size, err));
 
-    meta = build_metadata(ck, &o, fh, calib);
+    meta = build_metadata(ck, &o, fh, requant, calib);
     GLMQ_FAIL_IF_G(!meta, err, GLMQ_E_NOMEM, "out of memory building metadata");
     uint64_t out_size = glmq_pack_writer_size(w) + strlen(meta);
     st = glmq_pack_writer_finish(w, meta, err);
@@ -688,6 +823,7 @@ fail:
     free(bufs);
     free(tmp);
     free(scales);
+    free(src_scales);
     free(qst);
     cJSON_free(meta);
     return st;

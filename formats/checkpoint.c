@@ -8,7 +8,9 @@
  *     exist in the shard it names; a tensor in a shard but not in the map is a warning; the
  *     index's total_size is never trusted (it is stale for ChatGLM-6B, A.1);
  *   - every expected tensor (the table of glm_tensors.c) must be present with dtype F16/BF16/F32
- *     and the expected shape, before any output is written; rotary `inv_freq` buffers are
+ *     and the expected shape, before any output is written; in THUDM's quantized releases
+ *     (config.json quantization_bit) the quantized ones are int8 codes plus fp16 `<name>_scale`
+ *     instead (check_thudm, formats/thudm_quant.h); rotary `inv_freq` buffers are
  *     skipped; anything else unexpected is reported as a warning;
  *   - the tokenizer is tokenizer.model (v2 family) or ice_text.model (v1); its kind
  *     (SentencePiece protobuf or tiktoken rank text) is sniffed, and v2 special-token ids are
@@ -237,6 +239,63 @@ static int is_float(glmq_dtype t)
     return t == GLMQ_DT_F16 || t == GLMQ_DT_BF16 || t == GLMQ_DT_F32;
 }
 
+/* 1 when config.json says THUDM quantized this tensor (formats/thudm_quant.h): the four layer
+ * weights of every layer, plus the embedding and the output layer with quantization_embeddings. */
+static int thudm_quantized(const glmq_config *cfg, const glmq_expected_tensor *w)
+{
+    if (!cfg->quant_bits || w->ndim != 2) return 0;
+    return w->quant == GLMQ_QUANT_DEFAULT ||
+           (cfg->quant_embeddings && (w->role == GLMQ_ROLE_EMBED || w->role == GLMQ_ROLE_OUTPUT));
+}
+
+/* A quantized tensor of a THUDM release: int8 codes [rows, cols * bits / 8] and the fp16 scales
+ * `<name>_scale` [rows], checked strictly (the values of the scales when they are read). */
+static glmq_status check_thudm(glmq_checkpoint *c, glmq_ckpt_tensor *ct, uint8_t *used,
+                               glmq_err *err)
+{
+    const int bits = c->cfg.quant_bits;
+    const glmq_src_tensor *t = &c->set.tensors[ct->src];
+    const char *file = c->set.files[c->set.storages[t->storage].file].path;
+    const int64_t rows = ct->want.shape[0], cols = ct->want.shape[1];
+    GLMQ_FAIL_IF(t->dtype != GLMQ_DT_I8, err, GLMQ_E_UNSUPPORTED,
+                 "'%s': tensor '%s' has dtype %s; config.json's quantization_bit %d means THUDM's "
+                 "int8-stored codes",
+                 file, t->name, glmq_dtype_name(t->dtype), bits);
+    GLMQ_FAIL_IF(bits == 4 && cols % 2 != 0, err, GLMQ_E_SHAPE,
+                 "'%s': tensor '%s' has %lld columns, which pairs of int4 codes cannot hold "
+                 "(quantization_bit 4 packs two columns per byte)",
+                 file, t->name, (long long)cols);
+    const int64_t scols = cols * bits / 8;
+    GLMQ_FAIL_IF(t->ndim != 2 || t->shape[0] != rows || t->shape[1] != scols, err, GLMQ_E_SHAPE,
+                 "'%s': tensor '%s' has shape [%lld%s%lld]; config.json with quantization_bit "
+                 "%d implies int8 [%lld, %lld] (%s)",
+                 file, t->name, (long long)(t->ndim ? t->shape[0] : 0), t->ndim > 1 ? ", " : "",
+                 (long long)(t->ndim > 1 ? t->shape[1] : 0), bits, (long long)rows,
+                 (long long)scols,
+                 bits == 4 ? "two int4 codes per byte" : "one code per element");
+    char sname[GLMQ_SRC_NAME_MAX + 8];
+    snprintf(sname, sizeof sname, "%s_scale", t->name);
+    int64_t si = glmq_src_find(&c->set, sname);
+    GLMQ_FAIL_IF(si < 0, err, GLMQ_E_SHAPE,
+                 "'%s': tensor '%s' is missing (the fp16 per-row scales of the quantized '%s')",
+                 c->dir, sname, t->name);
+    const glmq_src_tensor *s = &c->set.tensors[si];
+    const char *sfile = c->set.files[c->set.storages[s->storage].file].path;
+    GLMQ_FAIL_IF(s->dtype != GLMQ_DT_F16, err, GLMQ_E_UNSUPPORTED,
+                 "'%s': tensor '%s' has dtype %s; expected F16 (THUDM's weight_scale, which "
+                 "glmq's fp16 scale table keeps exactly)",
+                 sfile, sname, glmq_dtype_name(s->dtype));
+    GLMQ_FAIL_IF(s->ndim != 1 || s->shape[0] != rows, err, GLMQ_E_SHAPE,
+                 "'%s': tensor '%s' has %d dimension(s) of %lld; expected [%lld] (one scale per "
+                 "row of '%s')",
+                 sfile, sname, s->ndim, (long long)(s->ndim ? s->shape[0] : 0), (long long)rows,
+                 t->name);
+    ct->qbits = bits;
+    ct->scale_src = si;
+    used[si] = 1;
+    return GLMQ_OK;
+}
+
 static glmq_status check_tensors(glmq_checkpoint *c, glmq_err *err)
 {
     glmq_expected_tensor *want = NULL;
@@ -250,6 +309,7 @@ static glmq_status check_tensors(glmq_checkpoint *c, glmq_err *err)
     for (int64_t i = 0; i < n; i++) {
         glmq_ckpt_tensor *ct = &c->tensors[i];
         ct->want = want[i];
+        ct->scale_src = -1;
         ct->src = glmq_src_find(&c->set, want[i].name);
         if (ct->src < 0) {
             GLMQ_FAIL_IF_G(!want[i].optional, err, GLMQ_E_SHAPE,
@@ -260,6 +320,10 @@ static glmq_status check_tensors(glmq_checkpoint *c, glmq_err *err)
         }
         const glmq_src_tensor *t = &c->set.tensors[ct->src];
         used[ct->src] = 1;
+        if (thudm_quantized(&c->cfg, &want[i])) {
+            GLMQ_TRY_G(check_thudm(c, ct, used, err));
+            continue;
+        }
         const char *file = c->set.files[c->set.storages[t->storage].file].path;
         GLMQ_FAIL_IF_G(!is_float(t->dtype), err, GLMQ_E_UNSUPPORTED,
                        "'%s': tensor '%s' has dtype %s; expected F16, BF16 or F32", file,

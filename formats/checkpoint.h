@@ -23,6 +23,11 @@ typedef struct {
 typedef struct {
     glmq_expected_tensor want; /* name, shape, role */
     int64_t src;               /* index into set.tensors, or -1 (optional and absent) */
+    /* THUDM's quantized releases (formats/thudm_quant.h): qbits 4 or 8 when `src` holds int8
+     * codes (shape [rows, cols * qbits / 8]) and scale_src the fp16 `<name>_scale` [rows];
+     * qbits 0 and scale_src -1 for a float tensor */
+    int qbits;
+    int64_t scale_src;
 } glmq_ckpt_tensor;
 
 typedef struct glmq_checkpoint {

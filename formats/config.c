@@ -5,9 +5,10 @@
  * Architecture detection follows GLM-SPEC G.1: `model_type` is "chatglm" for every generation,
  * so the presence of `position_encoding_2d`/`inner_hidden_size` (v1, ChatGLM-6B) versus
  * `padded_vocab_size`/`ffn_hidden_size`/`kv_channels` (v2 family: ChatGLM2/3, GLM-4) decides.
- * Quantized (`quantization_bit`), P-tuning (`pre_seq_len`) and other GLM generations ("glm",
- * "glm4") are refused with a message that says why. Every size is range-checked so that later
- * arithmetic (rows * cols * 4) cannot overflow.
+ * THUDM's quantized releases (`quantization_bit` 4 or 8, `quantization_embeddings`) are recorded
+ * in quant_bits / quant_embeddings; other widths, P-tuning (`pre_seq_len`) and other GLM
+ * generations ("glm", "glm4") are refused with a message that says why. Every size is
+ * range-checked so that later arithmetic (rows * cols * 4) cannot overflow.
  */
 #include "formats/config.h"
 
@@ -235,12 +236,18 @@ glmq_status glmq_config_parse(const char *json, size_t len, const char *tokenize
                            mt->valuestring);
         goto fail;
     }
+    /* THUDM's quantized releases (formats/thudm_quant.h): 4 or 8; quantization_embeddings
+     * (the -qe release) quantizes the embedding and the output layer too */
     int64_t qbit;
+    int qemb = 0;
     GLMQ_TRY_G(get_int(r, "quantization_bit", 0, 0, 0, 64, &qbit, path, err));
-    GLMQ_FAIL_IF_G(qbit != 0, err, GLMQ_E_UNSUPPORTED,
-                   "'%s': quantization_bit = %lld: this checkpoint is already quantized by "
-                   "THUDM; convert the original fp16 checkpoint instead",
+    GLMQ_FAIL_IF_G(qbit != 0 && qbit != 4 && qbit != 8, err, GLMQ_E_UNSUPPORTED,
+                   "'%s': quantization_bit = %lld: THUDM's quantized releases use 4 or 8 bits; "
+                   "no other width is known",
                    path, (long long)qbit);
+    GLMQ_TRY_G(get_bool(r, "quantization_embeddings", 0, &qemb, path, err));
+    GLMQ_FAIL_IF_G(qemb && qbit == 0, err, GLMQ_E_FORMAT,
+                   "'%s': quantization_embeddings is true but quantization_bit is 0", path);
     GLMQ_FAIL_IF_G(has(r, "pre_seq_len"), err, GLMQ_E_UNSUPPORTED,
                    "'%s': pre_seq_len is set: P-tuning v2 prefix checkpoints are not supported",
                    path);
@@ -260,6 +267,8 @@ glmq_status glmq_config_parse(const char *json, size_t len, const char *tokenize
         GLMQ_TRY_G(parse_v1(r, tokenizer_config, tc_len, path, out, err));
     else
         GLMQ_TRY_G(parse_v2(r, path, out, err));
+    out->quant_bits = (int)qbit;
+    out->quant_embeddings = qemb;
 fail:
     cJSON_Delete(r);
     return st;

@@ -36,12 +36,18 @@ typedef struct {
     int64_t tok_mask, tok_gmask, tok_smask, tok_sop, tok_eop, tok_eos, tok_pad, tok_bos;
     int64_t num_image_tokens; /* v1 id offset (0 or 20000) */
     char tokenizer_kind[16];  /* "sentencepiece" or "tiktoken" */
+    /* the source checkpoint, not the model: THUDM's quantized releases (config.json
+     * quantization_bit 4 or 8, 0 otherwise; quantization_embeddings). Not stored in packs. */
+    int quant_bits;
+    int quant_embeddings;
 } glmq_config;
 
 /*
  * Parse and validate a config.json (text, len bytes). `tokenizer_config` (may be NULL) is the
  * text of tokenizer_config.json, used for v1 num_image_tokens. `path` is for messages.
- * Rejects quantized (quantization_bit != 0), P-tuning (pre_seq_len) and unknown architectures.
+ * Accepts quantization_bit 0, 4 or 8 (THUDM's quantized releases; recorded in quant_bits, and
+ * quantization_embeddings in quant_embeddings); rejects other widths, P-tuning (pre_seq_len) and
+ * unknown architectures.
  */
 glmq_status glmq_config_parse(const char *json, size_t len, const char *tokenizer_config,
                               size_t tc_len, const char *path, glmq_config *out, glmq_err *err);

@@ -176,6 +176,12 @@ typedef struct {
     /* Optional: a line per calibrated layer (time, errors), e.g. for the CLI's stderr. */
     void (*calib_log)(void *user, const char *line);
     void *calib_log_user;
+    /* 1 when weight_type was chosen by the caller (the CLI's --type). A checkpoint THUDM already
+     * quantized (config.json quantization_bit 4 or 8) keeps its own codes and scales exactly,
+     * as INT4/INT8, unless this is set and weight_type differs from the source's width: then its
+     * quantized weights are dequantized and re-rounded to weight_type (or rounded to f16), and
+     * the report's warnings and the metadata say so. Ignored for other checkpoints. */
+    int weight_type_given;
 } glmq_convert_opts;
 
 /* Per-tensor summary produced by a conversion. */

@@ -193,8 +193,11 @@ static const struct {
     {"{\"model_type\":\"glm\"}", "GlmForCausalLM", GLMQ_E_UNSUPPORTED},
     {"{\"padded_vocab_size\":100,\"hidden_size\":64,\"num_layers\":2,\"num_attention_heads\":4,"
      "\"ffn_hidden_size\":32,\"kv_channels\":16,\"multi_query_attention\":true,"
-     "\"multi_query_group_num\":2,\"quantization_bit\":4}",
-     "quantization_bit = 4", GLMQ_E_UNSUPPORTED},
+     "\"multi_query_group_num\":2,\"quantization_bit\":2}",
+     "quantization_bit = 2: THUDM's quantized releases use 4 or 8", GLMQ_E_UNSUPPORTED},
+    {"{\"padded_vocab_size\":100,\"hidden_size\":64,\"num_layers\":2,\"num_attention_heads\":4,"
+     "\"ffn_hidden_size\":32,\"kv_channels\":16,\"quantization_embeddings\":true}",
+     "quantization_embeddings is true but quantization_bit is 0", GLMQ_E_FORMAT},
     {"{\"padded_vocab_size\":100,\"hidden_size\":64,\"num_layers\":2,\"num_attention_heads\":4,"
      "\"ffn_hidden_size\":32,\"kv_channels\":16,\"pre_seq_len\":128}",
      "P-tuning", GLMQ_E_UNSUPPORTED},

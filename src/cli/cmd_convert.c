@@ -18,7 +18,8 @@ static const char usage_text[] =
     "checksummed, mmap-able packed file. Memory stays near one chunk of one tensor.\n"
     "\n"
     "  -o, --output FILE     output path (written atomically)\n"
-    "  --type T              int4 (default), int8 or f16 for the layer weights\n"
+    "  --type T              int4 (default), int8 or f16 for the layer weights (a checkpoint\n"
+    "                        THUDM quantized keeps its own int4/int8 unless T differs)\n"
     "                        (f16: no quantization; 16-bit sources kept bit-exact)\n"
     "  --quantize-output     also quantize the output layer (lm_head)\n"
     "  --quantize-embedding  also quantize the token embedding\n"
@@ -65,6 +66,7 @@ int cmd_convert(int argc, char **argv)
                 o.weight_type = GLMQ_TYPE_F16;
             else
                 return cli_usage("convert", "unknown --type '%s' (int4, int8 or f16)", argv[i]);
+            o.weight_type_given = 1;
         } else if (!strcmp(a, "--threads")) {
             if (++i >= argc || (o.threads = glmq_parse_int(argv[i], 1, 1024)) < 0)
                 return cli_usage("convert", "--threads needs a number from 1 to 1024");

@@ -4,7 +4,10 @@
  * For a checkpoint directory the files are mapped read-only, whole; a tensor whose bytes are
  * stored contiguously, uncompressed and element-aligned in the file becomes a view into the
  * mapping, anything else (deflated zip members, strided storage, unaligned offsets) is read
- * into a private buffer through the same bounded readers the converter uses.
+ * into a private buffer through the same bounded readers the converter uses. The tensors of
+ * THUDM's quantized releases (formats/thudm_quant.h) are repacked into glmq's INT8/INT4 rows in
+ * a private buffer, codes and fp16 scales as they are, so the forward pass runs the integer
+ * kernels on exactly the source's values (the same rows `glmq convert` writes).
  */
 #define _DEFAULT_SOURCE /* MADV_HUGEPAGE */
 #include "runtime/model.h"
@@ -14,6 +17,7 @@
 #include "core/hash.h"
 #include "formats/source.h"
 #include "formats/layout.h"
+#include "formats/thudm_quant.h"
 #include "quant/ggml_repack.h"
 #include "runtime/model_gguf.h"
 
@@ -287,6 +291,50 @@ static glmq_type dtype_to_type(glmq_dtype d)
     return d == GLMQ_DT_F16 ? GLMQ_TYPE_F16 : d == GLMQ_DT_BF16 ? GLMQ_TYPE_BF16 : GLMQ_TYPE_F32;
 }
 
+/* A tensor THUDM quantized: its codes and scales repacked into private INT8/INT4 rows. */
+static glmq_status load_thudm(glmq_model *m, glmq_checkpoint *ck, const glmq_ckpt_tensor *ct,
+                              glmq_tensor_info *t, glmq_err *err)
+{
+    const glmq_src_tensor *s = &ck->set.tensors[ct->src];
+    const int bits = ct->qbits;
+    const glmq_type type = glmq_thudm_type(bits);
+    const int64_t rows = ct->want.shape[0], cols = ct->want.shape[1], sb = glmq_src_cols(s);
+    const int64_t rb = glmq_row_bytes(type, cols);
+    uint8_t *data = aligned_alloc(64, (size_t)(rows * rb) + 64);
+    uint16_t *sc = malloc((size_t)rows * sizeof *sc + 2);
+    int8_t *codes = malloc((size_t)(rows * sb) + 1);
+    if (data) m->owned[m->nowned++] = data;
+    if (sc) m->owned[m->nowned++] = sc;
+    glmq_status st = GLMQ_OK;
+    GLMQ_FAIL_IF_G(!data || !sc || !codes, err, GLMQ_E_NOMEM, "out of memory for tensor '%s'",
+                   s->name);
+    GLMQ_TRY_G(glmq_src_read_rows_raw(&ck->set, s, 0, rows, codes, err));
+    GLMQ_TRY_G(glmq_src_read_rows_raw(&ck->set, &ck->set.tensors[ct->scale_src], 0, 1, sc, err));
+    for (int64_t r = 0; r < rows; r++) {
+        GLMQ_FAIL_IF_G(!glmq_thudm_scale_ok(sc[r]), err, GLMQ_E_VALUE,
+                       "'%s': tensor '%s_scale' row %lld: scale %g is not a finite number >= 0",
+                       ck->dir, s->name, (long long)r, (double)glmq_f16_to_f32(sc[r]));
+        int64_t c = glmq_thudm_repack_row(codes + r * sb, bits, cols, data + r * rb);
+        GLMQ_FAIL_IF_G(c >= 0, err, GLMQ_E_VALUE,
+                       "'%s': tensor '%s' row %lld column %lld: code %d is outside glmq's %s "
+                       "range (%s); THUDM's rounding never writes it",
+                       ck->dir, s->name, (long long)r, (long long)c, bits == 8 ? -128 : -8,
+                       glmq_type_name(type), bits == 8 ? "-127..127" : "-7..7");
+    }
+    t->type = type;
+    t->ndim = 2;
+    t->shape[0] = t->rows = rows;
+    t->shape[1] = t->cols = cols;
+    t->row_stride = rb;
+    t->data = data;
+    t->data_size = (size_t)(rows * rb);
+    t->scales = sc;
+    t->scales_size = (size_t)rows * sizeof *sc;
+fail:
+    free(codes);
+    return st;
+}
+
 static glmq_status open_dir(glmq_model *m, const char *path, glmq_err *err)
 {
     GLMQ_TRY(glmq_checkpoint_open(path, &m->ck, err));
@@ -298,7 +346,7 @@ static glmq_status open_dir(glmq_model *m, const char *path, glmq_err *err)
     m->maps = calloc(nf + 1, sizeof *m->maps);
     m->map_sizes = calloc(nf + 1, sizeof *m->map_sizes);
     m->t = calloc((size_t)ck->n_tensors + 1, sizeof *m->t);
-    m->owned = calloc((size_t)ck->n_tensors + 1, sizeof *m->owned);
+    m->owned = calloc((size_t)ck->n_tensors * 2 + 1, sizeof *m->owned); /* data (+ scales) */
     GLMQ_FAIL_IF(!m->maps || !m->map_sizes || !m->t || !m->owned, err, GLMQ_E_NOMEM,
                  "out of memory");
     XXH3_state_t *h = XXH3_createState();
@@ -333,6 +381,12 @@ static glmq_status open_dir(glmq_model *m, const char *path, glmq_err *err)
         const glmq_src_storage *sto = &ck->set.storages[s->storage];
         glmq_tensor_info *t = &m->t[m->nt].info;
         t->name = s->name;
+        if (ct->qbits) {
+            GLMQ_TRY(load_thudm(m, ck, ct, t, err));
+            if (ct->want.role == GLMQ_ROLE_LAYER_WEIGHT) note_weight_type(m, &seen_weight, t->type);
+            m->nt++;
+            continue;
+        }
         t->type = dtype_to_type(s->dtype);
         if (ct->want.role == GLMQ_ROLE_LAYER_WEIGHT) note_weight_type(m, &seen_weight, t->type);
         t->ndim = s->ndim;
