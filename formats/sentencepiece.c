@@ -579,6 +579,12 @@ fail:
 
 glmq_status glmq_sp_load(const uint8_t *data, size_t size, glmq_sp_model **out, glmq_err *err)
 {
+    return glmq_sp_load_typed(data, size, NULL, 0, 0, out, err);
+}
+
+glmq_status glmq_sp_load_typed(const uint8_t *data, size_t size, const char *const *names,
+                               size_t n_names, int type, glmq_sp_model **out, glmq_err *err)
+{
     glmq_status st = GLMQ_OK;
     *out = NULL;
     GLMQ_FAIL_IF(size >= ((size_t)1 << 31), err, GLMQ_E_FORMAT,
@@ -624,6 +630,13 @@ glmq_status glmq_sp_load(const uint8_t *data, size_t size, glmq_sp_model **out, 
     GLMQ_FAIL_IF_G(ps.model_type != 1 && ps.model_type != 2, err, GLMQ_E_FORMAT,
                    "sentencepiece model: unknown model_type %lld", (long long)ps.model_type);
     m->model_type = (int)ps.model_type;
+    /* retype the named pieces before the tables are built (ChatGLM-6B's special-token mode) */
+    for (size_t k = 0; k < n_names; k++) {
+        size_t nl = strlen(names[k]);
+        for (int32_t i = 0; i < m->n; i++)
+            if (m->len[i] == nl && memcmp(m->pool + m->off[i], names[k], nl) == 0)
+                m->type[i] = (uint8_t)type;
+    }
     GLMQ_TRY_G(build_tables(m, &ps, err));
     *out = m;
     return GLMQ_OK;
