@@ -112,7 +112,9 @@ static glmq_status setup_flavour(glmq_tokenizer *t, const glmq_tok_glm *cfg, glm
             t->v1_ids[i] = id;
         }
         GLMQ_FAIL_IF(t->v1_ids[1] < 0 || t->v1_ids[2] < 0, err, GLMQ_E_INVALID,
-                     "tokenizer: ChatGLM-6B model has no '[gMASK]'/'<sop>' piece and no ids given");
+                     "tokenizer: ChatGLM-6B model has no '[gMASK]'/'<sop>' piece and no ids "
+                     "given (nor is it a March 2023 ice_text.model, which lacks all of the "
+                     "special, tab, blank and byte pieces)");
         t->suffix[0] = t->v1_ids[1];
         t->suffix[1] = t->v1_ids[2];
         t->n_suffix = 2;
@@ -233,11 +235,8 @@ static glmq_status v1_load(glmq_tokenizer *t, const uint8_t *data, size_t size, 
         glmq_tok_info info;
         glmq_sp_info(t->sp, &info);
         if (!have && info.byte_fallback) have = "<0x00>";
-        GLMQ_FAIL_IF(have, err, GLMQ_E_FORMAT,
-                     "tokenizer: ChatGLM-6B model without a '[MASK]' piece but with '%s': neither "
-                     "the released layout (specials, tab, blanks and bytes after the text "
-                     "pieces) nor the March 2023 one (none of them, appended at load time)",
-                     have);
+        if (have) /* neither layout: used as it is (setup_flavour names what is missing) */
+            return glmq_sp_load_typed(data, size, k_v1_specials, 8, 4, &t->sp_special, err);
         glmq_sp_free(t->sp);
         t->sp = NULL;
         GLMQ_TRY_G(v1_complete(data, size, &full, err));
