@@ -428,6 +428,85 @@ glmq_status glmq_tokenizer_encode(const glmq_tokenizer *t, const char *text, siz
     return st;
 }
 
+/* Longest family special whose text starts at s[0..n), its index in *k; 0 when none. */
+static size_t special_at(const glmq_tokenizer *t, const uint8_t *s, size_t n, int32_t *k)
+{
+    size_t best = 0;
+    for (int32_t i = 0; i < t->n_special; i++) {
+        const char *sp = t->specials[i];
+        size_t l = strlen(sp);
+        if ((uint8_t)sp[0] == s[0] && l <= n && l > best && memcmp(sp, s, l) == 0) {
+            best = l;
+            *k = i;
+        }
+    }
+    return best;
+}
+
+/*
+ * Special-token text (GLMQ_TOKENIZE_SPECIAL). ChatGLM2/3 and GLM-4: the text is split at the
+ * leftmost occurrence of a family special (the longest at a position; none is a prefix of
+ * another), which becomes its id, and the text between is encoded on its own (SentencePiece
+ * adds its dummy prefix to each part) - ChatGLM3's SPTokenizer.tokenize(encode_special_tokens=
+ * True) and Hugging Face's added-token split for GLM-4 (lstrip/rstrip false in its
+ * tokenizer_config.json: no whitespace is removed around a special). ChatGLM-6B: one
+ * SentencePiece pass over the model whose 8 specials are USER_DEFINED (the March 2023
+ * SPTokenizer.encode(special_tokens=True)), after the usual preprocessing.
+ */
+static glmq_status encode_special(const glmq_tokenizer *t, const char *text, size_t len,
+                                  glmq_ids *out, glmq_err *err)
+{
+    if (t->cfg.family == GLMQ_TOK_CHATGLM1) {
+        glmq_tkbuf pre = {0};
+        glmq_status st = v1_preprocess((const uint8_t *)text, len, &pre, err);
+        if (st == GLMQ_OK) st = glmq_sp_encode(t->sp_special, pre.p, pre.n, t->offset, out, err);
+        glmq_tkbuf_free(&pre);
+        return st;
+    }
+    const uint8_t *s = (const uint8_t *)text;
+    size_t seg = 0;
+    for (size_t i = 0; i < len;) {
+        int32_t k = -1;
+        size_t l = special_at(t, s + i, len - i, &k);
+        if (!l) {
+            i++;
+            continue;
+        }
+        if (i > seg) GLMQ_TRY(glmq_tokenizer_encode(t, text + seg, i - seg, out, err));
+        GLMQ_TRY(glmq_ids_push(out, t->n_base + k, err));
+        i += l;
+        seg = i;
+    }
+    if (len > seg) GLMQ_TRY(glmq_tokenizer_encode(t, text + seg, len - seg, out, err));
+    return GLMQ_OK;
+}
+
+glmq_status glmq_tokenizer_encode_ex(const glmq_tokenizer *t, const char *text, size_t len,
+                                     unsigned flags, glmq_ids *out, glmq_err *err)
+{
+    GLMQ_FAIL_IF(!t || !out || (!text && len), err, GLMQ_E_INVALID, "tokenizer: NULL argument");
+    GLMQ_FAIL_IF(flags & ~(GLMQ_TOKENIZE_PROMPT | GLMQ_TOKENIZE_SPECIAL), err, GLMQ_E_INVALID,
+                 "tokenizer: unknown flags 0x%x",
+                 flags & ~(GLMQ_TOKENIZE_PROMPT | GLMQ_TOKENIZE_SPECIAL));
+    GLMQ_FAIL_IF(len > TOK_MAX_TEXT, err, GLMQ_E_INVALID,
+                 "tokenizer: text of %zu bytes exceeds the %zu-byte limit of one call", len,
+                 TOK_MAX_TEXT);
+    size_t n0 = out->n;
+    glmq_status st = GLMQ_OK;
+    if (flags & GLMQ_TOKENIZE_PROMPT)
+        for (size_t i = 0; i < t->n_prefix; i++) GLMQ_TRY_G(glmq_ids_push(out, t->prefix[i], err));
+    if (flags & GLMQ_TOKENIZE_SPECIAL)
+        GLMQ_TRY_G(encode_special(t, text ? text : "", len, out, err));
+    else
+        GLMQ_TRY_G(glmq_tokenizer_encode(t, text ? text : "", len, out, err));
+    if (flags & GLMQ_TOKENIZE_PROMPT)
+        for (size_t i = 0; i < t->n_suffix; i++) GLMQ_TRY_G(glmq_ids_push(out, t->suffix[i], err));
+    return GLMQ_OK;
+fail:
+    out->n = n0;
+    return st;
+}
+
 glmq_status glmq_tokenizer_encode_prompt(const glmq_tokenizer *t, const char *text, size_t len,
                                          glmq_ids *out, glmq_err *err)
 {
