@@ -1244,7 +1244,7 @@ fail:
  * candidate B can cross it. A text with no such B (a long run of spaces for a model with
  * "▁▁" pieces) stays one chunk.
  */
-#define SP_CHUNK ((size_t)1 << 16)
+#define SP_CHUNK ((size_t)1 << 12)
 
 static size_t sp_symbol_len(const glmq_sp_model *m, const uint8_t *s, size_t n)
 {

@@ -12,6 +12,7 @@
  *     open as models.
  */
 #include "testutil.h"
+#include "formats/tok_common.h"
 #include "formats/tokenizer.h"
 
 #include <cJSON.h>
@@ -388,6 +389,61 @@ START_TEST(test_tokenizer_only_dir)
 }
 END_TEST
 
+/* ------------------------------------------------------------------------------------------ */
+/* tiktoken: a long pre-tokenizer chunk merged in cut pieces equals one heap merge of it        */
+
+static uint32_t lcg(uint64_t *x)
+{
+    *x = *x * 6364136223846793005ull + 1442695040888963407ull;
+    return (uint32_t)(*x >> 33);
+}
+
+START_TEST(test_tiktoken_cuts)
+{
+    NEED_UPSTREAM();
+    char *d = tu_path(upstream(), "glm-4-9b-chat");
+    char *p = tu_path(d, "tokenizer.model");
+    size_t fn;
+    uint8_t *file = tu_read_file(p, &fn);
+    ck_assert(file != NULL);
+    glmq_tt_model *m = NULL;
+    glmq_err e = {0};
+    ck_assert_msg(glmq_tt_load(file, fn, &m, &e) == GLMQ_OK, "%s", e.msg);
+    const size_t n = 300000;
+    uint8_t *s = malloc(n);
+    uint64_t x = 12345 + (uint64_t)_i;
+    static const char *const cjk[] = {"\xe4\xbd\xa0", "\xe5\xa5\xbd", "\xe7\x9a\x84",
+                                      "\xe4\xb8\xad", "\xe6\x96\x87", "\xe6\x98\xaf"};
+    size_t k = 0;
+    while (k < n) {
+        uint32_t r = lcg(&x);
+        if (_i == 0) { /* letters, with runs of one letter now and then */
+            size_t run = r % 64 == 0 ? 1 + r % 300 : 1;
+            char c = (char)((r >> 8) % 2 ? 'a' + (r >> 9) % 26 : 'A' + (r >> 9) % 26);
+            for (size_t j = 0; j < run && k < n; j++) s[k++] = (uint8_t)c;
+        } else if (k + 3 <= n) { /* CJK characters */
+            memcpy(s + k, cjk[r % 6], 3);
+            k += 3;
+        } else {
+            s[k++] = 'x';
+        }
+    }
+    ck_assert_uint_eq(glmq_tt_chunk(s, n), n); /* one chunk */
+    glmq_ids a = {0}, b = {0};
+    ck_assert_int_eq(glmq_tt_encode(m, s, n, &a, &e), GLMQ_OK);
+    ck_assert_int_eq(glmq_tt_bpe(m, s, n, 1, &b, &e), GLMQ_OK);
+    ck_assert_uint_eq(a.n, b.n);
+    ck_assert_mem_eq(a.ids, b.ids, a.n * sizeof *a.ids);
+    glmq_ids_free(&a);
+    glmq_ids_free(&b);
+    free(s);
+    glmq_tt_free(m);
+    free(file);
+    free(p);
+    free(d);
+}
+END_TEST
+
 static Suite *tok_upstream_suite(void)
 {
     Suite *s = suite_create("tok_upstream");
@@ -395,6 +451,7 @@ static Suite *tok_upstream_suite(void)
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, test_long_committed_models, 0, 8);
     tcase_add_loop_test(tc, test_long_real, 0, 4);
+    tcase_add_loop_test(tc, test_tiktoken_cuts, 0, 2);
     suite_add_tcase(s, tc);
     tc = tcase_create("v1_early");
     tcase_set_timeout(tc, 300);
