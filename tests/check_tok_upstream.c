@@ -381,6 +381,25 @@ START_TEST(test_tokenizer_only_dir)
         glmq_tokenizer_close(t);
         free(d);
     }
+    /* the command: glmq tokenize DIR --special --prefix on a directory without weights */
+    char *tmp = tu_mkdtemp();
+    char *tf = tu_path(tmp, "in.txt");
+    const char chat[] = "<|user|>\n你好<|assistant|>";
+    ck_assert(tu_write_file(tf, chat, strlen(chat)) == 0);
+    char *d = tu_path(upstream(), "glm-4-9b-chat"), *outp = NULL;
+    ck_assert_int_eq(tu_run(&outp, "'%s' tokenize '%s' --text '%s' --special --prefix", tu_bin(),
+                            d, tf),
+                     0);
+    ck_assert_str_eq(outp, "151331 151333 151336 198 109377 151337\n");
+    free(outp);
+    ck_assert_int_eq(tu_run(&outp, "'%s' logits '%s' --ids 1,2 -o '%s/x.npy'", tu_bin(), d, tmp),
+                     1);
+    ck_assert_msg(strstr(outp, "does not exist") != NULL, "%s", outp); /* the shards */
+    free(outp);
+    free(d);
+    free(tf);
+    tu_rmtree(tmp);
+    free(tmp);
     /* a directory whose config cannot be read is refused by name */
     glmq_tokenizer *t = NULL;
     glmq_err e = {0};
