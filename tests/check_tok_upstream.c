@@ -16,6 +16,7 @@
 #include "formats/tokenizer.h"
 
 #include <cJSON.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -463,6 +464,61 @@ START_TEST(test_tiktoken_cuts)
 }
 END_TEST
 
+/* Threads sharing one fresh model: the first long chunk builds the token trie; concurrent
+ * builders race to publish it (one wins, the others free theirs) and all agree. */
+typedef struct {
+    const glmq_tt_model *m;
+    const uint8_t *s;
+    size_t n;
+    glmq_ids out;
+    glmq_status st;
+} tt_job;
+
+static void *tt_thread(void *arg)
+{
+    tt_job *j = arg;
+    j->st = glmq_tt_encode(j->m, j->s, j->n, &j->out, NULL);
+    return NULL;
+}
+
+START_TEST(test_tiktoken_cuts_threads)
+{
+    NEED_UPSTREAM();
+    char *d = tu_path(upstream(), "glm-4-9b-chat");
+    char *p = tu_path(d, "tokenizer.model");
+    size_t fn;
+    uint8_t *file = tu_read_file(p, &fn);
+    ck_assert(file != NULL);
+    glmq_tt_model *m = NULL;
+    ck_assert_int_eq(glmq_tt_load(file, fn, &m, NULL), GLMQ_OK);
+    const size_t n = 40000;
+    uint8_t *s = malloc(n);
+    uint64_t x = 99;
+    for (size_t k = 0; k < n; k++) s[k] = (uint8_t)('a' + lcg(&x) % 26);
+    tt_job j[4];
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        j[i] = (tt_job){m, s, n, {0}, GLMQ_OK};
+        ck_assert_int_eq(pthread_create(&th[i], NULL, tt_thread, &j[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
+    glmq_ids whole = {0};
+    ck_assert_int_eq(glmq_tt_bpe(m, s, n, 1, &whole, NULL), GLMQ_OK);
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_eq(j[i].st, GLMQ_OK);
+        ck_assert_uint_eq(j[i].out.n, whole.n);
+        ck_assert_mem_eq(j[i].out.ids, whole.ids, whole.n * sizeof *whole.ids);
+        glmq_ids_free(&j[i].out);
+    }
+    glmq_ids_free(&whole);
+    free(s);
+    glmq_tt_free(m);
+    free(file);
+    free(p);
+    free(d);
+}
+END_TEST
+
 static Suite *tok_upstream_suite(void)
 {
     Suite *s = suite_create("tok_upstream");
@@ -471,6 +527,7 @@ static Suite *tok_upstream_suite(void)
     tcase_add_loop_test(tc, test_long_committed_models, 0, 8);
     tcase_add_loop_test(tc, test_long_real, 0, 4);
     tcase_add_loop_test(tc, test_tiktoken_cuts, 0, 2);
+    tcase_add_test(tc, test_tiktoken_cuts_threads);
     suite_add_tcase(s, tc);
     tc = tcase_create("v1_early");
     tcase_set_timeout(tc, 300);
