@@ -80,8 +80,9 @@ def main():
         key = "line" if one else "text"
         ids1 = sp1.encode(v1_pre(t))
         ids3 = sp3.encode(t)
-        g["long"]["chatglm-6b/" + key] = {"bytes": len(t.encode()), "n": len(ids1), "fnv": fnv(ids1)}
-        g["long"]["chatglm3-6b/" + key] = {"bytes": len(t.encode()), "n": len(ids3), "fnv": fnv(ids3)}
+        nb = len(t.encode())
+        g["long"]["chatglm-6b/" + key] = {"bytes": nb, "n": len(ids1), "fnv": fnv(ids1)}
+        g["long"]["chatglm3-6b/" + key] = {"bytes": nb, "n": len(ids3), "fnv": fnv(ids3)}
     # committed test models: the same check where shared/upstream is absent
     tdir = os.path.join(ROOT, "tests", "data", "tokenizer")
     for name in ("sp_bpe.model", "sp_unigram.model", "sp_tiny.model", "sp_bpe_unused.model"):
