@@ -214,8 +214,9 @@ static glmq_status v1_complete(const uint8_t *data, size_t size, glmq_tkbuf *o, 
 }
 
 /* Load a v1 ice_text.model: as it is when it has the specials, completed as the March 2023
- * code did when it has none of the appended pieces, refused when it has some of them. Also
- * loads the special-token variant (t->sp_special). */
+ * code did when it has none of the appended pieces, and as it is again when it has only some
+ * of them (setup_flavour then refuses it for its missing '[gMASK]'). Also loads the
+ * special-token variant (t->sp_special). */
 static glmq_status v1_load(glmq_tokenizer *t, const uint8_t *data, size_t size, glmq_err *err)
 {
     glmq_status st = GLMQ_OK;
