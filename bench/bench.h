@@ -29,6 +29,9 @@ enum { GLMQ_BENCH_OK = 0, GLMQ_BENCH_ERR = 1, GLMQ_BENCH_USAGE = 2 };
 int glmq_bench_gemv(int argc, char **argv);
 /* glmq bench forward MODEL [options]: prefill and decode speed (bench_forward.c). */
 int glmq_bench_forward(int argc, char **argv);
+/* glmq bench tokenize MODEL --text FILE: tokenizer speed and memory vs input size
+ * (bench_tokenize.c). */
+int glmq_bench_tokenize(int argc, char **argv);
 
 /* Best read bandwidth of this machine over every kernel level's sum probe, on `threads`
  * threads, summing `mb` MiB; median of `runs` runs (1..64). Bytes/s; 0 on allocation failure.

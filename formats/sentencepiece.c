@@ -176,7 +176,7 @@ struct glmq_sp_model {
     uint8_t *byte_val; /* n entries: the byte of a BYTE piece */
     glmq_tktrie user;  /* USER_DEFINED pieces (empty if none) */
     int32_t n_user;
-    glmq_tktrie trie; /* UNIGRAM: every `normal` piece */
+    glmq_tktrie trie; /* every `normal` piece (UNIGRAM lattice; both: chunk boundaries) */
     float min_score, max_score;
     sp_norm norm, denorm;
     uint8_t *unk_surface;
@@ -185,6 +185,7 @@ struct glmq_sp_model {
      * after its first byte, so no merge crosses the start of a symbol beginning with it and
      * the merge loop can run word by word (same result, smaller heaps). */
     int bpe_word_split;
+    int32_t n_unused; /* UNUSED pieces (BPE with any of them is encoded in one piece, below) */
     /* some string is both a reserved and a normal piece (PieceToId prefers the reserved one) */
     int cross_dup;
 };
@@ -516,6 +517,14 @@ static glmq_status build_tables(glmq_sp_model *m, sp_parse *ps, glmq_err *err)
     m->n_user = n_user;
     if (n_user) GLMQ_TRY_G(glmq_tktrie_build(&m->user, &m->pv, list, (uint32_t)n_user, err));
 
+    if (m->model_type == 2) {
+        int32_t k = 0;
+        for (int32_t i = 0; i < m->n; i++) {
+            if (is_normal_type(m->type[i])) list[k++] = i;
+            if (m->type[i] == SP_UNUSED) m->n_unused++;
+        }
+        if (k) GLMQ_TRY_G(glmq_tktrie_build(&m->trie, &m->pv, list, (uint32_t)k, err));
+    }
     if (m->model_type == 1) {
         m->min_score = FLT_MAX;
         m->max_score = FLT_MIN; /* sic: unigram_model.cc */
@@ -579,6 +588,12 @@ fail:
 
 glmq_status glmq_sp_load(const uint8_t *data, size_t size, glmq_sp_model **out, glmq_err *err)
 {
+    return glmq_sp_load_typed(data, size, NULL, 0, 0, out, err);
+}
+
+glmq_status glmq_sp_load_typed(const uint8_t *data, size_t size, const char *const *names,
+                               size_t n_names, int type, glmq_sp_model **out, glmq_err *err)
+{
     glmq_status st = GLMQ_OK;
     *out = NULL;
     GLMQ_FAIL_IF(size >= ((size_t)1 << 31), err, GLMQ_E_FORMAT,
@@ -624,6 +639,13 @@ glmq_status glmq_sp_load(const uint8_t *data, size_t size, glmq_sp_model **out, 
     GLMQ_FAIL_IF_G(ps.model_type != 1 && ps.model_type != 2, err, GLMQ_E_FORMAT,
                    "sentencepiece model: unknown model_type %lld", (long long)ps.model_type);
     m->model_type = (int)ps.model_type;
+    /* retype the named pieces before the tables are built (ChatGLM-6B's special-token mode) */
+    for (size_t k = 0; k < n_names; k++) {
+        size_t nl = strlen(names[k]);
+        for (int32_t i = 0; i < m->n; i++)
+            if (m->len[i] == nl && memcmp(m->pool + m->off[i], names[k], nl) == 0)
+                m->type[i] = (uint8_t)type;
+    }
     GLMQ_TRY_G(build_tables(m, &ps, err));
     *out = m;
     return GLMQ_OK;
@@ -1123,7 +1145,7 @@ fail:
 /* UNIGRAM (GLM-SPEC F.6, unigram_model.cc EncodeOptimized)                                    */
 
 static glmq_status encode_unigram(const glmq_sp_model *m, const uint8_t *nb, size_t n, emitter *e,
-                                  glmq_err *err)
+                                  float *carry, glmq_err *err)
 {
     glmq_status st = GLMQ_OK;
     float *best = malloc((n + 1) * sizeof *best);
@@ -1137,6 +1159,7 @@ static glmq_status encode_unigram(const glmq_sp_model *m, const uint8_t *nb, siz
         from[i] = -1;
         bid[i] = -1;
     }
+    best[0] = *carry; /* the path score up to this chunk, exactly as one lattice has it */
     const float unk_score = m->min_score - 10.0f; /* kUnkPenalty */
     const glmq_tktrie *tr = &m->trie;
     for (size_t start = 0; start < n;) {
@@ -1173,6 +1196,7 @@ static glmq_status encode_unigram(const glmq_sp_model *m, const uint8_t *nb, siz
         }
         start += mblen;
     }
+    *carry = best[n];
     /* backtrack, then emit left to right */
     size_t np = 0;
     for (size_t end = n; end > 0; end = (size_t)from[end]) {
@@ -1198,6 +1222,56 @@ fail:
     return st;
 }
 
+/*
+ * Chunks. The normalized text is encoded in pieces of about SP_CHUNK bytes cut at a position B
+ * that (1) is a symbol start of the left-to-right scan both algorithms begin with (UNIGRAM: a
+ * character start; BPE: a character or USER_DEFINED match) and (2) lies inside no occurrence of
+ * a `normal` piece that starts at a symbol start before B. Then the result equals that of one
+ * pass over the whole text:
+ *   - UNIGRAM: every lattice edge starts at a character start and is a piece or one unknown
+ *     character, so none crosses B; every path passes through node B, the nodes after B are
+ *     written only by edges starting at or after B, and each chunk starts from the exact float
+ *     best[B] of the previous one (carry), so every score, comparison and back-pointer is the
+ *     one-pass one. Backtracking from the end passes through B.
+ *   - BPE: a merged symbol is a piece made of adjacent symbols, so none spans B and no
+ *     candidate pairs a symbol left of B with one right of it. The candidates of the two sides
+ *     never interact; the one-pass heap pops the best (score, then leftmost) of all, and its
+ *     pops restricted to one side are in the order a heap over that side alone gives. UNUSED
+ *     pieces are re-split along the last split recorded for them anywhere in the text, which
+ *     depends on the global order, so a BPE model with UNUSED pieces is encoded in one pass.
+ * Emission (unknown merging) continues across chunks through the one emitter. Pieces are at
+ * most trie.max_depth bytes long, so only symbols in the last max_depth bytes before a
+ * candidate B can cross it. A text with no such B (a long run of spaces for a model with
+ * "▁▁" pieces) stays one chunk.
+ */
+#define SP_CHUNK ((size_t)1 << 12)
+
+static size_t sp_symbol_len(const glmq_sp_model *m, const uint8_t *s, size_t n)
+{
+    size_t l = (m->model_type == 2 && m->n_user) ? glmq_tktrie_longest(&m->user, s, n, NULL) : 0;
+    if (!l) {
+        l = glmq_utf8_lead_len(s[0]);
+        if (l > n) l = n;
+    }
+    return l;
+}
+
+static size_t sp_next_cut(const glmq_sp_model *m, const uint8_t *nb, size_t n, size_t cs)
+{
+    if (n - cs <= 2 * SP_CHUNK || !m->trie.nodes) return n;
+    const size_t target = cs + SP_CHUNK, depth = m->trie.max_depth;
+    const size_t window = target > cs + depth ? target - depth : cs;
+    size_t reach = 0; /* end of the longest piece starting at a symbol start in the window */
+    for (size_t pos = cs; pos < n; pos += sp_symbol_len(m, nb + pos, n - pos)) {
+        if (pos >= target && pos >= reach) return pos;
+        if (pos >= window) {
+            size_t l = glmq_tktrie_longest(&m->trie, nb + pos, n - pos, NULL);
+            if (pos + l > reach) reach = pos + l;
+        }
+    }
+    return n;
+}
+
 glmq_status glmq_sp_encode(const glmq_sp_model *m, const uint8_t *text, size_t len, int32_t offset,
                            glmq_ids *out, glmq_err *err)
 {
@@ -1206,12 +1280,16 @@ glmq_status glmq_sp_encode(const glmq_sp_model *m, const uint8_t *text, size_t l
     GLMQ_TRY_G(normalize(m, &m->norm, 1, text, len, &nb, err));
     GLMQ_FAIL_IF_G(nb.n >= (size_t)INT32_MAX / 2, err, GLMQ_E_INVALID,
                    "sentencepiece: normalized text of %zu bytes is too long", nb.n);
-    if (nb.n) {
-        emitter e = {m, out, offset, 0};
+    emitter e = {m, out, offset, 0};
+    float carry = 0.0f;
+    const int whole = m->model_type == 2 && m->n_unused;
+    for (size_t cs = 0; cs < nb.n && st == GLMQ_OK;) {
+        size_t ce = whole ? nb.n : sp_next_cut(m, nb.p, nb.n, cs);
         if (m->model_type == 2)
-            st = encode_bpe(m, nb.p, nb.n, &e, err);
+            st = encode_bpe(m, nb.p + cs, ce - cs, &e, err);
         else
-            st = encode_unigram(m, nb.p, nb.n, &e, err);
+            st = encode_unigram(m, nb.p + cs, ce - cs, &e, &carry, err);
+        cs = ce;
     }
 fail:
     glmq_tkbuf_free(&nb);

@@ -21,6 +21,7 @@
 #include "formats/tok_common.h"
 #include "formats/unicode_tables.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 
 struct glmq_tt_model {
@@ -29,7 +30,15 @@ struct glmq_tt_model {
     uint32_t *off, *len;
     glmq_tkpool pv;
     glmq_tkmap map; /* bytes -> rank */
+    /* A byte trie of every token, for cutting chunks of TT_CUT_MIN bytes or more (below). Built
+     * on first need and published once with a compare-exchange (a losing builder frees its
+     * copy), so the model stays shareable between threads; ordinary text never builds it. */
+    _Atomic(glmq_tktrie *) trie;
 };
+
+/* Chunks of at least TT_CUT_MIN bytes are merged in pieces of about TT_CUT bytes. */
+#define TT_CUT ((size_t)1 << 12)
+#define TT_CUT_MIN (2 * TT_CUT)
 
 /* Chunks at least this long use the heap merge. */
 #define TT_HEAP_MIN 128
@@ -85,6 +94,11 @@ void glmq_tt_free(glmq_tt_model *m)
     free(m->off);
     free(m->len);
     glmq_tkmap_free(&m->map);
+    glmq_tktrie *t = atomic_load(&m->trie);
+    if (t) {
+        glmq_tktrie_free(t);
+        free(t);
+    }
     free(m);
 }
 
@@ -395,6 +409,60 @@ glmq_status glmq_tt_bpe(const glmq_tt_model *m, const uint8_t *s, size_t n, int 
     return use_heap ? bpe_heap(m, s, n, out, err) : bpe_scan(m, s, n, out, err);
 }
 
+static glmq_status tt_trie(const glmq_tt_model *mc, const glmq_tktrie **out, glmq_err *err)
+{
+    glmq_tt_model *m = (glmq_tt_model *)mc; /* only the cache field is written */
+    glmq_tktrie *t = atomic_load_explicit(&m->trie, memory_order_acquire);
+    if (!t) {
+        glmq_status st = GLMQ_OK;
+        int32_t *ids = malloc((size_t)m->n * sizeof *ids);
+        t = calloc(1, sizeof *t);
+        GLMQ_FAIL_IF_G(!ids || !t, err, GLMQ_E_NOMEM, "tiktoken: out of memory");
+        for (int32_t i = 0; i < m->n; i++) ids[i] = i;
+        GLMQ_TRY_G(glmq_tktrie_build(t, &m->pv, ids, (uint32_t)m->n, err));
+        glmq_tktrie *expected = NULL;
+        if (!atomic_compare_exchange_strong_explicit(&m->trie, &expected, t,
+                                                     memory_order_acq_rel,
+                                                     memory_order_acquire)) {
+            glmq_tktrie_free(t);
+            free(t);
+            t = expected;
+        }
+    fail:
+        free(ids);
+        if (st != GLMQ_OK) {
+            free(t);
+            return st;
+        }
+    }
+    *out = t;
+    return GLMQ_OK;
+}
+
+/*
+ * Cutting a long chunk. Merging starts from single bytes and only ever joins adjacent parts
+ * into a token, so if no token occurs in the chunk across byte position B (as s[a..b) with
+ * a < B < b), no part ever spans B and no candidate pair straddles it: the two sides merge
+ * independently, and the pops of the one-pass merge (lowest rank, then leftmost) restricted to
+ * one side come in the order a merge of that side alone makes. So merging the pieces between
+ * such cuts gives the one-pass parts. Only tokens starting in the last max_depth bytes before
+ * B can cross it. The search gives up TT_CUT bytes past its target (a long run of spaces has
+ * no such B: "  " is a token), and the rest of the chunk is merged in one piece.
+ */
+static size_t tt_next_cut(const glmq_tktrie *tr, const uint8_t *s, size_t n, size_t cs)
+{
+    if (n - cs <= TT_CUT_MIN) return n;
+    const size_t target = cs + TT_CUT, depth = tr->max_depth;
+    const size_t stop = n - target > TT_CUT ? target + TT_CUT : n;
+    size_t reach = 0;
+    for (size_t pos = target > cs + depth ? target - depth : cs; pos < stop; pos++) {
+        if (pos >= target && pos >= reach) return pos;
+        size_t l = glmq_tktrie_longest(tr, s + pos, n - pos, NULL);
+        if (pos + l > reach) reach = pos + l;
+    }
+    return n;
+}
+
 glmq_status glmq_tt_encode(const glmq_tt_model *m, const uint8_t *text, size_t len, glmq_ids *out,
                            glmq_err *err)
 {
@@ -402,10 +470,19 @@ glmq_status glmq_tt_encode(const glmq_tt_model *m, const uint8_t *text, size_t l
     while (pos < len) {
         size_t cl = glmq_tt_chunk(text + pos, len - pos);
         int32_t r = glmq_tkmap_find(&m->map, &m->pv, text + pos, cl);
-        if (r >= 0)
+        if (r >= 0) {
             GLMQ_TRY(glmq_ids_push(out, r, err));
-        else
+        } else if (cl < TT_CUT_MIN) {
             GLMQ_TRY(glmq_tt_bpe(m, text + pos, cl, cl >= TT_HEAP_MIN, out, err));
+        } else {
+            const glmq_tktrie *tr;
+            GLMQ_TRY(tt_trie(m, &tr, err));
+            for (size_t cs = 0, ce; cs < cl; cs = ce) {
+                ce = tt_next_cut(tr, text + pos, cl, cs);
+                GLMQ_TRY(glmq_tt_bpe(m, text + pos + cs, ce - cs, ce - cs >= TT_HEAP_MIN, out,
+                                     err));
+            }
+        }
         pos += cl;
     }
     return GLMQ_OK;

@@ -136,6 +136,10 @@ size_t glmq_utf8_encode(uint32_t cp, uint8_t out[4]);
 typedef struct glmq_sp_model glmq_sp_model;
 
 glmq_status glmq_sp_load(const uint8_t *data, size_t size, glmq_sp_model **out, glmq_err *err);
+/* Like glmq_sp_load, but every piece whose text is one of names[0..n_names) gets piece type
+ * `type` (1..6) before the tables are built, as if the file said so. */
+glmq_status glmq_sp_load_typed(const uint8_t *data, size_t size, const char *const *names,
+                               size_t n_names, int type, glmq_sp_model **out, glmq_err *err);
 void glmq_sp_free(glmq_sp_model *m);
 int32_t glmq_sp_n_pieces(const glmq_sp_model *m);
 void glmq_sp_info(const glmq_sp_model *m, glmq_tok_info *info);

@@ -50,6 +50,7 @@ struct glmq_tokenizer {
     glmq_tok_model model;
     glmq_tok_glm cfg;
     glmq_sp_model *sp;
+    glmq_sp_model *sp_special; /* v1: the same pieces with the 8 specials USER_DEFINED */
     glmq_tt_model *tt;
     int32_t n_base;    /* pieces or ranks */
     int32_t offset;    /* v1 image tokens */
@@ -111,7 +112,9 @@ static glmq_status setup_flavour(glmq_tokenizer *t, const glmq_tok_glm *cfg, glm
             t->v1_ids[i] = id;
         }
         GLMQ_FAIL_IF(t->v1_ids[1] < 0 || t->v1_ids[2] < 0, err, GLMQ_E_INVALID,
-                     "tokenizer: ChatGLM-6B model has no '[gMASK]'/'<sop>' piece and no ids given");
+                     "tokenizer: ChatGLM-6B model has no '[gMASK]'/'<sop>' piece and no ids "
+                     "given (nor is it a March 2023 ice_text.model, which lacks all of the "
+                     "special, tab, blank and byte pieces)");
         t->suffix[0] = t->v1_ids[1];
         t->suffix[1] = t->v1_ids[2];
         t->n_suffix = 2;
@@ -151,6 +154,103 @@ static glmq_status tok_new(glmq_tokenizer **out, glmq_err *err)
     return GLMQ_OK;
 }
 
+/*
+ * ChatGLM-6B's ice_text.model of March 2023 holds only the 130000 text pieces; THUDM's tokenizer
+ * of that time (SPTokenizer._configure_tokenizer over icetk's TextTokenizer) appended to the
+ * ModelProto at load time, in this order and each with score 0: the 8 specials (CONTROL, or
+ * USER_DEFINED in its special-token mode), "<|tab|>" and "<|blank_2|>".."<|blank_80|>"
+ * (USER_DEFINED), then set trainer_spec.byte_fallback and appended "<0x00>".."<0xFF>" (BYTE).
+ * The released file of April 2023 has these 344 pieces baked in at the same places. "<n>" is a
+ * piece (id 4) of both files.
+ */
+static const char *const k_v1_specials[8] = {"[MASK]", "[gMASK]", "[sMASK]", "<unused_0>",
+                                             "<sop>",  "<eop>",   "<ENC>",   "<dBLOCK>"};
+
+static glmq_status pb_put_varint(glmq_tkbuf *o, uint64_t v, glmq_err *err)
+{
+    uint8_t b[10];
+    size_t n = 0;
+    do {
+        b[n++] = (uint8_t)((v & 0x7F) | (v > 0x7F ? 0x80 : 0));
+        v >>= 7;
+    } while (v);
+    return glmq_tkbuf_put(o, b, n, err);
+}
+
+/* One ModelProto.pieces entry: {1: piece, 2: score 0.0f, 3: type}. */
+static glmq_status pb_put_piece(glmq_tkbuf *o, const char *piece, int type, glmq_err *err)
+{
+    size_t n = strlen(piece);
+    static const uint8_t score0[5] = {0x15, 0, 0, 0, 0};
+    uint8_t ty[2] = {0x18, (uint8_t)type};
+    GLMQ_TRY(glmq_tkbuf_put(o, "\x0A", 1, err));
+    GLMQ_TRY(pb_put_varint(o, 2 + n + sizeof score0 + sizeof ty, err));
+    GLMQ_TRY(glmq_tkbuf_put(o, "\x0A", 1, err));
+    GLMQ_TRY(pb_put_varint(o, n, err));
+    GLMQ_TRY(glmq_tkbuf_put(o, piece, n, err));
+    GLMQ_TRY(glmq_tkbuf_put(o, score0, sizeof score0, err));
+    return glmq_tkbuf_put(o, ty, sizeof ty, err);
+}
+
+/* The early file plus the pieces the upstream code appended. Appended fields merge as protobuf
+ * does: repeated pieces go after the file's, a second trainer_spec sets byte_fallback. */
+static glmq_status v1_complete(const uint8_t *data, size_t size, glmq_tkbuf *o, glmq_err *err)
+{
+    char name[24];
+    GLMQ_TRY(glmq_tkbuf_put(o, data, size, err));
+    for (int i = 0; i < 8; i++) GLMQ_TRY(pb_put_piece(o, k_v1_specials[i], 3, err));
+    GLMQ_TRY(pb_put_piece(o, "<|tab|>", 4, err));
+    for (int k = 2; k <= 80; k++) {
+        snprintf(name, sizeof name, "<|blank_%d|>", k);
+        GLMQ_TRY(pb_put_piece(o, name, 4, err));
+    }
+    static const uint8_t byte_fallback[5] = {0x12, 0x03, 0x98, 0x02, 0x01}; /* field 35 = 1 */
+    GLMQ_TRY(glmq_tkbuf_put(o, byte_fallback, sizeof byte_fallback, err));
+    for (int b = 0; b < 256; b++) {
+        snprintf(name, sizeof name, "<0x%02X>", b);
+        GLMQ_TRY(pb_put_piece(o, name, 6, err));
+    }
+    return GLMQ_OK;
+}
+
+/* Load a v1 ice_text.model: as it is when it has the specials, completed as the March 2023
+ * code did when it has none of the appended pieces, and as it is again when it has only some
+ * of them (setup_flavour then refuses it for its missing '[gMASK]'). Also loads the
+ * special-token variant (t->sp_special). */
+static glmq_status v1_load(glmq_tokenizer *t, const uint8_t *data, size_t size, glmq_err *err)
+{
+    glmq_status st = GLMQ_OK;
+    glmq_tkbuf full = {0};
+    GLMQ_TRY(glmq_sp_load(data, size, &t->sp, err));
+    if (glmq_sp_piece_id(t->sp, "[MASK]", 6) < 0) {
+        char name[24];
+        const char *have = NULL;
+        for (int i = 0; i < 8 && !have; i++)
+            if (glmq_sp_piece_id(t->sp, k_v1_specials[i], strlen(k_v1_specials[i])) >= 0)
+                have = k_v1_specials[i];
+        if (!have && glmq_sp_piece_id(t->sp, "<|tab|>", 7) >= 0) have = "<|tab|>";
+        for (int k = 2; k <= 80 && !have; k++) {
+            int l = snprintf(name, sizeof name, "<|blank_%d|>", k);
+            if (glmq_sp_piece_id(t->sp, name, (size_t)l) >= 0) have = name;
+        }
+        glmq_tok_info info;
+        glmq_sp_info(t->sp, &info);
+        if (!have && info.byte_fallback) have = "<0x00>";
+        if (have) /* neither layout: used as it is (setup_flavour names what is missing) */
+            return glmq_sp_load_typed(data, size, k_v1_specials, 8, 4, &t->sp_special, err);
+        glmq_sp_free(t->sp);
+        t->sp = NULL;
+        GLMQ_TRY_G(v1_complete(data, size, &full, err));
+        data = full.p;
+        size = full.n;
+        GLMQ_TRY_G(glmq_sp_load(data, size, &t->sp, err));
+    }
+    GLMQ_TRY_G(glmq_sp_load_typed(data, size, k_v1_specials, 8, 4, &t->sp_special, err));
+fail:
+    glmq_tkbuf_free(&full);
+    return st;
+}
+
 glmq_status glmq_tokenizer_load_sp(const void *data, size_t size, const glmq_tok_glm *cfg,
                                    glmq_tokenizer **out, glmq_err *err)
 {
@@ -159,7 +259,10 @@ glmq_status glmq_tokenizer_load_sp(const void *data, size_t size, const glmq_tok
     GLMQ_FAIL_IF(!out || (!data && size), err, GLMQ_E_INVALID, "tokenizer: NULL argument");
     *out = NULL;
     GLMQ_TRY(tok_new(&t, err));
-    GLMQ_TRY_G(glmq_sp_load(data, size, &t->sp, err));
+    if (cfg && cfg->family == GLMQ_TOK_CHATGLM1)
+        GLMQ_TRY_G(v1_load(t, (const uint8_t *)data, size, err));
+    else
+        GLMQ_TRY_G(glmq_sp_load(data, size, &t->sp, err));
     glmq_tok_info info;
     glmq_sp_info(t->sp, &info);
     t->model = info.model;
@@ -233,6 +336,7 @@ void glmq_tokenizer_free(glmq_tokenizer *t)
 {
     if (!t) return;
     glmq_sp_free(t->sp);
+    glmq_sp_free(t->sp_special);
     glmq_tt_free(t->tt);
     free(t);
 }
@@ -322,6 +426,85 @@ glmq_status glmq_tokenizer_encode(const glmq_tokenizer *t, const char *text, siz
         st = glmq_sp_encode(t->sp, (const uint8_t *)text, len, 0, out, err);
     }
     if (st != GLMQ_OK) out->n = n0;
+    return st;
+}
+
+/* Longest family special whose text starts at s[0..n), its index in *k; 0 when none. */
+static size_t special_at(const glmq_tokenizer *t, const uint8_t *s, size_t n, int32_t *k)
+{
+    size_t best = 0;
+    for (int32_t i = 0; i < t->n_special; i++) {
+        const char *sp = t->specials[i];
+        size_t l = strlen(sp);
+        if ((uint8_t)sp[0] == s[0] && l <= n && l > best && memcmp(sp, s, l) == 0) {
+            best = l;
+            *k = i;
+        }
+    }
+    return best;
+}
+
+/*
+ * Special-token text (GLMQ_TOKENIZE_SPECIAL). ChatGLM2/3 and GLM-4: the text is split at the
+ * leftmost occurrence of a family special (the longest at a position; none is a prefix of
+ * another), which becomes its id, and the text between is encoded on its own (SentencePiece
+ * adds its dummy prefix to each part) - ChatGLM3's SPTokenizer.tokenize(encode_special_tokens=
+ * True) and Hugging Face's added-token split for GLM-4 (lstrip/rstrip false in its
+ * tokenizer_config.json: no whitespace is removed around a special). ChatGLM-6B: one
+ * SentencePiece pass over the model whose 8 specials are USER_DEFINED (the March 2023
+ * SPTokenizer.encode(special_tokens=True)), after the usual preprocessing.
+ */
+static glmq_status encode_special(const glmq_tokenizer *t, const char *text, size_t len,
+                                  glmq_ids *out, glmq_err *err)
+{
+    if (t->cfg.family == GLMQ_TOK_CHATGLM1) {
+        glmq_tkbuf pre = {0};
+        glmq_status st = v1_preprocess((const uint8_t *)text, len, &pre, err);
+        if (st == GLMQ_OK) st = glmq_sp_encode(t->sp_special, pre.p, pre.n, t->offset, out, err);
+        glmq_tkbuf_free(&pre);
+        return st;
+    }
+    const uint8_t *s = (const uint8_t *)text;
+    size_t seg = 0;
+    for (size_t i = 0; i < len;) {
+        int32_t k = -1;
+        size_t l = special_at(t, s + i, len - i, &k);
+        if (!l) {
+            i++;
+            continue;
+        }
+        if (i > seg) GLMQ_TRY(glmq_tokenizer_encode(t, text + seg, i - seg, out, err));
+        GLMQ_TRY(glmq_ids_push(out, t->n_base + k, err));
+        i += l;
+        seg = i;
+    }
+    if (len > seg) GLMQ_TRY(glmq_tokenizer_encode(t, text + seg, len - seg, out, err));
+    return GLMQ_OK;
+}
+
+glmq_status glmq_tokenizer_encode_ex(const glmq_tokenizer *t, const char *text, size_t len,
+                                     unsigned flags, glmq_ids *out, glmq_err *err)
+{
+    GLMQ_FAIL_IF(!t || !out || (!text && len), err, GLMQ_E_INVALID, "tokenizer: NULL argument");
+    GLMQ_FAIL_IF(flags & ~(GLMQ_TOKENIZE_PROMPT | GLMQ_TOKENIZE_SPECIAL), err, GLMQ_E_INVALID,
+                 "tokenizer: unknown flags 0x%x",
+                 flags & ~(GLMQ_TOKENIZE_PROMPT | GLMQ_TOKENIZE_SPECIAL));
+    GLMQ_FAIL_IF(len > TOK_MAX_TEXT, err, GLMQ_E_INVALID,
+                 "tokenizer: text of %zu bytes exceeds the %zu-byte limit of one call", len,
+                 TOK_MAX_TEXT);
+    size_t n0 = out->n;
+    glmq_status st = GLMQ_OK;
+    if (flags & GLMQ_TOKENIZE_PROMPT)
+        for (size_t i = 0; i < t->n_prefix; i++) GLMQ_TRY_G(glmq_ids_push(out, t->prefix[i], err));
+    if (flags & GLMQ_TOKENIZE_SPECIAL)
+        GLMQ_TRY_G(encode_special(t, text ? text : "", len, out, err));
+    else
+        GLMQ_TRY_G(glmq_tokenizer_encode(t, text ? text : "", len, out, err));
+    if (flags & GLMQ_TOKENIZE_PROMPT)
+        for (size_t i = 0; i < t->n_suffix; i++) GLMQ_TRY_G(glmq_ids_push(out, t->suffix[i], err));
+    return GLMQ_OK;
+fail:
+    out->n = n0;
     return st;
 }
 

@@ -167,6 +167,17 @@ glmq_status glmq_tokenizer_encode(const glmq_tokenizer *t, const char *text, siz
 glmq_status glmq_tokenizer_encode_prompt(const glmq_tokenizer *t, const char *text, size_t len,
                                          glmq_ids *out, glmq_err *err);
 
+/*
+ * glmq_tokenizer_encode with the flags of glmq_tokenize (src/glmq.h): GLMQ_TOKENIZE_PROMPT adds
+ * the prompt prefix/suffix; GLMQ_TOKENIZE_SPECIAL maps literal special-token text in `text` to
+ * the special ids as the upstream tokenizers do in their special-token mode: ChatGLM2/3 and
+ * GLM-4 split the text at each family special (leftmost, longest; whitespace around it kept)
+ * and encode the parts separately; ChatGLM-6B encodes in one SentencePiece pass in which its 8
+ * specials are USER_DEFINED pieces. PLAIN has no specials. On error `out` is unchanged.
+ */
+glmq_status glmq_tokenizer_encode_ex(const glmq_tokenizer *t, const char *text, size_t len,
+                                     unsigned flags, glmq_ids *out, glmq_err *err);
+
 /* The flavour's prompt prefix / suffix ids (borrowed, valid until free; *n may be 0). */
 const int32_t *glmq_tokenizer_prefix(const glmq_tokenizer *t, size_t *n);
 const int32_t *glmq_tokenizer_suffix(const glmq_tokenizer *t, size_t *n);

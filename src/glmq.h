@@ -349,6 +349,10 @@ GLMQ_API glmq_status glmq_model_get_info(const glmq_model *m, glmq_model_info *o
 #define GLMQ_TOKENIZE_PROMPT 1u /* add the model's prompt framing: [gMASK] sop before the text
                                    (ChatGLM2/3), [gMASK] <sop> before it (GLM-4) or after it
                                    (ChatGLM-6B); without it no special token is added */
+#define GLMQ_TOKENIZE_SPECIAL 2u /* literal special-token text in the input ("[gMASK]", "sop",
+                                    "<|user|>", "<sop>", "<|endoftext|>" ... of the model's
+                                    family) becomes the special id, as the upstream tokenizers'
+                                    special-token mode does; without it such text is ordinary */
 
 /*
  * Token ids of `text` (len bytes of UTF-8; no NUL needed) with the model's own tokenizer (the
@@ -375,6 +379,28 @@ GLMQ_API glmq_status glmq_tokenize(const glmq_model *m, const char *text, size_t
  */
 GLMQ_API glmq_status glmq_detokenize(const glmq_model *m, const int32_t *ids, size_t n,
                                      char *text, size_t cap, size_t *len, glmq_err *err);
+
+/*
+ * A tokenizer without a model: what `glmq tokenize` uses. `path` is a .glmq file (its embedded
+ * tokenizer), or a directory with config.json (+ tokenizer_config.json) and tokenizer.model or
+ * ice_text.model, with or without weights (weights are never read). The flavour (special ids,
+ * ChatGLM-6B preprocessing and image-token offset, prompt framing) follows from the config, as
+ * for glmq_model_open. Immutable after loading: any number of threads may use it at once.
+ * @return GLMQ_OK and *out (free with glmq_tokenizer_close), or an error, *out == NULL.
+ */
+typedef struct glmq_tokenizer glmq_tokenizer;
+GLMQ_API glmq_status glmq_tokenizer_load(const char *path, glmq_tokenizer **out, glmq_err *err);
+
+/* glmq_tokenize and glmq_detokenize on a tokenizer: the same flags, sizing and errors. */
+GLMQ_API glmq_status glmq_tokenizer_tokenize(const glmq_tokenizer *t, const char *text,
+                                             size_t len, unsigned flags, int32_t *ids,
+                                             size_t cap, size_t *n, glmq_err *err);
+GLMQ_API glmq_status glmq_tokenizer_detokenize(const glmq_tokenizer *t, const int32_t *ids,
+                                               size_t n, char *text, size_t cap, size_t *len,
+                                               glmq_err *err);
+
+/* Free a tokenizer from glmq_tokenizer_load. NULL is a no-op. */
+GLMQ_API void glmq_tokenizer_close(glmq_tokenizer *t);
 
 /* ---- evaluation on a KV cache ---- */
 

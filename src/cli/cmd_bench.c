@@ -1,5 +1,5 @@
 /*
- * cmd_bench.c - glmq bench convert|gemv|forward: a dispatcher to the benchmarks in bench/
+ * cmd_bench.c - glmq bench convert|gemv|forward|tokenize: a dispatcher to the benchmarks in bench/
  * (bench/bench.h). `bench gemv` and `bench forward` parse their own options; for `bench
  * convert` this file parses the options and prints the figures that bench/bench_convert.c
  * measures (conversion throughput against a `cat` of the same files, and peak RSS).
@@ -20,6 +20,7 @@ static const char usage_text[] =
     "                          [--repeat K]\n"
     "       glmq bench gemv [options]     (INT4/INT8 kernels vs read bandwidth; --help)\n"
     "       glmq bench forward MODEL [...] (prefill and decode tokens/s vs roofline; --help)\n"
+    "       glmq bench tokenize MODEL --text FILE [...] (tokenizer MB/s and memory vs size)\n"
     "\n"
     "Reads every file of SRC_DIR like `cat` would (1 MiB read() calls, page cache warmed by a\n"
     "first pass), then converts SRC_DIR K times (default 1) and reports input GB/s of the\n"
@@ -42,8 +43,10 @@ int cmd_bench(int argc, char **argv)
     }
     if (!strcmp(argv[1], "gemv")) return glmq_bench_gemv(argc - 1, argv + 1);
     if (!strcmp(argv[1], "forward")) return glmq_bench_forward(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "tokenize")) return glmq_bench_tokenize(argc - 1, argv + 1);
     if (strcmp(argv[1], "convert") != 0)
-        return cli_usage("bench", "unknown benchmark '%s' (convert, gemv, forward)", argv[1]);
+        return cli_usage("bench", "unknown benchmark '%s' (convert, gemv, forward, tokenize)",
+                         argv[1]);
     const char *src = NULL, *outp = NULL;
     int repeat = 1;
     glmq_convert_opts o;

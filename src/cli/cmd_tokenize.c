@@ -1,5 +1,5 @@
 /*
- * cmd_tokenize.c - glmq tokenize MODEL --text FILE [--json] [--prefix]
+ * cmd_tokenize.c - glmq tokenize MODEL --text FILE [--json] [--prefix] [--special]
  */
 #include "cli.h"
 #include "core/file.h"
@@ -9,18 +9,20 @@
 #include <string.h>
 
 static const char usage_text[] =
-    "usage: glmq tokenize MODEL --text FILE [--json] [--prefix]\n"
+    "usage: glmq tokenize MODEL --text FILE [--json] [--prefix] [--special]\n"
     "\n"
     "Prints the token ids of FILE (space-separated; --json: a JSON array) using the tokenizer of\n"
-    "MODEL, a .glmq file (its embedded tokenizer) or a checkpoint directory (its\n"
-    "tokenizer.model). No special tokens unless --prefix, which adds the model's prompt framing\n"
-    "([gMASK] sop before the text for ChatGLM2/3 and GLM-4, [gMASK] <sop> after it for\n"
-    "ChatGLM-6B).\n";
+    "MODEL, a .glmq file (its embedded tokenizer) or a directory with config.json and\n"
+    "tokenizer.model / ice_text.model (weights are not needed). No special tokens unless\n"
+    "--prefix, which adds the model's prompt framing ([gMASK] sop before the text for\n"
+    "ChatGLM2/3 and GLM-4, [gMASK] <sop> after it for ChatGLM-6B), or --special, which maps\n"
+    "special-token text in FILE ([gMASK], sop, <|user|>, <sop>, <|endoftext|>, ...) to the\n"
+    "special ids as the upstream tokenizers' special-token mode does.\n";
 
 int cmd_tokenize(int argc, char **argv)
 {
     const char *model = NULL, *text = NULL;
-    int json = 0, prefix = 0;
+    int json = 0, prefix = 0, special = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -33,6 +35,8 @@ int cmd_tokenize(int argc, char **argv)
             json = 1;
         } else if (!strcmp(a, "--prefix")) {
             prefix = 1;
+        } else if (!strcmp(a, "--special")) {
+            special = 1;
         } else if (a[0] == '-') {
             return cli_usage("tokenize", "unknown option '%s'", a);
         } else if (!model) {
@@ -44,23 +48,18 @@ int cmd_tokenize(int argc, char **argv)
     if (!model) return cli_usage("tokenize", "missing MODEL");
     if (!text) return cli_usage("tokenize", "missing --text FILE");
     glmq_err err = {0};
-    glmq_model *m = NULL;
-    if (glmq_model_open(model, &m, &err) != GLMQ_OK) return cli_error(&err);
     glmq_tokenizer *t = NULL;
     size_t len = 0;
     char *buf = NULL;
     glmq_ids v = {0};
     int rc = EXIT_OK;
-    if (glmq_model_tokenizer_open(m, &t, &err) != GLMQ_OK) {
-        rc = cli_error(&err);
-        goto done;
-    }
+    if (glmq_tokenizer_load(model, &t, &err) != GLMQ_OK) return cli_error(&err);
     if (glmq_read_file(text, &buf, &len, &err) != GLMQ_OK) {
         rc = cli_error(&err);
         goto done;
     }
-    glmq_status st = prefix ? glmq_tokenizer_encode_prompt(t, buf, len, &v, &err)
-                            : glmq_tokenizer_encode(t, buf, len, &v, &err);
+    unsigned flags = (prefix ? GLMQ_TOKENIZE_PROMPT : 0u) | (special ? GLMQ_TOKENIZE_SPECIAL : 0u);
+    glmq_status st = glmq_tokenizer_encode_ex(t, buf, len, flags, &v, &err);
     if (st != GLMQ_OK) {
         rc = cli_error(&err);
         goto done;
@@ -71,7 +70,6 @@ int cmd_tokenize(int argc, char **argv)
 done:
     glmq_ids_free(&v);
     free(buf);
-    glmq_tokenizer_free(t);
-    glmq_model_close(m);
+    glmq_tokenizer_close(t);
     return rc;
 }

@@ -8,7 +8,15 @@
  */
 #include "runtime/tokenize.h"
 
+#include "core/file.h"
+
+#include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static glmq_status tok_for_config(const glmq_config *c, const void *bytes, size_t n,
+                                  int set_special, glmq_tokenizer **out, glmq_err *err);
 
 glmq_status glmq_model_tokenizer_open(const glmq_model *m, glmq_tokenizer **out, glmq_err *err)
 {
@@ -23,6 +31,17 @@ glmq_status glmq_model_tokenizer_open(const glmq_model *m, glmq_tokenizer **out,
                  "--ref, whose tokenizer is used");
     GLMQ_FAIL_IF(!bytes || !n, err, GLMQ_E_INVALID,
                  "the model has no tokenizer (no tokenizer.model in the checkpoint or pack)");
+    return tok_for_config(c, bytes, n, 0, out, err);
+}
+
+/* The tokenizer with the flavour of config `c0`; set_special: the v2-family special ids of the
+ * config are still to be numbered after the tokenizer's table (a config read without the
+ * checkpoint code, glmq_config_set_special). */
+static glmq_status tok_for_config(const glmq_config *c0, const void *bytes, size_t n,
+                                  int set_special, glmq_tokenizer **out, glmq_err *err)
+{
+    glmq_config cc = *c0;
+    const glmq_config *c = &cc;
     glmq_tok_glm cfg;
     if (c->arch == GLMQ_ARCH_CHATGLM1) {
         glmq_tok_glm_init(&cfg, GLMQ_TOK_CHATGLM1);
@@ -40,6 +59,11 @@ glmq_status glmq_model_tokenizer_open(const glmq_model *m, glmq_tokenizer **out,
         glmq_tok_glm_init(&cfg, GLMQ_TOK_CHATGLM3);
         GLMQ_TRY(glmq_tokenizer_load_sp(bytes, n, &cfg, out, err));
     }
+    if (set_special && c->arch != GLMQ_ARCH_CHATGLM1) {
+        glmq_tok_info info;
+        glmq_tokenizer_info(*out, &info);
+        glmq_config_set_special(&cc, info.n_base, info.model == GLMQ_TOK_TIKTOKEN);
+    }
     /* the tokenizer's own [gMASK] must be the config's */
     int32_t gm = -1;
     glmq_status st = glmq_tokenizer_special(*out, "[gMASK]", &gm, err);
@@ -54,23 +78,82 @@ glmq_status glmq_model_tokenizer_open(const glmq_model *m, glmq_tokenizer **out,
     return st;
 }
 
-glmq_status glmq_tokenize(const glmq_model *m, const char *text, size_t len, unsigned flags,
-                          int32_t *ids, size_t cap, size_t *n, glmq_err *err)
+/* ---- a tokenizer without a model (a directory without weights, or any model path) ---- */
+
+static int is_dir(const char *path)
 {
-    GLMQ_FAIL_IF(!n, err, GLMQ_E_INVALID, "glmq_tokenize: no count pointer given");
-    *n = 0;
-    GLMQ_FAIL_IF(!m || (!text && len), err, GLMQ_E_INVALID,
-                 "glmq_tokenize: no model or no text given");
-    GLMQ_FAIL_IF(!ids && cap, err, GLMQ_E_INVALID,
-                 "glmq_tokenize: a capacity of %zu ids without a buffer", cap);
-    GLMQ_FAIL_IF(flags & ~GLMQ_TOKENIZE_PROMPT, err, GLMQ_E_INVALID,
-                 "glmq_tokenize: unknown flags 0x%x", flags & ~GLMQ_TOKENIZE_PROMPT);
-    const glmq_tokenizer *t = NULL;
-    GLMQ_TRY(glmq_model_tokenizer_cached(m, &t, err));
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+static char *join(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    if (p) snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+/* config.json (+ tokenizer_config.json) and the tokenizer file of a directory; its weights are
+ * never looked at. The file is chosen as the checkpoint reader does: ice_text.model for a v1
+ * config when present, else tokenizer.model. */
+static glmq_status dir_tokenizer(const char *dir, glmq_tokenizer **out, glmq_err *err)
+{
+    glmq_status st = GLMQ_OK;
+    char *cp = join(dir, "config.json"), *tp = join(dir, "tokenizer_config.json");
+    char *cj = NULL, *tj = NULL, *tok = NULL, *kp = NULL;
+    size_t cn = 0, tn = 0, kn = 0;
+    GLMQ_FAIL_IF_G(!cp || !tp, err, GLMQ_E_NOMEM, "out of memory");
+    GLMQ_TRY_G(glmq_read_file(cp, &cj, &cn, err));
+    if (access(tp, F_OK) == 0) GLMQ_TRY_G(glmq_read_file(tp, &tj, &tn, err));
+    glmq_config c;
+    GLMQ_TRY_G(glmq_config_parse(cj, cn, tj, tn, cp, &c, err));
+    kp = join(dir, "ice_text.model");
+    GLMQ_FAIL_IF_G(!kp, err, GLMQ_E_NOMEM, "out of memory");
+    if (c.arch != GLMQ_ARCH_CHATGLM1 || access(kp, F_OK) != 0) {
+        free(kp);
+        kp = join(dir, "tokenizer.model");
+        GLMQ_FAIL_IF_G(!kp, err, GLMQ_E_NOMEM, "out of memory");
+    }
+    GLMQ_FAIL_IF_G(access(kp, F_OK) != 0, err, GLMQ_E_IO,
+                   "'%s': no tokenizer file (tokenizer.model or ice_text.model)", dir);
+    GLMQ_TRY_G(glmq_read_file(kp, &tok, &kn, err));
+    /* the kind as the checkpoint reader tells it: a ModelProto starts with field 1 (0x0A) */
+    snprintf(c.tokenizer_kind, sizeof c.tokenizer_kind, "%s",
+             kn && tok[0] == 0x0A ? "sentencepiece" : "tiktoken");
+    st = tok_for_config(&c, tok, kn, 1, out, err);
+    if (st != GLMQ_OK) glmq_err_prefix(err, st, "'%s': ", kp);
+fail:
+    free(cp);
+    free(tp);
+    free(kp);
+    free(cj);
+    free(tj);
+    free(tok);
+    return st;
+}
+
+glmq_status glmq_tokenizer_load(const char *path, glmq_tokenizer **out, glmq_err *err)
+{
+    GLMQ_FAIL_IF(!out, err, GLMQ_E_INVALID, "glmq_tokenizer_load: no output pointer given");
+    *out = NULL;
+    GLMQ_FAIL_IF(!path, err, GLMQ_E_INVALID, "glmq_tokenizer_load: no path given");
+    if (is_dir(path)) return dir_tokenizer(path, out, err);
+    glmq_model *m = NULL;
+    GLMQ_TRY(glmq_model_open(path, &m, err));
+    glmq_status st = glmq_model_tokenizer_open(m, out, err);
+    glmq_model_close(m);
+    return st;
+}
+
+void glmq_tokenizer_close(glmq_tokenizer *t) { glmq_tokenizer_free(t); }
+
+static glmq_status tokenize_with(const glmq_tokenizer *t, const char *text, size_t len,
+                                 unsigned flags, int32_t *ids, size_t cap, size_t *n,
+                                 glmq_err *err)
+{
     glmq_ids v = {0};
-    glmq_status st = (flags & GLMQ_TOKENIZE_PROMPT)
-                         ? glmq_tokenizer_encode_prompt(t, text ? text : "", len, &v, err)
-                         : glmq_tokenizer_encode(t, text ? text : "", len, &v, err);
+    glmq_status st = glmq_tokenizer_encode_ex(t, text ? text : "", len, flags, &v, err);
     if (st == GLMQ_OK) {
         *n = v.n;
         if (v.n > cap && (ids || cap))
@@ -84,17 +167,48 @@ glmq_status glmq_tokenize(const glmq_model *m, const char *text, size_t len, uns
     return st;
 }
 
-glmq_status glmq_detokenize(const glmq_model *m, const int32_t *ids, size_t n, char *text,
-                            size_t cap, size_t *len, glmq_err *err)
+/* The checks both public tokenize calls make. */
+static glmq_status tokenize_args(const void *obj, const char *text, size_t len, unsigned flags,
+                                 const int32_t *ids, size_t cap, size_t *n, glmq_err *err)
+{
+    GLMQ_FAIL_IF(!n, err, GLMQ_E_INVALID, "glmq_tokenize: no count pointer given");
+    *n = 0;
+    GLMQ_FAIL_IF(!obj || (!text && len), err, GLMQ_E_INVALID,
+                 "glmq_tokenize: no model or no text given");
+    GLMQ_FAIL_IF(!ids && cap, err, GLMQ_E_INVALID,
+                 "glmq_tokenize: a capacity of %zu ids without a buffer", cap);
+    const unsigned known = GLMQ_TOKENIZE_PROMPT | GLMQ_TOKENIZE_SPECIAL;
+    GLMQ_FAIL_IF(flags & ~known, err, GLMQ_E_INVALID, "glmq_tokenize: unknown flags 0x%x",
+                 flags & ~known);
+    return GLMQ_OK;
+}
+
+glmq_status glmq_tokenize(const glmq_model *m, const char *text, size_t len, unsigned flags,
+                          int32_t *ids, size_t cap, size_t *n, glmq_err *err)
+{
+    GLMQ_TRY(tokenize_args(m, text, len, flags, ids, cap, n, err));
+    const glmq_tokenizer *t = NULL;
+    GLMQ_TRY(glmq_model_tokenizer_cached(m, &t, err));
+    return tokenize_with(t, text, len, flags, ids, cap, n, err);
+}
+
+glmq_status glmq_tokenizer_tokenize(const glmq_tokenizer *t, const char *text, size_t len,
+                                    unsigned flags, int32_t *ids, size_t cap, size_t *n,
+                                    glmq_err *err)
+{
+    GLMQ_TRY(tokenize_args(t, text, len, flags, ids, cap, n, err));
+    return tokenize_with(t, text, len, flags, ids, cap, n, err);
+}
+
+glmq_status glmq_tokenizer_detokenize(const glmq_tokenizer *t, const int32_t *ids, size_t n,
+                                      char *text, size_t cap, size_t *len, glmq_err *err)
 {
     GLMQ_FAIL_IF(!len, err, GLMQ_E_INVALID, "glmq_detokenize: no length pointer given");
     *len = 0;
-    GLMQ_FAIL_IF(!m || (!ids && n), err, GLMQ_E_INVALID,
-                 "glmq_detokenize: no model or no ids given");
+    GLMQ_FAIL_IF(!t || (!ids && n), err, GLMQ_E_INVALID,
+                 "glmq_detokenize: no tokenizer or no ids given");
     GLMQ_FAIL_IF(!text && cap, err, GLMQ_E_INVALID,
                  "glmq_detokenize: a capacity of %zu bytes without a buffer", cap);
-    const glmq_tokenizer *t = NULL;
-    GLMQ_TRY(glmq_model_tokenizer_cached(m, &t, err));
     char *s = NULL;
     size_t sl = 0;
     GLMQ_TRY(glmq_tokenizer_decode(t, ids, n, &s, &sl, err));
@@ -108,4 +222,16 @@ glmq_status glmq_detokenize(const glmq_model *m, const int32_t *ids, size_t n, c
                        "%zu", sl, cap);
     free(s);
     return st;
+}
+
+glmq_status glmq_detokenize(const glmq_model *m, const int32_t *ids, size_t n, char *text,
+                            size_t cap, size_t *len, glmq_err *err)
+{
+    GLMQ_FAIL_IF(!len, err, GLMQ_E_INVALID, "glmq_detokenize: no length pointer given");
+    *len = 0;
+    GLMQ_FAIL_IF(!m || (!ids && n), err, GLMQ_E_INVALID,
+                 "glmq_detokenize: no model or no ids given");
+    const glmq_tokenizer *t = NULL;
+    GLMQ_TRY(glmq_model_tokenizer_cached(m, &t, err));
+    return glmq_tokenizer_detokenize(t, ids, n, text, cap, len, err);
 }
