@@ -36,6 +36,13 @@ typedef struct {
     int64_t tok_mask, tok_gmask, tok_smask, tok_sop, tok_eop, tok_eos, tok_pad, tok_bos;
     int64_t num_image_tokens; /* v1 id offset (0 or 20000) */
     char tokenizer_kind[16];  /* "sentencepiece" or "tiktoken" */
+    /* glm4 (Glm4ForCausalLM): RMSNorms on the attention output and on the MLP output, before
+     * their residual adds ("sandwich" norms; metadata "sandwich_norm", absent = 0) */
+    int sandwich_norm;
+    /* checkpoint-open only, never stored: 1 when the weights use transformers' GlmForCausalLM
+     * / Glm4ForCausalLM names (model.layers.N.self_attn.q_proj, ...; formats/checkpoint.c maps
+     * them to the canonical names) */
+    int hf_layout;
 } glmq_config;
 
 /*
