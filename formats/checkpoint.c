@@ -15,6 +15,7 @@
  *     numbered after its pieces/ranks.
  */
 #include "formats/checkpoint.h"
+#include "formats/hf_tokenizer.h"
 #include "formats/tokenizer.h"
 
 #include <cjson/cJSON.h>
@@ -193,12 +194,43 @@ fail:
     return st;
 }
 
+/* transformers-native repositories ship tokenizer.json instead of tokenizer.model: a GLM-4
+ * one becomes the equivalent tiktoken rank file (formats/hf_tokenizer.h), held as the
+ * checkpoint's tokenizer under the name "tokenizer.json", so convert stores a tokenizer every
+ * reader understands. */
+static glmq_status load_tokenizer_json(glmq_checkpoint *c, glmq_err *err)
+{
+    glmq_small_file j = {0};
+    glmq_status st = read_small(c->dir, "tokenizer.json", 1, &j, err);
+    char *p = path_join(c->dir, "tokenizer.json");
+    uint8_t *ranks = NULL;
+    size_t n = 0;
+    int32_t nr = 0;
+    GLMQ_FAIL_IF_G(!p, err, GLMQ_E_NOMEM, "out of memory");
+    GLMQ_TRY_G(st);
+    GLMQ_TRY_G(glmq_hf_tokenizer_ranks((const char *)j.data, j.size, p, &ranks, &n, &nr, err));
+    free_small(&c->tokenizer);
+    c->tokenizer.name = glmq_strdup("tokenizer.json");
+    GLMQ_FAIL_IF_G(!c->tokenizer.name, err, GLMQ_E_NOMEM, "out of memory");
+    c->tokenizer.data = ranks;
+    c->tokenizer.size = n;
+    ranks = NULL;
+fail:
+    free(ranks);
+    free(p);
+    free_small(&j);
+    return st;
+}
+
 static glmq_status load_tokenizer(glmq_checkpoint *c, glmq_err *err)
 {
     const char *name = c->cfg.arch == GLMQ_ARCH_CHATGLM1 && file_exists(c->dir, "ice_text.model")
                            ? "ice_text.model"
                            : "tokenizer.model";
     GLMQ_TRY(read_small(c->dir, name, 0, &c->tokenizer, err));
+    if (!c->tokenizer.data && c->cfg.arch == GLMQ_ARCH_CHATGLM2 &&
+        file_exists(c->dir, "tokenizer.json"))
+        GLMQ_TRY(load_tokenizer_json(c, err));
     if (!c->tokenizer.data) {
         GLMQ_TRY(warn(c, err,
                       "no tokenizer file (tokenizer.model or ice_text.model): the packed file "

@@ -284,5 +284,123 @@ def main():
     write_sample("glm4-hf-tiny", cfg4, t4, True, seqs)
 
 
+# --- a tiny GLM-4-style tokenizer.json (tests/data/hf_tokenizer, fuzz corpus) -------------------
+#
+# The structure transformers' TikTokenConverter writes for GLM-4 (vocab = byte-level strings ->
+# tiktoken ranks, merges = every split of every token into two tokens ordered by the rank of the
+# result, GLM-4's Split regex + ByteLevel pre-tokenizer, the specials as added tokens after the
+# ranks), over a small rank table: the 256 bytes (in GPT-2 byte-to-unicode order, as GLM-4's file
+# ranks them) then 40 greedy byte-pair merges of samples/text/eval_en.txt.
+
+GLM4_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|"
+                r" ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+GLM4_SPECIALS = ["<|endoftext|>", "[MASK]", "[gMASK]", "[sMASK]", "<sop>", "<eop>", "<|system|>",
+                 "<|user|>", "<|assistant|>", "<|observation|>", "<|begin_of_image|>",
+                 "<|end_of_image|>", "<|begin_of_video|>", "<|end_of_video|>"]
+
+
+def bytes_to_unicode():
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAC + 1)) + \
+        list(range(0xAE, 0xFF + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, [chr(c) for c in cs]))
+
+
+def tokenizer_json(ranks, merges_as_pairs):
+    """ranks: list of bytes (index = rank) -> the tokenizer.json dict."""
+    enc = bytes_to_unicode()
+    s = lambda b: "".join(enc[x] for x in b)
+    rank = {t: i for i, t in enumerate(ranks)}
+    merges = []
+    for t in ranks:
+        if len(t) == 1:
+            continue
+        local = [(t[:i], t[i:]) for i in range(1, len(t)) if t[:i] in rank and t[i:] in rank]
+        local.sort(key=lambda p: (rank[p[0]], rank[p[1]]))
+        merges += local
+    n = len(ranks)
+    mj = [[s(a), s(b)] if merges_as_pairs else s(a) + " " + s(b) for a, b in merges]
+    return {
+        "version": "1.0", "truncation": None, "padding": None,
+        "added_tokens": [{"id": n + i, "content": c, "single_word": False, "lstrip": False,
+                          "rstrip": False, "normalized": False, "special": True}
+                         for i, c in enumerate(GLM4_SPECIALS)],
+        "normalizer": None,
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": GLM4_PATTERN}, "behavior": "Isolated",
+             "invert": False},
+            {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True,
+             "use_regex": False}]},
+        "post_processor": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": False,
+                           "use_regex": True},
+        "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True,
+                    "use_regex": True},
+        "model": {"type": "BPE", "dropout": None, "unk_token": None,
+                  "continuing_subword_prefix": None, "end_of_word_suffix": None,
+                  "fuse_unk": False, "byte_fallback": False, "ignore_merges": False,
+                  "vocab": {s(t): i for i, t in enumerate(ranks)}, "merges": mj},
+    }
+
+
+def tiny_ranks():
+    enc = bytes_to_unicode()
+    ranks = [bytes([b]) for b in enc]          # GPT-2 order: '!' .. '~', ..., then the rest
+    words = open(os.path.join(HERE, "text", "eval_en.txt"), "rb").read().split()
+    seqs = [[bytes([c]) for c in w] for w in words]
+    for _ in range(40):
+        count = {}
+        for sq in seqs:
+            for a, b in zip(sq, sq[1:]):
+                count[(a, b)] = count.get((a, b), 0) + 1
+        (a, b), _c = max(count.items(), key=lambda kv: (kv[1], kv[0]))
+        ranks.append(a + b)
+        for sq in seqs:
+            i = 0
+            while i < len(sq) - 1:
+                if sq[i] == a and sq[i + 1] == b:
+                    sq[i:i + 2] = [a + b]
+                i += 1
+    return ranks
+
+
+def write_tokenizer_fixtures():
+    root = os.path.dirname(HERE)
+    ranks = tiny_ranks()
+    d = os.path.join(root, "tests", "data", "hf_tokenizer")
+    os.makedirs(d, exist_ok=True)
+    tj = tokenizer_json(ranks, True)
+    with open(os.path.join(d, "tiny.json"), "w") as f:
+        json.dump(tj, f, ensure_ascii=False, separators=(",", ":"))
+    import base64
+    with open(os.path.join(d, "tiny.tiktoken"), "wb") as f:
+        for i, t in enumerate(ranks):
+            f.write(base64.b64encode(t) + b" %d\n" % i)
+    # fuzz corpus: the valid file in both merge spellings and a few near misses
+    c = os.path.join(root, "tests", "fuzz", "corpus", "hf_tokenizer")
+    os.makedirs(c, exist_ok=True)
+    variants = {"valid_pairs": tj, "valid_strings": tokenizer_json(ranks, False)}
+    bad = json.loads(json.dumps(tj))
+    bad["model"]["merges"] = bad["model"]["merges"][1:]
+    variants["incomplete_merges"] = bad
+    bad = json.loads(json.dumps(tj))
+    bad["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] = r"\s+"
+    variants["other_regex"] = bad
+    bad = json.loads(json.dumps(tj))
+    bad["added_tokens"][2]["id"] = 5
+    variants["special_in_vocab"] = bad
+    for k, v in variants.items():
+        with open(os.path.join(c, k + ".json"), "w") as f:
+            json.dump(v, f, ensure_ascii=False, separators=(",", ":"))
+    with open(os.path.join(c, "truncated.json"), "w") as f:
+        f.write(json.dumps(tj, ensure_ascii=False)[:700])
+
+
 if __name__ == "__main__":
     main()
+    write_tokenizer_fixtures()

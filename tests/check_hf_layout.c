@@ -10,6 +10,7 @@
  * max|logit|; FAST mode RMS <= 0.75% and max <= 3.5% of RMS(golden).
  */
 #include "formats/checkpoint.h"
+#include "formats/hf_tokenizer.h"
 #include "formats/tokenizer.h"
 #include "runtime/forward.h"
 #include "runtime/model.h"
@@ -398,6 +399,501 @@ START_TEST(bad_checkpoints)
 }
 END_TEST
 
+
+// --- tokenizer.json ------------------------------------------------------------------------
+
+static char *data_path(const char *sub, const char *file)
+{
+    char *d = tu_path(tu_testdata(), sub);
+    char *p = tu_path(d, file);
+    free(d);
+    return p;
+}
+
+static uint8_t *ranks_of(const char *json, size_t n, size_t *out_n, int32_t *nr, glmq_err *err)
+{
+    uint8_t *out = NULL;
+    glmq_status st = glmq_hf_tokenizer_ranks(json, n, "tokenizer.json", &out, out_n, nr, err);
+    if (st != GLMQ_OK) ck_assert_ptr_null(out);
+    return out;
+}
+
+/* The tiny fixture (written by gen_hf_glm.py with Python's base64 next to the JSON): the rank
+ * file glmq writes is byte for byte the one Python wrote, in both merge spellings. */
+START_TEST(tok_tiny)
+{
+    char *pj = data_path("hf_tokenizer", "tiny.json"), *pt = data_path("hf_tokenizer", "tiny.tiktoken");
+    char *d = tu_path(tu_testdata(), "../fuzz/corpus/hf_tokenizer");
+    char *ps = tu_path(d, "valid_strings.json");
+    size_t nj, nt, ns, no;
+    uint8_t *j = tu_read_file(pj, &nj), *t = tu_read_file(pt, &nt), *js = tu_read_file(ps, &ns);
+    ck_assert(j && t && js);
+    const uint8_t *in[2] = {j, js};
+    const size_t inn[2] = {nj, ns};
+    for (int k = 0; k < 2; k++) {
+        glmq_err err = {0};
+        int32_t nr = 0;
+        uint8_t *o = ranks_of((const char *)in[k], inn[k], &no, &nr, &err);
+        ck_assert_msg(o != NULL, "%s", err.msg);
+        ck_assert_int_eq(nr, 296);
+        ck_assert_uint_eq(no, nt);
+        ck_assert_mem_eq(o, t, nt);
+        free(o);
+    }
+    free(j);
+    free(t);
+    free(js);
+    free(pj);
+    free(pt);
+    free(ps);
+    free(d);
+}
+END_TEST
+
+/* Hostile and foreign tokenizer.json files, each refused with its reason. */
+typedef void (*tj_edit)(cJSON *r);
+
+static cJSON *model_of(cJSON *r) { return cJSON_GetObjectItemCaseSensitive(r, "model"); }
+static cJSON *merges_of(cJSON *r)
+{
+    return cJSON_GetObjectItemCaseSensitive(model_of(r), "merges");
+}
+static void e_normalizer(cJSON *r)
+{
+    cJSON_ReplaceItemInObject(r, "normalizer", cJSON_CreateString("NFC"));
+}
+static void e_wordpiece(cJSON *r)
+{
+    cJSON_ReplaceItemInObject(model_of(r), "type", cJSON_CreateString("WordPiece"));
+}
+static void e_regex(cJSON *r)
+{
+    cJSON *sp = cJSON_GetArrayItem(
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(r, "pre_tokenizer"),
+                                         "pretokenizers"),
+        0);
+    cJSON_ReplaceItemInObject(cJSON_GetObjectItemCaseSensitive(sp, "pattern"), "Regex",
+                              cJSON_CreateString("\\s+"));
+}
+static void e_use_regex(cJSON *r)
+{
+    cJSON *bl = cJSON_GetArrayItem(
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(r, "pre_tokenizer"),
+                                         "pretokenizers"),
+        1);
+    cJSON_ReplaceItemInObject(bl, "use_regex", cJSON_CreateTrue());
+}
+static void e_byte_fallback(cJSON *r)
+{
+    cJSON_ReplaceItemInObject(model_of(r), "byte_fallback", cJSON_CreateTrue());
+}
+static void e_dup_id(cJSON *r)
+{
+    cJSON_ReplaceItemInObject(cJSON_GetObjectItemCaseSensitive(model_of(r), "vocab"), "A",
+                              cJSON_CreateNumber(0));
+}
+static void e_id_range(cJSON *r)
+{
+    cJSON_ReplaceItemInObject(cJSON_GetObjectItemCaseSensitive(model_of(r), "vocab"), "A",
+                              cJSON_CreateNumber(296));
+}
+static void e_not_bytelevel(cJSON *r)
+{
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(model_of(r), "vocab");
+    cJSON *t = cJSON_DetachItemFromObjectCaseSensitive(v, "A");
+    cJSON_AddItemToObject(v, "\xe4\xbd\xa0", t);
+}
+static void e_drop_merge(cJSON *r) { cJSON_DeleteItemFromArray(merges_of(r), 3); }
+static void e_dup_merge(cJSON *r)
+{
+    cJSON *m = merges_of(r);
+    cJSON_AddItemToArray(m, cJSON_Duplicate(cJSON_GetArrayItem(m, cJSON_GetArraySize(m) - 1), 1));
+}
+static void e_order(cJSON *r)
+{
+    cJSON *m = merges_of(r);
+    cJSON *last = cJSON_DetachItemFromArray(m, cJSON_GetArraySize(m) - 1);
+    cJSON_InsertItemInArray(m, 0, last);
+}
+static void e_unknown_part(cJSON *r)
+{
+    cJSON *p = cJSON_CreateArray();
+    cJSON_AddItemToArray(p, cJSON_CreateString("zz"));
+    cJSON_AddItemToArray(p, cJSON_CreateString("z"));
+    cJSON_AddItemToArray(merges_of(r), p);
+}
+static void e_special_id(cJSON *r)
+{
+    cJSON *t = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(r, "added_tokens"), 2);
+    cJSON_ReplaceItemInObject(t, "id", cJSON_CreateNumber(299));
+}
+static void e_added_in_vocab(cJSON *r)
+{
+    cJSON *t = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(r, "added_tokens"), 0);
+    cJSON_ReplaceItemInObject(t, "id", cJSON_CreateNumber(7));
+}
+static void e_not_object(cJSON *r) { cJSON_DeleteItemFromObject(r, "model"); }
+
+static const struct {
+    tj_edit edit;
+    const char *msg;
+    glmq_status code;
+} tj_bad[] = {
+    {e_normalizer, "normalizer is set", GLMQ_E_UNSUPPORTED},
+    {e_wordpiece, "model type 'WordPiece'", GLMQ_E_UNSUPPORTED},
+    {e_regex, "regex is not GLM-4's", GLMQ_E_UNSUPPORTED},
+    {e_use_regex, "use_regex false", GLMQ_E_UNSUPPORTED},
+    {e_byte_fallback, "byte_fallback", GLMQ_E_UNSUPPORTED},
+    {e_dup_id, "id 0 is given to two vocab entries", GLMQ_E_FORMAT},
+    {e_id_range, "has id outside 0..295", GLMQ_E_FORMAT},
+    {e_not_bytelevel, "is not a byte-level string", GLMQ_E_FORMAT},
+    {e_drop_merge, "the merges are not the complete set", GLMQ_E_UNSUPPORTED},
+    {e_dup_merge, "two merges make token", GLMQ_E_FORMAT},
+    {e_order, "not in rank order", GLMQ_E_UNSUPPORTED},
+    {e_unknown_part, "is not in the vocabulary", GLMQ_E_FORMAT},
+    {e_special_id, "'[gMASK]' has id 299; GLM-4 (and glmq) number it 298", GLMQ_E_UNSUPPORTED},
+    {e_added_in_vocab, "inside the BPE vocabulary", GLMQ_E_UNSUPPORTED},
+    {e_not_object, "no 'model' object", GLMQ_E_FORMAT},
+};
+
+START_TEST(tok_hostile)
+{
+    char *pj = data_path("hf_tokenizer", "tiny.json");
+    size_t nj, no;
+    uint8_t *j = tu_read_file(pj, &nj);
+    ck_assert_ptr_nonnull(j);
+    cJSON *r = cJSON_ParseWithLength((const char *)j, nj);
+    ck_assert_ptr_nonnull(r);
+    tj_bad[_i].edit(r);
+    char *txt = cJSON_PrintUnformatted(r);
+    glmq_err err = {0};
+    int32_t nr;
+    uint8_t *o = NULL;
+    glmq_status st = glmq_hf_tokenizer_ranks(txt, strlen(txt), "t.json", &o, &no, &nr, &err);
+    ck_assert_int_eq(st, tj_bad[_i].code);
+    ck_assert_ptr_null(o);
+    ck_assert_msg(strstr(err.msg, tj_bad[_i].msg) != NULL, "got: %s", err.msg);
+    ck_assert_msg(strstr(err.msg, "t.json") != NULL, "no file name: %s", err.msg);
+    free(txt);
+    cJSON_Delete(r);
+    free(j);
+    free(pj);
+}
+END_TEST
+
+/* A GLM-4 byte-level string of token bytes (GPT-2 byte-to-unicode, written independently of
+ * formats/hf_tokenizer.c: printable Latin-1 stays, the other 68 bytes go to U+0100.. in order). */
+static void bl_string(const uint8_t *s, size_t n, char *out)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        const unsigned b = s[i];
+        unsigned cp = b;
+        if (!((b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE)) {
+            unsigned k = 0;
+            for (unsigned c = 0; c < b; c++)
+                k += !((c >= 0x21 && c <= 0x7E) || (c >= 0xA1 && c <= 0xAC) || c >= 0xAE);
+            cp = 256 + k;
+        }
+        if (cp < 0x80)
+            out[o++] = (char)cp;
+        else {
+            out[o++] = (char)(0xC0 | cp >> 6);
+            out[o++] = (char)(0x80 | (cp & 63));
+        }
+    }
+    out[o] = 0;
+}
+
+typedef struct {
+    uint8_t **tok;
+    size_t *len;
+    int32_t n;
+    int32_t *slot; /* open addressing over token bytes */
+    size_t cap;
+} rankset;
+
+static size_t rs_hash(const uint8_t *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ s[i]) * 1099511628211ull;
+    return (size_t)h;
+}
+
+static int32_t rs_find(const rankset *r, const uint8_t *s, size_t n)
+{
+    for (size_t i = rs_hash(s, n) & (r->cap - 1);; i = (i + 1) & (r->cap - 1)) {
+        const int32_t v = r->slot[i];
+        if (v < 0) return -1;
+        if (r->len[v] == n && !memcmp(r->tok[v], s, n)) return v;
+    }
+}
+
+static int b64v(int c)
+{
+    const char *a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const char *p = strchr(a, c);
+    return c && p ? (int)(p - a) : -1;
+}
+
+/* Parse a tiktoken rank file written in rank order. */
+static void rs_load(rankset *r, const uint8_t *f, size_t n)
+{
+    size_t lines = 0;
+    for (size_t i = 0; i < n; i++) lines += f[i] == '\n';
+    r->tok = calloc(lines, sizeof *r->tok);
+    r->len = calloc(lines, sizeof *r->len);
+    for (size_t i = 0; i < n;) {
+        size_t e = i;
+        while (f[e] != ' ') e++;
+        uint8_t *t = malloc((e - i) / 4 * 3 + 1);
+        size_t o = 0;
+        for (size_t k = i; k < e; k += 4) {
+            int v[4];
+            for (int q = 0; q < 4; q++) v[q] = f[k + q] == '=' ? 0 : b64v(f[k + q]);
+            const unsigned x = (unsigned)(v[0] << 18 | v[1] << 12 | v[2] << 6 | v[3]);
+            t[o++] = (uint8_t)(x >> 16);
+            if (f[k + 2] != '=') t[o++] = (uint8_t)(x >> 8);
+            if (f[k + 3] != '=') t[o++] = (uint8_t)x;
+        }
+        ck_assert_int_eq(atol((const char *)f + e + 1), r->n);
+        r->tok[r->n] = t;
+        r->len[r->n++] = o;
+        while (f[e] != '\n') e++;
+        i = e + 1;
+    }
+    for (r->cap = 1; r->cap < 4 * (size_t)r->n; r->cap <<= 1) {
+    }
+    r->slot = malloc(r->cap * sizeof *r->slot);
+    for (size_t i = 0; i < r->cap; i++) r->slot[i] = -1;
+    for (int32_t v = 0; v < r->n; v++) {
+        size_t i = rs_hash(r->tok[v], r->len[v]) & (r->cap - 1);
+        while (r->slot[i] >= 0) i = (i + 1) & (r->cap - 1);
+        r->slot[i] = v;
+    }
+}
+
+static void rs_free(rankset *r)
+{
+    for (int32_t i = 0; i < r->n; i++) free(r->tok[i]);
+    free(r->tok);
+    free(r->len);
+    free(r->slot);
+}
+
+/* tokenizer.json for a rank set, in the structure transformers' TikTokenConverter writes. */
+static char *converter_json(const rankset *r)
+{
+    static const char *const sp[] = {"<|endoftext|>",  "[MASK]",          "[gMASK]",
+                                     "[sMASK]",        "<sop>",           "<eop>",
+                                     "<|system|>",     "<|user|>",        "<|assistant|>",
+                                     "<|observation|>", "<|begin_of_image|>", "<|end_of_image|>",
+                                     "<|begin_of_video|>", "<|end_of_video|>"};
+    cJSON *root = cJSON_CreateObject();
+    cJSON *at = cJSON_AddArrayToObject(root, "added_tokens");
+    for (int i = 0; i < 14; i++) {
+        cJSON *t = cJSON_CreateObject();
+        cJSON_AddNumberToObject(t, "id", r->n + i);
+        cJSON_AddStringToObject(t, "content", sp[i]);
+        cJSON_AddBoolToObject(t, "special", 1);
+        cJSON_AddBoolToObject(t, "normalized", 0);
+        cJSON_AddItemToArray(at, t);
+    }
+    cJSON_AddNullToObject(root, "normalizer");
+    cJSON *pt = cJSON_AddObjectToObject(root, "pre_tokenizer");
+    cJSON_AddStringToObject(pt, "type", "Sequence");
+    cJSON *pts = cJSON_AddArrayToObject(pt, "pretokenizers");
+    cJSON *split = cJSON_CreateObject();
+    cJSON_AddStringToObject(split, "type", "Split");
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(split, "pattern"), "Regex",
+                            "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|"
+                            "\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|"
+                            "\\s+(?!\\S)|\\s+");
+    cJSON_AddStringToObject(split, "behavior", "Isolated");
+    cJSON_AddBoolToObject(split, "invert", 0);
+    cJSON_AddItemToArray(pts, split);
+    cJSON *bl = cJSON_CreateObject();
+    cJSON_AddStringToObject(bl, "type", "ByteLevel");
+    cJSON_AddBoolToObject(bl, "add_prefix_space", 0);
+    cJSON_AddBoolToObject(bl, "trim_offsets", 1);
+    cJSON_AddBoolToObject(bl, "use_regex", 0);
+    cJSON_AddItemToArray(pts, bl);
+    cJSON *m = cJSON_AddObjectToObject(root, "model");
+    cJSON_AddStringToObject(m, "type", "BPE");
+    cJSON_AddNullToObject(m, "dropout");
+    cJSON_AddNullToObject(m, "unk_token");
+    cJSON_AddNullToObject(m, "continuing_subword_prefix");
+    cJSON_AddNullToObject(m, "end_of_word_suffix");
+    cJSON_AddBoolToObject(m, "fuse_unk", 0);
+    cJSON_AddBoolToObject(m, "byte_fallback", 0);
+    cJSON_AddBoolToObject(m, "ignore_merges", 0);
+    cJSON *v = cJSON_AddObjectToObject(m, "vocab");
+    cJSON *mg = cJSON_AddArrayToObject(m, "merges");
+    char *a = malloc(8192), *b = malloc(8192), *ab = malloc(16400);
+    int32_t pl[1024][2];
+    for (int32_t t = 0; t < r->n; t++) {
+        bl_string(r->tok[t], r->len[t], a);
+        cJSON_AddItemToObject(v, a, cJSON_CreateNumber(t));
+        int np = 0;
+        for (size_t i = 1; i < r->len[t]; i++) {
+            const int32_t x = rs_find(r, r->tok[t], i), y = rs_find(r, r->tok[t] + i, r->len[t] - i);
+            if (x >= 0 && y >= 0 && np < 1024) {
+                pl[np][0] = x;
+                pl[np++][1] = y;
+            }
+        }
+        for (int i = 1; i < np; i++) /* insertion sort by (rank l, rank r) */
+            for (int k = i; k > 0 && (pl[k - 1][0] > pl[k][0] ||
+                                      (pl[k - 1][0] == pl[k][0] && pl[k - 1][1] > pl[k][1]));
+                 k--) {
+                int32_t t0 = pl[k][0], t1 = pl[k][1];
+                pl[k][0] = pl[k - 1][0];
+                pl[k][1] = pl[k - 1][1];
+                pl[k - 1][0] = t0;
+                pl[k - 1][1] = t1;
+            }
+        for (int i = 0; i < np; i++) {
+            bl_string(r->tok[pl[i][0]], r->len[pl[i][0]], a);
+            bl_string(r->tok[pl[i][1]], r->len[pl[i][1]], b);
+            snprintf(ab, 16400, "%s %s", a, b);
+            cJSON_AddItemToArray(mg, cJSON_CreateString(ab));
+        }
+    }
+    free(a);
+    free(b);
+    free(ab);
+    char *txt = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    return txt;
+}
+
+static void same_ids(const glmq_tokenizer *x, const glmq_tokenizer *y, const char *file)
+{
+    size_t n;
+    uint8_t *text = tu_read_file(file, &n);
+    ck_assert_msg(text != NULL, "%s", file);
+    glmq_ids a = {0}, b = {0};
+    glmq_err err = {0};
+    ck_assert_int_eq(glmq_tokenizer_encode(x, (const char *)text, n, &a, &err), GLMQ_OK);
+    ck_assert_int_eq(glmq_tokenizer_encode(y, (const char *)text, n, &b, &err), GLMQ_OK);
+    ck_assert_uint_gt(a.n, 0);
+    ck_assert_uint_eq(a.n, b.n);
+    ck_assert_mem_eq(a.ids, b.ids, a.n * sizeof *a.ids);
+    printf("# %s: %zu ids, equal\n", file, a.n);
+    glmq_ids_free(&a);
+    glmq_ids_free(&b);
+    free(text);
+}
+
+/* The real GLM-4 rank file -> tokenizer.json as transformers writes it -> glmq's reader: the
+ * same rank file byte for byte, and the same ids on the eval and tricky texts. */
+START_TEST(tok_real_glm4)
+{
+    const char *rf = getenv("GLMQ_GLM4_TOKENIZER");
+    if (!rf || !tu_file_exists(rf)) {
+        printf("# SKIP tok_real_glm4: GLM-4 tokenizer.model not found (GLMQ_GLM4_TOKENIZER)\n");
+        return;
+    }
+    size_t n, no;
+    uint8_t *f = tu_read_file(rf, &n);
+    ck_assert_ptr_nonnull(f);
+    rankset r = {0};
+    rs_load(&r, f, n);
+    ck_assert_int_eq(r.n, 151329);
+    char *json = converter_json(&r);
+    glmq_err err = {0};
+    int32_t nr;
+    uint8_t *o = ranks_of(json, strlen(json), &no, &nr, &err);
+    ck_assert_msg(o != NULL, "%s", err.msg);
+    ck_assert_int_eq(nr, 151329);
+    ck_assert_uint_eq(no, n);
+    ck_assert_mem_eq(o, f, n);
+    glmq_tok_glm cfg;
+    glmq_tok_glm_init(&cfg, GLMQ_TOK_GLM4);
+    glmq_tokenizer *x = NULL, *y = NULL;
+    ck_assert_int_eq(glmq_tokenizer_load_tiktoken(f, n, &cfg, &x, &err), GLMQ_OK);
+    ck_assert_int_eq(glmq_tokenizer_load_tiktoken(o, no, &cfg, &y, &err), GLMQ_OK);
+    static const char *const texts[] = {"eval_en.txt", "eval_zh.txt", "tricky.txt"};
+    char *td = tu_sample_path("text", "");
+    for (int i = 0; i < 3; i++) {
+        char *p = tu_path(td, texts[i]);
+        same_ids(x, y, p);
+        free(p);
+    }
+    char *p = data_path("tokenizer", "eval.txt");
+    same_ids(x, y, p);
+    free(p);
+    free(td);
+    glmq_tokenizer_free(x);
+    glmq_tokenizer_free(y);
+    free(o);
+    free(json);
+    rs_free(&r);
+    free(f);
+}
+END_TEST
+
+/* A transformers-native directory with tokenizer.json and no tokenizer.model: the checkpoint
+ * reads it as the tiktoken tokenizer (specials after its ranks), convert stores it, and the pack
+ * tokenizes as the rank file does. */
+START_TEST(tok_checkpoint)
+{
+    char *d = tu_path(tmpdir, "tokjson");
+    char *src = tu_sample_path("glm-hf-tiny", "st");
+    ck_assert_int_eq(tu_copy_dir(src, d), 0);
+    char *tm = tu_path(d, "tokenizer.model");
+    ck_assert_int_eq(remove(tm), 0);
+    char *pj = data_path("hf_tokenizer", "tiny.json"), *dj = tu_path(d, "tokenizer.json");
+    size_t nj;
+    uint8_t *j = tu_read_file(pj, &nj);
+    ck_assert_int_eq(tu_write_file(dj, j, nj), 0);
+    glmq_checkpoint *c = NULL;
+    glmq_err err = {0};
+    ck_assert_msg(glmq_checkpoint_open(d, &c, &err) == GLMQ_OK, "%s", err.msg);
+    ck_assert_str_eq(c->cfg.tokenizer_kind, "tiktoken");
+    ck_assert_int_eq(c->cfg.tok_gmask, 296 + 2);
+    ck_assert_int_eq(c->cfg.tok_sop, 296 + 4);
+    ck_assert_str_eq(c->tokenizer.name, "tokenizer.json");
+    glmq_checkpoint_close(c);
+    char *pack = tu_path(tmpdir, "tokjson.glmq"), *txt = tu_path(tmpdir, "t.txt"), *log = NULL;
+    static const char text[] = "the man said unto them, Is this Naomi?";
+    ck_assert_int_eq(tu_write_file(txt, text, sizeof text - 1), 0);
+    int rc = tu_run(&log, "'%s' convert '%s' -o '%s' --quiet", tu_bin(), d, pack);
+    ck_assert_msg(rc == 0, "%s", log);
+    free(log);
+    rc = tu_run(&log, "'%s' tokenize '%s' --text '%s'", tu_bin(), pack, txt);
+    ck_assert_msg(rc == 0, "%s", log);
+    /* the same ids from the Python-written rank file */
+    char *pt = data_path("hf_tokenizer", "tiny.tiktoken");
+    size_t nt;
+    uint8_t *t = tu_read_file(pt, &nt);
+    glmq_tokenizer *tk = NULL;
+    ck_assert_int_eq(glmq_tokenizer_load_tiktoken(t, nt, NULL, &tk, &err), GLMQ_OK);
+    glmq_ids ids = {0};
+    ck_assert_int_eq(glmq_tokenizer_encode(tk, text, sizeof text - 1, &ids, &err), GLMQ_OK);
+    char want[4096] = "";
+    size_t w = 0;
+    for (size_t i = 0; i < ids.n; i++)
+        w += (size_t)snprintf(want + w, sizeof want - w, "%s%d", i ? " " : "", ids.ids[i]);
+    ck_assert_msg(strncmp(log, want, w) == 0, "got '%s', want '%s'", log, want);
+    ck_assert_uint_lt(ids.n, sizeof text - 1); /* merges were used */
+    glmq_ids_free(&ids);
+    glmq_tokenizer_free(tk);
+    free(t);
+    free(pt);
+    free(log);
+    free(pack);
+    free(txt);
+    free(j);
+    free(pj);
+    free(dj);
+    free(tm);
+    free(src);
+    tu_rmtree(d);
+    free(d);
+}
+END_TEST
+
 Suite *hf_layout_suite(void);
 Suite *hf_layout_suite(void)
 {
@@ -411,6 +907,10 @@ Suite *hf_layout_suite(void)
     tcase_add_test(tc, export_gguf);
     tcase_add_test(tc, fused_qkv_proj);
     tcase_add_loop_test(tc, bad_checkpoints, 0, (int)(sizeof bad / sizeof bad[0]));
+    tcase_add_test(tc, tok_tiny);
+    tcase_add_loop_test(tc, tok_hostile, 0, (int)(sizeof tj_bad / sizeof tj_bad[0]));
+    tcase_add_test(tc, tok_real_glm4);
+    tcase_add_test(tc, tok_checkpoint);
     suite_add_tcase(s, tc);
     return s;
 }
