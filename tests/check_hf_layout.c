@@ -249,6 +249,21 @@ START_TEST(export_gguf)
     rc = tu_run(&log, "'%s' check '%s'", tu_bin(), out);
     ck_assert_msg(rc == 0, "check gguf: %s", log);
     free(log);
+    /* the GGUF file runs as the INT4 golden says (q4_0 blocks hold the same codes and scales) */
+    int ns;
+    gseq *seqs = sequences(models[0], &ns);
+    int64_t V;
+    float *lg = run_mode(out, GLMQ_FWD_REFERENCE, seqs[0].ids, seqs[0].n, &V);
+    float *g = golden(models[0], seqs[0].logits[2], seqs[0].n, V);
+    double mx = 0, mg = 0;
+    for (int64_t i = 0; i < seqs[0].n * V; i++) {
+        if (fabs((double)lg[i] - g[i]) > mx) mx = fabs((double)lg[i] - g[i]);
+        if (fabs(g[i]) > mg) mg = fabs(g[i]);
+    }
+    ck_assert_msg(mx <= STRICT_TOL * mg, "gguf logits: max|diff| %g", mx);
+    free(g);
+    free(lg);
+    free(seqs);
     rc = tu_run(&log, "'%s' export '%s' -o '%s' --quiet", tu_bin(), packs[1][0], out);
     ck_assert_int_eq(rc, 1);
     ck_assert_msg(strstr(log, "post_self_attn_layernorm") != NULL, "%s", log);
