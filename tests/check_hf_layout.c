@@ -415,6 +415,99 @@ START_TEST(bad_checkpoints)
 END_TEST
 
 
+// --- config.json ---------------------------------------------------------------------------
+
+static glmq_status parse(const char *json, glmq_config *c, glmq_err *err)
+{
+    return glmq_config_parse(json, strlen(json), NULL, 0, "config.json", c, err);
+}
+
+/* The samples' configs (transformers' field names) read as the ChatGLM2-family config. */
+START_TEST(configs)
+{
+    for (int m = 0; m < 2; m++) {
+        char *d = tu_sample_path(models[m], "st"), *p = tu_path(d, "config.json");
+        size_t n;
+        char *j = (char *)tu_read_file(p, &n);
+        ck_assert_ptr_nonnull(j);
+        glmq_config c;
+        glmq_err err = {0};
+        ck_assert_msg(parse(j, &c, &err) == GLMQ_OK, "%s", err.msg);
+        ck_assert_int_eq(c.arch, GLMQ_ARCH_CHATGLM2);
+        ck_assert_int_eq(c.hf_layout, 1);
+        ck_assert_int_eq(c.sandwich_norm, m == 1);
+        ck_assert_int_eq(c.tied_output, m == 1);
+        ck_assert_int_eq(c.hidden, 128);
+        ck_assert_int_eq(c.n_layers, 2);
+        ck_assert_int_eq(c.n_heads, 4);
+        ck_assert_int_eq(c.n_kv_groups, 2);
+        ck_assert_int_eq(c.head_dim, 32);
+        ck_assert_int_eq(c.ffn, 172);
+        ck_assert_int_eq(c.vocab, 1216);
+        ck_assert_int_eq(c.qkv_bias, 1);
+        ck_assert_int_eq(c.linear_bias, 0);
+        ck_assert_double_eq_tol(c.rope_ratio, 2.0, 1e-12);
+        ck_assert_double_eq_tol(c.norm_eps, 1e-5, 1e-15);
+        free(j);
+        free(p);
+        free(d);
+    }
+    /* transformers' defaults (configuration_glm4.py) for what a config leaves out */
+    glmq_config c;
+    glmq_err err = {0};
+    ck_assert_int_eq(parse("{\"model_type\":\"glm4\"}", &c, &err), GLMQ_OK);
+    ck_assert_int_eq(c.vocab, 151552);
+    ck_assert_int_eq(c.hidden, 4096);
+    ck_assert_int_eq(c.n_layers, 40);
+    ck_assert_int_eq(c.n_kv_groups, 2);
+    ck_assert_int_eq(c.head_dim, 128);
+    ck_assert_int_eq(c.ffn, 13696);
+    ck_assert_double_eq_tol(c.norm_eps, 1.5625e-7, 1e-20);
+    ck_assert_double_eq_tol(c.rope_ratio, 1.0, 1e-12);
+    ck_assert_int_eq(c.qkv_bias, 1);
+    ck_assert_int_eq(c.tok_eos, -1);
+    ck_assert_int_eq(parse("{\"model_type\":\"glm\",\"rope_theta\":10000000,"
+                           "\"eos_token_id\":[151329,151336,151338]}",
+                           &c, &err),
+                     GLMQ_OK);
+    ck_assert_double_eq_tol(c.rope_ratio, 1000.0, 1e-9);
+    ck_assert_int_eq(c.tok_eos, 151329);
+    ck_assert_int_eq(c.sandwich_norm, 0);
+}
+END_TEST
+
+static const struct {
+    const char *json, *msg;
+} cfg_bad[] = {
+    {"{\"model_type\":\"glm4\",\"partial_rotary_factor\":1.0}", "partial_rotary_factor 1"},
+    {"{\"model_type\":\"glm4\",\"rope_parameters\":{\"rope_type\":\"yarn\",\"factor\":4}}",
+     "rope_type is 'yarn'"},
+    {"{\"model_type\":\"glm\",\"rope_scaling\":{\"type\":\"linear\",\"factor\":2}}",
+     "rope_type is 'linear'"},
+    {"{\"model_type\":\"glm4\",\"hidden_act\":\"gelu\"}", "SwiGLU"},
+    {"{\"model_type\":\"glm4\",\"quantization_config\":{\"quant_method\":\"gptq\"}}",
+     "quantization_config"},
+    {"{\"model_type\":\"glm4\",\"n_routed_experts\":128}", "mixture-of-experts"},
+    {"{\"model_type\":\"glm4v\"}", "vision encoder"},
+    {"{\"model_type\":\"glm4_moe\"}", "mixture-of-experts"},
+    {"{\"model_type\":\"glm\",\"num_attention_heads\":32,\"num_key_value_heads\":3}",
+     "does not divide"},
+    {"{\"model_type\":\"glm\",\"hidden_size\":64,\"num_attention_heads\":32,"
+     "\"num_key_value_heads\":2}",
+     "head_dim 2 is not a positive multiple of 4"},
+    {"{\"model_type\":\"glm\",\"attention_bias\":1}", "not a boolean"},
+};
+
+START_TEST(config_refusals)
+{
+    glmq_config c;
+    glmq_err err = {0};
+    ck_assert_int_ne(parse(cfg_bad[_i].json, &c, &err), GLMQ_OK);
+    ck_assert_msg(strstr(err.msg, cfg_bad[_i].msg) != NULL, "%s -> %s", cfg_bad[_i].json,
+                  err.msg);
+}
+END_TEST
+
 // --- tokenizer.json ------------------------------------------------------------------------
 
 static char *data_path(const char *sub, const char *file)
@@ -922,6 +1015,8 @@ Suite *hf_layout_suite(void)
     tcase_add_test(tc, export_gguf);
     tcase_add_test(tc, fused_qkv_proj);
     tcase_add_loop_test(tc, bad_checkpoints, 0, (int)(sizeof bad / sizeof bad[0]));
+    tcase_add_test(tc, configs);
+    tcase_add_loop_test(tc, config_refusals, 0, (int)(sizeof cfg_bad / sizeof cfg_bad[0]));
     tcase_add_test(tc, tok_tiny);
     tcase_add_loop_test(tc, tok_hostile, 0, (int)(sizeof tj_bad / sizeof tj_bad[0]));
     tcase_add_test(tc, tok_real_glm4);
