@@ -421,6 +421,7 @@ static glmq_status map_hf_layout(glmq_checkpoint *c, glmq_err *err)
         snprintf(to, sizeof to, "%s.%lld.self_attention.query_key_value.weight", tb->layer_prefix,
                  (long long)l);
         GLMQ_TRY(hf_qkv(c, apre, "weight", to, err));
+        if (!c->cfg.qkv_bias) continue; /* stray q/k/v biases are reported by check_tensors */
         snprintf(to, sizeof to, "%s.%lld.self_attention.query_key_value.bias", tb->layer_prefix,
                  (long long)l);
         GLMQ_TRY(hf_qkv(c, apre, "bias", to, err));
