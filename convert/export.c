@@ -228,6 +228,11 @@ static glmq_status check_arch(const glmq_config *c, const char *path, glmq_err *
                  "it (its `chatglm` architecture is ChatGLM2/3 and GLM-4)", path);
     GLMQ_FAIL_IF(c->arch != GLMQ_ARCH_CHATGLM2, err, GLMQ_E_UNSUPPORTED,
                  "'%s': unknown architecture", path);
+    GLMQ_FAIL_IF(c->sandwich_norm, err, GLMQ_E_UNSUPPORTED,
+                 "'%s': a glm4 (Glm4ForCausalLM) model cannot be exported: llama.cpp's chatglm "
+                 "graph has no post_self_attn_layernorm / post_mlp_layernorm (its separate glm4 "
+                 "architecture, with split tensors and other metadata, is not written by glmq)",
+                 path);
     GLMQ_FAIL_IF(c->linear_bias, err, GLMQ_E_UNSUPPORTED,
                  "'%s': add_bias_linear: llama.cpp's chatglm graph has no bias on the dense "
                  "and MLP layers", path);

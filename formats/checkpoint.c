@@ -17,6 +17,7 @@
  *     numbered after its pieces/ranks.
  */
 #include "formats/checkpoint.h"
+#include "formats/hf_tokenizer.h"
 #include "formats/tokenizer.h"
 
 #include <cjson/cJSON.h>
@@ -195,12 +196,43 @@ fail:
     return st;
 }
 
+/* transformers-native repositories ship tokenizer.json instead of tokenizer.model: a GLM-4
+ * one becomes the equivalent tiktoken rank file (formats/hf_tokenizer.h), held as the
+ * checkpoint's tokenizer under the name "tokenizer.json", so convert stores a tokenizer every
+ * reader understands. */
+static glmq_status load_tokenizer_json(glmq_checkpoint *c, glmq_err *err)
+{
+    glmq_small_file j = {0};
+    glmq_status st = read_small(c->dir, "tokenizer.json", 1, &j, err);
+    char *p = path_join(c->dir, "tokenizer.json");
+    uint8_t *ranks = NULL;
+    size_t n = 0;
+    int32_t nr = 0;
+    GLMQ_FAIL_IF_G(!p, err, GLMQ_E_NOMEM, "out of memory");
+    GLMQ_TRY_G(st);
+    GLMQ_TRY_G(glmq_hf_tokenizer_ranks((const char *)j.data, j.size, p, &ranks, &n, &nr, err));
+    free_small(&c->tokenizer);
+    c->tokenizer.name = glmq_strdup("tokenizer.json");
+    GLMQ_FAIL_IF_G(!c->tokenizer.name, err, GLMQ_E_NOMEM, "out of memory");
+    c->tokenizer.data = ranks;
+    c->tokenizer.size = n;
+    ranks = NULL;
+fail:
+    free(ranks);
+    free(p);
+    free_small(&j);
+    return st;
+}
+
 static glmq_status load_tokenizer(glmq_checkpoint *c, glmq_err *err)
 {
     const char *name = c->cfg.arch == GLMQ_ARCH_CHATGLM1 && file_exists(c->dir, "ice_text.model")
                            ? "ice_text.model"
                            : "tokenizer.model";
     GLMQ_TRY(read_small(c->dir, name, 0, &c->tokenizer, err));
+    if (!c->tokenizer.data && c->cfg.arch == GLMQ_ARCH_CHATGLM2 &&
+        file_exists(c->dir, "tokenizer.json"))
+        GLMQ_TRY(load_tokenizer_json(c, err));
     if (!c->tokenizer.data) {
         GLMQ_TRY(warn(c, err,
                       "no tokenizer file (tokenizer.model or ice_text.model): the packed file "
@@ -357,6 +389,122 @@ fail:
     return st;
 }
 
+/* ---- transformers-native layouts (model_type "glm" / "glm4", GLM-SPEC C.4) ----------------
+ *
+ * GlmForCausalLM and Glm4ForCausalLM name the same weights differently and split the fused
+ * query/key/value projection into q_proj, k_proj and v_proj (an early transformers converter
+ * kept a fused qkv_proj, also accepted). map_hf_layout presents them under glmq's canonical
+ * names (formats/glm_tensors.c) as composite tensors (formats/source.h), so validation, convert,
+ * the runtime and export all see the canonical layout:
+ *     model.embed_tokens.weight            -> transformer.embedding.word_embeddings.weight
+ *     model.layers.N.<hf leaf>             -> transformer.encoder.layers.N.<canonical leaf>
+ *     q_proj | k_proj | v_proj (rows)      -> self_attention.query_key_value (weight and bias)
+ *     model.norm.weight                    -> transformer.encoder.final_layernorm.weight
+ *     lm_head.weight                       -> transformer.output_layer.weight
+ * gate_up_proj keeps its rows (gate first, then up: the order of dense_h_to_4h). With
+ * tie_word_embeddings the output layer is the whole embedding (a second composite of it; the
+ * packed file then stores the output layer like any untied checkpoint's, and a stray lm_head is
+ * ignored with a warning, as transformers ties it to the embedding on load). */
+
+/* Present tensor `from` (when present) as `to`. */
+static glmq_status hf_alias(glmq_checkpoint *c, const char *from, const char *to, glmq_err *err)
+{
+    int64_t i = glmq_src_find(&c->set, from);
+    if (i < 0) return GLMQ_OK; /* check_tensors names the canonical tensor that is missing */
+    const glmq_src_tensor *t = &c->set.tensors[i];
+    GLMQ_FAIL_IF(t->ndim < 1 || t->ndim > 2, err, GLMQ_E_SHAPE, "'%s': tensor '%s' is %d-D",
+                 c->set.files[c->set.storages[t->storage].file].path, from, t->ndim);
+    const glmq_src_piece p = {i, 0, t->shape[0]};
+    return glmq_src_add_composite(&c->set, to, 0, &p, 1, err);
+}
+
+/* Join <pre>q_proj.<kind>, k_proj, v_proj into `to` after checking each one's rows, or alias a
+ * fused <pre>qkv_proj.<kind>. Absent: nothing (check_tensors reports the canonical name). */
+static glmq_status hf_qkv(glmq_checkpoint *c, const char *pre, const char *kind, const char *to,
+                          glmq_err *err)
+{
+    char nm[3][GLMQ_SRC_NAME_MAX], fused[GLMQ_SRC_NAME_MAX];
+    static const char *const part[3] = {"q_proj", "k_proj", "v_proj"};
+    const int64_t want[3] = {c->cfg.n_heads * c->cfg.head_dim,
+                             c->cfg.n_kv_groups * c->cfg.head_dim,
+                             c->cfg.n_kv_groups * c->cfg.head_dim};
+    snprintf(fused, sizeof fused, "%sqkv_proj.%s", pre, kind);
+    glmq_src_piece p[3];
+    int found = 0;
+    for (int k = 0; k < 3; k++) {
+        snprintf(nm[k], sizeof nm[k], "%s%s.%s", pre, part[k], kind);
+        p[k].tensor = glmq_src_find(&c->set, nm[k]);
+        found += p[k].tensor >= 0;
+    }
+    if (!found) return hf_alias(c, fused, to, err);
+    GLMQ_FAIL_IF(glmq_src_find(&c->set, fused) >= 0, err, GLMQ_E_FORMAT,
+                 "'%s': both '%s' and separate q/k/v projections are present", c->dir, fused);
+    for (int k = 0; k < 3; k++) {
+        GLMQ_FAIL_IF(p[k].tensor < 0, err, GLMQ_E_SHAPE,
+                     "'%s': tensor '%s' is missing (its layer has the other q/k/v projections)",
+                     c->dir, nm[k]);
+        const glmq_src_tensor *t = &c->set.tensors[p[k].tensor];
+        GLMQ_FAIL_IF(t->ndim < 1 || t->shape[0] != want[k], err, GLMQ_E_SHAPE,
+                     "'%s': tensor '%s' has %lld rows; config.json implies %lld (%s)",
+                     c->set.files[c->set.storages[t->storage].file].path, nm[k],
+                     (long long)(t->ndim ? t->shape[0] : 0), (long long)want[k],
+                     k ? "num_key_value_heads x head_dim" : "num_attention_heads x head_dim");
+        p[k].first = 0;
+        p[k].count = want[k];
+    }
+    return glmq_src_add_composite(&c->set, to, 0, p, 3, err);
+}
+
+static glmq_status map_hf_layout(glmq_checkpoint *c, glmq_err *err)
+{
+    static const struct {
+        const char *hf, *canon;
+    } leaf[] = {
+        {"input_layernorm.weight", "input_layernorm.weight"},
+        {"self_attn.o_proj.weight", "self_attention.dense.weight"},
+        {"post_attention_layernorm.weight", "post_attention_layernorm.weight"},
+        {"mlp.gate_up_proj.weight", "mlp.dense_h_to_4h.weight"},
+        {"mlp.down_proj.weight", "mlp.dense_4h_to_h.weight"},
+        {"post_self_attn_layernorm.weight", "post_self_attn_layernorm.weight"},
+        {"post_mlp_layernorm.weight", "post_mlp_layernorm.weight"},
+    };
+    const glmq_tensor_table *tb = glmq_tensor_table_of(c->cfg.arch);
+    GLMQ_FAIL_IF(!tb, err, GLMQ_E_INTERNAL, "no tensor table");
+    const char *embed = "model.embed_tokens.weight";
+    GLMQ_TRY(hf_alias(c, embed, "transformer.embedding.word_embeddings.weight", err));
+    for (int64_t l = 0; l < c->cfg.n_layers; l++) {
+        char pre[64], from[GLMQ_SRC_NAME_MAX], to[GLMQ_SRC_NAME_MAX];
+        snprintf(pre, sizeof pre, "model.layers.%lld.", (long long)l);
+        for (size_t k = 0; k < sizeof leaf / sizeof leaf[0]; k++) {
+            snprintf(from, sizeof from, "%s%s", pre, leaf[k].hf);
+            snprintf(to, sizeof to, "%s.%lld.%s", tb->layer_prefix, (long long)l, leaf[k].canon);
+            GLMQ_TRY(hf_alias(c, from, to, err));
+        }
+        char apre[96];
+        snprintf(apre, sizeof apre, "%sself_attn.", pre);
+        snprintf(to, sizeof to, "%s.%lld.self_attention.query_key_value.weight", tb->layer_prefix,
+                 (long long)l);
+        GLMQ_TRY(hf_qkv(c, apre, "weight", to, err));
+        if (!c->cfg.qkv_bias) continue; /* stray q/k/v biases are reported by check_tensors */
+        snprintf(to, sizeof to, "%s.%lld.self_attention.query_key_value.bias", tb->layer_prefix,
+                 (long long)l);
+        GLMQ_TRY(hf_qkv(c, apre, "bias", to, err));
+    }
+    GLMQ_TRY(hf_alias(c, "model.norm.weight", "transformer.encoder.final_layernorm.weight", err));
+    const char *out = "transformer.output_layer.weight";
+    if (!c->cfg.tied_output) {
+        GLMQ_FAIL_IF(glmq_src_find(&c->set, "lm_head.weight") < 0 &&
+                         glmq_src_find(&c->set, embed) >= 0,
+                     err, GLMQ_E_SHAPE,
+                     "'%s': tensor 'lm_head.weight' is missing and config.json has "
+                     "tie_word_embeddings = false",
+                     c->dir);
+        return hf_alias(c, "lm_head.weight", out, err);
+    }
+    c->cfg.tied_output = 0; /* from here on an ordinary (stored) output layer */
+    return hf_alias(c, embed, out, err);
+}
+
 glmq_status glmq_checkpoint_open(const char *dir, glmq_checkpoint **out, glmq_err *err)
 {
     *out = NULL;
@@ -404,6 +552,7 @@ glmq_status glmq_checkpoint_open(const char *dir, glmq_checkpoint **out, glmq_er
     }
     for (uint32_t i = 0; i < c->set.nstorages; i++)
         GLMQ_TRY_G(glmq_src_storage_verify(&c->set, i, err));
+    if (c->cfg.hf_layout) GLMQ_TRY_G(map_hf_layout(c, err));
     GLMQ_TRY_G(check_tensors(c, err));
     *out = c;
     return GLMQ_OK;

@@ -5,10 +5,12 @@
  * Architecture detection follows GLM-SPEC G.1: `model_type` is "chatglm" for every generation,
  * so the presence of `position_encoding_2d`/`inner_hidden_size` (v1, ChatGLM-6B) versus
  * `padded_vocab_size`/`ffn_hidden_size`/`kv_channels` (v2 family: ChatGLM2/3, GLM-4) decides.
- * THUDM's quantized releases (`quantization_bit` 4 or 8, `quantization_embeddings`) are recorded
- * in quant_bits / quant_embeddings; other widths, P-tuning (`pre_seq_len`) and other GLM
- * generations ("glm", "glm4") are refused with a message that says why. Every size is
- * range-checked so that later arithmetic (rows * cols * 4) cannot overflow.
+ * transformers-native layouts (`model_type` "glm" and "glm4") are parsed into the same v2 config
+ * (parse_hf_glm). THUDM's quantized releases (`quantization_bit` 4 or 8,
+ * `quantization_embeddings`) are recorded in quant_bits / quant_embeddings; other widths,
+ * P-tuning (`pre_seq_len`), mixture-of-experts and vision GLMs are refused with a message that
+ * says why. Every size is range-checked so that later arithmetic (rows * cols * 4) cannot
+ * overflow.
  */
 #include "formats/config.h"
 
@@ -214,6 +216,120 @@ static glmq_status parse_v2(const cJSON *r, const char *path, glmq_config *c, gl
     return GLMQ_OK;
 }
 
+/* Refusals for the members of the transformers GLM family that are not a dense GLM-4 decoder. */
+static const char *hf_glm_refusal(const char *model_type)
+{
+    static const struct {
+        const char *type, *why;
+    } no[] = {
+        {"glm4_moe", "GLM-4.5 / GLM-4.6 (Glm4MoeForCausalLM): mixture-of-experts MLP layers, which "
+                     "glmq's dense forward pass does not have"},
+        {"glm4_moe_lite", "a mixture-of-experts GLM (Glm4MoeLite): glmq's forward pass is dense"},
+        {"glm4v", "GLM-4.1V / GLM-4.5V (Glm4vForConditionalGeneration): a vision encoder and "
+                  "3-D multimodal RoPE, which glmq does not implement"},
+        {"glm4v_moe", "GLM-4.5V (Glm4vMoe): vision encoder and mixture-of-experts layers"},
+        {"glm4v_text", "the text tower of GLM-4.1V: 3-D multimodal RoPE"},
+        {"glm_image", "GLM-Image: an image model"},
+    };
+    for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
+        if (!strcmp(model_type, no[i].type)) return no[i].why;
+    return NULL;
+}
+
+/* transformers' GlmForCausalLM (model_type "glm": glm-4-9b-chat-hf, GLM-Edge) and
+ * Glm4ForCausalLM ("glm4": GLM-4-0414, GLM-Z1-0414), configuration_glm.py / configuration_glm4.py
+ * (GLM-SPEC C.4). Both are the ChatGLM2-family decoder with other tensor names (mapped by
+ * formats/checkpoint.c): RMSNorm, grouped KV, interleaved RoPE on the first half of each head
+ * (partial_rotary_factor 0.5, the same rotation as ChatGLM2, B.5), SwiGLU with the gate rows
+ * first, bias on q/k/v only (attention_bias). glm4 adds RMSNorms on the attention and MLP
+ * outputs (sandwich_norm). Missing fields take the transformers defaults. */
+static glmq_status parse_hf_glm(const cJSON *r, int glm4, const char *path, glmq_config *c,
+                                glmq_err *err)
+{
+    const char *mt = glm4 ? "glm4" : "glm";
+    static const char *const moe[] = {"n_routed_experts", "num_experts", "num_local_experts",
+                                      "moe_intermediate_size", "vision_config"};
+    for (size_t i = 0; i < sizeof moe / sizeof moe[0]; i++)
+        GLMQ_FAIL_IF(has(r, moe[i]), err, GLMQ_E_UNSUPPORTED,
+                     "'%s': model_type '%s' with '%s': mixture-of-experts or vision variants are "
+                     "not supported (glmq runs the dense text decoder only)",
+                     path, mt, moe[i]);
+    GLMQ_FAIL_IF(has(r, "quantization_config"), err, GLMQ_E_UNSUPPORTED,
+                 "'%s': quantization_config is set: checkpoints quantized by a transformers "
+                 "quantizer (GPTQ, AWQ, bitsandbytes, FP8) are not supported; convert the "
+                 "BF16/FP16 release instead",
+                 path);
+    c->arch = GLMQ_ARCH_CHATGLM2;
+    c->hf_layout = 1;
+    c->sandwich_norm = glm4;
+    GLMQ_TRY(get_int(r, "vocab_size", 0, 151552, 1, MAX_VOCAB, &c->vocab, path, err));
+    GLMQ_TRY(get_int(r, "hidden_size", 0, 4096, 1, MAX_HIDDEN, &c->hidden, path, err));
+    GLMQ_TRY(get_int(r, "num_hidden_layers", 0, 40, 1, MAX_LAYERS, &c->n_layers, path, err));
+    GLMQ_TRY(get_int(r, "num_attention_heads", 0, 32, 1, MAX_HEADS, &c->n_heads, path, err));
+    GLMQ_TRY(get_int(r, "num_key_value_heads", 0, 2, 1, MAX_HEADS, &c->n_kv_groups, path, err));
+    GLMQ_TRY(get_int(r, "intermediate_size", 0, 13696, 1, MAX_FFN, &c->ffn, path, err));
+    GLMQ_TRY(get_int(r, "head_dim", 0, c->hidden / c->n_heads, 1, 4096, &c->head_dim, path,
+                     err));
+    GLMQ_TRY(get_int(r, "max_position_embeddings", 0, 131072, 1, INT64_C(1) << 40,
+                     &c->seq_length, path, err));
+    GLMQ_TRY(get_double(r, "rms_norm_eps", 1.5625e-7, 0, 1, &c->norm_eps, path, err));
+    GLMQ_FAIL_IF(!(c->norm_eps > 0), err, GLMQ_E_FORMAT, "'%s': rms_norm_eps must be positive",
+                 path);
+    GLMQ_TRY(get_bool(r, "attention_bias", 1, &c->qkv_bias, path, err));
+    GLMQ_TRY(get_bool(r, "tie_word_embeddings", 0, &c->tied_output, path, err));
+    const cJSON *act = cJSON_GetObjectItemCaseSensitive(r, "hidden_act");
+    GLMQ_FAIL_IF(act && !cJSON_IsNull(act) &&
+                     !(cJSON_IsString(act) && !strcmp(act->valuestring, "silu")),
+                 err, GLMQ_E_UNSUPPORTED,
+                 "'%s': hidden_act is not \"silu\": glmq's MLP is SwiGLU (silu(gate) * up)", path);
+    /* RoPE: rope_theta at the top level (transformers < 4.57 spelling) or inside
+     * rope_parameters (newer); rope_scaling of any type other than "default" is refused. */
+    double theta = 10000.0, prf = 0.5;
+    GLMQ_TRY(get_double(r, "rope_theta", 10000.0, 1e-2, 1e16, &theta, path, err));
+    GLMQ_TRY(get_double(r, "partial_rotary_factor", 0.5, 0, 1, &prf, path, err));
+    static const char *const rope_keys[] = {"rope_parameters", "rope_scaling"};
+    for (size_t i = 0; i < 2; i++) {
+        const cJSON *rp = cJSON_GetObjectItemCaseSensitive(r, rope_keys[i]);
+        if (!rp || cJSON_IsNull(rp)) continue;
+        GLMQ_FAIL_IF(!cJSON_IsObject(rp), err, GLMQ_E_FORMAT, "'%s': '%s' is not an object",
+                     path, rope_keys[i]);
+        const cJSON *ty = cJSON_GetObjectItemCaseSensitive(rp, "rope_type");
+        if (!ty || cJSON_IsNull(ty)) ty = cJSON_GetObjectItemCaseSensitive(rp, "type");
+        GLMQ_FAIL_IF(ty && !cJSON_IsNull(ty) &&
+                         !(cJSON_IsString(ty) && !strcmp(ty->valuestring, "default")),
+                     err, GLMQ_E_UNSUPPORTED,
+                     "'%s': %s.rope_type is '%s': only the default RoPE (no scaling) is "
+                     "supported",
+                     path, rope_keys[i], cJSON_IsString(ty) ? ty->valuestring : "?");
+        GLMQ_TRY(get_double(rp, "rope_theta", theta, 1e-2, 1e16, &theta, path, err));
+        GLMQ_TRY(get_double(rp, "partial_rotary_factor", prf, 0, 1, &prf, path, err));
+    }
+    GLMQ_FAIL_IF(prf != 0.5, err, GLMQ_E_UNSUPPORTED,
+                 "'%s': partial_rotary_factor %g: glmq rotates the first half of each head "
+                 "(the ChatGLM2/GLM-4 RoPE); only 0.5 is supported",
+                 path, prf);
+    c->rope_ratio = theta / 10000.0;
+    GLMQ_FAIL_IF(c->n_heads % c->n_kv_groups != 0, err, GLMQ_E_FORMAT,
+                 "'%s': num_key_value_heads %lld does not divide num_attention_heads %lld", path,
+                 (long long)c->n_kv_groups, (long long)c->n_heads);
+    GLMQ_FAIL_IF(c->head_dim < 4 || c->head_dim % 4 != 0, err, GLMQ_E_FORMAT,
+                 "'%s': head_dim %lld is not a positive multiple of 4 (RoPE rotates pairs in "
+                 "the first half)",
+                 path, (long long)c->head_dim);
+    GLMQ_FAIL_IF(c->n_heads * c->head_dim > 4 * MAX_HIDDEN, err, GLMQ_E_FORMAT,
+                 "'%s': num_attention_heads x head_dim is too large", path);
+    c->linear_bias = 0; /* o_proj, gate_up_proj and down_proj have no bias */
+    c->rmsnorm = 1;
+    c->post_layer_norm = 1;
+    c->alpha = 1.0;
+    GLMQ_TRY(get_token(r, "eos_token_id", &c->tok_eos, path, err));
+    GLMQ_TRY(get_token(r, "pad_token_id", &c->tok_pad, path, err));
+    GLMQ_TRY(get_token(r, "bos_token_id", &c->tok_bos, path, err));
+    c->tok_mask = c->tok_gmask = c->tok_smask = c->tok_sop = c->tok_eop = -1;
+    c->num_image_tokens = 0;
+    return GLMQ_OK;
+}
+
 glmq_status glmq_config_parse(const char *json, size_t len, const char *tokenizer_config,
                               size_t tc_len, const char *path, glmq_config *out, glmq_err *err)
 {
@@ -224,16 +340,20 @@ glmq_status glmq_config_parse(const char *json, size_t len, const char *tokenize
     glmq_status st = GLMQ_OK;
     GLMQ_FAIL_IF_G(!cJSON_IsObject(r), err, GLMQ_E_FORMAT, "'%s': not a JSON object", path);
     const cJSON *mt = cJSON_GetObjectItemCaseSensitive(r, "model_type");
+    if (cJSON_IsString(mt) &&
+        (!strcmp(mt->valuestring, "glm") || !strcmp(mt->valuestring, "glm4"))) {
+        st = parse_hf_glm(r, !strcmp(mt->valuestring, "glm4"), path, out, err);
+        goto fail;
+    }
+    if (cJSON_IsString(mt) && hf_glm_refusal(mt->valuestring)) {
+        st = glmq_fail(err, GLMQ_E_UNSUPPORTED, "'%s': model_type '%s' is not supported: %s",
+                       path, mt->valuestring, hf_glm_refusal(mt->valuestring));
+        goto fail;
+    }
     if (cJSON_IsString(mt) && strcmp(mt->valuestring, "chatglm") != 0) {
-        if (!strcmp(mt->valuestring, "glm"))
-            st = glmq_fail(err, GLMQ_E_UNSUPPORTED,
-                           "'%s': model_type 'glm' (transformers-native GlmForCausalLM) is not "
-                           "supported yet; use the original THUDM checkpoint layout",
-                           path);
-        else
-            st = glmq_fail(err, GLMQ_E_UNSUPPORTED,
-                           "'%s': model_type '%s' is not a ChatGLM/GLM-4 checkpoint", path,
-                           mt->valuestring);
+        st = glmq_fail(err, GLMQ_E_UNSUPPORTED,
+                       "'%s': model_type '%s' is not a ChatGLM/GLM-4 checkpoint", path,
+                       mt->valuestring);
         goto fail;
     }
     /* THUDM's quantized releases (formats/thudm_quant.h): 4 or 8; quantization_embeddings
@@ -312,6 +432,7 @@ cJSON *glmq_config_to_json(const glmq_config *c)
     cJSON_AddBoolToObject(j, "tied_output", c->tied_output);
     cJSON_AddNumberToObject(j, "num_image_tokens", (double)c->num_image_tokens);
     cJSON_AddStringToObject(j, "tokenizer", c->tokenizer_kind);
+    if (c->sandwich_norm) cJSON_AddBoolToObject(j, "sandwich_norm", 1); /* absent = 0 */
     cJSON *t = cJSON_AddObjectToObject(j, "special_tokens");
     const struct {
         const char *k;
@@ -391,6 +512,10 @@ glmq_status glmq_config_from_json(const cJSON *j, glmq_config *c, glmq_err *err)
                                          strcmp(nm->valuestring, "layernorm")),
                  err, GLMQ_E_FORMAT, "metadata config: norm must be 'rmsnorm' or 'layernorm'");
     c->rmsnorm = !strcmp(nm->valuestring, "rmsnorm");
+    if (cJSON_GetObjectItemCaseSensitive(j, "sandwich_norm")) /* older packs: absent, 0 */
+        GLMQ_TRY(jbool(j, "sandwich_norm", &c->sandwich_norm, err));
+    GLMQ_FAIL_IF(c->sandwich_norm && c->arch != GLMQ_ARCH_CHATGLM2, err, GLMQ_E_FORMAT,
+                 "metadata config: sandwich_norm needs the chatglm2 architecture");
     /* the same invariants glmq_config_parse establishes, so a crafted pack cannot get past */
     GLMQ_FAIL_IF(!(c->norm_eps > 0 && c->norm_eps <= 1) || !(c->rope_ratio >= 1e-6 &&
                                                                 c->rope_ratio <= 1e12) ||

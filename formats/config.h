@@ -40,6 +40,13 @@ typedef struct {
      * quantization_bit 4 or 8, 0 otherwise; quantization_embeddings). Not stored in packs. */
     int quant_bits;
     int quant_embeddings;
+    /* glm4 (Glm4ForCausalLM): RMSNorms on the attention output and on the MLP output, before
+     * their residual adds ("sandwich" norms; metadata "sandwich_norm", absent = 0) */
+    int sandwich_norm;
+    /* checkpoint-open only, never stored: 1 when the weights use transformers' GlmForCausalLM
+     * / Glm4ForCausalLM names (model.layers.N.self_attn.q_proj, ...; formats/checkpoint.c maps
+     * them to the canonical names) */
+    int hf_layout;
 } glmq_config;
 
 /*

@@ -83,6 +83,13 @@ static const glmq_tensor_desc v2_layer[] = {
      {GLMQ_DIM_H, GLMQ_DIM_F}, GLMQ_WHEN_ALWAYS, 0, GLMQ_QUANT_DEFAULT},
     {"mlp.dense_4h_to_h.bias", GLMQ_SLOT_FHH_B, GLMQ_ROLE_BIAS, 1, {GLMQ_DIM_H, GLMQ_DIM_NONE},
      GLMQ_WHEN_LINEAR_BIAS, 0, GLMQ_QUANT_NEVER},
+    /* glm4 (Glm4ForCausalLM, GLM-4-0414): x + norm(attn(...)), x + norm(mlp(...)). The
+     * canonical names keep transformers' module names; THUDM's chatglm layout has no such
+     * tensors. */
+    {"post_self_attn_layernorm.weight", GLMQ_SLOT_LN_ATTN_OUT, GLMQ_ROLE_NORM, 1,
+     {GLMQ_DIM_H, GLMQ_DIM_NONE}, GLMQ_WHEN_SANDWICH, 0, GLMQ_QUANT_NEVER},
+    {"post_mlp_layernorm.weight", GLMQ_SLOT_LN_MLP_OUT, GLMQ_ROLE_NORM, 1,
+     {GLMQ_DIM_H, GLMQ_DIM_NONE}, GLMQ_WHEN_SANDWICH, 0, GLMQ_QUANT_NEVER},
 };
 static const glmq_tensor_desc v2_tail[] = {
     {"transformer.encoder.final_layernorm.weight", GLMQ_SLOT_FINAL_NORM, GLMQ_ROLE_NORM, 1,
@@ -128,6 +135,7 @@ int glmq_tensor_expected(const glmq_config *c, glmq_when w)
     case GLMQ_WHEN_QKV_BIAS: return c->qkv_bias != 0;
     case GLMQ_WHEN_LINEAR_BIAS: return c->linear_bias != 0;
     case GLMQ_WHEN_POST_NORM: return c->post_layer_norm != 0;
+    case GLMQ_WHEN_SANDWICH: return c->sandwich_norm != 0;
     }
     return 0;
 }

@@ -49,7 +49,9 @@ typedef enum {
     GLMQ_SLOT_H4H_B,        /* [ffn rows] */
     GLMQ_SLOT_FHH_B,        /* [h] */
     GLMQ_SLOT_FINAL_NORM,   /* [h] final norm weight */
-    GLMQ_SLOT_FINAL_NORM_B  /* [h] final LayerNorm bias (v1) */
+    GLMQ_SLOT_FINAL_NORM_B, /* [h] final LayerNorm bias (v1) */
+    GLMQ_SLOT_LN_ATTN_OUT,  /* [h] glm4: RMSNorm of the attention output (sandwich_norm) */
+    GLMQ_SLOT_LN_MLP_OUT    /* [h] glm4: RMSNorm of the MLP output (sandwich_norm) */
 } glmq_slot;
 
 /* 1 for the matrix slots, 0 for the vector slots. */
@@ -75,7 +77,8 @@ typedef enum {
     GLMQ_WHEN_ALWAYS,
     GLMQ_WHEN_QKV_BIAS,    /* c->qkv_bias */
     GLMQ_WHEN_LINEAR_BIAS, /* c->linear_bias */
-    GLMQ_WHEN_POST_NORM    /* c->post_layer_norm */
+    GLMQ_WHEN_POST_NORM,   /* c->post_layer_norm */
+    GLMQ_WHEN_SANDWICH     /* c->sandwich_norm (glm4's post_self_attn / post_mlp norms) */
 } glmq_when;
 
 /* Whether the converter quantizes a tensor (README "What convert decides"). */

@@ -189,8 +189,9 @@ static const struct {
     {"not json", "not valid JSON", GLMQ_E_FORMAT},
     {"[1,2]", "not a JSON object", GLMQ_E_FORMAT},
     {"{\"model_type\":\"chatglm\"}", "cannot tell the GLM architecture", GLMQ_E_UNSUPPORTED},
-    {"{\"model_type\":\"glm4\",\"hidden_size\":8}", "'glm4' is not", GLMQ_E_UNSUPPORTED},
-    {"{\"model_type\":\"glm\"}", "GlmForCausalLM", GLMQ_E_UNSUPPORTED},
+    {"{\"model_type\":\"glm4_moe\",\"hidden_size\":8}", "mixture-of-experts", GLMQ_E_UNSUPPORTED},
+    {"{\"model_type\":\"glm\",\"partial_rotary_factor\":0.25}", "partial_rotary_factor 0.25",
+     GLMQ_E_UNSUPPORTED},
     {"{\"padded_vocab_size\":100,\"hidden_size\":64,\"num_layers\":2,\"num_attention_heads\":4,"
      "\"ffn_hidden_size\":32,\"kv_channels\":16,\"multi_query_attention\":true,"
      "\"multi_query_group_num\":2,\"quantization_bit\":2}",

@@ -48,6 +48,8 @@ typedef struct {
     float *dense_b;                /* [h] or NULL */
     float *h4h_b;                  /* [ffn_rows] or NULL */
     float *fhh_b;                  /* [h] or NULL */
+    float *attn_out_w, *mlp_out_w; /* [h] glm4 sandwich norms (RMSNorm of the attention and
+                                      MLP outputs before their residual add) or NULL */
 } layer_w;
 
 // --- run state -----------------------------------------------------------------------------
@@ -621,6 +623,8 @@ static float **vector_field(glmq_forward *f, layer_w *w, glmq_slot s)
     case GLMQ_SLOT_LN_POST_B: return w ? &w->ln_post_b : NULL;
     case GLMQ_SLOT_H4H_B: return w ? &w->h4h_b : NULL;
     case GLMQ_SLOT_FHH_B: return w ? &w->fhh_b : NULL;
+    case GLMQ_SLOT_LN_ATTN_OUT: return w ? &w->attn_out_w : NULL;
+    case GLMQ_SLOT_LN_MLP_OUT: return w ? &w->mlp_out_w : NULL;
     default: return NULL;
     }
 }
@@ -1057,7 +1061,9 @@ static glmq_status run_layers(glmq_forward *f, int64_t n, int64_t l0, int64_t l1
                             err));
             for (int64_t t = 0; t < nt; t++) {
                 float *xt = x + t * h, *at = xn + t * h;
-                const float *o = f->mid + t * h;
+                float *o = f->mid + t * h;
+                if (w->attn_out_w) /* glm4: x + RMSNorm(attention output) */
+                    rmsnorm(o, o, w->attn_out_w, h, f->eps);
                 if (f->v1) /* A.5 step 8: LN output * alpha + attention */
                     for (int64_t e = 0; e < h; e++) xt[e] = at[e] * f->alpha + o[e];
                 else
@@ -1078,7 +1084,10 @@ static glmq_status run_layers(glmq_forward *f, int64_t n, int64_t l0, int64_t l1
                 GLMQ_TRY(matmul(f, w->fhh, w->fhh_b, f->mid, f->F, f->mlp, h, nt, err));
             for (int64_t t = 0; t < nt; t++) {
                 float *xt = x + t * h;
-                const float *at = xn + t * h, *y = f->mlp + t * h;
+                const float *at = xn + t * h;
+                float *y = f->mlp + t * h;
+                if (w->mlp_out_w) /* glm4: x + RMSNorm(MLP output) */
+                    rmsnorm(y, y, w->mlp_out_w, h, f->eps);
                 if (f->v1) /* A.5 step 11 */
                     for (int64_t e = 0; e < h; e++) xt[e] = at[e] * f->alpha + y[e];
                 else
