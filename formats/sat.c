@@ -31,7 +31,9 @@ static int regular(const char *dir, const char *name)
 
 int glmq_sat_detect(const char *dir)
 {
-    return regular(dir, "latest") || regular(dir, "mp_rank_00_model_states.pt");
+    /* a Hugging Face directory (config.json) may keep a DeepSpeed `latest` from its training */
+    return !regular(dir, "config.json") &&
+           (regular(dir, "latest") || regular(dir, "mp_rank_00_model_states.pt"));
 }
 
 /* Read a small file whole (NUL-terminated). Absent: OK with *out NULL when !required. */

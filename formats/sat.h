@@ -26,7 +26,8 @@
 
 #include "formats/checkpoint.h"
 
-/* 1 when `dir` holds a `latest` file or an mp_rank_00_model_states.pt (a SAT checkpoint). */
+/* 1 when `dir` holds a `latest` file or an mp_rank_00_model_states.pt and no config.json (a
+ * SAT checkpoint, not a Hugging Face directory that kept DeepSpeed files). */
 int glmq_sat_detect(const char *dir);
 
 /* Fill c->set (ranks and composites), c->cfg and c->config_json (model_config.json, or the
