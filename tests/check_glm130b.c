@@ -284,6 +284,59 @@ START_TEST(export_refused)
 }
 END_TEST
 
+/* The CLI on the SAT directory: `logits` writes PyTorch's logits (within the reference
+ * tolerance), bit-identical for 1 and 2 threads; `ppl` runs on ids. */
+START_TEST(cli_logits_ppl)
+{
+    int64_t n;
+    int32_t *ids = case_ids("mask", &n);
+    float *g = golden("mask", n);
+    char list[512] = "";
+    size_t len = 0;
+    for (int64_t i = 0; i < n; i++)
+        len += (size_t)snprintf(list + len, sizeof list - len, "%s%d", i ? "," : "", ids[i]);
+    char *d = sat_dir();
+    float *lg[2];
+    for (int th = 1; th <= 2; th++) {
+        char name[32];
+        snprintf(name, sizeof name, "l%d.npy", th);
+        char *out = tu_path(tmpdir, name);
+        char *o = NULL;
+        int rc = tu_run(&o, "'%s' logits '%s' --ids %s -o '%s' --threads %d", tu_bin(), d, list,
+                        out, th);
+        ck_assert_msg(rc == 0, "%s", o);
+        free(o);
+        char dt[8];
+        int nd;
+        int64_t sh[4];
+        size_t nb;
+        lg[th - 1] = tu_npy_load(out, dt, &nd, sh, &nb);
+        ck_assert_ptr_nonnull(lg[th - 1]);
+        ck_assert_int_eq(sh[0], n);
+        cmp r = compare(lg[th - 1], g, n, 1024);
+        ck_assert_msg(r.max_abs <= 1e-5 * r.max_g + 1e-5, "max |d| %g", r.max_abs);
+        free(out);
+    }
+    ck_assert(memcmp(lg[0], lg[1], (size_t)(n * 1024) * sizeof(float)) == 0);
+    char *idf = tu_path(tmpdir, "ids.txt");
+    char text[4096] = "";
+    len = 0;
+    for (int i = 0; i < 200; i++)
+        len += (size_t)snprintf(text + len, sizeof text - len, "%d ", (i * 37 + 11) % 1000);
+    ck_assert_int_eq(tu_write_file(idf, text, len), 0);
+    char *o = NULL;
+    int rc = tu_run(&o, "'%s' ppl '%s' --ids-file '%s' --ctx 64", tu_bin(), d, idf);
+    ck_assert_msg(rc == 0 && strstr(o, "ppl "), "%s", o);
+    free(o);
+    free(idf);
+    free(lg[0]);
+    free(lg[1]);
+    free(d);
+    free(g);
+    free(ids);
+}
+END_TEST
+
 // --- hostile checkpoints from the fixture --------------------------------------------------
 
 /* tmpdir/sat: a copy of the fixture (latest, model_config.json, 1000/ with the rank files). */
@@ -703,6 +756,7 @@ int main(void)
     tcase_add_loop_test(tc, reference_logits, 0, 2);
     tcase_add_test(tc, quantized_paths);
     tcase_add_test(tc, export_refused);
+    tcase_add_test(tc, cli_logits_ppl);
     tcase_add_test(tc, missing_rank);
     tcase_add_test(tc, wrong_rank_count);
     tcase_add_test(tc, mismatched_config);
