@@ -545,7 +545,8 @@ static char *build_metadata(const glmq_checkpoint *ck, const glmq_convert_opts *
         int used = 0;
         for (int64_t j = 0; j < ck->n_tensors && !used; j++)
             used = ck->tensors[j].src == i || ck->tensors[j].scale_src == i;
-        if (!used) cJSON_AddItemToArray(sk, cJSON_CreateString(ck->set.tensors[i].name));
+        if (!used && !ck->set.tensors[i].used_as_piece)
+            cJSON_AddItemToArray(sk, cJSON_CreateString(ck->set.tensors[i].name));
     }
     char *out = cJSON_PrintUnformatted(m);
     cJSON_Delete(m);

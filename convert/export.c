@@ -226,6 +226,10 @@ static glmq_status check_arch(const glmq_config *c, const char *path, glmq_err *
     GLMQ_FAIL_IF(c->arch == GLMQ_ARCH_CHATGLM1, err, GLMQ_E_UNSUPPORTED,
                  "'%s': ChatGLM-6B (v1) cannot be exported: llama.cpp has no architecture for "
                  "it (its `chatglm` architecture is ChatGLM2/3 and GLM-4)", path);
+    GLMQ_FAIL_IF(c->arch == GLMQ_ARCH_GLM130B, err, GLMQ_E_UNSUPPORTED,
+                 "'%s': GLM-130B cannot be exported: llama.cpp has no architecture for it (1-D "
+                 "RoPE over the whole head, GeGLU, DeepNorm residuals on the LayerNorm output, "
+                 "the GLM bidirectional-context mask)", path);
     GLMQ_FAIL_IF(c->arch != GLMQ_ARCH_CHATGLM2, err, GLMQ_E_UNSUPPORTED,
                  "'%s': unknown architecture", path);
     GLMQ_FAIL_IF(c->sandwich_norm, err, GLMQ_E_UNSUPPORTED,

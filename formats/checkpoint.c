@@ -18,6 +18,7 @@
  */
 #include "formats/checkpoint.h"
 #include "formats/hf_tokenizer.h"
+#include "formats/sat.h"
 #include "formats/tokenizer.h"
 
 #include <cjson/cJSON.h>
@@ -517,6 +518,18 @@ glmq_status glmq_checkpoint_open(const char *dir, glmq_checkpoint **out, glmq_er
     struct stat sb;
     GLMQ_FAIL_IF_G(stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode), err, GLMQ_E_IO,
                    "'%s' is not a checkpoint directory", dir);
+    if (glmq_sat_detect(dir)) { /* GLM-130B's tensor-parallel SAT layout (formats/sat.h) */
+        int ranks = 0;
+        c->weights_format = "sat";
+        c->sharded = 1;
+        GLMQ_TRY_G(glmq_sat_open(c, &ranks, err));
+        GLMQ_TRY_G(warn(c, err,
+                        "GLM-130B: %d ranks merged; no tokenizer is read (icetk is not "
+                        "supported): give token ids",
+                        ranks));
+        snprintf(c->cfg.tokenizer_kind, sizeof c->cfg.tokenizer_kind, "none");
+        goto tensors;
+    }
 
     GLMQ_TRY_G(read_small(dir, "config.json", 1, &c->config_json, err));
     GLMQ_TRY_G(read_small(dir, "tokenizer_config.json", 0, &c->tokenizer_cfg, err));
@@ -550,6 +563,7 @@ glmq_status glmq_checkpoint_open(const char *dir, glmq_checkpoint **out, glmq_er
                        dir);
         goto fail;
     }
+tensors:
     for (uint32_t i = 0; i < c->set.nstorages; i++)
         GLMQ_TRY_G(glmq_src_storage_verify(&c->set, i, err));
     if (c->cfg.hf_layout) GLMQ_TRY_G(map_hf_layout(c, err));

@@ -5,7 +5,8 @@
  * weights (model.safetensors[.index.json] preferred over pytorch_model.bin[.index.json]), then
  * checks every tensor the architecture needs (formats/glm_tensors.h) for presence, dtype and
  * shape against the config before anything is written. Unexpected tensors become warnings;
- * inv_freq buffers are skipped.
+ * inv_freq buffers are skipped. A GLM-130B SAT directory (a `latest` file or rank files,
+ * formats/sat.h) is read instead by glmq_sat_open and then checked the same way.
  */
 #ifndef GLMQ_CONVERT_CHECKPOINT_H
 #define GLMQ_CONVERT_CHECKPOINT_H

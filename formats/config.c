@@ -28,6 +28,7 @@
 
 const char *glmq_arch_name(glmq_arch a)
 {
+    if (a == GLMQ_ARCH_GLM130B) return "glm130b";
     return a == GLMQ_ARCH_CHATGLM1 ? "chatglm" : a == GLMQ_ARCH_CHATGLM2 ? "chatglm2" : "unknown";
 }
 
@@ -445,7 +446,7 @@ cJSON *glmq_config_to_json(const glmq_config *c)
     /* Prompt framing (decision 4): v2+ prefix [gMASK] sop; v1 suffix [gMASK] <sop>. */
     cJSON *pre = cJSON_AddArrayToObject(j, "prefix");
     cJSON *suf = cJSON_AddArrayToObject(j, "suffix");
-    cJSON *dst = c->arch == GLMQ_ARCH_CHATGLM1 ? suf : pre;
+    cJSON *dst = c->arch == GLMQ_ARCH_CHATGLM1 || c->arch == GLMQ_ARCH_GLM130B ? suf : pre;
     cJSON_AddItemToArray(dst, cJSON_CreateNumber((double)c->tok_gmask));
     cJSON_AddItemToArray(dst, cJSON_CreateNumber((double)c->tok_sop));
     return j;
@@ -488,6 +489,8 @@ glmq_status glmq_config_from_json(const cJSON *j, glmq_config *c, glmq_err *err)
         c->arch = GLMQ_ARCH_CHATGLM1;
     else if (!strcmp(a->valuestring, "chatglm2"))
         c->arch = GLMQ_ARCH_CHATGLM2;
+    else if (!strcmp(a->valuestring, "glm130b"))
+        c->arch = GLMQ_ARCH_GLM130B;
     else
         return glmq_fail(err, GLMQ_E_UNSUPPORTED, "metadata config: unknown architecture '%s'",
                          a->valuestring);
@@ -524,7 +527,7 @@ glmq_status glmq_config_from_json(const cJSON *j, glmq_config *c, glmq_err *err)
                                      "out of range");
     GLMQ_FAIL_IF(c->head_dim % 4 != 0, err, GLMQ_E_FORMAT,
                  "metadata config: head_dim %lld is not a multiple of 4", (long long)c->head_dim);
-    if (c->arch == GLMQ_ARCH_CHATGLM1)
+    if (c->arch == GLMQ_ARCH_CHATGLM1 || c->arch == GLMQ_ARCH_GLM130B)
         GLMQ_FAIL_IF(c->hidden != c->n_heads * c->head_dim || c->n_kv_groups != c->n_heads ||
                          c->rmsnorm,
                      err, GLMQ_E_FORMAT,
@@ -548,4 +551,123 @@ glmq_status glmq_config_from_json(const cJSON *j, glmq_config *c, glmq_err *err)
     GLMQ_FAIL_IF(c->n_heads % c->n_kv_groups != 0, err, GLMQ_E_FORMAT,
                  "metadata config: inconsistent head counts");
     return GLMQ_OK;
+}
+
+/* GLM-130B (formats/GLM130B.md "Hyper-parameters"): SAT's model_config.json, or the release's
+ * constants from configs/model_glm_130b.sh when the directory has none. */
+#define GLM130B_HIDDEN 12288
+#define GLM130B_HEADS 96
+#define GLM130B_VOCAB 150528
+#define GLM130B_FFN 32768
+#define GLM130B_ICETK_MASK 150000 /* icetk: [MASK] [gMASK] [sMASK] eod sop eop from 150000 */
+
+glmq_status glmq_config_parse_sat(const char *json, size_t len, const char *path,
+                                  const glmq_config *shapes, glmq_config *c, int64_t *mp,
+                                  glmq_err *err)
+{
+    memset(c, 0, sizeof *c);
+    *mp = 0;
+    c->arch = GLMQ_ARCH_GLM130B;
+    c->post_layer_norm = 1;
+    c->tok_mask = c->tok_gmask = c->tok_sop = c->tok_eop = -1;
+    glmq_status st = GLMQ_OK;
+    cJSON *r = NULL;
+    if (!json) {
+        GLMQ_FAIL_IF(shapes->hidden != GLM130B_HIDDEN || shapes->vocab != GLM130B_VOCAB ||
+                         shapes->ffn != GLM130B_FFN,
+                     err, GLMQ_E_UNSUPPORTED,
+                     "'%s': no model_config.json, and the shapes (hidden %lld, vocab %lld, GeGLU "
+                     "width %lld) are not GLM-130B's (12288, 150528, 32768): the number of "
+                     "attention heads cannot be read from the shapes; write model_config.json "
+                     "with SAT's argument names (num_layers, hidden_size, num_attention_heads, "
+                     "vocab_size, inner_hidden_size, model_parallel_size)",
+                     path, (long long)shapes->hidden, (long long)shapes->vocab,
+                     (long long)shapes->ffn);
+        c->hidden = GLM130B_HIDDEN;
+        c->n_heads = GLM130B_HEADS;
+        c->vocab = GLM130B_VOCAB;
+        c->ffn = GLM130B_FFN;
+        c->n_layers = shapes->n_layers;
+        c->seq_length = 2048;
+        c->norm_eps = 1e-5;
+    } else {
+        r = cJSON_ParseWithLength(json, len);
+        GLMQ_FAIL_IF_G(!r || !cJSON_IsObject(r), err, GLMQ_E_FORMAT, "'%s': not a JSON object",
+                       path);
+        const cJSON *mc = cJSON_GetObjectItemCaseSensitive(r, "model_class");
+        GLMQ_FAIL_IF_G(cJSON_IsString(mc) && strcmp(mc->valuestring, "GLM130B") != 0, err,
+                       GLMQ_E_UNSUPPORTED,
+                       "'%s': model_class '%s': glmq reads SAT checkpoints of GLM-130B only", path,
+                       mc->valuestring);
+        int pe2d, noglu, finalln;
+        const cJSON *lo = cJSON_GetObjectItemCaseSensitive(r, "layernorm_order");
+        GLMQ_FAIL_IF_G(lo && !cJSON_IsNull(lo) &&
+                           (!cJSON_IsString(lo) || strcmp(lo->valuestring, "post") != 0),
+                       err, GLMQ_E_UNSUPPORTED,
+                       "'%s': layernorm_order must be \"post\" (GLM-130B's DeepNorm layer)", path);
+        GLMQ_TRY_G(get_int(r, "hidden_size", 1, 0, 1, MAX_HIDDEN, &c->hidden, path, err));
+        GLMQ_TRY_G(get_int(r, "num_layers", 1, 0, 1, MAX_LAYERS, &c->n_layers, path, err));
+        GLMQ_TRY_G(get_int(r, "num_attention_heads", 1, 0, 1, MAX_HEADS, &c->n_heads, path, err));
+        GLMQ_TRY_G(get_int(r, "vocab_size", 1, 0, 1, MAX_VOCAB, &c->vocab, path, err));
+        /* DeepNormWithGLUMixin's default width: 4h * 2 / 3 */
+        GLMQ_TRY_G(get_int(r, "inner_hidden_size", 0, 4 * c->hidden * 2 / 3, 1, MAX_FFN, &c->ffn,
+                           path, err));
+        GLMQ_TRY_G(get_int(r, "max_sequence_length", 0, 2048, 1, INT32_MAX, &c->seq_length, path,
+                           err));
+        GLMQ_TRY_G(get_int(r, "model_parallel_size", 0, 0, 1, 4096, mp, path, err));
+        GLMQ_TRY_G(get_double(r, "layernorm_epsilon", 1e-5, 0, 1, &c->norm_eps, path, err));
+        GLMQ_TRY_G(get_bool(r, "position_encoding_2d", 0, &pe2d, path, err));
+        GLMQ_TRY_G(get_bool(r, "no_glu", 0, &noglu, path, err));
+        GLMQ_TRY_G(get_bool(r, "use_final_layernorm", 1, &finalln, path, err));
+        GLMQ_FAIL_IF_G(pe2d, err, GLMQ_E_UNSUPPORTED,
+                       "'%s': position_encoding_2d = true: GLM-130B uses 1-D RoPE; a 2-D SAT "
+                       "model is not supported",
+                       path);
+        GLMQ_FAIL_IF_G(noglu, err, GLMQ_E_UNSUPPORTED,
+                       "'%s': no_glu = true: GLM-130B's MLP is GeGLU; a plain-GELU SAT model is "
+                       "not supported",
+                       path);
+        c->post_layer_norm = finalln;
+        GLMQ_TRY_G(get_token(r, "mask_token_id", &c->tok_mask, path, err));
+        GLMQ_TRY_G(get_token(r, "gmask_token_id", &c->tok_gmask, path, err));
+        GLMQ_TRY_G(get_token(r, "sop_token_id", &c->tok_sop, path, err));
+        GLMQ_TRY_G(get_token(r, "eop_token_id", &c->tok_eop, path, err));
+    }
+    GLMQ_FAIL_IF_G(c->hidden % c->n_heads != 0, err, GLMQ_E_FORMAT,
+                   "'%s': num_attention_heads %lld does not divide hidden_size %lld", path,
+                   (long long)c->n_heads, (long long)c->hidden);
+    c->head_dim = c->hidden / c->n_heads;
+    GLMQ_FAIL_IF_G(c->head_dim % 4 != 0, err, GLMQ_E_FORMAT,
+                   "'%s': head dim %lld is not a multiple of 4", path, (long long)c->head_dim);
+    if (c->tok_sop < 0 && c->vocab == GLM130B_VOCAB) { /* the icetk numbering */
+        c->tok_mask = GLM130B_ICETK_MASK;
+        c->tok_gmask = GLM130B_ICETK_MASK + 1;
+        c->tok_sop = GLM130B_ICETK_MASK + 4;
+        c->tok_eop = GLM130B_ICETK_MASK + 5;
+    }
+    GLMQ_FAIL_IF_G(c->tok_sop < 0 || (c->tok_mask < 0 && c->tok_gmask < 0), err, GLMQ_E_FORMAT,
+                   "'%s': vocab_size %lld is not icetk's 150528, so the [MASK]/[gMASK]/sop ids "
+                   "are unknown: give mask_token_id, gmask_token_id, sop_token_id and "
+                   "eop_token_id",
+                   path, (long long)c->vocab);
+    GLMQ_FAIL_IF_G(c->tok_mask >= c->vocab || c->tok_gmask >= c->vocab ||
+                       c->tok_sop >= c->vocab || c->tok_eop >= c->vocab,
+                   err, GLMQ_E_FORMAT, "'%s': a special token id is outside vocab_size %lld",
+                   path, (long long)c->vocab);
+    c->tok_smask = c->tok_mask >= 0 ? c->tok_mask + 2 : -1;
+    c->tok_eos = c->tok_eop;
+    c->tok_bos = c->tok_sop;
+    c->tok_pad = -1;
+    c->n_kv_groups = c->n_heads;
+    c->rope_ratio = 1.0;
+    c->alpha = sqrt(2.0 * (double)c->n_layers); /* DeepNormWithGLUMixin: (2 * num_layers)^0.5 */
+    c->qkv_bias = 1;
+    c->linear_bias = 1;
+    c->rmsnorm = 0;
+    c->tied_output = 1;
+    c->num_image_tokens = 0;
+    snprintf(c->tokenizer_kind, sizeof c->tokenizer_kind, "none");
+fail:
+    cJSON_Delete(r);
+    return st;
 }

@@ -10,7 +10,9 @@
 
 typedef enum {
     GLMQ_ARCH_CHATGLM1 = 1, /* ChatGLM-6B: LayerNorm, per-head interleaved QKV, 2-D RoPE, GLM mask */
-    GLMQ_ARCH_CHATGLM2 = 2  /* ChatGLM2/3-6B, GLM-4-9B: RMSNorm, grouped KV, partial RoPE, SwiGLU */
+    GLMQ_ARCH_CHATGLM2 = 2, /* ChatGLM2/3-6B, GLM-4-9B: RMSNorm, grouped KV, partial RoPE, SwiGLU */
+    GLMQ_ARCH_GLM130B = 3   /* GLM-130B (SAT, formats/GLM130B.md): v1's layer with 1-D RoPE and
+                               GeGLU, tied output */
 } glmq_arch;
 
 /* Everything the forward pass needs; every field is stored in the packed file's metadata. */
@@ -69,7 +71,19 @@ struct cJSON;
 struct cJSON *glmq_config_to_json(const glmq_config *c);
 glmq_status glmq_config_from_json(const struct cJSON *j, glmq_config *out, glmq_err *err);
 
-/* "chatglm" / "chatglm2" */
+/*
+ * GLM-130B's hyper-parameters (formats/GLM130B.md): SAT's model_config.json (text, len bytes; its
+ * argument names: num_layers, hidden_size, num_attention_heads, vocab_size, inner_hidden_size,
+ * max_sequence_length, layernorm_epsilon, model_parallel_size, ...) or, when json is NULL, the
+ * release's constants (configs/model_glm_130b.sh) checked against `shapes`, the sizes read from
+ * the checkpoint (hidden, vocab, ffn, n_layers). *mp receives model_parallel_size (0 when the
+ * file does not say). `path` is for messages.
+ */
+glmq_status glmq_config_parse_sat(const char *json, size_t len, const char *path,
+                                  const glmq_config *shapes, glmq_config *out, int64_t *mp,
+                                  glmq_err *err);
+
+/* "chatglm" / "chatglm2" / "glm130b" */
 const char *glmq_arch_name(glmq_arch a);
 
 #endif /* GLMQ_CONVERT_CONFIG_H */

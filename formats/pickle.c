@@ -793,9 +793,24 @@ static glmq_status step(machine *m, int *stop)
 
 /* ---- result extraction ------------------------------------------------------------------- */
 
+/* SAT / DeepSpeed checkpoints (mp_rank_NN_model_states.pt, formats/GLM130B.md) pickle
+ * {'module': state dict, ...}: the state dict is the dict under the str key 'module'. The other
+ * entries (iteration, version strings, rng states) were built inertly like everything here and
+ * are not weights, so they are skipped; one that needs executing (an argparse.Namespace, numpy's
+ * rng state) has already been refused by the name of its global. */
+static const value *sat_module(const machine *m, const value *d)
+{
+    if (d->kind != V_DICT) return d;
+    for (uint32_t i = 0; i + 1 < d->u.c.n; i += 2)
+        if (is_str(m, d->u.c.items[i], "module") &&
+            m->vals[d->u.c.items[i + 1]].kind == V_DICT)
+            return &m->vals[d->u.c.items[i + 1]];
+    return d;
+}
+
 static glmq_status extract(machine *m, uint32_t root, glmq_pkl_dict *out)
 {
-    const value *d = &m->vals[root];
+    const value *d = sat_module(m, &m->vals[root]);
     m->op_pos = m->n ? m->n - 1 : 0;
     FAIL_IF(d->kind != V_DICT, GLMQ_E_UNSUPPORTED,
             "the pickled object is %s, not a state dict", kind_name[d->kind]);

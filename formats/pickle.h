@@ -62,7 +62,9 @@ typedef struct {
  * Unpickle `data` (n bytes, the whole data.pkl) and describe its top-level state dict.
  *
  * The result must be a dict or OrderedDict whose keys are strings and whose values are tensors
- * (possibly wrapped in a Parameter); the same tensor may appear under several names. `ctx`
+ * (possibly wrapped in a Parameter); the same tensor may appear under several names. A dict with
+ * a str key 'module' whose value is a dict (SAT / DeepSpeed rank files, formats/GLM130B.md) is
+ * described by that inner dict; its other entries are skipped. `ctx`
  * prefixes every message (e.g. "'model.bin': member 'model/data.pkl'"); may be NULL.
  *
  * @return GLMQ_OK and *out filled, or an error with *out empty. Pure function of its input;

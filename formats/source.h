@@ -185,5 +185,9 @@ glmq_status glmq_safetensors_load(glmq_src_set *s, const char *path, glmq_err *e
 /* Parse a torch.save zip file (GLM-SPEC E), appending its tensors to s. Uses the restricted
  * unpickler: nothing is ever executed. Legacy/TorchScript formats are refused. */
 glmq_status glmq_torchzip_load(glmq_src_set *s, const char *path, glmq_err *err);
+/* The same with `prefix` (may be NULL) put before every tensor name: the ranks of a
+ * tensor-parallel checkpoint (formats/sat.c) share their names. */
+glmq_status glmq_torchzip_load_prefix(glmq_src_set *s, const char *path, const char *prefix,
+                                      glmq_err *err);
 
 #endif /* GLMQ_FORMATS_SOURCE_H */

@@ -64,6 +64,7 @@ typedef struct {
     zentry *e; /* sorted by rel after read_cd */
     uint64_t ne;
     char prefix[MAX_PREFIX + 1];
+    const char *name_prefix; /* put before every tensor name (glmq_torchzip_load_prefix) */
 } zip;
 
 /* ---- helpers ------------------------------------------------------------------------------ */
@@ -520,13 +521,19 @@ static glmq_status add_tensors(zip *z, const glmq_pkl_dict *d)
         glmq_src_tensor t;
         memset(&t, 0, sizeof t);
         memcpy(t.name, p->name, sizeof t.name);
+        if (z->name_prefix) {
+            int w = snprintf(t.name, sizeof t.name, "%s%s", z->name_prefix, p->name);
+            GLMQ_FAIL_IF_G(w < 0 || (size_t)w >= sizeof t.name, z->err, GLMQ_E_FORMAT,
+                           "'%s': tensor name '%s' is too long with its prefix '%s'", z->path,
+                           p->name, z->name_prefix);
+        }
         t.dtype = p->dtype;
         t.ndim = p->ndim;
         for (int k = 0; k < p->ndim; k++) {
             t.shape[k] = p->shape[k];
             t.stride[k] = p->stride[k];
         }
-        GLMQ_FAIL_IF_G(glmq_src_find(z->s, p->name) >= 0, z->err, GLMQ_E_FORMAT,
+        GLMQ_FAIL_IF_G(glmq_src_find(z->s, t.name) >= 0, z->err, GLMQ_E_FORMAT,
                        "'%s': duplicate tensor name '%s' (data.pkl byte %llu)", z->path,
                        p->name, (unsigned long long)p->pos);
         GLMQ_TRY_G(storage_for(z, p, keys, &nkeys, &t.storage));
@@ -544,6 +551,12 @@ fail:
 
 glmq_status glmq_torchzip_load(glmq_src_set *s, const char *path, glmq_err *err)
 {
+    return glmq_torchzip_load_prefix(s, path, NULL, err);
+}
+
+glmq_status glmq_torchzip_load_prefix(glmq_src_set *s, const char *path, const char *prefix,
+                                      glmq_err *err)
+{
     GLMQ_FAIL_IF(!s || !path, err, GLMQ_E_INVALID, "glmq_torchzip_load: NULL argument");
     uint32_t nf = s->nfiles, ns = s->nstorages;
     int64_t nt = s->ntensors;
@@ -552,6 +565,7 @@ glmq_status glmq_torchzip_load(glmq_src_set *s, const char *path, glmq_err *err)
     z.s = s;
     z.err = err;
     z.path = path;
+    z.name_prefix = prefix;
     glmq_pkl_dict d = {NULL, 0};
     uint8_t *pkl = NULL;
     size_t npkl = 0;

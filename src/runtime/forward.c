@@ -67,7 +67,8 @@ struct glmq_forward {
     int nth;
 
     /* dimensions */
-    int v1;           /* ChatGLM-6B layout and semantics */
+    int v1;           /* ChatGLM-6B layout and semantics (also GLM-130B, with g130) */
+    int g130;         /* GLM-130B: 1-D RoPE over the whole head, GeGLU, its own positions */
     int64_t h;        /* hidden size */
     int64_t L;        /* layers */
     int64_t nh;       /* query heads n */
@@ -122,6 +123,7 @@ struct glmq_forward {
     int64_t n_cached;      /* tokens in the KV cache */
     int64_t ctx_len;       /* v1 context_length of the sequence (-1: empty cache) */
     int64_t mask_pos;      /* v1 mask_position (-1: empty cache) */
+    int use_gmask;         /* GLM-130B: positions keep counting after <sop> ([gMASK] prompt) */
 
     /* calibration: the inputs of every layer matrix (glmq_forward_set_tap) */
     glmq_forward_tap_fn tap;
@@ -408,6 +410,9 @@ static inline float gelu(float x)
 
 static inline float silu(float x) { return x / (1.0f + expf(-x)); }
 
+/* GLM-130B's GEGLU activation: torch's default (erf) GELU, x * 0.5 * (1 + erf(x / sqrt 2)). */
+static inline float gelu_erf(float x) { return x * 0.5f * (1.0f + erff(x * 0.70710678118654752f)); }
+
 /* Elementwise FFN activation over n tokens, split across threads by token. */
 typedef struct {
     const glmq_forward *f;
@@ -423,7 +428,10 @@ static void act_worker(void *arg, int ith, int nth)
     const int64_t ta = j->n * ith / nth, tb = j->n * (ith + 1) / nth;
     for (int64_t t = ta; t < tb; t++) {
         float *u = j->big + t * f->ffn_rows;
-        if (f->v1) {
+        if (f->g130) { /* GLM130B.md: value half * gelu(gated half) */
+            float *o = j->mid + t * f->F;
+            for (int64_t i = 0; i < f->F; i++) o[i] = u[i] * gelu_erf(u[f->F + i]);
+        } else if (f->v1) {
             for (int64_t i = 0; i < f->F; i++) u[i] = gelu(u[i]);
         } else {
             float *o = j->mid + t * f->F;
@@ -458,7 +466,9 @@ static inline void rope_pairs(float *x, const float *c, const float *s, int64_t 
 static void rope(const glmq_forward *f, float *x, int32_t pos, int32_t blk)
 {
     const float *c = f->cos_t + (int64_t)pos * f->nf, *s = f->sin_t + (int64_t)pos * f->nf;
-    if (f->v1) {
+    if (f->g130) { /* 1-D: rotate-half over the whole head (nf = d/2) */
+        rope_half(x, c, s, f->nf);
+    } else if (f->v1) {
         rope_half(x, c, s, f->nf);
         rope_half(x + 2 * f->nf, f->cos_t + (int64_t)blk * f->nf, f->sin_t + (int64_t)blk * f->nf,
                   f->nf);
@@ -675,7 +685,7 @@ static void build_rope(glmq_forward *f)
     const int64_t nf = f->nf, dim = 2 * nf; /* the upstream RotaryEmbedding `dim` (d/2) */
     for (int64_t i = 0; i < nf; i++) {
         const double e = (double)(2 * i) / (double)dim;
-        if (f->v1) {
+        if (f->v1 && !f->g130) {
             /* v1: inv_freq = 1/10000^(2i/dim) in fp32, cast to half once by the constructor */
             const float t = (float)(1.0 / pow(10000.0, e));
             f->theta[i] = glmq_f16_to_f32(glmq_f32_to_f16(t));
@@ -732,7 +742,8 @@ glmq_status glmq_forward_create_mode(const glmq_model *m, int64_t max_tokens, in
     f->kern = glmq_kernels_get();
     f->mode = mode;
     f->dk = f->kern->dot; /* the same level as kern, from the one table */
-    f->v1 = c->arch == GLMQ_ARCH_CHATGLM1;
+    f->v1 = c->arch == GLMQ_ARCH_CHATGLM1 || c->arch == GLMQ_ARCH_GLM130B;
+    f->g130 = c->arch == GLMQ_ARCH_GLM130B;
     f->h = c->hidden;
     f->L = c->n_layers;
     f->nh = c->n_heads;
@@ -741,7 +752,9 @@ glmq_status glmq_forward_create_mode(const glmq_model *m, int64_t max_tokens, in
     f->F = c->ffn;
     f->V = c->vocab;
     f->max_tokens = max_tokens;
-    GLMQ_FAIL_IF_G(c->arch != GLMQ_ARCH_CHATGLM1 && c->arch != GLMQ_ARCH_CHATGLM2, err,
+    GLMQ_FAIL_IF_G(c->arch != GLMQ_ARCH_CHATGLM1 && c->arch != GLMQ_ARCH_CHATGLM2 &&
+                       c->arch != GLMQ_ARCH_GLM130B,
+                   err,
                    GLMQ_E_UNSUPPORTED, "unknown architecture %d", (int)c->arch);
     GLMQ_FAIL_IF_G(f->h < 1 || f->L < 1 || f->nh < 1 || f->d < 4 || f->g < 1 || f->F < 1 ||
                        f->V < 1 || f->nh % f->g != 0 || f->d % 4 != 0,
@@ -755,7 +768,7 @@ glmq_status glmq_forward_create_mode(const glmq_model *m, int64_t max_tokens, in
                    GLMQ_E_INVALID, "inconsistent config: eps %g, alpha %g, rope_ratio %g",
                    c->norm_eps, c->alpha, c->rope_ratio);
     f->nq = f->nh * f->d;
-    f->nf = f->d / 4;
+    f->nf = f->g130 ? f->d / 2 : f->d / 4;
     if (f->v1) {
         GLMQ_FAIL_IF_G(f->nq != f->h || f->g != f->nh, err, GLMQ_E_INVALID,
                        "ChatGLM-6B config: heads x head dim (%lld x %lld) must equal hidden "
@@ -764,7 +777,7 @@ glmq_status glmq_forward_create_mode(const glmq_model *m, int64_t max_tokens, in
         GLMQ_FAIL_IF_G(c->tok_sop < 0 || (c->tok_gmask < 0 && c->tok_mask < 0), err,
                        GLMQ_E_INVALID, "ChatGLM-6B config has no <sop> / mask token ids");
         f->qkv_rows = 3 * f->h;
-        f->ffn_rows = f->F;
+        f->ffn_rows = f->g130 ? 2 * f->F : f->F;
         f->alpha = (float)c->alpha;
     } else {
         f->qkv_rows = f->nq + 2 * f->g * f->d;
@@ -922,6 +935,40 @@ static void scatter_qkv(glmq_forward *f, int64_t layer, int64_t t0, int64_t nt)
     }
 }
 
+/* GLM-130B (GLM130B.md "Positions and mask", its generate.py): the context ends at the first
+ * <sop>; a [MASK] before it takes precedence over [gMASK]. With [MASK], <sop> and everything
+ * after it sit at the mask's position; with [gMASK], positions are the indices. Keys before
+ * <sop> are visible to every token; the rest is causal. Later calls continue the sequence. */
+static glmq_status g130_positions(glmq_forward *f, const int32_t *ids, int64_t n, glmq_err *err)
+{
+    const glmq_config *c = &f->cfg;
+    const int64_t base = f->n_cached;
+    if (base == 0) {
+        int64_t sop = -1, gm = -1, mk = -1;
+        for (int64_t i = 0; i < n && sop < 0; i++) {
+            if (ids[i] == c->tok_sop) sop = i;
+            else if (gm < 0 && ids[i] == c->tok_gmask) gm = i;
+            else if (mk < 0 && ids[i] == c->tok_mask) mk = i;
+        }
+        GLMQ_FAIL_IF(sop < 0, err, GLMQ_E_INVALID,
+                     "GLM-130B input needs a sop token (id %lld) ending the context; the ids have "
+                     "none (a prompt is '... [gMASK] sop')",
+                     (long long)c->tok_sop);
+        GLMQ_FAIL_IF(gm < 0 && mk < 0, err, GLMQ_E_INVALID,
+                     "GLM-130B input needs [MASK] (id %lld) or [gMASK] (id %lld) before its sop",
+                     (long long)c->tok_mask, (long long)c->tok_gmask);
+        f->use_gmask = mk < 0;
+        f->mask_pos = mk >= 0 ? mk : gm;
+        f->ctx_len = sop;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        const int64_t p = base + i;
+        f->pos[p] = (int32_t)(f->use_gmask || p < f->ctx_len ? p : f->mask_pos);
+        f->blk[p] = 0;
+    }
+    return GLMQ_OK;
+}
+
 /* Validate the ids and assign the positions of the new tokens (nothing else is touched on
  * error). */
 static glmq_status prepare(glmq_forward *f, const int32_t *ids, int64_t n, glmq_err *err)
@@ -938,6 +985,7 @@ static glmq_status prepare(glmq_forward *f, const int32_t *ids, int64_t n, glmq_
         for (int64_t i = 0; i < n; i++) f->pos[base + i] = (int32_t)(base + i);
         return GLMQ_OK;
     }
+    if (f->g130) return g130_positions(f, ids, n, err);
     if (base == 0) {
         int64_t cl, mp;
         GLMQ_TRY(glmq_v1_layout(&f->cfg, ids, n, f->pos, f->blk, &cl, &mp, err));
@@ -1074,11 +1122,11 @@ static glmq_status run_layers(glmq_forward *f, int64_t n, int64_t l0, int64_t l1
             GLMQ_TRY(matmul(f, w->h4h, w->h4h_b, xn, h, f->big, f->ffn_rows, nt, err));
             act_job acj = {f, f->big, f->mid, nt};
             glmq_pool_run(f->pool, act_worker, &acj);
-            if (f->v1)
+            if (f->v1 && !f->g130)
                 tap(f, l, GLMQ_SLOT_FHH, f->big, f->ffn_rows, f->F, nt);
             else
                 tap(f, l, GLMQ_SLOT_FHH, f->mid, f->F, f->F, nt);
-            if (f->v1)
+            if (f->v1 && !f->g130)
                 GLMQ_TRY(matmul(f, w->fhh, w->fhh_b, f->big, f->ffn_rows, f->mlp, h, nt, err));
             else
                 GLMQ_TRY(matmul(f, w->fhh, w->fhh_b, f->mid, f->F, f->mlp, h, nt, err));

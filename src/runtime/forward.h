@@ -18,6 +18,10 @@
  *     every head in adjacent pairs, base 10000 * rope_ratio, fp32 tables, positions 0..s-1 of
  *     the ids as given (the forward adds no [gMASK] sop prefix); causal; SwiGLU (gate = first F
  *     rows of dense_h_to_4h, up = the next F); optional qkv bias; untied output layer.
+ *   GLM-130B (formats/GLM130B.md): v1's layer, QKV layout and bidirectional context, with 1-D
+ *     RoPE over the whole head (rotate-half pairs (i, i + d/2), fp32 frequencies), GeGLU (value =
+ *     first F rows of dense_h_to_4h, erf GELU on the next F), alpha sqrt(2L), output tied to the
+ *     embedding; positions are the indices, or with [MASK] the mask's index from <sop> on.
  *
  * Positions (v1). Positions, block positions and visibility are derived from the ids
  * (glmq_v1_layout): mask token = [gMASK] if present, else [MASK]; context_length = index of the
