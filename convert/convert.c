@@ -36,7 +36,6 @@
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -404,25 +403,6 @@ static glmq_type choose_type_thudm(const glmq_convert_opts *o, glmq_quant_rule r
     return recipe && o->weight_type_given ? o->weight_type : glmq_thudm_type(bits);
 }
 
-/* Append a warning to the checkpoint's list (handed to the report). */
-static glmq_status add_warning(glmq_checkpoint *ck, glmq_err *err, const char *fmt, ...)
-    GLMQ_PRINTF(3, 4);
-static glmq_status add_warning(glmq_checkpoint *ck, glmq_err *err, const char *fmt, ...)
-{
-    char buf[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    char **w = realloc(ck->warnings, (size_t)(ck->n_warnings + 1) * sizeof *w);
-    GLMQ_FAIL_IF(!w, err, GLMQ_E_NOMEM, "out of memory");
-    ck->warnings = w;
-    w[ck->n_warnings] = glmq_strdup(buf);
-    GLMQ_FAIL_IF(!w[ck->n_warnings], err, GLMQ_E_NOMEM, "out of memory");
-    ck->n_warnings++;
-    return GLMQ_OK;
-}
-
 /* Processing order: by source file, then file offset (sequential reads, streamed hashes). */
 typedef struct {
     uint32_t file;
@@ -633,7 +613,7 @@ glmq_status glmq_convert(const char *src_dir, const char *out_path, const glmq_c
         n++;
     }
     if (requant)
-        GLMQ_TRY_G(add_warning(
+        GLMQ_TRY_G(glmq_checkpoint_warn(
             ck, err,
             "'%s' was quantized by THUDM (quantization_bit %d): --type %s differs, so its codes "
             "are dequantized (q * scale) and %s; without --type they are kept exactly",

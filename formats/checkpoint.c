@@ -94,8 +94,7 @@ static void free_small(glmq_small_file *f)
     memset(f, 0, sizeof *f);
 }
 
-static glmq_status warn(glmq_checkpoint *c, glmq_err *err, const char *fmt, ...) GLMQ_PRINTF(3, 4);
-static glmq_status warn(glmq_checkpoint *c, glmq_err *err, const char *fmt, ...)
+glmq_status glmq_checkpoint_warn(glmq_checkpoint *c, glmq_err *err, const char *fmt, ...)
 {
     char buf[512];
     va_list ap;
@@ -189,7 +188,7 @@ static glmq_status load_sharded(glmq_checkpoint *c, const char *index_name, int 
     }
     for (int64_t i = 0; i < c->set.ntensors; i++)
         if (!cJSON_GetObjectItemCaseSensitive(map, c->set.tensors[i].name))
-            GLMQ_TRY_G(warn(c, err, "tensor '%s' is in a shard but not in '%s'",
+            GLMQ_TRY_G(glmq_checkpoint_warn(c, err, "tensor '%s' is in a shard but not in '%s'",
                             c->set.tensors[i].name, index_name));
 fail:
     free(shards);
@@ -235,7 +234,7 @@ static glmq_status load_tokenizer(glmq_checkpoint *c, glmq_err *err)
         file_exists(c->dir, "tokenizer.json"))
         GLMQ_TRY(load_tokenizer_json(c, err));
     if (!c->tokenizer.data) {
-        GLMQ_TRY(warn(c, err,
+        GLMQ_TRY(glmq_checkpoint_warn(c, err,
                       "no tokenizer file (tokenizer.model or ice_text.model): the packed file "
                       "will not be able to tokenize text"));
         if (c->cfg.arch == GLMQ_ARCH_CHATGLM1)
@@ -382,7 +381,7 @@ static glmq_status check_tensors(glmq_checkpoint *c, glmq_err *err)
         if (used[i] || c->set.tensors[i].used_as_piece) continue;
         const char *nm = c->set.tensors[i].name;
         if (glmq_tensor_is_buffer(nm)) continue; /* recomputed, never used */
-        GLMQ_TRY_G(warn(c, err, "ignoring unexpected tensor '%s'", nm));
+        GLMQ_TRY_G(glmq_checkpoint_warn(c, err, "ignoring unexpected tensor '%s'", nm));
     }
 fail:
     free(used);
@@ -523,7 +522,7 @@ glmq_status glmq_checkpoint_open(const char *dir, glmq_checkpoint **out, glmq_er
         c->weights_format = "sat";
         c->sharded = 1;
         GLMQ_TRY_G(glmq_sat_open(c, &ranks, err));
-        GLMQ_TRY_G(warn(c, err,
+        GLMQ_TRY_G(glmq_checkpoint_warn(c, err,
                         "GLM-130B: %d ranks merged; no tokenizer is read (icetk is not "
                         "supported): give token ids",
                         ranks));

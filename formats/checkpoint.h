@@ -48,6 +48,11 @@ typedef struct glmq_checkpoint {
 } glmq_checkpoint;
 
 glmq_status glmq_checkpoint_open(const char *dir, glmq_checkpoint **out, glmq_err *err);
+
+/* Append a warning (printf-formatted, at most 511 bytes) to c->warnings, which the conversion
+ * report hands on. */
+glmq_status glmq_checkpoint_warn(glmq_checkpoint *c, glmq_err *err, const char *fmt, ...)
+    GLMQ_PRINTF(3, 4);
 void glmq_checkpoint_close(glmq_checkpoint *c);
 
 #endif

@@ -167,6 +167,31 @@ static glmq_status parse_v1(const cJSON *r, const char *tc, size_t tc_len, const
     return GLMQ_OK;
 }
 
+/* What every ChatGLM2-family config ends with: the head geometry checks (kv_name / hd_name are
+ * the config's names for the KV groups and the head width) and the token ids of config.json. */
+static glmq_status v2_finish(const cJSON *r, const char *kv_name, const char *hd_name,
+                             const char *path, glmq_config *c, glmq_err *err)
+{
+    GLMQ_FAIL_IF(c->n_heads % c->n_kv_groups != 0, err, GLMQ_E_FORMAT,
+                 "'%s': %s %lld does not divide num_attention_heads %lld", path, kv_name,
+                 (long long)c->n_kv_groups, (long long)c->n_heads);
+    GLMQ_FAIL_IF(c->head_dim < 4 || c->head_dim % 4 != 0, err, GLMQ_E_FORMAT,
+                 "'%s': %s %lld is not a positive multiple of 4 (RoPE rotates pairs in the first "
+                 "half)",
+                 path, hd_name, (long long)c->head_dim);
+    GLMQ_FAIL_IF(c->n_heads * c->head_dim > 4 * MAX_HIDDEN, err, GLMQ_E_FORMAT,
+                 "'%s': num_attention_heads x %s is too large", path, hd_name);
+    c->alpha = 1.0;
+    GLMQ_TRY(get_token(r, "eos_token_id", &c->tok_eos, path, err));
+    GLMQ_TRY(get_token(r, "pad_token_id", &c->tok_pad, path, err));
+    GLMQ_TRY(get_token(r, "bos_token_id", &c->tok_bos, path, err));
+    /* [MASK]/[gMASK]/sop/eop come from the tokenizer (numbered after its pieces or ranks):
+     * glmq_config_set_special() fills them once the tokenizer is known. */
+    c->tok_mask = c->tok_gmask = c->tok_smask = c->tok_sop = c->tok_eop = -1;
+    c->num_image_tokens = 0;
+    return GLMQ_OK;
+}
+
 static glmq_status parse_v2(const cJSON *r, const char *path, glmq_config *c, glmq_err *err)
 {
     int mqa, post_ln_resid;
@@ -196,25 +221,8 @@ static glmq_status parse_v2(const cJSON *r, const char *path, glmq_config *c, gl
                  "'%s': rmsnorm = false is not supported for the ChatGLM2 architecture", path);
     GLMQ_FAIL_IF(post_ln_resid, err, GLMQ_E_UNSUPPORTED,
                  "'%s': apply_residual_connection_post_layernorm = true is not supported", path);
-    GLMQ_FAIL_IF(c->n_heads % c->n_kv_groups != 0, err, GLMQ_E_FORMAT,
-                 "'%s': multi_query_group_num %lld does not divide num_attention_heads %lld",
-                 path, (long long)c->n_kv_groups, (long long)c->n_heads);
-    GLMQ_FAIL_IF(c->head_dim % 4 != 0, err, GLMQ_E_FORMAT,
-                 "'%s': kv_channels %lld is not a multiple of 4 (RoPE rotates pairs in the first "
-                 "half)",
-                 path, (long long)c->head_dim);
-    GLMQ_FAIL_IF(c->n_heads * c->head_dim > 4 * MAX_HIDDEN, err, GLMQ_E_FORMAT,
-                 "'%s': num_attention_heads x kv_channels is too large", path);
-    c->alpha = 1.0;
     c->tied_output = 0;
-    GLMQ_TRY(get_token(r, "eos_token_id", &c->tok_eos, path, err));
-    GLMQ_TRY(get_token(r, "pad_token_id", &c->tok_pad, path, err));
-    GLMQ_TRY(get_token(r, "bos_token_id", &c->tok_bos, path, err));
-    /* [MASK]/[gMASK]/sop/eop come from the tokenizer (numbered after its pieces or ranks):
-     * glmq_config_set_special() fills them once the tokenizer is known. */
-    c->tok_mask = c->tok_gmask = c->tok_smask = c->tok_sop = c->tok_eop = -1;
-    c->num_image_tokens = 0;
-    return GLMQ_OK;
+    return v2_finish(r, "multi_query_group_num", "kv_channels", path, c, err);
 }
 
 /* Refusals for the members of the transformers GLM family that are not a dense GLM-4 decoder. */
@@ -310,25 +318,10 @@ static glmq_status parse_hf_glm(const cJSON *r, int glm4, const char *path, glmq
                  "(the ChatGLM2/GLM-4 RoPE); only 0.5 is supported",
                  path, prf);
     c->rope_ratio = theta / 10000.0;
-    GLMQ_FAIL_IF(c->n_heads % c->n_kv_groups != 0, err, GLMQ_E_FORMAT,
-                 "'%s': num_key_value_heads %lld does not divide num_attention_heads %lld", path,
-                 (long long)c->n_kv_groups, (long long)c->n_heads);
-    GLMQ_FAIL_IF(c->head_dim < 4 || c->head_dim % 4 != 0, err, GLMQ_E_FORMAT,
-                 "'%s': head_dim %lld is not a positive multiple of 4 (RoPE rotates pairs in "
-                 "the first half)",
-                 path, (long long)c->head_dim);
-    GLMQ_FAIL_IF(c->n_heads * c->head_dim > 4 * MAX_HIDDEN, err, GLMQ_E_FORMAT,
-                 "'%s': num_attention_heads x head_dim is too large", path);
     c->linear_bias = 0; /* o_proj, gate_up_proj and down_proj have no bias */
     c->rmsnorm = 1;
     c->post_layer_norm = 1;
-    c->alpha = 1.0;
-    GLMQ_TRY(get_token(r, "eos_token_id", &c->tok_eos, path, err));
-    GLMQ_TRY(get_token(r, "pad_token_id", &c->tok_pad, path, err));
-    GLMQ_TRY(get_token(r, "bos_token_id", &c->tok_bos, path, err));
-    c->tok_mask = c->tok_gmask = c->tok_smask = c->tok_sop = c->tok_eop = -1;
-    c->num_image_tokens = 0;
-    return GLMQ_OK;
+    return v2_finish(r, "num_key_value_heads", "head_dim", path, c, err);
 }
 
 glmq_status glmq_config_parse(const char *json, size_t len, const char *tokenizer_config,

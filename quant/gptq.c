@@ -27,18 +27,20 @@ static double dot_fixed(const double *a, const double *b, int64_t n)
     return (s0 + s1) + (s2 + s3);
 }
 
+/* The round-to-nearest code of w with scale s (fp32, as the plain quantizer), 0 for s = 0. */
+static inline float rtn_code(float w, float s, int qmax)
+{
+    if (s == 0.0f) return 0.0f;
+    float x = rintf(w / s);
+    if (x > (float)qmax) x = (float)qmax;
+    if (x < (float)-qmax) x = (float)-qmax;
+    return x;
+}
+
 void glmq_rtn_codes(const float *w, int64_t n, uint16_t scale, int qmax, int8_t *q)
 {
     float s = glmq_f16_to_f32(scale);
-    for (int64_t j = 0; j < n; j++) {
-        float x = 0.0f;
-        if (s != 0.0f) {
-            x = rintf(w[j] / s);
-            if (x > (float)qmax) x = (float)qmax;
-            if (x < (float)-qmax) x = (float)-qmax;
-        }
-        q[j] = (int8_t)x;
-    }
+    for (int64_t j = 0; j < n; j++) q[j] = (int8_t)rtn_code(w[j], s, qmax);
 }
 
 /* sum_j d_j (w_j - s q_j)^2 with q = rtn codes of scale bits sb. */
@@ -47,12 +49,7 @@ static double weighted_err(const float *w, int64_t n, const double *d, int qmax,
     float s = glmq_f16_to_f32(sb);
     double e = 0.0;
     for (int64_t j = 0; j < n; j++) {
-        float x = 0.0f;
-        if (s != 0.0f) {
-            x = rintf(w[j] / s);
-            if (x > (float)qmax) x = (float)qmax;
-            if (x < (float)-qmax) x = (float)-qmax;
-        }
+        float x = rtn_code(w[j], s, qmax);
         double r = (double)w[j] - (double)x * (double)s;
         e += d[j] * r * r;
     }
@@ -76,9 +73,7 @@ glmq_status glmq_weighted_scale(const float *w, int64_t n, const double *d, int 
         float s = glmq_f16_to_f32(cand[0]);
         double num = 0.0, den = 0.0;
         for (int64_t j = 0; j < n && s != 0.0f && isfinite(s); j++) {
-            float x = rintf(w[j] / s);
-            if (x > (float)qmax) x = (float)qmax;
-            if (x < (float)-qmax) x = (float)-qmax;
+            float x = rtn_code(w[j], s, qmax);
             num += d[j] * (double)w[j] * (double)x;
             den += d[j] * (double)x * (double)x;
         }
