@@ -37,8 +37,9 @@ static const glmq_tensor_desc v1_layer[] = {
     {"post_attention_layernorm.bias", GLMQ_SLOT_LN_POST_B, GLMQ_ROLE_NORM, 1,
      {GLMQ_DIM_H, GLMQ_DIM_NONE}, GLMQ_WHEN_ALWAYS, 0, GLMQ_QUANT_NEVER},
     {"mlp.dense_h_to_4h.weight", GLMQ_SLOT_H4H, GLMQ_ROLE_LAYER_WEIGHT, 2,
-     {GLMQ_DIM_F, GLMQ_DIM_H}, GLMQ_WHEN_ALWAYS, 0, GLMQ_QUANT_DEFAULT},
-    {"mlp.dense_h_to_4h.bias", GLMQ_SLOT_H4H_B, GLMQ_ROLE_BIAS, 1, {GLMQ_DIM_F, GLMQ_DIM_NONE},
+     {GLMQ_DIM_FFN_UP, GLMQ_DIM_H}, GLMQ_WHEN_ALWAYS, 0, GLMQ_QUANT_DEFAULT},
+    {"mlp.dense_h_to_4h.bias", GLMQ_SLOT_H4H_B, GLMQ_ROLE_BIAS, 1,
+     {GLMQ_DIM_FFN_UP, GLMQ_DIM_NONE},
      GLMQ_WHEN_ALWAYS, 0, GLMQ_QUANT_NEVER},
     {"mlp.dense_4h_to_h.weight", GLMQ_SLOT_FHH, GLMQ_ROLE_LAYER_WEIGHT, 2,
      {GLMQ_DIM_H, GLMQ_DIM_F}, GLMQ_WHEN_ALWAYS, 0, GLMQ_QUANT_DEFAULT},
@@ -98,49 +99,16 @@ static const glmq_tensor_desc v2_tail[] = {
      {GLMQ_DIM_V, GLMQ_DIM_H}, GLMQ_WHEN_ALWAYS, 0, GLMQ_QUANT_IF_OUTPUT},
 };
 
-/* GLM-130B (formats/GLM130B.md): the SAT names, ChatGLM-6B's layer with GeGLU (dense_h_to_4h
- * holds the 2F rows [value half | gated half] of all partitions merged, see formats/sat.c), the
- * output layer tied to the embedding (no tensor of its own). */
-static const glmq_tensor_desc g130_layer[] = {
-    {"input_layernorm.weight", GLMQ_SLOT_LN_IN, GLMQ_ROLE_NORM, 1, {GLMQ_DIM_H, GLMQ_DIM_NONE},
-     GLMQ_WHEN_ALWAYS, 0, GLMQ_QUANT_NEVER},
-    {"input_layernorm.bias", GLMQ_SLOT_LN_IN_B, GLMQ_ROLE_NORM, 1, {GLMQ_DIM_H, GLMQ_DIM_NONE},
-     GLMQ_WHEN_ALWAYS, 0, GLMQ_QUANT_NEVER},
-    {"attention.query_key_value.weight", GLMQ_SLOT_QKV, GLMQ_ROLE_LAYER_WEIGHT, 2,
-     {GLMQ_DIM_3H, GLMQ_DIM_H}, GLMQ_WHEN_ALWAYS, 0, GLMQ_QUANT_DEFAULT},
-    {"attention.query_key_value.bias", GLMQ_SLOT_QKV_B, GLMQ_ROLE_BIAS, 1,
-     {GLMQ_DIM_3H, GLMQ_DIM_NONE}, GLMQ_WHEN_ALWAYS, 0, GLMQ_QUANT_NEVER},
-    {"attention.dense.weight", GLMQ_SLOT_DENSE, GLMQ_ROLE_LAYER_WEIGHT, 2,
-     {GLMQ_DIM_H, GLMQ_DIM_H}, GLMQ_WHEN_ALWAYS, 0, GLMQ_QUANT_DEFAULT},
-    {"attention.dense.bias", GLMQ_SLOT_DENSE_B, GLMQ_ROLE_BIAS, 1, {GLMQ_DIM_H, GLMQ_DIM_NONE},
-     GLMQ_WHEN_ALWAYS, 0, GLMQ_QUANT_NEVER},
-    {"post_attention_layernorm.weight", GLMQ_SLOT_LN_POST, GLMQ_ROLE_NORM, 1,
-     {GLMQ_DIM_H, GLMQ_DIM_NONE}, GLMQ_WHEN_ALWAYS, 0, GLMQ_QUANT_NEVER},
-    {"post_attention_layernorm.bias", GLMQ_SLOT_LN_POST_B, GLMQ_ROLE_NORM, 1,
-     {GLMQ_DIM_H, GLMQ_DIM_NONE}, GLMQ_WHEN_ALWAYS, 0, GLMQ_QUANT_NEVER},
-    {"mlp.dense_h_to_4h.weight", GLMQ_SLOT_H4H, GLMQ_ROLE_LAYER_WEIGHT, 2,
-     {GLMQ_DIM_2F, GLMQ_DIM_H}, GLMQ_WHEN_ALWAYS, 0, GLMQ_QUANT_DEFAULT},
-    {"mlp.dense_h_to_4h.bias", GLMQ_SLOT_H4H_B, GLMQ_ROLE_BIAS, 1, {GLMQ_DIM_2F, GLMQ_DIM_NONE},
-     GLMQ_WHEN_ALWAYS, 0, GLMQ_QUANT_NEVER},
-    {"mlp.dense_4h_to_h.weight", GLMQ_SLOT_FHH, GLMQ_ROLE_LAYER_WEIGHT, 2,
-     {GLMQ_DIM_H, GLMQ_DIM_F}, GLMQ_WHEN_ALWAYS, 0, GLMQ_QUANT_DEFAULT},
-    {"mlp.dense_4h_to_h.bias", GLMQ_SLOT_FHH_B, GLMQ_ROLE_BIAS, 1, {GLMQ_DIM_H, GLMQ_DIM_NONE},
-     GLMQ_WHEN_ALWAYS, 0, GLMQ_QUANT_NEVER},
-};
-static const glmq_tensor_desc g130_tail[] = {
-    {"transformer.final_layernorm.weight", GLMQ_SLOT_FINAL_NORM, GLMQ_ROLE_NORM, 1,
-     {GLMQ_DIM_H, GLMQ_DIM_NONE}, GLMQ_WHEN_POST_NORM, 0, GLMQ_QUANT_NEVER},
-    {"transformer.final_layernorm.bias", GLMQ_SLOT_FINAL_NORM_B, GLMQ_ROLE_NORM, 1,
-     {GLMQ_DIM_H, GLMQ_DIM_NONE}, GLMQ_WHEN_POST_NORM, 0, GLMQ_QUANT_NEVER},
-};
-
 static const glmq_tensor_table tables[] = {
     {GLMQ_ARCH_CHATGLM1, "transformer.layers", v1_head, v1_layer, v1_tail, N(v1_head),
      N(v1_layer), N(v1_tail)},
     {GLMQ_ARCH_CHATGLM2, "transformer.encoder.layers", v2_head, v2_layer, v2_tail, N(v2_head),
      N(v2_layer), N(v2_tail)},
-    {GLMQ_ARCH_GLM130B, "transformer.layers", v1_head, g130_layer, g130_tail, N(v1_head),
-     N(g130_layer), N(g130_tail)},
+    /* GLM-130B (formats/GLM130B.md): ChatGLM-6B's SAT names and layer, with GeGLU (the h_to_4h
+     * rows are [value half | gated half] of all partitions merged, formats/sat.c) and no
+     * lm_head of its own (tied to the embedding) */
+    {GLMQ_ARCH_GLM130B, "transformer.layers", v1_head, v1_layer, v1_tail, N(v1_head),
+     N(v1_layer), N(v1_tail)},
 };
 
 const glmq_tensor_table *glmq_tensor_table_of(glmq_arch a)
@@ -159,6 +127,7 @@ int64_t glmq_dim_value(const glmq_config *c, glmq_dim d)
     case GLMQ_DIM_V: return c->vocab;
     case GLMQ_DIM_F: return c->ffn;
     case GLMQ_DIM_2F: return 2 * c->ffn;
+    case GLMQ_DIM_FFN_UP: return c->arch == GLMQ_ARCH_CHATGLM1 ? c->ffn : 2 * c->ffn;
     case GLMQ_DIM_3H: return 3 * c->hidden;
     case GLMQ_DIM_NQ: return nq;
     case GLMQ_DIM_QKV: return nq + 2 * c->n_kv_groups * c->head_dim;

@@ -67,7 +67,8 @@ typedef enum {
     GLMQ_DIM_2F,       /* 2F: v2 dense_h_to_4h (gate rows, then up rows) */
     GLMQ_DIM_3H,       /* 3h: v1 fused QKV */
     GLMQ_DIM_NQ,       /* n*d: v2 query width */
-    GLMQ_DIM_QKV       /* n*d + 2*g*d: v2 fused QKV */
+    GLMQ_DIM_QKV,      /* n*d + 2*g*d: v2 fused QKV */
+    GLMQ_DIM_FFN_UP    /* rows of the SAT-named h_to_4h: F (ChatGLM-6B), 2F (GLM-130B GeGLU) */
 } glmq_dim;
 
 int64_t glmq_dim_value(const glmq_config *c, glmq_dim d);

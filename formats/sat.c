@@ -333,7 +333,11 @@ glmq_status glmq_sat_open(glmq_checkpoint *c, int *n_ranks, glmq_err *err)
     GLMQ_TRY_G(glmq_config_tensors(&c->cfg, &want, &nw, err));
     pc = calloc(2 * (size_t)n, sizeof *pc);
     GLMQ_FAIL_IF_G(!pc, err, GLMQ_E_NOMEM, "out of memory");
-    for (int64_t i = 0; i < nw; i++) GLMQ_TRY_G(add_merged(&c->set, &want[i], n, pc, err));
+    for (int64_t i = 0; i < nw; i++) {
+        if (want[i].optional && rank_tensor(&c->set, 0, want[i].name) < 0)
+            continue; /* the tied output layer: GLM-130B has no lm_head of its own */
+        GLMQ_TRY_G(add_merged(&c->set, &want[i], n, pc, err));
+    }
     if (!json) {
         json = config_text(&c->cfg, n);
         GLMQ_FAIL_IF_G(!json, err, GLMQ_E_NOMEM, "out of memory");
