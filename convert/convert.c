@@ -192,40 +192,43 @@ static void widen(const glmq_kernels *k, glmq_dtype dt, const void *src, float *
     glmq_widen_row(k, t, src, 0, n, dst);
 }
 
-/*
- * Convert rows [r0, r0+nr) from raw to out. Returns -1, or the first row the quantizer refused:
- * its status in *bad_st (quant.h: GLMQ_E_VALUE with the NaN/Inf column in *bad_col, or
- * GLMQ_E_UNSUPPORTED when the row's scale overflows fp16). A THUDM row: GLMQ_E_FORMAT for a
- * scale that is not finite and >= 0, GLMQ_E_SHAPE (a marker) for a code (column *bad_col) that
- * the glmq type cannot hold.
- */
+/* Error statistics of one stored row (approx, widened) against its source row w. */
+static void row_stats(glmq_qstats *st, const float *w, const float *approx, int64_t n)
+{
+    memset(st, 0, sizeof *st);
+    for (int64_t c = 0; c < n; c++) {
+        double e = (double)approx[c] - w[c];
+        st->sum_sq_err += e * e;
+        st->sum_sq += (double)w[c] * w[c];
+        if (fabs(e) > st->max_abs_err) st->max_abs_err = fabs(e);
+    }
+}
+
 /* Rows [r0, r0+nr) of a calibrated tensor: the stored rows and scales calibration chose, and
- * their error statistics against the source. */
+ * their error statistics against the source (w: 2 * cols floats of scratch). */
 static glmq_status calibrated_rows(const tjob *j, int64_t r0, int64_t nr, const uint8_t *raw,
                                    uint8_t *out, float *w, glmq_err *err)
 {
     GLMQ_TRY(glmq_calib_rows(j->cal, j->t->name, r0, nr, out, &j->scales[r0], err));
-    float *dq = malloc((size_t)j->cols * sizeof *dq);
-    GLMQ_FAIL_IF(!dq, err, GLMQ_E_NOMEM, "out of memory");
+    float *dq = w + j->cols;
     for (int64_t r = 0; r < nr; r++) {
-        glmq_qstats *st = &j->stats[r0 + r];
         widen(j->k, j->t->dtype, raw + (size_t)r * (size_t)j->cols * j->es, w, j->cols);
         glmq_widen_row(j->k, j->out_type, out + (size_t)r * (size_t)j->row_bytes,
                        j->scales[r0 + r], j->cols, dq);
-        memset(st, 0, sizeof *st);
-        for (int64_t c = 0; c < j->cols; c++) {
-            double e = (double)dq[c] - w[c];
-            st->sum_sq_err += e * e;
-            st->sum_sq += (double)w[c] * w[c];
-            if (fabs(e) > st->max_abs_err) st->max_abs_err = fabs(e);
-        }
+        row_stats(&j->stats[r0 + r], w, dq, j->cols);
     }
-    free(dq);
     return GLMQ_OK;
 }
 
+/*
+ * Convert rows [r0, r0+nr) from raw to out. Returns -1, or the first row the quantizer refused:
+ * its status in *bad_st (quant.h: GLMQ_E_VALUE with the NaN/Inf column in *bad_col, or
+ * GLMQ_E_UNSUPPORTED when the row's scale overflows fp16; GLMQ_E_FORMAT for a THUDM row whose
+ * scale or codes glmq cannot hold, with the message in *e). w holds 2 * cols floats.
+ */
 static int64_t convert_rows(const tjob *j, int64_t r0, int64_t nr, const uint8_t *raw,
-                            uint8_t *out, float *w, glmq_status *bad_st, int64_t *bad_col)
+                            uint8_t *out, float *w, glmq_status *bad_st, int64_t *bad_col,
+                            glmq_err *e)
 {
     for (int64_t r = 0; r < nr; r++) {
         const uint8_t *src = raw + (size_t)r * (size_t)j->cols * j->es;
@@ -234,16 +237,13 @@ static int64_t convert_rows(const tjob *j, int64_t r0, int64_t nr, const uint8_t
         if (j->thudm_bits) {
             const int8_t *codes = (const int8_t *)(raw + (size_t)r * (size_t)j->src_row_bytes);
             const uint16_t sc = j->src_scales[r0 + r];
-            if (!glmq_thudm_scale_ok(sc)) {
-                *bad_st = GLMQ_E_FORMAT;
+            const int kept = j->out_type == glmq_thudm_type(j->thudm_bits); /* codes and scale */
+            if (glmq_thudm_row(codes, j->thudm_bits, j->cols, sc, kept ? dst : NULL, j->t->name,
+                               r0 + r, e) != GLMQ_OK) {
+                *bad_st = GLMQ_E_FORMAT; /* the message is in *e */
                 return r0 + r;
             }
-            if (j->out_type == glmq_thudm_type(j->thudm_bits)) { /* kept: codes and scale */
-                *bad_col = glmq_thudm_repack_row(codes, j->thudm_bits, j->cols, dst);
-                if (*bad_col >= 0) {
-                    *bad_st = GLMQ_E_SHAPE;
-                    return r0 + r;
-                }
+            if (kept) {
                 j->scales[r0 + r] = sc;
                 memset(st, 0, sizeof *st);
                 continue;
@@ -255,13 +255,8 @@ static int64_t convert_rows(const tjob *j, int64_t r0, int64_t nr, const uint8_t
         if (j->out_type == GLMQ_TYPE_F16) { /* F32 narrowed to F16 */
             uint16_t *h = (uint16_t *)(void *)dst;
             j->k->f32_to_f16(w, h, j->cols);
-            memset(st, 0, sizeof *st);
-            for (int64_t c = 0; c < j->cols; c++) {
-                double e = (double)glmq_f16_to_f32(h[c]) - w[c];
-                st->sum_sq_err += e * e;
-                st->sum_sq += (double)w[c] * w[c];
-                if (fabs(e) > st->max_abs_err) st->max_abs_err = fabs(e);
-            }
+            j->k->f16_to_f32(h, w + j->cols, j->cols);
+            row_stats(st, w, w + j->cols, j->cols);
             continue;
         }
         glmq_quantize_row_fn q =
@@ -315,23 +310,13 @@ static void tjob_run(void *arg, int ith, int nth)
             glmq_status bad_st = GLMQ_OK;
             int64_t bad_col = -1;
             int64_t bad =
-                convert_rows(j, r0, nr, raw, j->out[ith], j->scratch[ith], &bad_st, &bad_col);
+                convert_rows(j, r0, nr, raw, j->out[ith], j->scratch[ith], &bad_st, &bad_col, &e);
             if (bad >= 0) {
                 if (bad_st == GLMQ_E_VALUE)
                     glmq_fail(&e, GLMQ_E_VALUE, "tensor '%s': NaN/Inf at row %lld column %lld",
                               j->t->name, (long long)bad, (long long)bad_col);
                 else if (bad_st == GLMQ_E_FORMAT)
-                    glmq_fail(&e, GLMQ_E_VALUE,
-                              "tensor '%s_scale' row %lld: scale %g is not a finite number >= 0",
-                              j->t->name, (long long)bad,
-                              (double)glmq_f16_to_f32(j->src_scales[bad]));
-                else if (bad_st == GLMQ_E_SHAPE)
-                    glmq_fail(&e, GLMQ_E_VALUE,
-                              "tensor '%s' row %lld column %lld: code %d is outside glmq's %s "
-                              "range (%s); THUDM's rounding never writes it",
-                              j->t->name, (long long)bad, (long long)bad_col,
-                              j->thudm_bits == 8 ? -128 : -8, glmq_type_name(j->out_type),
-                              j->thudm_bits == 8 ? "-127..127" : "-7..7");
+                    ; /* a THUDM row: glmq_thudm_row wrote the message */
                 else
                     glmq_fail(&e, GLMQ_E_VALUE,
                               "tensor '%s' row %lld: max |w| / qmax overflows fp16 (qmax %d)",
@@ -444,21 +429,15 @@ static char *build_metadata(const glmq_checkpoint *ck, const glmq_convert_opts *
 
     cJSON *q = cJSON_AddObjectToObject(m, "quantization");
     cJSON_AddStringToObject(q, "weight_type", glmq_type_name(o->weight_type));
-    const int tbits = ck->cfg.quant_bits;
-    if (tbits && !requant) {
-        cJSON_AddStringToObject(q, "method", "from the source: THUDM's per-row symmetric codes "
-                                             "and fp16 scales, kept exactly");
-        cJSON_AddNumberToObject(q, "qmax", tbits == 8 ? 127 : 7);
-        cJSON_AddStringToObject(q, "scale_type", "f16");
-        cJSON_AddStringToObject(q, "rounding", "the source's (no second rounding)");
-        cJSON_AddNumberToObject(q, "int4_block", GLMQ_Q4_BLOCK);
-        cJSON_AddStringToObject(q, "int4_code", "nibble = q + 8");
-        cJSON_AddNumberToObject(q, "int8_row_align", GLMQ_Q8_ALIGN);
-    } else if (o->weight_type == GLMQ_TYPE_F16) {
+    const int tbits = ck->cfg.quant_bits, kept = tbits && !requant;
+    if (!kept && o->weight_type == GLMQ_TYPE_F16) {
         cJSON_AddStringToObject(q, "method", "none (16-bit sources kept bit-exact, F32 narrowed "
                                              "to F16 with round-to-nearest-even)");
     } else {
-        if (cal) {
+        if (kept) {
+            cJSON_AddStringToObject(q, "method", "from the source: THUDM's per-row symmetric "
+                                                 "codes and fp16 scales, kept exactly");
+        } else if (cal) {
             cJSON *cj = glmq_calib_json(cal);
             cJSON *mt = cJSON_GetObjectItemCaseSensitive(cj, "method");
             cJSON_AddStringToObject(q, "method", cJSON_IsString(mt) ? mt->valuestring : "?");
@@ -467,9 +446,11 @@ static char *build_metadata(const glmq_checkpoint *ck, const glmq_convert_opts *
             cJSON_AddStringToObject(q, "method", "per-row symmetric round-to-nearest "
                                                  "(GLM-SPEC decision 6)");
         }
+        /* kept: o->weight_type is the source's width (glmq_convert sets it) */
         cJSON_AddNumberToObject(q, "qmax", o->weight_type == GLMQ_TYPE_INT8 ? 127 : 7);
         cJSON_AddStringToObject(q, "scale_type", "f16");
-        cJSON_AddStringToObject(q, "rounding", "rint-ties-to-even");
+        cJSON_AddStringToObject(q, "rounding",
+                                kept ? "the source's (no second rounding)" : "rint-ties-to-even");
         cJSON_AddNumberToObject(q, "int4_block", GLMQ_Q4_BLOCK);
         cJSON_AddStringToObject(q, "int4_code", "nibble = q + 8");
         cJSON_AddNumberToObject(q, "int8_row_align", GLMQ_Q8_ALIGN);
@@ -682,7 +663,7 @@ glmq_status glmq_convert(const char *src_dir, const char *out_path, const glmq_c
     for (int i = 0; i < nth; i++) {
         raws[i] = malloc(raw_need);
         outs[i] = malloc(out_need);
-        scr[i] = malloc((size_t)max_cols * sizeof(float));
+        scr[i] = malloc(2 * (size_t)max_cols * sizeof(float)); /* a row and its copy */
         GLMQ_FAIL_IF_G(!raws[i] || !outs[i] || !scr[i], err, GLMQ_E_NOMEM,
                        "out of memory for conversion buffers");
     }

@@ -394,19 +394,21 @@ fail:
  * GlmForCausalLM and Glm4ForCausalLM name the same weights differently and split the fused
  * query/key/value projection into q_proj, k_proj and v_proj (an early transformers converter
  * kept a fused qkv_proj, also accepted). map_hf_layout presents them under glmq's canonical
- * names (formats/glm_tensors.c) as composite tensors (formats/source.h), so validation, convert,
- * the runtime and export all see the canonical layout:
+ * names (formats/glm_tensors.c), as second names of the same tensors (q/k/v: composite
+ * tensors, formats/source.h), so validation, convert, the runtime and export all see the
+ * canonical layout:
  *     model.embed_tokens.weight            -> transformer.embedding.word_embeddings.weight
  *     model.layers.N.<hf leaf>             -> transformer.encoder.layers.N.<canonical leaf>
  *     q_proj | k_proj | v_proj (rows)      -> self_attention.query_key_value (weight and bias)
  *     model.norm.weight                    -> transformer.encoder.final_layernorm.weight
  *     lm_head.weight                       -> transformer.output_layer.weight
  * gate_up_proj keeps its rows (gate first, then up: the order of dense_h_to_4h). With
- * tie_word_embeddings the output layer is the whole embedding (a second composite of it; the
+ * tie_word_embeddings the output layer is the whole embedding (another name of it; the
  * packed file then stores the output layer like any untied checkpoint's, and a stray lm_head is
  * ignored with a warning, as transformers ties it to the embedding on load). */
 
-/* Present tensor `from` (when present) as `to`. */
+/* Present tensor `from` (when present) as `to`: a second name of the same bytes, so the
+ * runtime still maps it and convert still reads it in one sequential pass. */
 static glmq_status hf_alias(glmq_checkpoint *c, const char *from, const char *to, glmq_err *err)
 {
     int64_t i = glmq_src_find(&c->set, from);
@@ -414,8 +416,7 @@ static glmq_status hf_alias(glmq_checkpoint *c, const char *from, const char *to
     const glmq_src_tensor *t = &c->set.tensors[i];
     GLMQ_FAIL_IF(t->ndim < 1 || t->ndim > 2, err, GLMQ_E_SHAPE, "'%s': tensor '%s' is %d-D",
                  c->set.files[c->set.storages[t->storage].file].path, from, t->ndim);
-    const glmq_src_piece p = {i, 0, t->shape[0]};
-    return glmq_src_add_composite(&c->set, to, 0, &p, 1, err);
+    return glmq_src_add_alias(&c->set, i, to, err);
 }
 
 /* Join <pre>q_proj.<kind>, k_proj, v_proj into `to` after checking each one's rows, or alias a

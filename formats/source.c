@@ -207,6 +207,8 @@ void glmq_src_set_truncate(glmq_src_set *s, uint32_t nf, uint32_t ns, int64_t nt
         }
         s->npieces = np;
         for (int64_t p = 0; p < np; p++) s->tensors[s->pieces[p].tensor].used_as_piece = 1;
+        for (int64_t i = 0; i < nt; i++)
+            if (s->tensors[i].alias_of) s->tensors[s->tensors[i].alias_of - 1].used_as_piece = 1;
         reindex(s);
     }
 }
@@ -382,6 +384,30 @@ glmq_status glmq_src_add_composite(glmq_src_set *s, const char *name, int axis,
         s->pieces[s->npieces++] = pieces[i];
         s->tensors[pieces[i].tensor].used_as_piece = 1;
     }
+    s->ntensors++;
+    index_insert(s, s->ntensors - 1);
+    return GLMQ_OK;
+}
+
+glmq_status glmq_src_add_alias(glmq_src_set *s, int64_t index, const char *name, glmq_err *err)
+{
+    size_t nlen = strnlen(name, GLMQ_SRC_NAME_MAX);
+    GLMQ_FAIL_IF(index < 0 || index >= s->ntensors || nlen == 0 || nlen >= GLMQ_SRC_NAME_MAX, err,
+                 GLMQ_E_INTERNAL, "alias '%.64s': bad arguments", name);
+    GLMQ_FAIL_IF(glmq_src_find(s, name) >= 0, err, GLMQ_E_FORMAT,
+                 "duplicate tensor name '%s' (a second name of '%s')", name,
+                 s->tensors[index].name);
+    uint64_t cap = (uint64_t)s->cap_tensors;
+    GLMQ_FAIL_IF(grow((void **)&s->tensors, &cap, (uint64_t)s->ntensors, sizeof *s->tensors), err,
+                 GLMQ_E_NOMEM, "out of memory");
+    s->cap_tensors = (int64_t)cap;
+    glmq_src_tensor *d = &s->tensors[s->ntensors];
+    *d = s->tensors[index];
+    memset(d->name, 0, sizeof d->name);
+    memcpy(d->name, name, nlen);
+    d->used_as_piece = 0;
+    d->alias_of = index + 1;
+    s->tensors[index].used_as_piece = 1;
     s->ntensors++;
     index_insert(s, s->ntensors - 1);
     return GLMQ_OK;

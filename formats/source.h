@@ -76,7 +76,9 @@ typedef struct {
     int32_t n_pieces;
     int32_t axis;                  /* 0: pieces stacked along dim 0; 1: along the last dim */
     int64_t piece0;                /* index of the first piece in set->pieces */
-    int used_as_piece;             /* 1 when a composite reads this tensor */
+    int used_as_piece;             /* 1 when a composite or an alias reads this tensor */
+    int64_t alias_of;              /* glmq_src_add_alias: index + 1 of the tensor this one
+                                      renames; 0 for none */
 } glmq_src_tensor;
 
 /* One piece of a composite tensor: `count` slices starting at `first` along the composite's
@@ -127,6 +129,12 @@ glmq_status glmq_src_add_tensor(glmq_src_set *s, const glmq_src_tensor *t, glmq_
  */
 glmq_status glmq_src_add_composite(glmq_src_set *s, const char *name, int axis,
                                    const glmq_src_piece *pieces, int n, glmq_err *err);
+
+/* Append `name` as a second name of tensor `index`: the same bytes, shape and strides (so a
+ * contiguous tensor stays one byte range that can be mapped or read in one piece). This is how
+ * a checkpoint layout that only names a glmq tensor differently presents it. The renamed tensor
+ * is marked used_as_piece. */
+glmq_status glmq_src_add_alias(glmq_src_set *s, int64_t index, const char *name, glmq_err *err);
 
 /* Index of the tensor called `name`, or -1 (hash lookup). */
 int64_t glmq_src_find(const glmq_src_set *s, const char *name);

@@ -41,3 +41,18 @@ void glmq_thudm_dequant_row(const int8_t *src, int bits, int64_t cols, uint16_t 
     const float s = glmq_f16_to_f32(scale);
     for (int64_t c = 0; c < cols; c++) dst[c] = (float)glmq_thudm_code(src, bits, c) * s;
 }
+
+glmq_status glmq_thudm_row(const int8_t *src, int bits, int64_t cols, uint16_t scale,
+                           uint8_t *dst, const char *name, int64_t row, glmq_err *err)
+{
+    GLMQ_FAIL_IF(!glmq_thudm_scale_ok(scale), err, GLMQ_E_VALUE,
+                 "tensor '%s_scale' row %lld: scale %g is not a finite number >= 0", name,
+                 (long long)row, (double)glmq_f16_to_f32(scale));
+    const int64_t c = dst ? glmq_thudm_repack_row(src, bits, cols, dst) : -1;
+    GLMQ_FAIL_IF(c >= 0, err, GLMQ_E_VALUE,
+                 "tensor '%s' row %lld column %lld: code %d is outside glmq's %s range (%s); "
+                 "THUDM's rounding never writes it",
+                 name, (long long)row, (long long)c, bits == 8 ? -128 : -8,
+                 glmq_type_name(glmq_thudm_type(bits)), bits == 8 ? "-127..127" : "-7..7");
+    return GLMQ_OK;
+}

@@ -49,6 +49,14 @@ static inline glmq_type glmq_thudm_type(int bits)
  */
 int64_t glmq_thudm_repack_row(const int8_t *src, int bits, int64_t cols, uint8_t *dst);
 
+/*
+ * The checked form for one row `row` of tensor `name`: the scale must pass
+ * glmq_thudm_scale_ok and, when dst is not NULL, the row is repacked as above. @return GLMQ_OK,
+ * or GLMQ_E_VALUE naming the tensor (its `_scale` for a bad scale), row and column.
+ */
+glmq_status glmq_thudm_row(const int8_t *src, int bits, int64_t cols, uint16_t scale,
+                           uint8_t *dst, const char *name, int64_t row, glmq_err *err);
+
 /* THUDM's dequantization of one row: dst[c] = code(c) * scale, in fp32 (exact: an 8-bit code
  * times an 11-bit significand). */
 void glmq_thudm_dequant_row(const int8_t *src, int bits, int64_t cols, uint16_t scale,

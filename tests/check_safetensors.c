@@ -116,6 +116,34 @@ static void expect_fail(const char *path, glmq_status code, const char *sub)
 
 /* ---- valid files --------------------------------------------------------------------------- */
 
+/* A second name of a tensor: the same bytes and layout (still contiguous, so it can be mapped),
+ * the renamed tensor marked, duplicates refused, and a rollback forgets it. */
+START_TEST(test_alias)
+{
+    float f[6] = {0, 1, 2, 3, 4, 5};
+    char *p = write_st("al.safetensors", "{" T("a", "F32", "[3,2]", "0", "24") "}", f, sizeof f);
+    glmq_src_set s;
+    glmq_src_set_init(&s);
+    glmq_err err = {0};
+    ck_assert_int_eq(glmq_safetensors_load(&s, p, &err), GLMQ_OK);
+    ck_assert_int_eq(glmq_src_add_alias(&s, 0, "b", &err), GLMQ_OK);
+    const glmq_src_tensor *b = get(&s, "b");
+    ck_assert_int_eq(b->contiguous, 1);
+    ck_assert_int_eq(b->n_pieces, 0);
+    ck_assert_int_eq(b->shape[0], 3);
+    ck_assert_int_eq(b->shape[1], 2);
+    expect_bytes(&s, b, (const uint8_t *)f, sizeof f);
+    ck_assert_int_eq(s.tensors[0].used_as_piece, 1);
+    ck_assert_int_eq(glmq_src_add_alias(&s, 0, "b", &err), GLMQ_E_FORMAT);
+    ck_assert_int_eq(glmq_src_add_alias(&s, 5, "c", &err), GLMQ_E_INTERNAL);
+    glmq_src_set_truncate(&s, s.nfiles, s.nstorages, 1);
+    ck_assert_int_eq(s.tensors[0].used_as_piece, 0);
+    ck_assert_int_lt(glmq_src_find(&s, "b"), 0);
+    glmq_src_set_free(&s);
+    free(p);
+}
+END_TEST
+
 /* Composite tensors: q/k/v-style row stacking (with sub-ranges), column joins of shards, 1-D
  * joins, reads of any row window, and every refusal. */
 START_TEST(test_composite)
@@ -739,6 +767,7 @@ Suite *safetensors_suite(void)
     tcase_add_checked_fixture(ok, setup, teardown);
     tcase_add_test(ok, test_valid_multi);
     tcase_add_test(ok, test_composite);
+    tcase_add_test(ok, test_alias);
     tcase_add_test(ok, test_scalar_and_empty);
     tcase_add_test(ok, test_empty_file);
     tcase_add_loop_test(ok, test_dtypes, 0, (int)(sizeof accepted / sizeof accepted[0]));

@@ -9,7 +9,9 @@
  *   - long texts (232 KB, several encode chunks) give the library's ids, as is and on one line;
  *   - special-token text (GLMQ_TOKENIZE_SPECIAL) against ids derived from the upstream rules;
  *   - tokenizer-only directories (config + tokenizer, no weights) tokenize, and still do not
- *     open as models.
+ *     open as models;
+ *   - without shared/upstream, special-token text and a weightless directory still run on the
+ *     committed glm2-tiny tokenizer against its sentencepiece goldens.
  */
 #include "testutil.h"
 #include "formats/tok_common.h"
@@ -345,6 +347,113 @@ END_TEST
 /* ------------------------------------------------------------------------------------------ */
 /* tokenizer-only directories                                                                  */
 
+/* The same features on the committed sample (runs everywhere, shared/upstream or not):
+ * samples/glm2-tiny's config + tokenizer in a directory without weights tokenize (and do not
+ * open as a model); its eval text gives the sentencepiece library's ids (golden/tok_eval_en.npy);
+ * with GLMQ_TOKENIZE_SPECIAL, "[gMASK]sop" + s + "<|user|>" + s gives the special ids (the
+ * manifest's, and <|user|> = n_pieces + 6 in ChatGLM3's numbering) around the library's ids of
+ * s (the manifest's short cases), and without the flag no special id at all. */
+START_TEST(test_samples_special_and_dir)
+{
+    char *tmp = tu_mkdtemp();
+    char *src = tu_sample_path("glm2-tiny", "st");
+    const char *files[] = {"config.json", "tokenizer.model", "tokenizer_config.json"};
+    for (int k = 0; k < 3; k++) {
+        char *a = tu_path(src, files[k]), *b = tu_path(tmp, files[k]);
+        size_t n;
+        uint8_t *d = tu_read_file(a, &n);
+        ck_assert_ptr_nonnull(d);
+        ck_assert_int_eq(tu_write_file(b, d, n), 0);
+        free(d);
+        free(a);
+        free(b);
+    }
+    glmq_err e = {0};
+    glmq_model *m = NULL;
+    ck_assert_int_ne(glmq_model_open(tmp, &m, &e), GLMQ_OK);
+    ck_assert_ptr_null(m);
+    glmq_tokenizer *t = NULL;
+    ck_assert_msg(glmq_tokenizer_load(tmp, &t, &e) == GLMQ_OK, "%s", e.msg);
+
+    /* the eval text against the library's ids */
+    char *tp = tu_path(tu_samples(), "text/eval_en.txt"), *gp = tu_sample_path("glm2-tiny",
+                                                                             "golden/tok_eval_en.npy");
+    size_t len;
+    char *text = (char *)tu_read_file(tp, &len);
+    char dt[8];
+    int nd;
+    int64_t sh[4];
+    size_t nb;
+    int32_t *want = tu_npy_load(gp, dt, &nd, sh, &nb);
+    ck_assert_ptr_nonnull(text);
+    ck_assert_ptr_nonnull(want);
+    glmq_ids v = {0};
+    ck_assert_int_eq(glmq_tokenizer_encode_ex(t, text, len, 0, &v, &e), GLMQ_OK);
+    ck_assert_uint_eq(v.n, (size_t)sh[0]);
+    ck_assert_mem_eq(v.ids, want, v.n * sizeof *want);
+    glmq_ids_free(&v);
+
+    /* special-token text */
+    cJSON *man = tu_manifest("glm2-tiny");
+    ck_assert_ptr_nonnull(man);
+    const cJSON *sp = cJSON_GetObjectItem(man, "special_ids");
+    const int32_t gmask = cJSON_GetObjectItem(sp, "gmask")->valueint;
+    const int32_t sop = cJSON_GetObjectItem(sp, "sop")->valueint;
+    const int32_t user = cJSON_GetObjectItem(sp, "n_pieces")->valueint + 6;
+    const cJSON *c;
+    int tested = 0;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(cJSON_GetObjectItem(man, "tokenizer"), "cases"))
+    {
+        const cJSON *tx = cJSON_GetObjectItem(c, "text"), *ids = cJSON_GetObjectItem(c, "ids");
+        if (!cJSON_IsString(tx) || !ids || strstr(tx->valuestring, "sop") ||
+            strstr(tx->valuestring, "eop") || strchr(tx->valuestring, '[') ||
+            strstr(tx->valuestring, "<|"))
+            continue;
+        char in[512];
+        int n = snprintf(in, sizeof in, "[gMASK]sop%s<|user|>%s", tx->valuestring,
+                         tx->valuestring);
+        ck_assert(n > 0 && n < (int)sizeof in);
+        ck_assert_int_eq(glmq_tokenizer_encode_ex(t, in, (size_t)n, GLMQ_TOKENIZE_SPECIAL, &v, &e),
+                         GLMQ_OK);
+        const int k = cJSON_GetArraySize(ids);
+        ck_assert_uint_eq(v.n, (size_t)(3 + 2 * k));
+        ck_assert_int_eq(v.ids[0], gmask);
+        ck_assert_int_eq(v.ids[1], sop);
+        ck_assert_int_eq(v.ids[2 + k], user);
+        for (int i = 0; i < k; i++) {
+            ck_assert_int_eq(v.ids[2 + i], cJSON_GetArrayItem(ids, i)->valueint);
+            ck_assert_int_eq(v.ids[3 + k + i], cJSON_GetArrayItem(ids, i)->valueint);
+        }
+        v.n = 0;
+        ck_assert_int_eq(glmq_tokenizer_encode_ex(t, in, (size_t)n, 0, &v, &e), GLMQ_OK);
+        for (size_t i = 0; i < v.n; i++) ck_assert_int_lt(v.ids[i], gmask - 1);
+        glmq_ids_free(&v);
+        tested++;
+    }
+    ck_assert_int_ge(tested, 4);
+
+    /* the command on the weightless directory */
+    char *tf = tu_path(tmp, "in.txt"), *outp = NULL;
+    ck_assert_int_eq(tu_write_file(tf, "[gMASK]sop<|user|>", 18), 0);
+    ck_assert_int_eq(tu_run(&outp, "'%s' tokenize '%s' --text '%s' --special", tu_bin(), tmp, tf),
+                     0);
+    char wantline[64];
+    snprintf(wantline, sizeof wantline, "%d %d %d\n", gmask, sop, user);
+    ck_assert_str_eq(outp, wantline);
+    free(outp);
+    free(tf);
+    cJSON_Delete(man);
+    free(want);
+    free(text);
+    free(tp);
+    free(gp);
+    glmq_tokenizer_close(t);
+    tu_rmtree(tmp);
+    free(tmp);
+    free(src);
+}
+END_TEST
+
 START_TEST(test_tokenizer_only_dir)
 {
     NEED_UPSTREAM();
@@ -539,6 +648,7 @@ static Suite *tok_upstream_suite(void)
     tcase_add_test(tc, test_special_real);
     tcase_add_test(tc, test_special_glm4);
     tcase_add_test(tc, test_tokenizer_only_dir);
+    tcase_add_test(tc, test_samples_special_and_dir);
     suite_add_tcase(s, tc);
     return s;
 }

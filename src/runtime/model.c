@@ -310,16 +310,11 @@ static glmq_status load_thudm(glmq_model *m, glmq_checkpoint *ck, const glmq_ckp
                    s->name);
     GLMQ_TRY_G(glmq_src_read_rows_raw(&ck->set, s, 0, rows, codes, err));
     GLMQ_TRY_G(glmq_src_read_rows_raw(&ck->set, &ck->set.tensors[ct->scale_src], 0, 1, sc, err));
-    for (int64_t r = 0; r < rows; r++) {
-        GLMQ_FAIL_IF_G(!glmq_thudm_scale_ok(sc[r]), err, GLMQ_E_VALUE,
-                       "'%s': tensor '%s_scale' row %lld: scale %g is not a finite number >= 0",
-                       ck->dir, s->name, (long long)r, (double)glmq_f16_to_f32(sc[r]));
-        int64_t c = glmq_thudm_repack_row(codes + r * sb, bits, cols, data + r * rb);
-        GLMQ_FAIL_IF_G(c >= 0, err, GLMQ_E_VALUE,
-                       "'%s': tensor '%s' row %lld column %lld: code %d is outside glmq's %s "
-                       "range (%s); THUDM's rounding never writes it",
-                       ck->dir, s->name, (long long)r, (long long)c, bits == 8 ? -128 : -8,
-                       glmq_type_name(type), bits == 8 ? "-127..127" : "-7..7");
+    for (int64_t r = 0; r < rows && st == GLMQ_OK; r++)
+        st = glmq_thudm_row(codes + r * sb, bits, cols, sc[r], data + r * rb, s->name, r, err);
+    if (st != GLMQ_OK) {
+        glmq_err_prefix(err, st, "'%s': ", ck->dir);
+        goto fail;
     }
     t->type = type;
     t->ndim = 2;
