@@ -506,18 +506,61 @@ static glmq_status map_hf_layout(glmq_checkpoint *c, glmq_err *err)
     return hf_alias(c, embed, out, err);
 }
 
-glmq_status glmq_checkpoint_open(const char *dir, glmq_checkpoint **out, glmq_err *err)
+/* A new checkpoint for directory `dir` (checked to be one), nothing read yet. */
+static glmq_status new_checkpoint(const char *dir, glmq_checkpoint **out, glmq_err *err)
 {
     *out = NULL;
-    glmq_status st = GLMQ_OK;
     glmq_checkpoint *c = calloc(1, sizeof *c);
     GLMQ_FAIL_IF(!c, err, GLMQ_E_NOMEM, "out of memory");
     glmq_src_set_init(&c->set);
     c->dir = glmq_strdup(dir);
-    GLMQ_FAIL_IF_G(!c->dir, err, GLMQ_E_NOMEM, "out of memory");
     struct stat sb;
-    GLMQ_FAIL_IF_G(stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode), err, GLMQ_E_IO,
-                   "'%s' is not a checkpoint directory", dir);
+    glmq_status st = GLMQ_OK;
+    if (!c->dir)
+        st = glmq_fail(err, GLMQ_E_NOMEM, "out of memory");
+    else if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        st = glmq_fail(err, GLMQ_E_IO, "'%s' is not a checkpoint directory", dir);
+    if (st != GLMQ_OK) {
+        glmq_checkpoint_close(c);
+        return st;
+    }
+    *out = c;
+    return GLMQ_OK;
+}
+
+/* config.json, tokenizer_config.json and the tokenizer: everything but the weights. */
+static glmq_status read_meta(glmq_checkpoint *c, glmq_err *err)
+{
+    GLMQ_TRY(read_small(c->dir, "config.json", 1, &c->config_json, err));
+    GLMQ_TRY(read_small(c->dir, "tokenizer_config.json", 0, &c->tokenizer_cfg, err));
+    char *cpath = path_join(c->dir, "config.json");
+    GLMQ_FAIL_IF(!cpath, err, GLMQ_E_NOMEM, "out of memory");
+    glmq_status st = glmq_config_parse((const char *)c->config_json.data, c->config_json.size,
+                                       (const char *)c->tokenizer_cfg.data,
+                                       c->tokenizer_cfg.size, cpath, &c->cfg, err);
+    free(cpath);
+    GLMQ_TRY(st);
+    return load_tokenizer(c, err);
+}
+
+glmq_status glmq_checkpoint_open_meta(const char *dir, glmq_checkpoint **out, glmq_err *err)
+{
+    glmq_checkpoint *c = NULL;
+    GLMQ_TRY(new_checkpoint(dir, &c, err));
+    glmq_status st = read_meta(c, err);
+    if (st != GLMQ_OK) {
+        glmq_checkpoint_close(c);
+        return st;
+    }
+    *out = c;
+    return GLMQ_OK;
+}
+
+glmq_status glmq_checkpoint_open(const char *dir, glmq_checkpoint **out, glmq_err *err)
+{
+    glmq_checkpoint *c = NULL;
+    GLMQ_TRY(new_checkpoint(dir, &c, err));
+    glmq_status st = GLMQ_OK;
     if (glmq_sat_detect(dir)) { /* GLM-130B's tensor-parallel SAT layout (formats/sat.h) */
         int ranks = 0;
         c->weights_format = "sat";
@@ -531,16 +574,7 @@ glmq_status glmq_checkpoint_open(const char *dir, glmq_checkpoint **out, glmq_er
         goto tensors;
     }
 
-    GLMQ_TRY_G(read_small(dir, "config.json", 1, &c->config_json, err));
-    GLMQ_TRY_G(read_small(dir, "tokenizer_config.json", 0, &c->tokenizer_cfg, err));
-    char *cpath = path_join(dir, "config.json");
-    GLMQ_FAIL_IF_G(!cpath, err, GLMQ_E_NOMEM, "out of memory");
-    st = glmq_config_parse((const char *)c->config_json.data, c->config_json.size,
-                           (const char *)c->tokenizer_cfg.data, c->tokenizer_cfg.size, cpath,
-                           &c->cfg, err);
-    free(cpath);
-    if (st != GLMQ_OK) goto fail;
-    GLMQ_TRY_G(load_tokenizer(c, err));
+    GLMQ_TRY_G(read_meta(c, err));
 
     if (file_exists(dir, "model.safetensors.index.json")) {
         c->weights_format = "safetensors";

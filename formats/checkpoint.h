@@ -49,6 +49,12 @@ typedef struct glmq_checkpoint {
 
 glmq_status glmq_checkpoint_open(const char *dir, glmq_checkpoint **out, glmq_err *err);
 
+/* Only config.json, tokenizer_config.json and the tokenizer file (tokenizer.model,
+ * ice_text.model or a GLM-4 tokenizer.json), as glmq_checkpoint_open reads them, with the
+ * special ids numbered: no weights are looked at (set and tensors stay empty). For tokenizing a
+ * directory; a missing tokenizer is a warning as there (c->tokenizer.data NULL). */
+glmq_status glmq_checkpoint_open_meta(const char *dir, glmq_checkpoint **out, glmq_err *err);
+
 /* Append a warning (printf-formatted, at most 511 bytes) to c->warnings, which the conversion
  * report hands on. */
 glmq_status glmq_checkpoint_warn(glmq_checkpoint *c, glmq_err *err, const char *fmt, ...)

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* ------------------------------------------------------------------------------------------ */
 /* helpers                                                                                     */
@@ -431,6 +432,42 @@ START_TEST(test_samples_special_and_dir)
         tested++;
     }
     ck_assert_int_ge(tested, 4);
+
+    /* a transformers-native directory: config + tokenizer.json, read as the checkpoint reader
+     * reads it (the equivalent rank file), gives the rank file's ids */
+    {
+        char *hd = tu_path(tmp, "hf"), *hc = tu_sample_path("glm4-hf-tiny", "st/config.json");
+        char *tdir = tu_path(tu_testdata(), "hf_tokenizer");
+        char *tj = tu_path(tdir, "tiny.json"), *tt = tu_path(tdir, "tiny.tiktoken");
+        ck_assert_int_eq(mkdir(hd, 0755), 0);
+        const char *from[2] = {hc, tj}, *to[2] = {"config.json", "tokenizer.json"};
+        for (int k = 0; k < 2; k++) {
+            size_t n;
+            uint8_t *d = tu_read_file(from[k], &n);
+            ck_assert_ptr_nonnull(d);
+            char *dst = tu_path(hd, to[k]);
+            ck_assert_int_eq(tu_write_file(dst, d, n), 0);
+            free(dst);
+            free(d);
+        }
+        glmq_tokenizer *th = NULL, *tr = NULL;
+        ck_assert_msg(glmq_tokenizer_load(hd, &th, &e) == GLMQ_OK, "%s", e.msg);
+        ck_assert_msg(glmq_tokenizer_open(tt, NULL, &tr, &e) == GLMQ_OK, "%s", e.msg);
+        glmq_ids a = {0}, b = {0};
+        ck_assert_int_eq(glmq_tokenizer_encode(th, text, len, &a, &e), GLMQ_OK);
+        ck_assert_int_eq(glmq_tokenizer_encode(tr, text, len, &b, &e), GLMQ_OK);
+        ck_assert_uint_eq(a.n, b.n);
+        ck_assert_mem_eq(a.ids, b.ids, a.n * sizeof *a.ids);
+        glmq_ids_free(&a);
+        glmq_ids_free(&b);
+        glmq_tokenizer_close(th);
+        glmq_tokenizer_free(tr);
+        free(hd);
+        free(hc);
+        free(tdir);
+        free(tj);
+        free(tt);
+    }
 
     /* the command on the weightless directory */
     char *tf = tu_path(tmp, "in.txt"), *outp = NULL;

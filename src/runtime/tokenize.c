@@ -8,15 +8,14 @@
  */
 #include "runtime/tokenize.h"
 
-#include "core/file.h"
+#include "formats/checkpoint.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 static glmq_status tok_for_config(const glmq_config *c, const void *bytes, size_t n,
-                                  int set_special, glmq_tokenizer **out, glmq_err *err);
+                                  glmq_tokenizer **out, glmq_err *err);
 
 glmq_status glmq_model_tokenizer_open(const glmq_model *m, glmq_tokenizer **out, glmq_err *err)
 {
@@ -31,17 +30,13 @@ glmq_status glmq_model_tokenizer_open(const glmq_model *m, glmq_tokenizer **out,
                  "--ref, whose tokenizer is used");
     GLMQ_FAIL_IF(!bytes || !n, err, GLMQ_E_INVALID,
                  "the model has no tokenizer (no tokenizer.model in the checkpoint or pack)");
-    return tok_for_config(c, bytes, n, 0, out, err);
+    return tok_for_config(c, bytes, n, out, err);
 }
 
-/* The tokenizer with the flavour of config `c0`; set_special: the v2-family special ids of the
- * config are still to be numbered after the tokenizer's table (a config read without the
- * checkpoint code, glmq_config_set_special). */
-static glmq_status tok_for_config(const glmq_config *c0, const void *bytes, size_t n,
-                                  int set_special, glmq_tokenizer **out, glmq_err *err)
+/* The tokenizer with the flavour of config `c`. */
+static glmq_status tok_for_config(const glmq_config *c, const void *bytes, size_t n,
+                                  glmq_tokenizer **out, glmq_err *err)
 {
-    glmq_config cc = *c0;
-    const glmq_config *c = &cc;
     glmq_tok_glm cfg;
     if (c->arch == GLMQ_ARCH_CHATGLM1) {
         glmq_tok_glm_init(&cfg, GLMQ_TOK_CHATGLM1);
@@ -58,11 +53,6 @@ static glmq_status tok_for_config(const glmq_config *c0, const void *bytes, size
         /* ChatGLM2 and ChatGLM3 share the file; the ChatGLM3 flavour only adds role tokens */
         glmq_tok_glm_init(&cfg, GLMQ_TOK_CHATGLM3);
         GLMQ_TRY(glmq_tokenizer_load_sp(bytes, n, &cfg, out, err));
-    }
-    if (set_special && c->arch != GLMQ_ARCH_CHATGLM1) {
-        glmq_tok_info info;
-        glmq_tokenizer_info(*out, &info);
-        glmq_config_set_special(&cc, info.n_base, info.model == GLMQ_TOK_TIKTOKEN);
     }
     /* the tokenizer's own [gMASK] must be the config's */
     int32_t gm = -1;
@@ -86,50 +76,22 @@ static int is_dir(const char *path)
     return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
 }
 
-static char *join(const char *dir, const char *name)
-{
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(n);
-    if (p) snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
-
-/* config.json (+ tokenizer_config.json) and the tokenizer file of a directory; its weights are
- * never looked at. The file is chosen as the checkpoint reader does: ice_text.model for a v1
- * config when present, else tokenizer.model. */
+/* A directory's config and tokenizer file, read as the checkpoint reader reads them
+ * (glmq_checkpoint_open_meta); its weights are never looked at. */
 static glmq_status dir_tokenizer(const char *dir, glmq_tokenizer **out, glmq_err *err)
 {
-    glmq_status st = GLMQ_OK;
-    char *cp = join(dir, "config.json"), *tp = join(dir, "tokenizer_config.json");
-    char *cj = NULL, *tj = NULL, *tok = NULL, *kp = NULL;
-    size_t cn = 0, tn = 0, kn = 0;
-    GLMQ_FAIL_IF_G(!cp || !tp, err, GLMQ_E_NOMEM, "out of memory");
-    GLMQ_TRY_G(glmq_read_file(cp, &cj, &cn, err));
-    if (access(tp, F_OK) == 0) GLMQ_TRY_G(glmq_read_file(tp, &tj, &tn, err));
-    glmq_config c;
-    GLMQ_TRY_G(glmq_config_parse(cj, cn, tj, tn, cp, &c, err));
-    kp = join(dir, "ice_text.model");
-    GLMQ_FAIL_IF_G(!kp, err, GLMQ_E_NOMEM, "out of memory");
-    if (c.arch != GLMQ_ARCH_CHATGLM1 || access(kp, F_OK) != 0) {
-        free(kp);
-        kp = join(dir, "tokenizer.model");
-        GLMQ_FAIL_IF_G(!kp, err, GLMQ_E_NOMEM, "out of memory");
-    }
-    GLMQ_FAIL_IF_G(access(kp, F_OK) != 0, err, GLMQ_E_IO,
-                   "'%s': no tokenizer file (tokenizer.model or ice_text.model)", dir);
-    GLMQ_TRY_G(glmq_read_file(kp, &tok, &kn, err));
-    /* the kind as the checkpoint reader tells it: a ModelProto starts with field 1 (0x0A) */
-    snprintf(c.tokenizer_kind, sizeof c.tokenizer_kind, "%s",
-             kn && tok[0] == 0x0A ? "sentencepiece" : "tiktoken");
-    st = tok_for_config(&c, tok, kn, 1, out, err);
-    if (st != GLMQ_OK) glmq_err_prefix(err, st, "'%s': ", kp);
-fail:
-    free(cp);
-    free(tp);
-    free(kp);
-    free(cj);
-    free(tj);
-    free(tok);
+    glmq_checkpoint *ck = NULL;
+    GLMQ_TRY(glmq_checkpoint_open_meta(dir, &ck, err));
+    glmq_status st = ck->tokenizer.data
+                         ? tok_for_config(&ck->cfg, ck->tokenizer.data, ck->tokenizer.size, out,
+                                          err)
+                         : glmq_fail(err, GLMQ_E_IO,
+                                     "'%s': no tokenizer file (tokenizer.model, ice_text.model "
+                                     "or tokenizer.json)",
+                                     dir);
+    if (st != GLMQ_OK && ck->tokenizer.data)
+        glmq_err_prefix(err, st, "'%s/%s': ", dir, ck->tokenizer.name);
+    glmq_checkpoint_close(ck);
     return st;
 }
 
