@@ -129,7 +129,8 @@ typedef struct {
     size_t tmp_size;
     uint8_t **raw, **out; /* per thread */
     float **scratch;      /* per thread, cols floats */
-    uint16_t *scales;     /* [rows] */
+    uint16_t *scales;     /* [rows][spr] */
+    int64_t spr;          /* scales per row (glmq_scales_per_row) */
     glmq_qstats *stats;   /* [rows] */
     const glmq_convert_opts *o;
     const glmq_calib *cal; /* the tensor's rows come from calibration (convert/calib.h) */
@@ -189,7 +190,7 @@ static void widen(const glmq_kernels *k, glmq_dtype dt, const void *src, float *
     const glmq_type t = dt == GLMQ_DT_F16    ? GLMQ_TYPE_F16
                         : dt == GLMQ_DT_BF16 ? GLMQ_TYPE_BF16
                                              : GLMQ_TYPE_F32;
-    glmq_widen_row(k, t, src, 0, n, dst);
+    glmq_widen_row(k, t, src, NULL, n, dst);
 }
 
 /* Error statistics of one stored row (approx, widened) against its source row w. */
@@ -209,12 +210,12 @@ static void row_stats(glmq_qstats *st, const float *w, const float *approx, int6
 static glmq_status calibrated_rows(const tjob *j, int64_t r0, int64_t nr, const uint8_t *raw,
                                    uint8_t *out, float *w, glmq_err *err)
 {
-    GLMQ_TRY(glmq_calib_rows(j->cal, j->t->name, r0, nr, out, &j->scales[r0], err));
+    GLMQ_TRY(glmq_calib_rows(j->cal, j->t->name, r0, nr, out, &j->scales[r0 * j->spr], err));
     float *dq = w + j->cols;
     for (int64_t r = 0; r < nr; r++) {
         widen(j->k, j->t->dtype, raw + (size_t)r * (size_t)j->cols * j->es, w, j->cols);
         glmq_widen_row(j->k, j->out_type, out + (size_t)r * (size_t)j->row_bytes,
-                       j->scales[r0 + r], j->cols, dq);
+                       &j->scales[(r0 + r) * j->spr], j->cols, dq);
         row_stats(&j->stats[r0 + r], w, dq, j->cols);
     }
     return GLMQ_OK;
@@ -259,9 +260,14 @@ static int64_t convert_rows(const tjob *j, int64_t r0, int64_t nr, const uint8_t
             row_stats(st, w, w + j->cols, j->cols);
             continue;
         }
-        glmq_quantize_row_fn q =
-            j->out_type == GLMQ_TYPE_INT8 ? j->k->quantize_row_q8 : j->k->quantize_row_q4;
-        glmq_status qs = q(w, j->cols, dst, &j->scales[r0 + r], st, bad_col);
+        uint16_t *sc = &j->scales[(r0 + r) * j->spr];
+        glmq_status qs;
+        if (glmq_type_group(j->out_type))
+            qs = glmq_quantize_row_grouped(j->out_type, w, j->cols, dst, sc, st, bad_col);
+        else
+            qs = (j->out_type == GLMQ_TYPE_INT8 ? j->k->quantize_row_q8
+                                                : j->k->quantize_row_q4)(w, j->cols, dst, sc, st,
+                                                                         bad_col);
         if (qs != GLMQ_OK) {
             *bad_st = qs;
             return r0 + r;
@@ -320,7 +326,8 @@ static void tjob_run(void *arg, int ith, int nth)
                 else
                     glmq_fail(&e, GLMQ_E_VALUE,
                               "tensor '%s' row %lld: max |w| / qmax overflows fp16 (qmax %d)",
-                              j->t->name, (long long)bad, j->out_type == GLMQ_TYPE_INT8 ? 127 : 7);
+                              j->t->name, (long long)bad,
+                              glmq_type_codes(j->out_type) == GLMQ_TYPE_INT8 ? 127 : 7);
                 job_fail(j, GLMQ_E_VALUE, &e);
                 return;
             }
@@ -375,7 +382,7 @@ static glmq_type choose_type(const glmq_convert_opts *o, glmq_quant_rule rule, g
                    (rule == GLMQ_QUANT_IF_OUTPUT && o->quantize_output);
     if (!quantize) return stored_type(src);
     if (o->weight_type == GLMQ_TYPE_F16) return src == GLMQ_DT_F32 ? GLMQ_TYPE_F16 : stored_type(src);
-    return o->weight_type;
+    return (glmq_type)glmq_type_grouped(o->weight_type, o->group);
 }
 
 /* The storage type of a tensor THUDM quantized (`bits`): its own width (kept exactly), unless the
@@ -385,6 +392,8 @@ static glmq_type choose_type_thudm(const glmq_convert_opts *o, glmq_quant_rule r
     int recipe = rule == GLMQ_QUANT_DEFAULT ||
                  (rule == GLMQ_QUANT_IF_EMBEDDING && o->quantize_embedding) ||
                  (rule == GLMQ_QUANT_IF_OUTPUT && o->quantize_output);
+    if (recipe && (o->weight_type_given || o->group) && o->weight_type != GLMQ_TYPE_F16)
+        return (glmq_type)glmq_type_grouped(o->weight_type, o->group);
     return recipe && o->weight_type_given ? o->weight_type : glmq_thudm_type(bits);
 }
 
@@ -423,12 +432,16 @@ static char *build_metadata(const glmq_checkpoint *ck, const glmq_convert_opts *
     cJSON *m = cJSON_CreateObject();
     if (!m) return NULL;
     cJSON_AddStringToObject(m, "format", "glmq");
-    cJSON_AddStringToObject(m, "format_version", "1.0");
+    cJSON_AddStringToObject(m, "format_version", o->group && o->weight_type != GLMQ_TYPE_F16 ? "1.1" : "1.0");
     cJSON_AddStringToObject(m, "glmq_version", GLMQ_VERSION_STRING);
     cJSON_AddItemToObject(m, "config", glmq_config_to_json(&ck->cfg));
 
     cJSON *q = cJSON_AddObjectToObject(m, "quantization");
-    cJSON_AddStringToObject(q, "weight_type", glmq_type_name(o->weight_type));
+    cJSON_AddStringToObject(q, "weight_type",
+                            glmq_type_name(o->weight_type == GLMQ_TYPE_F16
+                                               ? GLMQ_TYPE_F16
+                                               : (glmq_type)glmq_type_grouped(o->weight_type,
+                                                                              o->group)));
     const int tbits = ck->cfg.quant_bits, kept = tbits && !requant;
     if (!kept && o->weight_type == GLMQ_TYPE_F16) {
         cJSON_AddStringToObject(q, "method", "none (16-bit sources kept bit-exact, F32 narrowed "
@@ -442,15 +455,27 @@ static char *build_metadata(const glmq_checkpoint *ck, const glmq_convert_opts *
             cJSON *mt = cJSON_GetObjectItemCaseSensitive(cj, "method");
             cJSON_AddStringToObject(q, "method", cJSON_IsString(mt) ? mt->valuestring : "?");
             cJSON_AddItemToObject(q, "calibration", cj);
+        } else if (o->group) {
+            cJSON_AddStringToObject(q, "method", "group-wise symmetric round-to-nearest (ggml's "
+                                                 "Q4_0 / Q8_0 rule per group)");
         } else {
             cJSON_AddStringToObject(q, "method", "per-row symmetric round-to-nearest "
                                                  "(GLM-SPEC decision 6)");
         }
         /* kept: o->weight_type is the source's width (glmq_convert sets it) */
         cJSON_AddNumberToObject(q, "qmax", o->weight_type == GLMQ_TYPE_INT8 ? 127 : 7);
+        if (o->group) { /* formats/SPEC.md §5: INT4 groups use -8..7 */
+            cJSON_AddNumberToObject(q, "group", o->group);
+            cJSON_AddNumberToObject(q, "qmin", o->weight_type == GLMQ_TYPE_INT8 ? -127 : -8);
+        }
         cJSON_AddStringToObject(q, "scale_type", "f16");
         cJSON_AddStringToObject(q, "rounding",
-                                kept ? "the source's (no second rounding)" : "rint-ties-to-even");
+                                kept ? "the source's (no second rounding)"
+                                : cal ? "rint-ties-to-even"
+                                : o->group ? (o->weight_type == GLMQ_TYPE_INT8
+                                                  ? "w * (1/d), half away from zero"
+                                                  : "w * (1/d), half up")
+                                           : "rint-ties-to-even");
         cJSON_AddNumberToObject(q, "int4_block", GLMQ_Q4_BLOCK);
         cJSON_AddStringToObject(q, "int4_code", "nibble = q + 8");
         cJSON_AddNumberToObject(q, "int8_row_align", GLMQ_Q8_ALIGN);
@@ -526,6 +551,10 @@ glmq_status glmq_convert(const char *src_dir, const char *out_path, const glmq_c
     GLMQ_FAIL_IF(o.weight_type != GLMQ_TYPE_INT4 && o.weight_type != GLMQ_TYPE_INT8 &&
                      o.weight_type != GLMQ_TYPE_F16,
                  err, GLMQ_E_INVALID, "weight type must be int4, int8 or f16");
+    GLMQ_FAIL_IF(o.group != 0 && (glmq_type_grouped(GLMQ_TYPE_INT4, o.group) < 0 ||
+                                  o.weight_type == GLMQ_TYPE_F16),
+                 err, GLMQ_E_INVALID, "group size %d: must be 32, 64 or 128, with int4 or int8",
+                 o.group);
 
     glmq_status st = GLMQ_OK;
     glmq_checkpoint *ck = NULL;
@@ -638,7 +667,7 @@ glmq_status glmq_convert(const char *src_dir, const char *out_path, const glmq_c
 
     /* per-thread chunk buffers, sized for the largest chunk of any tensor */
     size_t raw_need = 0, out_need = 0;
-    int64_t max_rows = 1;
+    int64_t max_rows = 1, max_spr = 1;
     for (int64_t i = 0; i < n; i++) {
         const glmq_src_tensor *t = &ck->set.tensors[ck->tensors[plan[i].ck].src];
         int64_t rows = glmq_src_rows(t), cols = glmq_src_cols(t);
@@ -652,9 +681,11 @@ glmq_status glmq_convert(const char *src_dir, const char *out_path, const glmq_c
                                                         ct->qbits ? ct->want.shape[1] : cols);
         if (ob > out_need) out_need = ob;
         if (rows > max_rows) max_rows = rows;
+        const int64_t spr = glmq_scales_per_row(plan[i].type, ct->qbits ? ct->want.shape[1] : cols);
+        if (spr > max_spr) max_spr = spr;
     }
     bufs = calloc((size_t)nth * 3, sizeof *bufs);
-    scales = malloc((size_t)max_rows * sizeof *scales);
+    scales = malloc((size_t)max_rows * (size_t)max_spr * sizeof *scales);
     src_scales = malloc((size_t)max_rows * sizeof *src_scales);
     qst = malloc((size_t)max_rows * sizeof *qst);
     GLMQ_FAIL_IF_G(!bufs || !scales || !src_scales || !qst, err, GLMQ_E_NOMEM, "out of memory");
@@ -683,7 +714,7 @@ glmq_status glmq_convert(const char *src_dir, const char *out_path, const glmq_c
             GLMQ_TRY_G(glmq_src_read_rows_raw(&ck->set, &ck->set.tensors[ct->scale_src], 0, 1,
                                               src_scales, err));
         }
-        int quant = ty == GLMQ_TYPE_INT8 || ty == GLMQ_TYPE_INT4;
+        int quant = glmq_type_scaled(ty);
         int narrow = ty == GLMQ_TYPE_F16 && t->dtype == GLMQ_DT_F32;
         int plain = t->contiguous && !sto->deflated;
         int64_t cr = (int64_t)(CHUNK_TARGET / (size_t)src_row_bytes);
@@ -699,7 +730,7 @@ glmq_status glmq_convert(const char *src_dir, const char *out_path, const glmq_c
                     .row_bytes = glmq_row_bytes(ty, cols), .chunk_rows = cr,
                     .n_chunks = (rows + cr - 1) / cr, .es = es, .fh = &fh[sto->file],
                     .tmp = tmp, .tmp_size = tmp_size, .raw = raws, .out = outs, .scratch = scr,
-                    .scales = scales, .stats = qst, .o = &o,
+                    .scales = scales, .spr = glmq_scales_per_row(ty, cols), .stats = qst, .o = &o,
                     .cal = quant && glmq_calib_has(calib, t->name, ty, rows, cols) ? calib : NULL,
                     .bytes_before = done_bytes,
                     .total_bytes = total_in};

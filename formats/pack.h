@@ -24,6 +24,9 @@
 #define GLMQ_PACK_MAGIC "GLMQPACK"
 #define GLMQ_PACK_VERSION_MAJOR 1
 #define GLMQ_PACK_VERSION_MINOR 0
+/* The minor version of a file holding a group-wise tensor (SPEC §9): 1.0 readers refuse the
+ * type by its number; files without one stay 1.0, byte for byte as before. */
+#define GLMQ_PACK_VERSION_MINOR_GROUPS 1
 #define GLMQ_PACK_HEADER_SIZE 128
 #define GLMQ_PACK_TENSOR_ENTRY 128
 #define GLMQ_PACK_BLOB_ENTRY 64
@@ -70,7 +73,8 @@ int glmq_pack_pwrite_at(glmq_pack_writer *w, uint64_t off, const void *data, siz
 glmq_status glmq_pack_fail_io(glmq_pack_writer *w, int errnum, uint64_t off, size_t n,
                               glmq_err *err);
 
-/* Write the scale table of quantized tensor i (rows fp16 values), after all of its rows. */
+/* Write the scale table of quantized tensor i (rows x glmq_scales_per_row fp16 values, row
+ * major), after all of its rows. */
 glmq_status glmq_pack_write_scales(glmq_pack_writer *w, int64_t i, const uint16_t *scales,
                                    glmq_err *err);
 

@@ -154,7 +154,7 @@ static glmq_status validate(glmq_pack *p, glmq_err *err)
         GLMQ_TRY_G(check_name(p, st_off, st_size, glmq_rd_le64(e), glmq_rd_le32(e + 8), "tensor",
                               (int64_t)i, &t->name, err));
         uint32_t type = glmq_rd_le32(e + 12), ndim = glmq_rd_le32(e + 16);
-        GLMQ_FAIL_IF_G(type > GLMQ_TYPE_INT4, err, GLMQ_E_FORMAT,
+        GLMQ_FAIL_IF_G(type > GLMQ_TYPE_INT4_G128, err, GLMQ_E_FORMAT,
                        "'%s': tensor '%s': unknown storage type %u (directory byte %llu)",
                        p->path, t->name, type, (unsigned long long)(td_off + i * 128 + 12));
         GLMQ_FAIL_IF_G(ndim < 1 || ndim > GLMQ_MAX_DIMS, err, GLMQ_E_FORMAT,
@@ -185,10 +185,16 @@ static glmq_status validate(glmq_pack *p, glmq_err *err)
                        "[%lld rows x %lld cols]",
                        p->path, t->name, (unsigned long long)stride, (unsigned long long)dsz,
                        glmq_type_name(t->type), (long long)t->rows, (long long)t->cols);
-        int quant = t->type == GLMQ_TYPE_INT8 || t->type == GLMQ_TYPE_INT4;
-        GLMQ_FAIL_IF_G(quant ? ssz != rows * 2 : (ssz != 0 || soff != 0), err, GLMQ_E_FORMAT,
+        int quant = glmq_type_scaled(t->type);
+        uint64_t swant = 0;
+        GLMQ_FAIL_IF_G(quant && (!glmq_mul_u64(rows, (uint64_t)glmq_scales_per_row(t->type, t->cols),
+                                               &swant) ||
+                                 !glmq_mul_u64(swant, 2, &swant)),
+                       err, GLMQ_E_FORMAT, "'%s': tensor '%s': scale table size overflows",
+                       p->path, t->name);
+        GLMQ_FAIL_IF_G(quant ? ssz != swant : (ssz != 0 || soff != 0), err, GLMQ_E_FORMAT,
                        "'%s': tensor '%s': scale table size %llu, expected %llu", p->path, t->name,
-                       (unsigned long long)ssz, (unsigned long long)(quant ? rows * 2 : 0));
+                       (unsigned long long)ssz, (unsigned long long)swant);
         uint64_t dend, send = 0;
         GLMQ_FAIL_IF_G(doff % GLMQ_PACK_ALIGN || !glmq_add_u64(doff, dsz, &dend) || dend > p->size,
                        err, GLMQ_E_FORMAT,

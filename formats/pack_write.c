@@ -163,10 +163,11 @@ glmq_status glmq_pack_writer_create(const char *out_path, const glmq_pack_tensor
         t->data_off = off;
         t->data_size = (uint64_t)t->rows * (uint64_t)t->row_bytes;
         off += t->data_size;
-        if (t->d.type == GLMQ_TYPE_INT8 || t->d.type == GLMQ_TYPE_INT4) {
+        if (glmq_type_scaled(t->d.type)) {
             off = glmq_align_up(off, GLMQ_PACK_ALIGN);
             t->scale_off = off;
-            t->scale_size = (uint64_t)t->rows * 2;
+            t->scale_size =
+                (uint64_t)t->rows * (uint64_t)glmq_scales_per_row(t->d.type, t->cols) * 2;
             off += t->scale_size;
         }
     }
@@ -253,7 +254,7 @@ glmq_status glmq_pack_write_scales(glmq_pack_writer *w, int64_t i, const uint16_
                                "tensor '%s': scales written out of order", t->name);
     uint8_t *buf = malloc(t->scale_size);
     if (!buf) return glmq_sticky_set(&w->sk, err, GLMQ_E_NOMEM, "out of memory");
-    for (int64_t r = 0; r < t->rows; r++) glmq_wr_le16(buf + 2 * r, scales[r]);
+    for (uint64_t r = 0; r < t->scale_size / 2; r++) glmq_wr_le16(buf + 2 * r, scales[r]);
     XXH3_64bits_update(t->hash, buf, t->scale_size);
     t->scales_written = 1;
     glmq_status st = pwrite_all(w, buf, t->scale_size, t->scale_off, err);
@@ -315,7 +316,10 @@ glmq_status glmq_pack_writer_finish(glmq_pack_writer *w, const char *meta, glmq_
     uint8_t *h = tables;
     memcpy(h, GLMQ_PACK_MAGIC, 8);
     glmq_wr_le16(h + 8, GLMQ_PACK_VERSION_MAJOR);
-    glmq_wr_le16(h + 10, GLMQ_PACK_VERSION_MINOR);
+    uint16_t minor = GLMQ_PACK_VERSION_MINOR;
+    for (int64_t i = 0; i < w->nt; i++)
+        if (glmq_type_group(w->t[i].d.type)) minor = GLMQ_PACK_VERSION_MINOR_GROUPS;
+    glmq_wr_le16(h + 10, minor);
     glmq_wr_le32(h + 12, GLMQ_PACK_HEADER_SIZE);
     glmq_wr_le64(h + 16, file_size);
     glmq_wr_le64(h + 24, w->strtab_off);

@@ -124,11 +124,15 @@ const char *glmq_dot_mode_name(glmq_dot_mode m);
 
 /* A borrowed weight matrix (e.g. an mmap view of a pack tensor). */
 typedef struct glmq_dot_mat {
-    glmq_type type;          /* GLMQ_TYPE_INT4, INT8, F16 or BF16 */
+    glmq_type type;          /* GLMQ_TYPE_INT4, INT8, INT4_G*, INT8_G*, F16 or BF16 */
     int64_t rows, cols;      /* PyTorch [out, in] = [rows, cols] */
     size_t stride;           /* bytes from row r to row r+1 (>= the packed row bytes) */
     const void *data;        /* row r at data + r*stride */
-    const uint16_t *scales;  /* INT4/INT8: fp16 bits per row (host order); NULL otherwise */
+    const uint16_t *scales;  /* INT4/INT8: fp16 bits per row (host order); group-wise types:
+                              * spr per row, row-major (scale g of row r at r*spr + g); NULL
+                              * otherwise */
+    int64_t group;           /* group-wise types: 32, 64 or 128 columns per scale; else 0 */
+    int64_t spr;             /* scales per row (glmq_scales_per_row); 0 for F16/BF16 */
 } glmq_dot_mat;
 
 /* A prepared activation set (§4). Points into the caller's scratch; valid while it is. */
@@ -164,6 +168,9 @@ typedef struct glmq_dot_kernels {
     glmq_dot_prep_fn prep[GLMQ_DOT_NMODES];
     glmq_dot_mm_fn q4[GLMQ_DOT_NMODES];
     glmq_dot_mm_fn q8[GLMQ_DOT_NMODES];
+    /* group-wise INT4_G* / INT8_G* (every group size; FAST_ROW has no entry: NULL) */
+    glmq_dot_mm_fn q4g[GLMQ_DOT_NMODES];
+    glmq_dot_mm_fn q8g[GLMQ_DOT_NMODES];
     glmq_dot_mm_fn f16, bf16;
     glmq_dot_sum_fn sum_f32;
     glmq_att_head_fn att; /* attention of one query head (quant/attn.h) */
@@ -275,6 +282,20 @@ static inline int64_t glmq_dot_padded_cols(int64_t cols)
                                  const glmq_dot_act *a, float *y, int64_t ldy);                  \
     double glmq_dot_sum_f32_##isa(const float *p, int64_t n);
 
+/* Group-wise entry points of one level (EXACT and FAST_B32):
+ *   EXACT     y = sum_c (q_c * s_g(c)) * x_c       (q * s is exact in fp32: the dequantized weight)
+ *   FAST_B32  y = sum_b (d_b * s_g(b)) * isum_b    (a group holds whole 32-column blocks)
+ * The _ref kernels sum in double (d_b * s_g in double too); SIMD kernels as dot.h §2. */
+#define GLMQ_DOT_DECLARE_GROUPED(isa)                                                            \
+    void glmq_q4g_dot_f32_##isa(const glmq_dot_mat *w, int64_t r0, int64_t r1,                   \
+                                const glmq_dot_act *a, float *y, int64_t ldy);                   \
+    void glmq_q8g_dot_f32_##isa(const glmq_dot_mat *w, int64_t r0, int64_t r1,                   \
+                                const glmq_dot_act *a, float *y, int64_t ldy);                   \
+    void glmq_q4g_dot_q8b_##isa(const glmq_dot_mat *w, int64_t r0, int64_t r1,                   \
+                                const glmq_dot_act *a, float *y, int64_t ldy);                   \
+    void glmq_q8g_dot_q8b_##isa(const glmq_dot_mat *w, int64_t r0, int64_t r1,                   \
+                                const glmq_dot_act *a, float *y, int64_t ldy);
+
 /* Fast-mode (int8 activation) entry points of one level: q8b = FAST_B32, q8r = FAST_ROW. */
 #define GLMQ_DOT_DECLARE_FAST(isa)                                                               \
     void glmq_q4_dot_q8b_##isa(const glmq_dot_mat *w, int64_t r0, int64_t r1,                    \
@@ -288,6 +309,7 @@ static inline int64_t glmq_dot_padded_cols(int64_t cols)
 
 GLMQ_DOT_DECLARE_EXACT(ref) /* quant/dot_ref.c: portable C, the semantics */
 GLMQ_DOT_DECLARE_FAST(ref)
+GLMQ_DOT_DECLARE_GROUPED(ref)
 #if defined(GLMQ_HAVE_X86)
 GLMQ_DOT_DECLARE_EXACT(avx2) /* quant/dot_avx2.c: AVX2 + FMA + F16C */
 GLMQ_DOT_DECLARE_FAST(avx2)  /* vpmaddubsw + vpmaddwd */

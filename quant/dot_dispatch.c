@@ -28,8 +28,6 @@ size_t glmq_dot_row_bytes(glmq_type type, int64_t cols)
     return rb > 0 ? (size_t)rb : 0;
 }
 
-/* Types with a per-row fp16 scale table. */
-static bool quantized(glmq_type t) { return t == GLMQ_TYPE_INT4 || t == GLMQ_TYPE_INT8; }
 
 /* Everything a kernel relies on about a matrix: a supported type and width, rows > 0, a stride
  * holding a packed row, data, and scales exactly when the type has them. */
@@ -44,9 +42,13 @@ static glmq_status check_mat(const glmq_dot_mat *m, glmq_err *err)
     GLMQ_FAIL_IF(m->stride < rb, err, GLMQ_E_INVALID, "dot: row stride %zu < row bytes %zu",
                  m->stride, rb);
     GLMQ_FAIL_IF(m->data == NULL, err, GLMQ_E_INVALID, "dot: NULL matrix data");
-    GLMQ_FAIL_IF(quantized(m->type) != (m->scales != NULL), err, GLMQ_E_INVALID,
+    GLMQ_FAIL_IF(glmq_type_scaled(m->type) != (m->scales != NULL), err, GLMQ_E_INVALID,
                  "dot: %s matrix %s scales", glmq_type_name(m->type),
-                 quantized(m->type) ? "without" : "with");
+                 glmq_type_scaled(m->type) ? "without" : "with");
+    GLMQ_FAIL_IF(m->group != glmq_type_group(m->type) ||
+                     m->spr != glmq_scales_per_row(m->type, m->cols),
+                 err, GLMQ_E_INVALID, "dot: %s matrix with group %lld, %lld scales per row",
+                 glmq_type_name(m->type), (long long)m->group, (long long)m->spr);
     return GLMQ_OK;
 }
 
@@ -60,6 +62,8 @@ glmq_status glmq_dot_mat_init(glmq_dot_mat *m, glmq_type type, int64_t rows, int
     m->stride = glmq_dot_row_bytes(type, cols);
     m->data = data;
     m->scales = scales;
+    m->group = glmq_type_group(type);
+    m->spr = glmq_scales_per_row(type, cols);
     return check_mat(m, err);
 }
 
@@ -154,6 +158,12 @@ static glmq_dot_mm_fn kernel_of(const glmq_dot_kernels *k, glmq_type type, glmq_
     switch (type) {
     case GLMQ_TYPE_INT4: return k->q4[mode];
     case GLMQ_TYPE_INT8: return k->q8[mode];
+    case GLMQ_TYPE_INT4_G32:
+    case GLMQ_TYPE_INT4_G64:
+    case GLMQ_TYPE_INT4_G128: return k->q4g[mode];
+    case GLMQ_TYPE_INT8_G32:
+    case GLMQ_TYPE_INT8_G64:
+    case GLMQ_TYPE_INT8_G128: return k->q8g[mode];
     case GLMQ_TYPE_F16: return mode == GLMQ_DOT_EXACT ? k->f16 : NULL;
     case GLMQ_TYPE_BF16: return mode == GLMQ_DOT_EXACT ? k->bf16 : NULL;
     default: return NULL;
@@ -181,8 +191,8 @@ static glmq_status mm_check(const glmq_dot_kernels **k, const glmq_dot_mat *w, i
     GLMQ_FAIL_IF(a->ntok < 1 || (a->ntok > 1 && ldy < r1), err, GLMQ_E_SHAPE,
                  "dot: output stride %lld < %lld rows", (long long)ldy, (long long)r1);
     *fn = kernel_of(*k, w->type, a->mode);
-    GLMQ_FAIL_IF(*fn == NULL, err, GLMQ_E_INVALID, "dot: %s weights need %s activations",
-                 glmq_type_name(w->type), glmq_dot_mode_name(GLMQ_DOT_EXACT));
+    GLMQ_FAIL_IF(*fn == NULL, err, GLMQ_E_INVALID, "dot: %s weights cannot take %s activations",
+                 glmq_type_name(w->type), glmq_dot_mode_name(a->mode));
     return GLMQ_OK;
 }
 

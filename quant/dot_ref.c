@@ -278,6 +278,86 @@ void glmq_q8_dot_q8r_ref(const glmq_dot_mat *w, int64_t r0, int64_t r1, const gl
     }
 }
 
+/* ---- group-wise types (dot.h GLMQ_DOT_DECLARE_GROUPED) ----------------------------------------- */
+
+/* Code of column c of a row of w's codes layout (INT4 nibbles or INT8 bytes). */
+static inline int grouped_code(const glmq_dot_mat *w, const uint8_t *row, int64_t c)
+{
+    return glmq_type_codes(w->type) == GLMQ_TYPE_INT4 ? q4_code(row, c) : (int8_t)row[c];
+}
+
+/* Scale of column c of row r, fp32. */
+static inline float grouped_scale(const glmq_dot_mat *w, int64_t r, int64_t c)
+{
+    return glmq_f16_to_f32(w->scales[r * w->spr + c / w->group]);
+}
+
+/* EXACT: y = sum_c (q_c * s_g) * x_c, the product exact in fp32, the sum in double. */
+static void grouped_exact_ref(const glmq_dot_mat *w, int64_t r0, int64_t r1,
+                              const glmq_dot_act *a, float *y, int64_t ldy)
+{
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *row = row_ptr(w, r);
+        for (int64_t t = 0; t < a->ntok; t++) {
+            const float *x = (const float *)(const void *)glmq_dot_tok(a, t);
+            double acc = 0.0;
+            for (int64_t c = 0; c < w->cols; c++)
+                acc += (double)((float)grouped_code(w, row, c) * grouped_scale(w, r, c)) * x[c];
+            y[t * ldy + r] = (float)acc;
+        }
+    }
+}
+
+/* FAST_B32: y = sum_b (d_b * s_g(b)) * isum_b in double, over the 32-column blocks that hold
+ * stored columns (a group is a whole number of blocks; padding blocks have zero codes). */
+static void grouped_b32_ref(const glmq_dot_mat *w, int64_t r0, int64_t r1, const glmq_dot_act *a,
+                            float *y, int64_t ldy)
+{
+    const int64_t pc = a->pcols;
+    const int64_t pw = glmq_type_codes(w->type) == GLMQ_TYPE_INT4 ? glmq_q4_padded_cols(w->cols)
+                                                                  : glmq_q8_padded_cols(w->cols);
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *row = row_ptr(w, r);
+        for (int64_t t = 0; t < a->ntok; t++) {
+            const uint8_t *tok = glmq_dot_tok(a, t);
+            const int8_t *xq = (const int8_t *)tok;
+            const float *db = (const float *)(const void *)(tok + pc);
+            double acc = 0.0;
+            for (int64_t b0 = 0; b0 < pw; b0 += GLMQ_DOT_ABLOCK) {
+                int32_t isum = 0;
+                for (int64_t c = b0; c < b0 + GLMQ_DOT_ABLOCK; c++)
+                    isum += grouped_code(w, row, c) * xq[c];
+                acc += (double)db[b0 / GLMQ_DOT_ABLOCK] * grouped_scale(w, r, b0) * isum;
+            }
+            y[t * ldy + r] = (float)acc;
+        }
+    }
+}
+
+void glmq_q4g_dot_f32_ref(const glmq_dot_mat *w, int64_t r0, int64_t r1, const glmq_dot_act *a,
+                          float *y, int64_t ldy)
+{
+    grouped_exact_ref(w, r0, r1, a, y, ldy);
+}
+
+void glmq_q8g_dot_f32_ref(const glmq_dot_mat *w, int64_t r0, int64_t r1, const glmq_dot_act *a,
+                          float *y, int64_t ldy)
+{
+    grouped_exact_ref(w, r0, r1, a, y, ldy);
+}
+
+void glmq_q4g_dot_q8b_ref(const glmq_dot_mat *w, int64_t r0, int64_t r1, const glmq_dot_act *a,
+                          float *y, int64_t ldy)
+{
+    grouped_b32_ref(w, r0, r1, a, y, ldy);
+}
+
+void glmq_q8g_dot_q8b_ref(const glmq_dot_mat *w, int64_t r0, int64_t r1, const glmq_dot_act *a,
+                          float *y, int64_t ldy)
+{
+    grouped_b32_ref(w, r0, r1, a, y, ldy);
+}
+
 /* ---- bandwidth probe ------------------------------------------------------------------------- */
 
 double glmq_dot_sum_f32_ref(const float *p, int64_t n)

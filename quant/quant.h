@@ -52,6 +52,18 @@ glmq_status glmq_quantize_row_q4_ref(const float *w, int64_t n, void *out, uint1
  * column. */
 glmq_status glmq_row_amax(const float *w, int64_t n, float *amax, int64_t *bad_col);
 
+/*
+ * Group-wise round-to-nearest of one row (type INT8_G* / INT4_G*; the rule of quant_ref.c, which
+ * is ggml's Q8_0 / Q4_0 rule per group). out as for the per-row type of the same codes; scales
+ * receives glmq_scales_per_row(type, n) fp16 scales. Statuses as glmq_quantize_row_fn (a group
+ * scale that overflows fp16 is GLMQ_E_UNSUPPORTED).
+ */
+glmq_status glmq_quantize_row_grouped(glmq_type type, const float *w, int64_t n, void *out,
+                                      uint16_t *scales, glmq_qstats *st, int64_t *bad_col);
+/* Dequantize a group-wise row (scales little-endian, as stored). */
+void glmq_dequantize_row_grouped(glmq_type type, const void *in, const uint16_t *scales,
+                                 int64_t n, float *out);
+
 /* Dequantize one stored row back to n floats (q * s). */
 void glmq_dequantize_row_q8_ref(const void *in, uint16_t scale, int64_t n, float *out);
 void glmq_dequantize_row_q4_ref(const void *in, uint16_t scale, int64_t n, float *out);
@@ -79,14 +91,15 @@ typedef struct glmq_kernels {
 
 /*
  * The one widen-a-row function: row `row` of a stored matrix of `type` (F32/F16/BF16 little-
- * endian, or INT8/INT4 codes in the layout of formats/layout.h with the fp16 `scale` bits) to
+ * endian, or INT8/INT4 codes in the layout of formats/layout.h with the row's fp16 `scales`,
+ * glmq_scales_per_row of them, little-endian as stored; NULL for unscaled types) to
  * `cols` fp32 values, exactly (16-bit floats and code * scale are exact in fp32), or a row of a
  * GGUF tensor of ggml block type GLMQ_TYPE_GGML + t (decoded as ggml decodes it,
  * quant/ggml_dequant.h; the type was validated when the model was opened). k selects the
  * widening kernels (NULL: the scalar ones); every level gives the same bits.
  */
-void glmq_widen_row(const glmq_kernels *k, glmq_type type, const void *row, uint16_t scale,
-                    int64_t cols, float *dst);
+void glmq_widen_row(const glmq_kernels *k, glmq_type type, const void *row,
+                    const uint16_t *scales, int64_t cols, float *dst);
 
 /* The kernel table for the active level. Thread-safe; never NULL. */
 const glmq_kernels *glmq_kernels_get(void);

@@ -125,6 +125,78 @@ glmq_status glmq_quantize_row_q4_ref(const float *w, int64_t n, void *out, uint1
     return quantize_row_ref(w, n, 1, out, scale, st, bad_col);
 }
 
+/*
+ * Group-wise round-to-nearest (formats/SPEC.md §5), ggml's Q4_0 / Q8_0 rule applied to each group
+ * of g columns, so that a group of 32 is exactly the block llama.cpp writes:
+ *   INT4: m = the first element of largest |w| (signed); d = m / -8; id = d ? 1/d : 0 (fp32);
+ *         q = min(15, trunc(w*id + 8.5)) - 8, i.e. round half up to -8..7
+ *   INT8: d = amax / 127; id = d ? 1/d : 0 (fp32); q = roundf(w*id) (half away from zero)
+ *   scale = fp16(d) (round to nearest even). The codes use the fp32 d, the stored value the fp16
+ *   one, as in ggml. Padding groups get scale 0 and code 0.
+ */
+glmq_status glmq_quantize_row_grouped(glmq_type type, const float *w, int64_t n, void *out,
+                                      uint16_t *scales, glmq_qstats *st, int64_t *bad_col)
+{
+    const int64_t g = glmq_type_group(type);
+    const int q4 = glmq_type_codes(type) == GLMQ_TYPE_INT4;
+    float amax;
+    if (bad_col) *bad_col = -1;
+    if (glmq_row_amax(w, n, &amax, bad_col) != GLMQ_OK) return GLMQ_E_VALUE;
+    if (q4)
+        memset(out, 0x88, (size_t)glmq_q4_row_bytes(n));
+    else
+        memset(out, 0, (size_t)glmq_q8_row_bytes(n));
+    const int64_t ng = glmq_scales_per_row(type, n);
+    double sse = 0.0, ssw = 0.0, emax = 0.0;
+    for (int64_t gi = 0; gi < ng; gi++) {
+        const int64_t c0 = gi * g, c1 = c0 + g < n ? c0 + g : n;
+        float ga = 0.0f, gm = 0.0f;
+        for (int64_t j = c0; j < c1; j++)
+            if (ga < fabsf(w[j])) {
+                ga = fabsf(w[j]);
+                gm = w[j];
+            }
+        const float d = q4 ? gm / -8.0f : ga / 127.0f;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        scales[gi] = glmq_f32_to_f16(d);
+        if ((scales[gi] & 0x7fffu) == 0x7c00u) return GLMQ_E_UNSUPPORTED; /* |d| >= 65520 */
+        const float s = glmq_f16_to_f32(scales[gi]);
+        for (int64_t j = c0; j < c1; j++) {
+            int q;
+            if (q4) {
+                const int v = (int)(int8_t)(w[j] * id + 8.5f);
+                q = (v < 15 ? v : 15) - 8;
+                q4_put((uint8_t *)out, j, q);
+            } else {
+                q = (int)roundf(w[j] * id);
+                ((int8_t *)out)[j] = (int8_t)q;
+            }
+            const double e = (double)q * (double)s - (double)w[j];
+            sse += e * e;
+            ssw += (double)w[j] * (double)w[j];
+            if (fabs(e) > emax) emax = fabs(e);
+        }
+    }
+    if (st) {
+        st->sum_sq_err = sse;
+        st->sum_sq = ssw;
+        st->max_abs_err = emax;
+    }
+    return GLMQ_OK;
+}
+
+void glmq_dequantize_row_grouped(glmq_type type, const void *in, const uint16_t *scales,
+                                 int64_t n, float *out)
+{
+    const int64_t g = glmq_type_group(type);
+    const int q4 = glmq_type_codes(type) == GLMQ_TYPE_INT4;
+    for (int64_t j = 0; j < n; j++) {
+        const float s = glmq_f16_to_f32(glmq_rd_le16(&scales[j / g]));
+        const int q = q4 ? q4_get((const uint8_t *)in, j) : ((const int8_t *)in)[j];
+        out[j] = (float)q * s;
+    }
+}
+
 void glmq_dequantize_row_q8_ref(const void *in, uint16_t scale, int64_t n, float *out)
 {
     const int8_t *q = (const int8_t *)in;
@@ -144,8 +216,8 @@ void glmq_f32_to_f16_row_ref(const float *src, uint16_t *dst, int64_t n)
     for (int64_t i = 0; i < n; i++) dst[i] = glmq_f32_to_f16(src[i]);
 }
 
-void glmq_widen_row(const glmq_kernels *k, glmq_type type, const void *row, uint16_t scale,
-                    int64_t cols, float *dst)
+void glmq_widen_row(const glmq_kernels *k, glmq_type type, const void *row,
+                    const uint16_t *scales, int64_t cols, float *dst)
 {
     if (type >= GLMQ_TYPE_GGML) {
         /* A tensor read from a .gguf: ggml block type (type - GLMQ_TYPE_GGML), decoded exactly as
@@ -158,8 +230,14 @@ void glmq_widen_row(const glmq_kernels *k, glmq_type type, const void *row, uint
     case GLMQ_TYPE_F32: glmq_f32le_to_f32_row(row, dst, cols); break;
     case GLMQ_TYPE_F16: (k ? k->f16_to_f32 : glmq_f16_to_f32_row)(row, dst, cols); break;
     case GLMQ_TYPE_BF16: (k ? k->bf16_to_f32 : glmq_bf16_to_f32_row)(row, dst, cols); break;
-    case GLMQ_TYPE_INT8: glmq_dequantize_row_q8_ref(row, scale, cols, dst); break;
-    case GLMQ_TYPE_INT4: glmq_dequantize_row_q4_ref(row, scale, cols, dst); break;
+    case GLMQ_TYPE_INT8: glmq_dequantize_row_q8_ref(row, glmq_rd_le16(scales), cols, dst); break;
+    case GLMQ_TYPE_INT4: glmq_dequantize_row_q4_ref(row, glmq_rd_le16(scales), cols, dst); break;
+    case GLMQ_TYPE_INT8_G32:
+    case GLMQ_TYPE_INT8_G64:
+    case GLMQ_TYPE_INT8_G128:
+    case GLMQ_TYPE_INT4_G32:
+    case GLMQ_TYPE_INT4_G64:
+    case GLMQ_TYPE_INT4_G128: glmq_dequantize_row_grouped(type, row, scales, cols, dst); break;
     case GLMQ_TYPE_GGML: break; /* handled above */
     }
 }
@@ -169,7 +247,7 @@ glmq_status glmq_tensor_row_f32(const glmq_tensor_info *t, int64_t row, float *d
     GLMQ_FAIL_IF(row < 0 || row >= t->rows, err, GLMQ_E_INVALID,
                  "tensor '%s': row %lld out of range", t->name, (long long)row);
     const uint8_t *r = (const uint8_t *)t->data + row * t->row_stride;
-    const uint16_t scale = t->scales ? glmq_rd_le16(&t->scales[row]) : 0;
-    glmq_widen_row(NULL, t->type, r, scale, t->cols, dst);
+    const uint16_t *sc = t->scales ? t->scales + row * glmq_scales_per_row(t->type, t->cols) : NULL;
+    glmq_widen_row(NULL, t->type, r, sc, t->cols, dst);
     return GLMQ_OK;
 }

@@ -70,12 +70,20 @@ typedef enum {
     GLMQ_TYPE_BF16 = 2,
     GLMQ_TYPE_INT8 = 3, /* per-row symmetric, int8 codes in [-127,127], fp16 scale per row   */
     GLMQ_TYPE_INT4 = 4, /* per-row symmetric, codes in [-7,7] stored as nibble q+8 (SPEC §5) */
+    /* Group-wise (pack format 1.1): the INT8 / INT4 row layout with one fp16 scale per group
+     * of 32, 64 or 128 columns (SPEC §5); INT8 codes in [-127,127], INT4 codes in [-8,7]. */
+    GLMQ_TYPE_INT8_G32 = 5,
+    GLMQ_TYPE_INT8_G64 = 6,
+    GLMQ_TYPE_INT8_G128 = 7,
+    GLMQ_TYPE_INT4_G32 = 8,
+    GLMQ_TYPE_INT4_G64 = 9,
+    GLMQ_TYPE_INT4_G128 = 10,
     /* GLMQ_TYPE_GGML + t: ggml block type t (GGUF's numbering: 2 = Q4_0, 8 = Q8_0, 12 = Q4_K,
      * ...) of a tensor read from a .gguf file. Never stored in a .glmq file. */
     GLMQ_TYPE_GGML = 256
 } glmq_type;
 
-/* "f32", "f16", "bf16", "int8", "int4"; NULL for an unknown value. */
+/* "f32", "f16", "bf16", "int8", "int4", "int8g32" ... "int4g128"; NULL for an unknown value. */
 GLMQ_API const char *glmq_type_name(glmq_type t);
 
 /* ------------------------------------------------------------------------------------------ */
@@ -182,6 +190,10 @@ typedef struct {
      * quantized weights are dequantized and re-rounded to weight_type (or rounded to f16), and
      * the report's warnings and the metadata say so. Ignored for other checkpoints. */
     int weight_type_given;
+    /* Scales per group of `group` columns (32, 64 or 128) instead of per row: the layer weights
+     * are stored as GLMQ_TYPE_INT4_G<group> / INT8_G<group> (formats/SPEC.md §5, pack format
+     * 1.1). 0 (default): per row. RTN rounds each group by ggml's Q4_0 / Q8_0 rule. */
+    int group;
 } glmq_convert_opts;
 
 /* Per-tensor summary produced by a conversion. */

@@ -138,10 +138,10 @@ static void compare_rows(uint32_t t, const uint8_t *data, int64_t rows, int64_t 
         if (widen) {
             const glmq_type gt = (glmq_type)(GLMQ_TYPE_GGML + t);
             memset(b, 0x5a, (size_t)n * sizeof(float));
-            glmq_widen_row(NULL, gt, row, 0, n, b);
+            glmq_widen_row(NULL, gt, row, NULL, n, b);
             assert_same_bits(a, b, n, "widen (scalar table)", t, r);
             memset(b, 0x5a, (size_t)n * sizeof(float));
-            glmq_widen_row(glmq_kernels_get(), gt, row, 0, n, b);
+            glmq_widen_row(glmq_kernels_get(), gt, row, NULL, n, b);
             assert_same_bits(a, b, n, "widen (active table)", t, r);
         }
     }

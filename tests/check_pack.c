@@ -231,7 +231,7 @@ static const struct {
     {1, 64, 8, 0, 64 * 1000000, "outside the file"},       /* data offset past EOF */
     {1, 64, 8, 8, 0, "misaligned"},                        /* unaligned data */
     {2, 64, 8, -128, 0, "overlaps"},                       /* int4 data over int8 scales */
-    {1, 12, 4, 0, 9, "unknown storage type"},
+    {1, 12, 4, 0, 11, "unknown storage type"},
     {1, 16, 4, 0, 0, "dimensions"},
     {1, 16, 4, 0, 5, "dimensions"},
     {1, 24, 8, 0, 0, "dimension 0 is 0"},

@@ -8,7 +8,8 @@
 #include <string.h>
 
 static const char usage_text[] =
-    "usage: glmq convert SRC_DIR -o OUT.glmq [--type int4|int8|f16] [--threads N]\n"
+    "usage: glmq convert SRC_DIR -o OUT.glmq [--type int4|int8|f16] [--group 32|64|128]\n"
+    "                    [--threads N]\n"
     "                    [--quantize-output] [--quantize-embedding] [--quiet]\n"
     "                    [--method rtn|search|gptq --calib TEXT [--calib-tokens N]\n"
     "                     [--calib-ctx N] [--damp X] [--act-order]]\n"
@@ -21,6 +22,9 @@ static const char usage_text[] =
     "  --type T              int4 (default), int8 or f16 for the layer weights (a checkpoint\n"
     "                        THUDM quantized keeps its own int4/int8 unless T differs)\n"
     "                        (f16: no quantization; 16-bit sources kept bit-exact)\n"
+    "  --group G             one fp16 scale per G columns (32, 64 or 128) instead of per row:\n"
+    "                        types int4gG / int8gG; int4 codes -8..7 (round to nearest is\n"
+    "                        llama.cpp's Q4_0 / Q8_0 rule); exports to GGUF exactly\n"
     "  --quantize-output     also quantize the output layer (lm_head)\n"
     "  --quantize-embedding  also quantize the token embedding\n"
     "  --threads N           worker threads (default: online cores); output is identical\n"
@@ -101,6 +105,11 @@ int cmd_convert(int argc, char **argv)
             if (++i >= argc || (o.damp = strtod(argv[i], &end), !end || *end) ||
                 !(o.damp >= 0 && o.damp <= 10))
                 return cli_usage("convert", "--damp needs a number from 0 to 10");
+        } else if (!strcmp(a, "--group")) {
+            if (++i >= argc) return cli_usage("convert", "--group needs a value");
+            if (strcmp(argv[i], "32") && strcmp(argv[i], "64") && strcmp(argv[i], "128"))
+                return cli_usage("convert", "--group must be 32, 64 or 128, not '%s'", argv[i]);
+            o.group = atoi(argv[i]);
         } else if (!strcmp(a, "--act-order")) {
             o.act_order = 1;
         } else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {

@@ -66,6 +66,12 @@ const char *glmq_type_name(glmq_type t)
     case GLMQ_TYPE_BF16: return "bf16";
     case GLMQ_TYPE_INT8: return "int8";
     case GLMQ_TYPE_INT4: return "int4";
+    case GLMQ_TYPE_INT8_G32: return "int8g32";
+    case GLMQ_TYPE_INT8_G64: return "int8g64";
+    case GLMQ_TYPE_INT8_G128: return "int8g128";
+    case GLMQ_TYPE_INT4_G32: return "int4g32";
+    case GLMQ_TYPE_INT4_G64: return "int4g64";
+    case GLMQ_TYPE_INT4_G128: return "int4g128";
     case GLMQ_TYPE_GGML: break;
     }
     if (t > GLMQ_TYPE_GGML) {

@@ -219,8 +219,8 @@ static inline void dot4_f32(const float *w, int64_t ld, const float *x, int64_t 
 /* Widen row r of t into dst (t->cols floats), exactly. */
 static void widen_row(const glmq_kernels *k, const glmq_tensor_info *t, int64_t r, float *dst)
 {
-    const uint16_t scale = t->scales ? glmq_rd_le16(&t->scales[r]) : 0;
-    glmq_widen_row(k, t->type, (const uint8_t *)t->data + r * t->row_stride, scale, t->cols, dst);
+    const uint16_t *sc = t->scales ? t->scales + r * glmq_scales_per_row(t->type, t->cols) : NULL;
+    glmq_widen_row(k, t->type, (const uint8_t *)t->data + r * t->row_stride, sc, t->cols, dst);
 }
 
 // --- parallel matmul -------------------------------------------------------------------------
@@ -317,7 +317,7 @@ static glmq_status matmul(const glmq_forward *f, const glmq_tensor_info *w, cons
         glmq_pool_run(f->pool, mm_worker, &j);
         return GLMQ_OK;
     }
-    int quant = w->type == GLMQ_TYPE_INT4 || w->type == GLMQ_TYPE_INT8;
+    int quant = glmq_type_scaled(w->type);
     glmq_dot_mode dm = quant && f->mode == GLMQ_FWD_FAST ? GLMQ_DOT_FAST : GLMQ_DOT_EXACT;
     glmq_dot_mat mat;
     GLMQ_TRY(kernel_mat(f, w, &mat, err));
@@ -582,7 +582,7 @@ static glmq_status get_tensor(const glmq_model *m, const glmq_tensor_info **out,
                      !glmq_ggml_type_get((uint32_t)(t->type - GLMQ_TYPE_GGML))->decodable,
                  err, GLMQ_E_UNSUPPORTED, "tensor '%s' has ggml type %s, which glmq does not decode",
                  name, glmq_type_name(t->type));
-    GLMQ_FAIL_IF((t->type == GLMQ_TYPE_INT8 || t->type == GLMQ_TYPE_INT4) && !t->scales, err,
+    GLMQ_FAIL_IF(glmq_type_scaled(t->type) && !t->scales, err,
                  GLMQ_E_FORMAT, "tensor '%s' is quantized but has no scales", name);
     GLMQ_FAIL_IF(!t->data && rows * cols > 0, err, GLMQ_E_FORMAT, "tensor '%s' has no data", name);
     *out = t;

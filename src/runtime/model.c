@@ -50,7 +50,7 @@ struct glmq_model {
     const void *tok;
     size_t tok_size;
     uint64_t ident;
-    char weight_type[8];
+    char weight_type[16];
     _Atomic(glmq_tokenizer *) tok_cache; /* glmq_model_tokenizer_cached: set once, on first use */
 };
 
