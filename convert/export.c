@@ -18,6 +18,8 @@
  *       byte j and element j+16 its high nibble, value = (nibble - 8) * fp32(d). glmq stores
  *       nibble = q + 8 with value q * fp32(scale): the same nibble, moved to ggml's position, and
  *       d = the row scale, give the same product.
+ *   INT8_G* / INT4_G* rows (groups of 32, 64 or 128 columns): the same, with each block's d the
+ *       scale of the group holding it (a group is a whole number of blocks).
  *   F32, F16, BF16 matrices: copied (ggml widens F16/BF16 exactly, as glmq does).
  *   A quantized matrix whose row length is not a multiple of ggml's block of 32 (glm2-tiny's
  *       ffn_down has 172 columns) cannot be Q8_0/Q4_0: it is written as F32 holding glmq's
@@ -94,8 +96,12 @@ static const char *enc_note(const plan_entry *p)
 {
     switch (p->enc) {
     case ENC_COPY: return "copied";
-    case ENC_Q8_0: return "int8 codes and row scales re-encoded as q8_0 blocks";
-    case ENC_Q4_0: return "int4 codes and row scales re-encoded as q4_0 blocks";
+    case ENC_Q8_0:
+        return glmq_type_group(p->t->type) ? "int8 codes and group scales re-encoded as q8_0 blocks"
+                                           : "int8 codes and row scales re-encoded as q8_0 blocks";
+    case ENC_Q4_0:
+        return glmq_type_group(p->t->type) ? "int4 codes and group scales re-encoded as q4_0 blocks"
+                                           : "int4 codes and row scales re-encoded as q4_0 blocks";
     case ENC_WIDEN: break;
     }
     if (p->t->ndim == 1) return "1-D tensor written as f32 (what llama.cpp expects), values exact";
@@ -113,13 +119,13 @@ static glmq_status plan_tensor(const glmq_tensor_info *t, const char *name, plan
     if (t->ndim == 1) {
         p->enc = t->type == GLMQ_TYPE_F32 ? ENC_COPY : ENC_WIDEN;
         p->gtype = GLMQ_GGML_F32;
-    } else if (t->type == GLMQ_TYPE_INT8 && blocks_fit) {
+    } else if (glmq_type_codes(t->type) == GLMQ_TYPE_INT8 && blocks_fit) {
         p->enc = ENC_Q8_0;
         p->gtype = GLMQ_GGML_Q8_0;
-    } else if (t->type == GLMQ_TYPE_INT4 && blocks_fit) {
+    } else if (glmq_type_codes(t->type) == GLMQ_TYPE_INT4 && blocks_fit) {
         p->enc = ENC_Q4_0;
         p->gtype = GLMQ_GGML_Q4_0;
-    } else if (t->type == GLMQ_TYPE_INT8 || t->type == GLMQ_TYPE_INT4) {
+    } else if (glmq_type_scaled(t->type)) {
         p->enc = ENC_WIDEN;
         p->gtype = GLMQ_GGML_F32;
     } else if (t->type == GLMQ_TYPE_F32 || t->type == GLMQ_TYPE_F16 ||
@@ -144,12 +150,13 @@ static void encode_row(const plan_entry *p, int64_t r, uint8_t *out, float *tmp)
 {
     const glmq_tensor_info *t = p->t;
     const uint8_t *row = (const uint8_t *)t->data + r * t->row_stride;
+    const uint16_t *sc = t->scales ? t->scales + r * glmq_scales_per_row(t->type, t->cols) : NULL;
     switch (p->enc) {
     case ENC_COPY:
         memcpy(out, row, (size_t)p->row_bytes);
         break;
-    case ENC_Q8_0: glmq_int8_row_to_q8_0(row, glmq_rd_le16(&t->scales[r]), t->cols, out); break;
-    case ENC_Q4_0: glmq_int4_row_to_q4_0(row, glmq_rd_le16(&t->scales[r]), t->cols, out); break;
+    case ENC_Q8_0: glmq_int8_row_to_q8_0(row, sc, glmq_type_group(t->type), t->cols, out); break;
+    case ENC_Q4_0: glmq_int4_row_to_q4_0(row, sc, glmq_type_group(t->type), t->cols, out); break;
     case ENC_WIDEN: {
         glmq_tensor_row_f32(t, r, tmp, NULL); /* r is in range */
         for (int64_t c = 0; c < t->cols; c++) {

@@ -132,7 +132,9 @@ glmq_status glmq_quantize_row_q4_ref(const float *w, int64_t n, void *out, uint1
  *         q = min(15, trunc(w*id + 8.5)) - 8, i.e. round half up to -8..7
  *   INT8: d = amax / 127; id = d ? 1/d : 0 (fp32); q = roundf(w*id) (half away from zero)
  *   scale = fp16(d) (round to nearest even). The codes use the fp32 d, the stored value the fp16
- *   one, as in ggml. Padding groups get scale 0 and code 0.
+ *   one, as in ggml. Padding groups get scale 0 and code 0. Where 1/d overflows (|d| < 2^-128,
+ *   so fp16(d) = 0 and every value decodes to 0) w*id is not finite: the code is then what ggml's
+ *   float-to-int8 conversion gives on x86 (nibble 0, int8 code 0), defined here without UB.
  */
 glmq_status glmq_quantize_row_grouped(glmq_type type, const float *w, int64_t n, void *out,
                                       uint16_t *scales, glmq_qstats *st, int64_t *bad_col)
@@ -150,6 +152,10 @@ glmq_status glmq_quantize_row_grouped(glmq_type type, const float *w, int64_t n,
     double sse = 0.0, ssw = 0.0, emax = 0.0;
     for (int64_t gi = 0; gi < ng; gi++) {
         const int64_t c0 = gi * g, c1 = c0 + g < n ? c0 + g : n;
+        if (c0 >= n) { /* a padding group */
+            scales[gi] = 0;
+            continue;
+        }
         float ga = 0.0f, gm = 0.0f;
         for (int64_t j = c0; j < c1; j++)
             if (ga < fabsf(w[j])) {
@@ -163,12 +169,13 @@ glmq_status glmq_quantize_row_grouped(glmq_type type, const float *w, int64_t n,
         const float s = glmq_f16_to_f32(scales[gi]);
         for (int64_t j = c0; j < c1; j++) {
             int q;
-            if (q4) {
-                const int v = (int)(int8_t)(w[j] * id + 8.5f);
-                q = (v < 15 ? v : 15) - 8;
+            if (q4) { /* ggml: MIN(15, (int8_t)(w*id + 8.5f)) */
+                const float v = w[j] * id + 8.5f;
+                q = (v >= 0.0f && v < 128.0f ? ((int)v < 15 ? (int)v : 15) : 0) - 8;
                 q4_put((uint8_t *)out, j, q);
-            } else {
-                q = (int)roundf(w[j] * id);
+            } else { /* ggml: roundf(w*id), stored as int8 */
+                const float v = roundf(w[j] * id);
+                q = v >= -128.0f && v <= 127.0f ? (int)v : 0;
                 ((int8_t *)out)[j] = (int8_t)q;
             }
             const double e = (double)q * (double)s - (double)w[j];

@@ -392,6 +392,70 @@ START_TEST(nan_weight_message)
 }
 END_TEST
 
+/* Group-wise types: pack format 1.1, every layer weight in the group type with one scale per
+ * group (padding groups 0), the recipe in the metadata, the same bytes for 1 and 2 threads; the
+ * values are ggml's Q4_0/Q8_0 rule (judged by ggml itself in check_ggml_peer). */
+START_TEST(grouped)
+{
+    static const glmq_type gt[] = {GLMQ_TYPE_INT4_G32, GLMQ_TYPE_INT8_G128, GLMQ_TYPE_INT4_G64};
+    glmq_err err = {0};
+    char *out = tu_convert_sample(tmpdir, "glm2-tiny", gt[_i], &err);
+    ck_assert_msg(out != NULL, "%s", err.msg);
+    glmq_pack *p = NULL;
+    ck_assert_int_eq(glmq_pack_open(out, &p, &err), GLMQ_OK);
+    ck_assert_int_eq(glmq_pack_verify(p, &err), GLMQ_OK);
+    ck_assert_uint_eq(glmq_pack_version(p), 0x10001);
+    const int64_t g = glmq_type_group(gt[_i]);
+    int n_grouped = 0;
+    for (int64_t i = 0; i < glmq_pack_tensor_count(p); i++) {
+        glmq_tensor_info t;
+        glmq_pack_tensor(p, i, &t, NULL);
+        if (!strstr(t.name, "layers.") || t.ndim != 2) continue;
+        ck_assert_msg(t.type == gt[_i], "%s is %s", t.name, glmq_type_name(t.type));
+        const int64_t pc = glmq_type_codes(t.type) == GLMQ_TYPE_INT4 ? (t.cols + 127) / 128 * 128
+                                                                      : (t.cols + 63) / 64 * 64;
+        const int64_t spr = (pc + g - 1) / g;
+        ck_assert_uint_eq(t.scales_size, (size_t)(t.rows * spr * 2));
+        for (int64_t r = 0; r < t.rows; r++)
+            for (int64_t k = (t.cols + g - 1) / g; k < spr; k++)
+                ck_assert_uint_eq(t.scales[r * spr + k], 0);
+        n_grouped++;
+    }
+    ck_assert_int_eq(n_grouped, 8); /* 2 layers x 4 matrices */
+    cJSON *m = cJSON_Parse(glmq_pack_metadata(p));
+    ck_assert_str_eq(cJSON_GetObjectItem(m, "format_version")->valuestring, "1.1");
+    cJSON *q = cJSON_GetObjectItem(m, "quantization");
+    ck_assert_str_eq(cJSON_GetObjectItem(q, "weight_type")->valuestring, glmq_type_name(gt[_i]));
+    ck_assert_int_eq(cJSON_GetObjectItem(q, "group")->valueint, (int)g);
+    cJSON_Delete(m);
+    glmq_pack_close(p);
+    /* one thread: the same file */
+    char *src = tu_sample_path("glm2-tiny", "st"), *one = tu_path(tmpdir, "one.glmq");
+    glmq_convert_opts o;
+    glmq_convert_opts_default(&o);
+    o.weight_type = glmq_type_codes(gt[_i]);
+    o.group = (int)g;
+    o.threads = 1;
+    ck_assert_msg(glmq_convert(src, one, &o, NULL, &err) == GLMQ_OK, "%s", err.msg);
+    size_t na = 0, nb = 0;
+    uint8_t *a = tu_read_file(out, &na), *b = tu_read_file(one, &nb);
+    ck_assert_uint_eq(na, nb);
+    ck_assert_mem_eq(a, b, na);
+    /* a group size the format has no type for, or f16 with a group, is refused */
+    o.group = 48;
+    ck_assert_int_eq(glmq_convert(src, one, &o, NULL, &err), GLMQ_E_INVALID);
+    ck_assert_ptr_nonnull(strstr(err.msg, "group size 48"));
+    o.group = 32;
+    o.weight_type = GLMQ_TYPE_F16;
+    ck_assert_int_eq(glmq_convert(src, one, &o, NULL, &err), GLMQ_E_INVALID);
+    free(a);
+    free(b);
+    free(src);
+    free(one);
+    free(out);
+}
+END_TEST
+
 static Suite *convert_suite(void)
 {
     Suite *s = suite_create("convert");
@@ -405,6 +469,7 @@ static Suite *convert_suite(void)
     tcase_add_loop_test(tc, metadata_provenance, 0, 4);
     tcase_add_test(tc, policy);
     tcase_add_test(tc, nan_weight_message);
+    tcase_add_loop_test(tc, grouped, 0, 3);
     suite_add_tcase(s, tc);
     return s;
 }

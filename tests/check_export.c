@@ -278,9 +278,9 @@ START_TEST(row_encoder)
     }
     const size_t bb = type == GLMQ_TYPE_INT8 ? 34 : 18;
     if (type == GLMQ_TYPE_INT8)
-        glmq_int8_row_to_q8_0(row, scale, cols, blocks);
+        glmq_int8_row_to_q8_0(row, &scale, 0, cols, blocks);
     else
-        glmq_int4_row_to_q4_0(row, scale, cols, blocks);
+        glmq_int4_row_to_q4_0(row, &scale, 0, cols, blocks);
     gti t = {.type = type == GLMQ_TYPE_INT8 ? T_Q8_0 : T_Q4_0, .ne = {cols, 1, 1, 1},
              .data = blocks};
     decode_row(&t, 0, a);

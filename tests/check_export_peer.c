@@ -1,7 +1,7 @@
 /*
  * check_export_peer.c - the real llama.cpp judges glmq export.
  *
- * For the glm2-tiny sample in INT4, INT8 and F16 (and, when tests/glm4_tiny.h is there, a tiny
+ * For the glm2-tiny sample in INT4, INT8, F16, INT4_G32 and INT8_G64 (and, when tests/glm4_tiny.h is there, a tiny
  * GLM-4 with the real rank file):
  *   (a) ggml's own GGUF parser (gguf_init_from_file in libggml-base.so) reads the export and
  *       ggml's own decoders (dequantize_row_q4_0 / _q8_0, ggml_fp16_to_fp32_row, ...) decode
@@ -288,11 +288,12 @@ static int32_t *eval_ids(const char *pack, int64_t n_text, int64_t *n)
     return ids;
 }
 
-static const glmq_type types[] = {GLMQ_TYPE_INT4, GLMQ_TYPE_INT8, GLMQ_TYPE_F16};
+static const glmq_type types[] = {GLMQ_TYPE_INT4, GLMQ_TYPE_INT8, GLMQ_TYPE_F16,
+                                  GLMQ_TYPE_INT4_G32, GLMQ_TYPE_INT8_G64};
 /* max |Δp| bounds per model and type (INT4, INT8, F16; see the top of the file). GLM-4-tiny's
  * distributions are flat (151552 ids, most rows of its embedding random), so both its
  * probabilities and their differences are an order of magnitude smaller. */
-static const double tol_glm2[] = {1e-2, 1e-2, 1e-3};
+static const double tol_glm2[] = {1e-2, 1e-2, 1e-3, 1e-2, 1e-2};
 static const double tol_glm4[] = {2e-3, 2e-3, 2e-4};
 
 static void judge(const char *label, const char *pack, double tol, int64_t n_text)
@@ -361,7 +362,7 @@ static Suite *export_peer_suite(void)
     TCase *tc = tcase_create("llama.cpp");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 600);
-    tcase_add_loop_test(tc, glm2_tiny, 0, 3);
+    tcase_add_loop_test(tc, glm2_tiny, 0, 5); /* with the group-wise int4g32 and int8g64 */
     tcase_add_loop_test(tc, glm4_tiny, 0, 3);
     suite_add_tcase(s, tc);
     return s;

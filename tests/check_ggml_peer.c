@@ -15,6 +15,11 @@
  *                bf16 value: the same bits.
  *   widen        glmq_widen_row(GLMQ_TYPE_GGML + t) (the forward pass's path) gives the same
  *                bits as ggml, with the scalar and the dispatched kernel table.
+ *   groups       glmq's group-wise round-to-nearest of 32 columns (INT4_G32 / INT8_G32,
+ *                glmq_quantize_row_grouped) written as Q4_0 / Q8_0 blocks (the export's repack)
+ *                is byte for byte what ggml's quantize_q4_0 / quantize_q8_0 write for the same
+ *                rows, on every input kind above; and the repack back (the import of any Q4_0 /
+ *                Q8_0 row) gives the same rows and scales.
  *   quantizer    peer_quantize (tests/peer/llama_quantize.c, llama.cpp's llama_model_quantize)
  *                turns an F32 GGUF of a tiny `chatglm` model, written here, into Q4_0 ... Q6_K
  *                files; every row of every tensor of each file decodes to the same bits.
@@ -24,6 +29,7 @@
 #include "core/ggml_type.h"
 #include "peer/ggml_peer.h"
 #include "quant/ggml_dequant.h"
+#include "quant/ggml_repack.h"
 #include "quant/quant.h"
 #include "testutil.h"
 
@@ -295,6 +301,60 @@ START_TEST(test_quantized_rows)
     }
     printf("ggml-peer: %s: %ld rows (%ld blocks) made by ggml's quantizer decode identically\n",
            ti->name, rows_done, blocks_done);
+}
+END_TEST
+
+/* glmq's group-wise RTN of 32 columns against ggml's quantizer of the same type, byte for byte. */
+START_TEST(test_group_rtn)
+{
+    peer_setup();
+    const int q4 = _i == 0;
+    const glmq_type gt = q4 ? GLMQ_TYPE_INT4_G32 : GLMQ_TYPE_INT8_G32;
+    const uint32_t t = q4 ? GLMQ_GGML_Q4_0 : GLMQ_GGML_Q8_0;
+    ggml_peer_quant_fn f = ggml_peer_quant(&peer, q4 ? "q4_0" : "q8_0");
+    ck_assert_ptr_nonnull(f);
+    const int64_t lens[] = {32, 96, 128, 1024, 4352};
+    uint64_t seed = 0x3c6ef372fe94f82bull + (uint64_t)_i;
+    long rows_done = 0;
+    for (int li = 0; li < 5; li++) {
+        const int64_t n = lens[li], nrows = 4;
+        const uint64_t rb = glmq_ggml_row_bytes(t, n);
+        float *x = malloc((size_t)(n * nrows) * sizeof(float));
+        uint8_t *want = malloc(rb * (uint64_t)nrows), *got = malloc(rb), *back = malloc(rb);
+        uint8_t *row = malloc((size_t)glmq_row_bytes(gt, n)), *row2 = malloc((size_t)glmq_row_bytes(gt, n));
+        const int64_t spr = glmq_scales_per_row(gt, n);
+        uint16_t *sc = malloc((size_t)spr * 2), *sc2 = malloc((size_t)spr * 2);
+        for (int kind = 0; kind < IN_KINDS; kind++) {
+            fill_input(kind, x, n * nrows, &seed);
+            ck_assert_uint_eq(f(x, want, nrows, n, NULL), rb * (uint64_t)nrows);
+            for (int64_t r = 0; r < nrows; r++) {
+                ck_assert_int_eq(glmq_quantize_row_grouped(gt, x + r * n, n, row, sc, NULL, NULL),
+                                 GLMQ_OK);
+                for (int64_t g = 0; g < spr; g++) glmq_wr_le16(&sc[g], sc[g]); /* as stored */
+                (q4 ? glmq_int4_row_to_q4_0 : glmq_int8_row_to_q8_0)(row, sc, 32, n, got);
+                ck_assert_msg(memcmp(got, want + (uint64_t)r * rb, rb) == 0,
+                              "%s %s n=%lld row %lld: glmq's blocks differ from ggml's",
+                              glmq_type_name(gt), in_names[kind], (long long)n, (long long)r);
+                /* and back: any such row imports as the same codes and scales */
+                ck_assert_int_eq((q4 ? glmq_q4_0_row_to_int4g32 : glmq_q8_0_row_to_int8g32)(
+                                     want + (uint64_t)r * rb, n, row2, sc2),
+                                 1);
+                ck_assert_mem_eq(row2, row, (size_t)glmq_row_bytes(gt, n));
+                ck_assert_mem_eq(sc2, sc, (size_t)spr * 2);
+                rows_done++;
+            }
+        }
+        free(x);
+        free(want);
+        free(got);
+        free(back);
+        free(row);
+        free(row2);
+        free(sc);
+        free(sc2);
+    }
+    printf("ggml-peer: %s round-to-nearest of %ld rows is ggml's %s, byte for byte\n",
+           glmq_type_name(gt), rows_done, glmq_ggml_type_get(t)->name);
 }
 END_TEST
 
@@ -674,6 +734,7 @@ static Suite *ggml_peer_suite(void)
     tcase_add_test(tc, test_unsupported);
     tcase_add_loop_test(tc, test_quantized_rows, 0, N_DEC);
     tcase_add_loop_test(tc, test_random_rows, 0, N_DEC);
+    tcase_add_loop_test(tc, test_group_rtn, 0, 2);
     tcase_add_loop_test(tc, test_llama_quantize, 0, (int)(sizeof qfiles / sizeof qfiles[0]));
     suite_add_tcase(s, tc);
     return s;

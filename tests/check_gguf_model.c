@@ -49,7 +49,7 @@ START_TEST(repack_q4_0)
     for (int64_t j = 0; j < cols; j++) q[j] = (int)(tu_splitmix64(&s) % 15) - 7;
     const uint16_t scale = 0x2e66;
     make_int4(q, cols, row);
-    glmq_int4_row_to_q4_0(row, scale, cols, blk);
+    glmq_int4_row_to_q4_0(row, &scale, 0, cols, blk);
     for (int64_t b = 0; b < cols / 32; b++) {
         const uint8_t *o = blk + b * 18;
         ck_assert_uint_eq(o[0] | (o[1] << 8), scale);
@@ -91,7 +91,7 @@ START_TEST(repack_q8_0)
     int8_t *back = malloc((size_t)glmq_q8_row_bytes(cols));
     for (int64_t j = 0; j < cols; j++) row[j] = (int8_t)((int)(tu_splitmix64(&s) % 255) - 127);
     const uint16_t scale = 0x1a2b;
-    glmq_int8_row_to_q8_0(row, scale, cols, blk);
+    glmq_int8_row_to_q8_0(row, &scale, 0, cols, blk);
     for (int64_t b = 0; b < cols / 32; b++) {
         ck_assert_uint_eq(blk[b * 34] | (blk[b * 34 + 1] << 8), scale);
         ck_assert_mem_eq(blk + b * 34 + 2, row + b * 32, 32);

@@ -263,6 +263,10 @@ char *tu_convert_sample(const char *dir, const char *model, glmq_type type, glmq
     glmq_convert_opts o;
     glmq_convert_opts_default(&o);
     o.weight_type = type;
+    if (type >= GLMQ_TYPE_INT8_G32 && type <= GLMQ_TYPE_INT4_G128) { /* a group-wise type */
+        o.weight_type = type >= GLMQ_TYPE_INT4_G32 ? GLMQ_TYPE_INT4 : GLMQ_TYPE_INT8;
+        o.group = 32 << ((type - GLMQ_TYPE_INT8_G32) % 3);
+    }
     o.threads = 2;
     const glmq_status st = glmq_convert(src, out, &o, NULL, err);
     free(src);

@@ -188,16 +188,18 @@ static glmq_status open_pack(glmq_model *m, const char *path, glmq_err *err)
 }
 
 /*
- * A Q4_0 / Q8_0 matrix whose blocks carry one scale per row (glmq's own export) back in glmq's
- * INT4 / INT8 layout, so that the EXACT and FAST kernels multiply it: the decoded values are the
- * same floats (quant/ggml_repack.h). Any other matrix keeps its ggml view (decoded row by row on
- * the plain exact path). The copy is anonymous memory of the size of the tensor.
+ * A Q4_0 / Q8_0 matrix in glmq's layout, so that the EXACT and FAST kernels multiply it: INT4 /
+ * INT8 when its blocks carry one scale per row (glmq's per-row export), else INT4_G32 / INT8_G32
+ * (any other Q4_0, e.g. llama.cpp's own, and Q8_0 without a code -128). The decoded values are
+ * the same floats (quant/ggml_repack.h). Any other matrix keeps its ggml view (decoded row by row
+ * on the plain exact path). The copy is anonymous memory of the size of the tensor.
  */
 static glmq_status repack(glmq_model *m, glmq_tensor_info *t, glmq_err *err)
 {
     const int q4 = t->type == GLMQ_TYPE_GGML + GLMQ_GGML_Q4_0;
     if (!q4 && t->type != GLMQ_TYPE_GGML + GLMQ_GGML_Q8_0) return GLMQ_OK;
-    const glmq_type to = q4 ? GLMQ_TYPE_INT4 : GLMQ_TYPE_INT8;
+    glmq_type to = q4 ? GLMQ_TYPE_INT4 : GLMQ_TYPE_INT8;
+    int64_t spr = 1;
     const int64_t rb = glmq_row_bytes(to, t->cols);
     uint8_t *buf = aligned_alloc(64, (size_t)(t->rows * rb) + 64);
     uint16_t *sc = malloc((size_t)t->rows * sizeof *sc + 1);
@@ -206,17 +208,34 @@ static glmq_status repack(glmq_model *m, glmq_tensor_info *t, glmq_err *err)
         free(sc);
         return glmq_fail(err, GLMQ_E_NOMEM, "out of memory for tensor '%s'", t->name);
     }
-    for (int64_t r = 0; r < t->rows; r++) {
+    int64_t r = 0;
+    for (; r < t->rows; r++) {
         const uint8_t *src = (const uint8_t *)t->data + r * t->row_stride;
         uint16_t d;
         int ok = q4 ? glmq_q4_0_row_to_int4(src, t->cols, buf + r * rb, &d)
                     : glmq_q8_0_row_to_int8(src, t->cols, buf + r * rb, &d);
-        if (!ok) {
-            free(buf);
-            free(sc);
-            return GLMQ_OK;
-        }
+        if (!ok) break;
         glmq_wr_le16(&sc[r], d);
+    }
+    if (r < t->rows) { /* blocks with their own scales: the group-wise type of 32 */
+        free(sc);
+        to = q4 ? GLMQ_TYPE_INT4_G32 : GLMQ_TYPE_INT8_G32;
+        spr = glmq_scales_per_row(to, t->cols);
+        sc = malloc((size_t)(t->rows * spr) * sizeof *sc);
+        if (!sc) {
+            free(buf);
+            return glmq_fail(err, GLMQ_E_NOMEM, "out of memory for tensor '%s'", t->name);
+        }
+        for (r = 0; r < t->rows; r++) {
+            const uint8_t *src = (const uint8_t *)t->data + r * t->row_stride;
+            int ok = q4 ? glmq_q4_0_row_to_int4g32(src, t->cols, buf + r * rb, sc + r * spr)
+                        : glmq_q8_0_row_to_int8g32(src, t->cols, buf + r * rb, sc + r * spr);
+            if (!ok) { /* a non-finite d or a Q8_0 code -128: decoded by ggml's rule */
+                free(buf);
+                free(sc);
+                return GLMQ_OK;
+            }
+        }
     }
     m->owned[m->nowned++] = buf;
     m->owned[m->nowned++] = sc;
@@ -225,7 +244,7 @@ static glmq_status repack(glmq_model *m, glmq_tensor_info *t, glmq_err *err)
     t->data = buf;
     t->data_size = (size_t)(t->rows * rb);
     t->scales = sc;
-    t->scales_size = (size_t)t->rows * sizeof *sc;
+    t->scales_size = (size_t)(t->rows * spr) * sizeof *sc;
     return GLMQ_OK;
 }
 
