@@ -25,7 +25,7 @@
 typedef struct {
     char *name;
     glmq_type type;
-    int64_t rows, cols, row_bytes;
+    int64_t rows, cols, row_bytes, spr; /* spr: stored scales per row */
     uint64_t off_rows, off_scales;
     double err_method, err_rtn; /* H-weighted errors of the method and of round-to-nearest */
     int64_t rows_rtn;           /* GPTQ rows that kept round-to-nearest */
@@ -128,23 +128,29 @@ static glmq_status quantize_matrix(glmq_calib *c, const glmq_convert_opts *o,
                                    glmq_err *err)
 {
     const int q4 = o->weight_type == GLMQ_TYPE_INT4;
-    const int64_t rows = t->rows, cols = t->cols, rb = glmq_row_bytes(o->weight_type, cols);
+    const glmq_type ty = (glmq_type)glmq_type_grouped(o->weight_type, o->group);
+    const int64_t rows = t->rows, cols = t->cols, rb = glmq_row_bytes(ty, cols);
+    /* scales per row: stored (glmq_scales_per_row, padding groups 0) and GPTQ's (ngs) */
+    const int64_t spr = glmq_scales_per_row(ty, cols),
+                  ngs = o->group ? (cols + o->group - 1) / o->group : 1;
     glmq_status st = GLMQ_OK;
     float *w = malloc((size_t)rows * (size_t)cols * sizeof *w);
     int8_t *codes = malloc((size_t)rows * (size_t)cols);
+    uint16_t *gs_scales = malloc((size_t)(rows * ngs) * sizeof *gs_scales);
     sw->rows = aligned_alloc(64, (size_t)(rows * rb));
-    sw->scales = malloc((size_t)rows * sizeof *sw->scales);
-    GLMQ_FAIL_IF_G(!w || !codes || !sw->rows || !sw->scales, err, GLMQ_E_NOMEM,
+    sw->scales = calloc((size_t)(rows * spr), sizeof *sw->scales);
+    GLMQ_FAIL_IF_G(!w || !codes || !gs_scales || !sw->rows || !sw->scales, err, GLMQ_E_NOMEM,
                    "out of memory calibrating '%s'", name);
     for (int64_t r = 0; r < rows; r++) GLMQ_TRY_G(glmq_tensor_row_f32(t, r, w + r * cols, err));
     calib_entry *e = &c->e[c->n];
     memset(e, 0, sizeof *e);
     glmq_gptq_stats gs;
     if (o->method == GLMQ_METHOD_GPTQ) {
-        glmq_gptq_opts go = {.q4 = q4, .damp = o->damp, .act_order = o->act_order};
-        st = glmq_gptq_quantize(w, rows, cols, h, &go, pool, codes, sw->scales, &gs, err);
+        glmq_gptq_opts go = {.q4 = q4, .damp = o->damp, .act_order = o->act_order,
+                             .group = o->group};
+        st = glmq_gptq_quantize(w, rows, cols, h, &go, pool, codes, gs_scales, &gs, err);
     } else {
-        st = glmq_search_quantize(w, rows, cols, h, q4, pool, codes, sw->scales, &gs, err);
+        st = glmq_search_quantize(w, rows, cols, h, q4, pool, codes, gs_scales, &gs, err);
     }
     if (st != GLMQ_OK) {
         glmq_err_prefix(err, st, "tensor '%s': ", name);
@@ -153,31 +159,35 @@ static glmq_status quantize_matrix(glmq_calib *c, const glmq_convert_opts *o,
     e->err_method = gs.err_gptq;
     e->err_rtn = gs.err_rtn;
     e->rows_rtn = gs.rows_rtn;
-    for (int64_t r = 0; r < rows; r++)
+    for (int64_t r = 0; r < rows; r++) {
         glmq_pack_codes_row(codes + r * cols, cols, q4, (uint8_t *)sw->rows + r * rb);
+        for (int64_t g = 0; g < ngs; g++) glmq_wr_le16(&sw->scales[r * spr + g], gs_scales[r * ngs + g]);
+    }
     e->name = glmq_strdup(name);
     GLMQ_FAIL_IF_G(!e->name, err, GLMQ_E_NOMEM, "out of memory");
-    e->type = o->weight_type;
+    e->type = ty;
     e->rows = rows;
     e->cols = cols;
     e->row_bytes = rb;
     e->off_rows = *file_end;
     e->off_scales = *file_end + (uint64_t)(rows * rb);
     GLMQ_TRY_G(file_io(c, 1, sw->rows, (size_t)(rows * rb), e->off_rows, err));
-    GLMQ_TRY_G(file_io(c, 1, sw->scales, (size_t)rows * 2, e->off_scales, err));
-    *file_end = e->off_scales + (uint64_t)rows * 2;
+    e->spr = spr;
+    GLMQ_TRY_G(file_io(c, 1, sw->scales, (size_t)(rows * spr) * 2, e->off_scales, err));
+    *file_end = e->off_scales + (uint64_t)(rows * spr) * 2;
     c->n++;
     sw->q = *t;
-    sw->q.type = o->weight_type;
+    sw->q.type = ty;
     sw->q.row_stride = rb;
     sw->q.data = sw->rows;
     sw->q.data_size = (size_t)(rows * rb);
     sw->q.scales = sw->scales;
-    sw->q.scales_size = (size_t)rows * 2;
+    sw->q.scales_size = (size_t)(rows * spr) * 2;
     sw->name = t->name;
 fail:
     free(w);
     free(codes);
+    free(gs_scales);
     return st;
 }
 
@@ -191,6 +201,8 @@ glmq_status glmq_calibrate(const char *src_dir, const glmq_convert_opts *o, cons
                  GLMQ_E_INVALID, "calibration: unknown method %d", (int)o->method);
     GLMQ_FAIL_IF(o->weight_type != GLMQ_TYPE_INT4 && o->weight_type != GLMQ_TYPE_INT8, err,
                  GLMQ_E_INVALID, "calibration needs --type int4 or int8");
+    GLMQ_FAIL_IF(o->group && o->method == GLMQ_METHOD_SEARCH, err, GLMQ_E_UNSUPPORTED,
+                 "--method search has per-row scales only; with --group use gptq (or rtn)");
     GLMQ_FAIL_IF(!o->calib_path, err, GLMQ_E_INVALID,
                  "the %s method needs a calibration text (--calib FILE)",
                  o->method == GLMQ_METHOD_GPTQ ? "gptq" : "search");
@@ -356,11 +368,17 @@ glmq_status glmq_calibrate(const char *src_dir, const glmq_convert_opts *o, cons
     cJSON_AddNumberToObject(c->json, "sequences", (double)nseq);
     cJSON_AddNumberToObject(c->json, "ctx", (double)ctx);
     cJSON_AddStringToObject(c->json, "sequence_layout", "[gMASK] sop + ctx-2 text ids");
-    cJSON_AddStringToObject(c->json, "group", "row");
+    if (o->group)
+        cJSON_AddNumberToObject(c->json, "group", o->group);
+    else
+        cJSON_AddStringToObject(c->json, "group", "row");
     if (o->method == GLMQ_METHOD_GPTQ) {
         cJSON_AddNumberToObject(c->json, "damp", o->damp);
         cJSON_AddStringToObject(c->json, "order", o->act_order ? "act-order" : "index");
-        cJSON_AddStringToObject(c->json, "scales", "amax/qmax per row");
+        cJSON_AddStringToObject(c->json, "scales",
+                                o->group ? "the group rule's (Q4_0/Q8_0), from the original "
+                                           "weights before the sweep (static groups)"
+                                         : "amax/qmax per row");
     }
     cJSON_AddItemToObject(c->json, "layers_error_ratio", layers_json);
     layers_json = NULL;
@@ -422,7 +440,8 @@ glmq_status glmq_calib_rows(const glmq_calib *c, const char *name, int64_t r0, i
                  (long long)(r0 + nr), name);
     GLMQ_TRY(file_io(c, 0, dst, (size_t)(nr * e->row_bytes),
                      e->off_rows + (uint64_t)(r0 * e->row_bytes), err));
-    return file_io(c, 0, scales, (size_t)nr * 2, e->off_scales + (uint64_t)r0 * 2, err);
+    return file_io(c, 0, scales, (size_t)(nr * e->spr) * 2,
+                   e->off_scales + (uint64_t)(r0 * e->spr) * 2, err);
 }
 
 cJSON *glmq_calib_json(const glmq_calib *c)

@@ -163,11 +163,13 @@ typedef struct {
     const double *u;     /* permuted U */
     const int64_t *perm; /* permuted column -> original column */
     const uint8_t *dead; /* original column dead */
-    int qmax;
+    int qmin, qmax;
+    int q4;
+    int64_t group, ngs;  /* group size (0: per row) and scales per row */
     int8_t *codes;
     const uint16_t *scales;
     double *row_err_g, *row_err_r;
-    double *scratch;     /* per thread: ROW_TILE * (2 cols + SWEEP_BLOCK) doubles */
+    double *scratch;     /* per thread: ROW_TILE * (3 cols + SWEEP_BLOCK) doubles */
     size_t scratch_per;
     int8_t *rtn;         /* per thread: ROW_TILE * cols */
 } sweep_job;
@@ -195,15 +197,17 @@ static void sweep_run(void *arg, int ith, int nth)
     double *wt = j->scratch + (size_t)ith * j->scratch_per;  /* ROW_TILE x n working rows */
     double *et = wt + (size_t)ROW_TILE * (size_t)n;           /* ROW_TILE x SWEEP_BLOCK errors */
     double *dv = et + (size_t)ROW_TILE * SWEEP_BLOCK;         /* ROW_TILE x n differences */
+    double *sv = dv + (size_t)ROW_TILE * (size_t)n;           /* ROW_TILE x n column scales */
     int8_t *rq = j->rtn + (size_t)ith * (size_t)ROW_TILE * (size_t)n;
     for (int64_t t0 = r0; t0 < r1; t0 += ROW_TILE) {
         int nr = (int)(r1 - t0 < ROW_TILE ? r1 - t0 : ROW_TILE);
-        double s[ROW_TILE];
         for (int r = 0; r < nr; r++) {
             const float *w = j->w + (size_t)(t0 + r) * (size_t)n;
-            s[r] = (double)glmq_f16_to_f32(j->scales[t0 + r]);
-            for (int64_t c = 0; c < n; c++)
+            const uint16_t *sr = j->scales + (size_t)(t0 + r) * (size_t)j->ngs;
+            for (int64_t c = 0; c < n; c++) { /* original column order */
+                sv[(size_t)r * n + c] = (double)glmq_f16_to_f32(sr[j->group ? c / j->group : 0]);
                 wt[(size_t)r * n + c] = j->dead[j->perm[c]] ? 0.0 : (double)w[j->perm[c]];
+            }
         }
         for (int64_t b0 = 0; b0 < n; b0 += SWEEP_BLOCK) {
             int64_t b1 = b0 + SWEEP_BLOCK < n ? b0 + SWEEP_BLOCK : n;
@@ -211,15 +215,16 @@ static void sweep_run(void *arg, int ith, int nth)
                 double *w = wt + (size_t)r * n, *e = et + (size_t)r * SWEEP_BLOCK;
                 int8_t *q = j->codes + (size_t)(t0 + r) * (size_t)n;
                 for (int64_t c = b0; c < b1; c++) {
+                    const double sc = sv[(size_t)r * n + j->perm[c]];
                     double x = 0.0;
-                    if (s[r] != 0.0) {
-                        x = rint(w[c] / s[r]);
+                    if (sc != 0.0) {
+                        x = rint(w[c] / sc);
                         if (x > j->qmax) x = j->qmax;
-                        if (x < -j->qmax) x = -j->qmax;
+                        if (x < j->qmin) x = j->qmin;
                     }
                     q[j->perm[c]] = (int8_t)x;
                     const double *uc = j->u + c * n;
-                    double ec = (w[c] - x * s[r]) / uc[c];
+                    double ec = (w[c] - x * sc) / uc[c];
                     e[c - b0] = ec;
                     for (int64_t k = c + 1; k < b1; k++) w[k] -= ec * uc[k];
                 }
@@ -240,11 +245,18 @@ static void sweep_run(void *arg, int ith, int nth)
                 const float *w = j->w + (size_t)(t0 + r) * (size_t)n;
                 const int8_t *q = j->codes + (size_t)(t0 + r) * (size_t)n;
                 if (pass == 1) {
-                    glmq_rtn_codes(w, n, j->scales[t0 + r], j->qmax, rq + (size_t)r * n);
                     q = rq + (size_t)r * n;
+                    if (j->group) /* the group rule's own codes (its scales are the stored ones) */
+                        for (int64_t c0 = 0; c0 < n; c0 += j->group) {
+                            uint16_t sb;
+                            (void)glmq_group_rtn(w + c0, c0 + j->group < n ? j->group : n - c0,
+                                                 j->q4, rq + (size_t)r * n + c0, &sb);
+                        }
+                    else
+                        glmq_rtn_codes(w, n, j->scales[t0 + r], j->qmax, rq + (size_t)r * n);
                 }
                 for (int64_t c = 0; c < n; c++)
-                    dv[(size_t)r * n + c] = (double)w[c] - (double)q[c] * s[r];
+                    dv[(size_t)r * n + c] = (double)w[c] - (double)q[c] * sv[(size_t)r * n + c];
             }
             h_weighted(j->h, n, dv, nr, (pass ? j->row_err_r : j->row_err_g) + t0);
         }
@@ -296,8 +308,11 @@ glmq_status glmq_gptq_quantize(const float *w, int64_t rows, int64_t cols, const
     GLMQ_FAIL_IF(rows < 1 || cols < 1 || !(o->damp >= 0.0) || cols > (int64_t)1 << 20, err,
                  GLMQ_E_INVALID, "GPTQ: bad arguments (%lld x %lld, damp %g)", (long long)rows,
                  (long long)cols, o->damp);
-    const int qmax = o->q4 ? 7 : 127;
-    const int64_t n = cols;
+    GLMQ_FAIL_IF(o->group < 0 || o->group > 128 || o->group % 32 || (o->group && o->scale_search),
+                 err, GLMQ_E_INVALID, "GPTQ: group %lld (32, 64 or 128; no scale search)",
+                 (long long)o->group);
+    const int qmax = o->q4 ? 7 : 127, qmin = o->group && o->q4 ? -8 : -qmax;
+    const int64_t n = cols, ngs = o->group ? (cols + o->group - 1) / o->group : 1;
     int nth = pool ? glmq_pool_size(pool) : 1;
     glmq_status st = GLMQ_OK;
     double *a = NULL, *raw = NULL, *u = NULL, *scratch = NULL, *diag = NULL, *eg = NULL, *er = NULL;
@@ -305,7 +320,7 @@ glmq_status glmq_gptq_quantize(const float *w, int64_t rows, int64_t cols, const
     uint8_t *dead = NULL;
     int8_t *rtn = NULL;
     col_key *keys = NULL;
-    size_t nn = (size_t)n * (size_t)n, scratch_per = (size_t)ROW_TILE * (2 * (size_t)n + SWEEP_BLOCK);
+    size_t nn = (size_t)n * (size_t)n, scratch_per = (size_t)ROW_TILE * (3 * (size_t)n + SWEEP_BLOCK);
     a = malloc(nn * sizeof *a);
     u = malloc(nn * sizeof *u);
     diag = malloc((size_t)n * sizeof *diag);
@@ -335,12 +350,20 @@ glmq_status glmq_gptq_quantize(const float *w, int64_t rows, int64_t cols, const
     }
     double lambda = o->damp * mean / (double)n;
 
-    /* 2. scales (from the original rows) */
+    /* 2. scales (from the original rows; groups: the group rule's scales, fixed before the
+     * sweep - GPTQ's "static groups", which keeps them independent of the column order) */
     for (int64_t r = 0; r < rows; r++) {
         const float *wr = w + (size_t)r * (size_t)n;
         int64_t bad = -1;
         glmq_status s = GLMQ_OK;
-        if (o->scale_search) {
+        if (o->group) {
+            float amax;
+            s = glmq_row_amax(wr, n, &amax, &bad);
+            for (int64_t c0 = 0; s == GLMQ_OK && c0 < n; c0 += o->group)
+                if (!glmq_group_rtn(wr + c0, c0 + o->group < n ? o->group : n - c0, o->q4, rtn,
+                                    &scales[(size_t)r * (size_t)ngs + (size_t)(c0 / o->group)]))
+                    s = GLMQ_E_UNSUPPORTED;
+        } else if (o->scale_search) {
             s = glmq_weighted_scale(wr, n, raw, qmax, &scales[r], &bad);
         } else {
             float amax, sf;
@@ -380,7 +403,8 @@ glmq_status glmq_gptq_quantize(const float *w, int64_t rows, int64_t cols, const
 
     /* 5. the sweep and the per-row choice */
     sweep_job job = {.w = w, .rows = rows, .cols = n, .h = h, .u = u, .perm = perm,
-                     .dead = dead, .qmax = qmax, .codes = codes, .scales = scales,
+                     .dead = dead, .qmin = qmin, .qmax = qmax, .q4 = o->q4, .group = o->group,
+                     .ngs = ngs, .codes = codes, .scales = scales,
                      .row_err_g = eg, .row_err_r = er, .scratch = scratch,
                      .scratch_per = scratch_per, .rtn = rtn};
     run_rows(pool, sweep_run, &job);

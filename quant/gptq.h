@@ -28,6 +28,11 @@
  * thread count or the machine. Finally each row keeps GPTQ's codes only if their H-weighted
  * error (undamped H) is not above that of round-to-nearest with the same scale; otherwise it
  * keeps the round-to-nearest codes. The result is never worse than RTN on the calibration H.
+ * Group-wise (group 32/64/128, the types INT4_G* / INT8_G* of formats/layout.h): the scales are
+ * the group rule's (glmq_group_rtn: ggml's Q4_0 / Q8_0 rule, INT4 codes -8..7), computed from the
+ * original weights before the sweep (GPTQ's static groups, so act-order needs no regrouping); the
+ * sweep rounds with each column's group scale, and the round-to-nearest a row may fall back to is
+ * the group rule's own codes - exactly the plain group-wise conversion.
  */
 #ifndef GLMQ_GPTQ_H
 #define GLMQ_GPTQ_H
@@ -40,6 +45,7 @@ typedef struct {
     double damp;      /* lambda = damp * mean(diag H); GPTQ's default 0.01 */
     int act_order;    /* 1: columns in order of decreasing H_jj (ties: lower index first) */
     int scale_search; /* 1: per-row scales from glmq_weighted_scale, else amax / qmax */
+    int64_t group;    /* 0: per row; 32, 64 or 128: scales per group (no scale search) */
 } glmq_gptq_opts;
 
 typedef struct {
@@ -62,7 +68,8 @@ void glmq_rtn_codes(const float *w, int64_t n, uint16_t scale, int qmax, int8_t 
 
 /*
  * Quantize w [rows][cols] (fp32, row-major) against h [cols][cols] (symmetric, fp64). codes
- * receives rows*cols codes (-qmax..qmax, row-major), scales one fp16 scale per row. pool may be
+ * receives rows*cols codes (-qmax..qmax, INT4 groups -8..7, row-major), scales one fp16 scale
+ * per row, or ceil(cols / group) per row (row-major) with groups. pool may be
  * NULL (one thread). st may be NULL. Memory: two cols x cols fp64 matrices plus per-thread row
  * buffers. @return GLMQ_OK; GLMQ_E_VALUE for a NaN/Inf weight or a non-finite or negative H
  * diagonal, or an H that is not positive definite after damping (message names row/column);

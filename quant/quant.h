@@ -60,6 +60,9 @@ glmq_status glmq_row_amax(const float *w, int64_t n, float *amax, int64_t *bad_c
  */
 glmq_status glmq_quantize_row_grouped(glmq_type type, const float *w, int64_t n, void *out,
                                       uint16_t *scales, glmq_qstats *st, int64_t *bad_col);
+/* The rule of one group of len <= 128 values (quant_ref.c): codes q[0..len) (INT4 -8..7, INT8
+ * -127..127) and the fp16 scale. Returns 0 when the scale overflows fp16. No NaN check. */
+int glmq_group_rtn(const float *w, int64_t len, int q4, int8_t *q, uint16_t *scale);
 /* Dequantize a group-wise row (scales little-endian, as stored). */
 void glmq_dequantize_row_grouped(glmq_type type, const void *in, const uint16_t *scales,
                                  int64_t n, float *out);

@@ -136,6 +136,30 @@ glmq_status glmq_quantize_row_q4_ref(const float *w, int64_t n, void *out, uint1
  *   so fp16(d) = 0 and every value decodes to 0) w*id is not finite: the code is then what ggml's
  *   float-to-int8 conversion gives on x86 (nibble 0, int8 code 0), defined here without UB.
  */
+int glmq_group_rtn(const float *w, int64_t len, int q4, int8_t *q, uint16_t *scale)
+{
+    float ga = 0.0f, gm = 0.0f;
+    for (int64_t j = 0; j < len; j++)
+        if (ga < fabsf(w[j])) {
+            ga = fabsf(w[j]);
+            gm = w[j];
+        }
+    const float d = q4 ? gm / -8.0f : ga / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    *scale = glmq_f32_to_f16(d);
+    if ((*scale & 0x7fffu) == 0x7c00u) return 0; /* |d| >= 65520 */
+    for (int64_t j = 0; j < len; j++) {
+        if (q4) { /* ggml: MIN(15, (int8_t)(w*id + 8.5f)) */
+            const float v = w[j] * id + 8.5f;
+            q[j] = (int8_t)((v >= 0.0f && v < 128.0f ? ((int)v < 15 ? (int)v : 15) : 0) - 8);
+        } else { /* ggml: roundf(w*id), stored as int8 */
+            const float v = roundf(w[j] * id);
+            q[j] = (int8_t)(v >= -128.0f && v <= 127.0f ? (int)v : 0);
+        }
+    }
+    return 1;
+}
+
 glmq_status glmq_quantize_row_grouped(glmq_type type, const float *w, int64_t n, void *out,
                                       uint16_t *scales, glmq_qstats *st, int64_t *bad_col)
 {
@@ -156,29 +180,15 @@ glmq_status glmq_quantize_row_grouped(glmq_type type, const float *w, int64_t n,
             scales[gi] = 0;
             continue;
         }
-        float ga = 0.0f, gm = 0.0f;
-        for (int64_t j = c0; j < c1; j++)
-            if (ga < fabsf(w[j])) {
-                ga = fabsf(w[j]);
-                gm = w[j];
-            }
-        const float d = q4 ? gm / -8.0f : ga / 127.0f;
-        const float id = d != 0.0f ? 1.0f / d : 0.0f;
-        scales[gi] = glmq_f32_to_f16(d);
-        if ((scales[gi] & 0x7fffu) == 0x7c00u) return GLMQ_E_UNSUPPORTED; /* |d| >= 65520 */
+        int8_t q[GLMQ_Q4_BLOCK];
+        if (!glmq_group_rtn(w + c0, c1 - c0, q4, q, &scales[gi])) return GLMQ_E_UNSUPPORTED;
         const float s = glmq_f16_to_f32(scales[gi]);
         for (int64_t j = c0; j < c1; j++) {
-            int q;
-            if (q4) { /* ggml: MIN(15, (int8_t)(w*id + 8.5f)) */
-                const float v = w[j] * id + 8.5f;
-                q = (v >= 0.0f && v < 128.0f ? ((int)v < 15 ? (int)v : 15) : 0) - 8;
-                q4_put((uint8_t *)out, j, q);
-            } else { /* ggml: roundf(w*id), stored as int8 */
-                const float v = roundf(w[j] * id);
-                q = v >= -128.0f && v <= 127.0f ? (int)v : 0;
-                ((int8_t *)out)[j] = (int8_t)q;
-            }
-            const double e = (double)q * (double)s - (double)w[j];
+            if (q4)
+                q4_put((uint8_t *)out, j, q[j - c0]);
+            else
+                ((int8_t *)out)[j] = q[j - c0];
+            const double e = (double)q[j - c0] * (double)s - (double)w[j];
             sse += e * e;
             ssw += (double)w[j] * (double)w[j];
             if (fabs(e) > emax) emax = fabs(e);

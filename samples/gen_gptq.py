@@ -119,6 +119,68 @@ def gptq(w, h, qmax, damp=0.01, act_order=False, scales=None):
     return codes, scales, raw, errs
 
 
+def group_rule(wg, q4):
+    """ggml's Q4_0 / Q8_0 rule on one group (quant_ref.c glmq_group_rtn): (codes, fp16 scale)."""
+    wg = wg.astype(np.float32)
+    i = int(np.argmax(np.abs(wg)))  # the first element of largest |w|
+    d = np.float32(wg[i]) / np.float32(-8.0) if q4 else np.float32(np.abs(wg[i])) / np.float32(127.0)
+    idv = np.float32(1.0) / d if d != 0 else np.float32(0.0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if q4:
+            v = wg * idv + np.float32(8.5)
+            q = np.where((v >= 0) & (v < 128), np.minimum(np.trunc(v), 15), 0) - 8
+        else:
+            q = np.round(wg * idv)  # numpy rounds half to even, ggml's roundf half away: fix below
+            x = wg * idv
+            q = np.where(np.abs(x - np.trunc(x)) == 0.5, np.trunc(x) + np.sign(x), q)
+    return q.astype(np.int8), np.float16(d)
+
+
+def gptq_groups(w, h, q4, group, damp=0.01, act_order=False):
+    """GPTQ with static group scales (the group rule's, from the original weights): gptq.h."""
+    rows, n = w.shape
+    ngs = (n + group - 1) // group
+    qmin, qmax = (-8, 7) if q4 else (-127, 127)
+    scales = np.zeros((rows, ngs), np.float16)
+    rtn = np.zeros((rows, n), np.int8)
+    for r in range(rows):
+        for g in range(ngs):
+            rtn[r, g * group:(g + 1) * group], scales[r, g] = group_rule(w[r, g * group:(g + 1) * group], q4)
+    scol = np.repeat(scales.astype(np.float32).astype(np.float64), group, axis=1)[:, :n]
+    H = torch.tensor(h, dtype=torch.float64).clone()
+    W = torch.tensor(w, dtype=torch.float64).clone()
+    dead = torch.diag(H) == 0
+    H[dead, dead] = 1.0
+    W[:, dead] = 0.0
+    perm = torch.arange(n)
+    if act_order:
+        perm = torch.tensor(sorted(range(n), key=lambda c: (-float(H[c, c]), c)))
+        W, H = W[:, perm], H[perm][:, perm]
+    S = torch.tensor(scol, dtype=torch.float64)[:, perm]
+    H += damp * torch.mean(torch.diag(H)) * torch.eye(n, dtype=torch.float64)
+    L = torch.linalg.cholesky(H)
+    U = torch.linalg.cholesky(torch.cholesky_inverse(L), upper=True)
+    Q = torch.zeros((rows, n), dtype=torch.float64)
+    for j in range(n):
+        col, s = W[:, j], S[:, j]
+        q = torch.where(s != 0, torch.clamp(torch.round(col / torch.where(s != 0, s, 1.0)),
+                                            qmin, qmax), torch.zeros_like(col))
+        Q[:, j] = q
+        e = (col - q * s) / U[j, j]
+        W[:, j:] -= e[:, None] * U[j, j:][None, :]
+    raw = np.zeros((rows, n), np.int8)
+    raw[:, perm.numpy()] = Q.numpy().astype(np.int8)
+    codes = raw.copy()
+    errs = np.zeros((rows, 2))
+    for r in range(rows):
+        eg = float((w[r] - raw[r] * scol[r]) @ h @ (w[r] - raw[r] * scol[r]))
+        er = float((w[r] - rtn[r] * scol[r]) @ h @ (w[r] - rtn[r] * scol[r]))
+        if eg > er:
+            codes[r] = rtn[r]
+        errs[r] = (min(eg, er), er)
+    return codes, scales, raw, errs
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     w, h = make_inputs()
@@ -137,6 +199,15 @@ def main():
         np.save(os.path.join(OUT, name + "_scales.npy"), scales.view(np.uint16))
         np.save(os.path.join(OUT, name + "_err.npy"), errs)
         print("%-9s H-weighted error: GPTQ %.6g, RTN %.6g (ratio %.3f), rows kept RTN %d" % (
+            name, errs[:, 0].sum(), errs[:, 1].sum(), errs[:, 0].sum() / errs[:, 1].sum(),
+            int(np.sum(np.any(codes != raw, axis=1)))))
+    for name, q4, group, act in (("int4_g32_act", True, 32, True), ("int8_g64", False, 64, False)):
+        codes, scales, raw, errs = gptq_groups(w, h, q4, group, act_order=act)
+        np.save(os.path.join(OUT, name + "_codes.npy"), codes)
+        np.save(os.path.join(OUT, name + "_raw.npy"), raw)
+        np.save(os.path.join(OUT, name + "_scales.npy"), scales.view(np.uint16))
+        np.save(os.path.join(OUT, name + "_err.npy"), errs)
+        print("%-12s H-weighted error: GPTQ %.6g, group RTN %.6g (ratio %.3f), rows kept RTN %d" % (
             name, errs[:, 0].sum(), errs[:, 1].sum(), errs[:, 0].sum() / errs[:, 1].sum(),
             int(np.sum(np.any(codes != raw, axis=1)))))
     for qmax, name in ((7, "search4"), (127, "search8")):

@@ -51,24 +51,25 @@ static void teardown(void)
 
 /* One GPTQ case against its golden: scales bit for bit, codes equal but for near-ties
  * (different summation order), H-weighted errors to 1e-6, and never above RTN's. */
-static void gptq_case(const char *name, int q4, int act_order)
+static void gptq_case(const char *name, int q4, int act_order, int64_t group)
 {
+    const int64_t ngs = group ? (C + group - 1) / group : 1;
     char nm[64];
     snprintf(nm, sizeof nm, "%s_codes", name);
     int8_t *want = load(nm, "|i1", R, C);
     snprintf(nm, sizeof nm, "%s_scales", name);
-    uint16_t *want_s = load(nm, "<u2", R, 0);
+    uint16_t *want_s = load(nm, "<u2", R, group ? ngs : 0);
     snprintf(nm, sizeof nm, "%s_err", name);
     double *want_e = load(nm, "<f8", R, 2);
 
     int8_t *q = malloc(R * C);
-    uint16_t s[R];
-    glmq_gptq_opts o = {.q4 = q4, .damp = 0.01, .act_order = act_order};
+    uint16_t s[R * 5];
+    glmq_gptq_opts o = {.q4 = q4, .damp = 0.01, .act_order = act_order, .group = group};
     glmq_gptq_stats st;
     glmq_err err = {0};
     ck_assert_msg(glmq_gptq_quantize(w, R, C, h, &o, NULL, q, s, &st, &err) == GLMQ_OK, "%s",
                   err.msg);
-    ck_assert_mem_eq(s, want_s, sizeof s);
+    ck_assert_mem_eq(s, want_s, (size_t)(R * ngs) * 2);
     int diff = 0;
     for (int i = 0; i < R * C; i++) diff += q[i] != want[i];
     ck_assert_msg(diff <= R * C / 500, "%s: %d of %d codes differ from PyTorch's", name, diff,
@@ -89,11 +90,11 @@ static void gptq_case(const char *name, int q4, int act_order)
         glmq_pool *pool;
         ck_assert_int_eq(glmq_pool_create(nth, &pool, &err), GLMQ_OK);
         int8_t *q2 = malloc(R * C);
-        uint16_t s2[R];
+        uint16_t s2[R * 5];
         glmq_gptq_stats st2;
         ck_assert_int_eq(glmq_gptq_quantize(w, R, C, h, &o, pool, q2, s2, &st2, &err), GLMQ_OK);
         ck_assert_mem_eq(q2, q, R * C);
-        ck_assert_mem_eq(s2, s, sizeof s);
+        ck_assert_mem_eq(s2, s, (size_t)(R * ngs) * 2);
         ck_assert(memcmp(&st2, &st, sizeof st) == 0);
         free(q2);
         glmq_pool_free(pool);
@@ -106,19 +107,37 @@ static void gptq_case(const char *name, int q4, int act_order)
 
 START_TEST(test_gptq_int4)
 {
-    gptq_case("int4", 1, 0);
+    gptq_case("int4", 1, 0, 0);
 }
 END_TEST
 
 START_TEST(test_gptq_int4_act_order)
 {
-    gptq_case("int4_act", 1, 1);
+    gptq_case("int4_act", 1, 1, 0);
 }
 END_TEST
 
 START_TEST(test_gptq_int8)
 {
-    gptq_case("int8", 0, 0);
+    gptq_case("int8", 0, 0, 0);
+}
+END_TEST
+
+/* Group-wise: INT4 groups of 32 with act-order (codes -8..7), INT8 groups of 64 (160 columns: a
+ * last half group); the fallback is the group rule's own round-to-nearest. */
+START_TEST(test_gptq_groups)
+{
+    gptq_case("int4_g32_act", 1, 1, 32);
+    gptq_case("int8_g64", 0, 0, 64);
+    glmq_gptq_opts o = {.q4 = 1, .damp = 0.01, .group = 48};
+    int8_t *q = malloc(R * C);
+    uint16_t sc[R * 5];
+    glmq_err err = {0};
+    ck_assert_int_eq(glmq_gptq_quantize(w, R, C, h, &o, NULL, q, sc, NULL, &err), GLMQ_E_INVALID);
+    o.group = 32;
+    o.scale_search = 1;
+    ck_assert_int_eq(glmq_gptq_quantize(w, R, C, h, &o, NULL, q, sc, NULL, &err), GLMQ_E_INVALID);
+    free(q);
 }
 END_TEST
 
@@ -227,6 +246,7 @@ static Suite *suite(void)
     tcase_add_test(t, test_gptq_int4);
     tcase_add_test(t, test_gptq_int4_act_order);
     tcase_add_test(t, test_gptq_int8);
+    tcase_add_test(t, test_gptq_groups);
     tcase_add_test(t, test_rtn_is_plain_quantizer);
     tcase_add_test(t, test_weighted_scale);
     tcase_add_test(t, test_gptq_with_search);
