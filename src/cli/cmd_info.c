@@ -61,22 +61,30 @@ static void print_summary(glmq_pack *p, const char *path, const cJSON *meta)
     printf("weights:        %s (%s)\n", jstr(q, "weight_type"), jstr(q, "method"));
     printf("tokenizer:      %s\n", jstr(tok, "kind"));
     /* tensor count and bytes (data + scales) per storage type */
-    int64_t cnt[8] = {0};
-    double bytes[8] = {0}, total = 0;
+    enum { NTY = GLMQ_TYPE_INT4_G128 + 1 };
+    int64_t cnt[NTY] = {0};
+    double bytes[NTY] = {0}, total = 0, qbytes = 0, qelems = 0;
     for (int64_t i = 0; i < n; i++) {
         glmq_tensor_info t;
-        if (glmq_pack_tensor(p, i, &t, NULL) != GLMQ_OK) continue;
-        const int ty = (int)t.type >= 0 && (int)t.type < 8 ? (int)t.type : 7;
-        cnt[ty]++;
-        bytes[ty] += (double)t.data_size + (double)t.scales_size;
-        total += (double)t.data_size + (double)t.scales_size;
+        if (glmq_pack_tensor(p, i, &t, NULL) != GLMQ_OK || (int)t.type < 0 || (int)t.type >= NTY)
+            continue; /* the reader refuses other types */
+        const double b = (double)t.data_size + (double)t.scales_size;
+        cnt[t.type]++;
+        bytes[t.type] += b;
+        total += b;
+        if (t.scales) { /* quantized: stored bits per weight, codes and scales (padding too) */
+            qbytes += b;
+            qelems += (double)t.rows * (double)t.cols;
+        }
     }
     printf("tensors:        %lld, %.2f MB:", (long long)n, total / 1e6);
-    for (int ty = 0; ty < 8; ty++)
+    for (int ty = 0; ty < NTY; ty++)
         if (cnt[ty])
             printf(" %lld %s (%.2f MB)", (long long)cnt[ty], glmq_type_name((glmq_type)ty),
                    bytes[ty] / 1e6);
     printf("\n");
+    if (qelems > 0)
+        printf("quantized:      %.3f bits per weight (codes and scales)\n", 8 * qbytes / qelems);
     const cJSON *files = jget(src, "files"), *f;
     double sbytes = 0;
     int nf = 0;
