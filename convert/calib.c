@@ -2,6 +2,7 @@
  * calib.c - calibrated quantization, layer by layer (see calib.h).
  */
 #include "convert/calib.h"
+#include "convert/tensor_types.h"
 #include "core/file.h"
 #include "core/hash.h"
 #include "core/pool.h"
@@ -122,17 +123,19 @@ typedef struct {
 
 /* Quantize matrix `t` against h (n x n, full) with the method; append it to the file and make
  * the quantized view in *sw. */
-static glmq_status quantize_matrix(glmq_calib *c, const glmq_convert_opts *o,
+static glmq_status quantize_matrix(glmq_calib *c, const glmq_convert_opts *o, glmq_type ty,
                                    const glmq_tensor_info *t, const char *name, const double *h,
                                    glmq_pool *pool, uint64_t *file_end, swapped *sw,
                                    glmq_err *err)
 {
-    const int q4 = o->weight_type == GLMQ_TYPE_INT4;
-    const glmq_type ty = (glmq_type)glmq_type_grouped(o->weight_type, o->group);
+    const int q4 = glmq_type_codes(ty) == GLMQ_TYPE_INT4;
+    const int64_t group = glmq_type_group(ty);
+    GLMQ_FAIL_IF(group && o->method == GLMQ_METHOD_SEARCH, err, GLMQ_E_UNSUPPORTED,
+                 "tensor '%s' is %s: --method search has per-row scales only", name,
+                 glmq_type_name(ty));
     const int64_t rows = t->rows, cols = t->cols, rb = glmq_row_bytes(ty, cols);
     /* scales per row: stored (glmq_scales_per_row, padding groups 0) and GPTQ's (ngs) */
-    const int64_t spr = glmq_scales_per_row(ty, cols),
-                  ngs = o->group ? (cols + o->group - 1) / o->group : 1;
+    const int64_t spr = glmq_scales_per_row(ty, cols), ngs = group ? (cols + group - 1) / group : 1;
     glmq_status st = GLMQ_OK;
     float *w = malloc((size_t)rows * (size_t)cols * sizeof *w);
     int8_t *codes = malloc((size_t)rows * (size_t)cols);
@@ -147,7 +150,7 @@ static glmq_status quantize_matrix(glmq_calib *c, const glmq_convert_opts *o,
     glmq_gptq_stats gs;
     if (o->method == GLMQ_METHOD_GPTQ) {
         glmq_gptq_opts go = {.q4 = q4, .damp = o->damp, .act_order = o->act_order,
-                             .group = o->group};
+                             .group = group};
         st = glmq_gptq_quantize(w, rows, cols, h, &go, pool, codes, gs_scales, &gs, err);
     } else {
         st = glmq_search_quantize(w, rows, cols, h, q4, pool, codes, gs_scales, &gs, err);
@@ -221,11 +224,14 @@ glmq_status glmq_calibrate(const char *src_dir, const glmq_convert_opts *o, cons
     int32_t *seq_ids = NULL;
     float *stream = NULL, *scratch = NULL;
     tap_state ts = {0};
+    glmq_ttypes *tt = NULL;
+    glmq_type ty[4];
     swapped sw[4];
     memset(sw, 0, sizeof sw);
     cJSON *layers_json = NULL;
     GLMQ_FAIL_IF(!c, err, GLMQ_E_NOMEM, "out of memory");
     c->fd = -1;
+    GLMQ_TRY_G(glmq_ttypes_compile(o, &tt, err));
 
     /* the temporary file */
     size_t plen = strlen(tmp_dir) + 32;
@@ -293,7 +299,15 @@ glmq_status glmq_calibrate(const char *src_dir, const glmq_convert_opts *o, cons
         for (int k = 0; k < 4; k++) {
             ts.n[k] = lw[k] ? glmq_model_tensor(m, lw[k]->name)->cols : 0;
             ts.tokens[k] = 0;
-            if (!lw[k]) continue;
+            ty[k] = GLMQ_TYPE_F32;
+            if (lw[k]) {
+                const glmq_tensor_info *t = glmq_model_tensor(m, lw[k]->name);
+                ty[k] = glmq_ttypes_choose(tt, o, lw[k]->name, 2, GLMQ_QUANT_DEFAULT,
+                                           t->type == GLMQ_TYPE_F16    ? GLMQ_DT_F16
+                                           : t->type == GLMQ_TYPE_BF16 ? GLMQ_DT_BF16
+                                                                       : GLMQ_DT_F32);
+            }
+            if (!lw[k] || !glmq_type_scaled(ty[k])) continue; /* kept in 16 bits by a rule */
             ts.h[k] = calloc((size_t)ts.n[k] * (size_t)ts.n[k], sizeof(double));
             GLMQ_FAIL_IF_G(!ts.h[k], err, GLMQ_E_NOMEM,
                            "out of memory for the %lld x %lld H of '%s'", (long long)ts.n[k],
@@ -315,13 +329,14 @@ glmq_status glmq_calibrate(const char *src_dir, const glmq_convert_opts *o, cons
         int ll = snprintf(line, sizeof line, "layer %lld/%lld:", (long long)(l + 1),
                           (long long)cfg->n_layers);
         for (int k = 0; k < 4; k++) {
-            if (!lw[k]) continue;
+            if (!ts.h[k]) continue;
             double *hk = ts.h[k];
             const int64_t n = ts.n[k];
             for (int64_t i = 0; i < n; i++)
                 for (int64_t j = 0; j < i; j++) hk[i * n + j] = hk[j * n + i];
             const glmq_tensor_info *t = glmq_model_tensor(m, lw[k]->name);
-            GLMQ_TRY_G(quantize_matrix(c, o, t, lw[k]->name, hk, pool, &file_end, &sw[k], err));
+            GLMQ_TRY_G(quantize_matrix(c, o, ty[k], t, lw[k]->name, hk, pool, &file_end, &sw[k],
+                                       err));
             free(ts.h[k]);
             ts.h[k] = NULL;
             GLMQ_TRY_G(glmq_model_swap(m, lw[k]->name, &sw[k].q, &sw[k].saved, err));
@@ -392,6 +407,7 @@ fail:
         free(sw[k].scales);
     }
     cJSON_Delete(layers_json);
+    glmq_ttypes_free(tt);
     glmq_forward_free(f);
     glmq_pool_free(pool);
     glmq_tokenizer_free(tok);

@@ -40,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include "core/hash.h"
+#include "convert/tensor_types.h"
 
 
 void glmq_convert_opts_default(glmq_convert_opts *o)
@@ -368,27 +369,14 @@ typedef struct {
     glmq_type type;  /* storage type in the pack */
 } plan_entry;
 
-static glmq_type stored_type(glmq_dtype d)
+/* The storage type of a tensor THUDM quantized (`bits`): a --tensor-type rule's, else its own
+ * width (kept exactly), unless the caller asked for a type or group explicitly and the tensor
+ * follows the recipe. */
+static glmq_type choose_type_thudm(glmq_ttypes *tt, const glmq_convert_opts *o, const char *name,
+                                   glmq_quant_rule rule, int bits)
 {
-    return d == GLMQ_DT_F16 ? GLMQ_TYPE_F16 : d == GLMQ_DT_BF16 ? GLMQ_TYPE_BF16 : GLMQ_TYPE_F32;
-}
-
-/* The storage type of a tensor: the table's quantization rule (formats/glm_tensors.h) and the
- * options decide whether it is quantized. */
-static glmq_type choose_type(const glmq_convert_opts *o, glmq_quant_rule rule, glmq_dtype src)
-{
-    int quantize = rule == GLMQ_QUANT_DEFAULT ||
-                   (rule == GLMQ_QUANT_IF_EMBEDDING && o->quantize_embedding) ||
-                   (rule == GLMQ_QUANT_IF_OUTPUT && o->quantize_output);
-    if (!quantize) return stored_type(src);
-    if (o->weight_type == GLMQ_TYPE_F16) return src == GLMQ_DT_F32 ? GLMQ_TYPE_F16 : stored_type(src);
-    return (glmq_type)glmq_type_grouped(o->weight_type, o->group);
-}
-
-/* The storage type of a tensor THUDM quantized (`bits`): its own width (kept exactly), unless the
- * caller asked for a type explicitly and the tensor follows the recipe. */
-static glmq_type choose_type_thudm(const glmq_convert_opts *o, glmq_quant_rule rule, int bits)
-{
+    glmq_type t;
+    if (glmq_ttypes_rule(tt, name, 2, rule, &t)) return t;
     int recipe = rule == GLMQ_QUANT_DEFAULT ||
                  (rule == GLMQ_QUANT_IF_EMBEDDING && o->quantize_embedding) ||
                  (rule == GLMQ_QUANT_IF_OUTPUT && o->quantize_output);
@@ -427,12 +415,13 @@ static void add_file_json(cJSON *files, const char *name, uint64_t size, uint64_
 }
 
 static char *build_metadata(const glmq_checkpoint *ck, const glmq_convert_opts *o,
-                            const file_hash *fh, int requant, const glmq_calib *cal)
+                            const file_hash *fh, int requant, const glmq_calib *cal,
+                            const glmq_ttypes *tt, int grouped)
 {
     cJSON *m = cJSON_CreateObject();
     if (!m) return NULL;
     cJSON_AddStringToObject(m, "format", "glmq");
-    cJSON_AddStringToObject(m, "format_version", o->group && o->weight_type != GLMQ_TYPE_F16 ? "1.1" : "1.0");
+    cJSON_AddStringToObject(m, "format_version", grouped ? "1.1" : "1.0");
     cJSON_AddStringToObject(m, "glmq_version", GLMQ_VERSION_STRING);
     cJSON_AddItemToObject(m, "config", glmq_config_to_json(&ck->cfg));
 
@@ -480,6 +469,8 @@ static char *build_metadata(const glmq_checkpoint *ck, const glmq_convert_opts *
         cJSON_AddStringToObject(q, "int4_code", "nibble = q + 8");
         cJSON_AddNumberToObject(q, "int8_row_align", GLMQ_Q8_ALIGN);
     }
+    if (tt) /* the rules as given; each tensor's type is in the directory */
+        cJSON_AddItemToObject(q, "tensor_types", glmq_ttypes_json(tt));
     cJSON_AddBoolToObject(q, "quantize_embedding", o->quantize_embedding);
     cJSON_AddBoolToObject(q, "quantize_output", o->quantize_output);
     cJSON_AddStringToObject(q, "policy", "2-D weights inside transformer layers; embedding and "
@@ -571,10 +562,12 @@ glmq_status glmq_convert(const char *src_dir, const char *out_path, const glmq_c
     uint8_t *tmp = NULL;
     char *meta = NULL;
     glmq_calib *calib = NULL;
+    glmq_ttypes *tt = NULL;
     const size_t tmp_size = (size_t)4 << 20;
     const glmq_kernels *k = glmq_kernels_get();
     int nth = 1;
 
+    GLMQ_TRY_G(glmq_ttypes_compile(&o, &tt, err));
     GLMQ_TRY_G(glmq_checkpoint_open(src_dir, &ck, err));
     /* THUDM's quantized release: the recipe is the source's width unless asked otherwise */
     if (ck->cfg.quant_bits && !o.weight_type_given)
@@ -605,13 +598,15 @@ glmq_status glmq_convert(const char *src_dir, const char *out_path, const glmq_c
     GLMQ_FAIL_IF_G(!plan || !decl || !stats, err, GLMQ_E_NOMEM, "out of memory");
     int64_t max_cols = 1;
     uint64_t total_in = 0;
+    int grouped = 0; /* a group-wise tensor: format 1.1 */
     for (int64_t i = 0; i < ck->n_tensors; i++) {
         const glmq_ckpt_tensor *ct = &ck->tensors[i];
         if (ct->src < 0) continue;
         const glmq_src_tensor *t = &ck->set.tensors[ct->src];
         plan[n].ck = i;
-        plan[n].type = ct->qbits ? choose_type_thudm(&o, ct->want.quant, ct->qbits)
-                                 : choose_type(&o, ct->want.quant, t->dtype);
+        plan[n].type = ct->qbits ? choose_type_thudm(tt, &o, t->name, ct->want.quant, ct->qbits)
+                                 : glmq_ttypes_choose(tt, &o, t->name, t->ndim, ct->want.quant,
+                                                      t->dtype);
         if (ct->qbits && plan[n].type != glmq_thudm_type(ct->qbits)) requant = 1;
         decl[n].name = t->name;
         decl[n].type = plan[n].type;
@@ -620,8 +615,10 @@ glmq_status glmq_convert(const char *src_dir, const char *out_path, const glmq_c
         if (ct->qbits) decl[n].shape[1] = ct->want.shape[1]; /* codes -> elements */
         if (decl[n].shape[t->ndim - 1] > max_cols) max_cols = decl[n].shape[t->ndim - 1];
         total_in += (uint64_t)t->nelem * glmq_dtype_size(t->dtype);
+        if (glmq_type_group(plan[n].type)) grouped = 1;
         n++;
     }
+    GLMQ_TRY_G(glmq_ttypes_check_used(tt, err));
     if (requant)
         GLMQ_TRY_G(glmq_checkpoint_warn(
             ck, err,
@@ -778,7 +775,7 @@ glmq_status glmq_convert(const char *src_dir, const char *out_path, const glmq_c
     for (uint32_t f = 0; f < ck->set.nfiles; f++)
         GLMQ_TRY_G(hash_gap(&ck->set, &fh[f], f, ck->set.files[f].size, tmp, tmp_size, err));
 
-    meta = build_metadata(ck, &o, fh, requant, calib);
+    meta = build_metadata(ck, &o, fh, requant, calib, tt, grouped);
     GLMQ_FAIL_IF_G(!meta, err, GLMQ_E_NOMEM, "out of memory building metadata");
     uint64_t out_size = glmq_pack_writer_size(w) + strlen(meta);
     st = glmq_pack_writer_finish(w, meta, err);
@@ -807,6 +804,7 @@ fail:
     free(fh);
     glmq_checkpoint_close(ck);
     glmq_calib_free(calib);
+    glmq_ttypes_free(tt);
     free(plan);
     free(order);
     free(decl);

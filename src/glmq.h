@@ -194,6 +194,11 @@ typedef struct {
      * are stored as GLMQ_TYPE_INT4_G<group> / INT8_G<group> (formats/SPEC.md §5, pack format
      * 1.1). 0 (default): per row. RTN rounds each group by ggml's Q4_0 / Q8_0 rule. */
     int group;
+    /* Per-tensor types (README "Per-tensor types"): n_tensor_types rules "REGEX=TYPE[:gN]", TYPE
+     * int4, int8 or f16; the first rule whose POSIX extended REGEX is found in a 2-D weight's
+     * name sets its type over the recipe. A rule that matches nothing is an error. */
+    const char *const *tensor_types;
+    int n_tensor_types;
 } glmq_convert_opts;
 
 /* Per-tensor summary produced by a conversion. */

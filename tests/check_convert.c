@@ -456,6 +456,65 @@ START_TEST(grouped)
 }
 END_TEST
 
+/* --tensor-type: the first matching rule sets a 2-D weight's type over the recipe (a group-wise
+ * type, int8, f16 kept as stored, or int4 for the embedding); the rules go to the metadata; a
+ * rule that matches nothing, a bad type and a bad regex are refused by name. */
+START_TEST(tensor_types)
+{
+    const char *rules[] = {"layers\\.0\\..*dense_4h_to_h=int8", "dense_4h_to_h=f16",
+                           "query_key_value=int4:g32", "^transformer\\.embedding\\.word=int4"};
+    char *src = tu_sample_path("glm2-tiny", "st"), *out = tu_path(tmpdir, "tt.glmq");
+    glmq_convert_opts o;
+    glmq_convert_opts_default(&o);
+    o.tensor_types = rules;
+    o.n_tensor_types = 4;
+    glmq_err err = {0};
+    ck_assert_msg(glmq_convert(src, out, &o, NULL, &err) == GLMQ_OK, "%s", err.msg);
+    glmq_pack *p = NULL;
+    ck_assert_int_eq(glmq_pack_open(out, &p, &err), GLMQ_OK);
+    static const struct {
+        const char *name;
+        glmq_type type;
+    } want[] = {
+        {"transformer.encoder.layers.0.mlp.dense_4h_to_h.weight", GLMQ_TYPE_INT8},
+        {"transformer.encoder.layers.1.mlp.dense_4h_to_h.weight", GLMQ_TYPE_F16},
+        {"transformer.encoder.layers.1.self_attention.query_key_value.weight", GLMQ_TYPE_INT4_G32},
+        {"transformer.encoder.layers.0.self_attention.dense.weight", GLMQ_TYPE_INT4},
+        {"transformer.embedding.word_embeddings.weight", GLMQ_TYPE_INT4},
+        {"transformer.output_layer.weight", GLMQ_TYPE_F16},
+        {"transformer.encoder.layers.0.input_layernorm.weight", GLMQ_TYPE_F16},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        glmq_tensor_info t;
+        ck_assert_msg(glmq_pack_find(p, want[i].name, &t, &err) == GLMQ_OK, "%s", err.msg);
+        ck_assert_msg(t.type == want[i].type, "%s is %s, not %s", want[i].name,
+                      glmq_type_name(t.type), glmq_type_name(want[i].type));
+    }
+    ck_assert_uint_eq(glmq_pack_version(p), 0x10001); /* an int4g32 tensor */
+    cJSON *m = cJSON_Parse(glmq_pack_metadata(p));
+    const cJSON *a = cJSON_GetObjectItem(cJSON_GetObjectItem(m, "quantization"), "tensor_types");
+    ck_assert_int_eq(cJSON_GetArraySize(a), 4);
+    ck_assert_str_eq(cJSON_GetArrayItem(a, 2)->valuestring, rules[2]);
+    cJSON_Delete(m);
+    glmq_pack_close(p);
+    /* a rule after one that already took the tensors matches nothing: refused */
+    const char *rules2[] = {"query_key_value=int4", "layers\\.1\\..*query_key_value=int8"};
+    o.tensor_types = rules2;
+    o.n_tensor_types = 2;
+    ck_assert_int_eq(glmq_convert(src, out, &o, NULL, &err), GLMQ_E_INVALID);
+    ck_assert_ptr_nonnull(strstr(err.msg, "matches no 2-D weight"));
+    const char *bad[] = {"dense=int5", "(=int8", "=int8", "dense=f16:g32"};
+    for (int i = 0; i < 4; i++) {
+        o.tensor_types = &bad[i];
+        o.n_tensor_types = 1;
+        ck_assert_int_eq(glmq_convert(src, out, &o, NULL, &err), GLMQ_E_INVALID);
+        ck_assert_ptr_nonnull(strstr(err.msg, bad[i]));
+    }
+    free(src);
+    free(out);
+}
+END_TEST
+
 static Suite *convert_suite(void)
 {
     Suite *s = suite_create("convert");
@@ -470,6 +529,7 @@ static Suite *convert_suite(void)
     tcase_add_test(tc, policy);
     tcase_add_test(tc, nan_weight_message);
     tcase_add_loop_test(tc, grouped, 0, 3);
+    tcase_add_test(tc, tensor_types);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -9,7 +9,7 @@
 
 static const char usage_text[] =
     "usage: glmq convert SRC_DIR -o OUT.glmq [--type int4|int8|f16] [--group 32|64|128]\n"
-    "                    [--threads N]\n"
+    "                    [--tensor-type REGEX=TYPE[:gN]]... [--threads N]\n"
     "                    [--quantize-output] [--quantize-embedding] [--quiet]\n"
     "                    [--method rtn|search|gptq --calib TEXT [--calib-tokens N]\n"
     "                     [--calib-ctx N] [--damp X] [--act-order]]\n"
@@ -25,6 +25,10 @@ static const char usage_text[] =
     "  --group G             one fp16 scale per G columns (32, 64 or 128) instead of per row:\n"
     "                        types int4gG / int8gG; int4 codes -8..7 (round to nearest is\n"
     "                        llama.cpp's Q4_0 / Q8_0 rule); exports to GGUF exactly\n"
+    "  --tensor-type R=T     the type of every 2-D weight whose checkpoint name matches the POSIX\n"
+    "                        extended regex R: int4, int8 or f16, with :g32/:g64/:g128 after\n"
+    "                        int4/int8 (repeatable; the first matching rule wins over --type;\n"
+    "                        a rule that matches nothing is an error)\n"
     "  --quantize-output     also quantize the output layer (lm_head)\n"
     "  --quantize-embedding  also quantize the token embedding\n"
     "  --threads N           worker threads (default: online cores); output is identical\n"
@@ -52,6 +56,9 @@ int cmd_convert(int argc, char **argv)
     int quiet = 0;
     glmq_convert_opts o;
     glmq_convert_opts_default(&o);
+    const char *rules[64];
+    int n_rules = 0;
+    o.tensor_types = rules;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -105,6 +112,12 @@ int cmd_convert(int argc, char **argv)
             if (++i >= argc || (o.damp = strtod(argv[i], &end), !end || *end) ||
                 !(o.damp >= 0 && o.damp <= 10))
                 return cli_usage("convert", "--damp needs a number from 0 to 10");
+        } else if (!strcmp(a, "--tensor-type")) {
+            if (++i >= argc) return cli_usage("convert", "--tensor-type needs REGEX=TYPE");
+            if (n_rules >= (int)(sizeof rules / sizeof rules[0]))
+                return cli_usage("convert", "at most %d --tensor-type rules",
+                                 (int)(sizeof rules / sizeof rules[0]));
+            rules[n_rules++] = argv[i];
         } else if (!strcmp(a, "--group")) {
             if (++i >= argc) return cli_usage("convert", "--group needs a value");
             if (strcmp(argv[i], "32") && strcmp(argv[i], "64") && strcmp(argv[i], "128"))
@@ -140,6 +153,7 @@ int cmd_convert(int argc, char **argv)
     glmq_err err = {0};
     glmq_convert_report rep;
     double t0 = glmq_now();
+    o.n_tensor_types = n_rules;
     glmq_status st = glmq_convert(src, outp, &o, &rep, &err);
     double dt = glmq_now() - t0;
     cli_progress_end(&prog);
