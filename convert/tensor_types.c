@@ -154,3 +154,13 @@ cJSON *glmq_ttypes_json(const glmq_ttypes *tt)
     for (int i = 0; a && i < tt->n; i++) cJSON_AddItemToArray(a, cJSON_CreateString(tt->r[i].text));
     return a;
 }
+
+int glmq_convert_rule_matches(const glmq_convert_opts *o, const char *name)
+{
+    glmq_ttypes *tt = NULL;
+    glmq_type t;
+    if (glmq_ttypes_compile(o, &tt, NULL) != GLMQ_OK) return -1;
+    const int m = glmq_ttypes_rule(tt, name, 2, GLMQ_QUANT_DEFAULT, &t);
+    glmq_ttypes_free(tt);
+    return m;
+}

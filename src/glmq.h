@@ -581,6 +581,59 @@ GLMQ_API glmq_status glmq_eval_drift(const glmq_model *quant, const glmq_model *
                                      const int32_t *ids, int64_t n, const glmq_eval_params *p,
                                      glmq_drift *out, glmq_err *err);
 
+/* ---- per-tensor precision under a budget ---- */
+
+/*
+ * glmq_convert_budget (README "Budgets"): convert `src_dir` with `o` (the base recipe, e.g.
+ * INT4 GPTQ), measure each quantized layer tensor's sensitivity on o->calib_path, and keep the
+ * most sensitive ones at `high` until the budget is met, then write `out_path`.
+ *   sensitivity of tensor T = KL(base) - KL(base with T at `high`), the mean KL against the
+ *   checkpoint on the calibration ids (exact kernels), one evaluation per tensor;
+ *   cost of T = the extra stored bits (codes and scales) of T at `high`.
+ * Tensors are promoted greedily by sensitivity per extra bit (ties: checkpoint order) while
+ * budget_bpw > 0 holds (stored bits per quantized weight <= budget_bpw), or until the predicted
+ * KL (KL(base) minus the promoted tensors' sensitivities) is <= budget_kld > 0. The final file
+ * is the base recipe plus one --tensor-type rule per promoted tensor (after o's own rules), and
+ * its KL is measured on the same ids.
+ */
+typedef struct {
+    double budget_kld;      /* > 0: the largest predicted mean KL */
+    double budget_bpw;      /* > 0: the most stored bits per quantized weight */
+    glmq_type high;         /* the promoted type: INT8 (default, 0), or a group-wise type */
+    int64_t eval_tokens;    /* calibration ids evaluated; <= 0: o->calib_tokens */
+} glmq_budget_opts;
+
+typedef struct {
+    char name[256];
+    glmq_type type;          /* its type in the final file */
+    double sensitivity;      /* KL reduction when it alone is at `high` */
+    double bits_base, bits_high; /* stored bits at the base type and at `high` */
+    int64_t elems;
+} glmq_budget_tensor;
+
+typedef struct {
+    glmq_budget_tensor *t;   /* every quantized layer tensor, in checkpoint order (owned) */
+    int64_t n;
+    double kld_base;         /* mean KL of the base file */
+    double kld_predicted;    /* kld_base minus the promoted tensors' sensitivities */
+    double kld_measured;     /* mean KL of the final file */
+    double bpw_base, bpw;    /* stored bits per quantized weight: base, final */
+    int64_t n_promoted, eval_positions;
+} glmq_budget_report;
+
+GLMQ_API void glmq_budget_report_free(glmq_budget_report *r); /* NULL is a no-op */
+
+/* 1 when one of o's --tensor-type rules matches the 2-D weight `name`, 0 when none does, -1
+ * when the rules do not compile (glmq_convert names the bad rule). */
+GLMQ_API int glmq_convert_rule_matches(const glmq_convert_opts *o, const char *name);
+
+/* @return GLMQ_OK; GLMQ_E_INVALID (no budget or both, no calibration text, a budget_bpw below
+ *         the base's bits, a `high` that is not quantized); errors of glmq_convert and the
+ *         evaluation. Temporary files go next to out_path and are removed. */
+GLMQ_API glmq_status glmq_convert_budget(const char *src_dir, const char *out_path,
+                                         const glmq_convert_opts *o, const glmq_budget_opts *b,
+                                         glmq_budget_report *report, glmq_err *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -183,6 +183,64 @@ START_TEST(group_gptq_beats_q4_0)
 }
 END_TEST
 
+/* Budgets on the outlier sample (RTN INT4 base, INT8 promotions): a bits-per-weight budget is
+ * kept, promotes something and lowers the measured KL; a KL budget reaches its prediction, and
+ * the final file holds exactly the promoted tensors at INT8; misuse is refused. */
+START_TEST(budgets)
+{
+    char *src = tu_sample_path("glm2-outlier", "st"), *calib = tu_path(tu_samples(), "text/calib.txt");
+    char *out = tu_path(tmp, "budget.glmq");
+    glmq_convert_opts o;
+    glmq_convert_opts_default(&o);
+    o.calib_path = calib;
+    o.calib_ctx = 256;
+    o.calib_tokens = 24 * 256;
+    o.threads = 2;
+    glmq_budget_opts b = {.budget_bpw = 5.2};
+    glmq_budget_report r;
+    glmq_err err = {0};
+    ck_assert_msg(glmq_convert_budget(src, out, &o, &b, &r, &err) == GLMQ_OK, "%s", err.msg);
+    printf("# budget-bpw 5.2: promoted %lld of %lld, bpw %.4f (base %.4f), KL base %.3e "
+           "predicted %.3e measured %.3e\n", (long long)r.n_promoted, (long long)r.n, r.bpw,
+           r.bpw_base, r.kld_base, r.kld_predicted, r.kld_measured);
+    ck_assert_int_eq(r.n, 8);
+    ck_assert_int_ge(r.n_promoted, 1);
+    ck_assert_double_le(r.bpw, 5.2);
+    ck_assert_double_gt(r.bpw, r.bpw_base);
+    ck_assert_double_lt(r.kld_measured, 0.5 * r.kld_base);
+    glmq_budget_report_free(&r);
+
+    b = (glmq_budget_opts){.budget_kld = 5e-3};
+    ck_assert_msg(glmq_convert_budget(src, out, &o, &b, &r, &err) == GLMQ_OK, "%s", err.msg);
+    printf("# budget-kld 5e-3: promoted %lld of %lld, bpw %.4f, KL base %.3e predicted %.3e "
+           "measured %.3e\n", (long long)r.n_promoted, (long long)r.n, r.bpw, r.kld_base,
+           r.kld_predicted, r.kld_measured);
+    ck_assert_double_le(r.kld_predicted, 5e-3);
+    ck_assert_double_lt(r.kld_measured, 2 * 5e-3); /* the reductions add up roughly */
+    glmq_pack *p = NULL;
+    ck_assert_int_eq(glmq_pack_open(out, &p, &err), GLMQ_OK);
+    for (int64_t i = 0; i < r.n; i++) {
+        glmq_tensor_info t;
+        ck_assert_int_eq(glmq_pack_find(p, r.t[i].name, &t, &err), GLMQ_OK);
+        ck_assert_int_eq(t.type, r.t[i].type);
+    }
+    glmq_pack_close(p);
+    glmq_budget_report_free(&r);
+
+    b = (glmq_budget_opts){.budget_kld = 1e-3, .budget_bpw = 5};
+    ck_assert_int_eq(glmq_convert_budget(src, out, &o, &b, &r, &err), GLMQ_E_INVALID);
+    b = (glmq_budget_opts){.budget_bpw = 4.0};
+    ck_assert_int_eq(glmq_convert_budget(src, out, &o, &b, &r, &err), GLMQ_E_INVALID);
+    ck_assert_ptr_nonnull(strstr(err.msg, "below the base"));
+    o.calib_path = NULL;
+    b = (glmq_budget_opts){.budget_kld = 1e-3};
+    ck_assert_int_eq(glmq_convert_budget(src, out, &o, &b, &r, &err), GLMQ_E_INVALID);
+    free(src);
+    free(calib);
+    free(out);
+}
+END_TEST
+
 /* On the plain samples neither method is worse than round-to-nearest (mean KL). */
 START_TEST(plain_samples_not_worse)
 {
@@ -312,6 +370,7 @@ static Suite *suite(void)
     tcase_add_test(t, gptq_beats_rtn_on_outliers);
     tcase_add_test(t, gptq_int8);
     tcase_add_test(t, group_gptq_beats_q4_0);
+    tcase_add_test(t, budgets);
     tcase_add_loop_test(t, plain_samples_not_worse, 0, 2);
     tcase_add_test(t, deterministic_and_recorded);
     tcase_add_test(t, cli_refusals);

@@ -13,6 +13,7 @@ static const char usage_text[] =
     "                    [--quantize-output] [--quantize-embedding] [--quiet]\n"
     "                    [--method rtn|search|gptq --calib TEXT [--calib-tokens N]\n"
     "                     [--calib-ctx N] [--damp X] [--act-order]]\n"
+    "                    [--budget-kld X | --budget-bpw B [--budget-type T] [--budget-tokens N]]\n"
     "\n"
     "Reads a Hugging Face ChatGLM-6B / ChatGLM2-6B / ChatGLM3-6B / GLM-4-9B checkpoint directory\n"
     "(config.json, tokenizer, safetensors or PyTorch .bin, single or sharded) and writes one\n"
@@ -42,12 +43,67 @@ static const char usage_text[] =
     "  --calib-tokens N      at most N calibration tokens (default 65536 = 128 x 512)\n"
     "  --calib-ctx N         tokens per calibration sequence, [gMASK] sop included (512)\n"
     "  --damp X              GPTQ damping, a fraction of mean(diag H) (default 0.01)\n"
-    "  --act-order           GPTQ: quantize columns by decreasing H_jj\n";
+    "  --act-order           GPTQ: quantize columns by decreasing H_jj\n"
+    "\n"
+    "Per-tensor precision under a budget (needs --calib; README \"Budgets\"):\n"
+    "  --budget-kld X        keep the layer weights whose promotion lowers the mean KL most per\n"
+    "                        extra bit at --budget-type until the predicted KL is <= X\n"
+    "  --budget-bpw B        the same while the stored bits per quantized weight stay <= B\n"
+    "  --budget-type T       the promoted type: int8 (default), or int4:g32 etc.\n"
+    "  --budget-tokens N     calibration ids the sensitivities are measured on (--calib-tokens)\n";
 
 static void calib_line(void *user, const char *line)
 {
     (void)user;
     fprintf(stderr, "glmq: calibration: %s\n", line);
+}
+
+/* The budget types: what --budget-type accepts (as --tensor-type's TYPE). */
+static glmq_type budget_type_of(const char *s)
+{
+    static const char *names[] = {"int8", "int8:g32", "int8:g64", "int8:g128",
+                                  "int4:g32", "int4:g64", "int4:g128", "int4"};
+    static const glmq_type types[] = {GLMQ_TYPE_INT8, GLMQ_TYPE_INT8_G32, GLMQ_TYPE_INT8_G64,
+                                      GLMQ_TYPE_INT8_G128, GLMQ_TYPE_INT4_G32,
+                                      GLMQ_TYPE_INT4_G64, GLMQ_TYPE_INT4_G128, GLMQ_TYPE_INT4};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(s, names[i])) return types[i];
+    return (glmq_type)-1;
+}
+
+/* convert with a budget: glmq_convert_budget, then the chosen type of every candidate tensor,
+ * the bits per weight and the predicted and measured KL. */
+static int run_budget(const char *src, const char *outp, glmq_convert_opts *o,
+                      glmq_budget_opts *bo, const char *budget_type, cli_progress *prog,
+                      int quiet)
+{
+    if (budget_type && (int)(bo->high = budget_type_of(budget_type)) < 0)
+        return cli_usage("convert", "--budget-type '%s': int8, int4 or int8 with :g32/:g64/:g128",
+                         budget_type);
+    if (bo->budget_kld > 0 && bo->budget_bpw > 0)
+        return cli_usage("convert", "give --budget-kld or --budget-bpw, not both");
+    if (!o->calib_path) return cli_usage("convert", "a budget needs --calib TEXT");
+    o->progress = NULL;
+    cli_progress_end(prog);
+    glmq_err err = {0};
+    glmq_budget_report r;
+    const double t0 = glmq_now();
+    glmq_status st = glmq_convert_budget(src, outp, o, bo, &r, &err);
+    if (st != GLMQ_OK) return cli_error(&err);
+    if (!quiet) {
+        printf("converted %s -> %s under a budget (%.1f s)\n", src, outp, glmq_now() - t0);
+        printf("\n  %-60s %-8s %12s %10s\n", "tensor", "type", "KL saved", "extra bits");
+        for (int64_t i = 0; i < r.n; i++)
+            printf("  %-60s %-8s %12.4e %10.0f\n", r.t[i].name, glmq_type_name(r.t[i].type),
+                   r.t[i].sensitivity, r.t[i].bits_high - r.t[i].bits_base);
+        printf("\n  promoted %lld of %lld layer weights; bits per quantized weight %.4f "
+               "(base %.4f)\n", (long long)r.n_promoted, (long long)r.n, r.bpw, r.bpw_base);
+        printf("  mean KL on %lld calibration positions: base %.4e, predicted %.4e, measured "
+               "%.4e\n", (long long)r.eval_positions, r.kld_base, r.kld_predicted,
+               r.kld_measured);
+    }
+    glmq_budget_report_free(&r);
+    return EXIT_OK;
 }
 
 int cmd_convert(int argc, char **argv)
@@ -58,6 +114,8 @@ int cmd_convert(int argc, char **argv)
     glmq_convert_opts_default(&o);
     const char *rules[64];
     int n_rules = 0;
+    glmq_budget_opts bo = {0};
+    const char *budget_type = NULL;
     o.tensor_types = rules;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -118,6 +176,23 @@ int cmd_convert(int argc, char **argv)
                 return cli_usage("convert", "at most %d --tensor-type rules",
                                  (int)(sizeof rules / sizeof rules[0]));
             rules[n_rules++] = argv[i];
+        } else if (!strcmp(a, "--budget-kld") || !strcmp(a, "--budget-bpw")) {
+            if (++i >= argc) return cli_usage("convert", "%s needs a number", a);
+            char *end;
+            const double v = strtod(argv[i], &end);
+            if (*end || !(v > 0) || !isfinite(v))
+                return cli_usage("convert", "%s: '%s' is not a number > 0", a, argv[i]);
+            if (!strcmp(a, "--budget-kld"))
+                bo.budget_kld = v;
+            else
+                bo.budget_bpw = v;
+        } else if (!strcmp(a, "--budget-type")) {
+            if (++i >= argc) return cli_usage("convert", "--budget-type needs a type");
+            budget_type = argv[i];
+        } else if (!strcmp(a, "--budget-tokens")) {
+            if (++i >= argc) return cli_usage("convert", "--budget-tokens needs a number");
+            bo.eval_tokens = atoll(argv[i]);
+            if (bo.eval_tokens < 16) return cli_usage("convert", "--budget-tokens: at least 16");
         } else if (!strcmp(a, "--group")) {
             if (++i >= argc) return cli_usage("convert", "--group needs a value");
             if (strcmp(argv[i], "32") && strcmp(argv[i], "64") && strcmp(argv[i], "128"))
@@ -154,6 +229,8 @@ int cmd_convert(int argc, char **argv)
     glmq_convert_report rep;
     double t0 = glmq_now();
     o.n_tensor_types = n_rules;
+    if (bo.budget_kld > 0 || bo.budget_bpw > 0)
+        return run_budget(src, outp, &o, &bo, budget_type, &prog, quiet);
     glmq_status st = glmq_convert(src, outp, &o, &rep, &err);
     double dt = glmq_now() - t0;
     cli_progress_end(&prog);
@@ -166,12 +243,13 @@ int cmd_convert(int argc, char **argv)
         printf("  output %s (%.1f%% of input)\n", cli_bytes(b2, sizeof b2, (double)rep.output_bytes),
                100.0 * (double)rep.output_bytes / (double)(rep.input_bytes ? rep.input_bytes : 1));
         printf("  time   %.2f s (%.2f GB/s of input)\n", dt, (double)rep.input_bytes / dt / 1e9);
-        printf("\n  %-60s %-5s %12s %12s %9s\n", "tensor", "type", "rms err", "max |err|",
+        printf("\n  %-60s %-8s %12s %12s %9s\n", "tensor", "type", "rms err", "max |err|",
                "SQNR dB");
         for (int64_t i = 0; i < rep.n_tensors; i++) {
             const glmq_tensor_stats *s = &rep.stats[i];
-            if (s->type != GLMQ_TYPE_INT8 && s->type != GLMQ_TYPE_INT4 && s->rms_err == 0) continue;
-            printf("  %-60s %-5s %12.4e %12.4e %9.2f\n", s->name, glmq_type_name(s->type),
+            if ((s->type < GLMQ_TYPE_INT8 || s->type > GLMQ_TYPE_INT4_G128) && s->rms_err == 0)
+                continue; /* stored as read */
+            printf("  %-60s %-8s %12.4e %12.4e %9.2f\n", s->name, glmq_type_name(s->type),
                    s->rms_err, s->max_abs_err, isinf(s->sqnr_db) ? 999.99 : s->sqnr_db);
         }
     }
