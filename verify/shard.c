@@ -155,7 +155,8 @@ glmq_status glmq_shard_eval(const glmq_model *ref, const glmq_model *q, const ch
     p->vocab = c->vocab;
     p->quant_ident = glmq_model_ident(q);
     p->ref_ident = glmq_model_ident(ref);
-    glmq_model_desc dq = glmq_model_describe(q, quant_path), dr = glmq_model_describe(ref, ref_path);
+    glmq_model_desc dq = glmq_model_describe(q, quant_path);
+    glmq_model_desc dr = glmq_model_describe(ref, ref_path);
     const char *s[10] = {GLMQ_VERSION_STRING, dq.path, dq.kind, dq.weight_type, dq.arch,
                          dr.path, dr.kind, dr.weight_type, dr.arch, text_source};
     for (int i = 0; i < 10; i++) GLMQ_TRY_G(set_str(p, i, s[i], err));
