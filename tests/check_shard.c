@@ -77,6 +77,7 @@ static void opts(glmq_eval_opts *o, int64_t ctx, int strided, glmq_forward_mode 
     o->mode = mode;
     o->ref_mode = mode == GLMQ_FWD_REFERENCE ? GLMQ_FWD_REFERENCE : GLMQ_FWD_EXACT;
     o->threads = 2;
+    o->max_chunks = 15; /* enough windows for 7 shards of 2-3 windows, and quick */
     glmq_eval_opts_resolve(o);
     modes[0] = mode;
     modes[1] = GLMQ_FWD_EXACT;
@@ -162,9 +163,9 @@ static const struct {
     glmq_forward_mode mode;
 } cases[] = {
     {1, 0, 64, GLMQ_FWD_FAST},      {2, 0, 64, GLMQ_FWD_FAST}, {3, 0, 64, GLMQ_FWD_FAST},
-    {7, 0, 64, GLMQ_FWD_FAST},      {7, 0, 256, GLMQ_FWD_FAST}, /* 9 windows: 2 shards of 2 */
+    {7, 0, 64, GLMQ_FWD_FAST},      {7, 0, 256, GLMQ_FWD_FAST}, /* 9 windows: 2 shards have 2 */
     {4, 1, 96, GLMQ_FWD_EXACT},     {3, 0, 48, GLMQ_FWD_REFERENCE},
-    {40, 0, 64, GLMQ_FWD_FAST}, /* more shards than the 34 windows: 6 empty parts */
+    {40, 0, 64, GLMQ_FWD_FAST}, /* more shards than the 15 windows: 25 empty parts */
 };
 
 /* Merged == single process, bit for bit, for each case. */
@@ -531,8 +532,8 @@ START_TEST(cli_shard_merge)
     char *out = NULL, *single = tu_path(tmpdir, "single.json"), *merged = tu_path(tmpdir, "m.json");
     char *svg = tu_path(tmpdir, "m.svg"), *part[3];
     const char *gate = "--max-ppl-ratio 1.05 --max-kld 0.05 --max-kld-p99 0.5 --min-top1 0.8";
-    int rc = tu_run(&out, "'%s' verify '%s' --ref '%s' --text '%s' --ctx 64 %s --report '%s' "
-                          "--quiet",
+    int rc = tu_run(&out, "'%s' verify '%s' --ref '%s' --text '%s' --ctx 64 --chunks 15 %s "
+                          "--report '%s' --quiet",
                     tu_bin(), q4, ref_dir, text, gate, single);
     ck_assert_msg(rc == 0, "exit %d: %s", rc, out);
     free(out);
@@ -540,11 +541,11 @@ START_TEST(cli_shard_merge)
         char name[32];
         snprintf(name, sizeof name, "p%d.part", i);
         part[i] = tu_path(tmpdir, name);
-        rc = tu_run(&out, "'%s' verify '%s' --ref '%s' --text '%s' --ctx 64 --threads 1 --shard "
-                          "%d/3 --partial '%s'",
+        rc = tu_run(&out, "'%s' verify '%s' --ref '%s' --text '%s' --ctx 64 --chunks 15 "
+                          "--threads 1 --shard %d/3 --partial '%s'",
                     tu_bin(), q4, ref_dir, text, i, part[i]);
         ck_assert_msg(rc == 0, "exit %d: %s", rc, out);
-        ck_assert_msg(strstr(out, "shard") && strstr(out, "of 34 windows"), "%s", out);
+        ck_assert_msg(strstr(out, "shard") && strstr(out, "of 15 windows"), "%s", out);
         free(out);
     }
     rc = tu_run(&out, "'%s' merge '%s' '%s' '%s' %s --report '%s' --plot '%s'", tu_bin(), part[2],
