@@ -275,9 +275,12 @@ void glmq_drift_free(glmq_drift *d)
     memset(d, 0, sizeof *d);
 }
 
+/* A total order for qsort, NaN last, so that a NaN (a diverged model, or a value read from a
+ * partial file) can never make the comparison inconsistent. */
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
+    if (isnan(x) || isnan(y)) return isnan(x) - isnan(y);
     return x < y ? -1 : x > y;
 }
 
@@ -291,25 +294,120 @@ static double quantile(const double *v, int64_t n, double q)
     return v[lo] + (v[hi] - v[lo]) * (pos - (double)lo);
 }
 
-/* Running sums of one Q mode against R. */
-typedef struct {
-    runner r;
-    double *num, *den; /* [L] hidden-state error and norm, summed over positions */
-    double kl_sum, dp_sum, dp_sq, dl_sq, dl_max;
-    int64_t agree, np, ndl;
-} drift_acc;
+glmq_status glmq_drift_acc_init(glmq_drift_acc *a, int64_t n_layers, int64_t vocab,
+                                glmq_err *err)
+{
+    memset(a, 0, sizeof *a);
+    a->n_layers = n_layers;
+    a->vocab = vocab;
+    a->num = calloc((size_t)n_layers + 1, sizeof *a->num);
+    a->den = calloc((size_t)n_layers + 1, sizeof *a->den);
+    if (!a->num || !a->den) {
+        glmq_drift_acc_free(a);
+        return glmq_fail(err, GLMQ_E_NOMEM, "out of memory");
+    }
+    return GLMQ_OK;
+}
 
-/* Compare the scored positions of one window: R's logits/hidden in rr, Q's in acc->r. */
-static void drift_window(const glmq_config *c, const runner *rr, drift_acc *acc, glmq_drift *d,
-                         const int32_t *ids, const glmq_window *w)
+void glmq_drift_acc_free(glmq_drift_acc *a)
+{
+    if (!a) return;
+    free(a->num);
+    free(a->den);
+    free(a->kld);
+    memset(a, 0, sizeof *a);
+}
+
+glmq_status glmq_drift_acc_add(glmq_drift_acc *a, const glmq_window_sums *w, glmq_err *err)
+{
+    int64_t np, nl, logits;
+    GLMQ_FAIL_IF(w->n_pos < 0 || __builtin_add_overflow(a->n_pos, w->n_pos, &np) ||
+                     __builtin_mul_overflow(w->n_pos, a->vocab, &logits) ||
+                     __builtin_add_overflow(a->n_logits, logits, &nl),
+                 err, GLMQ_E_INVALID, "drift: %lld scored positions overflow the count",
+                 (long long)w->n_pos);
+    if (np > a->kld_cap) {
+        int64_t cap = a->kld_cap ? a->kld_cap : 1024;
+        while (cap < np) cap *= 2;
+        double *k = realloc(a->kld, (size_t)cap * sizeof *k);
+        GLMQ_FAIL_IF(!k, err, GLMQ_E_NOMEM, "out of memory for %lld KL values", (long long)cap);
+        a->kld = k;
+        a->kld_cap = cap;
+    }
+    if (w->n_pos) memcpy(a->kld + a->n_pos, w->kld, (size_t)w->n_pos * sizeof *a->kld);
+    a->n_pos = np;
+    a->n_logits = nl;
+    a->agree += w->agree;
+    a->nll_ref += w->nll_ref;
+    a->nll_q += w->nll_q;
+    a->kl += w->kl;
+    a->dp += w->dp;
+    a->dp_sq += w->dp_sq;
+    a->dl_sq += w->dl_sq;
+    if (w->dl_max > a->dl_max) a->dl_max = w->dl_max;
+    for (int64_t l = 0; l < a->n_layers; l++) {
+        a->num[l] += w->layer_num[l];
+        a->den[l] += w->layer_den[l];
+    }
+    a->n_windows++;
+    return GLMQ_OK;
+}
+
+glmq_status glmq_drift_acc_finish(glmq_drift_acc *a, glmq_drift *d, glmq_err *err)
+{
+    memset(d, 0, sizeof *d);
+    int64_t np = a->n_pos, L = a->n_layers;
+    d->layer_rel_err = calloc((size_t)L + 1, sizeof *d->layer_rel_err);
+    d->kld = a->kld ? a->kld : malloc(sizeof *d->kld);
+    a->kld = NULL;
+    if (!d->layer_rel_err || !d->kld) {
+        glmq_drift_free(d);
+        glmq_drift_acc_free(a);
+        return glmq_fail(err, GLMQ_E_NOMEM, "out of memory");
+    }
+    d->n_layers = L;
+    d->n_positions = np;
+    d->ppl_ref.nll_sum = a->nll_ref;
+    d->ppl_q.nll_sum = a->nll_q;
+    d->ppl_ref.n_scored = d->ppl_q.n_scored = np;
+    d->ppl_ref.n_windows = d->ppl_q.n_windows = a->n_windows;
+    d->ppl_ref.ppl = exp(d->ppl_ref.nll_sum / (double)np);
+    d->ppl_q.ppl = exp(d->ppl_q.nll_sum / (double)np);
+    d->ppl_ratio = d->ppl_q.ppl / d->ppl_ref.ppl;
+    qsort(d->kld, (size_t)np, sizeof *d->kld, cmp_double);
+    d->kld_mean = a->kl / (double)np;
+    d->kld_median = quantile(d->kld, np, 0.5);
+    d->kld_p90 = quantile(d->kld, np, 0.9);
+    d->kld_p99 = quantile(d->kld, np, 0.99);
+    d->kld_max = np ? d->kld[np - 1] : 0;
+    d->top1_agreement = (double)a->agree / (double)np;
+    d->dp_mean = a->dp / (double)np;
+    d->dp_rms = sqrt(a->dp_sq / (double)np);
+    d->dlogit_max = a->dl_max;
+    d->dlogit_rms = sqrt(a->dl_sq / (double)a->n_logits);
+    for (int64_t l = 0; l < L; l++)
+        d->layer_rel_err[l] = a->den[l] > 0 ? sqrt(a->num[l] / a->den[l]) : 0;
+    glmq_drift_acc_free(a);
+    return GLMQ_OK;
+}
+
+/* The sums of one window for one Q mode: R's logits/hidden in rr, Q's in rq. */
+static void drift_window(const glmq_config *c, const runner *rr, const runner *rq,
+                         const int32_t *ids, const glmq_window *w, glmq_window_sums *s)
 {
     int64_t L = c->n_layers, H = c->hidden, V = c->vocab;
     int64_t T = rr->plen + w->len;
+    double *num = s->layer_num, *den = s->layer_den, *kld = s->kld;
+    memset(s, 0, sizeof *s);
+    s->layer_num = num;
+    s->layer_den = den;
+    s->kld = kld;
+    for (int64_t l = 0; l < L; l++) num[l] = den[l] = 0;
     for (int64_t j = w->score_from; j < w->len; j++) {
         int64_t row = rr->plen + j - 1;
         if (row < 0) continue;
         const float *a = rr->logits + (size_t)row * (size_t)V;
-        const float *b = acc->r.logits + (size_t)row * (size_t)V;
+        const float *b = rq->logits + (size_t)row * (size_t)V;
         int32_t tgt = ids[w->begin + j];
         double za = logsumexp(a, V), zb = logsumexp(b, V), kl = 0;
         int64_t arg_a = 0, arg_b = 0;
@@ -317,67 +415,46 @@ static void drift_window(const glmq_config *c, const runner *rr, drift_acc *acc,
             double la = (double)a[v] - za, lb = (double)b[v] - zb;
             kl += exp(la) * (la - lb);
             double dl = fabs((double)a[v] - (double)b[v]);
-            acc->dl_sq += dl * dl;
-            if (dl > acc->dl_max) acc->dl_max = dl;
+            s->dl_sq += dl * dl;
+            if (dl > s->dl_max) s->dl_max = dl;
             if (a[v] > a[arg_a]) arg_a = v;
             if (b[v] > b[arg_b]) arg_b = v;
         }
-        acc->ndl += V;
         if (kl < 0) kl = 0; /* rounding of an exact zero */
-        d->kld[acc->np++] = kl;
-        acc->kl_sum += kl;
-        acc->agree += arg_a == arg_b;
+        kld[s->n_pos++] = kl;
+        s->kl += kl;
+        s->agree += arg_a == arg_b;
         double dp = exp((double)b[tgt] - zb) - exp((double)a[tgt] - za);
-        acc->dp_sum += dp;
-        acc->dp_sq += dp * dp;
-        d->ppl_ref.nll_sum += za - (double)a[tgt];
-        d->ppl_q.nll_sum += zb - (double)b[tgt];
+        s->dp += dp;
+        s->dp_sq += dp * dp;
+        s->nll_ref += za - (double)a[tgt];
+        s->nll_q += zb - (double)b[tgt];
         for (int64_t l = 0; l < L; l++) {
             const float *ha = rr->hidden + ((size_t)l * (size_t)T + (size_t)row) * (size_t)H;
-            const float *hb = acc->r.hidden + ((size_t)l * (size_t)T + (size_t)row) * (size_t)H;
+            const float *hb = rq->hidden + ((size_t)l * (size_t)T + (size_t)row) * (size_t)H;
             double s1 = 0, s2 = 0;
             for (int64_t i = 0; i < H; i++) {
                 double e = (double)hb[i] - (double)ha[i];
                 s1 += e * e;
                 s2 += (double)ha[i] * (double)ha[i];
             }
-            acc->num[l] += s1;
-            acc->den[l] += s2;
+            num[l] += s1;
+            den[l] += s2;
         }
     }
 }
 
-static void drift_finish(drift_acc *acc, glmq_drift *d, int64_t nw, int64_t L)
+glmq_status glmq_drift_eval_windows(const glmq_model *ref, const glmq_model *q, const int32_t *ids,
+                                    int64_t n, const glmq_eval_opts *o,
+                                    const glmq_forward_mode *modes, int nmodes, int64_t shard,
+                                    int64_t n_shards, glmq_window_fn fn, void *user,
+                                    int64_t *n_windows, glmq_err *err)
 {
-    int64_t np = acc->np;
-    d->n_positions = np;
-    d->ppl_ref.n_scored = d->ppl_q.n_scored = np;
-    d->ppl_ref.n_windows = d->ppl_q.n_windows = nw;
-    d->ppl_ref.ppl = exp(d->ppl_ref.nll_sum / (double)np);
-    d->ppl_q.ppl = exp(d->ppl_q.nll_sum / (double)np);
-    d->ppl_ratio = d->ppl_q.ppl / d->ppl_ref.ppl;
-    qsort(d->kld, (size_t)np, sizeof *d->kld, cmp_double);
-    d->kld_mean = acc->kl_sum / (double)np;
-    d->kld_median = quantile(d->kld, np, 0.5);
-    d->kld_p90 = quantile(d->kld, np, 0.9);
-    d->kld_p99 = quantile(d->kld, np, 0.99);
-    d->kld_max = np ? d->kld[np - 1] : 0;
-    d->top1_agreement = (double)acc->agree / (double)np;
-    d->dp_mean = acc->dp_sum / (double)np;
-    d->dp_rms = sqrt(acc->dp_sq / (double)np);
-    d->dlogit_max = acc->dl_max;
-    d->dlogit_rms = sqrt(acc->dl_sq / (double)acc->ndl);
-    for (int64_t l = 0; l < L; l++)
-        d->layer_rel_err[l] = acc->den[l] > 0 ? sqrt(acc->num[l] / acc->den[l]) : 0;
-}
-
-glmq_status glmq_drift_eval_modes(const glmq_model *ref, const glmq_model *q, const int32_t *ids,
-                                  int64_t n, const glmq_eval_opts *o,
-                                  const glmq_forward_mode *modes, int nmodes, glmq_drift *d,
-                                  glmq_err *err)
-{
+    if (n_windows) *n_windows = 0;
     GLMQ_FAIL_IF(nmodes < 1 || nmodes > 3, err, GLMQ_E_INVALID, "1 to 3 modes");
-    for (int i = 0; i < nmodes; i++) memset(&d[i], 0, sizeof d[i]);
+    GLMQ_FAIL_IF(n_shards < 1 || shard < 0 || shard >= n_shards, err, GLMQ_E_INVALID,
+                 "shard %lld of %lld: the shard must be in [0, %lld)", (long long)shard,
+                 (long long)n_shards, (long long)n_shards);
     const glmq_config *c = glmq_model_config(ref), *cq = glmq_model_config(q);
     GLMQ_FAIL_IF(c->arch != cq->arch || c->vocab != cq->vocab || c->hidden != cq->hidden ||
                      c->n_layers != cq->n_layers || c->tok_gmask != cq->tok_gmask,
@@ -387,41 +464,79 @@ glmq_status glmq_drift_eval_modes(const glmq_model *ref, const glmq_model *q, co
     glmq_window *w = NULL;
     int64_t nw = 0;
     GLMQ_TRY(glmq_windows(c, n, o, &w, &nw, err));
-    int64_t total = 0, L = c->n_layers;
-    for (int64_t k = 0; k < nw; k++) total += w[k].len - w[k].score_from;
-    runner rr;
-    drift_acc acc[3];
-    memset(acc, 0, sizeof acc);
+    if (n_windows) *n_windows = nw;
+    int64_t L = c->n_layers, mine = nw > shard ? (nw - shard + n_shards - 1) / n_shards : 0;
+    runner rr, rq[3];
+    glmq_window_sums s[3];
+    memset(rq, 0, sizeof rq);
+    memset(s, 0, sizeof s);
     glmq_status st = runner_init(&rr, ref, o, o->ref_mode, 1, err);
     for (int i = 0; i < nmodes && st == GLMQ_OK; i++) {
-        st = runner_init(&acc[i].r, q, o, modes[i], 1, err);
-        acc[i].num = calloc((size_t)L, sizeof(double));
-        acc[i].den = calloc((size_t)L, sizeof(double));
-        d[i].kld = malloc((size_t)(total + 1) * sizeof *d[i].kld);
-        d[i].layer_rel_err = calloc((size_t)L, sizeof *d[i].layer_rel_err);
-        d[i].n_layers = L;
-        if (st == GLMQ_OK && (!acc[i].num || !acc[i].den || !d[i].kld || !d[i].layer_rel_err))
+        st = runner_init(&rq[i], q, o, modes[i], 1, err);
+        s[i].layer_num = calloc((size_t)L, sizeof(double));
+        s[i].layer_den = calloc((size_t)L, sizeof(double));
+        s[i].kld = malloc((size_t)o->ctx * sizeof(double));
+        if (st == GLMQ_OK && (!s[i].layer_num || !s[i].layer_den || !s[i].kld))
             st = glmq_fail(err, GLMQ_E_NOMEM, "out of memory");
     }
-    for (int64_t k = 0; k < nw && st == GLMQ_OK; k++) {
+    int64_t done = 0, scored = 0;
+    for (int64_t k = shard; k < nw && st == GLMQ_OK; k += n_shards) {
         st = runner_eval(&rr, ids, &w[k], err);
         for (int i = 0; i < nmodes && st == GLMQ_OK; i++) {
-            st = runner_eval(&acc[i].r, ids, &w[k], err);
-            if (st == GLMQ_OK) drift_window(c, &rr, &acc[i], &d[i], ids, &w[k]);
+            st = runner_eval(&rq[i], ids, &w[k], err);
+            if (st == GLMQ_OK) drift_window(c, &rr, &rq[i], ids, &w[k], &s[i]);
         }
-        if (o->progress) o->progress(o->progress_user, k + 1, nw, acc[0].np);
+        if (st == GLMQ_OK) st = fn(user, k, s, nmodes, err);
+        scored += s[0].n_pos;
+        if (o->progress) o->progress(o->progress_user, ++done, mine, scored);
     }
     for (int i = 0; i < nmodes; i++) {
-        if (st == GLMQ_OK)
-            drift_finish(&acc[i], &d[i], nw, L);
-        else
-            glmq_drift_free(&d[i]);
-        runner_free(&acc[i].r);
-        free(acc[i].num);
-        free(acc[i].den);
+        runner_free(&rq[i]);
+        free(s[i].layer_num);
+        free(s[i].layer_den);
+        free(s[i].kld);
     }
     runner_free(&rr);
     free(w);
+    return st;
+}
+
+/* glmq_drift_eval_modes: every window added to one accumulator per mode */
+typedef struct {
+    glmq_drift_acc acc[3];
+} modes_acc;
+
+static glmq_status add_window(void *user, int64_t k, const glmq_window_sums *s, int nmodes,
+                              glmq_err *err)
+{
+    (void)k;
+    modes_acc *m = user;
+    for (int i = 0; i < nmodes; i++) GLMQ_TRY(glmq_drift_acc_add(&m->acc[i], &s[i], err));
+    return GLMQ_OK;
+}
+
+glmq_status glmq_drift_eval_modes(const glmq_model *ref, const glmq_model *q, const int32_t *ids,
+                                  int64_t n, const glmq_eval_opts *o,
+                                  const glmq_forward_mode *modes, int nmodes, glmq_drift *d,
+                                  glmq_err *err)
+{
+    GLMQ_FAIL_IF(nmodes < 1 || nmodes > 3, err, GLMQ_E_INVALID, "1 to 3 modes");
+    for (int i = 0; i < nmodes; i++) memset(&d[i], 0, sizeof d[i]);
+    const glmq_config *c = glmq_model_config(ref);
+    modes_acc m;
+    memset(&m, 0, sizeof m);
+    glmq_status st = GLMQ_OK;
+    for (int i = 0; i < nmodes && st == GLMQ_OK; i++)
+        st = glmq_drift_acc_init(&m.acc[i], c->n_layers, c->vocab, err);
+    if (st == GLMQ_OK)
+        st = glmq_drift_eval_windows(ref, q, ids, n, o, modes, nmodes, 0, 1, add_window, &m, NULL,
+                                     err);
+    for (int i = 0; i < nmodes; i++) {
+        if (st == GLMQ_OK) st = glmq_drift_acc_finish(&m.acc[i], &d[i], err);
+        glmq_drift_acc_free(&m.acc[i]);
+    }
+    if (st != GLMQ_OK)
+        for (int i = 0; i < nmodes; i++) glmq_drift_free(&d[i]);
     return st;
 }
 

@@ -75,6 +75,56 @@ glmq_status glmq_eval_prefix(const glmq_config *c, int32_t prefix[2], glmq_err *
 glmq_status glmq_perplexity(const glmq_model *m, const int32_t *ids, int64_t n,
                             const glmq_eval_opts *o, glmq_ppl_result *res, glmq_err *err);
 
+/*
+ * Exact per-window sums: the unit in which drift is accumulated, so that a sharded evaluation
+ * (verify/shard.h) gives the same bits as one process. The scored positions of one window are
+ * summed on their own, in position order, starting from 0; a drift total is those window sums
+ * added in window order (glmq_drift_acc_add). Integer counts and the maximum are exact in any
+ * order; the KL values are kept one per position, in position order.
+ */
+typedef struct {
+    int64_t n_pos;                 /* scored positions of the window */
+    int64_t agree;                 /* of them, where the argmaxes of R and Q agree */
+    double nll_ref, nll_q;         /* summed NLL of the correct ids under R and Q */
+    double kl, dp, dp_sq;          /* sums of KL(P_R || P_Q), delta-p and delta-p squared */
+    double dl_sq, dl_max;          /* sum of squares and max of |logit_Q - logit_R| */
+    double *layer_num, *layer_den; /* [n_layers]: sums of ||h_Q - h_R||^2 and ||h_R||^2 */
+    double *kld;                   /* [n_pos] KL per position, position order */
+} glmq_window_sums;
+
+/* A drift total under construction: window sums added in window order. */
+typedef struct {
+    int64_t n_layers, vocab, n_windows, n_pos, agree, n_logits;
+    double nll_ref, nll_q, kl, dp, dp_sq, dl_sq, dl_max;
+    double *num, *den; /* [n_layers] */
+    double *kld;       /* [n_pos] (capacity kld_cap) */
+    int64_t kld_cap;
+} glmq_drift_acc;
+
+glmq_status glmq_drift_acc_init(glmq_drift_acc *a, int64_t n_layers, int64_t vocab,
+                                glmq_err *err);
+/* Add the next window (windows must come in window order for bit-exact totals). */
+glmq_status glmq_drift_acc_add(glmq_drift_acc *a, const glmq_window_sums *w, glmq_err *err);
+/* The finished metrics into *d (zeroed first); a's KL array moves into d->kld. a is freed
+ * whether this succeeds or not. */
+glmq_status glmq_drift_acc_finish(glmq_drift_acc *a, glmq_drift *d, glmq_err *err);
+void glmq_drift_acc_free(glmq_drift_acc *a);
+
+/* Called once per evaluated window k (in increasing order) with the sums of each of the
+ * `nmodes` modes (sums[i] for modes[i]); the arrays are reused after the call returns. A
+ * status other than GLMQ_OK stops the evaluation and is returned. */
+typedef glmq_status (*glmq_window_fn)(void *user, int64_t k, const glmq_window_sums *sums,
+                                      int nmodes, glmq_err *err);
+
+/* Evaluate R and Q side by side on windows k = shard, shard + n_shards, ... of the protocol
+ * (0 <= shard < n_shards) and hand each window's sums to fn. *n_windows (may be NULL) receives
+ * the number of windows of the whole protocol. */
+glmq_status glmq_drift_eval_windows(const glmq_model *ref, const glmq_model *q, const int32_t *ids,
+                                    int64_t n, const glmq_eval_opts *o,
+                                    const glmq_forward_mode *modes, int nmodes, int64_t shard,
+                                    int64_t n_shards, glmq_window_fn fn, void *user,
+                                    int64_t *n_windows, glmq_err *err);
+
 /* Run R and Q side by side on the same windows (Q in o->mode, R in o->ref_mode). */
 glmq_status glmq_drift_eval(const glmq_model *ref, const glmq_model *q, const int32_t *ids,
                             int64_t n, const glmq_eval_opts *o, glmq_drift *out, glmq_err *err);

@@ -38,16 +38,23 @@ int glmq_gate_eval(const glmq_drift *d, const glmq_gate *g, glmq_gate_check out[
     return n;
 }
 
-static void add_model(cJSON *o, const char *key, const char *path, const glmq_model *m)
+glmq_model_desc glmq_model_describe(const glmq_model *m, const char *path)
+{
+    glmq_model_desc d = {path, glmq_model_kind(m), glmq_model_weight_type(m),
+                         glmq_arch_name(glmq_model_config(m)->arch), glmq_model_ident(m)};
+    return d;
+}
+
+static void add_model(cJSON *o, const char *key, const glmq_model_desc *m)
 {
     cJSON *j = cJSON_AddObjectToObject(o, key);
     char hx[17];
-    snprintf(hx, sizeof hx, "%016llx", (unsigned long long)glmq_model_ident(m));
-    cJSON_AddStringToObject(j, "path", path);
-    cJSON_AddStringToObject(j, "kind", glmq_model_kind(m));
-    cJSON_AddStringToObject(j, "weight_type", glmq_model_weight_type(m));
+    snprintf(hx, sizeof hx, "%016llx", (unsigned long long)m->hash);
+    cJSON_AddStringToObject(j, "path", m->path);
+    cJSON_AddStringToObject(j, "kind", m->kind);
+    cJSON_AddStringToObject(j, "weight_type", m->weight_type);
     cJSON_AddStringToObject(j, "hash", hx);
-    cJSON_AddStringToObject(j, "architecture", glmq_arch_name(glmq_model_config(m)->arch));
+    cJSON_AddStringToObject(j, "architecture", m->arch);
 }
 
 char *glmq_report_json(const glmq_drift *d, const glmq_report_ctx *c)
@@ -57,8 +64,8 @@ char *glmq_report_json(const glmq_drift *d, const glmq_report_ctx *c)
     int pass = 1;
     for (int i = 0; i < c->n_checks; i++) pass &= c->checks[i].pass;
     cJSON_AddStringToObject(o, "verdict", pass ? "pass" : "fail");
-    add_model(o, "quant", c->quant_path, c->quant);
-    add_model(o, "reference", c->ref_path, c->ref);
+    add_model(o, "quant", &c->quant);
+    add_model(o, "reference", &c->ref);
     cJSON *ev = cJSON_AddObjectToObject(o, "evaluation");
     cJSON_AddStringToObject(ev, "text", c->text_source);
     cJSON_AddStringToObject(ev, "protocol", c->opts->strided ? "strided (GLM-SPEC C.5)"
@@ -68,6 +75,7 @@ char *glmq_report_json(const glmq_drift *d, const glmq_report_ctx *c)
     cJSON_AddNumberToObject(ev, "windows", (double)d->ppl_ref.n_windows);
     cJSON_AddNumberToObject(ev, "tokens_evaluated", (double)d->n_positions);
     cJSON_AddNumberToObject(ev, "seconds", c->seconds);
+    if (c->n_shards > 0) cJSON_AddNumberToObject(ev, "shards", (double)c->n_shards);
     cJSON_AddStringToObject(ev, "kernels", glmq_forward_mode_name(c->opts->mode));
     cJSON_AddStringToObject(ev, "reference_kernels", glmq_forward_mode_name(c->opts->ref_mode));
     if (c->exact) {

@@ -21,9 +21,16 @@ typedef struct {
 /* Evaluate the set thresholds; returns how many were set (<= 4) and fills `out`. */
 int glmq_gate_eval(const glmq_drift *d, const glmq_gate *g, glmq_gate_check out[4]);
 
+/* What the report says about a model (the strings are borrowed). */
 typedef struct {
-    const char *quant_path, *ref_path;
-    const glmq_model *quant, *ref;
+    const char *path, *kind, *weight_type, *arch;
+    uint64_t hash; /* glmq_model_ident */
+} glmq_model_desc;
+
+glmq_model_desc glmq_model_describe(const glmq_model *m, const char *path);
+
+typedef struct {
+    glmq_model_desc quant, ref;
     const glmq_eval_opts *opts;
     const char *text_source; /* file name of the text or ids */
     const glmq_gate_check *checks;
@@ -32,6 +39,7 @@ typedef struct {
     int64_t n_effects;
     double seconds;
     const glmq_drift *exact; /* the exact-kernel drift when the gated run used the fast kernels */
+    int64_t n_shards; /* > 0: merged from this many partial results (glmq merge) */
 } glmq_report_ctx;
 
 /* The whole report as a JSON string (malloc'd; free with free()). */

@@ -7,6 +7,7 @@
 
 #include "glmq.h"
 #include "core/internal.h" /* glmq_now, glmq_median, glmq_parse_int, glmq_peak_rss */
+#include "verify/report.h" /* glmq_gate, glmq_report_ctx (verify and merge) */
 
 #include <stdio.h>
 
@@ -22,6 +23,7 @@ int cmd_logits(int, char **);
 int cmd_tokenize(int argc, char **argv);
 int cmd_ppl(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 
 /* "glmq: error: <msg>" on stderr; returns EXIT_ERR. */
@@ -48,5 +50,14 @@ int cli_eval_option(const char *cmd, int argc, char **argv, int *i, struct glmq_
                     const char **text, const char **ids_file);
 /* Progress of an evaluation on stderr when it is a TTY. */
 void cli_eval_progress(struct glmq_eval_opts *o, cli_progress *p, int quiet);
+
+/* The thresholds shared by verify and merge (cmd_verify.c): --max-ppl-ratio, --max-kld,
+ * --max-kld-p99, --min-top1 into g; -1 when argv[*i] is not one of them, else an exit code. */
+int cli_gate_option(const char *cmd, int argc, char **argv, int *i, glmq_gate *g);
+/* The end of verify and merge (cmd_verify.c): print the drift table unless quiet, apply the
+ * gate (ctx->checks and n_checks are set here), write the report and the plot when given.
+ * Returns EXIT_OK, EXIT_GATE or EXIT_ERR. */
+int cli_verify_finish(const glmq_drift *dp, glmq_report_ctx *ctx, const glmq_gate *gate,
+                      const char *report, const char *plot, int quiet);
 
 #endif

@@ -20,6 +20,7 @@ static const struct {
     {"tokenize", cmd_tokenize, "token ids of a text with the model's own tokenizer"},
     {"ppl", cmd_ppl, "perplexity of a model (a .glmq file or a checkpoint directory)"},
     {"verify", cmd_verify, "quality gate: drift of a quantized model against the original"},
+    {"merge", cmd_merge, "combine the partial results of a sharded verify and apply the gate"},
     {"generate", cmd_generate, "continue a prompt (greedy or sampled) with the KV cache"},
 };
 
