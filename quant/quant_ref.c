@@ -47,6 +47,20 @@ static int q4_get(const uint8_t *in, int64_t j)
     return (k < 64 ? (b & 0x0f) : (b >> 4)) - 8;
 }
 
+/* Store code q of element j (INT4 nibble or INT8 byte) and add its error q*s - w to the row's
+ * statistics (double, element by element; q*s is exact in fp32). */
+static void put_code(uint8_t *o, int q4, int64_t j, int q, float s, float w, glmq_qstats *acc)
+{
+    if (q4)
+        q4_put(o, j, q);
+    else
+        o[j] = (uint8_t)(int8_t)q;
+    const double e = (double)q * (double)s - (double)w;
+    acc->sum_sq_err += e * e;
+    acc->sum_sq += (double)w * (double)w;
+    if (fabs(e) > acc->max_abs_err) acc->max_abs_err = fabs(e);
+}
+
 glmq_status glmq_row_amax(const float *w, int64_t n, float *amax, int64_t *bad_col)
 {
     float m = 0.0f;
@@ -86,7 +100,7 @@ static glmq_status quantize_row_ref(const float *w, int64_t n, int q4, void *out
     else
         memset(o, 0, (size_t)glmq_q8_row_bytes(n));
 
-    double sse = 0.0, ssw = 0.0, emax = 0.0;
+    glmq_qstats acc = {0, 0, 0};
     for (int64_t j = 0; j < n; j++) {
         int q = 0;
         if (s != 0.0f) {               /* scale 0 -> code 0, never 0/0 */
@@ -95,21 +109,9 @@ static glmq_status quantize_row_ref(const float *w, int64_t n, int q4, void *out
             if (x < (float)-qmax) x = (float)-qmax;
             q = (int)x;
         }
-        if (q4)
-            q4_put(o, j, q);
-        else
-            o[j] = (uint8_t)(int8_t)q;
-
-        double e = (double)q * (double)s - (double)w[j];
-        sse += e * e;
-        ssw += (double)w[j] * (double)w[j];
-        if (fabs(e) > emax) emax = fabs(e);
+        put_code(o, q4, j, q, s, w[j], &acc);
     }
-    if (st) {
-        st->sum_sq_err = sse;
-        st->sum_sq = ssw;
-        st->max_abs_err = emax;
-    }
+    if (st) *st = acc;
     return GLMQ_OK;
 }
 
@@ -173,7 +175,7 @@ glmq_status glmq_quantize_row_grouped(glmq_type type, const float *w, int64_t n,
     else
         memset(out, 0, (size_t)glmq_q8_row_bytes(n));
     const int64_t ng = glmq_scales_per_row(type, n);
-    double sse = 0.0, ssw = 0.0, emax = 0.0;
+    glmq_qstats acc = {0, 0, 0};
     for (int64_t gi = 0; gi < ng; gi++) {
         const int64_t c0 = gi * g, c1 = c0 + g < n ? c0 + g : n;
         if (c0 >= n) { /* a padding group */
@@ -183,22 +185,9 @@ glmq_status glmq_quantize_row_grouped(glmq_type type, const float *w, int64_t n,
         int8_t q[GLMQ_Q4_BLOCK];
         if (!glmq_group_rtn(w + c0, c1 - c0, q4, q, &scales[gi])) return GLMQ_E_UNSUPPORTED;
         const float s = glmq_f16_to_f32(scales[gi]);
-        for (int64_t j = c0; j < c1; j++) {
-            if (q4)
-                q4_put((uint8_t *)out, j, q[j - c0]);
-            else
-                ((int8_t *)out)[j] = q[j - c0];
-            const double e = (double)q[j - c0] * (double)s - (double)w[j];
-            sse += e * e;
-            ssw += (double)w[j] * (double)w[j];
-            if (fabs(e) > emax) emax = fabs(e);
-        }
+        for (int64_t j = c0; j < c1; j++) put_code((uint8_t *)out, q4, j, q[j - c0], s, w[j], &acc);
     }
-    if (st) {
-        st->sum_sq_err = sse;
-        st->sum_sq = ssw;
-        st->max_abs_err = emax;
-    }
+    if (st) *st = acc;
     return GLMQ_OK;
 }
 

@@ -74,16 +74,9 @@ def weighted_scale(wr, d, qmax):
     return best
 
 
-def h_err(wr, q, s16, h):
-    dlt = wr.astype(np.float64) - q.astype(np.float64) * float(np.float32(s16))
-    return float(dlt @ h @ dlt)
-
-
-def gptq(w, h, qmax, damp=0.01, act_order=False, scales=None):
-    """Per-row GPTQ with fixed scales; returns (codes, scales, raw GPTQ codes, errors)."""
+def sweep(w, h, scol, qmin, qmax, damp, act_order):
+    """GPTQ's column sweep with fixed scales scol [rows, n] (each column's scale); raw codes."""
     rows, n = w.shape
-    if scales is None:
-        scales = np.array([plain_scale(w[r], qmax) for r in range(rows)], np.float16)
     H = torch.tensor(h, dtype=torch.float64).clone()
     W = torch.tensor(w, dtype=torch.float64).clone()
     dead = torch.diag(H) == 0
@@ -93,29 +86,45 @@ def gptq(w, h, qmax, damp=0.01, act_order=False, scales=None):
     if act_order:
         perm = torch.tensor(sorted(range(n), key=lambda c: (-float(H[c, c]), c)))
         W, H = W[:, perm], H[perm][:, perm]
+    S = torch.tensor(scol, dtype=torch.float64)[:, perm]
     H += damp * torch.mean(torch.diag(H)) * torch.eye(n, dtype=torch.float64)
     L = torch.linalg.cholesky(H)
     U = torch.linalg.cholesky(torch.cholesky_inverse(L), upper=True)
-    s = torch.tensor([float(np.float32(x)) for x in scales], dtype=torch.float64)
     Q = torch.zeros((rows, n), dtype=torch.float64)
     for j in range(n):
-        col = W[:, j]
+        col, s = W[:, j], S[:, j]
         q = torch.where(s != 0, torch.clamp(torch.round(col / torch.where(s != 0, s, 1.0)),
-                                            -qmax, qmax), torch.zeros_like(col))
+                                            qmin, qmax), torch.zeros_like(col))
         Q[:, j] = q
         e = (col - q * s) / U[j, j]
         W[:, j:] -= e[:, None] * U[j, j:][None, :]
     raw = np.zeros((rows, n), np.int8)
     raw[:, perm.numpy()] = Q.numpy().astype(np.int8)
+    return raw
+
+
+def keep_better(w, h, raw, rtn, scol):
+    """Per row GPTQ's codes unless round-to-nearest's H-weighted error is lower: (codes, errs)."""
     codes = raw.copy()
-    errs = np.zeros((rows, 2))
-    for r in range(rows):
-        eg = h_err(w[r], raw[r], scales[r], h)
-        rq = rtn_codes(w[r], scales[r], qmax)
-        er = h_err(w[r], rq, scales[r], h)
+    errs = np.zeros((w.shape[0], 2))
+    for r in range(w.shape[0]):
+        dg, dr = w[r] - raw[r] * scol[r], w[r] - rtn[r] * scol[r]
+        eg, er = float(dg @ h @ dg), float(dr @ h @ dr)
         if eg > er:
-            codes[r] = rq
-        errs[r] = (min(eg, er) if eg > er else eg, er)
+            codes[r] = rtn[r]
+        errs[r] = (min(eg, er), er)
+    return codes, errs
+
+
+def gptq(w, h, qmax, damp=0.01, act_order=False, scales=None):
+    """Per-row GPTQ with fixed scales; returns (codes, scales, raw GPTQ codes, errors)."""
+    rows, n = w.shape
+    if scales is None:
+        scales = np.array([plain_scale(w[r], qmax) for r in range(rows)], np.float16)
+    scol = np.repeat(scales.astype(np.float32).astype(np.float64)[:, None], n, axis=1)
+    raw = sweep(w, h, scol, -qmax, qmax, damp, act_order)
+    rtn = np.array([rtn_codes(w[r], scales[r], qmax) for r in range(rows)])
+    codes, errs = keep_better(w.astype(np.float64), h, raw, rtn, scol)
     return codes, scales, raw, errs
 
 
@@ -147,37 +156,8 @@ def gptq_groups(w, h, q4, group, damp=0.01, act_order=False):
         for g in range(ngs):
             rtn[r, g * group:(g + 1) * group], scales[r, g] = group_rule(w[r, g * group:(g + 1) * group], q4)
     scol = np.repeat(scales.astype(np.float32).astype(np.float64), group, axis=1)[:, :n]
-    H = torch.tensor(h, dtype=torch.float64).clone()
-    W = torch.tensor(w, dtype=torch.float64).clone()
-    dead = torch.diag(H) == 0
-    H[dead, dead] = 1.0
-    W[:, dead] = 0.0
-    perm = torch.arange(n)
-    if act_order:
-        perm = torch.tensor(sorted(range(n), key=lambda c: (-float(H[c, c]), c)))
-        W, H = W[:, perm], H[perm][:, perm]
-    S = torch.tensor(scol, dtype=torch.float64)[:, perm]
-    H += damp * torch.mean(torch.diag(H)) * torch.eye(n, dtype=torch.float64)
-    L = torch.linalg.cholesky(H)
-    U = torch.linalg.cholesky(torch.cholesky_inverse(L), upper=True)
-    Q = torch.zeros((rows, n), dtype=torch.float64)
-    for j in range(n):
-        col, s = W[:, j], S[:, j]
-        q = torch.where(s != 0, torch.clamp(torch.round(col / torch.where(s != 0, s, 1.0)),
-                                            qmin, qmax), torch.zeros_like(col))
-        Q[:, j] = q
-        e = (col - q * s) / U[j, j]
-        W[:, j:] -= e[:, None] * U[j, j:][None, :]
-    raw = np.zeros((rows, n), np.int8)
-    raw[:, perm.numpy()] = Q.numpy().astype(np.int8)
-    codes = raw.copy()
-    errs = np.zeros((rows, 2))
-    for r in range(rows):
-        eg = float((w[r] - raw[r] * scol[r]) @ h @ (w[r] - raw[r] * scol[r]))
-        er = float((w[r] - rtn[r] * scol[r]) @ h @ (w[r] - rtn[r] * scol[r]))
-        if eg > er:
-            codes[r] = rtn[r]
-        errs[r] = (min(eg, er), er)
+    raw = sweep(w, h, scol, qmin, qmax, damp, act_order)
+    codes, errs = keep_better(w.astype(np.float64), h, raw, rtn, scol)
     return codes, scales, raw, errs
 
 
