@@ -313,8 +313,11 @@ GLMQ_DOT_DECLARE_GROUPED(ref)
 #if defined(GLMQ_HAVE_X86)
 GLMQ_DOT_DECLARE_EXACT(avx2) /* quant/dot_avx2.c: AVX2 + FMA + F16C */
 GLMQ_DOT_DECLARE_FAST(avx2)  /* vpmaddubsw + vpmaddwd */
+GLMQ_DOT_DECLARE_GROUPED(avx2)
 GLMQ_DOT_DECLARE_EXACT(avx512)   /* quant/dot_avx512.c: AVX-512 F/BW/VL/DQ */
 GLMQ_DOT_DECLARE_FAST(avx512vnni) /* vpdpbusd; without VNNI the AVX2 fast kernels are used */
+GLMQ_DOT_DECLARE_GROUPED(avx512)     /* only its _f32 (EXACT) kernels exist */
+GLMQ_DOT_DECLARE_GROUPED(avx512vnni) /* only its _q8b (FAST_B32) kernels exist */
 #endif
 
 #endif /* GLMQ_DOT_H */

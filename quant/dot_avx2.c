@@ -121,6 +121,14 @@ AI VF widen_q8(const uint8_t *p)
     const __m128i b = _mm_loadl_epi64((const __m128i *)(const void *)p);
     return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b));
 }
+/* Lane j of s4 in all 8 lanes (vshufps + vbroadcastss; group scales, quant/dot_x86_impl.h). */
+AI VF vf_bcast4(__m128 s4, const int j)
+{
+    return _mm256_broadcastss_ps(j == 0   ? s4
+                                 : j == 1 ? _mm_shuffle_ps(s4, s4, 0x55)
+                                 : j == 2 ? _mm_shuffle_ps(s4, s4, 0xaa)
+                                          : _mm_shuffle_ps(s4, s4, 0xff));
+}
 AI VF widen_f16(const uint8_t *p)
 {
     return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)p));

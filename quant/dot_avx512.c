@@ -123,6 +123,11 @@ AI VF widen_q8(const uint8_t *p)
     const __m128i b = _mm_loadu_si128((const __m128i *)(const void *)p);
     return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b));
 }
+/* Lane j of s4 in all 16 lanes (one vpermps; group scales, quant/dot_x86_impl.h). */
+AI VF vf_bcast4(__m128 s4, const int j)
+{
+    return _mm512_permutexvar_ps(_mm512_set1_epi32(j), _mm512_castps128_ps512(s4));
+}
 AI VF widen_f16(const uint8_t *p)
 {
     return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)p));

@@ -40,8 +40,8 @@
  * The bias of the weight operand is removed by starting the lane at -bias * (sum of its 4
  * codes) (one more integer step on a constant operand; |.| <= 4*128*127).
  */
-AI VF b32_step(const int type, const uint8_t *wc, const uint8_t *tk, int64_t ch, int64_t pc,
-               const int k, VF inner)
+AI VF b32_step(const int type, const uint8_t *wc, const uint8_t *tk, int64_t ch,
+               const float *d4, const int k, VF inner)
 {
     const VI x = vi_load(tk + 128 * ch + 4 * VW * k);
     const int bias = type == GLMQ_TYPE_INT4 ? 8 : DOT_Q8_BIAS;
@@ -53,8 +53,21 @@ AI VF b32_step(const int type, const uint8_t *wc, const uint8_t *tk, int64_t ch,
     else
         i = dot_q8(c, q8_wop(vi_loadu(wc + 4 * VW * k)), x);
     const VF q = vi_cvt_f32(i);
-    const VF d = b32_scale((const float *)(const void *)(tk + pc) + 4 * ch, k);
+    const VF d = b32_scale(d4, k);
     return k == 0 ? vf_mul(q, d) : vf_fma(q, d, inner);
+}
+
+/* The four block scales d_b of chunk ch of a prepared token (dot.h §4; 16-byte aligned). */
+AI const float *tok_d4(const uint8_t *tk, int64_t ch, int64_t pc)
+{
+    return (const float *)(const void *)(tk + pc) + 4 * ch;
+}
+
+/* Group-wise types: ds[0..3] = d_b * s_g(b) for the four blocks of a chunk (one vmulps of the
+ * token's d_b by the row's block scales, grp_scales4), the scale b32_step then applies. */
+AI void grp_ds4(float *ds, const uint8_t *tk, int64_t ch, int64_t pc, __m128 s4)
+{
+    _mm_store_ps(ds, _mm_mul_ps(_mm_load_ps(tok_d4(tk, ch, pc)), s4));
 }
 
 /*
@@ -63,30 +76,44 @@ AI VF b32_step(const int type, const uint8_t *wc, const uint8_t *tk, int64_t ch,
  * operations per output; token-major keeps one partial live and shares each token's operands
  * across the R rows (wide register files, many accumulators), step-major keeps R x T partials
  * and shares each step's weights across the T tokens.
+ *
+ * Group-wise types (G = 32 / 64 / 128, type = the codes' layout): the same, with each block's
+ * d_b replaced by the fp32 product d_b * s_g(b) (grp_ds4; s4[r] = the row's block scales), so
+ * the partials carry the group scales and the block result has no final row scale.
  */
-AI void fastb_chunk(const int type, const int R, const int T, const int ns,
+AI void fastb_chunk(const int type, const int G, const int R, const int T, const int ns,
                     const uint8_t *const *wc, const uint8_t *const *tk, int64_t ch, int64_t pc,
-                    VF (*acc)[TMAX])
+                    const __m128 *s4, VF (*acc)[TMAX])
 {
     if (DOT_B32_TOKEN_MAJOR) {
 #pragma GCC unroll 8
         for (int t = 0; t < T; t++)
 #pragma GCC unroll 8
             for (int r = 0; r < R; r++) {
+                _Alignas(16) float ds[4];
+                if (G) grp_ds4(ds, tk[t], ch, pc, s4[r]);
+                const float *d4 = G ? ds : tok_d4(tk[t], ch, pc);
                 VF inner = vf_zero();
 #pragma GCC unroll 8
-                for (int k = 0; k < ns; k++) inner = b32_step(type, wc[r], tk[t], ch, pc, k, inner);
+                for (int k = 0; k < ns; k++) inner = b32_step(type, wc[r], tk[t], ch, d4, k, inner);
                 acc[r][t] = vf_add(acc[r][t], inner);
             }
     } else {
         VF inner[RMAX][TMAX];
+        _Alignas(16) float ds[RMAX][TMAX][4];
+        if (G)
+#pragma GCC unroll 8
+            for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+                for (int t = 0; t < T; t++) grp_ds4(ds[r][t], tk[t], ch, pc, s4[r]);
 #pragma GCC unroll 8
         for (int k = 0; k < ns; k++)
 #pragma GCC unroll 8
             for (int r = 0; r < R; r++)
 #pragma GCC unroll 8
                 for (int t = 0; t < T; t++)
-                    inner[r][t] = b32_step(type, wc[r], tk[t], ch, pc, k,
+                    inner[r][t] = b32_step(type, wc[r], tk[t], ch,
+                                           G ? ds[r][t] : tok_d4(tk[t], ch, pc), k,
                                            k == 0 ? vf_zero() : inner[r][t]);
         acc_add(R, T, acc, inner);
     }
@@ -95,10 +122,11 @@ AI void fastb_chunk(const int type, const int R, const int T, const int ns,
 /*
  * R rows x T tokens, FAST_B32: acc[r][t] holds VW fp32 lanes (partials already scaled by
  * their d_b); INT4 rows are pcols/128 full chunks, INT8 rows full chunks plus a half chunk
- * when padded to 64 mod 128. The result is s * hsum(acc).
+ * when padded to 64 mod 128. The result is s * hsum(acc), or hsum(acc) for the group-wise
+ * types (G != 0), whose scales are inside the partials.
  */
-AI void fastb_block(const int type, const int R, const int T, const glmq_dot_mat *w, int64_t r,
-                    const glmq_dot_act *a, int64_t t, float *y, int64_t ldy)
+AI void fastb_block(const int type, const int G, const int R, const int T, const glmq_dot_mat *w,
+                    int64_t r, const glmq_dot_act *a, int64_t t, float *y, int64_t ldy)
 {
     const int64_t pc = a->pcols;
     const uint8_t *wr[RMAX], *tk[TMAX];
@@ -112,22 +140,34 @@ AI void fastb_block(const int type, const int R, const int T, const glmq_dot_mat
         const uint8_t *wc[RMAX];
 #pragma GCC unroll 8
         for (int i = 0; i < R; i++) wc[i] = wr[i] + cb * ch;
+        __m128 s4[RMAX];
+        if (G)
+#pragma GCC unroll 8
+            for (int i = 0; i < R; i++) s4[i] = grp_scales4(w, r + i, ch, G, 0);
         if (T == 1)
 #pragma GCC unroll 8
-            for (int i = 0; i < R; i++) prefetch_next(wc[i] + (size_t)R * w->stride, cb);
-        fastb_chunk(type, R, T, NSTEP, wc, tk, ch, pc, acc);
+            for (int i = 0; i < R; i++) {
+                prefetch_next(wc[i] + (size_t)R * w->stride, cb);
+                if (G) prefetch_scales(w, r + i + R, ch, G);
+            }
+        fastb_chunk(type, G, R, T, NSTEP, wc, tk, ch, pc, s4, acc);
     }
     if (type == GLMQ_TYPE_INT8 && pw % 128) {
         const uint8_t *wc[RMAX];
+        __m128 s4[RMAX];
 #pragma GCC unroll 8
-        for (int i = 0; i < R; i++) wc[i] = wr[i] + cb * ch;
-        fastb_chunk(type, R, T, NSTEP / 2, wc, tk, ch, pc, acc);
+        for (int i = 0; i < R; i++) {
+            wc[i] = wr[i] + cb * ch;
+            if (G) s4[i] = grp_scales4(w, r + i, ch, G, 1);
+        }
+        fastb_chunk(type, G, R, T, NSTEP / 2, wc, tk, ch, pc, s4, acc);
     }
 #pragma GCC unroll 8
     for (int i = 0; i < R; i++) {
-        const float s = row_scale(w, r + i);
+        const float s = G ? 1.0f : row_scale(w, r + i);
 #pragma GCC unroll 8
-        for (int j = 0; j < T; j++) y[(t + j) * ldy + r + i] = vf_hsum(acc[i][j]) * s;
+        for (int j = 0; j < T; j++)
+            y[(t + j) * ldy + r + i] = G ? vf_hsum(acc[i][j]) : vf_hsum(acc[i][j]) * s;
     }
 }
 
@@ -193,8 +233,8 @@ AI void fastr_block(const int type, const int R, const int T, const glmq_dot_mat
     }
 }
 
-#define Q4B_BLK(R, T, r, t) fastb_block(GLMQ_TYPE_INT4, R, T, w, r, a, t, y, ldy)
-#define Q8B_BLK(R, T, r, t) fastb_block(GLMQ_TYPE_INT8, R, T, w, r, a, t, y, ldy)
+#define Q4B_BLK(R, T, r, t) fastb_block(GLMQ_TYPE_INT4, 0, R, T, w, r, a, t, y, ldy)
+#define Q8B_BLK(R, T, r, t) fastb_block(GLMQ_TYPE_INT8, 0, R, T, w, r, a, t, y, ldy)
 #define Q4R_BLK(R, T, r, t) fastr_block(GLMQ_TYPE_INT4, R, T, w, r, a, t, y, ldy)
 #define Q8R_BLK(R, T, r, t) fastr_block(GLMQ_TYPE_INT8, R, T, w, r, a, t, y, ldy)
 
@@ -202,3 +242,35 @@ GLMQ_DOT_KERNEL(DOT_FNAME(glmq_q4_dot_q8b), Q4B_BLK, DOT_Q4B_RV, DOT_FAST_RM, DO
 GLMQ_DOT_KERNEL(DOT_FNAME(glmq_q8_dot_q8b), Q8B_BLK, DOT_Q8B_RV, DOT_FAST_RM, DOT_FAST_TM)
 GLMQ_DOT_KERNEL(DOT_FNAME(glmq_q4_dot_q8r), Q4R_BLK, DOT_Q4R_RV, DOT_FAST_RM, DOT_FAST_TM)
 GLMQ_DOT_KERNEL(DOT_FNAME(glmq_q8_dot_q8r), Q8R_BLK, DOT_Q8R_RV, DOT_FAST_RM, DOT_FAST_TM)
+
+/* Group-wise FAST_B32: one static kernel per group size, the entry point dispatching on
+ * w->group (as the EXACT ones in dot_x86_impl.h). Same walk shapes as the per-row kernels. */
+#define Q4GB32(R, T, r, t) fastb_block(GLMQ_TYPE_INT4, 32, R, T, w, r, a, t, y, ldy)
+#define Q4GB64(R, T, r, t) fastb_block(GLMQ_TYPE_INT4, 64, R, T, w, r, a, t, y, ldy)
+#define Q4GB128(R, T, r, t) fastb_block(GLMQ_TYPE_INT4, 128, R, T, w, r, a, t, y, ldy)
+#define Q8GB32(R, T, r, t) fastb_block(GLMQ_TYPE_INT8, 32, R, T, w, r, a, t, y, ldy)
+#define Q8GB64(R, T, r, t) fastb_block(GLMQ_TYPE_INT8, 64, R, T, w, r, a, t, y, ldy)
+#define Q8GB128(R, T, r, t) fastb_block(GLMQ_TYPE_INT8, 128, R, T, w, r, a, t, y, ldy)
+
+DOT_GROUP_KERNEL(q4gb32, Q4GB32, DOT_Q4B_RV, DOT_FAST_RM, DOT_FAST_TM)
+DOT_GROUP_KERNEL(q4gb64, Q4GB64, DOT_Q4B_RV, DOT_FAST_RM, DOT_FAST_TM)
+DOT_GROUP_KERNEL(q4gb128, Q4GB128, DOT_Q4B_RV, DOT_FAST_RM, DOT_FAST_TM)
+DOT_GROUP_KERNEL(q8gb32, Q8GB32, DOT_Q8B_RV, DOT_FAST_RM, DOT_FAST_TM)
+DOT_GROUP_KERNEL(q8gb64, Q8GB64, DOT_Q8B_RV, DOT_FAST_RM, DOT_FAST_TM)
+DOT_GROUP_KERNEL(q8gb128, Q8GB128, DOT_Q8B_RV, DOT_FAST_RM, DOT_FAST_TM)
+
+void DOT_FNAME(glmq_q4g_dot_q8b)(const glmq_dot_mat *w, int64_t r0, int64_t r1,
+                                 const glmq_dot_act *a, float *y, int64_t ldy)
+{
+    if (w->group == 32) q4gb32(w, r0, r1, a, y, ldy);
+    else if (w->group == 64) q4gb64(w, r0, r1, a, y, ldy);
+    else q4gb128(w, r0, r1, a, y, ldy);
+}
+
+void DOT_FNAME(glmq_q8g_dot_q8b)(const glmq_dot_mat *w, int64_t r0, int64_t r1,
+                                 const glmq_dot_act *a, float *y, int64_t ldy)
+{
+    if (w->group == 32) q8gb32(w, r0, r1, a, y, ldy);
+    else if (w->group == 64) q8gb64(w, r0, r1, a, y, ldy);
+    else q8gb128(w, r0, r1, a, y, ldy);
+}
