@@ -193,4 +193,10 @@ AI VI dot_q4_row(VI acc, const VI *w, const VI *x)
 /* Step k = the 32-column block 4ch + k: one broadcast d_b. */
 AI VF b32_scale(const float *db4, const int k) { return _mm256_broadcast_ss(db4 + k); }
 
+/* Group-wise: the 4 products d_b * s_g(b) of a chunk in both 128-bit halves (vinsertf128),
+ * then lane k of them by one vshufps per step. */
+typedef __m256 B32R;
+AI B32R b32_prep_r(__m128 v4) { return _mm256_insertf128_ps(_mm256_castps128_ps256(v4), v4, 1); }
+AI VF b32_scale_p(B32R p, const int k) { return _mm256_shuffle_ps(p, p, 0x55 * k); }
+
 #include "quant/dot_x86_fast_impl.h"

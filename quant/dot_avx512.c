@@ -213,6 +213,17 @@ AI VF b32_scale(const float *db4, const int k)
     return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(_mm_load_ps(db4)));
 }
 
+/* Group-wise: the 4 products d_b * s_g(b) of a chunk stay in a register; one vpermps per step
+ * as above. */
+typedef __m512 B32R;
+AI B32R b32_prep_r(__m128 v4) { return _mm512_castps128_ps512(v4); }
+AI VF b32_scale_p(B32R p, const int k)
+{
+    const __m512i idx = k == 0 ? _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1)
+                               : _mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    return _mm512_permutexvar_ps(idx, p);
+}
+
 #include "quant/dot_x86_fast_impl.h"
 
 #if defined(GLMQ_EMULATE_AVX512)

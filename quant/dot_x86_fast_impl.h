@@ -19,6 +19,8 @@
  *   dot_q4_row(acc, w, x) acc += the NSTEP products dot_u8s8(w[k], x[k]) (FAST_ROW INT4 chunk)
  *   b32_scale(db4, k)     per int32 lane of step k, the d of the 32-column block holding it;
  *                         db4 = the 4 block scales of the chunk (16-byte aligned)
+ *   B32R b32_prep_r(v4) b32_scale_p(p, k)   the same from the 4 scales in a register (group-
+ *                         wise types: v4 = d_b * s_g(b)); prep once, then one op per step
  *
  * A 128-column chunk is NSTEP = 128/VB integer steps; step k covers columns VB*k..VB*k+VB-1,
  * int32 lane l of it columns VB*k+4l..+3. INT4 weights: bytes (VB*k) mod 64 of the chunk, low
@@ -40,8 +42,8 @@
  * The bias of the weight operand is removed by starting the lane at -bias * (sum of its 4
  * codes) (one more integer step on a constant operand; |.| <= 4*128*127).
  */
-AI VF b32_step(const int type, const uint8_t *wc, const uint8_t *tk, int64_t ch,
-               const float *d4, const int k, VF inner)
+AI VF b32_step(const int type, const uint8_t *wc, const uint8_t *tk, int64_t ch, const VF d,
+               const int k, VF inner)
 {
     const VI x = vi_load(tk + 128 * ch + 4 * VW * k);
     const int bias = type == GLMQ_TYPE_INT4 ? 8 : DOT_Q8_BIAS;
@@ -53,7 +55,6 @@ AI VF b32_step(const int type, const uint8_t *wc, const uint8_t *tk, int64_t ch,
     else
         i = dot_q8(c, q8_wop(vi_loadu(wc + 4 * VW * k)), x);
     const VF q = vi_cvt_f32(i);
-    const VF d = b32_scale(d4, k);
     return k == 0 ? vf_mul(q, d) : vf_fma(q, d, inner);
 }
 
@@ -63,11 +64,11 @@ AI const float *tok_d4(const uint8_t *tk, int64_t ch, int64_t pc)
     return (const float *)(const void *)(tk + pc) + 4 * ch;
 }
 
-/* Group-wise types: ds[0..3] = d_b * s_g(b) for the four blocks of a chunk (one vmulps of the
- * token's d_b by the row's block scales, grp_scales4), the scale b32_step then applies. */
-AI void grp_ds4(float *ds, const uint8_t *tk, int64_t ch, int64_t pc, __m128 s4)
+/* Group-wise types: d_b * s_g(b) for the four blocks of a chunk (one vmulps of the token's
+ * d_b by the row's block scales, grp_scales4), whose lanes b32_scale_r spreads over the steps. */
+AI __m128 grp_ds4(const uint8_t *tk, int64_t ch, int64_t pc, __m128 s4)
 {
-    _mm_store_ps(ds, _mm_mul_ps(_mm_load_ps(tok_d4(tk, ch, pc)), s4));
+    return _mm_mul_ps(_mm_load_ps(tok_d4(tk, ch, pc)), s4);
 }
 
 /*
@@ -77,35 +78,41 @@ AI void grp_ds4(float *ds, const uint8_t *tk, int64_t ch, int64_t pc, __m128 s4)
  * across the R rows (wide register files, many accumulators), step-major keeps R x T partials
  * and shares each step's weights across the T tokens.
  *
- * Group-wise types (G = 32 / 64 / 128, type = the codes' layout): the same, with each block's
- * d_b replaced by the fp32 product d_b * s_g(b) (grp_ds4; s4[r] = the row's block scales), so
- * the partials carry the group scales and the block result has no final row scale.
+ * Group-wise types (G = 32 / 64 / 128, type = the codes' layout): G = 32 / 64 replace each
+ * block's d_b by the fp32 product d_b * s_g(b) (grp_ds4; s4[r] = the row's block scales), so
+ * the partials carry the group scales; G = 128 (one group per chunk) keeps the per-row steps
+ * and adds the chunk's partial as acc = fma(partial, s_g, acc) (sv[r] = s_g broadcast). Either
+ * way the block result has no final row scale. (G = 128 per step as well cost 20% of the
+ * in-cache AVX2 GEMV time; this way it costs one broadcast per row and chunk.)
  */
 AI void fastb_chunk(const int type, const int G, const int R, const int T, const int ns,
                     const uint8_t *const *wc, const uint8_t *const *tk, int64_t ch, int64_t pc,
-                    const __m128 *s4, VF (*acc)[TMAX])
+                    const __m128 *s4, const VF *sv, VF (*acc)[TMAX])
 {
+    const int G_STEP = G && G < 128; /* group scales inside the steps */
     if (DOT_B32_TOKEN_MAJOR) {
 #pragma GCC unroll 8
         for (int t = 0; t < T; t++)
 #pragma GCC unroll 8
             for (int r = 0; r < R; r++) {
-                _Alignas(16) float ds[4];
-                if (G) grp_ds4(ds, tk[t], ch, pc, s4[r]);
-                const float *d4 = G ? ds : tok_d4(tk[t], ch, pc);
+                const __m128 ds = G_STEP ? grp_ds4(tk[t], ch, pc, s4[r]) : _mm_setzero_ps();
                 VF inner = vf_zero();
 #pragma GCC unroll 8
-                for (int k = 0; k < ns; k++) inner = b32_step(type, wc[r], tk[t], ch, d4, k, inner);
-                acc[r][t] = vf_add(acc[r][t], inner);
+                for (int k = 0; k < ns; k++)
+                    inner = b32_step(type, wc[r], tk[t], ch,
+                                     G_STEP ? b32_scale_p(b32_prep_r(ds), k)
+                                            : b32_scale(tok_d4(tk[t], ch, pc), k),
+                                     k, inner);
+                acc[r][t] = G == 128 ? vf_fma(inner, sv[r], acc[r][t]) : vf_add(acc[r][t], inner);
             }
     } else {
         VF inner[RMAX][TMAX];
-        _Alignas(16) float ds[RMAX][TMAX][4];
-        if (G)
+        B32R ds[RMAX][TMAX];
+        if (G_STEP)
 #pragma GCC unroll 8
             for (int r = 0; r < R; r++)
 #pragma GCC unroll 8
-                for (int t = 0; t < T; t++) grp_ds4(ds[r][t], tk[t], ch, pc, s4[r]);
+                for (int t = 0; t < T; t++) ds[r][t] = b32_prep_r(grp_ds4(tk[t], ch, pc, s4[r]));
 #pragma GCC unroll 8
         for (int k = 0; k < ns; k++)
 #pragma GCC unroll 8
@@ -113,9 +120,16 @@ AI void fastb_chunk(const int type, const int G, const int R, const int T, const
 #pragma GCC unroll 8
                 for (int t = 0; t < T; t++)
                     inner[r][t] = b32_step(type, wc[r], tk[t], ch,
-                                           G ? ds[r][t] : tok_d4(tk[t], ch, pc), k,
-                                           k == 0 ? vf_zero() : inner[r][t]);
-        acc_add(R, T, acc, inner);
+                                           G_STEP ? b32_scale_p(ds[r][t], k)
+                                                  : b32_scale(tok_d4(tk[t], ch, pc), k),
+                                           k, k == 0 ? vf_zero() : inner[r][t]);
+        if (G == 128)
+#pragma GCC unroll 8
+            for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+                for (int t = 0; t < T; t++) acc[r][t] = vf_fma(inner[r][t], sv[r], acc[r][t]);
+        else
+            acc_add(R, T, acc, inner);
     }
 }
 
@@ -141,7 +155,11 @@ AI void fastb_block(const int type, const int G, const int R, const int T, const
 #pragma GCC unroll 8
         for (int i = 0; i < R; i++) wc[i] = wr[i] + cb * ch;
         __m128 s4[RMAX];
-        if (G)
+        VF sv[RMAX];
+        if (G == 128)
+#pragma GCC unroll 8
+            for (int i = 0; i < R; i++) sv[i] = grp_scale128(w, r + i, ch);
+        else if (G)
 #pragma GCC unroll 8
             for (int i = 0; i < R; i++) s4[i] = grp_scales4(w, r + i, ch, G, 0);
         if (T == 1)
@@ -150,17 +168,19 @@ AI void fastb_block(const int type, const int G, const int R, const int T, const
                 prefetch_next(wc[i] + (size_t)R * w->stride, cb);
                 if (G) prefetch_scales(w, r + i + R, ch, G);
             }
-        fastb_chunk(type, G, R, T, NSTEP, wc, tk, ch, pc, s4, acc);
+        fastb_chunk(type, G, R, T, NSTEP, wc, tk, ch, pc, s4, sv, acc);
     }
     if (type == GLMQ_TYPE_INT8 && pw % 128) {
         const uint8_t *wc[RMAX];
         __m128 s4[RMAX];
+        VF sv[RMAX];
 #pragma GCC unroll 8
         for (int i = 0; i < R; i++) {
             wc[i] = wr[i] + cb * ch;
-            if (G) s4[i] = grp_scales4(w, r + i, ch, G, 1);
+            if (G == 128) sv[i] = grp_scale128(w, r + i, ch);
+            else if (G) s4[i] = grp_scales4(w, r + i, ch, G, 1);
         }
-        fastb_chunk(type, G, R, T, NSTEP / 2, wc, tk, ch, pc, s4, acc);
+        fastb_chunk(type, G, R, T, NSTEP / 2, wc, tk, ch, pc, s4, sv, acc);
     }
 #pragma GCC unroll 8
     for (int i = 0; i < R; i++) {

@@ -88,6 +88,12 @@ AI __m128 grp_scales4(const glmq_dot_mat *w, int64_t r, int64_t ch, const int G,
     return _mm_shuffle_ps(f, f, 0);
 }
 
+/* Groups of 128: the one scale of chunk ch of row r in every lane (exact, as above). */
+AI VF grp_scale128(const glmq_dot_mat *w, int64_t r, int64_t ch)
+{
+    return vf_set1(_cvtsh_ss(w->scales[r * w->spr + ch]));
+}
+
 /* GEMV prefetch of the group scales of chunk ch of row r (the row R rows ahead, i.e. the next
  * panel, as prefetch_next does for the codes): 8 / 4 / 2 bytes per chunk, one request each. */
 AI void prefetch_scales(const glmq_dot_mat *w, int64_t r, int64_t ch, const int G)
