@@ -116,6 +116,20 @@ AI void widen_q4(const uint8_t *p, VF *lo, VF *hi)
     *lo = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_and_si256(b, _mm256_set1_epi32(0x0f)), eight));
     *hi = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_srli_epi32(b, 4), eight));
 }
+/* Group-wise INT4 with the group scale folded in: (nibble - 8) * s = fma(nibble, s, -8s), exact
+ * (the exact product is representable and fma rounds once), so the scaled widening costs what
+ * the plain one does: vpand/vpsrld, vcvtdq2ps, vfmadd per vector; q4s_make once per block. */
+typedef struct {
+    VF s, m8s;
+} Q4S;
+AI Q4S q4s_make(VF s) { return (Q4S){s, _mm256_mul_ps(s, _mm256_set1_ps(-8.0f))}; }
+AI void widen_q4s(const uint8_t *p, Q4S sl, Q4S sh, VF *lo, VF *hi)
+{
+    const __m256i b = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)p));
+    *lo = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_and_si256(b, _mm256_set1_epi32(0x0f))), sl.s,
+                          sl.m8s);
+    *hi = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(b, 4)), sh.s, sh.m8s);
+}
 AI VF widen_q8(const uint8_t *p)
 {
     const __m128i b = _mm_loadl_epi64((const __m128i *)(const void *)p);

@@ -118,6 +118,19 @@ AI void widen_q4(const uint8_t *p, VF *lo, VF *hi)
     *lo = _mm512_permutexvar_ps(b, tab);
     *hi = _mm512_permutexvar_ps(_mm512_srli_epi32(b, 4), tab);
 }
+/* Group-wise INT4 with the group scale folded in: the vpermps table scaled once per block
+ * ({-8..7} * s, exact), then the same two vpermps per 16 bytes as widen_q4. */
+typedef VF Q4S;
+AI Q4S q4s_make(VF s)
+{
+    return _mm512_mul_ps(_mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7), s);
+}
+AI void widen_q4s(const uint8_t *p, Q4S sl, Q4S sh, VF *lo, VF *hi)
+{
+    const __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)p));
+    *lo = _mm512_permutexvar_ps(b, sl);
+    *hi = _mm512_permutexvar_ps(_mm512_srli_epi32(b, 4), sh);
+}
 AI VF widen_q8(const uint8_t *p)
 {
     const __m128i b = _mm_loadu_si128((const __m128i *)(const void *)p);

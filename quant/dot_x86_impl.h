@@ -25,6 +25,8 @@
  *     widen_q4(p, &lo, &hi)  VW INT4 bytes -> (low nibble - 8), (high nibble - 8) as fp32
  *     widen_q8(p) widen_f16(p) widen_bf16(p)   VW INT8 codes / 2*VW bytes of halves -> fp32
  *     vf_bcast4(s4, j)    lane j (0..3) of an __m128 in every lane
+ *     Q4S q4s_make(s) widen_q4s(p, Q4S lo, Q4S hi, &lo, &hi)   widen_q4 times a per-vector
+ *                         group scale s (low / high nibble blocks), exact
  *
  * Determinism (dot.h §3): every output (r, t) is one accumulator chain whose operations depend
  * only on cols and the level: a fresh partial per 128-column chunk in a fixed order, added into
@@ -223,15 +225,25 @@ void DOT_NAME(glmq_dot_prep_row)(const float *x, int64_t cols, int64_t pcols, ui
  * each widened weight vector (VW <= 16 columns, all inside one 32-column block) is multiplied
  * by its block's group scale before its FMA, q * s_g being exact in fp32 (|q| <= 127 times an
  * fp16 scale: at most 18 significant bits), i.e. it is the dequantized weight; s4[r] holds the
- * four block scales of the chunk (grp_scales4). Same order as above, no final scale.
+ * four block scales of the chunk (grp_scales4). INT4 folds the scale into the widening
+ * (widen_q4s: fma(nibble, s, -8s) or a scaled vpermps table, both exact); INT8 multiplies.
+ * Groups of 128 (one scale per chunk, sv[r] broadcast) instead widen as per-row and add the
+ * chunk's partial as acc = fma(partial, s_g, acc). Same order as above, no final scale.
  */
 AI void exact_chunk(const int type, const int G, const int R, const int T,
                     const uint8_t *const *wc, const float *const *xc, const int nv,
-                    const __m128 *s4, VF (*acc)[TMAX])
+                    const __m128 *s4, const VF *sv, VF (*acc)[TMAX])
 {
+    const int G_VEC = G && G < 128; /* group scales applied per weight vector */
     VF inner[RMAX][TMAX];
     acc_zero(R, T, inner);
     if (type == GLMQ_TYPE_INT4) {
+        Q4S q4s[RMAX][4]; /* group-wise: per row and group of the chunk, the scaled widening */
+        if (G_VEC)
+#pragma GCC unroll 8
+            for (int r = 0; r < R; r++)
+                for (int j = 0; j < 128 / (G_VEC ? G : 128); j++)
+                    q4s[r][j] = q4s_make(vf_bcast4(s4[r], j * G / 32));
 #pragma GCC unroll 16
         for (int g = 0; g < 64 / VW; g++) {
             VF xl[TMAX], xh[TMAX];
@@ -243,11 +255,11 @@ AI void exact_chunk(const int type, const int G, const int R, const int T,
 #pragma GCC unroll 8
             for (int r = 0; r < R; r++) {
                 VF wl, wh;
-                widen_q4(wc[r] + VW * g, &wl, &wh);
-                if (G) {
-                    wl = vf_mul(wl, vf_bcast4(s4[r], VW * g / 32));
-                    wh = vf_mul(wh, vf_bcast4(s4[r], 2 + VW * g / 32));
-                }
+                if (G_VEC)
+                    widen_q4s(wc[r] + VW * g, q4s[r][VW * g / G], q4s[r][(64 + VW * g) / G], &wl,
+                              &wh);
+                else
+                    widen_q4(wc[r] + VW * g, &wl, &wh);
 #pragma GCC unroll 8
                 for (int t = 0; t < T; t++) {
                     inner[r][t] = vf_fma(wl, xl[t], inner[r][t]);
@@ -266,13 +278,19 @@ AI void exact_chunk(const int type, const int G, const int R, const int T,
                 VF wf = type == GLMQ_TYPE_INT8  ? widen_q8(wc[r] + VW * v)
                         : type == GLMQ_TYPE_F16 ? widen_f16(wc[r] + 2 * VW * v)
                                                 : widen_bf16(wc[r] + 2 * VW * v);
-                if (G) wf = vf_mul(wf, vf_bcast4(s4[r], VW * v / 32));
+                if (G_VEC) wf = vf_mul(wf, vf_bcast4(s4[r], VW * v / 32));
 #pragma GCC unroll 8
                 for (int t = 0; t < T; t++) inner[r][t] = vf_fma(wf, xv[t], inner[r][t]);
             }
         }
     }
-    acc_add(R, T, acc, inner);
+    if (G == 128)
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++) acc[r][t] = vf_fma(inner[r][t], sv[r], acc[r][t]);
+    else
+        acc_add(R, T, acc, inner);
 }
 
 /*
@@ -301,16 +319,19 @@ AI void exact_block(const int type, const int G, const int R, const int T, const
 #pragma GCC unroll 8
         for (int j = 0; j < T; j++) xc[j] = (const float *)(const void *)tk[j] + ch * 128;
         __m128 s4[RMAX];
-        if (G)
+        VF sv[RMAX];
 #pragma GCC unroll 8
-            for (int i = 0; i < R; i++) s4[i] = grp_scales4(w, r + i, ch, G, 0);
+        for (int i = 0; i < R; i++) {
+            if (G == 128) sv[i] = grp_scale128(w, r + i, ch);
+            else if (G) s4[i] = grp_scales4(w, r + i, ch, G, 0);
+        }
         if (T == 1)
 #pragma GCC unroll 8
             for (int i = 0; i < R; i++) {
                 prefetch_next(wc[i] + (size_t)R * w->stride, cb);
                 if (G) prefetch_scales(w, r + i + R, ch, G);
             }
-        exact_chunk(type, G, R, T, wc, xc, 128 / VW, s4, acc);
+        exact_chunk(type, G, R, T, wc, xc, 128 / VW, s4, sv, acc);
     }
     if (rest) {
         const uint8_t *wc[RMAX];
@@ -321,10 +342,13 @@ AI void exact_block(const int type, const int G, const int R, const int T, const
 #pragma GCC unroll 8
             for (int i = 0; i < R; i++) wc[i] = wr[i] + nfull * cb;
             __m128 s4[RMAX];
-            if (G)
+            VF sv[RMAX];
 #pragma GCC unroll 8
-                for (int i = 0; i < R; i++) s4[i] = grp_scales4(w, r + i, nfull, G, 1);
-            exact_chunk(type, G, R, T, wc, xc, 64 / VW, s4, acc);
+            for (int i = 0; i < R; i++) {
+                if (G == 128) sv[i] = grp_scale128(w, r + i, nfull);
+                else if (G) s4[i] = grp_scales4(w, r + i, nfull, G, 1);
+            }
+            exact_chunk(type, G, R, T, wc, xc, 64 / VW, s4, sv, acc);
         } else {
             _Alignas(64) uint8_t tail[RMAX][256];
 #pragma GCC unroll 8
@@ -333,7 +357,7 @@ AI void exact_block(const int type, const int G, const int R, const int T, const
                 memcpy(tail[i], wr[i] + nfull * cb, (size_t)rest * 2);
                 wc[i] = tail[i];
             }
-            exact_chunk(type, 0, R, T, wc, xc, 128 / VW, NULL, acc);
+            exact_chunk(type, 0, R, T, wc, xc, 128 / VW, NULL, NULL, acc);
         }
     }
     const int scaled = !G && (type == GLMQ_TYPE_INT4 || type == GLMQ_TYPE_INT8);
