@@ -285,7 +285,18 @@ static inline int64_t glmq_dot_padded_cols(int64_t cols)
 /* Group-wise entry points of one level (EXACT and FAST_B32):
  *   EXACT     y = sum_c (q_c * s_g(c)) * x_c       (q * s is exact in fp32: the dequantized weight)
  *   FAST_B32  y = sum_b (d_b * s_g(b)) * isum_b    (a group holds whole 32-column blocks)
- * The _ref kernels sum in double (d_b * s_g in double too); SIMD kernels as dot.h §2. */
+ * The _ref kernels sum in double (d_b * s_g in double too); SIMD kernels as dot.h §2, with the
+ * same walk, chunks, panels, prefetching and accumulator chains as the per-row kernels of the
+ * same codes (so §3 holds: GEMM == GEMV, any thread count), one kernel per group size behind an
+ * entry point that dispatches on w->group. Order of the SIMD kernels (quant/dot_x86_*impl.h):
+ *   EXACT, groups of 32/64: each widened weight vector is the dequantized weight q * s_g (INT4:
+ *     fma(nibble, s, -8s) or a scaled vpermps table; INT8: vmulps; exact), then FMA'd as per
+ *     row; no final scale.
+ *   FAST_B32, groups of 32/64: per chunk and (row, token), the fp32 products d_b * s_g(b) of its
+ *     4 blocks (one vmulps), spread over the steps instead of d_b; no final scale.
+ *   Groups of 128 (one scale per 128-column chunk), both modes: the per-row chunk partial, then
+ *     acc = fma(partial, s_g, acc) instead of acc + partial; no final scale.
+ * All within |simd - ref| <= 1e-5 * sum|terms| + 1e-6 (tests/check_dot.c). */
 #define GLMQ_DOT_DECLARE_GROUPED(isa)                                                            \
     void glmq_q4g_dot_f32_##isa(const glmq_dot_mat *w, int64_t r0, int64_t r1,                   \
                                 const glmq_dot_act *a, float *y, int64_t ldy);                   \

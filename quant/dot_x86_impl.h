@@ -97,10 +97,12 @@ AI VF grp_scale128(const glmq_dot_mat *w, int64_t r, int64_t ch)
 }
 
 /* GEMV prefetch of the group scales of chunk ch of row r (the row R rows ahead, i.e. the next
- * panel, as prefetch_next does for the codes): 8 / 4 / 2 bytes per chunk, one request each. */
+ * panel, as prefetch_next does for the codes): 8 / 4 / 2 bytes per chunk, one request per 32
+ * bytes of a row's scales (so every 64-byte line is requested, whatever the row's alignment). */
 AI void prefetch_scales(const glmq_dot_mat *w, int64_t r, int64_t ch, const int G)
 {
-    _mm_prefetch((const char *)(w->scales + r * w->spr + ch * (128 / G)), _MM_HINT_T0);
+    if (((ch * (256 / G)) & 31) == 0)
+        _mm_prefetch((const char *)(w->scales + r * w->spr + ch * (128 / G)), _MM_HINT_T0);
 }
 
 /* Quantize VW floats with block inverse scale id: VW int32 codes in [-127, 127]. */
