@@ -211,6 +211,13 @@ AI VF b32_scale(const float *db4, const int k) { return _mm256_broadcast_ss(db4 
  * then lane k of them by one vshufps per step. */
 typedef __m256 B32R;
 AI B32R b32_prep_r(__m128 v4) { return _mm256_insertf128_ps(_mm256_castps128_ps256(v4), v4, 1); }
-AI VF b32_scale_p(B32R p, const int k) { return _mm256_shuffle_ps(p, p, 0x55 * k); }
+AI VF b32_scale_p(B32R p, const int k)
+{
+    /* literal immediates: k is a constant only once inlined (not at -O0) */
+    return k == 0   ? _mm256_shuffle_ps(p, p, 0x00)
+           : k == 1 ? _mm256_shuffle_ps(p, p, 0x55)
+           : k == 2 ? _mm256_shuffle_ps(p, p, 0xaa)
+                    : _mm256_shuffle_ps(p, p, 0xff);
+}
 
 #include "quant/dot_x86_fast_impl.h"
