@@ -90,6 +90,20 @@
  *     stays below it.
  * Hence B32 by default; FAST_ROW stays available (e.g. prefill of outlier-free inputs).
  *
+ * Group-wise types vs the per-row kernel of the same codes, avx2 level, on the project's other
+ * VM: 2-core AMD EPYC (AVX2 only), shared and heavily loaded while measured (load 6-9, read
+ * probe only 7-10 GB/s, so single figures swing by +-10%). `glmq bench gemv --only gemv
+ * --level avx2 --runs 7` (GEMV: GB/s of codes + scales, the two kernels alternating in each
+ * run, median of the per-run ratios), 1 / 2 threads, FAST_B32, over the 5 GLM shapes:
+ *     int4g32  92-104% / 86-114%   int4g128  85-97% / 90-100%   int8g32  91-99% / 93-111%
+ *   EXACT: int4g128 94-103%, int8g32 64-98%, int4g32 63-76% (1 thread; the per-vector scale
+ *   costs ALU work that the per-row EXACT kernel, itself ~50% of bandwidth here, lacks).
+ * Thread CPU time, kernels in L2 (256x4096 GEMV) and 512x4096x64 GEMM, alternating, medians
+ * (less noisy; time ratio row / group, so GB/s ratios are higher by the scale bytes, 3-12%):
+ *   GEMM FAST_B32 92-96% for every group type; EXACT g128 96-98%, g32/g64 72-88%.
+ *   GEMV FAST_B32 79-87% in L2 (the per-chunk scale load and convert are not hidden there;
+ *   streaming from DRAM they mostly are, as the figures above show).
+ *
  * Thread-safety: every function here is reentrant; kernels read only their inputs and write
  * only y[t*ldy + r] for their rows (and prepare only its scratch).
  */
