@@ -12,7 +12,12 @@
  *                 threads; each as % of the bandwidth of the same thread count. Every timed run
  *                 multiplies enough distinct copies of the matrix (>= --arena-mb) that the
  *                 weights stream from DRAM, not from cache. Prepare is included in the time.
- *   3. gemm       --tokens (512) tokens, N threads: G int-ops/s = 2*rows*cols*tokens / s.
+ *                 Group-wise types (--groups, default int4g32,int4g128,int8g32): exact and
+ *                 fast-b32, GB/s of codes + scales, and the ratio to the per-row kernel of the
+ *                 same codes (INT4 / INT8), the two run alternately in the same loop (median
+ *                 of the per-run ratios). Each copy of a group-wise matrix has its own scales.
+ *   3. gemm       --tokens (512) tokens, N threads: G int-ops/s = 2*rows*cols*tokens / s;
+ *                 group-wise types as in 2 (ratio to per-row, alternating runs).
  *   4. accuracy   relative error ||y_mode - y_exact|| / ||y_exact|| of fast-b32 and fast-row
  *                 on trained-like weights and on activations with / without outlier channels.
  *
@@ -32,11 +37,15 @@
 static const char usage_text[] =
     "usage: glmq bench gemv [--threads N] [--runs K] [--bw-mb M] [--arena-mb M] [--tokens T]\n"
     "                       [--only bw|gemv|gemm|acc] [--level ref|avx2|avx512] [--quick]\n"
+    "                       [--groups TYPE,...|all|none]\n"
     "\n"
     "Measures read bandwidth (sum of --bw-mb MiB, default 1024), then GEMV GB/s of weight\n"
     "bytes for GLM shapes in INT4/INT8 and every mode on 1 and N threads (default: all cores)\n"
     "as % of that bandwidth, GEMM G int-ops/s at --tokens tokens (default 512), and the\n"
-    "accuracy of the fast modes. Medians of --runs runs (default 7). --quick: small sizes.\n";
+    "accuracy of the fast modes. Medians of --runs runs (default 7). --quick: small sizes.\n"
+    "--groups: the group-wise types measured beside INT4/INT8, as GB/s of codes + scales and\n"
+    "as % of the per-row kernel of the same codes run alternately with them (default\n"
+    "int4g32,int4g128,int8g32; all = every int4g*/int8g*).\n";
 
 /* ---- small helpers --------------------------------------------------------------------------- */
 
@@ -157,7 +166,8 @@ typedef struct {
     const glmq_dot_kernels *k;
     uint8_t *arena;
     size_t arena_bytes;
-    uint16_t *scales;
+    uint16_t *scales;  /* per-row types: one shared scale per row */
+    uint16_t *gscales; /* group-wise GEMM: max rows * scales per row, valid fp16 */
     int runs;
     glmq_dot_sum_fn probe; /* the fastest bandwidth probe of this CPU */
     const float *bw;       /* its array */
@@ -170,6 +180,76 @@ typedef struct {
 } rate;
 
 /*
+ * Copy i of a rows x cols matrix of type in the arena. Per-row types: codes at i * mb, the
+ * shared c->scales. Group-wise types: codes and then their own scales, copy after copy (so the
+ * scales stream from DRAM too), cs bytes apart (64-aligned). *bytes = codes + scales.
+ */
+static size_t copy_bytes(glmq_type type, int64_t rows, int64_t cols, size_t *bytes)
+{
+    const size_t mb = glmq_dot_row_bytes(type, cols) * (size_t)rows;
+    const size_t sb = glmq_type_group(type)
+                          ? (size_t)(rows * glmq_scales_per_row(type, cols)) * 2 : 0;
+    *bytes = mb + sb;
+    return (mb + sb + 63) / 64 * 64;
+}
+
+static glmq_status mat_copy(const ctx *c, glmq_type type, int64_t rows, int64_t cols, int64_t i,
+                            glmq_dot_mat *m, glmq_err *err)
+{
+    size_t bytes;
+    const size_t cs = copy_bytes(type, rows, cols, &bytes);
+    const size_t mb = glmq_dot_row_bytes(type, cols) * (size_t)rows;
+    const uint8_t *p = c->arena + (size_t)i * cs;
+    const uint16_t *sc =
+        glmq_type_group(type) ? (const uint16_t *)(const void *)(p + mb) : c->scales;
+    return glmq_dot_mat_init(m, type, rows, cols, p, sc, err);
+}
+
+/* Copies of a shape that fit the arena (at least 1). */
+static int64_t copies_of(const ctx *c, glmq_type type, int64_t rows, int64_t cols)
+{
+    size_t bytes;
+    const int64_t n = (int64_t)(c->arena_bytes / copy_bytes(type, rows, cols, &bytes));
+    return n < 1 ? 1 : n;
+}
+
+/* Valid fp16 scales (0.001 .. 0.007) in the scale part of every copy of a group-wise type. */
+static void fill_group_scales(const ctx *c, glmq_type type, int64_t rows, int64_t cols)
+{
+    size_t bytes;
+    const size_t cs = copy_bytes(type, rows, cols, &bytes);
+    const size_t mb = glmq_dot_row_bytes(type, cols) * (size_t)rows;
+    const int64_t n = copies_of(c, type, rows, cols);
+    for (int64_t i = 0; i < n; i++) {
+        uint16_t *sc = (uint16_t *)(void *)(c->arena + (size_t)i * cs + mb);
+        for (size_t j = 0; j < (bytes - mb) / 2; j++) sc[j] = c->gscales[j % 4096];
+    }
+}
+
+/* One pass over every copy (prepare + GEMV each) on pool: bytes (codes + scales) per second,
+ * or 0 after printing an error. */
+static double gemv_once(const ctx *c, glmq_pool *pool, glmq_type type, glmq_dot_mode mode,
+                        int64_t rows, int64_t cols, const float *x, float *y, void *scratch,
+                        size_t ss)
+{
+    size_t bytes;
+    copy_bytes(type, rows, cols, &bytes);
+    const int64_t copies = copies_of(c, type, rows, cols);
+    glmq_err err = {0};
+    double t0 = glmq_now();
+    for (int64_t i = 0; i < copies; i++) {
+        glmq_dot_mat m;
+        if (mat_copy(c, type, rows, cols, i, &m, &err) != GLMQ_OK ||
+            glmq_dot_gemm_pool(pool, c->k, mode, &m, x, cols, 1, y, rows, scratch, ss, &err) !=
+                GLMQ_OK) {
+            fprintf(stderr, "glmq: error: %s\n", err.msg);
+            return 0;
+        }
+    }
+    return (double)bytes * (double)copies / (glmq_now() - t0);
+}
+
+/*
  * One timed run = one pass over `copies` distinct copies of the matrix (one prepare + GEMV
  * each), so the weights stream from DRAM. Each run is paired with a probe run on the same
  * threads just before it; the median of the paired ratios is robust to other tenants' load
@@ -179,29 +259,15 @@ static rate gemv_rate(const ctx *c, glmq_pool *pool, glmq_type type, glmq_dot_mo
                       int64_t rows, int64_t cols, const float *x, float *y, void *scratch,
                       size_t ss)
 {
-    const size_t rb = glmq_dot_row_bytes(type, cols), mb = rb * (size_t)rows;
-    int64_t copies = (int64_t)(c->arena_bytes / mb);
-    if (copies < 1) copies = 1;
     double g[64], q[64];
     rate res = {0, 0};
-    glmq_err err = {0};
     for (int r = 0; r <= c->runs; r++) { /* run 0 warms up (page tables, pool) */
         const double bw = bw_once(pool, c->probe, c->bw, c->bw_n);
-        double t0 = glmq_now();
-        for (int64_t i = 0; i < copies; i++) {
-            glmq_dot_mat m;
-            if (glmq_dot_mat_init(&m, type, rows, cols, c->arena + (size_t)i * mb, c->scales,
-                                  &err) != GLMQ_OK ||
-                glmq_dot_gemm_pool(pool, c->k, mode, &m, x, cols, 1, y, rows, scratch, ss,
-                                   &err) != GLMQ_OK) {
-                fprintf(stderr, "glmq: error: %s\n", err.msg);
-                return res;
-            }
-        }
-        const double dt = glmq_now() - t0;
+        const double v = gemv_once(c, pool, type, mode, rows, cols, x, y, scratch, ss);
+        if (v == 0) return res;
         if (r > 0) {
-            g[r - 1] = (double)mb * (double)copies / dt;
-            q[r - 1] = g[r - 1] / bw;
+            g[r - 1] = v;
+            q[r - 1] = v / bw;
         }
     }
     res.gbs = glmq_median(g, c->runs);
@@ -209,26 +275,108 @@ static rate gemv_rate(const ctx *c, glmq_pool *pool, glmq_type type, glmq_dot_mo
     return res;
 }
 
+/*
+ * A group-wise type against the per-row type of the same codes: each run times both, in
+ * alternating order (row first on even runs), after one probe run. Returns the group type's
+ * median GB/s and % of the probe (in *g) and the median of the per-run ratios group / row.
+ */
+static double gemv_pair(const ctx *c, glmq_pool *pool, glmq_type gtype, glmq_dot_mode mode,
+                        int64_t rows, int64_t cols, const float *x, float *y, void *scratch,
+                        size_t ss, rate *g)
+{
+    const glmq_type rtype = glmq_type_codes(gtype);
+    double gv[64], qv[64], rv[64];
+    g->gbs = g->ratio = 0;
+    for (int r = 0; r <= c->runs; r++) {
+        const double bw = bw_once(pool, c->probe, c->bw, c->bw_n);
+        double vr, vg;
+        if (r % 2 == 0) {
+            vr = gemv_once(c, pool, rtype, mode, rows, cols, x, y, scratch, ss);
+            vg = gemv_once(c, pool, gtype, mode, rows, cols, x, y, scratch, ss);
+        } else {
+            vg = gemv_once(c, pool, gtype, mode, rows, cols, x, y, scratch, ss);
+            vr = gemv_once(c, pool, rtype, mode, rows, cols, x, y, scratch, ss);
+        }
+        if (vr == 0 || vg == 0) return 0;
+        if (r > 0) {
+            gv[r - 1] = vg;
+            qv[r - 1] = vg / bw;
+            rv[r - 1] = vg / vr;
+        }
+    }
+    g->gbs = glmq_median(gv, c->runs);
+    g->ratio = glmq_median(qv, c->runs);
+    return glmq_median(rv, c->runs);
+}
+
 /* ---- 3. GEMM --------------------------------------------------------------------------------- */
+
+/* One GEMM of ntok tokens over copy 0 of the matrix on all threads: seconds, or 0. */
+static double gemm_once(const ctx *c, const glmq_dot_mat *m, glmq_dot_mode mode, int64_t ntok,
+                        const float *x, float *y, void *scratch, size_t ss)
+{
+    glmq_err err = {0};
+    double t0 = glmq_now();
+    if (glmq_dot_gemm_pool(c->pooln, c->k, mode, m, x, m->cols, ntok, y, m->rows, scratch, ss,
+                           &err) != GLMQ_OK) {
+        fprintf(stderr, "glmq: error: %s\n", err.msg);
+        return 0;
+    }
+    return glmq_now() - t0;
+}
+
+/* The matrix a GEMM runs on: copy 0 (group-wise: with c->gscales, large enough). */
+static glmq_status gemm_mat(const ctx *c, glmq_type type, int64_t rows, int64_t cols,
+                            glmq_dot_mat *m)
+{
+    return glmq_dot_mat_init(m, type, rows, cols, c->arena,
+                             glmq_type_group(type) ? c->gscales : c->scales, NULL);
+}
 
 static double gemm_rate(const ctx *c, glmq_type type, glmq_dot_mode mode, int64_t rows,
                         int64_t cols, int64_t ntok, const float *x, float *y, void *scratch,
                         size_t ss, int runs)
 {
     glmq_dot_mat m;
-    glmq_err err = {0};
-    if (glmq_dot_mat_init(&m, type, rows, cols, c->arena, c->scales, &err) != GLMQ_OK) return 0;
+    if (gemm_mat(c, type, rows, cols, &m) != GLMQ_OK) return 0;
     double t[64];
     for (int r = 0; r <= runs; r++) {
-        double t0 = glmq_now();
-        if (glmq_dot_gemm_pool(c->pooln, c->k, mode, &m, x, cols, ntok, y, rows, scratch, ss,
-                               &err) != GLMQ_OK) {
-            fprintf(stderr, "glmq: error: %s\n", err.msg);
-            return 0;
-        }
-        if (r > 0) t[r - 1] = glmq_now() - t0;
+        const double dt = gemm_once(c, &m, mode, ntok, x, y, scratch, ss);
+        if (dt == 0) return 0;
+        if (r > 0) t[r - 1] = dt;
     }
     return 2.0 * (double)rows * (double)cols * (double)ntok / glmq_median(t, runs);
+}
+
+/* A group-wise type against the per-row type of its codes, runs alternating as gemv_pair:
+ * the group type's int-ops/s in *gops, and the median of the per-run ratios group / row. */
+static double gemm_pair(const ctx *c, glmq_type gtype, glmq_dot_mode mode, int64_t rows,
+                        int64_t cols, int64_t ntok, const float *x, float *y, void *scratch,
+                        size_t ss, int runs, double *gops)
+{
+    glmq_dot_mat mr, mg;
+    *gops = 0;
+    if (gemm_mat(c, glmq_type_codes(gtype), rows, cols, &mr) != GLMQ_OK ||
+        gemm_mat(c, gtype, rows, cols, &mg) != GLMQ_OK)
+        return 0;
+    double tg[64], rv[64];
+    for (int r = 0; r <= runs; r++) {
+        double dr, dg;
+        if (r % 2 == 0) {
+            dr = gemm_once(c, &mr, mode, ntok, x, y, scratch, ss);
+            dg = gemm_once(c, &mg, mode, ntok, x, y, scratch, ss);
+        } else {
+            dg = gemm_once(c, &mg, mode, ntok, x, y, scratch, ss);
+            dr = gemm_once(c, &mr, mode, ntok, x, y, scratch, ss);
+        }
+        if (dr == 0 || dg == 0) return 0;
+        if (r > 0) {
+            tg[r - 1] = dg;
+            rv[r - 1] = dr / dg;
+        }
+    }
+    *gops = 2.0 * (double)rows * (double)cols * (double)ntok / glmq_median(tg, runs);
+    return glmq_median(rv, runs);
 }
 
 /* ---- 4. accuracy ----------------------------------------------------------------------------- */
@@ -336,11 +484,44 @@ done:
 
 /* ---- main ------------------------------------------------------------------------------------ */
 
+/* --groups: a comma-separated list of group-wise type names, "all" or "none"; -1 if bad. */
+static int parse_groups(const char *arg, glmq_type *out, int *n)
+{
+    static const glmq_type all[6] = {GLMQ_TYPE_INT4_G32, GLMQ_TYPE_INT4_G64, GLMQ_TYPE_INT4_G128,
+                                     GLMQ_TYPE_INT8_G32, GLMQ_TYPE_INT8_G64, GLMQ_TYPE_INT8_G128};
+    *n = 0;
+    if (!strcmp(arg, "none")) return 0;
+    if (!strcmp(arg, "all")) {
+        memcpy(out, all, sizeof all);
+        *n = 6;
+        return 0;
+    }
+    const char *p = arg;
+    while (*p) {
+        const size_t len = strcspn(p, ",");
+        int found = 0;
+        for (int i = 0; i < 6; i++) {
+            const char *name = glmq_type_name(all[i]);
+            if (strlen(name) == len && !strncmp(p, name, len)) {
+                if (*n >= 6) return -1;
+                out[(*n)++] = all[i];
+                found = 1;
+            }
+        }
+        if (!found) return -1;
+        p += len;
+        if (*p == ',') p++;
+    }
+    return *n > 0 ? 0 : -1;
+}
+
 int glmq_bench_gemv(int argc, char **argv)
 {
     int threads = glmq_online_cores(), runs = 7, bw_mb = 1024, arena_mb = 512, ntok = 512;
     int quick = 0;
     const char *only = NULL;
+    glmq_type groups[6] = {GLMQ_TYPE_INT4_G32, GLMQ_TYPE_INT4_G128, GLMQ_TYPE_INT8_G32};
+    int ngroups = 3;
     glmq_cpu_level level = glmq_cpu_active();
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -372,6 +553,10 @@ int glmq_bench_gemv(int argc, char **argv)
                     : !strcmp(argv[i], "avx2")   ? GLMQ_CPU_AVX2
                     : !strcmp(argv[i], "avx512") ? GLMQ_CPU_AVX512
                                                  : GLMQ_CPU_AVX512VNNI;
+        } else if (!strcmp(a, "--groups")) {
+            if (++i >= argc || parse_groups(argv[i], groups, &ngroups) != 0)
+                return glmq_bench_usage("bench gemv", "--groups needs int4g32,int8g128,... or "
+                                                      "all or none");
         } else if (!strcmp(a, "--quick")) {
             quick = 1;
         } else if (!strcmp(a, "gemv") || !strcmp(a, "bench") || !strcmp(a, "kernels")) {
@@ -444,6 +629,14 @@ int glmq_bench_gemv(int argc, char **argv)
     size_t alloc = c.arena_bytes > 2 * maxmb ? c.arena_bytes : 2 * maxmb;
     c.arena = big_alloc(alloc);
     c.scales = malloc(65536 * 2);
+    /* group-wise GEMM scales: the most any GEMM shape needs (INT8 rows, groups of 32) */
+    size_t gmax = 4096;
+    for (int s = 0; s < NSHAPES; s++) {
+        const size_t n = (size_t)(shapes[s].rows *
+                                  glmq_scales_per_row(GLMQ_TYPE_INT8_G32, shapes[s].cols));
+        if (n > gmax) gmax = n;
+    }
+    c.gscales = malloc(gmax * 2);
     const int64_t maxcols = 13696;
     float *x = malloc((size_t)(maxcols * ntok) * sizeof *x);
     float *y = malloc((size_t)(65536 * (int64_t)ntok) * sizeof *y);
@@ -453,13 +646,14 @@ int glmq_bench_gemv(int argc, char **argv)
         if (s > ss) ss = s;
     }
     void *scratch = malloc(ss);
-    if (!c.arena || !c.scales || !x || !y || !scratch) {
+    if (!c.arena || !c.scales || !c.gscales || !x || !y || !scratch) {
         fprintf(stderr, "glmq: error: out of memory\n");
         rc = GLMQ_BENCH_ERR;
         goto out2;
     }
     fill_random(c.arena, alloc);
     for (int i = 0; i < 65536; i++) c.scales[i] = glmq_f32_to_f16(0.001f * (1 + i % 7));
+    for (size_t i = 0; i < gmax; i++) c.gscales[i] = glmq_f32_to_f16(0.001f * (1 + i % 7));
     for (int64_t i = 0; i < maxcols * ntok; i++) {
         double v = rnd_normal();
         if (i % 683 == 17) v *= 50;
@@ -488,6 +682,33 @@ int glmq_bench_gemv(int argc, char **argv)
                 }
             }
         }
+        if (ngroups > 0) {
+            printf("\ngemv, group-wise scales: GB/s of codes + scales (median), %% of the read\n"
+                   "bandwidth, and %% of the per-row kernel of the same codes (median of per-run\n"
+                   "ratios; the two alternate within each run)\n");
+            printf("  %-18s %-8s %-9s %24s %24s\n", "shape (rows x cols)", "type", "mode",
+                   "1 thread (bw, row)", "all threads (bw, row)");
+        }
+        for (int s = 0; s < NSHAPES && ngroups > 0; s++) {
+            if (quick && s == NSHAPES - 1) continue;
+            for (int gi = 0; gi < ngroups; gi++) {
+                fill_group_scales(&c, groups[gi], shapes[s].rows, shapes[s].cols);
+                for (int mode = 0; mode < GLMQ_DOT_FAST_ROW; mode++) {
+                    rate g1, gn;
+                    const double q1 = gemv_pair(&c, c.pool1, groups[gi], (glmq_dot_mode)mode,
+                                                shapes[s].rows, shapes[s].cols, x, y, scratch,
+                                                ss, &g1);
+                    const double qn = gemv_pair(&c, c.pooln, groups[gi], (glmq_dot_mode)mode,
+                                                shapes[s].rows, shapes[s].cols, x, y, scratch,
+                                                ss, &gn);
+                    printf("  %-18s %-8s %-9s %8.1f (%4.0f%%, %4.0f%%) %8.1f (%4.0f%%, %4.0f%%)\n",
+                           shapes[s].name, glmq_type_name(groups[gi]),
+                           glmq_dot_mode_name((glmq_dot_mode)mode), g1.gbs / 1e9, 100 * g1.ratio,
+                           100 * q1, gn.gbs / 1e9, 100 * gn.ratio, 100 * qn);
+                    fflush(stdout);
+                }
+            }
+        }
     }
 
     /* 3. GEMM */
@@ -511,6 +732,26 @@ int glmq_bench_gemv(int argc, char **argv)
                 fflush(stdout);
             }
         }
+        if (ngroups > 0) {
+            printf("\ngemm, group-wise scales: G int-ops/s and %% of the per-row kernel of the\n"
+                   "same codes (median of per-run ratios; the two alternate within each run)\n");
+            printf("  %-18s %-8s %18s %18s\n", "shape (rows x cols)", "type", "exact (row)",
+                   "fast-b32 (row)");
+        }
+        for (int s = 0; s < NSHAPES - 1 && ngroups > 0; s++) {
+            if (quick && s > 1) continue;
+            for (int gi = 0; gi < ngroups; gi++) {
+                double g[2], q[2];
+                for (int mode = 0; mode < 2; mode++)
+                    q[mode] = gemm_pair(&c, groups[gi], (glmq_dot_mode)mode, shapes[s].rows,
+                                        shapes[s].cols, ntok, x, y, scratch, ss,
+                                        runs > 3 ? 3 : runs, &g[mode]);
+                printf("  %-18s %-8s %10.1f (%4.0f%%) %10.1f (%4.0f%%)\n", shapes[s].name,
+                       glmq_type_name(groups[gi]), g[0] / 1e9, 100 * q[0], g[1] / 1e9,
+                       100 * q[1]);
+                fflush(stdout);
+            }
+        }
     }
 
     /* 4. accuracy */
@@ -520,6 +761,7 @@ out2:
     free(bwa);
     free(c.arena);
     free(c.scales);
+    free(c.gscales);
     free(x);
     free(y);
     free(scratch);

@@ -1,6 +1,6 @@
 /*
  * dot_hash.c - regression fingerprint of the matrix kernels: runs every kernel of
- * glmq_dot_kernels_for(level) (prep[], q4[], q8[], f16, bf16, att, sum_f32) on fixed
+ * glmq_dot_kernels_for(level) (prep[], q4[], q8[], q4g[], q8g[], f16, bf16, att, sum_f32) on fixed
  * pseudo-random inputs of many shapes and prints one XXH3-64 hash per level and kernel.
  *
  * A refactoring of quant/dot_*.c that must not change any output bit is checked by running
@@ -47,14 +47,63 @@ static void *xalloc(size_t n)
 }
 
 typedef struct {
-    XXH3_state_t *h[16];
+    XXH3_state_t *h[24];
 } hashes;
 
 enum { H_PREP_E, H_PREP_B, H_PREP_R, H_Q4E, H_Q4B, H_Q4R, H_Q8E, H_Q8B, H_Q8R, H_F16, H_BF16,
-       H_ATT, H_SUM, H_N };
+       H_ATT, H_SUM, H_Q4GE, H_Q4GB, H_Q8GE, H_Q8GB, H_N };
 static const char *hname[H_N] = {"prep_exact", "prep_b32", "prep_row", "q4_exact", "q4_b32",
                                  "q4_row", "q8_exact", "q8_b32", "q8_row", "f16", "bf16", "att",
-                                 "sum_f32"};
+                                 "sum_f32", "q4g_exact", "q4g_b32", "q8g_exact", "q8g_b32"};
+
+/* Group-wise types (every group size) on the same activations: random codes, fp16 scales with
+ * zero groups, EXACT and FAST_B32 (FAST_ROW is refused). Runs last in run_shape, so the
+ * random draws above (and their hashes) are those of the per-row kernels alone. */
+static void run_groups(const glmq_dot_kernels *k, hashes *hs, int64_t rows, int64_t cols,
+                       int64_t ntok, const float *x, int64_t ldx, float *y, int64_t ldy)
+{
+    static const glmq_type gt[6] = {GLMQ_TYPE_INT4_G32, GLMQ_TYPE_INT4_G64, GLMQ_TYPE_INT4_G128,
+                                    GLMQ_TYPE_INT8_G32, GLMQ_TYPE_INT8_G64, GLMQ_TYPE_INT8_G128};
+    for (int mode = 0; mode < 2; mode++) {
+        const size_t ss = glmq_dot_scratch_size((glmq_dot_mode)mode, cols, ntok);
+        void *scratch = xalloc(ss);
+        glmq_dot_act a;
+        glmq_err err;
+        if (glmq_dot_prepare(k, (glmq_dot_mode)mode, x, ldx, cols, ntok, scratch, ss, &a, &err)) {
+            fprintf(stderr, "%s\n", err.msg);
+            exit(1);
+        }
+        for (int i = 0; i < 6; i++) {
+            const size_t rb = glmq_dot_row_bytes(gt[i], cols);
+            const int64_t spr = glmq_scales_per_row(gt[i], cols);
+            uint8_t *data = xalloc(rb * (size_t)rows);
+            uint16_t *sc = xalloc((size_t)(rows * spr) * 2);
+            for (size_t j = 0; j < rb * (size_t)rows; j++) data[j] = (uint8_t)rnd64();
+            for (int64_t j = 0; j < rows * spr; j++)
+                sc[j] = glmq_f32_to_f16((float)(0.001 + 0.05 * rnd_unit()) * (j % 5 == 2 ? 0 : 1));
+            glmq_dot_mat m;
+            if (glmq_dot_mat_init(&m, gt[i], rows, cols, data, sc, &err) != GLMQ_OK) {
+                fprintf(stderr, "%s\n", err.msg);
+                exit(1);
+            }
+            const int hi = (i < 3 ? H_Q4GE : H_Q8GE) + mode;
+            memset(y, 0x5a, (size_t)(ldy * ntok) * 4);
+            if (glmq_dot_matmul(k, &m, 0, rows, &a, y, ldy, &err)) {
+                fprintf(stderr, "%s\n", err.msg);
+                exit(1);
+            }
+            XXH3_64bits_update(hs->h[hi], y, (size_t)(ldy * ntok) * 4);
+            if (rows > 3) {
+                memset(y, 0x5a, (size_t)(ldy * ntok) * 4);
+                glmq_dot_matmul(k, &m, 1, rows - 2, &a, y, ldy, &err);
+                XXH3_64bits_update(hs->h[hi], y, (size_t)(ldy * ntok) * 4);
+            }
+            free(data);
+            free(sc);
+        }
+        free(scratch);
+    }
+}
 
 /* Matrices of all four types with the same logical shape. */
 static void run_shape(const glmq_dot_kernels *k, hashes *hs, int64_t rows, int64_t cols,
@@ -146,6 +195,7 @@ static void run_shape(const glmq_dot_kernels *k, hashes *hs, int64_t rows, int64
         double sum = k->sum_f32(x, ldx * ntok - 1);
         XXH3_64bits_update(hs->h[H_SUM], &sum, 8);
     }
+    run_groups(k, hs, rows, cols, ntok, x, ldx, y, ldy);
     free(x);
     free(y);
     for (int i = 0; i < 4; i++) free(data[i]);

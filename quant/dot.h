@@ -90,6 +90,20 @@
  *     stays below it.
  * Hence B32 by default; FAST_ROW stays available (e.g. prefill of outlier-free inputs).
  *
+ * Group-wise types vs the per-row kernel of the same codes, avx2 level, on the project's other
+ * VM: 2-core AMD EPYC (AVX2 only), shared and heavily loaded while measured (load 6-9, read
+ * probe only 7-10 GB/s, so single figures swing by +-10%). `glmq bench gemv --only gemv
+ * --level avx2 --runs 7` (GEMV: GB/s of codes + scales, the two kernels alternating in each
+ * run, median of the per-run ratios), 1 / 2 threads, FAST_B32, over the 5 GLM shapes:
+ *     int4g32  92-104% / 86-114%   int4g128  85-97% / 90-100%   int8g32  91-99% / 93-111%
+ *   EXACT: int4g128 94-103%, int8g32 64-98%, int4g32 63-76% (1 thread; the per-vector scale
+ *   costs ALU work that the per-row EXACT kernel, itself ~50% of bandwidth here, lacks).
+ * Thread CPU time, kernels in L2 (256x4096 GEMV) and 512x4096x64 GEMM, alternating, medians
+ * (less noisy; time ratio row / group, so GB/s ratios are higher by the scale bytes, 3-12%):
+ *   GEMM FAST_B32 92-96% for every group type; EXACT g128 96-98%, g32/g64 72-88%.
+ *   GEMV FAST_B32 79-87% in L2 (the per-chunk scale load and convert are not hidden there;
+ *   streaming from DRAM they mostly are, as the figures above show).
+ *
  * Thread-safety: every function here is reentrant; kernels read only their inputs and write
  * only y[t*ldy + r] for their rows (and prepare only its scratch).
  */
@@ -285,7 +299,18 @@ static inline int64_t glmq_dot_padded_cols(int64_t cols)
 /* Group-wise entry points of one level (EXACT and FAST_B32):
  *   EXACT     y = sum_c (q_c * s_g(c)) * x_c       (q * s is exact in fp32: the dequantized weight)
  *   FAST_B32  y = sum_b (d_b * s_g(b)) * isum_b    (a group holds whole 32-column blocks)
- * The _ref kernels sum in double (d_b * s_g in double too); SIMD kernels as dot.h §2. */
+ * The _ref kernels sum in double (d_b * s_g in double too); SIMD kernels as dot.h §2, with the
+ * same walk, chunks, panels, prefetching and accumulator chains as the per-row kernels of the
+ * same codes (so §3 holds: GEMM == GEMV, any thread count), one kernel per group size behind an
+ * entry point that dispatches on w->group. Order of the SIMD kernels (quant/dot_x86_*impl.h):
+ *   EXACT, groups of 32/64: each widened weight vector is the dequantized weight q * s_g (INT4:
+ *     fma(nibble, s, -8s) or a scaled vpermps table; INT8: vmulps; exact), then FMA'd as per
+ *     row; no final scale.
+ *   FAST_B32, groups of 32/64: per chunk and (row, token), the fp32 products d_b * s_g(b) of its
+ *     4 blocks (one vmulps), spread over the steps instead of d_b; no final scale.
+ *   Groups of 128 (one scale per 128-column chunk), both modes: the per-row chunk partial, then
+ *     acc = fma(partial, s_g, acc) instead of acc + partial; no final scale.
+ * All within |simd - ref| <= 1e-5 * sum|terms| + 1e-6 (tests/check_dot.c). */
 #define GLMQ_DOT_DECLARE_GROUPED(isa)                                                            \
     void glmq_q4g_dot_f32_##isa(const glmq_dot_mat *w, int64_t r0, int64_t r1,                   \
                                 const glmq_dot_act *a, float *y, int64_t ldy);                   \
@@ -313,8 +338,11 @@ GLMQ_DOT_DECLARE_GROUPED(ref)
 #if defined(GLMQ_HAVE_X86)
 GLMQ_DOT_DECLARE_EXACT(avx2) /* quant/dot_avx2.c: AVX2 + FMA + F16C */
 GLMQ_DOT_DECLARE_FAST(avx2)  /* vpmaddubsw + vpmaddwd */
+GLMQ_DOT_DECLARE_GROUPED(avx2)
 GLMQ_DOT_DECLARE_EXACT(avx512)   /* quant/dot_avx512.c: AVX-512 F/BW/VL/DQ */
 GLMQ_DOT_DECLARE_FAST(avx512vnni) /* vpdpbusd; without VNNI the AVX2 fast kernels are used */
+GLMQ_DOT_DECLARE_GROUPED(avx512)     /* only its _f32 (EXACT) kernels exist */
+GLMQ_DOT_DECLARE_GROUPED(avx512vnni) /* only its _q8b (FAST_B32) kernels exist */
 #endif
 
 #endif /* GLMQ_DOT_H */

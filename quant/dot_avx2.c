@@ -116,10 +116,32 @@ AI void widen_q4(const uint8_t *p, VF *lo, VF *hi)
     *lo = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_and_si256(b, _mm256_set1_epi32(0x0f)), eight));
     *hi = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_srli_epi32(b, 4), eight));
 }
+/* Group-wise INT4 with the group scale folded in: (nibble - 8) * s = fma(nibble, s, -8s), exact
+ * (the exact product is representable and fma rounds once), so the scaled widening costs what
+ * the plain one does: vpand/vpsrld, vcvtdq2ps, vfmadd per vector; q4s_make once per block. */
+typedef struct {
+    VF s, m8s;
+} Q4S;
+AI Q4S q4s_make(VF s) { return (Q4S){s, _mm256_mul_ps(s, _mm256_set1_ps(-8.0f))}; }
+AI void widen_q4s(const uint8_t *p, Q4S sl, Q4S sh, VF *lo, VF *hi)
+{
+    const __m256i b = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)p));
+    *lo = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_and_si256(b, _mm256_set1_epi32(0x0f))), sl.s,
+                          sl.m8s);
+    *hi = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(b, 4)), sh.s, sh.m8s);
+}
 AI VF widen_q8(const uint8_t *p)
 {
     const __m128i b = _mm_loadl_epi64((const __m128i *)(const void *)p);
     return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b));
+}
+/* Lane j of s4 in all 8 lanes (vshufps + vbroadcastss; group scales, quant/dot_x86_impl.h). */
+AI VF vf_bcast4(__m128 s4, const int j)
+{
+    return _mm256_broadcastss_ps(j == 0   ? s4
+                                 : j == 1 ? _mm_shuffle_ps(s4, s4, 0x55)
+                                 : j == 2 ? _mm_shuffle_ps(s4, s4, 0xaa)
+                                          : _mm_shuffle_ps(s4, s4, 0xff));
 }
 AI VF widen_f16(const uint8_t *p)
 {
@@ -184,5 +206,18 @@ AI VI dot_q4_row(VI acc, const VI *w, const VI *x)
 
 /* Step k = the 32-column block 4ch + k: one broadcast d_b. */
 AI VF b32_scale(const float *db4, const int k) { return _mm256_broadcast_ss(db4 + k); }
+
+/* Group-wise: the 4 products d_b * s_g(b) of a chunk in both 128-bit halves (vinsertf128),
+ * then lane k of them by one vshufps per step. */
+typedef __m256 B32R;
+AI B32R b32_prep_r(__m128 v4) { return _mm256_insertf128_ps(_mm256_castps128_ps256(v4), v4, 1); }
+AI VF b32_scale_p(B32R p, const int k)
+{
+    /* literal immediates: k is a constant only once inlined (not at -O0) */
+    return k == 0   ? _mm256_shuffle_ps(p, p, 0x00)
+           : k == 1 ? _mm256_shuffle_ps(p, p, 0x55)
+           : k == 2 ? _mm256_shuffle_ps(p, p, 0xaa)
+                    : _mm256_shuffle_ps(p, p, 0xff);
+}
 
 #include "quant/dot_x86_fast_impl.h"

@@ -118,10 +118,28 @@ AI void widen_q4(const uint8_t *p, VF *lo, VF *hi)
     *lo = _mm512_permutexvar_ps(b, tab);
     *hi = _mm512_permutexvar_ps(_mm512_srli_epi32(b, 4), tab);
 }
+/* Group-wise INT4 with the group scale folded in: the vpermps table scaled once per block
+ * ({-8..7} * s, exact), then the same two vpermps per 16 bytes as widen_q4. */
+typedef VF Q4S;
+AI Q4S q4s_make(VF s)
+{
+    return _mm512_mul_ps(_mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7), s);
+}
+AI void widen_q4s(const uint8_t *p, Q4S sl, Q4S sh, VF *lo, VF *hi)
+{
+    const __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)p));
+    *lo = _mm512_permutexvar_ps(b, sl);
+    *hi = _mm512_permutexvar_ps(_mm512_srli_epi32(b, 4), sh);
+}
 AI VF widen_q8(const uint8_t *p)
 {
     const __m128i b = _mm_loadu_si128((const __m128i *)(const void *)p);
     return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b));
+}
+/* Lane j of s4 in all 16 lanes (one vpermps; group scales, quant/dot_x86_impl.h). */
+AI VF vf_bcast4(__m128 s4, const int j)
+{
+    return _mm512_permutexvar_ps(_mm512_set1_epi32(j), _mm512_castps128_ps512(s4));
 }
 AI VF widen_f16(const uint8_t *p)
 {
@@ -206,6 +224,17 @@ AI VF b32_scale(const float *db4, const int k)
     const __m512i idx = k == 0 ? _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1)
                                : _mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
     return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(_mm_load_ps(db4)));
+}
+
+/* Group-wise: the 4 products d_b * s_g(b) of a chunk stay in a register; one vpermps per step
+ * as above. */
+typedef __m512 B32R;
+AI B32R b32_prep_r(__m128 v4) { return _mm512_castps128_ps512(v4); }
+AI VF b32_scale_p(B32R p, const int k)
+{
+    const __m512i idx = k == 0 ? _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1)
+                               : _mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    return _mm512_permutexvar_ps(idx, p);
 }
 
 #include "quant/dot_x86_fast_impl.h"

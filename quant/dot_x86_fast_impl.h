@@ -19,6 +19,8 @@
  *   dot_q4_row(acc, w, x) acc += the NSTEP products dot_u8s8(w[k], x[k]) (FAST_ROW INT4 chunk)
  *   b32_scale(db4, k)     per int32 lane of step k, the d of the 32-column block holding it;
  *                         db4 = the 4 block scales of the chunk (16-byte aligned)
+ *   B32R b32_prep_r(v4) b32_scale_p(p, k)   the same from the 4 scales in a register (group-
+ *                         wise types: v4 = d_b * s_g(b)); prep once, then one op per step
  *
  * A 128-column chunk is NSTEP = 128/VB integer steps; step k covers columns VB*k..VB*k+VB-1,
  * int32 lane l of it columns VB*k+4l..+3. INT4 weights: bytes (VB*k) mod 64 of the chunk, low
@@ -40,7 +42,7 @@
  * The bias of the weight operand is removed by starting the lane at -bias * (sum of its 4
  * codes) (one more integer step on a constant operand; |.| <= 4*128*127).
  */
-AI VF b32_step(const int type, const uint8_t *wc, const uint8_t *tk, int64_t ch, int64_t pc,
+AI VF b32_step(const int type, const uint8_t *wc, const uint8_t *tk, int64_t ch, const VF d,
                const int k, VF inner)
 {
     const VI x = vi_load(tk + 128 * ch + 4 * VW * k);
@@ -53,8 +55,20 @@ AI VF b32_step(const int type, const uint8_t *wc, const uint8_t *tk, int64_t ch,
     else
         i = dot_q8(c, q8_wop(vi_loadu(wc + 4 * VW * k)), x);
     const VF q = vi_cvt_f32(i);
-    const VF d = b32_scale((const float *)(const void *)(tk + pc) + 4 * ch, k);
     return k == 0 ? vf_mul(q, d) : vf_fma(q, d, inner);
+}
+
+/* The four block scales d_b of chunk ch of a prepared token (dot.h §4; 16-byte aligned). */
+AI const float *tok_d4(const uint8_t *tk, int64_t ch, int64_t pc)
+{
+    return (const float *)(const void *)(tk + pc) + 4 * ch;
+}
+
+/* Group-wise types: d_b * s_g(b) for the four blocks of a chunk (one vmulps of the token's
+ * d_b by the row's block scales, grp_scales4), whose lanes b32_scale_r spreads over the steps. */
+AI __m128 grp_ds4(const uint8_t *tk, int64_t ch, int64_t pc, __m128 s4)
+{
+    return _mm_mul_ps(_mm_load_ps(tok_d4(tk, ch, pc)), s4);
 }
 
 /*
@@ -63,42 +77,70 @@ AI VF b32_step(const int type, const uint8_t *wc, const uint8_t *tk, int64_t ch,
  * operations per output; token-major keeps one partial live and shares each token's operands
  * across the R rows (wide register files, many accumulators), step-major keeps R x T partials
  * and shares each step's weights across the T tokens.
+ *
+ * Group-wise types (G = 32 / 64 / 128, type = the codes' layout): G = 32 / 64 replace each
+ * block's d_b by the fp32 product d_b * s_g(b) (grp_ds4; s4[r] = the row's block scales), so
+ * the partials carry the group scales; G = 128 (one group per chunk) keeps the per-row steps
+ * and adds the chunk's partial as acc = fma(partial, s_g, acc) (sv[r] = s_g broadcast). Either
+ * way the block result has no final row scale. (G = 128 per step as well cost 20% of the
+ * in-cache AVX2 GEMV time; this way it costs one broadcast per row and chunk.)
  */
-AI void fastb_chunk(const int type, const int R, const int T, const int ns,
+AI void fastb_chunk(const int type, const int G, const int R, const int T, const int ns,
                     const uint8_t *const *wc, const uint8_t *const *tk, int64_t ch, int64_t pc,
-                    VF (*acc)[TMAX])
+                    const __m128 *s4, const VF *sv, VF (*acc)[TMAX])
 {
+    const int G_STEP = G && G < 128; /* group scales inside the steps */
     if (DOT_B32_TOKEN_MAJOR) {
 #pragma GCC unroll 8
         for (int t = 0; t < T; t++)
 #pragma GCC unroll 8
             for (int r = 0; r < R; r++) {
+                const __m128 ds = G_STEP ? grp_ds4(tk[t], ch, pc, s4[r]) : _mm_setzero_ps();
                 VF inner = vf_zero();
 #pragma GCC unroll 8
-                for (int k = 0; k < ns; k++) inner = b32_step(type, wc[r], tk[t], ch, pc, k, inner);
-                acc[r][t] = vf_add(acc[r][t], inner);
+                for (int k = 0; k < ns; k++)
+                    inner = b32_step(type, wc[r], tk[t], ch,
+                                     G_STEP ? b32_scale_p(b32_prep_r(ds), k)
+                                            : b32_scale(tok_d4(tk[t], ch, pc), k),
+                                     k, inner);
+                acc[r][t] = G == 128 ? vf_fma(inner, sv[r], acc[r][t]) : vf_add(acc[r][t], inner);
             }
     } else {
         VF inner[RMAX][TMAX];
+        B32R ds[RMAX][TMAX];
+        if (G_STEP)
+#pragma GCC unroll 8
+            for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+                for (int t = 0; t < T; t++) ds[r][t] = b32_prep_r(grp_ds4(tk[t], ch, pc, s4[r]));
 #pragma GCC unroll 8
         for (int k = 0; k < ns; k++)
 #pragma GCC unroll 8
             for (int r = 0; r < R; r++)
 #pragma GCC unroll 8
                 for (int t = 0; t < T; t++)
-                    inner[r][t] = b32_step(type, wc[r], tk[t], ch, pc, k,
-                                           k == 0 ? vf_zero() : inner[r][t]);
-        acc_add(R, T, acc, inner);
+                    inner[r][t] = b32_step(type, wc[r], tk[t], ch,
+                                           G_STEP ? b32_scale_p(ds[r][t], k)
+                                                  : b32_scale(tok_d4(tk[t], ch, pc), k),
+                                           k, k == 0 ? vf_zero() : inner[r][t]);
+        if (G == 128)
+#pragma GCC unroll 8
+            for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+                for (int t = 0; t < T; t++) acc[r][t] = vf_fma(inner[r][t], sv[r], acc[r][t]);
+        else
+            acc_add(R, T, acc, inner);
     }
 }
 
 /*
  * R rows x T tokens, FAST_B32: acc[r][t] holds VW fp32 lanes (partials already scaled by
  * their d_b); INT4 rows are pcols/128 full chunks, INT8 rows full chunks plus a half chunk
- * when padded to 64 mod 128. The result is s * hsum(acc).
+ * when padded to 64 mod 128. The result is s * hsum(acc), or hsum(acc) for the group-wise
+ * types (G != 0), whose scales are inside the partials.
  */
-AI void fastb_block(const int type, const int R, const int T, const glmq_dot_mat *w, int64_t r,
-                    const glmq_dot_act *a, int64_t t, float *y, int64_t ldy)
+AI void fastb_block(const int type, const int G, const int R, const int T, const glmq_dot_mat *w,
+                    int64_t r, const glmq_dot_act *a, int64_t t, float *y, int64_t ldy)
 {
     const int64_t pc = a->pcols;
     const uint8_t *wr[RMAX], *tk[TMAX];
@@ -112,22 +154,40 @@ AI void fastb_block(const int type, const int R, const int T, const glmq_dot_mat
         const uint8_t *wc[RMAX];
 #pragma GCC unroll 8
         for (int i = 0; i < R; i++) wc[i] = wr[i] + cb * ch;
+        __m128 s4[RMAX];
+        VF sv[RMAX];
+        if (G == 128)
+#pragma GCC unroll 8
+            for (int i = 0; i < R; i++) sv[i] = grp_scale128(w, r + i, ch);
+        else if (G)
+#pragma GCC unroll 8
+            for (int i = 0; i < R; i++) s4[i] = grp_scales4(w, r + i, ch, G, 0);
         if (T == 1)
 #pragma GCC unroll 8
-            for (int i = 0; i < R; i++) prefetch_next(wc[i] + (size_t)R * w->stride, cb);
-        fastb_chunk(type, R, T, NSTEP, wc, tk, ch, pc, acc);
+            for (int i = 0; i < R; i++) {
+                prefetch_next(wc[i] + (size_t)R * w->stride, cb);
+                if (G) prefetch_scales(w, r + i + R, ch, G);
+            }
+        fastb_chunk(type, G, R, T, NSTEP, wc, tk, ch, pc, s4, sv, acc);
     }
     if (type == GLMQ_TYPE_INT8 && pw % 128) {
         const uint8_t *wc[RMAX];
+        __m128 s4[RMAX];
+        VF sv[RMAX];
 #pragma GCC unroll 8
-        for (int i = 0; i < R; i++) wc[i] = wr[i] + cb * ch;
-        fastb_chunk(type, R, T, NSTEP / 2, wc, tk, ch, pc, acc);
+        for (int i = 0; i < R; i++) {
+            wc[i] = wr[i] + cb * ch;
+            if (G == 128) sv[i] = grp_scale128(w, r + i, ch);
+            else if (G) s4[i] = grp_scales4(w, r + i, ch, G, 1);
+        }
+        fastb_chunk(type, G, R, T, NSTEP / 2, wc, tk, ch, pc, s4, sv, acc);
     }
 #pragma GCC unroll 8
     for (int i = 0; i < R; i++) {
-        const float s = row_scale(w, r + i);
+        const float s = G ? 1.0f : row_scale(w, r + i);
 #pragma GCC unroll 8
-        for (int j = 0; j < T; j++) y[(t + j) * ldy + r + i] = vf_hsum(acc[i][j]) * s;
+        for (int j = 0; j < T; j++)
+            y[(t + j) * ldy + r + i] = G ? vf_hsum(acc[i][j]) : vf_hsum(acc[i][j]) * s;
     }
 }
 
@@ -193,8 +253,8 @@ AI void fastr_block(const int type, const int R, const int T, const glmq_dot_mat
     }
 }
 
-#define Q4B_BLK(R, T, r, t) fastb_block(GLMQ_TYPE_INT4, R, T, w, r, a, t, y, ldy)
-#define Q8B_BLK(R, T, r, t) fastb_block(GLMQ_TYPE_INT8, R, T, w, r, a, t, y, ldy)
+#define Q4B_BLK(R, T, r, t) fastb_block(GLMQ_TYPE_INT4, 0, R, T, w, r, a, t, y, ldy)
+#define Q8B_BLK(R, T, r, t) fastb_block(GLMQ_TYPE_INT8, 0, R, T, w, r, a, t, y, ldy)
 #define Q4R_BLK(R, T, r, t) fastr_block(GLMQ_TYPE_INT4, R, T, w, r, a, t, y, ldy)
 #define Q8R_BLK(R, T, r, t) fastr_block(GLMQ_TYPE_INT8, R, T, w, r, a, t, y, ldy)
 
@@ -202,3 +262,35 @@ GLMQ_DOT_KERNEL(DOT_FNAME(glmq_q4_dot_q8b), Q4B_BLK, DOT_Q4B_RV, DOT_FAST_RM, DO
 GLMQ_DOT_KERNEL(DOT_FNAME(glmq_q8_dot_q8b), Q8B_BLK, DOT_Q8B_RV, DOT_FAST_RM, DOT_FAST_TM)
 GLMQ_DOT_KERNEL(DOT_FNAME(glmq_q4_dot_q8r), Q4R_BLK, DOT_Q4R_RV, DOT_FAST_RM, DOT_FAST_TM)
 GLMQ_DOT_KERNEL(DOT_FNAME(glmq_q8_dot_q8r), Q8R_BLK, DOT_Q8R_RV, DOT_FAST_RM, DOT_FAST_TM)
+
+/* Group-wise FAST_B32: one static kernel per group size, the entry point dispatching on
+ * w->group (as the EXACT ones in dot_x86_impl.h). Same walk shapes as the per-row kernels. */
+#define Q4GB32(R, T, r, t) fastb_block(GLMQ_TYPE_INT4, 32, R, T, w, r, a, t, y, ldy)
+#define Q4GB64(R, T, r, t) fastb_block(GLMQ_TYPE_INT4, 64, R, T, w, r, a, t, y, ldy)
+#define Q4GB128(R, T, r, t) fastb_block(GLMQ_TYPE_INT4, 128, R, T, w, r, a, t, y, ldy)
+#define Q8GB32(R, T, r, t) fastb_block(GLMQ_TYPE_INT8, 32, R, T, w, r, a, t, y, ldy)
+#define Q8GB64(R, T, r, t) fastb_block(GLMQ_TYPE_INT8, 64, R, T, w, r, a, t, y, ldy)
+#define Q8GB128(R, T, r, t) fastb_block(GLMQ_TYPE_INT8, 128, R, T, w, r, a, t, y, ldy)
+
+DOT_GROUP_KERNEL(q4gb32, Q4GB32, DOT_Q4B_RV, DOT_FAST_RM, DOT_FAST_TM)
+DOT_GROUP_KERNEL(q4gb64, Q4GB64, DOT_Q4B_RV, DOT_FAST_RM, DOT_FAST_TM)
+DOT_GROUP_KERNEL(q4gb128, Q4GB128, DOT_Q4B_RV, DOT_FAST_RM, DOT_FAST_TM)
+DOT_GROUP_KERNEL(q8gb32, Q8GB32, DOT_Q8B_RV, DOT_FAST_RM, DOT_FAST_TM)
+DOT_GROUP_KERNEL(q8gb64, Q8GB64, DOT_Q8B_RV, DOT_FAST_RM, DOT_FAST_TM)
+DOT_GROUP_KERNEL(q8gb128, Q8GB128, DOT_Q8B_RV, DOT_FAST_RM, DOT_FAST_TM)
+
+void DOT_FNAME(glmq_q4g_dot_q8b)(const glmq_dot_mat *w, int64_t r0, int64_t r1,
+                                 const glmq_dot_act *a, float *y, int64_t ldy)
+{
+    if (w->group == 32) q4gb32(w, r0, r1, a, y, ldy);
+    else if (w->group == 64) q4gb64(w, r0, r1, a, y, ldy);
+    else q4gb128(w, r0, r1, a, y, ldy);
+}
+
+void DOT_FNAME(glmq_q8g_dot_q8b)(const glmq_dot_mat *w, int64_t r0, int64_t r1,
+                                 const glmq_dot_act *a, float *y, int64_t ldy)
+{
+    if (w->group == 32) q8gb32(w, r0, r1, a, y, ldy);
+    else if (w->group == 64) q8gb64(w, r0, r1, a, y, ldy);
+    else q8gb128(w, r0, r1, a, y, ldy);
+}

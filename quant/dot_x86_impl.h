@@ -24,6 +24,9 @@
  *     codes_store32(dst, q)  32/VW vectors of int32 codes in [-127, 127] -> 32 int8, in order
  *     widen_q4(p, &lo, &hi)  VW INT4 bytes -> (low nibble - 8), (high nibble - 8) as fp32
  *     widen_q8(p) widen_f16(p) widen_bf16(p)   VW INT8 codes / 2*VW bytes of halves -> fp32
+ *     vf_bcast4(s4, j)    lane j (0..3) of an __m128 in every lane
+ *     Q4S q4s_make(s) widen_q4s(p, Q4S lo, Q4S hi, &lo, &hi)   widen_q4 times a per-vector
+ *                         group scale s (low / high nibble blocks), exact
  *
  * Determinism (dot.h §3): every output (r, t) is one accumulator chain whose operations depend
  * only on cols and the level: a fresh partial per 128-column chunk in a fixed order, added into
@@ -56,6 +59,51 @@ AI void prefetch_next(const uint8_t *p, const int64_t bytes)
 
 /* fp16 row scale widened by F16C vcvtph2ps: exact, the same value as glmq_f16_to_f32. */
 AI float row_scale(const glmq_dot_mat *w, int64_t r) { return _cvtsh_ss(w->scales[r]); }
+
+/*
+ * Group-wise types: the scales of the four 32-column blocks of 128-column chunk ch of row r, as
+ * fp32 lanes 0..3 (F16C vcvtph2ps: exact, = glmq_f16_to_f32). A group of G = 32 / 64 / 128
+ * (a compile-time constant) holds 1 / 2 / 4 whole blocks, so a chunk needs 4 / 2 / 1 scales.
+ * half: the final 64-column half chunk of an INT8 row; only its blocks 0 and 1 are valid and
+ * only the scales that exist are read (lanes 2 and 3 are then 0 or a copy, never used).
+ */
+AI uint32_t ld_u32(const uint16_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+AI __m128 grp_scales4(const glmq_dot_mat *w, int64_t r, int64_t ch, const int G, const int half)
+{
+    const uint16_t *s = w->scales + r * w->spr;
+    if (G == 32) {
+        const __m128i h = half ? _mm_cvtsi32_si128((int)ld_u32(s + 4 * ch))
+                               : _mm_loadl_epi64((const __m128i *)(const void *)(s + 4 * ch));
+        return _mm_cvtph_ps(h);
+    }
+    if (G == 64) {
+        const __m128 f = _mm_cvtph_ps(half ? _mm_cvtsi32_si128(s[2 * ch])
+                                           : _mm_cvtsi32_si128((int)ld_u32(s + 2 * ch)));
+        return _mm_unpacklo_ps(f, f); /* s0 s0 s1 s1 */
+    }
+    const __m128 f = _mm_cvtph_ps(_mm_cvtsi32_si128(s[ch]));
+    return _mm_shuffle_ps(f, f, 0);
+}
+
+/* Groups of 128: the one scale of chunk ch of row r in every lane (exact, as above). */
+AI VF grp_scale128(const glmq_dot_mat *w, int64_t r, int64_t ch)
+{
+    return vf_set1(_cvtsh_ss(w->scales[r * w->spr + ch]));
+}
+
+/* GEMV prefetch of the group scales of chunk ch of row r (the row R rows ahead, i.e. the next
+ * panel, as prefetch_next does for the codes): 8 / 4 / 2 bytes per chunk, one request per 32
+ * bytes of a row's scales (so every 64-byte line is requested, whatever the row's alignment). */
+AI void prefetch_scales(const glmq_dot_mat *w, int64_t r, int64_t ch, const int G)
+{
+    if (((ch * (256 / G)) & 31) == 0)
+        _mm_prefetch((const char *)(w->scales + r * w->spr + ch * (128 / G)), _MM_HINT_T0);
+}
 
 /* Quantize VW floats with block inverse scale id: VW int32 codes in [-127, 127]. */
 AI VI act_codes(VF x, VF id)
@@ -174,13 +222,30 @@ void DOT_NAME(glmq_dot_prep_row)(const float *x, int64_t cols, int64_t pcols, ui
  * INT4: VW bytes g*VW.. hold elements j (low nibble) and 64+j (high nibble); widen_q4 gives
  * both as fp32 (nibble - 8). Order: lo g0, hi g0, lo g1, hi g1, ...
  * INT8: VW sign-extended codes. F16: vcvtph2ps. BF16: zero-extend, shift left 16.
+ *
+ * Group-wise types (G = 32 / 64 / 128, else G = 0; type is then the codes' layout INT4/INT8):
+ * each widened weight vector (VW <= 16 columns, all inside one 32-column block) is multiplied
+ * by its block's group scale before its FMA, q * s_g being exact in fp32 (|q| <= 127 times an
+ * fp16 scale: at most 18 significant bits), i.e. it is the dequantized weight; s4[r] holds the
+ * four block scales of the chunk (grp_scales4). INT4 folds the scale into the widening
+ * (widen_q4s: fma(nibble, s, -8s) or a scaled vpermps table, both exact); INT8 multiplies.
+ * Groups of 128 (one scale per chunk, sv[r] broadcast) instead widen as per-row and add the
+ * chunk's partial as acc = fma(partial, s_g, acc). Same order as above, no final scale.
  */
-AI void exact_chunk(const int type, const int R, const int T, const uint8_t *const *wc,
-                    const float *const *xc, const int nv, VF (*acc)[TMAX])
+AI void exact_chunk(const int type, const int G, const int R, const int T,
+                    const uint8_t *const *wc, const float *const *xc, const int nv,
+                    const __m128 *s4, const VF *sv, VF (*acc)[TMAX])
 {
+    const int G_VEC = G && G < 128; /* group scales applied per weight vector */
     VF inner[RMAX][TMAX];
     acc_zero(R, T, inner);
     if (type == GLMQ_TYPE_INT4) {
+        Q4S q4s[RMAX][4]; /* group-wise: per row and group of the chunk, the scaled widening */
+        if (G_VEC)
+#pragma GCC unroll 8
+            for (int r = 0; r < R; r++)
+                for (int j = 0; j < 128 / (G_VEC ? G : 128); j++)
+                    q4s[r][j] = q4s_make(vf_bcast4(s4[r], j * G / 32));
 #pragma GCC unroll 16
         for (int g = 0; g < 64 / VW; g++) {
             VF xl[TMAX], xh[TMAX];
@@ -192,7 +257,11 @@ AI void exact_chunk(const int type, const int R, const int T, const uint8_t *con
 #pragma GCC unroll 8
             for (int r = 0; r < R; r++) {
                 VF wl, wh;
-                widen_q4(wc[r] + VW * g, &wl, &wh);
+                if (G_VEC)
+                    widen_q4s(wc[r] + VW * g, q4s[r][VW * g / G], q4s[r][(64 + VW * g) / G], &wl,
+                              &wh);
+                else
+                    widen_q4(wc[r] + VW * g, &wl, &wh);
 #pragma GCC unroll 8
                 for (int t = 0; t < T; t++) {
                     inner[r][t] = vf_fma(wl, xl[t], inner[r][t]);
@@ -208,25 +277,33 @@ AI void exact_chunk(const int type, const int R, const int T, const uint8_t *con
             for (int t = 0; t < T; t++) xv[t] = vf_load(xc[t] + VW * v);
 #pragma GCC unroll 8
             for (int r = 0; r < R; r++) {
-                const VF wf = type == GLMQ_TYPE_INT8  ? widen_q8(wc[r] + VW * v)
-                              : type == GLMQ_TYPE_F16 ? widen_f16(wc[r] + 2 * VW * v)
-                                                      : widen_bf16(wc[r] + 2 * VW * v);
+                VF wf = type == GLMQ_TYPE_INT8  ? widen_q8(wc[r] + VW * v)
+                        : type == GLMQ_TYPE_F16 ? widen_f16(wc[r] + 2 * VW * v)
+                                                : widen_bf16(wc[r] + 2 * VW * v);
+                if (G_VEC) wf = vf_mul(wf, vf_bcast4(s4[r], VW * v / 32));
 #pragma GCC unroll 8
                 for (int t = 0; t < T; t++) inner[r][t] = vf_fma(wf, xv[t], inner[r][t]);
             }
         }
     }
-    acc_add(R, T, acc, inner);
+    if (G == 128)
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++) acc[r][t] = vf_fma(inner[r][t], sv[r], acc[r][t]);
+    else
+        acc_add(R, T, acc, inner);
 }
 
 /*
  * R rows from r x T tokens from t, EXACT. Chunks (glmq_dot_exact_chunks): INT4 pcols/128 full
  * chunks; INT8 full chunks plus a half chunk when the padded row is 64 mod 128; F16/BF16 full
  * chunks plus, when cols % 128 != 0, a last chunk copied into a zero-filled stack buffer (the
- * rows are not padded; the activations are). y = s * hsum(acc) (INT4/INT8) or hsum(acc).
+ * rows are not padded; the activations are). y = s * hsum(acc) (INT4/INT8) or hsum(acc)
+ * (F16/BF16, and the group-wise types, whose scales are applied per weight in exact_chunk).
  */
-AI void exact_block(const int type, const int R, const int T, const glmq_dot_mat *w, int64_t r,
-                    const glmq_dot_act *a, int64_t t, float *y, int64_t ldy)
+AI void exact_block(const int type, const int G, const int R, const int T, const glmq_dot_mat *w,
+                    int64_t r, const glmq_dot_act *a, int64_t t, float *y, int64_t ldy)
 {
     const int64_t cb = glmq_dot_chunk_bytes(type);
     int64_t nfull, rest; /* full chunks; columns in the last partial chunk */
@@ -243,10 +320,20 @@ AI void exact_block(const int type, const int R, const int T, const glmq_dot_mat
         for (int i = 0; i < R; i++) wc[i] = wr[i] + ch * cb;
 #pragma GCC unroll 8
         for (int j = 0; j < T; j++) xc[j] = (const float *)(const void *)tk[j] + ch * 128;
+        __m128 s4[RMAX];
+        VF sv[RMAX];
+#pragma GCC unroll 8
+        for (int i = 0; i < R; i++) {
+            if (G == 128) sv[i] = grp_scale128(w, r + i, ch);
+            else if (G) s4[i] = grp_scales4(w, r + i, ch, G, 0);
+        }
         if (T == 1)
 #pragma GCC unroll 8
-            for (int i = 0; i < R; i++) prefetch_next(wc[i] + (size_t)R * w->stride, cb);
-        exact_chunk(type, R, T, wc, xc, 128 / VW, acc);
+            for (int i = 0; i < R; i++) {
+                prefetch_next(wc[i] + (size_t)R * w->stride, cb);
+                if (G) prefetch_scales(w, r + i + R, ch, G);
+            }
+        exact_chunk(type, G, R, T, wc, xc, 128 / VW, s4, sv, acc);
     }
     if (rest) {
         const uint8_t *wc[RMAX];
@@ -256,7 +343,14 @@ AI void exact_block(const int type, const int R, const int T, const glmq_dot_mat
         if (type == GLMQ_TYPE_INT8) {
 #pragma GCC unroll 8
             for (int i = 0; i < R; i++) wc[i] = wr[i] + nfull * cb;
-            exact_chunk(type, R, T, wc, xc, 64 / VW, acc);
+            __m128 s4[RMAX];
+            VF sv[RMAX];
+#pragma GCC unroll 8
+            for (int i = 0; i < R; i++) {
+                if (G == 128) sv[i] = grp_scale128(w, r + i, nfull);
+                else if (G) s4[i] = grp_scales4(w, r + i, nfull, G, 1);
+            }
+            exact_chunk(type, G, R, T, wc, xc, 64 / VW, s4, sv, acc);
         } else {
             _Alignas(64) uint8_t tail[RMAX][256];
 #pragma GCC unroll 8
@@ -265,10 +359,10 @@ AI void exact_block(const int type, const int R, const int T, const glmq_dot_mat
                 memcpy(tail[i], wr[i] + nfull * cb, (size_t)rest * 2);
                 wc[i] = tail[i];
             }
-            exact_chunk(type, R, T, wc, xc, 128 / VW, acc);
+            exact_chunk(type, 0, R, T, wc, xc, 128 / VW, NULL, NULL, acc);
         }
     }
-    const int scaled = type == GLMQ_TYPE_INT4 || type == GLMQ_TYPE_INT8;
+    const int scaled = !G && (type == GLMQ_TYPE_INT4 || type == GLMQ_TYPE_INT8);
 #pragma GCC unroll 8
     for (int i = 0; i < R; i++) {
         const float s = scaled ? row_scale(w, r + i) : 1.0f;
@@ -280,15 +374,53 @@ AI void exact_block(const int type, const int R, const int T, const glmq_dot_mat
     }
 }
 
-#define Q4E_BLK(R, T, r, t) exact_block(GLMQ_TYPE_INT4, R, T, w, r, a, t, y, ldy)
-#define Q8E_BLK(R, T, r, t) exact_block(GLMQ_TYPE_INT8, R, T, w, r, a, t, y, ldy)
-#define F16_BLK(R, T, r, t) exact_block(GLMQ_TYPE_F16, R, T, w, r, a, t, y, ldy)
-#define BF16_BLK(R, T, r, t) exact_block(GLMQ_TYPE_BF16, R, T, w, r, a, t, y, ldy)
+#define Q4E_BLK(R, T, r, t) exact_block(GLMQ_TYPE_INT4, 0, R, T, w, r, a, t, y, ldy)
+#define Q8E_BLK(R, T, r, t) exact_block(GLMQ_TYPE_INT8, 0, R, T, w, r, a, t, y, ldy)
+#define F16_BLK(R, T, r, t) exact_block(GLMQ_TYPE_F16, 0, R, T, w, r, a, t, y, ldy)
+#define BF16_BLK(R, T, r, t) exact_block(GLMQ_TYPE_BF16, 0, R, T, w, r, a, t, y, ldy)
 
 GLMQ_DOT_KERNEL(DOT_NAME(glmq_q4_dot_f32), Q4E_BLK, DOT_EXACT_RV, DOT_EXACT_RM, DOT_EXACT_TM)
 GLMQ_DOT_KERNEL(DOT_NAME(glmq_q8_dot_f32), Q8E_BLK, DOT_EXACT_RV, DOT_EXACT_RM, DOT_EXACT_TM)
 GLMQ_DOT_KERNEL(DOT_NAME(glmq_f16_dot_f32), F16_BLK, DOT_EXACT_RV, DOT_EXACT_RM, DOT_EXACT_TM)
 GLMQ_DOT_KERNEL(DOT_NAME(glmq_bf16_dot_f32), BF16_BLK, DOT_EXACT_RV, DOT_EXACT_RM, DOT_EXACT_TM)
+
+/*
+ * Group-wise EXACT kernels: one static kernel per group size (the scale loads and lane
+ * broadcasts are then constants), the entry point dispatching on w->group. The chunking, the
+ * walk and the accumulator chains are those of the per-row kernels of the same codes.
+ */
+#define Q4GE32(R, T, r, t) exact_block(GLMQ_TYPE_INT4, 32, R, T, w, r, a, t, y, ldy)
+#define Q4GE64(R, T, r, t) exact_block(GLMQ_TYPE_INT4, 64, R, T, w, r, a, t, y, ldy)
+#define Q4GE128(R, T, r, t) exact_block(GLMQ_TYPE_INT4, 128, R, T, w, r, a, t, y, ldy)
+#define Q8GE32(R, T, r, t) exact_block(GLMQ_TYPE_INT8, 32, R, T, w, r, a, t, y, ldy)
+#define Q8GE64(R, T, r, t) exact_block(GLMQ_TYPE_INT8, 64, R, T, w, r, a, t, y, ldy)
+#define Q8GE128(R, T, r, t) exact_block(GLMQ_TYPE_INT8, 128, R, T, w, r, a, t, y, ldy)
+#define DOT_GROUP_KERNEL(fname, BLK, RV, RM, TM)                                                 \
+    static void fname(const glmq_dot_mat *w, int64_t r0, int64_t r1, const glmq_dot_act *a,     \
+                      float *y, int64_t ldy) GLMQ_DOT_DRIVER(RV, RM, TM, BLK)
+
+DOT_GROUP_KERNEL(q4ge32, Q4GE32, DOT_EXACT_RV, DOT_EXACT_RM, DOT_EXACT_TM)
+DOT_GROUP_KERNEL(q4ge64, Q4GE64, DOT_EXACT_RV, DOT_EXACT_RM, DOT_EXACT_TM)
+DOT_GROUP_KERNEL(q4ge128, Q4GE128, DOT_EXACT_RV, DOT_EXACT_RM, DOT_EXACT_TM)
+DOT_GROUP_KERNEL(q8ge32, Q8GE32, DOT_EXACT_RV, DOT_EXACT_RM, DOT_EXACT_TM)
+DOT_GROUP_KERNEL(q8ge64, Q8GE64, DOT_EXACT_RV, DOT_EXACT_RM, DOT_EXACT_TM)
+DOT_GROUP_KERNEL(q8ge128, Q8GE128, DOT_EXACT_RV, DOT_EXACT_RM, DOT_EXACT_TM)
+
+void DOT_NAME(glmq_q4g_dot_f32)(const glmq_dot_mat *w, int64_t r0, int64_t r1,
+                                const glmq_dot_act *a, float *y, int64_t ldy)
+{
+    if (w->group == 32) q4ge32(w, r0, r1, a, y, ldy);
+    else if (w->group == 64) q4ge64(w, r0, r1, a, y, ldy);
+    else q4ge128(w, r0, r1, a, y, ldy);
+}
+
+void DOT_NAME(glmq_q8g_dot_f32)(const glmq_dot_mat *w, int64_t r0, int64_t r1,
+                                const glmq_dot_act *a, float *y, int64_t ldy)
+{
+    if (w->group == 32) q8ge32(w, r0, r1, a, y, ldy);
+    else if (w->group == 64) q8ge64(w, r0, r1, a, y, ldy);
+    else q8ge128(w, r0, r1, a, y, ldy);
+}
 
 /* ---- bandwidth probe ------------------------------------------------------------------------- */
 

@@ -20,9 +20,16 @@
  *
  * The shape sweep is a table: _i of the loop test picks (type, rows, cols, ntok, data kinds);
  * cols cover {32, 33, 64, 96, 127, 128, 129, 200, 250, 1000, 4096, 13696}, rows 1..300,
+ * types INT4, INT8, F16, BF16 and, rotating over the group sizes, INT4_G* and INT8_G*,
  * tokens {1, 2, 3, 7, 16, 33}; data kinds cover zero rows, fp16 max / min normal / min
  * subnormal scales, activations 0, +-1e4, subnormals, one huge outlier, LLM-like outliers.
  * CTest reruns this executable with GLMQ_CPU=ref and GLMQ_CPU=avx2.
+ *
+ * Group-wise types (INT4_G32 ... INT8_G128): w_at decodes the group scale of each column
+ * independently (scale c / group of the row), so layer 1 checks the _ref group kernels; a
+ * second independent path (group_ref_vs_dequant) compares the _ref EXACT group kernel with a
+ * double product of glmq_dequantize_row_grouped rows; integer_exact covers them with scales
+ * 1 and 2 alternating per group (a wrong group index changes the result bit pattern).
  */
 #include "core/pool.h"
 #include "quant/dot.h"
@@ -81,22 +88,26 @@ static void *xaligned(size_t n)
     return p;
 }
 
+static int is_int(glmq_type type) { return glmq_type_scaled(type); }
+static int is_grouped(glmq_type type) { return glmq_type_group(type) != 0; }
+
 /*
  * rows x cols of type with weights of kind wk. INT4/INT8 rows go through the _ref quantizers
  * (then, for W_EXTREME_SCALES, rows get fp16 max / min normal / min subnormal scales with
- * their codes kept). W_SATURATED: codes at +-qmax. The stride has 64 extra bytes (INT) or 2
+ * their codes kept; group-wise rows get them per group, padding groups included). W_SATURATED: codes at +-qmax. The stride has 64 extra bytes (INT) or 2
  * (F16/BF16: unaligned rows) so kernels cannot assume stride == row bytes.
  */
 static void tmat_make(tmat *t, glmq_type type, int64_t rows, int64_t cols, int wk)
 {
     size_t rb = glmq_dot_row_bytes(type, cols);
     ck_assert_uint_gt(rb, 0);
-    size_t stride = (type == GLMQ_TYPE_INT4 || type == GLMQ_TYPE_INT8) ? rb + 64 : rb + 2;
+    size_t stride = is_int(type) ? rb + 64 : rb + 2;
+    const int64_t spr = glmq_scales_per_row(type, cols);
     t->data = xaligned(stride * (size_t)rows);
     memset(t->data, 0x5a, stride * (size_t)rows); /* garbage between rows */
     t->scales = NULL;
     float *w = malloc((size_t)cols * sizeof *w);
-    if (type == GLMQ_TYPE_INT4 || type == GLMQ_TYPE_INT8) t->scales = malloc((size_t)rows * 2);
+    if (is_int(type)) t->scales = malloc((size_t)(rows * spr) * 2);
     for (int64_t r = 0; r < rows; r++) {
         double sigma = 0.02 * (1 + (r % 5)); /* per-row spread, as trained rows differ */
         for (int64_t c = 0; c < cols; c++) {
@@ -107,16 +118,20 @@ static void tmat_make(tmat *t, glmq_type type, int64_t rows, int64_t cols, int w
         }
         if (wk == W_ZERO_ROWS && r % 3 == 1) memset(w, 0, (size_t)cols * sizeof *w);
         uint8_t *row = (uint8_t *)t->data + (size_t)r * stride;
-        if (type == GLMQ_TYPE_INT4 || type == GLMQ_TYPE_INT8) {
+        static const uint16_t ext[] = {0x7bff, 0x0400, 0x0001, 0x3c00};
+        if (is_grouped(type)) {
+            uint16_t *sc = t->scales + r * spr;
+            ck_assert_int_eq(glmq_quantize_row_grouped(type, w, cols, row, sc, NULL, NULL),
+                             GLMQ_OK);
+            if (wk == W_EXTREME_SCALES)
+                for (int64_t g = 0; g < spr; g++) sc[g] = ext[(r + g) % 4];
+        } else if (is_int(type)) {
             glmq_status qs =
                 type == GLMQ_TYPE_INT4
                     ? glmq_quantize_row_q4_ref(w, cols, row, &t->scales[r], NULL, NULL)
                     : glmq_quantize_row_q8_ref(w, cols, row, &t->scales[r], NULL, NULL);
             ck_assert_int_eq(qs, GLMQ_OK);
-            if (wk == W_EXTREME_SCALES) {
-                static const uint16_t ext[] = {0x7bff, 0x0400, 0x0001, 0x3c00};
-                t->scales[r] = ext[r % 4];
-            }
+            if (wk == W_EXTREME_SCALES) t->scales[r] = ext[r % 4];
         } else {
             for (int64_t c = 0; c < cols; c++) {
                 uint16_t h;
@@ -152,6 +167,18 @@ static void tmat_free(tmat *t)
 static double w_at(const glmq_dot_mat *m, int64_t r, int64_t c, double *code)
 {
     const uint8_t *row = (const uint8_t *)m->data + (size_t)r * m->stride;
+    if (is_grouped(m->type)) { /* codes as INT4 / INT8 below, scale of column c's group */
+        const double s = glmq_f16_to_f32(m->scales[r * m->spr + c / m->group]);
+        int q;
+        if (glmq_type_codes(m->type) == GLMQ_TYPE_INT4) {
+            uint8_t b = row[(c / 128) * 64 + (c % 128) % 64];
+            q = ((c % 128) < 64 ? (b & 15) : (b >> 4)) - 8;
+        } else {
+            q = (int8_t)row[c];
+        }
+        *code = q;
+        return q * s;
+    }
     switch (m->type) {
     case GLMQ_TYPE_INT4: {
         uint8_t b = row[(c / 128) * 64 + (c % 128) % 64];
@@ -167,11 +194,6 @@ static double w_at(const glmq_dot_mat *m, int64_t r, int64_t c, double *code)
     case GLMQ_TYPE_F16: *code = glmq_f16_to_f32(glmq_rd_le16(row + 2 * c)); return *code;
     default: *code = glmq_bf16_to_f32(glmq_rd_le16(row + 2 * c)); return *code;
     }
-}
-
-static double scale_at(const glmq_dot_mat *m, int64_t r)
-{
-    return m->scales ? glmq_f16_to_f32(m->scales[r]) : 1.0;
 }
 
 /* ---- activations ----------------------------------------------------------------------------- */
@@ -224,7 +246,6 @@ static double fast_bound(const glmq_dot_mat *m, int64_t r, const glmq_dot_act *a
                          const uint8_t *tok, double *fabs_terms)
 {
     const int8_t *xq = (const int8_t *)tok;
-    const double s = scale_at(m, r);
     double bound = 0, ft = 0, code;
     for (int64_t c = 0; c < m->cols; c++) {
         float d;
@@ -232,9 +253,9 @@ static double fast_bound(const glmq_dot_mat *m, int64_t r, const glmq_dot_act *a
             memcpy(&d, tok + a->pcols + 4 * (c / GLMQ_DOT_ABLOCK), 4);
         else
             memcpy(&d, tok + a->pcols, 4);
-        w_at(m, r, c, &code);
-        bound += s * fabs(code) * ((double)d * (0.5 + 0x1p-15) + 0x1p-100);
-        ft += s * (double)d * fabs(code * xq[c]);
+        const double wv = fabs(w_at(m, r, c, &code)); /* s * |q|, s the row's or group's */
+        bound += wv * ((double)d * (0.5 + 0x1p-15) + 0x1p-100);
+        ft += (double)d * wv * abs(xq[c]);
     }
     *fabs_terms = ft;
     return bound;
@@ -291,6 +312,7 @@ static int modes_of(glmq_type type, glmq_dot_mode out[3])
     out[0] = GLMQ_DOT_EXACT;
     if (type == GLMQ_TYPE_F16 || type == GLMQ_TYPE_BF16) return 1;
     out[1] = GLMQ_DOT_FAST_B32;
+    if (is_grouped(type)) return 2; /* FAST_ROW refused (bad_arguments) */
     out[2] = GLMQ_DOT_FAST_ROW;
     return 3;
 }
@@ -303,7 +325,7 @@ typedef struct {
     int wk, xk;
 } dcase;
 
-#define MAX_CASES 600
+#define MAX_CASES 700
 static dcase cases[MAX_CASES];
 static int ncases;
 
@@ -314,15 +336,22 @@ static void build_cases(void)
                                        {5, 1}, {300, 1}};
     static const glmq_type types[] = {GLMQ_TYPE_INT4, GLMQ_TYPE_INT8, GLMQ_TYPE_F16,
                                       GLMQ_TYPE_BF16};
+    /* group-wise: both codes layouts in every (cols, shape), the group size rotating so that
+     * each one meets every cols and every shape */
+    static const glmq_type g4[] = {GLMQ_TYPE_INT4_G32, GLMQ_TYPE_INT4_G64, GLMQ_TYPE_INT4_G128};
+    static const glmq_type g8[] = {GLMQ_TYPE_INT8_G32, GLMQ_TYPE_INT8_G64, GLMQ_TYPE_INT8_G128};
     int n = 0;
     for (size_t ci = 0; ci < sizeof cols / sizeof cols[0]; ci++)
         for (size_t si = 0; si < sizeof shape / sizeof shape[0]; si++)
-            for (size_t ti = 0; ti < 4; ti++) {
+            for (size_t ti = 0; ti < 6; ti++) {
                 int64_t rows = shape[si][0], ntok = shape[si][1], c = cols[ci];
+                const glmq_type type = ti < 4    ? types[ti]
+                                       : ti == 4 ? g4[(ci + si) % 3]
+                                                 : g8[(ci + 2 * si + 1) % 3];
                 /* bound the work (the double-precision checks are O(rows*cols*ntok)) */
                 while (rows * ntok * c > 3000000 && rows > 3) rows = rows / 3 + 1;
                 while (rows * ntok * c > 3000000 && ntok > 1) ntok /= 2;
-                dcase d = {types[ti], rows, c, ntok, (int)((ci + si + ti) % W_NKINDS),
+                dcase d = {type, rows, c, ntok, (int)((ci + si + ti) % W_NKINDS),
                            (int)((ci * 3 + si + ti) % X_NKINDS)};
                 if (n < MAX_CASES) cases[n++] = d;
             }
@@ -430,28 +459,34 @@ END_TEST
 /*
  * Scale 1.0, integer activations with +-127 in every 32-block: d = 1 and id = 1 exactly, so
  * xq = x and every float step of every mode is exact (all partial sums are integers below
- * 2^24): each level must return the int64 truth bit for bit.
+ * 2^24): each level must return the int64 truth bit for bit. Group-wise types: group scales
+ * 1 and 2 (1 except every third group), still exact, and any mix-up of groups shows.
  */
 START_TEST(integer_exact)
 {
     static const struct {
         glmq_type type;
         int64_t rows, cols, ntok;
-    } tc[] = {{GLMQ_TYPE_INT4, 19, 13696, 3}, {GLMQ_TYPE_INT8, 19, 1000, 5},
-              {GLMQ_TYPE_INT4, 300, 129, 7}, {GLMQ_TYPE_INT8, 33, 200, 16}};
+    } tc[] = {{GLMQ_TYPE_INT4, 19, 13696, 3},     {GLMQ_TYPE_INT8, 19, 1000, 5},
+              {GLMQ_TYPE_INT4, 300, 129, 7},      {GLMQ_TYPE_INT8, 33, 200, 16},
+              {GLMQ_TYPE_INT4_G32, 19, 4096, 3},  {GLMQ_TYPE_INT4_G64, 21, 1000, 5},
+              {GLMQ_TYPE_INT4_G128, 37, 129, 7},  {GLMQ_TYPE_INT8_G32, 33, 200, 16},
+              {GLMQ_TYPE_INT8_G64, 19, 500, 5},   {GLMQ_TYPE_INT8_G128, 17, 448, 9}};
     rng = 99 + (uint64_t)_i;
     const glmq_type type = tc[_i].type;
+    const glmq_type codes = glmq_type_codes(type);
     const int64_t rows = tc[_i].rows, cols = tc[_i].cols, ntok = tc[_i].ntok;
-    const int qmax = type == GLMQ_TYPE_INT4 ? 7 : 127;
+    const int qmax = codes == GLMQ_TYPE_INT4 ? 7 : 127;
     tmat tm;
     tmat_make(&tm, type, rows, cols, W_NORMAL);
-    /* overwrite codes with random full-range codes, scales with 1.0 */
+    /* overwrite codes with random full-range codes, scales with 1.0 (groups: 1 or 2) */
     for (int64_t r = 0; r < rows; r++) {
         uint8_t *row = (uint8_t *)tm.data + (size_t)r * tm.m.stride;
-        tm.scales[r] = 0x3c00;
+        for (int64_t g = 0; g < tm.m.spr; g++)
+            tm.scales[r * tm.m.spr + g] = g % 3 == 1 ? 0x4000 : 0x3c00;
         for (int64_t c = 0; c < cols; c++) {
             int q = (int)(rnd64() % (uint64_t)(2 * qmax + 1)) - qmax;
-            if (type == GLMQ_TYPE_INT8) {
+            if (codes == GLMQ_TYPE_INT8) {
                 row[c] = (uint8_t)(int8_t)q;
             } else {
                 uint8_t *b = row + (c / 128) * 64 + (c % 128) % 64;
@@ -470,6 +505,7 @@ START_TEST(integer_exact)
         const glmq_dot_kernels *k = glmq_dot_kernels_for(levels[li]);
         if (k == NULL) continue;
         for (int mode = 0; mode < GLMQ_DOT_NMODES; mode++) {
+            if (mode == GLMQ_DOT_FAST_ROW && is_grouped(type)) continue;
             prepared p;
             prep(&p, k, (glmq_dot_mode)mode, x, cols, ntok);
             float *y = run(k, &tm.m, &p, 0, rows);
@@ -478,8 +514,8 @@ START_TEST(integer_exact)
                     int64_t truth = 0;
                     double code;
                     for (int64_t c = 0; c < cols; c++) {
-                        w_at(&tm.m, r, c, &code);
-                        truth += (int64_t)code * (int64_t)x[t * cols + c];
+                        const int64_t wv = (int64_t)w_at(&tm.m, r, c, &code); /* q * s */
+                        truth += wv * (int64_t)x[t * cols + c];
                     }
                     EXPECT(y[t * rows + r] == (float)truth,
                            "%s %s %s: (%lld,%lld) = %.9g, int64 truth %lld", k->name,
@@ -490,6 +526,51 @@ START_TEST(integer_exact)
             free(p.scratch);
         }
     }
+    free(x);
+    tmat_free(&tm);
+}
+END_TEST
+
+/*
+ * The _ref EXACT group kernels against a second independent path: rows widened by
+ * glmq_dequantize_row_grouped (quant_ref.c, which shares no code with dot_ref.c), then a plain
+ * double dot product. Every group type, cols with half groups / half INT8 chunks, and scales
+ * from the quantizer itself (so every group has its own scale).
+ */
+START_TEST(group_ref_vs_dequant)
+{
+    static const glmq_type gt[] = {GLMQ_TYPE_INT4_G32, GLMQ_TYPE_INT4_G64, GLMQ_TYPE_INT4_G128,
+                                   GLMQ_TYPE_INT8_G32, GLMQ_TYPE_INT8_G64, GLMQ_TYPE_INT8_G128};
+    static const int64_t colsv[] = {33, 200, 448, 1000};
+    const glmq_type type = gt[_i % 6];
+    const int64_t cols = colsv[_i / 6], rows = 23, ntok = 3;
+    rng = 777 + (uint64_t)_i;
+    tmat tm;
+    tmat_make(&tm, type, rows, cols, W_NORMAL);
+    float *x = make_x(ntok, cols, X_LLM);
+    const glmq_dot_kernels *kref = glmq_dot_kernels_for(GLMQ_CPU_REF);
+    prepared pr;
+    prep(&pr, kref, GLMQ_DOT_EXACT, x, cols, ntok);
+    float *y = run(kref, &tm.m, &pr, 0, rows);
+    float *wf = malloc((size_t)cols * sizeof *wf);
+    for (int64_t r = 0; r < rows; r++) {
+        glmq_dequantize_row_grouped(type, (const uint8_t *)tm.data + (size_t)r * tm.m.stride,
+                                    tm.scales + r * tm.m.spr, cols, wf);
+        for (int64_t t = 0; t < ntok; t++) {
+            double e = 0, sabs = 0;
+            for (int64_t c = 0; c < cols; c++) {
+                e += (double)wf[c] * x[t * cols + c];
+                sabs += fabs((double)wf[c] * x[t * cols + c]);
+            }
+            const double tol = 1e-6 * sabs + 1e-30; /* one fp32 rounding of the double sum */
+            EXPECT(fabs(y[t * rows + r] - e) <= tol, "%s cols %lld: (%lld,%lld) %.9g vs %.9g",
+                   glmq_type_name(type), (long long)cols, (long long)t, (long long)r,
+                   y[t * rows + r], e);
+        }
+    }
+    free(wf);
+    free(y);
+    free(pr.scratch);
     free(x);
     tmat_free(&tm);
 }
@@ -546,7 +627,9 @@ START_TEST(threads_identical)
         int64_t rows, cols, ntok;
     } tc[] = {{GLMQ_TYPE_INT4, 300, 200, 7},   {GLMQ_TYPE_INT8, 300, 200, 7},
               {GLMQ_TYPE_INT4, 1000, 4096, 1}, {GLMQ_TYPE_INT8, 77, 129, 33},
-              {GLMQ_TYPE_F16, 131, 250, 3},    {GLMQ_TYPE_BF16, 45, 4096, 2}};
+              {GLMQ_TYPE_F16, 131, 250, 3},    {GLMQ_TYPE_BF16, 45, 4096, 2},
+              {GLMQ_TYPE_INT4_G32, 300, 200, 7}, {GLMQ_TYPE_INT8_G128, 77, 448, 33},
+              {GLMQ_TYPE_INT4_G128, 1000, 4096, 1}, {GLMQ_TYPE_INT8_G64, 300, 129, 7}};
     rng = 4242 + (uint64_t)_i;
     tmat tm;
     tmat_make(&tm, tc[_i].type, tc[_i].rows, tc[_i].cols, W_NORMAL);
@@ -634,6 +717,39 @@ START_TEST(bad_arguments)
     m2.stride = 64;
     ck_assert_int_eq(glmq_dot_matmul(NULL, &m2, 0, 8, &a, y, 8, &err), GLMQ_E_INVALID);
     ck_assert_ptr_nonnull(strstr(err.msg, "stride"));
+    /* group-wise weights refuse FAST_ROW activations, take EXACT / FAST_B32 ones */
+    {
+        tmat tg, t8;
+        tmat_make(&tg, GLMQ_TYPE_INT4_G64, 8, 256, W_NORMAL);
+        tmat_make(&t8, GLMQ_TYPE_INT8_G128, 8, 256, W_NORMAL);
+        const size_t sr = glmq_dot_scratch_size(GLMQ_DOT_FAST_ROW, 256, 2);
+        uint8_t *scr = malloc(sr);
+        glmq_dot_act ar;
+        ck_assert_int_eq(glmq_dot_prepare(NULL, GLMQ_DOT_FAST_ROW, x, 256, 256, 2, scr, sr, &ar,
+                                          &err),
+                         GLMQ_OK);
+        for (size_t li = 0; li < sizeof levels / sizeof levels[0]; li++) {
+            const glmq_dot_kernels *kl = glmq_dot_kernels_for(levels[li]);
+            if (!kl) continue;
+            for (int codes = 0; codes < 2; codes++) {
+                const glmq_dot_mat mg = codes ? t8.m : tg.m;
+                memset(err.msg, 0, sizeof err.msg);
+                ck_assert_int_eq(glmq_dot_matmul(kl, &mg, 0, 8, &ar, y, 8, &err),
+                                 GLMQ_E_INVALID);
+                ck_assert_ptr_nonnull(strstr(err.msg, "cannot take fast-row"));
+                ck_assert_ptr_nonnull(strstr(err.msg, glmq_type_name(mg.type)));
+            }
+            ck_assert_int_eq(glmq_dot_matmul(kl, &tg.m, 0, 8, &a, y, 8, &err), GLMQ_OK);
+        }
+        /* a group-wise matrix whose group / scale count disagree with its type */
+        glmq_dot_mat mg = tg.m;
+        mg.group = 32;
+        ck_assert_int_eq(glmq_dot_matmul(NULL, &mg, 0, 8, &a, y, 8, &err), GLMQ_E_INVALID);
+        ck_assert_ptr_nonnull(strstr(err.msg, "group"));
+        free(scr);
+        tmat_free(&tg);
+        tmat_free(&t8);
+    }
     glmq_dot_mat m3;
     ck_assert_int_eq(glmq_dot_mat_init(&m3, GLMQ_TYPE_F32, 4, 4, x, NULL, &err), GLMQ_E_INVALID);
     ck_assert_int_eq(glmq_dot_mat_init(&m3, GLMQ_TYPE_INT4, 8, 256, tm.data, tm.scales, &err),
@@ -663,6 +779,12 @@ START_TEST(dispatch_levels)
             ck_assert_ptr_nonnull(kl->q4[mode]);
             ck_assert_ptr_nonnull(kl->q8[mode]);
         }
+        for (int mode = 0; mode < GLMQ_DOT_FAST_ROW; mode++) {
+            ck_assert_ptr_nonnull(kl->q4g[mode]);
+            ck_assert_ptr_nonnull(kl->q8g[mode]);
+        }
+        ck_assert_ptr_null(kl->q4g[GLMQ_DOT_FAST_ROW]);
+        ck_assert_ptr_null(kl->q8g[GLMQ_DOT_FAST_ROW]);
         /* the bandwidth probe sums exactly on small integers */
         float v[1000];
         for (int i = 0; i < 1000; i++) v[i] = (float)(i % 7);
@@ -679,12 +801,13 @@ static Suite *dot_suite(void)
     tcase_set_timeout(tc, 600);
     build_cases();
     tcase_add_loop_test(tc, sweep, 0, ncases);
-    tcase_add_loop_test(tc, integer_exact, 0, 4);
+    tcase_add_loop_test(tc, integer_exact, 0, 10);
     tcase_add_test(tc, prep_by_hand);
+    tcase_add_loop_test(tc, group_ref_vs_dequant, 0, 24);
     suite_add_tcase(s, tc);
     TCase *th = tcase_create("threads");
     tcase_set_timeout(th, 300);
-    tcase_add_loop_test(th, threads_identical, 0, 6);
+    tcase_add_loop_test(th, threads_identical, 0, 10);
     suite_add_tcase(s, th);
     TCase *api = tcase_create("api");
     tcase_add_test(api, bad_arguments);
