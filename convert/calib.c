@@ -10,6 +10,7 @@
 #include "formats/layout.h"
 #include "formats/tokenizer.h"
 #include "quant/gptq.h"
+#include "quant/hacc.h"
 #include "quant/quant.h"
 #include "runtime/forward.h"
 #include "runtime/model.h"
@@ -54,42 +55,24 @@ static int slot_index(glmq_slot s)
 /* ---- H accumulation ------------------------------------------------------------------------ */
 
 typedef struct {
-    double *h[4];   /* upper triangles of the current layer's H, or NULL when not calibrated */
+    double *h[4];   /* the current layer's H (upper triangles), or NULL when not accumulated */
     int64_t n[4];
     int64_t layer;
     glmq_pool *pool;
     uint64_t tokens[4];
+    glmq_hacc_fn fn; /* the kernel of the active level */
+    double *xd;      /* glmq_hacc_add's scratch: GLMQ_HACC_TB x (largest n) */
 } tap_state;
 
-typedef struct {
-    double *h;
-    int64_t n;
-    const float *x;
-    int64_t ldx, nt;
-} acc_job;
-
-/* Rows of H interleaved across threads; every element sums its tokens in order. */
-static void acc_run(void *arg, int ith, int nth)
-{
-    const acc_job *j = arg;
-    for (int64_t i = ith; i < j->n; i += nth) {
-        double *hi = j->h + i * j->n;
-        for (int64_t t = 0; t < j->nt; t++) {
-            const float *xt = j->x + t * j->ldx;
-            const double xi = xt[i];
-            for (int64_t c = i; c < j->n; c++) hi[c] += xi * (double)xt[c];
-        }
-    }
-}
-
+/* H += the inputs' products, every element summing its tokens in order (quant/hacc.h): the
+ * same bits on every kernel level and thread count. */
 static void tap_fn(void *arg, int64_t layer, glmq_slot slot, const float *x, int64_t ldx,
                    int64_t cols, int64_t nt)
 {
     tap_state *ts = arg;
     int k = slot_index(slot);
     if (layer != ts->layer || k < 0 || !ts->h[k] || cols != ts->n[k]) return;
-    acc_job j = {ts->h[k], cols, x, ldx, nt};
-    glmq_pool_run(ts->pool, acc_run, &j);
+    glmq_hacc_add(ts->h[k], cols, x, ldx, nt, ts->pool, ts->fn, ts->xd);
     ts->tokens[k] += (uint64_t)nt;
 }
 
@@ -280,6 +263,8 @@ glmq_status glmq_calibrate(const char *src_dir, const glmq_convert_opts *o, cons
     GLMQ_TRY_G(glmq_pool_create(o->threads, &pool, err));
     GLMQ_TRY_G(glmq_forward_create_mode(m, ctx, o->threads, GLMQ_FWD_REFERENCE, &f, err));
     ts.pool = pool;
+    ts.fn = glmq_hacc_active();
+    int64_t xd_n = 0;
     glmq_forward_set_tap(f, tap_fn, &ts);
     uint64_t file_end = 0;
     layers_json = cJSON_CreateArray();
@@ -312,6 +297,12 @@ glmq_status glmq_calibrate(const char *src_dir, const glmq_convert_opts *o, cons
             GLMQ_FAIL_IF_G(!ts.h[k], err, GLMQ_E_NOMEM,
                            "out of memory for the %lld x %lld H of '%s'", (long long)ts.n[k],
                            (long long)ts.n[k], lw[k]->name);
+            if (ts.n[k] > xd_n) {
+                free(ts.xd);
+                xd_n = ts.n[k];
+                ts.xd = malloc((size_t)GLMQ_HACC_TB * (size_t)xd_n * sizeof *ts.xd);
+                GLMQ_FAIL_IF_G(!ts.xd, err, GLMQ_E_NOMEM, "out of memory");
+            }
         }
         for (int64_t s = 0; s < nseq; s++) {
             if (l > 0) memcpy(scratch, stream + s * ctx * h, (size_t)(ctx * h) * sizeof *scratch);
@@ -418,6 +409,7 @@ fail:
     free(seq_ids);
     free(stream);
     free(scratch);
+    free(ts.xd);
     glmq_calib_free(c);
     return st;
 }
