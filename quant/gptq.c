@@ -114,19 +114,53 @@ void glmq_pack_codes_row(const int8_t *q, int64_t n, int q4, void *out)
 /* In place: a (n x n, symmetric, row-major) -> R upper triangular with a = R R^T, computed from
  * the last column backwards (R[j][j] = sqrt(a_jj - sum_{k>j} R[j][k]^2), R[i][j] = (a_ij -
  * sum_{k>j} R[i][k] R[j][k]) / R[j][j] for i < j). The lower triangle is zeroed. Returns the
- * first column whose pivot is not positive, or -1. */
-static int64_t reverse_cholesky(double *a, int64_t n)
+ * first column whose pivot is not positive, or -1.
+ * Columns go in blocks of CHOL_BLOCK (from the last): first the block's own rows (the triangle,
+ * in the plain order: pivot of j, then rows i < j of the block), then every row above the block
+ * takes the block's columns (descending) in one visit, its tail staying in cache while the
+ * block's rows are read from it; those rows are spread over the threads. Every element is
+ * computed once, from final inputs, by the same expression as the plain column-by-column loop,
+ * so blocking and threads do not change a bit. */
+#define CHOL_BLOCK 32
+
+typedef struct {
+    double *a;
+    int64_t n, jb0, jb1;
+} chol_job;
+
+static void chol_run(void *arg, int ith, int nth)
 {
-    for (int64_t j = n - 1; j >= 0; j--) {
-        double *rj = a + j * n;
-        double piv = rj[j] - dot_fixed(rj + j + 1, rj + j + 1, n - j - 1);
-        if (!(piv > 0.0) || !isfinite(piv)) return j;
-        double d = sqrt(piv);
-        rj[j] = d;
-        for (int64_t i = 0; i < j; i++) {
-            double *ri = a + i * n;
-            ri[j] = (ri[j] - dot_fixed(ri + j + 1, rj + j + 1, n - j - 1)) / d;
+    const chol_job *c = arg;
+    const int64_t n = c->n;
+    for (int64_t i = ith; i < c->jb0; i += nth) {
+        double *ri = c->a + i * n;
+        for (int64_t j = c->jb1 - 1; j >= c->jb0; j--) {
+            const double *rj = c->a + j * n;
+            ri[j] = (ri[j] - dot_fixed(ri + j + 1, rj + j + 1, n - j - 1)) / rj[j];
         }
+    }
+}
+
+static int64_t reverse_cholesky(double *a, int64_t n, glmq_pool *pool)
+{
+    for (int64_t jb1 = n; jb1 > 0; jb1 -= CHOL_BLOCK) {
+        const int64_t jb0 = jb1 > CHOL_BLOCK ? jb1 - CHOL_BLOCK : 0;
+        for (int64_t j = jb1 - 1; j >= jb0; j--) {
+            double *rj = a + j * n;
+            double piv = rj[j] - dot_fixed(rj + j + 1, rj + j + 1, n - j - 1);
+            if (!(piv > 0.0) || !isfinite(piv)) return j;
+            double d = sqrt(piv);
+            rj[j] = d;
+            for (int64_t i = jb0; i < j; i++) {
+                double *ri = a + i * n;
+                ri[j] = (ri[j] - dot_fixed(ri + j + 1, rj + j + 1, n - j - 1)) / d;
+            }
+        }
+        chol_job c = {a, n, jb0, jb1};
+        if (jb0 > 0 && pool)
+            glmq_pool_run(pool, chol_run, &c);
+        else if (jb0 > 0)
+            chol_run(&c, 0, 1);
     }
     for (int64_t i = 0; i < n; i++)
         for (int64_t k = 0; k < i; k++) a[i * n + k] = 0.0;
@@ -429,7 +463,7 @@ glmq_status glmq_gptq_quantize(const float *w, int64_t rows, int64_t cols, const
     }
 
     /* 4. H_d = R R^T, U = R^-1 */
-    int64_t bad = reverse_cholesky(a, n);
+    int64_t bad = reverse_cholesky(a, n, pool);
     GLMQ_FAIL_IF_G(bad >= 0, err, GLMQ_E_VALUE,
                    "GPTQ: the Hessian is not positive definite at column %lld even with damping "
                    "%g (lambda %g): the calibration inputs are degenerate",
