@@ -1,6 +1,7 @@
 /*
  * calib.c - calibrated quantization, layer by layer (see calib.h).
  */
+#define _DEFAULT_SOURCE /* madvise */
 #include "convert/calib.h"
 #include "convert/tensor_types.h"
 #include "core/file.h"
@@ -21,6 +22,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 /* One calibrated matrix: its stored rows and scales in the temporary file. */
@@ -35,6 +37,7 @@ typedef struct {
 
 struct glmq_calib {
     int fd;
+    int sfd; /* the residual stream during calibration (unlinked; the same directory) */
     char *path; /* for messages */
     calib_entry *e;
     int64_t n;
@@ -78,13 +81,13 @@ static void tap_fn(void *arg, int64_t layer, glmq_slot slot, const float *x, int
 
 /* ---- one matrix ---------------------------------------------------------------------------- */
 
-/* The whole of n bytes at off of the temporary file, written (wr) or read. */
-static glmq_status file_io(const glmq_calib *c, int wr, void *p, size_t n, uint64_t off,
-                           glmq_err *err)
+/* The whole of n bytes at off of a temporary file (fd: c->fd or c->sfd), written (wr) or read. */
+static glmq_status fd_io(const glmq_calib *c, int fd, int wr, void *p, size_t n, uint64_t off,
+                         glmq_err *err)
 {
     uint8_t *b = p;
     while (n > 0) {
-        ssize_t k = wr ? pwrite(c->fd, b, n, (off_t)off) : pread(c->fd, b, n, (off_t)off);
+        ssize_t k = wr ? pwrite(fd, b, n, (off_t)off) : pread(fd, b, n, (off_t)off);
         if (k < 0 && errno == EINTR) continue;
         GLMQ_FAIL_IF(k <= 0, err, GLMQ_E_IO, "'%s': %s of %zu bytes at byte %llu failed: %s",
                      c->path, wr ? "write" : "read", n, (unsigned long long)off,
@@ -94,6 +97,29 @@ static glmq_status file_io(const glmq_calib *c, int wr, void *p, size_t n, uint6
         off += (uint64_t)k;
     }
     return GLMQ_OK;
+}
+
+static glmq_status file_io(const glmq_calib *c, int wr, void *p, size_t n, uint64_t off,
+                           glmq_err *err)
+{
+    return fd_io(c, c->fd, wr, p, n, off, err);
+}
+
+/* Drop this process's pages of [p, p + n) (a tensor the calibration is done with). Where the
+ * model maps the checkpoint (runtime/model.c: PROT_READ, MAP_PRIVATE), the file pages count in
+ * the RSS until released. MADV_PAGEOUT, not MADV_DONTNEED: a tensor the model owns (converted
+ * or assembled in memory) keeps its contents. Advisory; failures are ignored. */
+static void release_pages(const void *p, size_t n)
+{
+#if defined(MADV_PAGEOUT)
+    const long ps = sysconf(_SC_PAGESIZE);
+    if (!p || !n || ps <= 0) return;
+    const uintptr_t a = (uintptr_t)p / (uintptr_t)ps * (uintptr_t)ps;
+    (void)madvise((void *)a, (uintptr_t)p + n - a, MADV_PAGEOUT);
+#else
+    (void)p;
+    (void)n;
+#endif
 }
 
 typedef struct {
@@ -128,6 +154,7 @@ static glmq_status quantize_matrix(glmq_calib *c, const glmq_convert_opts *o, gl
     GLMQ_FAIL_IF_G(!w || !codes || !gs_scales || !sw->rows || !sw->scales, err, GLMQ_E_NOMEM,
                    "out of memory calibrating '%s'", name);
     for (int64_t r = 0; r < rows; r++) GLMQ_TRY_G(glmq_tensor_row_f32(t, r, w + r * cols, err));
+    release_pages(t->data, t->data_size); /* the rest of the layer runs on the quantized view */
     calib_entry *e = &c->e[c->n];
     memset(e, 0, sizeof *e);
     glmq_gptq_stats gs;
@@ -205,7 +232,7 @@ glmq_status glmq_calibrate(const char *src_dir, const glmq_convert_opts *o, cons
     char *text = NULL;
     glmq_ids ids = {0};
     int32_t *seq_ids = NULL;
-    float *stream = NULL, *scratch = NULL;
+    float *scratch = NULL;
     tap_state ts = {0};
     glmq_ttypes *tt = NULL;
     glmq_type ty[4];
@@ -213,7 +240,7 @@ glmq_status glmq_calibrate(const char *src_dir, const glmq_convert_opts *o, cons
     memset(sw, 0, sizeof sw);
     cJSON *layers_json = NULL;
     GLMQ_FAIL_IF(!c, err, GLMQ_E_NOMEM, "out of memory");
-    c->fd = -1;
+    c->fd = c->sfd = -1;
     GLMQ_TRY_G(glmq_ttypes_compile(o, &tt, err));
 
     /* the temporary file */
@@ -223,6 +250,11 @@ glmq_status glmq_calibrate(const char *src_dir, const glmq_convert_opts *o, cons
     snprintf(c->path, plen, "%s/.glmq-calib-XXXXXX", tmp_dir);
     c->fd = mkstemp(c->path);
     GLMQ_FAIL_IF_G(c->fd < 0, err, GLMQ_E_IO, "cannot create a temporary file in '%s': %s",
+                   tmp_dir, strerror(errno));
+    unlink(c->path);
+    snprintf(c->path, plen, "%s/.glmq-calib-XXXXXX", tmp_dir);
+    c->sfd = mkstemp(c->path);
+    GLMQ_FAIL_IF_G(c->sfd < 0, err, GLMQ_E_IO, "cannot create a temporary file in '%s': %s",
                    tmp_dir, strerror(errno));
     unlink(c->path);
 
@@ -243,9 +275,9 @@ glmq_status glmq_calibrate(const char *src_dir, const glmq_convert_opts *o, cons
                    o->calib_path, ids.n, (long long)per);
     seq_ids = malloc((size_t)(nseq * ctx) * sizeof *seq_ids);
     const int64_t h = cfg->hidden;
-    stream = malloc((size_t)nseq * (size_t)ctx * (size_t)h * sizeof *stream);
+    const size_t seq_bytes = (size_t)ctx * (size_t)h * sizeof(float); /* one sequence's stream */
     scratch = malloc((size_t)ctx * (size_t)h * sizeof *scratch);
-    GLMQ_FAIL_IF_G(!seq_ids || !stream || !scratch, err, GLMQ_E_NOMEM,
+    GLMQ_FAIL_IF_G(!seq_ids || !scratch, err, GLMQ_E_NOMEM,
                    "out of memory for %lld calibration sequences of %lld tokens", (long long)nseq,
                    (long long)ctx);
     for (int64_t s = 0; s < nseq; s++) {
@@ -305,7 +337,7 @@ glmq_status glmq_calibrate(const char *src_dir, const glmq_convert_opts *o, cons
             }
         }
         for (int64_t s = 0; s < nseq; s++) {
-            if (l > 0) memcpy(scratch, stream + s * ctx * h, (size_t)(ctx * h) * sizeof *scratch);
+            if (l > 0) GLMQ_TRY_G(fd_io(c, c->sfd, 0, scratch, seq_bytes, (uint64_t)s * seq_bytes, err));
             GLMQ_TRY_G(glmq_forward_eval_layers(f, seq_ids + s * ctx, ctx, l, l + 1, scratch,
                                                 err));
         }
@@ -339,15 +371,23 @@ glmq_status glmq_calibrate(const char *src_dir, const glmq_convert_opts *o, cons
                                ratio);
         }
         double t2 = glmq_now();
-        for (int64_t s = 0; s < nseq && l + 1 < cfg->n_layers; s++)
-            GLMQ_TRY_G(glmq_forward_eval_layers(f, seq_ids + s * ctx, ctx, l, l + 1,
-                                                stream + s * ctx * h, err));
+        for (int64_t s = 0; s < nseq && l + 1 < cfg->n_layers; s++) {
+            if (l > 0) GLMQ_TRY_G(fd_io(c, c->sfd, 0, scratch, seq_bytes, (uint64_t)s * seq_bytes, err));
+            GLMQ_TRY_G(glmq_forward_eval_layers(f, seq_ids + s * ctx, ctx, l, l + 1, scratch,
+                                                err));
+            GLMQ_TRY_G(fd_io(c, c->sfd, 1, scratch, seq_bytes, (uint64_t)s * seq_bytes, err));
+        }
         for (int k = 0; k < 4; k++) {
             if (!sw[k].rows) continue;
             glmq_model_swap(m, lw[k]->name, &sw[k].saved, NULL, NULL);
             free(sw[k].rows);
             free(sw[k].scales);
             memset(&sw[k], 0, sizeof sw[k]);
+        }
+        for (int64_t i = 0; i < nwant; i++) { /* the layer's original tensors are done with */
+            const glmq_tensor_info *t = want[i].layer == l ? glmq_model_tensor(m, want[i].name)
+                                                           : NULL;
+            if (t) release_pages(t->data, t->data_size);
         }
         double t3 = glmq_now();
         if (o->calib_log && ll < (int)sizeof line) {
@@ -357,6 +397,9 @@ glmq_status glmq_calibrate(const char *src_dir, const glmq_convert_opts *o, cons
             o->calib_log(o->calib_log_user, line);
         }
     }
+
+    close(c->sfd); /* frees the stream's disk space */
+    c->sfd = -1;
 
     /* what the metadata records */
     c->json = cJSON_CreateObject();
@@ -407,7 +450,6 @@ fail:
     free(want);
     free(text);
     free(seq_ids);
-    free(stream);
     free(scratch);
     free(ts.xd);
     glmq_calib_free(c);
@@ -418,6 +460,7 @@ void glmq_calib_free(glmq_calib *c)
 {
     if (!c) return;
     if (c->fd >= 0) close(c->fd);
+    if (c->sfd >= 0) close(c->sfd);
     for (int64_t i = 0; i < c->n; i++) free(c->e[i].name);
     free(c->e);
     free(c->path);
