@@ -108,21 +108,20 @@ static glmq_status file_io(const glmq_calib *c, int wr, void *p, size_t n, uint6
     return fd_io(c, c->fd, wr, p, n, off, err);
 }
 
-/* Drop this process's pages of [p, p + n) (a tensor the calibration is done with). Where the
- * model maps the checkpoint (runtime/model.c: PROT_READ, MAP_PRIVATE), the file pages count in
- * the RSS until released. MADV_PAGEOUT, not MADV_DONTNEED: a tensor the model owns (converted
- * or assembled in memory) keeps its contents. Advisory; failures are ignored. */
+/* Drop this process's pages of a tensor of the calibration's own model that nothing reads again
+ * (a matrix once read for quantization, a layer's tensors once the layer is done). Where the
+ * model maps the checkpoint (runtime/model.c: PROT_READ, MAP_PRIVATE), its file pages count in
+ * the RSS until dropped, layer after layer. MADV_DONTNEED on the whole pages inside [p, p + n)
+ * only: for a mapped tensor they are re-read from the file if touched; for one the model owns
+ * (assembled in memory) they read as zero, and nothing outside the tensor is affected.
+ * MADV_PAGEOUT would skip pages other processes map too. Advisory; failures are ignored. */
 static void release_pages(const void *p, size_t n)
 {
-#if defined(MADV_PAGEOUT)
     const long ps = sysconf(_SC_PAGESIZE);
-    if (!p || !n || ps <= 0) return;
-    const uintptr_t a = (uintptr_t)p / (uintptr_t)ps * (uintptr_t)ps;
-    (void)madvise((void *)a, (uintptr_t)p + n - a, MADV_PAGEOUT);
-#else
-    (void)p;
-    (void)n;
-#endif
+    if (!p || n == 0 || ps <= 0) return;
+    const uintptr_t a = ((uintptr_t)p + (uintptr_t)ps - 1) / (uintptr_t)ps * (uintptr_t)ps;
+    const uintptr_t e = ((uintptr_t)p + n) / (uintptr_t)ps * (uintptr_t)ps;
+    if (e > a) (void)madvise((void *)a, e - a, MADV_DONTNEED);
 }
 
 typedef struct {
