@@ -340,7 +340,8 @@ glmq_status glmq_calibrate(const char *src_dir, const glmq_convert_opts *o, cons
             }
         }
         for (int64_t s = 0; s < nseq; s++) {
-            if (l > 0) GLMQ_TRY_G(fd_io(c, c->sfd, 0, scratch, seq_bytes, (uint64_t)s * seq_bytes, err));
+            if (l > 0)
+                GLMQ_TRY_G(fd_io(c, c->sfd, 0, scratch, seq_bytes, (uint64_t)s * seq_bytes, err));
             GLMQ_TRY_G(glmq_forward_eval_layers(f, seq_ids + s * ctx, ctx, l, l + 1, scratch,
                                                 err));
         }
@@ -375,7 +376,8 @@ glmq_status glmq_calibrate(const char *src_dir, const glmq_convert_opts *o, cons
         }
         double t2 = glmq_now();
         for (int64_t s = 0; s < nseq && l + 1 < cfg->n_layers; s++) {
-            if (l > 0) GLMQ_TRY_G(fd_io(c, c->sfd, 0, scratch, seq_bytes, (uint64_t)s * seq_bytes, err));
+            if (l > 0)
+                GLMQ_TRY_G(fd_io(c, c->sfd, 0, scratch, seq_bytes, (uint64_t)s * seq_bytes, err));
             GLMQ_TRY_G(glmq_forward_eval_layers(f, seq_ids + s * ctx, ctx, l, l + 1, scratch,
                                                 err));
             GLMQ_TRY_G(fd_io(c, c->sfd, 1, scratch, seq_bytes, (uint64_t)s * seq_bytes, err));

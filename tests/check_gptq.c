@@ -261,7 +261,8 @@ START_TEST(test_hacc_levels)
 {
     const int64_t n = hacc_cases[_i].n, nt = hacc_cases[_i].nt, ldx = n + 3;
     float *x = malloc((size_t)(nt * ldx) * sizeof *x);
-    double *h0 = malloc((size_t)(n * n) * sizeof *h0), *want = malloc((size_t)(n * n) * sizeof *want);
+    double *h0 = malloc((size_t)(n * n) * sizeof *h0);
+    double *want = malloc((size_t)(n * n) * sizeof *want);
     double *got = malloc((size_t)(n * n) * sizeof *got);
     double *scratch = malloc((size_t)GLMQ_HACC_TB * (size_t)n * sizeof *scratch);
     ck_assert(x && h0 && want && got && scratch);
