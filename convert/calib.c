@@ -1,6 +1,7 @@
 /*
  * calib.c - calibrated quantization, layer by layer (see calib.h).
  */
+#define _DEFAULT_SOURCE /* madvise */
 #include "convert/calib.h"
 #include "convert/tensor_types.h"
 #include "core/file.h"
@@ -10,6 +11,7 @@
 #include "formats/layout.h"
 #include "formats/tokenizer.h"
 #include "quant/gptq.h"
+#include "quant/hacc.h"
 #include "quant/quant.h"
 #include "runtime/forward.h"
 #include "runtime/model.h"
@@ -20,6 +22,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 /* One calibrated matrix: its stored rows and scales in the temporary file. */
@@ -34,6 +37,7 @@ typedef struct {
 
 struct glmq_calib {
     int fd;
+    int sfd; /* the residual stream during calibration (unlinked; the same directory) */
     char *path; /* for messages */
     calib_entry *e;
     int64_t n;
@@ -54,54 +58,39 @@ static int slot_index(glmq_slot s)
 /* ---- H accumulation ------------------------------------------------------------------------ */
 
 typedef struct {
-    double *h[4];   /* upper triangles of the current layer's H, or NULL when not calibrated */
+    double *h[4];   /* the current layer's H (upper triangles), or NULL when not accumulated */
     int64_t n[4];
     int64_t layer;
     glmq_pool *pool;
     uint64_t tokens[4];
+    glmq_hacc_fn fn; /* the kernel of the active level */
+    double *xd;      /* glmq_hacc_add's scratch: GLMQ_HACC_TB x (largest n) */
+    double t_acc;    /* seconds in glmq_hacc_add (for the log) */
 } tap_state;
 
-typedef struct {
-    double *h;
-    int64_t n;
-    const float *x;
-    int64_t ldx, nt;
-} acc_job;
-
-/* Rows of H interleaved across threads; every element sums its tokens in order. */
-static void acc_run(void *arg, int ith, int nth)
-{
-    const acc_job *j = arg;
-    for (int64_t i = ith; i < j->n; i += nth) {
-        double *hi = j->h + i * j->n;
-        for (int64_t t = 0; t < j->nt; t++) {
-            const float *xt = j->x + t * j->ldx;
-            const double xi = xt[i];
-            for (int64_t c = i; c < j->n; c++) hi[c] += xi * (double)xt[c];
-        }
-    }
-}
-
+/* H += the inputs' products, every element summing its tokens in order (quant/hacc.h): the
+ * same bits on every kernel level and thread count. */
 static void tap_fn(void *arg, int64_t layer, glmq_slot slot, const float *x, int64_t ldx,
                    int64_t cols, int64_t nt)
 {
     tap_state *ts = arg;
     int k = slot_index(slot);
     if (layer != ts->layer || k < 0 || !ts->h[k] || cols != ts->n[k]) return;
-    acc_job j = {ts->h[k], cols, x, ldx, nt};
-    glmq_pool_run(ts->pool, acc_run, &j);
+    double t0 = glmq_now();
+    glmq_hacc_add(ts->h[k], cols, x, ldx, nt, ts->pool, ts->fn, ts->xd);
+    ts->t_acc += glmq_now() - t0;
     ts->tokens[k] += (uint64_t)nt;
 }
 
 /* ---- one matrix ---------------------------------------------------------------------------- */
 
-/* The whole of n bytes at off of the temporary file, written (wr) or read. */
-static glmq_status file_io(const glmq_calib *c, int wr, void *p, size_t n, uint64_t off,
-                           glmq_err *err)
+/* The whole of n bytes at off of a temporary file (fd: c->fd or c->sfd), written (wr) or read. */
+static glmq_status fd_io(const glmq_calib *c, int fd, int wr, void *p, size_t n, uint64_t off,
+                         glmq_err *err)
 {
     uint8_t *b = p;
     while (n > 0) {
-        ssize_t k = wr ? pwrite(c->fd, b, n, (off_t)off) : pread(c->fd, b, n, (off_t)off);
+        ssize_t k = wr ? pwrite(fd, b, n, (off_t)off) : pread(fd, b, n, (off_t)off);
         if (k < 0 && errno == EINTR) continue;
         GLMQ_FAIL_IF(k <= 0, err, GLMQ_E_IO, "'%s': %s of %zu bytes at byte %llu failed: %s",
                      c->path, wr ? "write" : "read", n, (unsigned long long)off,
@@ -111,6 +100,28 @@ static glmq_status file_io(const glmq_calib *c, int wr, void *p, size_t n, uint6
         off += (uint64_t)k;
     }
     return GLMQ_OK;
+}
+
+static glmq_status file_io(const glmq_calib *c, int wr, void *p, size_t n, uint64_t off,
+                           glmq_err *err)
+{
+    return fd_io(c, c->fd, wr, p, n, off, err);
+}
+
+/* Drop this process's pages of a tensor of the calibration's own model that nothing reads again
+ * (a matrix once read for quantization, a layer's tensors once the layer is done). Where the
+ * model maps the checkpoint (runtime/model.c: PROT_READ, MAP_PRIVATE), its file pages count in
+ * the RSS until dropped, layer after layer. MADV_DONTNEED on the whole pages inside [p, p + n)
+ * only: for a mapped tensor they are re-read from the file if touched; for one the model owns
+ * (assembled in memory) they read as zero, and nothing outside the tensor is affected.
+ * MADV_PAGEOUT would skip pages other processes map too. Advisory; failures are ignored. */
+static void release_pages(const void *p, size_t n)
+{
+    const long ps = sysconf(_SC_PAGESIZE);
+    if (!p || n == 0 || ps <= 0) return;
+    const uintptr_t a = ((uintptr_t)p + (uintptr_t)ps - 1) / (uintptr_t)ps * (uintptr_t)ps;
+    const uintptr_t e = ((uintptr_t)p + n) / (uintptr_t)ps * (uintptr_t)ps;
+    if (e > a) (void)madvise((void *)a, e - a, MADV_DONTNEED);
 }
 
 typedef struct {
@@ -145,6 +156,7 @@ static glmq_status quantize_matrix(glmq_calib *c, const glmq_convert_opts *o, gl
     GLMQ_FAIL_IF_G(!w || !codes || !gs_scales || !sw->rows || !sw->scales, err, GLMQ_E_NOMEM,
                    "out of memory calibrating '%s'", name);
     for (int64_t r = 0; r < rows; r++) GLMQ_TRY_G(glmq_tensor_row_f32(t, r, w + r * cols, err));
+    release_pages(t->data, t->data_size); /* the rest of the layer runs on the quantized view */
     calib_entry *e = &c->e[c->n];
     memset(e, 0, sizeof *e);
     glmq_gptq_stats gs;
@@ -222,7 +234,7 @@ glmq_status glmq_calibrate(const char *src_dir, const glmq_convert_opts *o, cons
     char *text = NULL;
     glmq_ids ids = {0};
     int32_t *seq_ids = NULL;
-    float *stream = NULL, *scratch = NULL;
+    float *scratch = NULL;
     tap_state ts = {0};
     glmq_ttypes *tt = NULL;
     glmq_type ty[4];
@@ -230,7 +242,7 @@ glmq_status glmq_calibrate(const char *src_dir, const glmq_convert_opts *o, cons
     memset(sw, 0, sizeof sw);
     cJSON *layers_json = NULL;
     GLMQ_FAIL_IF(!c, err, GLMQ_E_NOMEM, "out of memory");
-    c->fd = -1;
+    c->fd = c->sfd = -1;
     GLMQ_TRY_G(glmq_ttypes_compile(o, &tt, err));
 
     /* the temporary file */
@@ -240,6 +252,11 @@ glmq_status glmq_calibrate(const char *src_dir, const glmq_convert_opts *o, cons
     snprintf(c->path, plen, "%s/.glmq-calib-XXXXXX", tmp_dir);
     c->fd = mkstemp(c->path);
     GLMQ_FAIL_IF_G(c->fd < 0, err, GLMQ_E_IO, "cannot create a temporary file in '%s': %s",
+                   tmp_dir, strerror(errno));
+    unlink(c->path);
+    snprintf(c->path, plen, "%s/.glmq-calib-XXXXXX", tmp_dir);
+    c->sfd = mkstemp(c->path);
+    GLMQ_FAIL_IF_G(c->sfd < 0, err, GLMQ_E_IO, "cannot create a temporary file in '%s': %s",
                    tmp_dir, strerror(errno));
     unlink(c->path);
 
@@ -260,9 +277,9 @@ glmq_status glmq_calibrate(const char *src_dir, const glmq_convert_opts *o, cons
                    o->calib_path, ids.n, (long long)per);
     seq_ids = malloc((size_t)(nseq * ctx) * sizeof *seq_ids);
     const int64_t h = cfg->hidden;
-    stream = malloc((size_t)nseq * (size_t)ctx * (size_t)h * sizeof *stream);
+    const size_t seq_bytes = (size_t)ctx * (size_t)h * sizeof(float); /* one sequence's stream */
     scratch = malloc((size_t)ctx * (size_t)h * sizeof *scratch);
-    GLMQ_FAIL_IF_G(!seq_ids || !stream || !scratch, err, GLMQ_E_NOMEM,
+    GLMQ_FAIL_IF_G(!seq_ids || !scratch, err, GLMQ_E_NOMEM,
                    "out of memory for %lld calibration sequences of %lld tokens", (long long)nseq,
                    (long long)ctx);
     for (int64_t s = 0; s < nseq; s++) {
@@ -280,6 +297,8 @@ glmq_status glmq_calibrate(const char *src_dir, const glmq_convert_opts *o, cons
     GLMQ_TRY_G(glmq_pool_create(o->threads, &pool, err));
     GLMQ_TRY_G(glmq_forward_create_mode(m, ctx, o->threads, GLMQ_FWD_REFERENCE, &f, err));
     ts.pool = pool;
+    ts.fn = glmq_hacc_active();
+    int64_t xd_n = 0;
     glmq_forward_set_tap(f, tap_fn, &ts);
     uint64_t file_end = 0;
     layers_json = cJSON_CreateArray();
@@ -296,6 +315,7 @@ glmq_status glmq_calibrate(const char *src_dir, const glmq_convert_opts *o, cons
         }
         /* 1. H of the layer's matrices, from the stream entering it */
         ts.layer = l;
+        ts.t_acc = 0.0;
         for (int k = 0; k < 4; k++) {
             ts.n[k] = lw[k] ? glmq_model_tensor(m, lw[k]->name)->cols : 0;
             ts.tokens[k] = 0;
@@ -312,9 +332,16 @@ glmq_status glmq_calibrate(const char *src_dir, const glmq_convert_opts *o, cons
             GLMQ_FAIL_IF_G(!ts.h[k], err, GLMQ_E_NOMEM,
                            "out of memory for the %lld x %lld H of '%s'", (long long)ts.n[k],
                            (long long)ts.n[k], lw[k]->name);
+            if (ts.n[k] > xd_n) {
+                free(ts.xd);
+                xd_n = ts.n[k];
+                ts.xd = malloc((size_t)GLMQ_HACC_TB * (size_t)xd_n * sizeof *ts.xd);
+                GLMQ_FAIL_IF_G(!ts.xd, err, GLMQ_E_NOMEM, "out of memory");
+            }
         }
         for (int64_t s = 0; s < nseq; s++) {
-            if (l > 0) memcpy(scratch, stream + s * ctx * h, (size_t)(ctx * h) * sizeof *scratch);
+            if (l > 0)
+                GLMQ_TRY_G(fd_io(c, c->sfd, 0, scratch, seq_bytes, (uint64_t)s * seq_bytes, err));
             GLMQ_TRY_G(glmq_forward_eval_layers(f, seq_ids + s * ctx, ctx, l, l + 1, scratch,
                                                 err));
         }
@@ -348,9 +375,13 @@ glmq_status glmq_calibrate(const char *src_dir, const glmq_convert_opts *o, cons
                                ratio);
         }
         double t2 = glmq_now();
-        for (int64_t s = 0; s < nseq && l + 1 < cfg->n_layers; s++)
-            GLMQ_TRY_G(glmq_forward_eval_layers(f, seq_ids + s * ctx, ctx, l, l + 1,
-                                                stream + s * ctx * h, err));
+        for (int64_t s = 0; s < nseq && l + 1 < cfg->n_layers; s++) {
+            if (l > 0)
+                GLMQ_TRY_G(fd_io(c, c->sfd, 0, scratch, seq_bytes, (uint64_t)s * seq_bytes, err));
+            GLMQ_TRY_G(glmq_forward_eval_layers(f, seq_ids + s * ctx, ctx, l, l + 1, scratch,
+                                                err));
+            GLMQ_TRY_G(fd_io(c, c->sfd, 1, scratch, seq_bytes, (uint64_t)s * seq_bytes, err));
+        }
         for (int k = 0; k < 4; k++) {
             if (!sw[k].rows) continue;
             glmq_model_swap(m, lw[k]->name, &sw[k].saved, NULL, NULL);
@@ -358,14 +389,24 @@ glmq_status glmq_calibrate(const char *src_dir, const glmq_convert_opts *o, cons
             free(sw[k].scales);
             memset(&sw[k], 0, sizeof sw[k]);
         }
+        for (int64_t i = 0; i < nwant; i++) { /* the layer's original tensors are done with */
+            const glmq_tensor_info *t = want[i].layer == l ? glmq_model_tensor(m, want[i].name)
+                                                           : NULL;
+            if (t) release_pages(t->data, t->data_size);
+        }
         double t3 = glmq_now();
         if (o->calib_log && ll < (int)sizeof line) {
             snprintf(line + ll, sizeof line - (size_t)ll,
-                     " (error / round-to-nearest); H %.2f s, quantize %.2f s, forward %.2f s",
-                     t1 - t0, t2 - t1, t3 - t2);
+                     " (error / round-to-nearest); H %.2f s, quantize %.2f s, forward %.2f s "
+                     "(%.2f s + %.2f s)",
+                     ts.t_acc, t2 - t1, t1 - t0 - ts.t_acc + (t3 - t2), t1 - t0 - ts.t_acc,
+                     t3 - t2);
             o->calib_log(o->calib_log_user, line);
         }
     }
+
+    close(c->sfd); /* frees the stream's disk space */
+    c->sfd = -1;
 
     /* what the metadata records */
     c->json = cJSON_CreateObject();
@@ -416,8 +457,8 @@ fail:
     free(want);
     free(text);
     free(seq_ids);
-    free(stream);
     free(scratch);
+    free(ts.xd);
     glmq_calib_free(c);
     return st;
 }
@@ -426,6 +467,7 @@ void glmq_calib_free(glmq_calib *c)
 {
     if (!c) return;
     if (c->fd >= 0) close(c->fd);
+    if (c->sfd >= 0) close(c->sfd);
     for (int64_t i = 0; i < c->n; i++) free(c->e[i].name);
     free(c->e);
     free(c->path);

@@ -7,8 +7,12 @@
  * matrices (fp64, in token order); the matrices are quantized (quant/gptq.h: GPTQ, or the
  * activation-weighted scale search with d = diag H); a second pass through the quantized layer
  * advances the stream to layer l + 1. So the inputs of layer l come from the already-quantized
- * layers before it. Peak memory: the stream (sequences x ctx x hidden fp32), one layer's four
- * H matrices and one matrix's GPTQ work (quant/gptq.h).
+ * layers before it. H is accumulated by quant/hacc.h's kernels (the same bits on every level
+ * and thread count). Peak memory: one layer's four H matrices, freed one by one as their
+ * matrices are quantized (the widest, the FFN down-projection, last), plus one matrix's GPTQ
+ * work (quant/gptq.h: one more cols x cols matrix); the stream (sequences x ctx x hidden fp32)
+ * lives in a second unlinked temporary file, one sequence in memory at a time, and the
+ * checkpoint pages of a layer's tensors are released once the layer is done with them.
  *
  * The stored rows and scales of every calibrated matrix go to an unlinked temporary file in
  * the output's directory, from which convert copies them instead of quantizing.

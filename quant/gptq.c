@@ -114,40 +114,109 @@ void glmq_pack_codes_row(const int8_t *q, int64_t n, int q4, void *out)
 /* In place: a (n x n, symmetric, row-major) -> R upper triangular with a = R R^T, computed from
  * the last column backwards (R[j][j] = sqrt(a_jj - sum_{k>j} R[j][k]^2), R[i][j] = (a_ij -
  * sum_{k>j} R[i][k] R[j][k]) / R[j][j] for i < j). The lower triangle is zeroed. Returns the
- * first column whose pivot is not positive, or -1. */
-static int64_t reverse_cholesky(double *a, int64_t n)
+ * first column whose pivot is not positive, or -1.
+ * Columns go in blocks of CHOL_BLOCK (from the last): first the block's own rows (the triangle,
+ * in the plain order: pivot of j, then rows i < j of the block), then every row above the block
+ * takes the block's columns (descending) in one visit, its tail staying in cache while the
+ * block's rows are read from it; those rows are spread over the threads. Every element is
+ * computed once, from final inputs, by the same expression as the plain column-by-column loop,
+ * so blocking and threads do not change a bit. */
+#define CHOL_BLOCK 32
+
+typedef struct {
+    double *a;
+    int64_t n, jb0, jb1;
+} chol_job;
+
+static void chol_run(void *arg, int ith, int nth)
 {
-    for (int64_t j = n - 1; j >= 0; j--) {
-        double *rj = a + j * n;
-        double piv = rj[j] - dot_fixed(rj + j + 1, rj + j + 1, n - j - 1);
-        if (!(piv > 0.0) || !isfinite(piv)) return j;
-        double d = sqrt(piv);
-        rj[j] = d;
-        for (int64_t i = 0; i < j; i++) {
-            double *ri = a + i * n;
-            ri[j] = (ri[j] - dot_fixed(ri + j + 1, rj + j + 1, n - j - 1)) / d;
+    const chol_job *c = arg;
+    const int64_t n = c->n;
+    for (int64_t i = ith; i < c->jb0; i += nth) {
+        double *ri = c->a + i * n;
+        for (int64_t j = c->jb1 - 1; j >= c->jb0; j--) {
+            const double *rj = c->a + j * n;
+            ri[j] = (ri[j] - dot_fixed(ri + j + 1, rj + j + 1, n - j - 1)) / rj[j];
         }
+    }
+}
+
+static int64_t reverse_cholesky(double *a, int64_t n, glmq_pool *pool)
+{
+    for (int64_t jb1 = n; jb1 > 0; jb1 -= CHOL_BLOCK) {
+        const int64_t jb0 = jb1 > CHOL_BLOCK ? jb1 - CHOL_BLOCK : 0;
+        for (int64_t j = jb1 - 1; j >= jb0; j--) {
+            double *rj = a + j * n;
+            double piv = rj[j] - dot_fixed(rj + j + 1, rj + j + 1, n - j - 1);
+            if (!(piv > 0.0) || !isfinite(piv)) return j;
+            double d = sqrt(piv);
+            rj[j] = d;
+            for (int64_t i = jb0; i < j; i++) {
+                double *ri = a + i * n;
+                ri[j] = (ri[j] - dot_fixed(ri + j + 1, rj + j + 1, n - j - 1)) / d;
+            }
+        }
+        chol_job c = {a, n, jb0, jb1};
+        if (jb0 > 0 && pool)
+            glmq_pool_run(pool, chol_run, &c);
+        else if (jb0 > 0)
+            chol_run(&c, 0, 1);
     }
     for (int64_t i = 0; i < n; i++)
         for (int64_t k = 0; k < i; k++) a[i * n + k] = 0.0;
     return -1;
 }
 
-/* u = r^-1 for r upper triangular (n x n, row-major), u upper triangular. Row i of u solves
- * u[i] r = e_i: u[i][i] = 1 / r[i][i], u[i][c] = -(sum_{i<=k<c} u[i][k] r[k][c]) / r[c][c],
- * accumulated row-wise (k outer) into a scratch row in a fixed order. */
-static void upper_inverse(const double *r, double *u, int64_t n, double *acc)
+/* In place: r (upper triangular, n x n, row-major) -> u = r^-1, upper triangular. Row i of u
+ * solves u[i] r = e_i: u[i][i] = 1 / r[i][i], u[i][c] = -(sum_{i<=k<c} u[i][k] r[k][c]) /
+ * r[c][c], accumulated row-wise (k outer) in a fixed order. Row i of u needs only the rows
+ * c >= i of r, so rows are made in blocks of INV_BLOCK per thread into a buffer and written over
+ * their rows of r once the whole block (of all threads) is done: no second n x n matrix. In a
+ * row's buffer slot c holds the running sum acc[c] until step c, then u[i][c]. Every thread
+ * makes its rows together, one pass over each row c of r for all of them; each element is the
+ * same sequence of operations for any thread count. */
+#define INV_BLOCK 8
+
+typedef struct {
+    const double *r;
+    int64_t n, i0, i1; /* rows [i0, i1) of this step */
+    double *buf;       /* (i1 - i0) x n */
+} inv_job;
+
+static void inv_run(void *arg, int ith, int nth)
 {
-    for (int64_t i = 0; i < n; i++) {
-        double *ui = u + i * n;
+    const inv_job *j = arg;
+    const int64_t n = j->n;
+    const int64_t a = j->i0 + (int64_t)ith * INV_BLOCK, b = a + INV_BLOCK < j->i1 ? a + INV_BLOCK
+                                                                                   : j->i1;
+    (void)nth;
+    if (a >= b) return;
+    for (int64_t i = a; i < b; i++) {
+        double *ui = j->buf + (i - j->i0) * n;
         for (int64_t c = 0; c < n; c++) ui[c] = 0.0;
-        for (int64_t c = i; c < n; c++) acc[c] = 0.0;
-        for (int64_t c = i; c < n; c++) {
-            double v = c == i ? 1.0 / r[i * n + i] : -acc[c] / r[c * n + c];
+    }
+    for (int64_t c = a; c < n; c++) {
+        const double *rc = j->r + c * n;
+        const int64_t ie = c + 1 < b ? c + 1 : b; /* rows i <= c of the block */
+        for (int64_t i = a; i < ie; i++) {
+            double *ui = j->buf + (i - j->i0) * n;
+            double v = c == i ? 1.0 / rc[c] : -ui[c] / rc[c];
             ui[c] = v;
-            const double *rc = r + c * n;
-            for (int64_t k = c + 1; k < n; k++) acc[k] += v * rc[k];
+            for (int64_t k = c + 1; k < n; k++) ui[k] += v * rc[k];
         }
+    }
+}
+
+static void upper_inverse(double *r, int64_t n, double *buf, glmq_pool *pool, int nth)
+{
+    const int64_t step = (int64_t)nth * INV_BLOCK;
+    for (int64_t i0 = 0; i0 < n; i0 += step) {
+        inv_job j = {r, n, i0, i0 + step < n ? i0 + step : n, buf};
+        if (pool)
+            glmq_pool_run(pool, inv_run, &j);
+        else
+            inv_run(&j, 0, 1);
+        memcpy(r + i0 * n, buf, (size_t)(j.i1 - i0) * (size_t)n * sizeof *r);
     }
 }
 
@@ -322,7 +391,7 @@ glmq_status glmq_gptq_quantize(const float *w, int64_t rows, int64_t cols, const
     col_key *keys = NULL;
     size_t nn = (size_t)n * (size_t)n, scratch_per = (size_t)ROW_TILE * (3 * (size_t)n + SWEEP_BLOCK);
     a = malloc(nn * sizeof *a);
-    u = malloc(nn * sizeof *u);
+    u = malloc((size_t)nth * INV_BLOCK * (size_t)n * sizeof *u); /* upper_inverse's rows */
     diag = malloc((size_t)n * sizeof *diag);
     raw = malloc((size_t)n * sizeof *raw);
     perm = malloc((size_t)n * sizeof *perm);
@@ -394,15 +463,15 @@ glmq_status glmq_gptq_quantize(const float *w, int64_t rows, int64_t cols, const
     }
 
     /* 4. H_d = R R^T, U = R^-1 */
-    int64_t bad = reverse_cholesky(a, n);
+    int64_t bad = reverse_cholesky(a, n, pool);
     GLMQ_FAIL_IF_G(bad >= 0, err, GLMQ_E_VALUE,
                    "GPTQ: the Hessian is not positive definite at column %lld even with damping "
                    "%g (lambda %g): the calibration inputs are degenerate",
                    (long long)perm[bad], o->damp, lambda);
-    upper_inverse(a, u, n, diag); /* diag is free now: n doubles of scratch */
+    upper_inverse(a, n, u, pool, nth); /* a holds U now */
 
     /* 5. the sweep and the per-row choice */
-    sweep_job job = {.w = w, .rows = rows, .cols = n, .h = h, .u = u, .perm = perm,
+    sweep_job job = {.w = w, .rows = rows, .cols = n, .h = h, .u = a, .perm = perm,
                      .dead = dead, .qmin = qmin, .qmax = qmax, .q4 = o->q4, .group = o->group,
                      .ngs = ngs, .codes = codes, .scales = scales,
                      .row_err_g = eg, .row_err_r = er, .scratch = scratch,

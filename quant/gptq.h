@@ -70,7 +70,8 @@ void glmq_rtn_codes(const float *w, int64_t n, uint16_t scale, int qmax, int8_t 
  * Quantize w [rows][cols] (fp32, row-major) against h [cols][cols] (symmetric, fp64). codes
  * receives rows*cols codes (-qmax..qmax, INT4 groups -8..7, row-major), scales one fp16 scale
  * per row, or ceil(cols / group) per row (row-major) with groups. pool may be
- * NULL (one thread). st may be NULL. Memory: two cols x cols fp64 matrices plus per-thread row
+ * NULL (one thread). st may be NULL. Memory: one cols x cols fp64 matrix (the damped, permuted
+ * H, factored and inverted in place into U) plus per-thread row
  * buffers. @return GLMQ_OK; GLMQ_E_VALUE for a NaN/Inf weight or a non-finite or negative H
  * diagonal, or an H that is not positive definite after damping (message names row/column);
  * GLMQ_E_UNSUPPORTED when a row's scale overflows fp16; GLMQ_E_NOMEM.

@@ -1,7 +1,8 @@
 /*
  * check_gptq.c - quant/gptq.c against PyTorch: GPTQ codes and scales, its H-weighted errors,
  * the per-row fallback to round-to-nearest, the activation-weighted scale search, determinism
- * across thread counts, and refusals.
+ * across thread counts, and refusals; the H accumulation kernels of every level against a plain
+ * scalar sum in token order (bit-identical, any thread count).
  *
  * Goldens: tests/data/gptq/ from samples/gen_gptq.py (PyTorch float64 GPTQ written from the
  * paper's Algorithm 1 and the conventions of quant/quant.h; weights with outlier input channels,
@@ -9,6 +10,7 @@
  */
 #include "core/pool.h"
 #include "quant/gptq.h"
+#include "quant/hacc.h"
 #include "quant/quant.h"
 #include "testutil.h"
 
@@ -237,6 +239,75 @@ START_TEST(test_refusals)
 }
 END_TEST
 
+/* ---- H accumulation (quant/hacc.h): every level and thread count bit-identical to the plain
+ * scalar sum in token order ------------------------------------------------------------------ */
+
+static const struct {
+    int64_t n, nt;
+} hacc_cases[] = {{1, 1}, {3, 7}, {4, 5}, {5, 129}, {13, 2}, {17, 300}, {37, 33},
+                  {64, 128}, {131, 130}, {259, 17}};
+
+static uint64_t hacc_rng = 0x9e3779b97f4a7c15ull;
+
+static double hacc_rand(void) /* uniform in [-1, 1) */
+{
+    hacc_rng ^= hacc_rng << 13;
+    hacc_rng ^= hacc_rng >> 7;
+    hacc_rng ^= hacc_rng << 17;
+    return (double)(hacc_rng >> 11) / (double)(1ull << 52) - 1.0;
+}
+
+START_TEST(test_hacc_levels)
+{
+    const int64_t n = hacc_cases[_i].n, nt = hacc_cases[_i].nt, ldx = n + 3;
+    float *x = malloc((size_t)(nt * ldx) * sizeof *x);
+    double *h0 = malloc((size_t)(n * n) * sizeof *h0);
+    double *want = malloc((size_t)(n * n) * sizeof *want);
+    double *got = malloc((size_t)(n * n) * sizeof *got);
+    double *scratch = malloc((size_t)GLMQ_HACC_TB * (size_t)n * sizeof *scratch);
+    ck_assert(x && h0 && want && got && scratch);
+    for (int64_t t = 0; t < nt * ldx; t++) /* full fp32 mantissas, magnitudes 2^-8 .. 2^8 */
+        x[t] = (float)(hacc_rand() * ldexp(1.0, (int)(hacc_rand() * 8.0)));
+    x[0] = 1e-30f; /* tiny and huge products: the sums still round only at the additions */
+    if (nt * ldx > 1) x[1] = 3e30f;
+    for (int64_t e = 0; e < n * n; e++) h0[e] = hacc_rand() * 100.0;
+    /* the reference: each element, tokens in order, written independently of quant/hacc.c */
+    memcpy(want, h0, (size_t)(n * n) * sizeof *want);
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = i; j < n; j++)
+            for (int64_t t = 0; t < nt; t++)
+                want[i * n + j] += (double)x[t * ldx + i] * (double)x[t * ldx + j];
+    int levels = 0;
+    for (int l = GLMQ_CPU_REF; l <= GLMQ_CPU_MAX; l++) {
+        glmq_hacc_fn fn = glmq_hacc_kernel((glmq_cpu_level)l);
+        if (!fn) continue;
+        levels++;
+        for (int th = 1; th <= 3; th++) {
+            glmq_pool *pool = NULL;
+            glmq_err err;
+            ck_assert_int_eq(glmq_pool_create(th, &pool, &err), GLMQ_OK);
+            memcpy(got, h0, (size_t)(n * n) * sizeof *got);
+            glmq_hacc_add(got, n, x, ldx, nt, th == 1 ? NULL : pool, fn, scratch);
+            glmq_pool_free(pool);
+            for (int64_t i = 0; i < n; i++)
+                for (int64_t j = 0; j < n; j++) {
+                    double wv = j >= i ? want[i * n + j] : h0[i * n + j]; /* lower: untouched */
+                    ck_assert_msg(memcmp(&got[i * n + j], &wv, sizeof wv) == 0,
+                                  "n %lld nt %lld level %d threads %d: H[%lld][%lld] = %a, want %a",
+                                  (long long)n, (long long)nt, l, th, (long long)i, (long long)j,
+                                  got[i * n + j], wv);
+                }
+        }
+    }
+    ck_assert_int_ge(levels, 1);
+    free(x);
+    free(h0);
+    free(want);
+    free(got);
+    free(scratch);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("gptq");
@@ -252,6 +323,11 @@ static Suite *suite(void)
     tcase_add_test(t, test_gptq_with_search);
     tcase_add_test(t, test_refusals);
     suite_add_tcase(s, t);
+    TCase *th = tcase_create("hacc");
+    tcase_set_timeout(th, 120);
+    tcase_add_loop_test(th, test_hacc_levels, 0,
+                        (int)(sizeof hacc_cases / sizeof hacc_cases[0]));
+    suite_add_tcase(s, th);
     return s;
 }
 

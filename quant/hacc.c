@@ -1,0 +1,80 @@
+/*
+ * hacc.c - the scalar H accumulation kernel (the reference), the level choice and the threaded
+ * driver (see hacc.h). Built at baseline.
+ *
+ * The driver converts a block of GLMQ_HACC_TB tokens to fp64 once (exact), then every thread
+ * takes the row groups g = ith, ith + nth, ... (4 rows each, so the triangle's uneven rows
+ * spread evenly) and walks the columns in blocks of HACC_JB: for one column block the tokens'
+ * columns (HACC_TB x HACC_JB doubles, 128 KiB) stay in L2 while all the thread's row groups use
+ * them. Each element belongs to exactly one thread and adds its tokens in order, block after
+ * block, so neither the thread count nor the blocking changes a bit of the result.
+ */
+#include "quant/hacc.h"
+#include "quant/quant.h"
+
+#define HACC_JB 128 /* columns per block of the driver */
+#define HACC_RG 4   /* rows per group of the driver */
+
+void glmq_hacc_block_ref(double *h, int64_t n, const double *x, int64_t ldx, int64_t nt,
+                         int64_t i0, int64_t i1, int64_t j0, int64_t j1)
+{
+    for (int64_t i = i0; i < i1; i++) {
+        double *hi = h + i * n;
+        for (int64_t t = 0; t < nt; t++) {
+            const double *xt = x + t * ldx;
+            const double xi = xt[i];
+            for (int64_t j = i > j0 ? i : j0; j < j1; j++) hi[j] += xi * xt[j];
+        }
+    }
+}
+
+glmq_hacc_fn glmq_hacc_kernel(glmq_cpu_level level)
+{
+    if (!glmq_kernels_for(level)) return NULL;
+#if defined(GLMQ_HAVE_X86)
+    if (level >= GLMQ_CPU_AVX512) return glmq_hacc_block_avx512;
+    if (level >= GLMQ_CPU_AVX2) return glmq_hacc_block_avx2;
+#endif
+    return glmq_hacc_block_ref;
+}
+
+glmq_hacc_fn glmq_hacc_active(void) { return glmq_hacc_kernel(glmq_cpu_active()); }
+
+typedef struct {
+    double *h;
+    int64_t n, tb;
+    const double *x;
+    glmq_hacc_fn fn;
+} hacc_job;
+
+static void hacc_run(void *arg, int ith, int nth)
+{
+    const hacc_job *j = arg;
+    const int64_t ng = (j->n + HACC_RG - 1) / HACC_RG;
+    for (int64_t c0 = 0; c0 < j->n; c0 += HACC_JB) {
+        const int64_t c1 = c0 + HACC_JB < j->n ? c0 + HACC_JB : j->n;
+        for (int64_t g = ith; g < ng && g * HACC_RG < c1; g += nth) {
+            const int64_t r0 = g * HACC_RG, r1 = r0 + HACC_RG < j->n ? r0 + HACC_RG : j->n;
+            j->fn(j->h, j->n, j->x, j->n, j->tb, r0, r1, c0, c1);
+        }
+    }
+}
+
+void glmq_hacc_add(double *h, int64_t n, const float *x, int64_t ldx, int64_t nt, glmq_pool *pool,
+                   glmq_hacc_fn fn, double *scratch)
+{
+    if (!fn) fn = glmq_hacc_active();
+    for (int64_t t0 = 0; t0 < nt; t0 += GLMQ_HACC_TB) {
+        const int64_t tb = nt - t0 < GLMQ_HACC_TB ? nt - t0 : GLMQ_HACC_TB;
+        for (int64_t t = 0; t < tb; t++) {
+            const float *xt = x + (t0 + t) * ldx;
+            double *d = scratch + t * n;
+            for (int64_t c = 0; c < n; c++) d[c] = (double)xt[c];
+        }
+        hacc_job j = {h, n, tb, scratch, fn};
+        if (pool)
+            glmq_pool_run(pool, hacc_run, &j);
+        else
+            hacc_run(&j, 0, 1);
+    }
+}

@@ -1,0 +1,54 @@
+/*
+ * hacc.h - the calibration Hessian H += X^T X, fast and bit-identical on every level (internal).
+ *
+ * For the inputs x_t (t = 0..nt-1, n values each) of a matrix, every element of the upper
+ * triangle (j >= i) gets
+ *
+ *     h[i][j] = (...((h[i][j] + x_0i x_0j) + x_1i x_1j) + ...) + x_(nt-1)i x_(nt-1)j
+ *
+ * in fp64, tokens in order, one rounding per token. x_ti x_tj of two fp32 values is exact in
+ * fp64 (24 + 24 significant bits), so an FMA and a multiply-then-add round the same way, and the
+ * only rounding is that of each addition. The SIMD kernels put different elements j in the lanes
+ * and block over (i, j) tiles while walking the tokens in order, so every element sees exactly
+ * the scalar sequence of additions: the result is bit-identical for every kernel level, tile
+ * size and thread split. The strict lower triangle (j < i) is not touched.
+ *
+ * Kernels (quant/hacc.c: _ref, quant/hacc_avx2.c, quant/hacc_avx512.c) take the inputs as fp64
+ * (exact conversions of the fp32 inputs, made once per token block by glmq_hacc_add) and do the
+ * rows [i0, i1) x columns [max(i, j0), j1) of one block of tokens.
+ */
+#ifndef GLMQ_QUANT_HACC_H
+#define GLMQ_QUANT_HACC_H
+
+#include "core/internal.h"
+#include "core/pool.h"
+#include "glmq.h"
+
+/* h is n x n row-major; x[t * ldx + c] is column c of token t (fp64). */
+typedef void (*glmq_hacc_fn)(double *h, int64_t n, const double *x, int64_t ldx, int64_t nt,
+                             int64_t i0, int64_t i1, int64_t j0, int64_t j1);
+
+void glmq_hacc_block_ref(double *h, int64_t n, const double *x, int64_t ldx, int64_t nt,
+                         int64_t i0, int64_t i1, int64_t j0, int64_t j1);
+void glmq_hacc_block_avx2(double *h, int64_t n, const double *x, int64_t ldx, int64_t nt,
+                          int64_t i0, int64_t i1, int64_t j0, int64_t j1);
+void glmq_hacc_block_avx512(double *h, int64_t n, const double *x, int64_t ldx, int64_t nt,
+                            int64_t i0, int64_t i1, int64_t j0, int64_t j1);
+
+/* The kernel of a level (the best this build has at or below it), NULL when the CPU cannot run
+ * that level. glmq_hacc_active(): the kernel of glmq_cpu_active() (GLMQ_CPU, glmq_cpu_force). */
+glmq_hacc_fn glmq_hacc_kernel(glmq_cpu_level level);
+glmq_hacc_fn glmq_hacc_active(void);
+
+/* Tokens per block: glmq_hacc_add's scratch holds GLMQ_HACC_TB * n doubles. */
+#define GLMQ_HACC_TB 128
+
+/*
+ * h (n x n, upper triangle) += the products of the nt fp32 inputs x[t * ldx + c] as above, with
+ * kernel fn (NULL: glmq_hacc_active()), rows spread over the pool's threads (pool may be NULL).
+ * scratch: GLMQ_HACC_TB * n doubles. Never allocates.
+ */
+void glmq_hacc_add(double *h, int64_t n, const float *x, int64_t ldx, int64_t nt, glmq_pool *pool,
+                   glmq_hacc_fn fn, double *scratch);
+
+#endif /* GLMQ_QUANT_HACC_H */

@@ -1,0 +1,16 @@
+/*
+ * hacc_avx2.c - H accumulation with AVX2 + FMA: 4 doubles per vector, 4 x 12 tiles
+ * (12 ymm accumulators, 3 column vectors, 1 broadcast). See hacc.h and hacc_x86_impl.h.
+ */
+#include "quant/hacc.h"
+
+#include <immintrin.h>
+
+#define HV __m256d
+#define HW 4
+#define HLOAD(p) _mm256_loadu_pd(p)
+#define HSTORE(p, v) _mm256_storeu_pd((p), (v))
+#define HSET1(s) _mm256_set1_pd(s)
+#define HFMA(a, b, c) _mm256_fmadd_pd((a), (b), (c))
+#define HACC_NAME glmq_hacc_block_avx2
+#include "quant/hacc_x86_impl.h"

@@ -1,0 +1,110 @@
+/*
+ * hacc_x86_impl.h - the body of the SIMD H accumulation kernels, included by hacc_avx2.c
+ * (V = __m256d, 4 doubles) and hacc_avx512.c (V = __m512d, 8 doubles) after they define
+ *
+ *   HV        the vector type          HW      its lanes
+ *   HLOAD/HSTORE(p[, v])  unaligned    HSET1   broadcast      HFMA(a, b, c) = a * b + c
+ *   HACC_NAME the function name
+ *
+ * Lane layout: one vector holds h[i][j..j+HW) of one row i (different elements in the lanes);
+ * a tile is 4 rows x 3 vectors (12 accumulators of HW doubles), loaded from h, then updated
+ * token by token in order (x_ti broadcast times x_t[j..j+3HW)), then stored. The product of two
+ * fp64 values converted from fp32 is exact, so HFMA rounds once exactly like the scalar
+ * h += xi * xj: every element gets the bits of glmq_hacc_block_ref. Smaller tiles (4 x 1
+ * vector, 1 x 1 vector) and a scalar loop per element finish the edges; the 4 x 4 corner on the
+ * diagonal is scalar (only j >= i is written).
+ */
+
+/* h[r][a..b) by the scalar rule (tokens in order). */
+static inline void hacc_elems(double *h, int64_t n, const double *x, int64_t ldx, int64_t nt,
+                              int64_t r, int64_t a, int64_t b)
+{
+    for (int64_t j = a; j < b; j++) {
+        double s = h[r * n + j];
+        for (int64_t t = 0; t < nt; t++) s += x[t * ldx + r] * x[t * ldx + j];
+        h[r * n + j] = s;
+    }
+}
+
+/* rows i..i+3, columns j..j+3HW */
+static inline void hacc_tile4x3(double *h, int64_t n, const double *x, int64_t ldx, int64_t nt,
+                                int64_t i, int64_t j)
+{
+    double *p0 = h + i * n + j, *p1 = p0 + n, *p2 = p1 + n, *p3 = p2 + n;
+    HV a00 = HLOAD(p0), a01 = HLOAD(p0 + HW), a02 = HLOAD(p0 + 2 * HW);
+    HV a10 = HLOAD(p1), a11 = HLOAD(p1 + HW), a12 = HLOAD(p1 + 2 * HW);
+    HV a20 = HLOAD(p2), a21 = HLOAD(p2 + HW), a22 = HLOAD(p2 + 2 * HW);
+    HV a30 = HLOAD(p3), a31 = HLOAD(p3 + HW), a32 = HLOAD(p3 + 2 * HW);
+    for (int64_t t = 0; t < nt; t++) {
+        const double *xt = x + t * ldx;
+        const HV b0 = HLOAD(xt + j), b1 = HLOAD(xt + j + HW), b2 = HLOAD(xt + j + 2 * HW);
+        HV s = HSET1(xt[i]);
+        a00 = HFMA(s, b0, a00);
+        a01 = HFMA(s, b1, a01);
+        a02 = HFMA(s, b2, a02);
+        s = HSET1(xt[i + 1]);
+        a10 = HFMA(s, b0, a10);
+        a11 = HFMA(s, b1, a11);
+        a12 = HFMA(s, b2, a12);
+        s = HSET1(xt[i + 2]);
+        a20 = HFMA(s, b0, a20);
+        a21 = HFMA(s, b1, a21);
+        a22 = HFMA(s, b2, a22);
+        s = HSET1(xt[i + 3]);
+        a30 = HFMA(s, b0, a30);
+        a31 = HFMA(s, b1, a31);
+        a32 = HFMA(s, b2, a32);
+    }
+    HSTORE(p0, a00), HSTORE(p0 + HW, a01), HSTORE(p0 + 2 * HW, a02);
+    HSTORE(p1, a10), HSTORE(p1 + HW, a11), HSTORE(p1 + 2 * HW, a12);
+    HSTORE(p2, a20), HSTORE(p2 + HW, a21), HSTORE(p2 + 2 * HW, a22);
+    HSTORE(p3, a30), HSTORE(p3 + HW, a31), HSTORE(p3 + 2 * HW, a32);
+}
+
+/* rows i..i+3, columns j..j+HW */
+static inline void hacc_tile4x1(double *h, int64_t n, const double *x, int64_t ldx, int64_t nt,
+                                int64_t i, int64_t j)
+{
+    double *p0 = h + i * n + j, *p1 = p0 + n, *p2 = p1 + n, *p3 = p2 + n;
+    HV a0 = HLOAD(p0), a1 = HLOAD(p1), a2 = HLOAD(p2), a3 = HLOAD(p3);
+    for (int64_t t = 0; t < nt; t++) {
+        const double *xt = x + t * ldx;
+        const HV b = HLOAD(xt + j);
+        a0 = HFMA(HSET1(xt[i]), b, a0);
+        a1 = HFMA(HSET1(xt[i + 1]), b, a1);
+        a2 = HFMA(HSET1(xt[i + 2]), b, a2);
+        a3 = HFMA(HSET1(xt[i + 3]), b, a3);
+    }
+    HSTORE(p0, a0), HSTORE(p1, a1), HSTORE(p2, a2), HSTORE(p3, a3);
+}
+
+/* row i, columns j..j+HW */
+static inline void hacc_tile1x1(double *h, int64_t n, const double *x, int64_t ldx, int64_t nt,
+                                int64_t i, int64_t j)
+{
+    double *p = h + i * n + j;
+    HV a = HLOAD(p);
+    for (int64_t t = 0; t < nt; t++) a = HFMA(HSET1(x[t * ldx + i]), HLOAD(x + t * ldx + j), a);
+    HSTORE(p, a);
+}
+
+void HACC_NAME(double *h, int64_t n, const double *x, int64_t ldx, int64_t nt, int64_t i0,
+               int64_t i1, int64_t j0, int64_t j1)
+{
+    int64_t i = i0;
+    for (; i + 4 <= i1; i += 4) {
+        const int64_t js = i > j0 ? i : j0;
+        int64_t jc = i + 4 < j1 ? i + 4 : j1; /* the diagonal corner [js, jc), scalar */
+        if (jc < js) jc = js;
+        for (int64_t r = i; r < i + 4; r++) hacc_elems(h, n, x, ldx, nt, r, r > js ? r : js, jc);
+        int64_t j = jc;
+        for (; j + 3 * HW <= j1; j += 3 * HW) hacc_tile4x3(h, n, x, ldx, nt, i, j);
+        for (; j + HW <= j1; j += HW) hacc_tile4x1(h, n, x, ldx, nt, i, j);
+        for (int64_t r = i; r < i + 4; r++) hacc_elems(h, n, x, ldx, nt, r, j, j1);
+    }
+    for (; i < i1; i++) {
+        int64_t j = i > j0 ? i : j0;
+        for (; j + HW <= j1; j += HW) hacc_tile1x1(h, n, x, ldx, nt, i, j);
+        hacc_elems(h, n, x, ldx, nt, i, j, j1);
+    }
+}
