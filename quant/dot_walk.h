@@ -132,4 +132,12 @@ static inline void glmq_dot_exact_chunks(const int type, const glmq_dot_mat *w,
     void fname(const glmq_dot_mat *w, int64_t r0, int64_t r1, const glmq_dot_act *a, float *y,  \
                int64_t ldy) GLMQ_DOT_DRIVER(RV, RM, TM, BLK)
 
+/* A group-wise entry point: the kernel of w's group size (32, 64, else 128). */
+#define GLMQ_DOT_GROUP_ENTRY(fname, k32, k64, k128)                                              \
+    void fname(const glmq_dot_mat *w, int64_t r0, int64_t r1, const glmq_dot_act *a, float *y,  \
+               int64_t ldy)                                                                      \
+    {                                                                                            \
+        (w->group == 32 ? k32 : w->group == 64 ? k64 : k128)(w, r0, r1, a, y, ldy);            \
+    }
+
 #endif /* GLMQ_DOT_WALK_H */

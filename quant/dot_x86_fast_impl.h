@@ -279,18 +279,5 @@ DOT_GROUP_KERNEL(q8gb32, Q8GB32, DOT_Q8B_RV, DOT_FAST_RM, DOT_FAST_TM)
 DOT_GROUP_KERNEL(q8gb64, Q8GB64, DOT_Q8B_RV, DOT_FAST_RM, DOT_FAST_TM)
 DOT_GROUP_KERNEL(q8gb128, Q8GB128, DOT_Q8B_RV, DOT_FAST_RM, DOT_FAST_TM)
 
-void DOT_FNAME(glmq_q4g_dot_q8b)(const glmq_dot_mat *w, int64_t r0, int64_t r1,
-                                 const glmq_dot_act *a, float *y, int64_t ldy)
-{
-    if (w->group == 32) q4gb32(w, r0, r1, a, y, ldy);
-    else if (w->group == 64) q4gb64(w, r0, r1, a, y, ldy);
-    else q4gb128(w, r0, r1, a, y, ldy);
-}
-
-void DOT_FNAME(glmq_q8g_dot_q8b)(const glmq_dot_mat *w, int64_t r0, int64_t r1,
-                                 const glmq_dot_act *a, float *y, int64_t ldy)
-{
-    if (w->group == 32) q8gb32(w, r0, r1, a, y, ldy);
-    else if (w->group == 64) q8gb64(w, r0, r1, a, y, ldy);
-    else q8gb128(w, r0, r1, a, y, ldy);
-}
+GLMQ_DOT_GROUP_ENTRY(DOT_FNAME(glmq_q4g_dot_q8b), q4gb32, q4gb64, q4gb128)
+GLMQ_DOT_GROUP_ENTRY(DOT_FNAME(glmq_q8g_dot_q8b), q8gb32, q8gb64, q8gb128)

@@ -406,21 +406,8 @@ DOT_GROUP_KERNEL(q8ge32, Q8GE32, DOT_EXACT_RV, DOT_EXACT_RM, DOT_EXACT_TM)
 DOT_GROUP_KERNEL(q8ge64, Q8GE64, DOT_EXACT_RV, DOT_EXACT_RM, DOT_EXACT_TM)
 DOT_GROUP_KERNEL(q8ge128, Q8GE128, DOT_EXACT_RV, DOT_EXACT_RM, DOT_EXACT_TM)
 
-void DOT_NAME(glmq_q4g_dot_f32)(const glmq_dot_mat *w, int64_t r0, int64_t r1,
-                                const glmq_dot_act *a, float *y, int64_t ldy)
-{
-    if (w->group == 32) q4ge32(w, r0, r1, a, y, ldy);
-    else if (w->group == 64) q4ge64(w, r0, r1, a, y, ldy);
-    else q4ge128(w, r0, r1, a, y, ldy);
-}
-
-void DOT_NAME(glmq_q8g_dot_f32)(const glmq_dot_mat *w, int64_t r0, int64_t r1,
-                                const glmq_dot_act *a, float *y, int64_t ldy)
-{
-    if (w->group == 32) q8ge32(w, r0, r1, a, y, ldy);
-    else if (w->group == 64) q8ge64(w, r0, r1, a, y, ldy);
-    else q8ge128(w, r0, r1, a, y, ldy);
-}
+GLMQ_DOT_GROUP_ENTRY(DOT_NAME(glmq_q4g_dot_f32), q4ge32, q4ge64, q4ge128)
+GLMQ_DOT_GROUP_ENTRY(DOT_NAME(glmq_q8g_dot_f32), q8ge32, q8ge64, q8ge128)
 
 /* ---- bandwidth probe ------------------------------------------------------------------------- */
 

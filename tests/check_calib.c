@@ -369,12 +369,18 @@ static Suite *suite(void)
     tcase_set_timeout(t, 900);
     tcase_add_test(t, gptq_beats_rtn_on_outliers);
     tcase_add_test(t, gptq_int8);
-    tcase_add_test(t, group_gptq_beats_q4_0);
-    tcase_add_test(t, budgets);
     tcase_add_loop_test(t, plain_samples_not_worse, 0, 2);
     tcase_add_test(t, deterministic_and_recorded);
     tcase_add_test(t, cli_refusals);
     suite_add_tcase(s, t);
+    /* a second case, so that ctest can run it as its own test (CK_RUN_CASE=groups, see
+     * tests/CMakeLists.txt) beside the first on another core */
+    TCase *g = tcase_create("groups");
+    tcase_add_checked_fixture(g, setup, teardown);
+    tcase_set_timeout(g, 900);
+    tcase_add_test(g, group_gptq_beats_q4_0);
+    tcase_add_test(g, budgets);
+    suite_add_tcase(s, g);
     return s;
 }
 
