@@ -194,7 +194,7 @@ START_TEST(budgets)
     glmq_convert_opts_default(&o);
     o.calib_path = calib;
     o.calib_ctx = 256;
-    o.calib_tokens = 24 * 256;
+    o.calib_tokens = 8 * 256; /* RTN base: the ids the sensitivities are measured on */
     o.threads = 2;
     glmq_budget_opts b = {.budget_bpw = 5.2};
     glmq_budget_report r;
