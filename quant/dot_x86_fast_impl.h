@@ -123,13 +123,7 @@ AI void fastb_chunk(const int type, const int G, const int R, const int T, const
                                            G_STEP ? b32_scale_p(ds[r][t], k)
                                                   : b32_scale(tok_d4(tk[t], ch, pc), k),
                                            k, k == 0 ? vf_zero() : inner[r][t]);
-        if (G == 128)
-#pragma GCC unroll 8
-            for (int r = 0; r < R; r++)
-#pragma GCC unroll 8
-                for (int t = 0; t < T; t++) acc[r][t] = vf_fma(inner[r][t], sv[r], acc[r][t]);
-        else
-            acc_add(R, T, acc, inner);
+        acc_add_chunk(G, R, T, acc, inner, sv);
     }
 }
 

@@ -132,6 +132,20 @@ AI void acc_add(const int R, const int T, VF (*acc)[TMAX], VF (*inner)[TMAX])
         for (int t = 0; t < T; t++) acc[r][t] = vf_add(acc[r][t], inner[r][t]);
 }
 
+/* The end of a chunk: its fresh partials into the running sums, multiplied by each row's group
+ * scale sv[r] when one scale covers the whole chunk (groups of 128), else added as they are. */
+AI void acc_add_chunk(const int G, const int R, const int T, VF (*acc)[TMAX], VF (*inner)[TMAX],
+                      const VF *sv)
+{
+    if (G == 128)
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++) acc[r][t] = vf_fma(inner[r][t], sv[r], acc[r][t]);
+    else
+        acc_add(R, T, acc, inner);
+}
+
 /* The rows of a panel (R rows from r) and the prepared tokens of a group (T from t). */
 AI void panel_ptrs(const int R, const int T, const glmq_dot_mat *w, int64_t r,
                    const glmq_dot_act *a, int64_t t, const uint8_t **wr, const uint8_t **tk)
@@ -286,13 +300,7 @@ AI void exact_chunk(const int type, const int G, const int R, const int T,
             }
         }
     }
-    if (G == 128)
-#pragma GCC unroll 8
-        for (int r = 0; r < R; r++)
-#pragma GCC unroll 8
-            for (int t = 0; t < T; t++) acc[r][t] = vf_fma(inner[r][t], sv[r], acc[r][t]);
-    else
-        acc_add(R, T, acc, inner);
+    acc_add_chunk(G, R, T, acc, inner, sv);
 }
 
 /*
