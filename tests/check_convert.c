@@ -497,6 +497,13 @@ START_TEST(tensor_types)
     ck_assert_str_eq(cJSON_GetArrayItem(a, 2)->valuestring, rules[2]);
     cJSON_Delete(m);
     glmq_pack_close(p);
+    /* the model's weight type says what the layer weights are, not the recipe's base type */
+    glmq_model *gm = NULL;
+    glmq_model_info mi;
+    ck_assert_msg(glmq_model_open(out, &gm, &err) == GLMQ_OK, "%s", err.msg);
+    ck_assert_int_eq(glmq_model_get_info(gm, &mi, &err), GLMQ_OK);
+    ck_assert_str_eq(mi.weight_type, "mixed");
+    glmq_model_close(gm);
     /* a rule after one that already took the tensors matches nothing: refused */
     const char *rules2[] = {"query_key_value=int4", "layers\\.1\\..*query_key_value=int8"};
     o.tensor_types = rules2;

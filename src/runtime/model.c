@@ -149,6 +149,8 @@ static glmq_status open_pack(glmq_model *m, const char *path, glmq_err *err)
     GLMQ_FAIL_IF(!meta, err, GLMQ_E_FORMAT, "'%s': metadata is not JSON", path);
     glmq_status st = glmq_config_from_json(cJSON_GetObjectItemCaseSensitive(meta, "config"),
                                            &m->cfg, err);
+    /* the recipe's base type, until the layer weights below say what is stored (--tensor-type
+     * rules can mix types: then "mixed", as for a checkpoint) */
     const cJSON *q = cJSON_GetObjectItemCaseSensitive(meta, "quantization");
     const cJSON *wt = cJSON_GetObjectItemCaseSensitive(q, "weight_type");
     snprintf(m->weight_type, sizeof m->weight_type, "%s",
@@ -170,6 +172,7 @@ static glmq_status open_pack(glmq_model *m, const char *path, glmq_err *err)
     int64_t nw = 0;
     GLMQ_TRY(glmq_config_tensors(&m->cfg, &want, &nw, err));
     st = GLMQ_OK;
+    int seen_weight = 0;
     for (int64_t i = 0; i < nw && st == GLMQ_OK; i++) {
         const glmq_tensor_info *t = glmq_model_tensor(m, want[i].name);
         if (!t) {
@@ -178,6 +181,7 @@ static glmq_status open_pack(glmq_model *m, const char *path, glmq_err *err)
                                want[i].name);
             continue;
         }
+        if (want[i].role == GLMQ_ROLE_LAYER_WEIGHT) note_weight_type(m, &seen_weight, t->type);
         if (t->ndim != want[i].ndim || t->shape[0] != want[i].shape[0] ||
             (want[i].ndim == 2 && t->shape[1] != want[i].shape[1]))
             st = glmq_fail(err, GLMQ_E_SHAPE, "'%s': tensor '%s' has the wrong shape", path,
