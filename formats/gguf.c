@@ -25,6 +25,7 @@
  * that the uniqueness checks build anyway.
  */
 #include "formats/gguf.h"
+#include "core/file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -478,6 +479,11 @@ glmq_status glmq_gguf_open_mem(const void *buf, size_t size, const char *label, 
 
 glmq_status glmq_gguf_open(const char *path, glmq_gguf **out, glmq_err *err)
 {
+    return glmq_gguf_open_load(path, 0, out, err);
+}
+
+glmq_status glmq_gguf_open_load(const char *path, int load, glmq_gguf **out, glmq_err *err)
+{
     *out = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     GLMQ_FAIL_IF(fd < 0, err, GLMQ_E_IO, "cannot open '%s': %s", path, strerror(errno));
@@ -492,10 +498,10 @@ glmq_status glmq_gguf_open(const char *path, glmq_gguf **out, glmq_err *err)
         GLMQ_FAIL_IF(size > SIZE_MAX, err, GLMQ_E_IO, "'%s' is too large to map", path);
         return open_buf(NULL, 0, path, NULL, out, err);
     }
-    void *m = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0);
-    const int e = errno;
+    void *m = NULL;
+    const glmq_status st = glmq_file_view(fd, path, size, load, &m, err);
     close(fd);
-    GLMQ_FAIL_IF(m == MAP_FAILED, err, GLMQ_E_IO, "cannot map '%s': %s", path, strerror(e));
+    if (st != GLMQ_OK) return st;
     return open_buf(m, (size_t)size, path, m, out, err);
 }
 

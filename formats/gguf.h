@@ -86,6 +86,9 @@ typedef struct {
 
 /* Map and validate `path` (see the top of this file). */
 glmq_status glmq_gguf_open(const char *path, glmq_gguf **out, glmq_err *err);
+/* The same with load != 0: read into anonymous memory instead of mapped (core/file.h
+ * glmq_file_view; `--no-mmap`). */
+glmq_status glmq_gguf_open_load(const char *path, int load, glmq_gguf **out, glmq_err *err);
 /* The same on bytes in memory (borrowed: they must outlive the result); `label` names them in
  * messages. For the fuzzer and tests. */
 glmq_status glmq_gguf_open_mem(const void *buf, size_t size, const char *label, glmq_gguf **out,

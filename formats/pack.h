@@ -32,6 +32,10 @@
 #define GLMQ_PACK_BLOB_ENTRY 64
 #define GLMQ_PACK_ALIGN 64
 
+/* glmq_pack_open, with load != 0: the file is read into anonymous memory instead of mapped
+ * (core/file.h glmq_file_view; `--no-mmap`). Same validation, same views. */
+glmq_status glmq_pack_open_load(const char *path, int load, glmq_pack **out, glmq_err *err);
+
 typedef struct {
     const char *name;
     glmq_type type;

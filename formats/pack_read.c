@@ -23,6 +23,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "core/file.h"
 #include "core/hash.h"
 
 typedef struct {
@@ -267,6 +268,11 @@ fail:
 
 glmq_status glmq_pack_open(const char *path, glmq_pack **out, glmq_err *err)
 {
+    return glmq_pack_open_load(path, 0, out, err);
+}
+
+glmq_status glmq_pack_open_load(const char *path, int load, glmq_pack **out, glmq_err *err)
+{
     *out = NULL;
     glmq_status st = GLMQ_OK;
     glmq_pack *p = calloc(1, sizeof *p);
@@ -282,11 +288,11 @@ glmq_status glmq_pack_open(const char *path, glmq_pack **out, glmq_err *err)
     GLMQ_FAIL_IF_G(p->size < GLMQ_PACK_HEADER_SIZE, err, GLMQ_E_FORMAT,
                    "'%s': %llu bytes is too small for a glmq file (header is 128 bytes)", path,
                    (unsigned long long)p->size);
-    void *m = mmap(NULL, p->size, PROT_READ, MAP_PRIVATE, fd, 0);
-    GLMQ_FAIL_IF_G(m == MAP_FAILED, err, GLMQ_E_IO, "cannot map '%s': %s", path, strerror(errno));
+    void *m = NULL;
+    GLMQ_TRY_G(glmq_file_view(fd, path, p->size, load, &m, err));
     p->map = m;
 #if defined(MADV_HUGEPAGE)
-    (void)madvise(m, p->size, MADV_HUGEPAGE); /* advisory only (see the top of this file) */
+    if (!load) (void)madvise(m, p->size, MADV_HUGEPAGE); /* advisory (see the top of this file) */
 #endif
     GLMQ_TRY_G(validate(p, err));
     close(fd);

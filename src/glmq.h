@@ -340,6 +340,17 @@ typedef struct glmq_model glmq_model;
  */
 GLMQ_API glmq_status glmq_model_open(const char *path, glmq_model **out, glmq_err *err);
 
+/* Flags of glmq_model_open_flags. */
+#define GLMQ_OPEN_LOAD 1u /* read a .glmq / GGUF file into anonymous memory, 2 MiB aligned and
+                           * advised for transparent huge pages, instead of mapping it (the CLI's
+                           * --no-mmap): no page-cache mapping, no later change of the file seen;
+                           * costs a copy of the file in RAM. Checkpoint directories are always
+                           * mapped. */
+
+/* glmq_model_open with flags (0 = glmq_model_open). Unknown flags: GLMQ_E_INVALID. */
+GLMQ_API glmq_status glmq_model_open_flags(const char *path, unsigned flags, glmq_model **out,
+                                           glmq_err *err);
+
 /* Release the model. NULL is a no-op. Sessions created on it must be freed first. */
 GLMQ_API void glmq_model_close(glmq_model *m);
 

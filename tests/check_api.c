@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* check_forward.c's tolerance against torch: max|diff| <= REL_TOL * max|golden logit|, and the
  * strict gate its reference forward meets. */
@@ -489,6 +490,50 @@ START_TEST(threads_identical)
 }
 END_TEST
 
+/* GLMQ_OPEN_LOAD (--no-mmap): the pack and its GGUF export read into memory give the mapped
+ * model's logits bit for bit (and so torch's, within session_matches_torch's tolerance), and
+ * the file is not used after the open: truncating it to 0 bytes (a mapped model would fault on
+ * its next page) changes nothing. Unknown flags are refused. _i = 0: .glmq, 1: GGUF. */
+START_TEST(open_load)
+{
+    char *path = tu_path(tmpdir, _i ? "load.gguf" : "load.glmq");
+    glmq_err err = {0};
+    if (_i)
+        ck_assert_msg(glmq_export_gguf(packs[0][2], path, NULL, NULL, &err) == GLMQ_OK, "%s",
+                      err.msg);
+    else
+        ck_assert_int_eq(tu_run(NULL, "cp '%s' '%s'", packs[0][2], path), 0);
+    cJSON *man = manifest("glm2-tiny");
+    int ns;
+    gseq *seqs = sequences(man, &ns);
+    const int64_t n = seqs[0].n;
+    float *lg[2] = {NULL, NULL};
+    for (int load = 0; load < 2; load++) {
+        glmq_model *m = NULL;
+        ck_assert_msg(glmq_model_open_flags(path, load ? GLMQ_OPEN_LOAD : 0, &m, &err) == GLMQ_OK,
+                      "%s", err.msg);
+        if (load) ck_assert_int_eq(truncate(path, 0), 0);
+        const int64_t V = info_of(m).vocab;
+        lg[load] = malloc((size_t)(n * V) * sizeof(float));
+        glmq_session *ss = new_session(m, GLMQ_KERNELS_FAST, n, 2);
+        ck_assert_msg(glmq_session_eval(ss, seqs[0].ids, n, lg[load], &err) == GLMQ_OK, "%s",
+                      err.msg);
+        if (load) ck_assert_mem_eq(lg[0], lg[1], (size_t)(n * V) * sizeof(float));
+        glmq_session_free(ss);
+        glmq_model_close(m);
+    }
+    glmq_model *m = NULL;
+    ck_assert_int_eq(glmq_model_open_flags(packs[0][2], 2u, &m, &err), GLMQ_E_INVALID);
+    ck_assert_ptr_null(m);
+    ck_assert_ptr_nonnull(strstr(err.msg, "unknown flags"));
+    free(lg[0]);
+    free(lg[1]);
+    free_sequences(seqs, ns);
+    cJSON_Delete(man);
+    free(path);
+}
+END_TEST
+
 // --- sampling ------------------------------------------------------------------------------
 
 static glmq_sampler *new_sampler(double temp, double top_p, uint64_t seed, int64_t vocab)
@@ -933,6 +978,7 @@ static Suite *api_suite(void)
     tcase_add_loop_test(tc, session_matches_torch, 0, 6);
     tcase_add_loop_test(tc, incremental_equals_oneshot, 0, 6);
     tcase_add_test(tc, threads_identical);
+    tcase_add_loop_test(tc, open_load, 0, 2);
     tc = area(s, "sampler");
     tcase_add_test(tc, sampler_greedy_and_seeded);
     tcase_add_test(tc, sampler_distribution);

@@ -37,6 +37,8 @@ typedef struct glmq_eval_opts {
     /* progress: windows done / total, tokens scored so far */
     void (*progress)(void *user, int64_t done, int64_t total, int64_t tokens);
     void *progress_user;
+    unsigned open_flags; /* glmq_model_open_flags of the models the CLI opens (GLMQ_OPEN_LOAD:
+                          * --no-mmap); the evaluation itself takes models already open */
 } glmq_eval_opts;
 
 void glmq_eval_opts_default(glmq_eval_opts *o);

@@ -15,7 +15,7 @@
 
 static const char usage_text[] =
     "usage: glmq generate MODEL -p TEXT [-n N] [--temp T] [--top-p P] [--seed S] [--threads N]\n"
-    "                     [--exact] [--no-stream]\n"
+    "                     [--exact] [--no-mmap] [--no-stream]\n"
     "\n"
     "Continues TEXT with MODEL (a .glmq file or a checkpoint directory). Greedy decoding when\n"
     "--temp is 0 (the default), else sampling from softmax(logits / T), restricted to the\n"
@@ -24,6 +24,8 @@ static const char usage_text[] =
     "\n"
     "  --seed S      sampling seed (default 1): the same seed gives the same text\n"
     "  --exact       fp32 kernels instead of the fast int8-activation ones\n"
+    "  --no-mmap     read a .glmq / GGUF file into memory (huge pages where the kernel gives\n"
+    "                them) instead of mapping it from the page cache\n"
     "  --no-stream   print the text once at the end\n";
 
 /* Print the bytes of the decoded continuation not printed yet, holding back an incomplete
@@ -55,6 +57,7 @@ int cmd_generate(int argc, char **argv)
 {
     const char *model = NULL, *prompt = NULL;
     int n_new = 64, threads = 0, stream_out = 1;
+    unsigned open_flags = 0;
     double temp = 0, top_p = 1;
     uint64_t seed = 1;
     glmq_kernel_mode kernels = GLMQ_KERNELS_FAST;
@@ -88,6 +91,8 @@ int cmd_generate(int argc, char **argv)
                 return cli_usage("generate", "--threads needs a number from 1 to 1024");
         } else if (!strcmp(a, "--exact")) {
             kernels = GLMQ_KERNELS_EXACT;
+        } else if (!strcmp(a, "--no-mmap")) {
+            open_flags |= GLMQ_OPEN_LOAD;
         } else if (!strcmp(a, "--no-stream")) {
             stream_out = 0;
         } else if (a[0] == '-') {
@@ -112,7 +117,7 @@ int cmd_generate(int argc, char **argv)
     glmq_model_info info;
     int rc = EXIT_OK;
     /* the framed prompt: count its ids, then room for them and the continuation */
-    if (glmq_model_open(model, &m, &err) != GLMQ_OK ||
+    if (glmq_model_open_flags(model, open_flags, &m, &err) != GLMQ_OK ||
         glmq_model_get_info(m, &info, &err) != GLMQ_OK ||
         glmq_tokenize(m, prompt, strlen(prompt), GLMQ_TOKENIZE_PROMPT, NULL, 0, &np, &err) !=
             GLMQ_OK) {

@@ -12,7 +12,7 @@
 
 static const char usage_text[] =
     "usage: glmq ppl MODEL (--text FILE | --ids-file FILE) [--ctx N] [--strided [--stride S]]\n"
-    "                [--chunks K] [--threads N] [--json]\n"
+    "                [--chunks K] [--threads N] [--no-mmap] [--json]\n"
     "\n"
     "Perplexity of MODEL (a .glmq file or a Hugging Face checkpoint directory) with the FP32\n"
     "reference forward pass. Default protocol (GLM-SPEC decision 5): the text is tokenized once,\n"
@@ -30,6 +30,8 @@ static const char usage_text[] =
     "                   of 32, integer dot products); exact: the same kernels in fp32 on the\n"
     "                   exactly dequantized weights; reference: the plain-C FP32 reference\n"
     "                   forward (bit-reproducible on any CPU). --exact = --kernels exact.\n"
+    "  --no-mmap        read a .glmq / GGUF file into memory (huge pages where the kernel\n"
+    "                   gives them) instead of mapping it from the page cache\n"
     "  --json           print one JSON object\n";
 
 int cli_eval_option(const char *cmd, int argc, char **argv, int *i, glmq_eval_opts *o,
@@ -65,6 +67,8 @@ int cli_eval_option(const char *cmd, int argc, char **argv, int *i, glmq_eval_op
         if (++*i >= argc || (v = glmq_parse_int(argv[*i], 1, 1024)) < 0)
             return cli_usage(cmd, "--threads needs a number from 1 to 1024");
         o->threads = v;
+    } else if (!strcmp(a, "--no-mmap")) {
+        o->open_flags |= GLMQ_OPEN_LOAD;
     } else if (!strcmp(a, "--exact") || !strcmp(a, "--reference")) {
         glmq_eval_set_kernels(o, a + 2, NULL);
     } else if (!strcmp(a, "--kernels")) {
@@ -130,7 +134,7 @@ int cmd_ppl(int argc, char **argv)
     glmq_eval_opts_resolve(&o);
     glmq_err err = {0};
     glmq_model *m = NULL;
-    if (glmq_model_open(model, &m, &err) != GLMQ_OK) return cli_error(&err);
+    if (glmq_model_open_flags(model, o.open_flags, &m, &err) != GLMQ_OK) return cli_error(&err);
     int32_t *ids = NULL;
     int64_t n = 0;
     int rc = EXIT_OK;

@@ -18,7 +18,7 @@ static const char usage_text[] =
     "usage: glmq verify QUANT --ref REF (--text FILE | --ids-file FILE) [--ctx N] [--chunks K]\n"
     "                   [--strided [--stride S]] [--max-ppl-ratio X] [--max-kld X]\n"
     "                   [--max-kld-p99 X] [--min-top1 X] [--report FILE.json] [--plot FILE.svg]\n"
-    "                   [--rank-tensors] [--threads N] [--quiet]\n"
+    "                   [--rank-tensors] [--threads N] [--no-mmap] [--quiet]\n"
     "       glmq verify QUANT --ref REF (--text FILE | --ids-file FILE) [--ctx N] [--chunks K]\n"
     "                   [--strided [--stride S]] [--kernels K] --shard I/N --partial OUT.part\n"
     "\n"
@@ -43,7 +43,7 @@ static const char usage_text[] =
     "                      index or a Kubernetes completion index) and write them with --partial\n"
     "  --partial OUT.part  the partial result of this shard; 'glmq merge' combines all N of them\n"
     "                      into the report of one process and applies the thresholds\n"
-    "  --text/--ids-file/--ctx/--stride/--strided/--chunks/--threads as in 'glmq ppl'\n";
+    "  --text/--ids-file/--ctx/--stride/--strided/--chunks/--threads/--no-mmap as in 'glmq ppl'\n";
 
 static int parse_limit(const char *cmd, int argc, char **argv, int *i, double *v)
 {
@@ -219,7 +219,8 @@ int cmd_verify(int argc, char **argv)
     int64_t neff = 0;
     glmq_part *part = NULL;
     int rc = EXIT_OK;
-    if (glmq_model_open(quant, &mq, &err) != GLMQ_OK || glmq_model_open(ref, &mr, &err) != GLMQ_OK) {
+    if (glmq_model_open_flags(quant, o.open_flags, &mq, &err) != GLMQ_OK ||
+        glmq_model_open_flags(ref, o.open_flags, &mr, &err) != GLMQ_OK) {
         rc = cli_error(&err);
         goto done;
     }

@@ -17,6 +17,7 @@
 #include "core/hash.h"
 #include "formats/source.h"
 #include "formats/layout.h"
+#include "formats/pack.h"
 #include "formats/thudm_quant.h"
 #include "quant/ggml_repack.h"
 #include "runtime/model_gguf.h"
@@ -141,10 +142,10 @@ void glmq_model_close(glmq_model *m)
     free(m);
 }
 
-static glmq_status open_pack(glmq_model *m, const char *path, glmq_err *err)
+static glmq_status open_pack(glmq_model *m, const char *path, int load, glmq_err *err)
 {
     m->is_pack = 1;
-    GLMQ_TRY(glmq_pack_open(path, &m->pack, err));
+    GLMQ_TRY(glmq_pack_open_load(path, load, &m->pack, err));
     cJSON *meta = cJSON_Parse(glmq_pack_metadata(m->pack));
     GLMQ_FAIL_IF(!meta, err, GLMQ_E_FORMAT, "'%s': metadata is not JSON", path);
     glmq_status st = glmq_config_from_json(cJSON_GetObjectItemCaseSensitive(meta, "config"),
@@ -254,9 +255,9 @@ static glmq_status repack(glmq_model *m, glmq_tensor_info *t, glmq_err *err)
 
 /* Every tensor the config expects, found under its llama.cpp name, checked for shape, viewed in
  * place (the mapping), and named as in the checkpoint. */
-static glmq_status open_gguf(glmq_model *m, const char *path, glmq_err *err)
+static glmq_status open_gguf(glmq_model *m, const char *path, int load, glmq_err *err)
 {
-    GLMQ_TRY(glmq_gguf_open(path, &m->gguf, err));
+    GLMQ_TRY(glmq_gguf_open_load(path, load, &m->gguf, err));
     const glmq_gguf *g = m->gguf;
     GLMQ_TRY(glmq_gguf_model_config(g, &m->cfg, err));
     glmq_expected_tensor *want = NULL;
@@ -442,9 +443,18 @@ static int is_gguf(const char *path)
 
 glmq_status glmq_model_open(const char *path, glmq_model **out, glmq_err *err)
 {
+    return glmq_model_open_flags(path, 0, out, err);
+}
+
+glmq_status glmq_model_open_flags(const char *path, unsigned flags, glmq_model **out,
+                                  glmq_err *err)
+{
     GLMQ_FAIL_IF(!out, err, GLMQ_E_INVALID, "glmq_model_open: no output pointer given");
     *out = NULL;
     GLMQ_FAIL_IF(!path, err, GLMQ_E_INVALID, "glmq_model_open: no path given");
+    GLMQ_FAIL_IF(flags & ~GLMQ_OPEN_LOAD, err, GLMQ_E_INVALID,
+                 "glmq_model_open: unknown flags 0x%x", flags & ~GLMQ_OPEN_LOAD);
+    const int load = (flags & GLMQ_OPEN_LOAD) != 0;
     glmq_model *m = calloc(1, sizeof *m);
     GLMQ_FAIL_IF(!m, err, GLMQ_E_NOMEM, "out of memory");
     atomic_init(&m->tok_cache, NULL);
@@ -455,9 +465,9 @@ glmq_status glmq_model_open(const char *path, glmq_model **out, glmq_err *err)
     else if (S_ISDIR(sb.st_mode))
         st = open_dir(m, path, err);
     else if (is_gguf(path))
-        st = open_gguf(m, path, err);
+        st = open_gguf(m, path, load, err);
     else
-        st = open_pack(m, path, err);
+        st = open_pack(m, path, load, err);
     if (st != GLMQ_OK) {
         glmq_model_close(m);
         return st;
