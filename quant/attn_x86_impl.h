@@ -21,6 +21,7 @@
  *   at_m        a lane predicate: at_lanes(n) = the first n lanes (n clamped to 0..AT_W),
  *               at_full(), at_none(); at_load_m zeroes the other lanes and never touches their
  *               memory, at_store_m leaves it alone
+ *   at_loadu at_storeu   full-width unaligned load / store (the group kernel's work space)
  *   at_load_m at_store_m at_set1 at_zero at_add at_sub at_mul at_min at_fmadd (a*b+c)
  *   at_fnmadd (c-a*b)
  *   at_tree(acc)          lane j = the sum of the AT_W lanes of acc[j]
@@ -124,6 +125,129 @@ void AT_CAT(glmq_att_head_, AT_ISA)(const float *q, const float *k, const float 
         }
         for (int i = 0; i < nvec; i++)
             at_store_m(out + AT_W * (c0 + i), mk[i], at_mul(at_add(a0[i], a1[i]), iz));
+    }
+}
+
+/*
+ * The group kernel (attn.h): hq heads, each running exactly the operations of the per-head
+ * kernel above in the same order, with the key loop cut into tiles of T = glmq_att_tile(d) keys
+ * (a multiple of 16, so of AT_W and even) shared by all heads.
+ *
+ * Work space after the hq*n scores, per head (unaligned floats, W = 2*dpad + 16 apart):
+ *   a0[dpad] a1[dpad]   the even-key / odd-key context accumulators of the value pass, stored
+ *                       after each tile and reloaded for the next (exact)
+ *   x[16]               pass 1: the running max vector (vmax); after pass 2: x[0] = 1/Z
+ * 1. For each key tile, for each head: the score blocks of the tile (the per-head block code,
+ *    the same u0 = multiples of AT_W, the same clamp to key n-1 in the last block), vmax
+ *    updated block by block in key order: so s and the max are the per-head kernel's.
+ * 2. For each head: e_u and Z over its whole row, as the per-head pass 2.
+ * 3. For each value tile, for each head, for each pass of 8 column vectors: reload a0/a1 (zero
+ *    on the first tile), key pairs (u, u+1) with u even as in the per-head loop, the odd last
+ *    key into a0, store back; after the last tile out = (a0 + a1) * (1/Z).
+ */
+void AT_CAT(glmq_att_group_, AT_ISA)(const float *q, int64_t ldq, int64_t hq, const float *k,
+                                     const float *v, int64_t ld, int64_t d, int64_t n,
+                                     float scale, float *s, float *out, int64_t ldo)
+{
+    const int64_t dv = (d + AT_W - 1) / AT_W, dp = glmq_att_dpad(d), W = 2 * dp + 16;
+    const int64_t T = glmq_att_tile(d);
+    const at_m full = at_full(), dlast = at_lanes(d - AT_W * (dv - 1));
+    float *work = s + hq * n;
+
+    /* 1. scores and their max, tile by tile */
+    for (int64_t h = 0; h < hq; h++) at_storeu(work + h * W + 2 * dp, at_set1(-INFINITY));
+    for (int64_t t0 = 0; t0 < n; t0 += T) {
+        const int64_t t1 = n - t0 < T ? n : t0 + T;
+        for (int64_t h = 0; h < hq; h++) {
+            const float *qh = q + h * ldq;
+            float *sh = s + h * n, *xh = work + h * W + 2 * dp;
+            at_f vmax = at_loadu(xh);
+            for (int64_t u0 = t0; u0 < t1; u0 += AT_W) {
+                const float *kr[AT_W];
+                for (int j = 0; j < AT_W; j++) kr[j] = k + (u0 + j < n ? u0 + j : n - 1) * ld;
+                at_f acc[AT_W];
+                for (int j = 0; j < AT_W; j++) acc[j] = at_zero();
+                for (int64_t i = 0; i < dv; i++) {
+                    const at_m m = i == dv - 1 ? dlast : full;
+                    const at_f qv = at_load_m(qh + AT_W * i, m);
+                    AT_UNROLL(AT_W)
+                    for (int j = 0; j < AT_W; j++)
+                        acc[j] = at_fmadd(qv, at_load_m(kr[j] + AT_W * i, m), acc[j]);
+                }
+                const at_m valid = at_lanes(n - u0);
+                const at_f sc = at_mul(at_tree(acc), at_set1(scale));
+                at_store_m(sh + u0, valid, sc);
+                vmax = at_max_where(vmax, valid, sc);
+            }
+            at_storeu(xh, vmax);
+        }
+    }
+
+    /* 2. per head: e_u = exp(s_u - max), 1/Z */
+    for (int64_t h = 0; h < hq; h++) {
+        float *sh = s + h * n, *xh = work + h * W + 2 * dp;
+        const at_f mx = at_set1(at_hmax(at_loadu(xh)));
+        at_f vz = at_zero();
+        for (int64_t u0 = 0; u0 < n; u0 += AT_W) {
+            const at_m valid = at_lanes(n - u0);
+            const at_f e = at_exp(at_sub(at_load_m(sh + u0, valid), mx));
+            at_store_m(sh + u0, valid, e);
+            vz = at_add(vz, at_keep(valid, e));
+        }
+        xh[0] = 1.0f / at_hsum(vz);
+    }
+
+    /* 3. context, value tile by value tile */
+    for (int64_t t0 = 0; t0 < n; t0 += T) {
+        const int64_t t1 = n - t0 < T ? n : t0 + T;
+        for (int64_t h = 0; h < hq; h++) {
+            const float *sh = s + h * n;
+            float *a0s = work + h * W, *a1s = a0s + dp;
+            for (int64_t c0 = 0; c0 < dv; c0 += 8) {
+                const int nvec = dv - c0 < 8 ? (int)(dv - c0) : 8;
+                at_f a0[8], a1[8];
+                at_m mk[8];
+                for (int i = 0; i < 8; i++) {
+                    a0[i] = a1[i] = at_zero();
+                    mk[i] = i >= nvec ? at_none() : c0 + i == dv - 1 ? dlast : full;
+                }
+                if (t0 > 0)
+                    for (int i = 0; i < nvec; i++) {
+                        a0[i] = at_loadu(a0s + AT_W * (c0 + i));
+                        a1[i] = at_loadu(a1s + AT_W * (c0 + i));
+                    }
+                const float *vc = v + AT_W * c0;
+                int64_t u = t0;
+                for (; u + 2 <= t1; u += 2) {
+                    const at_f p0 = at_set1(sh[u]), p1 = at_set1(sh[u + 1]);
+                    const float *v0 = vc + u * ld, *v1 = v0 + ld;
+#pragma GCC unroll 8
+                    for (int i = 0; i < 8; i++) {
+                        if (i >= nvec) break;
+                        a0[i] = at_fmadd(p0, at_load_m(v0 + AT_W * i, mk[i]), a0[i]);
+                        a1[i] = at_fmadd(p1, at_load_m(v1 + AT_W * i, mk[i]), a1[i]);
+                    }
+                }
+                if (u < t1) { /* only in the last tile, n odd */
+                    const at_f p0 = at_set1(sh[u]);
+                    const float *v0 = vc + u * ld;
+                    for (int i = 0; i < nvec; i++)
+                        a0[i] = at_fmadd(p0, at_load_m(v0 + AT_W * i, mk[i]), a0[i]);
+                }
+                if (t1 < n) {
+                    for (int i = 0; i < nvec; i++) {
+                        at_storeu(a0s + AT_W * (c0 + i), a0[i]);
+                        at_storeu(a1s + AT_W * (c0 + i), a1[i]);
+                    }
+                } else {
+                    const at_f iz = at_set1(work[h * W + 2 * dp]);
+                    float *oh = out + h * ldo;
+                    for (int i = 0; i < nvec; i++)
+                        at_store_m(oh + AT_W * (c0 + i), mk[i],
+                                   at_mul(at_add(a0[i], a1[i]), iz));
+                }
+            }
+        }
     }
 }
 
