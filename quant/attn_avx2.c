@@ -17,6 +17,7 @@
 
 #define AT_ISA avx2
 #define AT_W 8
+#define AT_GV 4
 
 typedef __m256 at_f;
 typedef __m256i at_m;

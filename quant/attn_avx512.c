@@ -17,6 +17,7 @@
 
 #define AT_ISA avx512
 #define AT_W 16
+#define AT_GV 8
 
 typedef __m512 at_f;
 typedef __mmask16 at_m;
