@@ -8,6 +8,17 @@
  * run) / weight bytes each token streams (every layer weight with its scales, plus the output
  * layer). Medians of --runs runs.
  *
+ * Long context (--context N): decode D tokens after an N-token context as well. A real prefill
+ * of 32k tokens of a 9B model takes hours on 2 cores, so the KV cache of positions 0..N-1 is
+ * filled with deterministic pseudo-random keys and values instead (glmq_forward_fill_context,
+ * bench-only; the output says so): decode cost does not depend on the cached values. At long
+ * context the roofline must count the cache too: each decoded token reads
+ *     weight bytes + 2 * layers * groups * head_dim * 4 * ctx   bytes
+ * (K and V, fp32, every key the token attends to; ctx = the mean over the D steps), and both
+ * the short-context and the long-context figures use that count. --att head runs attention with
+ * the per-head kernel (each query head re-reads its group's K and V) instead of the group
+ * kernel; --att both measures the two alternately in every run and reports their ratio.
+ *
  * The model is mmap'd, so a weight page the kernel has dropped from the page cache is read
  * from disk again and the figure measures the disk. The major page faults of the timed parts
  * are therefore counted and printed, and --mlock locks the weights in memory first (as
@@ -43,17 +54,39 @@ static int lock_range(const void *p, size_t n)
 static const char usage_text[] =
     "usage: glmq bench forward MODEL [--prompt P] [--decode D] [--threads N] [--runs R]\n"
     "                              [--kernels fast|exact|reference] [--bw-mb M] [--mlock]\n"
+    "                              [--context N] [--att group|head|both]\n"
     "\n"
     "Prefill of P tokens (default 512): tokens/s and G int-ops/s. Decode of D tokens (default\n"
     "16) on the KV cache: tokens/s and % of the roofline (read bandwidth measured in the same\n"
     "run / weight bytes per token). MODEL is a .glmq file or a checkpoint directory (e.g. a\n"
     "synthetic one from glmq_synth). Medians of R runs (default 3). Major page faults in the\n"
-    "timed parts are reported (weights re-read from disk); --mlock locks the weights in RAM.\n";
+    "timed parts are reported (weights re-read from disk); --mlock locks the weights in RAM.\n"
+    "--context N also decodes D tokens after an N-token context whose KV cache is filled with\n"
+    "pseudo-random values (no prefill; ChatGLM2/3, GLM-4 only); rooflines count weight + KV\n"
+    "bytes per token. --att: attention with the group kernel (default), the per-head kernel,\n"
+    "or both alternately in every run (with their ratio).\n";
+
+/* KV bytes one decoded token reads at context ctx (K and V, fp32). */
+static double kv_bytes(const glmq_config *c, double ctx)
+{
+    return 2.0 * (double)c->n_layers * (double)c->n_kv_groups * (double)c->head_dim * 4.0 * ctx;
+}
+
+/* Decode ids[0..n) one token at a time, with logits; seconds, or -1 on error. */
+static double decode_steps(glmq_forward *f, const int32_t *ids, int n, float *logits,
+                           glmq_err *err)
+{
+    const double t0 = glmq_now();
+    for (int i = 0; i < n; i++)
+        if (glmq_forward_eval(f, ids + i, 1, logits, err) != GLMQ_OK) return -1;
+    return glmq_now() - t0;
+}
 
 int glmq_bench_forward(int argc, char **argv)
 {
     const char *model = NULL;
-    int prompt = 512, decode = 16, threads = 0, runs = 3, bw_mb = 1024, lock = 0;
+    int prompt = 512, decode = 16, threads = 0, runs = 3, bw_mb = 1024, lock = 0, context = 0;
+    int att0 = 0, att1 = 0; /* attention variants measured: 0 group kernel, 1 per-head */
     glmq_forward_mode mode = GLMQ_FWD_FAST;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -62,6 +95,7 @@ int glmq_bench_forward(int argc, char **argv)
                    : !strcmp(a, "--threads") ? &threads
                    : !strcmp(a, "--runs")    ? &runs
                    : !strcmp(a, "--bw-mb")   ? &bw_mb
+                   : !strcmp(a, "--context") ? &context
                                              : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             fputs(usage_text, stdout);
@@ -69,6 +103,12 @@ int glmq_bench_forward(int argc, char **argv)
         } else if (dst) {
             if (++i >= argc || (*dst = glmq_parse_int(argv[i], 1, 1 << 16)) < 0)
                 return glmq_bench_usage("bench", "%s needs a positive number", a);
+        } else if (!strcmp(a, "--att")) {
+            if (++i >= argc) return glmq_bench_usage("bench", "--att needs a value");
+            if (!strcmp(argv[i], "group")) att0 = att1 = 0;
+            else if (!strcmp(argv[i], "head")) att0 = att1 = 1;
+            else if (!strcmp(argv[i], "both")) att0 = 0, att1 = 1;
+            else return glmq_bench_usage("bench", "--att is group, head or both");
         } else if (!strcmp(a, "--mlock")) {
             lock = 1;
         } else if (!strcmp(a, "--kernels")) {
@@ -118,7 +158,8 @@ int glmq_bench_forward(int argc, char **argv)
         }
     }
     free(want);
-    if (glmq_forward_create_mode(m, prompt + decode, threads, mode, &f, &err) != GLMQ_OK) {
+    const int maxctx = context > prompt ? context : prompt;
+    if (glmq_forward_create_mode(m, maxctx + decode, threads, mode, &f, &err) != GLMQ_OK) {
         rc = glmq_bench_error(&err);
         goto done;
     }
@@ -142,43 +183,88 @@ int glmq_bench_forward(int argc, char **argv)
         ids[prompt - 2] = (int32_t)c->tok_gmask;
         ids[prompt - 1] = (int32_t)c->tok_sop;
     }
-    double tp[64], td[64];
+    /* [variant][run]: prefill, short-context decode, long-context decode */
+    double tp[2][64], td[2][64], tl[2][64], rs[64], rl[64];
     long fp = 0, fd = 0;
+    const int nvar = att1 != att0 ? 2 : 1;
     for (int r = 0; r < runs; r++) {
-        glmq_forward_reset(f);
-        long f0 = major_faults();
-        double t0 = glmq_now();
-        if (glmq_forward_eval(f, ids, prompt - 1, NULL, &err) != GLMQ_OK ||
-            glmq_forward_eval(f, ids + prompt - 1, 1, logits, &err) != GLMQ_OK) {
-            rc = glmq_bench_error(&err);
-            goto done;
-        }
-        tp[r] = glmq_now() - t0;
-        const long f1 = major_faults();
-        fp += f1 - f0;
-        f0 = f1;
-        t0 = glmq_now();
-        for (int i = 0; i < decode; i++)
-            if (glmq_forward_eval(f, ids + prompt + i, 1, logits, &err) != GLMQ_OK) {
+        for (int vi = 0; vi < nvar; vi++) {
+            glmq_forward_set_att_per_head(f, vi ? att1 : att0);
+            glmq_forward_reset(f);
+            long f0 = major_faults();
+            double t0 = glmq_now();
+            if (glmq_forward_eval(f, ids, prompt - 1, NULL, &err) != GLMQ_OK ||
+                glmq_forward_eval(f, ids + prompt - 1, 1, logits, &err) != GLMQ_OK) {
                 rc = glmq_bench_error(&err);
                 goto done;
             }
-        td[r] = glmq_now() - t0;
-        fd += major_faults() - f0;
+            tp[vi][r] = glmq_now() - t0;
+            const long f1 = major_faults();
+            fp += f1 - f0;
+            f0 = f1;
+            td[vi][r] = decode_steps(f, ids + prompt, decode, logits, &err);
+            fd += major_faults() - f0;
+            if (td[vi][r] < 0) {
+                rc = glmq_bench_error(&err);
+                goto done;
+            }
+        }
+        for (int vi = 0; context && vi < nvar; vi++) {
+            glmq_forward_set_att_per_head(f, vi ? att1 : att0);
+            if (glmq_forward_fill_context(f, context, 1, &err) != GLMQ_OK) {
+                rc = glmq_bench_error(&err);
+                goto done;
+            }
+            const long f0 = major_faults();
+            tl[vi][r] = decode_steps(f, ids + prompt, decode, logits, &err);
+            fd += major_faults() - f0;
+            if (tl[vi][r] < 0) {
+                rc = glmq_bench_error(&err);
+                goto done;
+            }
+        }
+        if (nvar == 2) { /* group kernel speed / per-head kernel speed */
+            rs[r] = td[1][r] / td[0][r];
+            if (context) rl[r] = tl[1][r] / tl[0][r];
+        }
     }
-    double p = glmq_median(tp, runs), d = glmq_median(td, runs);
-    double roof = bw / wbytes;
     printf("model %s (%s, %s weights), %s kernels, %d thread%s\n", model,
            glmq_arch_name(c->arch), glmq_model_weight_type(m), glmq_forward_mode_name(mode), nth,
            nth > 1 ? "s" : "");
     printf("  read bandwidth  %.1f GB/s; weight bytes per token %.3f GB -> roofline %.2f "
-           "tokens/s\n",
-           bw / 1e9, wbytes / 1e9, roof);
-    printf("  prefill %4d    %.2f s = %.1f tokens/s = %.1f G int-ops/s (layer weights)\n", prompt,
-           p, prompt / p, 2.0 * lparams * prompt / p / 1e9);
-    printf("  decode  %4d    %.3f s = %.2f tokens/s = %.0f%% of the roofline (%.1f GB/s of "
-           "weights)\n",
-           decode, d, decode / d, 100.0 * (decode / d) / roof, wbytes * decode / d / 1e9);
+           "tokens/s (weights only)\n",
+           bw / 1e9, wbytes / 1e9, bw / wbytes);
+    static const char *vname[2] = {"group kernel", "per-head kernel"};
+    for (int vi = 0; vi < nvar; vi++) {
+        const int which = vi ? att1 : att0;
+        const double p = glmq_median(tp[vi], runs), d = glmq_median(td[vi], runs);
+        /* the decode steps attend over prompt+1 .. prompt+decode keys */
+        const double bs = wbytes + kv_bytes(c, prompt + (decode + 1) / 2.0);
+        if (mode != GLMQ_FWD_REFERENCE) printf("  attention: %s\n", vname[which]);
+        printf("  prefill %5d   %.2f s = %.1f tokens/s = %.1f G int-ops/s (layer weights)\n",
+               prompt, p, prompt / p, 2.0 * lparams * prompt / p / 1e9);
+        printf("  decode  %5d   after %6d: %.3f s = %.2f tokens/s = %.0f%% of the roofline "
+               "(%.3f GB/token incl. KV)\n",
+               decode, prompt, d, decode / d, 100.0 * (decode / d) * bs / bw, bs / 1e9);
+        if (context) {
+            const double l = glmq_median(tl[vi], runs);
+            const double bl = wbytes + kv_bytes(c, context + (decode + 1) / 2.0);
+            printf("  decode  %5d   after %6d: %.3f s = %.2f tokens/s = %.0f%% of the roofline "
+                   "(%.3f GB/token incl. %.3f GB KV)\n",
+                   decode, context, l, decode / l, 100.0 * (decode / l) * bl / bw, bl / 1e9,
+                   (bl - wbytes) / 1e9);
+        }
+    }
+    if (context)
+        printf("  (the %d-token context is a KV cache filled with pseudo-random values, not a "
+               "prefill: decode cost does not depend on them)\n",
+               context);
+    if (nvar == 2) {
+        printf("  group / per-head decode speed (median of per-run ratios): after %d: %.3fx",
+               prompt, glmq_median(rs, runs));
+        if (context) printf(", after %d: %.3fx", context, glmq_median(rl, runs));
+        printf("\n");
+    }
     printf("  major page faults: prefill %ld, decode %ld%s\n", fp, fd,
            fp + fd ? " (weights were re-read from disk: the times include I/O; see --mlock)"
                    : "");

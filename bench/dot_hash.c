@@ -1,6 +1,7 @@
 /*
  * dot_hash.c - regression fingerprint of the matrix kernels: runs every kernel of
- * glmq_dot_kernels_for(level) (prep[], q4[], q8[], q4g[], q8g[], f16, bf16, att, sum_f32) on fixed
+ * glmq_dot_kernels_for(level) (prep[], q4[], q8[], q4g[], q8g[], f16, bf16, att, att_group,
+ * sum_f32) on fixed
  * pseudo-random inputs of many shapes and prints one XXH3-64 hash per level and kernel.
  *
  * A refactoring of quant/dot_*.c that must not change any output bit is checked by running
@@ -51,10 +52,11 @@ typedef struct {
 } hashes;
 
 enum { H_PREP_E, H_PREP_B, H_PREP_R, H_Q4E, H_Q4B, H_Q4R, H_Q8E, H_Q8B, H_Q8R, H_F16, H_BF16,
-       H_ATT, H_SUM, H_Q4GE, H_Q4GB, H_Q8GE, H_Q8GB, H_N };
+       H_ATT, H_SUM, H_Q4GE, H_Q4GB, H_Q8GE, H_Q8GB, H_ATTG, H_N };
 static const char *hname[H_N] = {"prep_exact", "prep_b32", "prep_row", "q4_exact", "q4_b32",
                                  "q4_row", "q8_exact", "q8_b32", "q8_row", "f16", "bf16", "att",
-                                 "sum_f32", "q4g_exact", "q4g_b32", "q8g_exact", "q8g_b32"};
+                                 "sum_f32", "q4g_exact", "q4g_b32", "q8g_exact", "q8g_b32",
+                                 "att_group"};
 
 /* Group-wise types (every group size) on the same activations: random codes, fp16 scales with
  * zero groups, EXACT and FAST_B32 (FAST_ROW is refused). Runs last in run_shape, so the
@@ -187,6 +189,20 @@ static void run_shape(const glmq_dot_kernels *k, hashes *hs, int64_t rows, int64
         k->att(x, kv, kv + ld * n, ld, d, n, 1.0f / sqrtf((float)d), s, out);
         XXH3_64bits_update(hs->h[H_ATT], out, (size_t)d * 4);
         XXH3_64bits_update(hs->h[H_ATT], s, (size_t)n * 4);
+        /* the group kernel: 1..16 heads, queries from kv (no draw from rng, so the hashes after
+         * this stay those of main's tool) */
+        if (k->att_group) {
+            const int64_t hq = 1 + (n + d) % 16;
+            float *qg = xalloc((size_t)(hq * d) * 4), *og = xalloc((size_t)(hq * d) * 4);
+            float *sg = xalloc((size_t)glmq_att_group_scratch(hq, n, d) * 4);
+            for (int64_t j = 0; j < hq * d; j++) qg[j] = kv[(j * 7) % (ld * n * 2)] * 0.1f;
+            k->att_group(qg, d, hq, kv, kv + ld * n, ld, d, n, 1.0f / sqrtf((float)d), sg, og, d);
+            XXH3_64bits_update(hs->h[H_ATTG], og, (size_t)(hq * d) * 4);
+            XXH3_64bits_update(hs->h[H_ATTG], sg, (size_t)(hq * n) * 4);
+            free(qg);
+            free(og);
+            free(sg);
+        }
         free(kv);
         free(s);
         free(out);

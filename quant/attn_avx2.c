@@ -1,7 +1,8 @@
 /*
  * attn_avx2.c - AVX2 + FMA attention kernel (quant/attn.h): the 8-lane instantiation of
- * quant/attn_x86_impl.h (which describes the algorithm), defining glmq_att_head_avx2. Reached
- * through the quant/dispatch.c tables only when cpu.c found AVX2 usable.
+ * quant/attn_x86_impl.h (which describes the algorithm), defining glmq_att_head_avx2 and
+ * glmq_att_group_avx2. Reached through the quant/dispatch.c tables only when cpu.c found AVX2
+ * usable.
  *
  * The vector abstraction for AVX2: ymm = 8 x fp32; a lane predicate is a vector of 0 / -1
  * dwords, as vmaskmovps takes it (masked-off lanes never fault), and predicated arithmetic is
@@ -16,6 +17,7 @@
 
 #define AT_ISA avx2
 #define AT_W 8
+#define AT_GV 4
 
 typedef __m256 at_f;
 typedef __m256i at_m;
@@ -31,6 +33,8 @@ AI at_m at_none(void) { return _mm256_setzero_si256(); }
 
 AI at_f at_load_m(const float *p, at_m m) { return _mm256_maskload_ps(p, m); }
 AI void at_store_m(float *p, at_m m, at_f v) { _mm256_maskstore_ps(p, m, v); }
+AI at_f at_loadu(const float *p) { return _mm256_loadu_ps(p); }
+AI void at_storeu(float *p, at_f v) { _mm256_storeu_ps(p, v); }
 AI at_f at_set1(float x) { return _mm256_set1_ps(x); }
 AI at_f at_zero(void) { return _mm256_setzero_ps(); }
 AI at_f at_add(at_f a, at_f b) { return _mm256_add_ps(a, b); }

@@ -1,7 +1,8 @@
 /*
  * attn_avx512.c - AVX-512 attention kernel (quant/attn.h): the 16-lane instantiation of
- * quant/attn_x86_impl.h (which describes the algorithm), defining glmq_att_head_avx512.
- * Reached through the quant/dispatch.c tables only when cpu.c found AVX-512 usable.
+ * quant/attn_x86_impl.h (which describes the algorithm), defining glmq_att_head_avx512 and
+ * glmq_att_group_avx512. Reached through the quant/dispatch.c tables only when cpu.c found
+ * AVX-512 usable.
  *
  * The vector abstraction for AVX-512: zmm = 16 x fp32; a lane predicate is a __mmask16, so
  * tails are masked loads/stores and predicated arithmetic is a masked instruction. Score blocks
@@ -16,6 +17,7 @@
 
 #define AT_ISA avx512
 #define AT_W 16
+#define AT_GV 8
 
 typedef __m512 at_f;
 typedef __mmask16 at_m;
@@ -29,6 +31,8 @@ AI at_m at_none(void) { return 0; }
 
 AI at_f at_load_m(const float *p, at_m m) { return _mm512_maskz_loadu_ps(m, p); }
 AI void at_store_m(float *p, at_m m, at_f v) { _mm512_mask_storeu_ps(p, m, v); }
+AI at_f at_loadu(const float *p) { return _mm512_loadu_ps(p); }
+AI void at_storeu(float *p, at_f v) { _mm512_storeu_ps(p, v); }
 AI at_f at_set1(float x) { return _mm512_set1_ps(x); }
 AI at_f at_zero(void) { return _mm512_setzero_ps(); }
 AI at_f at_add(at_f a, at_f b) { return _mm512_add_ps(a, b); }

@@ -51,3 +51,12 @@ void glmq_att_head_ref(const float *q, const float *k, const float *v, int64_t l
         out[e] = (float)(acc * iz);
     }
 }
+
+void glmq_att_group_ref(const float *q, int64_t ldq, int64_t hq, const float *k, const float *v,
+                        int64_t ld, int64_t d, int64_t n, float scale, float *s, float *out,
+                        int64_t ldo)
+{
+    /* the scalar truth: head after head (bit-identical to glmq_att_head_ref by construction) */
+    for (int64_t h = 0; h < hq; h++)
+        glmq_att_head_ref(q + h * ldq, k, v, ld, d, n, scale, s + h * n, out + h * ldo);
+}

@@ -17,10 +17,12 @@
  *
  * ---- the per-ISA abstraction (defined before the include) ----------------------------------
  *   AT_ISA      suffix of the entry point (avx2, avx512);  AT_W: fp32 lanes per vector
+ *   AT_GV       column vectors per value pass of the group kernel (what the registers hold)
  *   at_f        AT_W x fp32
  *   at_m        a lane predicate: at_lanes(n) = the first n lanes (n clamped to 0..AT_W),
  *               at_full(), at_none(); at_load_m zeroes the other lanes and never touches their
  *               memory, at_store_m leaves it alone
+ *   at_loadu at_storeu   full-width unaligned load / store (the group kernel's work space)
  *   at_load_m at_store_m at_set1 at_zero at_add at_sub at_mul at_min at_fmadd (a*b+c)
  *   at_fnmadd (c-a*b)
  *   at_tree(acc)          lane j = the sum of the AT_W lanes of acc[j]
@@ -58,6 +60,76 @@ AI at_f at_exp(at_f x)
     return at_maskz_mul(ok, p, at_pow2i(m));
 }
 
+/*
+ * Scores of the AT_W keys u0 .. u0+AT_W-1 (key n-1 in the slots past n) for the query q:
+ * stores the valid lanes to s + u0 and returns vmax updated with them. Full column vectors load
+ * plainly, the last one under dlast (the same values a masked load of a full vector gives).
+ */
+AI at_f at_score_block(const float *q, const float *k, int64_t ld, int64_t dv, at_m dlast,
+                       int64_t n, int64_t u0, float scale, float *s, at_f vmax)
+{
+    const float *kr[AT_W];
+    for (int j = 0; j < AT_W; j++) kr[j] = k + (u0 + j < n ? u0 + j : n - 1) * ld;
+    at_f acc[AT_W];
+    for (int j = 0; j < AT_W; j++) acc[j] = at_zero();
+    int64_t i = 0;
+    for (; i < dv - 1; i++) {
+        const at_f qv = at_loadu(q + AT_W * i);
+        AT_UNROLL(AT_W)
+        for (int j = 0; j < AT_W; j++) acc[j] = at_fmadd(qv, at_loadu(kr[j] + AT_W * i), acc[j]);
+    }
+    const at_f qv = at_load_m(q + AT_W * i, dlast);
+    AT_UNROLL(AT_W)
+    for (int j = 0; j < AT_W; j++)
+        acc[j] = at_fmadd(qv, at_load_m(kr[j] + AT_W * i, dlast), acc[j]);
+    const at_m valid = at_lanes(n - u0);
+    const at_f sc = at_mul(at_tree(acc), at_set1(scale));
+    at_store_m(s + u0, valid, sc);
+    return at_max_where(vmax, valid, sc);
+}
+
+/*
+ * Context accumulation over keys [ua, ub) (ua even) for the nvec <= NV column vectors from c0
+ * (NV a constant: 8, or AT_GV in the group kernel): key pairs (u, u+1) into a0 / a1, an odd last
+ * key into a0. `full`: all NV vectors are whole (plain loads); otherwise loads under mk. Every
+ * accumulator a0[i] / a1[i] sees the same FMAs in the same key order whatever NV is: the
+ * column blocking never changes a result.
+ */
+AI void at_value_span(const float *s, const float *v, int64_t ld, int64_t c0, int NV, int nvec,
+                      const at_m *mk, int full, int64_t ua, int64_t ub, at_f *a0, at_f *a1)
+{
+    const float *vc = v + AT_W * c0;
+    int64_t u = ua;
+    if (full) {
+        for (; u + 2 <= ub; u += 2) {
+            const at_f p0 = at_set1(s[u]), p1 = at_set1(s[u + 1]);
+            const float *v0 = vc + u * ld, *v1 = v0 + ld;
+            AT_UNROLL(8)
+            for (int i = 0; i < NV; i++) {
+                a0[i] = at_fmadd(p0, at_loadu(v0 + AT_W * i), a0[i]);
+                a1[i] = at_fmadd(p1, at_loadu(v1 + AT_W * i), a1[i]);
+            }
+        }
+    } else {
+        for (; u + 2 <= ub; u += 2) {
+            const at_f p0 = at_set1(s[u]), p1 = at_set1(s[u + 1]);
+            const float *v0 = vc + u * ld, *v1 = v0 + ld;
+            AT_UNROLL(8)
+            for (int i = 0; i < NV; i++) {
+                if (i >= nvec) break;
+                a0[i] = at_fmadd(p0, at_load_m(v0 + AT_W * i, mk[i]), a0[i]);
+                a1[i] = at_fmadd(p1, at_load_m(v1 + AT_W * i, mk[i]), a1[i]);
+            }
+        }
+    }
+    if (u < ub) {
+        const at_f p0 = at_set1(s[u]);
+        const float *v0 = vc + u * ld;
+        for (int i = 0; i < nvec; i++)
+            a0[i] = at_fmadd(p0, at_load_m(v0 + AT_W * i, mk[i]), a0[i]);
+    }
+}
+
 void AT_CAT(glmq_att_head_, AT_ISA)(const float *q, const float *k, const float *v, int64_t ld,
                                     int64_t d, int64_t n, float scale, float *s, float *out)
 {
@@ -66,23 +138,8 @@ void AT_CAT(glmq_att_head_, AT_ISA)(const float *q, const float *k, const float 
 
     /* 1. scores and their max */
     at_f vmax = at_set1(-INFINITY);
-    for (int64_t u0 = 0; u0 < n; u0 += AT_W) {
-        const float *kr[AT_W];
-        for (int j = 0; j < AT_W; j++) kr[j] = k + (u0 + j < n ? u0 + j : n - 1) * ld;
-        at_f acc[AT_W];
-        for (int j = 0; j < AT_W; j++) acc[j] = at_zero();
-        for (int64_t i = 0; i < dv; i++) {
-            const at_m m = i == dv - 1 ? dlast : full;
-            const at_f qv = at_load_m(q + AT_W * i, m);
-            AT_UNROLL(AT_W)
-            for (int j = 0; j < AT_W; j++)
-                acc[j] = at_fmadd(qv, at_load_m(kr[j] + AT_W * i, m), acc[j]);
-        }
-        const at_m valid = at_lanes(n - u0);
-        const at_f sc = at_mul(at_tree(acc), at_set1(scale));
-        at_store_m(s + u0, valid, sc);
-        vmax = at_max_where(vmax, valid, sc);
-    }
+    for (int64_t u0 = 0; u0 < n; u0 += AT_W)
+        vmax = at_score_block(q, k, ld, dv, dlast, n, u0, scale, s, vmax);
     const at_f mx = at_set1(at_hmax(vmax));
 
     /* 2. e_u = exp(s_u - max), Z */
@@ -104,26 +161,105 @@ void AT_CAT(glmq_att_head_, AT_ISA)(const float *q, const float *k, const float 
             a0[i] = a1[i] = at_zero();
             mk[i] = i >= nvec ? at_none() : c0 + i == dv - 1 ? dlast : full;
         }
-        const float *vc = v + AT_W * c0;
-        int64_t u = 0;
-        for (; u + 2 <= n; u += 2) {
-            const at_f p0 = at_set1(s[u]), p1 = at_set1(s[u + 1]);
-            const float *v0 = vc + u * ld, *v1 = v0 + ld;
-#pragma GCC unroll 8
-            for (int i = 0; i < 8; i++) {
-                if (i >= nvec) break;
-                a0[i] = at_fmadd(p0, at_load_m(v0 + AT_W * i, mk[i]), a0[i]);
-                a1[i] = at_fmadd(p1, at_load_m(v1 + AT_W * i, mk[i]), a1[i]);
-            }
-        }
-        if (u < n) {
-            const at_f p0 = at_set1(s[u]);
-            const float *v0 = vc + u * ld;
-            for (int i = 0; i < nvec; i++)
-                a0[i] = at_fmadd(p0, at_load_m(v0 + AT_W * i, mk[i]), a0[i]);
-        }
+        const int whole = nvec == 8 && (c0 + 8 < dv || d % AT_W == 0);
+        at_value_span(s, v, ld, c0, 8, nvec, mk, whole, 0, n, a0, a1);
         for (int i = 0; i < nvec; i++)
             at_store_m(out + AT_W * (c0 + i), mk[i], at_mul(at_add(a0[i], a1[i]), iz));
+    }
+}
+
+/*
+ * The group kernel (attn.h): hq heads, each running exactly the operations of the per-head
+ * kernel above in the same order, with the key loop cut into tiles of T = glmq_att_tile(d) keys
+ * (a multiple of 16, so of AT_W and even) shared by all heads.
+ *
+ * Work space after the hq*n scores, per head (unaligned floats, W = 2*dpad + 16 apart):
+ *   a0[dpad] a1[dpad]   the even-key / odd-key context accumulators of the value pass, stored
+ *                       after each tile and reloaded for the next (exact)
+ *   x[16]               pass 1: the running max vector (vmax); after pass 2: x[0] = 1/Z
+ * 1. For each key tile, for each head: the score blocks of the tile (the per-head block code,
+ *    the same u0 = multiples of AT_W, the same clamp to key n-1 in the last block), vmax
+ *    updated block by block in key order: so s and the max are the per-head kernel's.
+ * 2. For each head: e_u and Z over its whole row, as the per-head pass 2.
+ * 3. For each value tile, for each head, for each pass of AT_GV column vectors (AVX2: 4, so the
+ *    2 x 4 accumulators, p0, p1 and the loads fit the 16 ymm registers with room to spare;
+ *    AVX-512: 8): reload a0/a1 (zero
+ *    on the first tile), key pairs (u, u+1) with u even as in the per-head loop, the odd last
+ *    key into a0, store back; after the last tile out = (a0 + a1) * (1/Z).
+ */
+void AT_CAT(glmq_att_group_, AT_ISA)(const float *q, int64_t ldq, int64_t hq, const float *k,
+                                     const float *v, int64_t ld, int64_t d, int64_t n,
+                                     float scale, float *s, float *out, int64_t ldo)
+{
+    const int64_t dv = (d + AT_W - 1) / AT_W, dp = glmq_att_dpad(d), W = 2 * dp + 16;
+    const int64_t T = glmq_att_tile(d);
+    const at_m full = at_full(), dlast = at_lanes(d - AT_W * (dv - 1));
+    float *work = s + hq * n;
+
+    /* 1. scores and their max, tile by tile */
+    for (int64_t h = 0; h < hq; h++) at_storeu(work + h * W + 2 * dp, at_set1(-INFINITY));
+    for (int64_t t0 = 0; t0 < n; t0 += T) {
+        const int64_t t1 = n - t0 < T ? n : t0 + T;
+        for (int64_t h = 0; h < hq; h++) {
+            const float *qh = q + h * ldq;
+            float *sh = s + h * n, *xh = work + h * W + 2 * dp;
+            at_f vmax = at_loadu(xh);
+            for (int64_t u0 = t0; u0 < t1; u0 += AT_W)
+                vmax = at_score_block(qh, k, ld, dv, dlast, n, u0, scale, sh, vmax);
+            at_storeu(xh, vmax);
+        }
+    }
+
+    /* 2. per head: e_u = exp(s_u - max), 1/Z */
+    for (int64_t h = 0; h < hq; h++) {
+        float *sh = s + h * n, *xh = work + h * W + 2 * dp;
+        const at_f mx = at_set1(at_hmax(at_loadu(xh)));
+        at_f vz = at_zero();
+        for (int64_t u0 = 0; u0 < n; u0 += AT_W) {
+            const at_m valid = at_lanes(n - u0);
+            const at_f e = at_exp(at_sub(at_load_m(sh + u0, valid), mx));
+            at_store_m(sh + u0, valid, e);
+            vz = at_add(vz, at_keep(valid, e));
+        }
+        xh[0] = 1.0f / at_hsum(vz);
+    }
+
+    /* 3. context, value tile by value tile */
+    for (int64_t t0 = 0; t0 < n; t0 += T) {
+        const int64_t t1 = n - t0 < T ? n : t0 + T;
+        for (int64_t h = 0; h < hq; h++) {
+            const float *sh = s + h * n;
+            float *a0s = work + h * W, *a1s = a0s + dp;
+            for (int64_t c0 = 0; c0 < dv; c0 += AT_GV) {
+                const int nvec = dv - c0 < AT_GV ? (int)(dv - c0) : AT_GV;
+                at_f a0[AT_GV], a1[AT_GV];
+                at_m mk[AT_GV];
+                for (int i = 0; i < AT_GV; i++) {
+                    a0[i] = a1[i] = at_zero();
+                    mk[i] = i >= nvec ? at_none() : c0 + i == dv - 1 ? dlast : full;
+                }
+                const int whole = nvec == AT_GV && (c0 + AT_GV < dv || d % AT_W == 0);
+                if (t0 > 0)
+                    for (int i = 0; i < nvec; i++) {
+                        a0[i] = at_loadu(a0s + AT_W * (c0 + i));
+                        a1[i] = at_loadu(a1s + AT_W * (c0 + i));
+                    }
+                /* an odd last key only in the last tile (tiles are even) */
+                at_value_span(sh, v, ld, c0, AT_GV, nvec, mk, whole, t0, t1, a0, a1);
+                if (t1 < n) {
+                    for (int i = 0; i < nvec; i++) {
+                        at_storeu(a0s + AT_W * (c0 + i), a0[i]);
+                        at_storeu(a1s + AT_W * (c0 + i), a1[i]);
+                    }
+                } else {
+                    const at_f iz = at_set1(work[h * W + 2 * dp]);
+                    float *oh = out + h * ldo;
+                    for (int i = 0; i < nvec; i++)
+                        at_store_m(oh + AT_W * (c0 + i), mk[i],
+                                   at_mul(at_add(a0[i], a1[i]), iz));
+                }
+            }
+        }
     }
 }
 

@@ -35,6 +35,7 @@ static const glmq_dot_kernels d_ref = {
     .bf16 = glmq_bf16_dot_f32_ref,
     .sum_f32 = glmq_dot_sum_f32_ref,
     .att = glmq_att_head_ref,
+    .att_group = glmq_att_group_ref,
 };
 
 #if defined(GLMQ_HAVE_X86)
@@ -50,6 +51,7 @@ static const glmq_dot_kernels d_avx2 = {
     .bf16 = glmq_bf16_dot_f32_avx2,
     .sum_f32 = glmq_dot_sum_f32_avx2,
     .att = glmq_att_head_avx2,
+    .att_group = glmq_att_group_avx2,
 };
 
 static const glmq_dot_kernels d_avx512 = {
@@ -64,6 +66,7 @@ static const glmq_dot_kernels d_avx512 = {
     .bf16 = glmq_bf16_dot_f32_avx512,
     .sum_f32 = glmq_dot_sum_f32_avx512,
     .att = glmq_att_head_avx512,
+    .att_group = glmq_att_group_avx512,
 };
 
 static const glmq_dot_kernels d_avx512vnni = {
@@ -78,6 +81,7 @@ static const glmq_dot_kernels d_avx512vnni = {
     .bf16 = glmq_bf16_dot_f32_avx512,
     .sum_f32 = glmq_dot_sum_f32_avx512,
     .att = glmq_att_head_avx512,
+    .att_group = glmq_att_group_avx512,
 };
 #endif
 

@@ -188,6 +188,7 @@ typedef struct glmq_dot_kernels {
     glmq_dot_mm_fn f16, bf16;
     glmq_dot_sum_fn sum_f32;
     glmq_att_head_fn att; /* attention of one query head (quant/attn.h) */
+    glmq_att_group_fn att_group; /* the query heads of one KV group (quant/attn.h) */
 } glmq_dot_kernels;
 
 /* The table of the active level (glmq_cpu_active(), i.e. GLMQ_CPU and glmq_cpu_force()

@@ -11,6 +11,10 @@
  *      attn.h; the shapes cover head dims 1..300 (not multiples of 8 or 16), key counts 1..200
  *      (partial score blocks), strides wider than d, scores spread to exp underflow, and the
  *      scratch left holding e_u.
+ *   4. The group kernel (.att_group) of every level against the per-head kernel (.att) of the
+ *      same level, head by head: outputs and e_u BIT-IDENTICAL (memcmp), for hq = 1, 2, 16
+ *      heads, head dims 64 / 128 (and odd ones), key counts 1 .. 4099 (across tile and block
+ *      edges), ld > d with NaN padding, a NaN key, and head strides ldq / ldo > d.
  * CTest reruns this executable with GLMQ_CPU=ref and GLMQ_CPU=avx2 (the dispatch check).
  */
 #include "quant/dot.h"
@@ -229,16 +233,94 @@ START_TEST(nan_key_ignored)
 }
 END_TEST
 
+/* Group-kernel cases: (hq, d, n, pad, spread). Tiles are glmq_att_tile(d) keys: 64 for d = 128,
+ * 128 for d = 64. */
+typedef struct {
+    int64_t hq, d, n, pad;
+    double spread;
+} gshape;
+static const gshape gshapes[] = {
+    {1, 128, 1, 0, 1},     {2, 128, 1, 128, 1},   {16, 128, 1, 0, 1},    {16, 128, 2, 0, 1},
+    {16, 128, 63, 128, 1}, {16, 128, 64, 0, 2},   {16, 128, 65, 128, 1}, {2, 128, 127, 0, 1},
+    {16, 128, 129, 128, 3}, {16, 128, 1000, 128, 1}, {16, 128, 4099, 128, 1}, {1, 128, 3001, 0, 1},
+    {2, 64, 1, 64, 1},     {16, 64, 128, 0, 1},   {16, 64, 129, 64, 1},  {2, 64, 2047, 64, 1},
+    {16, 64, 3000, 0, 50}, {1, 64, 255, 3, 1},    {16, 64, 500, 0, 400}, {2, 100, 99, 28, 1},
+    {16, 17, 70, 3, 1},    {2, 300, 37, 4, 1},    {16, 8, 1500, 0, 1},   {16, 128, 777, 128, 0},
+};
+#define NGSHAPES ((int)(sizeof gshapes / sizeof gshapes[0]))
+
+START_TEST(group_vs_head)
+{
+    rng = 0x3000 + (uint64_t)_i;
+    const gshape *g = &gshapes[_i];
+    const int64_t d = g->d, n = g->n, hq = g->hq, ld = d + g->pad;
+    const int64_t ldq = d + 5, ldo = d + 3; /* head strides wider than d */
+    const float scale = 1.0f / sqrtf((float)d);
+    float *q = calloc((size_t)(hq * ldq), sizeof(float));
+    float *k = calloc((size_t)(n * ld), sizeof(float)), *v = calloc((size_t)(n * ld), 4);
+    const int64_t gs = glmq_att_group_scratch(hq, n, d);
+    float *gsc = malloc((size_t)(gs + 1) * sizeof(float));
+    float *gout = malloc((size_t)(hq * ldo + 1) * sizeof(float));
+    float *hs = malloc((size_t)n * sizeof(float)), *hout = malloc((size_t)d * sizeof(float));
+    ck_assert(q && k && v && gsc && gout && hs && hout);
+    const double qs = g->spread * 2.0 / sqrt((double)d);
+    for (int64_t i = 0; i < hq * ldq; i++) q[i] = (float)(rnd_sym() * qs);
+    for (int64_t i = 0; i < n * ld; i++) {
+        k[i] = (float)rnd_sym();
+        v[i] = (float)(rnd_sym() * 4);
+    }
+    for (int64_t u = 0; u < n; u++)
+        for (int64_t e = d; e < ld; e++) k[u * ld + e] = v[u * ld + e] = NAN;
+    if (n > 40) k[37 * ld + 1] = NAN; /* a NaN score: weight 0 on every level */
+    int ran = 0;
+    for (size_t li = 0; li < sizeof levels / sizeof levels[0]; li++) {
+        const glmq_dot_kernels *kl = glmq_dot_kernels_for(levels[li]);
+        if (!kl) continue;
+        ran++;
+        ck_assert_ptr_nonnull(kl->att_group);
+        for (int64_t i = 0; i <= gs; i++) gsc[i] = 777.0f;
+        for (int64_t i = 0; i <= hq * ldo; i++) gout[i] = 555.0f;
+        kl->att_group(q, ldq, hq, k, v, ld, d, n, scale, gsc, gout, ldo);
+        ck_assert_float_eq(gsc[gs], 777.0f);  /* nothing written past the scratch */
+        ck_assert_float_eq(gout[hq * ldo], 555.0f);
+        for (int64_t h = 0; h < hq; h++) {
+            kl->att(q + h * ldq, k, v, ld, d, n, scale, hs, hout);
+            EXPECT(memcmp(hout, gout + h * ldo, (size_t)d * sizeof(float)) == 0,
+                   "%s case %d head %lld: group output differs from the per-head kernel",
+                   kl->name, _i, (long long)h);
+            EXPECT(memcmp(hs, gsc + h * n, (size_t)n * sizeof(float)) == 0,
+                   "%s case %d head %lld: group e_u differ from the per-head kernel", kl->name,
+                   _i, (long long)h);
+            /* the gap between heads' outputs is left alone */
+            for (int64_t e = d; e < ldo && h + 1 < hq; e++)
+                ck_assert_float_eq(gout[h * ldo + e], 555.0f);
+            for (int64_t e = 0; e < d; e++) EXPECT(isfinite(hout[e]), "finite output");
+        }
+    }
+    ck_assert_int_ge(ran, 1);
+    free(q);
+    free(k);
+    free(v);
+    free(gsc);
+    free(gout);
+    free(hs);
+    free(hout);
+}
+END_TEST
+
 START_TEST(dispatch_has_att)
 {
     ck_assert_ptr_nonnull(glmq_dot_kernels_get()->att);
     for (size_t li = 0; li < sizeof levels / sizeof levels[0]; li++) {
         const glmq_dot_kernels *k = glmq_dot_kernels_for(levels[li]);
         if (k) ck_assert_ptr_nonnull(k->att);
+        if (k) ck_assert_ptr_nonnull(k->att_group);
     }
     const char *env = getenv("GLMQ_CPU");
     if (env && strcmp(env, "ref") == 0)
         ck_assert_ptr_eq(glmq_dot_kernels_get()->att, glmq_att_head_ref);
+    if (env && strcmp(env, "ref") == 0)
+        ck_assert_ptr_eq(glmq_dot_kernels_get()->att_group, glmq_att_group_ref);
 }
 END_TEST
 
@@ -251,6 +333,7 @@ static Suite *attn_suite(void)
     tcase_add_loop_test(tc, ref_vs_truth, 0, NSHAPES);
     tcase_add_loop_test(tc, levels_vs_ref, 0, NSHAPES);
     tcase_add_test(tc, nan_key_ignored);
+    tcase_add_loop_test(tc, group_vs_head, 0, NGSHAPES);
     tcase_add_test(tc, dispatch_has_att);
     suite_add_tcase(s, tc);
     return s;

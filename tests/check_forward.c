@@ -804,6 +804,96 @@ START_TEST(cli_logits)
 }
 END_TEST
 
+// --- attention kernels ------------------------------------------------------------------------
+
+/*
+ * EXACT and FAST attention runs the group kernel on (group, head chunk, token) items, with a
+ * group's heads cut into chunks when groups x tokens is below the thread count. Its logits must
+ * equal, bit for bit, those of the per-head kernel (glmq_forward_set_att_per_head: each head
+ * reading K and V itself, as before the group kernel), for 1..5 threads (decode with 2 groups
+ * and 3+ threads splits the groups' heads), over a prefill and single-token decode steps.
+ * _i = mode (EXACT, FAST) x source (checkpoint dir, INT4 pack) of glm2-tiny (4 heads, 2 groups).
+ */
+START_TEST(group_attention_identical)
+{
+    const glmq_forward_mode mode = _i / 2 ? GLMQ_FWD_FAST : GLMQ_FWD_EXACT;
+    char *dir = tu_sample_path(models[0], "st");
+    const char *path = (_i % 2) ? packs[0][2] : dir;
+    int ns;
+    gseq *seqs = sequences(models[0], &ns);
+    const gseq *q = &seqs[0];
+    const int64_t n = q->n, prompt = n / 2;
+    glmq_model *m = open_model(path);
+    const int64_t V = glmq_model_config(m)->vocab;
+    float *a = malloc((size_t)(n * V) * sizeof *a), *b = malloc((size_t)(n * V) * sizeof *b);
+    ck_assert(a && b);
+    glmq_err err = {0};
+    for (int th = 1; th <= 5; th++)
+        for (int per_head = 0; per_head < 2; per_head++) {
+            glmq_forward *f = NULL;
+            ck_assert_msg(glmq_forward_create_mode(m, n, th, mode, &f, &err) == GLMQ_OK, "%s",
+                          err.msg);
+            glmq_forward_set_att_per_head(f, per_head);
+            float *out = th == 1 && per_head == 0 ? a : b;
+            ck_assert_int_eq(glmq_forward_eval(f, q->ids, prompt, out, &err), GLMQ_OK);
+            for (int64_t i = prompt; i < n; i++)
+                ck_assert_int_eq(glmq_forward_eval(f, q->ids + i, 1, out + i * V, &err), GLMQ_OK);
+            if (out == b)
+                ck_assert_msg(memcmp(a, b, (size_t)(n * V) * sizeof *a) == 0,
+                              "%s, %d threads, per-head %d: logits differ",
+                              glmq_forward_mode_name(mode), th, per_head);
+            glmq_forward_free(f);
+        }
+    free(a);
+    free(b);
+    glmq_model_close(m);
+    free(seqs);
+    free(dir);
+}
+END_TEST
+
+/* glmq_forward_fill_context (benchmarks): n pseudo-random cached tokens, then decode continues
+ * at position n; deterministic; refused for ChatGLM-6B and outside [1, max_tokens). */
+START_TEST(fill_context)
+{
+    char *dir = tu_sample_path(models[0], "st");
+    glmq_model *m = open_model(dir);
+    const int64_t V = glmq_model_config(m)->vocab;
+    glmq_forward *f = NULL;
+    glmq_err err = {0};
+    ck_assert_int_eq(glmq_forward_create_mode(m, 300, 2, GLMQ_FWD_FAST, &f, &err), GLMQ_OK);
+    float *a = malloc((size_t)V * sizeof *a), *b = malloc((size_t)V * sizeof *b);
+    ck_assert(a && b);
+    const int32_t id = 7;
+    ck_assert_int_eq(glmq_forward_fill_context(f, 257, 42, &err), GLMQ_OK);
+    ck_assert_int_eq(glmq_forward_n_cached(f), 257);
+    ck_assert_int_eq(glmq_forward_eval(f, &id, 1, a, &err), GLMQ_OK);
+    ck_assert_int_eq(glmq_forward_n_cached(f), 258);
+    const int32_t *pos;
+    ck_assert_int_eq(glmq_forward_positions(f, &pos, NULL, NULL, NULL), 258);
+    ck_assert_int_eq(pos[257], 257);
+    ck_assert_int_eq(glmq_forward_fill_context(f, 257, 42, &err), GLMQ_OK);
+    ck_assert_int_eq(glmq_forward_eval(f, &id, 1, b, &err), GLMQ_OK);
+    ck_assert_mem_eq(a, b, (size_t)V * sizeof *a);
+    for (int64_t i = 0; i < V; i++) ck_assert(isfinite(a[i]));
+    ck_assert_int_eq(glmq_forward_fill_context(f, 300, 42, &err), GLMQ_E_INVALID);
+    ck_assert_int_eq(glmq_forward_fill_context(f, 0, 42, &err), GLMQ_E_INVALID);
+    glmq_forward_free(f);
+    glmq_model_close(m);
+    free(dir);
+    dir = tu_sample_path(models[1], "st");
+    m = open_model(dir);
+    ck_assert_int_eq(glmq_forward_create_mode(m, 300, 1, GLMQ_FWD_FAST, &f, &err), GLMQ_OK);
+    ck_assert_int_eq(glmq_forward_fill_context(f, 10, 1, &err), GLMQ_E_UNSUPPORTED);
+    ck_assert_ptr_nonnull(strstr(err.msg, "fill_context"));
+    glmq_forward_free(f);
+    glmq_model_close(m);
+    free(dir);
+    free(a);
+    free(b);
+}
+END_TEST
+
 // --- kernel level -------------------------------------------------------------------------
 
 /* GLMQ_CPU=ref (scalar widening) gives the same bits as the best kernel level. Last: it lowers
@@ -844,6 +934,8 @@ static Suite *forward_suite(void)
     tcase_add_test(tc, v1_layout_manifest);
     tcase_add_loop_test(tc, bad_inputs, 0, 2);
     tcase_add_loop_test(tc, cli_logits, 0, 2);
+    tcase_add_loop_test(tc, group_attention_identical, 0, 4);
+    tcase_add_test(tc, fill_context);
     tcase_add_loop_test(tc, kernel_level_identical, 0, 2);
     suite_add_tcase(s, tc);
     return s;

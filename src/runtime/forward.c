@@ -114,8 +114,11 @@ struct glmq_forward {
 
     /* per-thread scratch */
     float *wbuf; /* [nth][tile][max_cols] widened weight rows */
-    float *att;  /* [nth][max_tokens] attention scores / probabilities */
-    float *qtmp; /* [nth][d] one query head */
+    float *att;  /* [nth][att_stride] attention scores / probabilities (EXACT / FAST: the group
+                    kernel's scratch, glmq_att_group_scratch(n/g, max_tokens, d) floats) */
+    int64_t att_stride; /* floats of att per thread */
+    float *qtmp; /* [nth][n/g][d] the query heads of one item */
+    int att_per_head; /* benchmarks only: the per-head kernel instead of the group kernel */
 
     /* sequence state */
     int32_t *pos;          /* [max_tokens] rotary position of each cached token */
@@ -486,19 +489,64 @@ typedef struct {
     int64_t n;     /* new tokens */
 } att_job;
 
-/* Items (head hq, new token i) in head-major order, split statically over threads. Each item
- * reads its query, scores the visible keys, softmaxes and writes the context over the query:
- * in REFERENCE mode with the plain-C loop below (libm expf, double Z: the bit-reproducible
- * reference), in EXACT and FAST mode with the attention kernel of the active CPU level. Either
- * way an item depends only on its own query and the cache, so the thread split and the batch
- * never change a result. */
+/* EXACT / FAST: items (KV group, head chunk, new token), split statically over threads. One
+ * item runs the heads [h0, h1) of its group for one token with the group kernel of the active
+ * level (quant/attn.h), which reads the group's keys and values once for all of them. A group's
+ * hqg heads form one chunk, unless groups x tokens is below the thread count (decode of GQA
+ * models: 2 groups): then they are cut into up to hqg chunks so every thread has work. The
+ * group kernel is bit-identical per head to the per-head kernel, so neither the chunking nor
+ * the thread count changes a result. (f->att_per_head, for benchmarks only, calls the per-head
+ * kernel on the same items instead: the same bits, each head reading K and V itself.) */
+static void att_worker_group(const att_job *j, int ith, int nth)
+{
+    const glmq_forward *f = j->f;
+    const int64_t d = f->d, gd = f->g * f->d, hqg = f->nh / f->g, base = f->g * j->n;
+    int64_t nch = 1;
+    if (base < nth) nch = (nth + base - 1) / base;
+    if (nch > hqg) nch = hqg;
+    const int64_t items = base * nch;
+    const int64_t ia = items * ith / nth, ib = items * (ith + 1) / nth;
+    float *sc = f->att + (int64_t)ith * f->att_stride;
+    float *qv = f->qtmp + (int64_t)ith * hqg * d;
+    const float *kl = f->kc + j->layer * f->max_tokens * gd;
+    const float *vl = f->vc + j->layer * f->max_tokens * gd;
+    const float scale = 1.0f / f->sqrt_d;
+    for (int64_t it = ia; it < ib; it++) {
+        const int64_t gc = it / j->n, i = it % j->n, p = j->first + i;
+        const int64_t grp = gc / nch, ch = gc % nch;
+        const int64_t h0 = grp * hqg + ch * hqg / nch, h1 = grp * hqg + (ch + 1) * hqg / nch;
+        /* keys 0..kend-1 are visible: causal, plus the v1 bidirectional context */
+        const int64_t kend = (f->v1 && p < f->ctx_len) ? f->ctx_len : p + 1;
+        float *out = f->q + i * f->nq + h0 * d;
+        /* the context is written over the queries: copy them out first */
+        memcpy(qv, out, (size_t)((h1 - h0) * d) * sizeof *qv);
+        if (f->att_per_head) {
+            for (int64_t h = 0; h < h1 - h0; h++)
+                f->dk->att(qv + h * d, kl + grp * d, vl + grp * d, gd, d, kend, scale, sc,
+                           out + h * d);
+            continue;
+        }
+        f->dk->att_group(qv, d, h1 - h0, kl + grp * d, vl + grp * d, gd, d, kend, scale, sc, out,
+                         d);
+    }
+}
+
+/* REFERENCE: items (head hq, new token i) in head-major order, split statically over threads.
+ * Each item reads its query, scores the visible keys, softmaxes and writes the context over the
+ * query with the plain-C loop below (libm expf, double Z: the bit-reproducible reference).
+ * EXACT and FAST go to att_worker_group. Either way an item depends only on its own query and
+ * the cache, so the thread split and the batch never change a result. */
 static void att_worker(void *arg, int ith, int nth)
 {
     const att_job *j = arg;
     const glmq_forward *f = j->f;
+    if (f->mode != GLMQ_FWD_REFERENCE) {
+        att_worker_group(j, ith, nth);
+        return;
+    }
     const int64_t items = f->nh * j->n, d = f->d, gd = f->g * f->d;
     const int64_t ia = items * ith / nth, ib = items * (ith + 1) / nth;
-    float *sc = f->att + (int64_t)ith * f->max_tokens;
+    float *sc = f->att + (int64_t)ith * f->att_stride;
     float *qv = f->qtmp + (int64_t)ith * d;
     const float *kl = f->kc + j->layer * f->max_tokens * gd;
     const float *vl = f->vc + j->layer * f->max_tokens * gd;
@@ -509,10 +557,6 @@ static void att_worker(void *arg, int ith, int nth)
         const int64_t kend = (f->v1 && p < f->ctx_len) ? f->ctx_len : p + 1;
         float *out = f->q + i * f->nq + hq * d;
         memcpy(qv, out, (size_t)d * sizeof *qv);
-        if (f->mode != GLMQ_FWD_REFERENCE) { /* EXACT / FAST: the SIMD kernel (quant/attn.h) */
-            f->dk->att(qv, kl + grp * d, vl + grp * d, gd, d, kend, 1.0f / f->sqrt_d, sc, out);
-            continue;
-        }
         float mx = -INFINITY;
         for (int64_t u = 0; u < kend; u++) {
             sc[u] = dot_f32(qv, kl + u * gd + grp * d, d) / f->sqrt_d;
@@ -823,8 +867,11 @@ glmq_status glmq_forward_create_mode(const glmq_model *m, int64_t max_tokens, in
         GLMQ_FAIL_IF_G(!f->dscratch || !f->dscratch_size, err, GLMQ_E_NOMEM,
                        "out of memory for kernel scratch");
     }
-    f->att = alloc3(f->nth, max_tokens, 1, sizeof(float));
-    f->qtmp = alloc3(f->nth, f->d, 1, sizeof(float));
+    f->att_stride = mode == GLMQ_FWD_REFERENCE
+                        ? max_tokens
+                        : glmq_att_group_scratch(f->nh / f->g, max_tokens, f->d);
+    f->att = alloc3(f->nth, f->att_stride, 1, sizeof(float));
+    f->qtmp = alloc3(f->nth, f->nh / f->g, f->d, sizeof(float));
     f->pos = alloc3(max_tokens, 1, 1, sizeof(int32_t));
     if (f->v1) f->blk = alloc3(max_tokens, 1, 1, sizeof(int32_t));
     GLMQ_FAIL_IF_G(!f->x || !f->xn || !f->q || !f->big || !f->mid || !f->mlp || !f->kc ||
@@ -877,6 +924,37 @@ void glmq_forward_reset(glmq_forward *f)
     f->ctx_len = -1;
     f->mask_pos = -1;
 }
+
+glmq_status glmq_forward_fill_context(glmq_forward *f, int64_t n, uint64_t seed, glmq_err *err)
+{
+    GLMQ_FAIL_IF(f->v1, err, GLMQ_E_UNSUPPORTED,
+                 "fill_context: ChatGLM-6B / GLM-130B positions come from the ids");
+    GLMQ_FAIL_IF(n < 1 || n >= f->max_tokens, err, GLMQ_E_INVALID,
+                 "fill_context: %lld tokens outside [1, max_tokens %lld)", (long long)n,
+                 (long long)f->max_tokens);
+    glmq_forward_reset(f);
+    const int64_t gd = f->g * f->d;
+    uint64_t st = seed;
+    for (int64_t l = 0; l < f->L; l++)
+        for (int64_t p = 0; p < n; p++) {
+            float *kc = f->kc + (l * f->max_tokens + p) * gd;
+            float *vc = f->vc + (l * f->max_tokens + p) * gd;
+            for (int64_t e = 0; e < 2 * gd; e++) {
+                uint64_t z = (st += 0x9e3779b97f4a7c15ull); /* splitmix64 */
+                z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+                z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+                z ^= z >> 31;
+                const float x = (float)(z >> 40) * 0x1p-23f - 1.0f;
+                if (e < gd) kc[e] = x;
+                else vc[e - gd] = x;
+            }
+        }
+    for (int64_t p = 0; p < n; p++) f->pos[p] = (int32_t)p;
+    f->n_cached = n;
+    return GLMQ_OK;
+}
+
+void glmq_forward_set_att_per_head(glmq_forward *f, int on) { f->att_per_head = on != 0; }
 
 int64_t glmq_forward_n_cached(const glmq_forward *f) { return f->n_cached; }
 int64_t glmq_forward_max_tokens(const glmq_forward *f) { return f->max_tokens; }

@@ -146,6 +146,25 @@ glmq_status glmq_forward_eval_layers(glmq_forward *f, const int32_t *ids, int64_
  * matrix runs on the kernels. */
 int64_t glmq_forward_plain_matrices(const glmq_forward *f);
 
+/*
+ * For benchmarks only (bench/bench_forward.c), not for inference.
+ *
+ * glmq_forward_fill_context: empty the cache, then make positions 0..n-1 cached tokens whose
+ * keys and values (every layer and group) are deterministic pseudo-random values in [-1, 1)
+ * from `seed`, as if a context of n tokens had been prefilled; the next eval decodes at
+ * position n. The cost of decoding does not depend on the cached values, so this reaches a long
+ * context without the hours a real prefill of it takes on a small machine; the logits that
+ * follow are meaningless. v2 architectures only (v1 positions come from the ids).
+ * @return GLMQ_OK, GLMQ_E_INVALID for n outside [1, max_tokens), GLMQ_E_UNSUPPORTED for v1.
+ *
+ * glmq_forward_set_att_per_head: in EXACT / FAST mode, 1 runs attention with the per-head
+ * kernel (each query head reads its group's keys and values itself, as before the group
+ * kernel), 0 (the default) with the group kernel. Both give bit-identical results; this exists
+ * to measure the difference. No effect in REFERENCE mode.
+ */
+glmq_status glmq_forward_fill_context(glmq_forward *f, int64_t n, uint64_t seed, glmq_err *err);
+void glmq_forward_set_att_per_head(glmq_forward *f, int on);
+
 /* Number of cached tokens, capacity, thread count and the model config. */
 int64_t glmq_forward_n_cached(const glmq_forward *f);
 int64_t glmq_forward_max_tokens(const glmq_forward *f);
