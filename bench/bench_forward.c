@@ -54,7 +54,7 @@ static int lock_range(const void *p, size_t n)
 static const char usage_text[] =
     "usage: glmq bench forward MODEL [--prompt P] [--decode D] [--threads N] [--runs R]\n"
     "                              [--kernels fast|exact|reference] [--bw-mb M] [--mlock]\n"
-    "                              [--context N] [--att group|head|both]\n"
+    "                              [--context N] [--att group|head|both] [--no-mmap]\n"
     "\n"
     "Prefill of P tokens (default 512): tokens/s and G int-ops/s. Decode of D tokens (default\n"
     "16) on the KV cache: tokens/s and % of the roofline (read bandwidth measured in the same\n"
@@ -64,7 +64,8 @@ static const char usage_text[] =
     "--context N also decodes D tokens after an N-token context whose KV cache is filled with\n"
     "pseudo-random values (no prefill; ChatGLM2/3, GLM-4 only); rooflines count weight + KV\n"
     "bytes per token. --att: attention with the group kernel (default), the per-head kernel,\n"
-    "or both alternately in every run (with their ratio).\n";
+    "or both alternately in every run (with their ratio). --no-mmap reads a .glmq / GGUF file\n"
+    "into anonymous memory (huge pages where the kernel gives them) instead of mapping it.\n";
 
 /* KV bytes one decoded token reads at context ctx (K and V, fp32). */
 static double kv_bytes(const glmq_config *c, double ctx)
@@ -87,6 +88,7 @@ int glmq_bench_forward(int argc, char **argv)
     const char *model = NULL;
     int prompt = 512, decode = 16, threads = 0, runs = 3, bw_mb = 1024, lock = 0, context = 0;
     int att0 = 0, att1 = 0; /* attention variants measured: 0 group kernel, 1 per-head */
+    unsigned open_flags = 0;
     glmq_forward_mode mode = GLMQ_FWD_FAST;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -111,6 +113,8 @@ int glmq_bench_forward(int argc, char **argv)
             else return glmq_bench_usage("bench", "--att is group, head or both");
         } else if (!strcmp(a, "--mlock")) {
             lock = 1;
+        } else if (!strcmp(a, "--no-mmap")) {
+            open_flags |= GLMQ_OPEN_LOAD;
         } else if (!strcmp(a, "--kernels")) {
             if (++i >= argc) return glmq_bench_usage("bench", "--kernels needs a value");
             mode = !strcmp(argv[i], "exact")       ? GLMQ_FWD_EXACT
@@ -131,7 +135,8 @@ int glmq_bench_forward(int argc, char **argv)
     int32_t *ids = NULL;
     float *logits = NULL;
     int rc = GLMQ_BENCH_OK;
-    if (glmq_model_open(model, &m, &err) != GLMQ_OK) return glmq_bench_error(&err);
+    if (glmq_model_open_flags(model, open_flags, &m, &err) != GLMQ_OK)
+        return glmq_bench_error(&err);
     const glmq_config *c = glmq_model_config(m);
     /* weight bytes each decoded token streams */
     glmq_expected_tensor *want = NULL;
