@@ -28,7 +28,8 @@
  *
  * GLMQ_TEST_THIN=k[:o] runs only the sweep cases with _i % k == o (default o = 0), for the
  * emulated aarch64 run (tests/cross/run-arm64.sh) where the whole sweep is too slow; every
- * other test case runs in full.
+ * other test case runs in full. Take k coprime with 6: the case table rotates over 6 types, so
+ * k = 2, 3 or 6 would never visit some of them.
  *
  * Group-wise types (INT4_G32 ... INT8_G128): w_at decodes the group scale of each column
  * independently (scale c / group of the row), so layer 1 checks the _ref group kernels; a

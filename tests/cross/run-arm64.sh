@@ -17,11 +17,13 @@
 #   check_quant  also under -cpu cortex-a57 (ARMv8.0, no SDOT): the detected level must be neon;
 #   check_dot    every level the emulated CPU offers against _ref (prepared bytes equal, FAST_ROW
 #                bit for bit, EXACT/FAST_B32 within tolerance, GEMM == GEMV, row sub-ranges):
-#                  -cpu max (SDOT: the neon and dotprod levels both run)  full shape sweep
-#                  -cpu max, GLMQ_CPU=neon (dotprod capped)               every 3rd sweep case
-#                  -cpu max, GLMQ_CPU=ref (the scalar path forced)        every 3rd, offset 1
-#                GLMQ_TEST_THIN=k[:o] (tests/check_dot.c) thins only the shape sweep; its other
-#                cases run in full. The "threads" test case (tag threads) is left out: the
+#                  -cpu max (SDOT: the neon and dotprod levels both run)  sweep cases i%5 == 0
+#                  -cpu max, GLMQ_CPU=neon (dotprod capped)               sweep cases i%7 == 1
+#                  -cpu max, GLMQ_CPU=ref (the scalar path forced)        sweep cases i%7 == 4
+#                GLMQ_TEST_THIN=k[:o] (tests/check_dot.c) thins only the shape sweep (k coprime
+#                with 6, the period of its type rotation, so that every type is visited); its
+#                other cases run in full. The whole sweep (576 cases) takes over 10 minutes
+#                per run under qemu on a loaded 2-core VM, about 20x the native time. The "threads" test case (tag threads) is left out: the
 #                thread pool does not finish under qemu-user 7.2 at any level, ref included
 #                (natively it runs in every ctest run); the sweep's row sub-range checks
 #                cover the kernels' side of thread splits.
@@ -58,8 +60,8 @@ QEMU_CPU=max ctest --test-dir "$dir" --output-on-failure -j"$(nproc)" \
     -R '^check_(safetensors|torchzip|pickle|config|quant|quant_neon)$'
 # no SDOT on an ARMv8.0 core: detection must stop at neon (check_quant's dispatch test)
 QEMU_CPU=cortex-a57 ctest --test-dir "$dir" --output-on-failure -R '^check_quant$'
-# the kernels: dotprod + neon in full, neon forced and ref forced on thinned sweeps
+# the kernels: dotprod + neon, neon forced, ref forced, each on its own fifth/seventh of the sweep
 export CK_EXCLUDE_TAGS=threads
-QEMU_CPU=max ctest --test-dir "$dir" --output-on-failure -R '^check_(dot|attn)$'
-QEMU_CPU=max GLMQ_TEST_THIN=3:0 ctest --test-dir "$dir" --output-on-failure -R '^check_dot_neon$'
-QEMU_CPU=max GLMQ_TEST_THIN=3:1 ctest --test-dir "$dir" --output-on-failure -R '^check_dot_ref$'
+QEMU_CPU=max GLMQ_TEST_THIN=5:0 ctest --test-dir "$dir" --output-on-failure -R '^check_(dot|attn)$'
+QEMU_CPU=max GLMQ_TEST_THIN=7:1 ctest --test-dir "$dir" --output-on-failure -R '^check_dot_neon$'
+QEMU_CPU=max GLMQ_TEST_THIN=7:4 ctest --test-dir "$dir" --output-on-failure -R '^check_dot_ref$'
