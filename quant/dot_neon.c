@@ -96,7 +96,9 @@ void glmq_dot_prep_b32_neon(const float *x, int64_t cols, int64_t pcols, uint8_t
     int8_t *xq = (int8_t *)tok;
     float *db = glmq_dot_b32_scales(tok, pcols);
     for (int64_t b0 = 0; b0 < pcols; b0 += GLMQ_DOT_ABLOCK) {
-        const int64_t n = cols - b0 >= GLMQ_DOT_ABLOCK ? GLMQ_DOT_ABLOCK : cols > b0 ? cols - b0 : 0;
+        /* stored columns of the block: 32, the end of x, or 0 (all padding) */
+        const int64_t left = cols > b0 ? cols - b0 : 0;
+        const int64_t n = left < GLMQ_DOT_ABLOCK ? left : GLMQ_DOT_ABLOCK;
         float d, id;
         glmq_dot_act_scale(amax_of(x + b0, n), &d, &id);
         if (n == GLMQ_DOT_ABLOCK) {
