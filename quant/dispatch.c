@@ -7,15 +7,24 @@
  * (the only mutable global of the library, STYLE 4): concurrent first calls compute the same
  * table and a compare-and-swap keeps exactly one, so glmq_kernels_get() is thread-safe and
  * lock-free. glmq_cpu_force() lowers it for tests. Without GLMQ_HAVE_X86 (non-x86 builds) the
- * SIMD symbols are never referenced.
+ * x86 SIMD symbols are never referenced, without GLMQ_HAVE_ARM64 the NEON ones.
  *
  *   ref         the _ref kernels everywhere
  *   avx2        the AVX2 kernels everywhere
  *   avx512      AVX-512 quantizers, widening, EXACT/F16/BF16 + preparation; AVX2 FAST kernels
  *   avx512vnni  as avx512, with the vpdpbusd FAST kernels
+ *   neon        aarch64: NEON preparation, INT4/INT8 EXACT/FAST_B32/FAST_ROW, F16/BF16, sum;
+ *               _ref group-wise and attention kernels and _ref quantizers
+ *   dotprod     as neon, with the SDOT FAST kernels
+ *
+ * The x86 and ARM levels are two families above ref (glmq.h): a level of the family this build
+ * does not run is never offered by glmq_kernels_for() and glmq_cpu_force() ignores it.
  */
 #include "quant/dot.h"
 #include "quant/quant_x86.h"
+#if defined(GLMQ_HAVE_ARM64)
+#include "quant/dot_neon.h"
+#endif
 
 #include <stdatomic.h>
 
@@ -85,6 +94,35 @@ static const glmq_dot_kernels d_avx512vnni = {
 };
 #endif
 
+#if defined(GLMQ_HAVE_ARM64)
+static const glmq_dot_kernels d_neon = {
+    .level = GLMQ_CPU_NEON,
+    .name = "neon",
+    .prep = {glmq_dot_prep_exact_neon, glmq_dot_prep_b32_neon, glmq_dot_prep_row_neon},
+    .q4 = {glmq_q4_dot_f32_neon, glmq_q4_dot_q8b_neon, glmq_q4_dot_q8r_neon},
+    .q8 = {glmq_q8_dot_f32_neon, glmq_q8_dot_q8b_neon, glmq_q8_dot_q8r_neon},
+    .q4g = {glmq_q4g_dot_f32_ref, glmq_q4g_dot_q8b_ref, NULL},
+    .q8g = {glmq_q8g_dot_f32_ref, glmq_q8g_dot_q8b_ref, NULL},
+    .f16 = glmq_f16_dot_f32_neon,
+    .bf16 = glmq_bf16_dot_f32_neon,
+    .sum_f32 = glmq_dot_sum_f32_neon,
+    .att = glmq_att_head_ref,
+};
+
+static const glmq_dot_kernels d_dotprod = {
+    .level = GLMQ_CPU_DOTPROD,
+    .name = "dotprod",
+    .prep = {glmq_dot_prep_exact_neon, glmq_dot_prep_b32_neon, glmq_dot_prep_row_neon},
+    .q4 = {glmq_q4_dot_f32_neon, glmq_q4_dot_q8b_dotprod, glmq_q4_dot_q8r_dotprod},
+    .q8 = {glmq_q8_dot_f32_neon, glmq_q8_dot_q8b_dotprod, glmq_q8_dot_q8r_dotprod},
+    .q4g = {glmq_q4g_dot_f32_ref, glmq_q4g_dot_q8b_ref, NULL},
+    .q8g = {glmq_q8g_dot_f32_ref, glmq_q8g_dot_q8b_ref, NULL},
+    .f16 = glmq_f16_dot_f32_neon,
+    .bf16 = glmq_bf16_dot_f32_neon,
+    .sum_f32 = glmq_dot_sum_f32_neon,
+    .att = glmq_att_head_ref,
+};
+#endif
 
 /* ---- the tables ------------------------------------------------------------------------------ */
 
@@ -130,12 +168,50 @@ static const glmq_kernels k_avx512vnni = {
 };
 #endif
 
+#if defined(GLMQ_HAVE_ARM64)
+/* ARM levels: the _ref quantizers and conversions (packs hash the same everywhere anyway) */
+static const glmq_kernels k_neon = {
+    .level = GLMQ_CPU_NEON,
+    .quantize_row_q8 = glmq_quantize_row_q8_ref,
+    .quantize_row_q4 = glmq_quantize_row_q4_ref,
+    .f16_to_f32 = glmq_f16_to_f32_row,
+    .bf16_to_f32 = glmq_bf16_to_f32_row,
+    .f32_to_f16 = glmq_f32_to_f16_row_ref,
+    .dot = &d_neon,
+};
+
+static const glmq_kernels k_dotprod = {
+    .level = GLMQ_CPU_DOTPROD,
+    .quantize_row_q8 = glmq_quantize_row_q8_ref,
+    .quantize_row_q4 = glmq_quantize_row_q4_ref,
+    .f16_to_f32 = glmq_f16_to_f32_row,
+    .bf16_to_f32 = glmq_bf16_to_f32_row,
+    .f32_to_f16 = glmq_f32_to_f16_row_ref,
+    .dot = &d_dotprod,
+};
+#endif
+
+/* 1 when l belongs to the level family this build cannot run (glmq.h): x86 levels on aarch64,
+ * ARM levels everywhere else. Such a level is never offered, and forcing it changes nothing. */
+static int foreign_level(glmq_cpu_level l)
+{
+#if defined(GLMQ_HAVE_ARM64)
+    return l == GLMQ_CPU_AVX2 || l == GLMQ_CPU_AVX512 || l == GLMQ_CPU_AVX512VNNI;
+#else
+    return l == GLMQ_CPU_NEON || l == GLMQ_CPU_DOTPROD;
+#endif
+}
+
 static const glmq_kernels *table_for(glmq_cpu_level l)
 {
 #if defined(GLMQ_HAVE_X86)
     if (l == GLMQ_CPU_AVX512VNNI) return &k_avx512vnni;
     if (l == GLMQ_CPU_AVX512) return &k_avx512;
     if (l == GLMQ_CPU_AVX2) return &k_avx2;
+#endif
+#if defined(GLMQ_HAVE_ARM64)
+    if (l == GLMQ_CPU_DOTPROD) return &k_dotprod;
+    if (l == GLMQ_CPU_NEON) return &k_neon;
 #endif
     (void)l;
     return &k_ref;
@@ -163,7 +239,7 @@ const glmq_kernels *glmq_kernels_get(void)
 const glmq_kernels *glmq_kernels_for(glmq_cpu_level level)
 {
     if (level < GLMQ_CPU_REF || level > GLMQ_CPU_MAX) return NULL;
-    if (level > glmq_cpu_detected()) return NULL;
+    if (foreign_level(level) || level > glmq_cpu_detected()) return NULL;
     return table_for(level);
 }
 
@@ -171,6 +247,7 @@ glmq_cpu_level glmq_cpu_force(glmq_cpu_level level)
 {
     if (level < GLMQ_CPU_REF) level = GLMQ_CPU_REF;
     const glmq_kernels *cur = glmq_kernels_get();
+    if (foreign_level(level)) return cur->level; /* another architecture's level: no change */
     for (;;) {
         if (level >= cur->level) return cur->level; /* can only lower */
         if (atomic_compare_exchange_weak_explicit(&g_active, &cur, table_for(level),

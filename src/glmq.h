@@ -301,18 +301,26 @@ GLMQ_API glmq_status glmq_export_verify(const char *path, int64_t *n_tensors, gl
 /* ------------------------------------------------------------------------------------------ */
 /* CPU features and kernel selection.                                                          */
 
-/* Kernel levels, each a superset of the one below: AVX512 is F+BW+VL+DQ, AVX512VNNI adds
- * vpdpbusd (the fast int8 kernels). */
+/* Kernel levels. Two families above the portable REF, each level a superset of the one below
+ * it in its family:
+ *   x86-64:  AVX2 (+FMA+F16C) < AVX512 (F+BW+VL+DQ) < AVX512VNNI (adds vpdpbusd, the fast int8
+ *            kernels);
+ *   aarch64: NEON (Advanced SIMD, every ARMv8-A) < DOTPROD (ARMv8.2 SDOT, HWCAP_ASIMDDP).
+ * Levels of the other family are never available, and as a cap they lower nothing. Values are
+ * frozen (the ARM ones were appended); GLMQ_CPU_MAX is the highest value, not an x86 level. */
 typedef enum {
     GLMQ_CPU_REF = 0,
     GLMQ_CPU_AVX2 = 1,
     GLMQ_CPU_AVX512 = 2,
-    GLMQ_CPU_AVX512VNNI = 3
+    GLMQ_CPU_AVX512VNNI = 3,
+    GLMQ_CPU_NEON = 4,
+    GLMQ_CPU_DOTPROD = 5
 } glmq_cpu_level;
-#define GLMQ_CPU_MAX GLMQ_CPU_AVX512VNNI
+#define GLMQ_CPU_MAX GLMQ_CPU_DOTPROD
 
 /* The active kernel level: the best the CPU and OS support, lowered by
- * GLMQ_CPU=ref|avx2|avx512|avx512vnni (or scalar) in the environment. */
+ * GLMQ_CPU=ref|avx2|avx512|avx512vnni|neon|dotprod (or scalar) in the environment; ref (scalar)
+ * forces the portable kernels on every machine, a level of the other architecture is ignored. */
 GLMQ_API glmq_cpu_level glmq_cpu_active(void);
 GLMQ_API const char *glmq_cpu_level_name(glmq_cpu_level l);
 

@@ -33,6 +33,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#if defined(GLMQ_HAVE_ARM64)
+#include <sys/auxv.h>
+#endif
 
 /*
  * Per-element checks. Check's ck_assert* records the location of every passing assertion
@@ -706,16 +709,25 @@ START_TEST(test_dispatch_level)
         hw = GLMQ_CPU_AVX512VNNI; /* test build: AVX-512 runs emulated on AVX2 */
 #endif
     }
+#elif defined(GLMQ_HAVE_ARM64)
+    /* the kernel's hwcaps (Advanced SIMD, SDOT), as the auxiliary vector reports them */
+    const unsigned long hwcap = getauxval(AT_HWCAP);
+    if (hwcap & (1UL << 1)) hw = (hwcap & (1UL << 20)) ? GLMQ_CPU_DOTPROD : GLMQ_CPU_NEON;
 #endif
+    /* levels of the other architecture's family are never offered */
+    const int arm = hw >= GLMQ_CPU_NEON;
     for (int l = GLMQ_CPU_REF; l <= GLMQ_CPU_MAX; l++)
-        ck_assert_msg((glmq_kernels_for((glmq_cpu_level)l) != NULL) == (l <= hw),
+        ck_assert_msg((glmq_kernels_for((glmq_cpu_level)l) != NULL) ==
+                          (l == GLMQ_CPU_REF || (l <= hw && (l >= GLMQ_CPU_NEON) == arm)),
                       "level %d offered %d, hardware level %d", l,
                       glmq_kernels_for((glmq_cpu_level)l) != NULL, hw);
     int want = hw;
     const char *e = getenv("GLMQ_CPU");
     if (e && (strcmp(e, "ref") == 0 || strcmp(e, "scalar") == 0)) want = GLMQ_CPU_REF;
-    if (e && strcmp(e, "avx2") == 0 && want > GLMQ_CPU_AVX2) want = GLMQ_CPU_AVX2;
-    if (e && strcmp(e, "avx512") == 0 && want > GLMQ_CPU_AVX512) want = GLMQ_CPU_AVX512;
+    /* a name of the other family caps nothing */
+    if (e && !arm && strcmp(e, "avx2") == 0 && want > GLMQ_CPU_AVX2) want = GLMQ_CPU_AVX2;
+    if (e && !arm && strcmp(e, "avx512") == 0 && want > GLMQ_CPU_AVX512) want = GLMQ_CPU_AVX512;
+    if (e && arm && strcmp(e, "neon") == 0 && want > GLMQ_CPU_NEON) want = GLMQ_CPU_NEON;
     const glmq_kernels *k = glmq_kernels_get();
     ck_assert_ptr_nonnull(k);
     ck_assert_int_eq(k->level, want);

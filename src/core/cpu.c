@@ -11,7 +11,18 @@
  *   GLMQ_CPU_AVX512      AVX-512 F + BW + VL + DQ, XCR0 bits 1,2 (SSE, YMM) and 5,6,7 (opmask,
  *                        ZMM0-15 upper halves, ZMM16-31), plus everything AVX2 needs.
  *   GLMQ_CPU_AVX2        AVX + AVX2 + FMA + F16C, OSXSAVE and XCR0 bits 1,2.
- *   GLMQ_CPU_REF         everything else, and every non-x86 build (GLMQ_HAVE_X86 undefined).
+ *   GLMQ_CPU_REF         everything else, and every build for another architecture.
+ *
+ * On aarch64 (GLMQ_HAVE_ARM64) the kernel levels come from the kernel's hwcaps instead
+ * (getauxval(AT_HWCAP), no CPUID there):
+ *
+ *   GLMQ_CPU_DOTPROD     HWCAP_ASIMDDP: ARMv8.2 SDOT/UDOT.
+ *   GLMQ_CPU_NEON        HWCAP_ASIMD: Advanced SIMD, part of every ARMv8-A (Linux reports it
+ *                        whenever the FP/SIMD unit exists).
+ *   GLMQ_CPU_REF         neither.
+ *
+ * The two families never mix: an x86 level is never detected on ARM and vice versa, and
+ * GLMQ_CPU naming a level of the other family caps nothing (like an unknown name).
  *
  * Detection is idempotent, so concurrent first calls race benignly on one atomic int.
  */
@@ -23,6 +34,14 @@
 
 #if defined(GLMQ_HAVE_X86)
 #include <cpuid.h>
+#elif defined(GLMQ_HAVE_ARM64)
+#include <sys/auxv.h>
+#ifndef HWCAP_ASIMD
+#define HWCAP_ASIMD (1UL << 1)
+#endif
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1UL << 20)
+#endif
 #endif
 
 /* ---- detection ------------------------------------------------------------------------------- */
@@ -61,6 +80,14 @@ static glmq_cpu_level detect(void)
     if ((c >> 11) & 1) return GLMQ_CPU_AVX512VNNI; /* CPUID.7.0:ECX.AVX512_VNNI */
     return GLMQ_CPU_AVX512;
 }
+#elif defined(GLMQ_HAVE_ARM64)
+static glmq_cpu_level detect(void)
+{
+    const unsigned long hw = getauxval(AT_HWCAP);
+    if (!(hw & HWCAP_ASIMD)) return GLMQ_CPU_REF;
+    if (hw & HWCAP_ASIMDDP) return GLMQ_CPU_DOTPROD;
+    return GLMQ_CPU_NEON;
+}
 #else
 static glmq_cpu_level detect(void)
 {
@@ -87,8 +114,14 @@ glmq_cpu_level glmq_cpu_env_cap(void)
     const char *e = getenv("GLMQ_CPU");
     if (e == NULL) return GLMQ_CPU_MAX;
     if (strcmp(e, "ref") == 0 || strcmp(e, "scalar") == 0) return GLMQ_CPU_REF;
+    /* The other family's names cap nothing, like unknown ones: GLMQ_CPU_MAX is at or above
+     * every level of both families ("avx512vnni" and "dotprod", the tops, need no entry). */
+#if defined(GLMQ_HAVE_ARM64)
+    if (strcmp(e, "neon") == 0) return GLMQ_CPU_NEON;
+#else
     if (strcmp(e, "avx2") == 0) return GLMQ_CPU_AVX2;
     if (strcmp(e, "avx512") == 0) return GLMQ_CPU_AVX512;
+#endif
     return GLMQ_CPU_MAX;
 }
 
@@ -99,6 +132,8 @@ const char *glmq_cpu_level_name(glmq_cpu_level l)
     case GLMQ_CPU_AVX2: return "avx2";
     case GLMQ_CPU_AVX512: return "avx512";
     case GLMQ_CPU_AVX512VNNI: return "avx512vnni";
+    case GLMQ_CPU_NEON: return "neon";
+    case GLMQ_CPU_DOTPROD: return "dotprod";
     }
     return "unknown";
 }
