@@ -107,6 +107,7 @@ static const glmq_dot_kernels d_neon = {
     .bf16 = glmq_bf16_dot_f32_neon,
     .sum_f32 = glmq_dot_sum_f32_neon,
     .att = glmq_att_head_ref,
+    .att_group = glmq_att_group_ref,
 };
 
 static const glmq_dot_kernels d_dotprod = {
@@ -121,6 +122,7 @@ static const glmq_dot_kernels d_dotprod = {
     .bf16 = glmq_bf16_dot_f32_neon,
     .sum_f32 = glmq_dot_sum_f32_neon,
     .att = glmq_att_head_ref,
+    .att_group = glmq_att_group_ref,
 };
 #endif
 
