@@ -169,6 +169,9 @@ AI VF widen_bf16(const uint8_t *p)
 #define DOT_Q8R_RV 4
 #define DOT_FAST_RM 1
 #define DOT_FAST_TM 4
+#define DOT_B32_RM 2
+#define DOT_B32_TM 4
+#define DOT_B32_GEMM_SHARED 1
 #define DOT_B32_TOKEN_MAJOR 0 /* 4 steps per chunk: keep the R x T partials, share the weights */
 #define DOT_Q8_BIAS 0         /* the sign trick */
 
@@ -187,6 +190,13 @@ AI VI q4_nibbles(const uint8_t *p, const int high)
 }
 
 AI VI q8_wop(VI raw) { return raw; }
+
+/* The same 32 nibbles as signed codes q = nibble - 8 (the shared GEMM nest feeds them to
+ * dot_q8: |q| <= 8, no bias to remove). */
+AI VI q4_codes(const uint8_t *p, const int high)
+{
+    return _mm256_sub_epi8(q4_nibbles(p, high), _mm256_set1_epi8(8));
+}
 
 /* acc += |q| . sign(xq, q) per int32 lane (= q . xq, unbiased). */
 AI VI dot_q8(VI acc, VI wq, VI x)
