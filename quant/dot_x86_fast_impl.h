@@ -109,13 +109,20 @@ AI void fastb_chunk(const int type, const int G, const int R, const int T, const
          * chunk.
          */
         VF inner[RMAX][TMAX];
+        _Alignas(16) float ds[RMAX][TMAX][4]; /* G_STEP: d_b * s_g(b) of the chunk's blocks */
+        if (G_STEP) {
+#pragma GCC unroll 8
+            for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+                for (int t = 0; t < T; t++) _mm_store_ps(ds[r][t], grp_ds4(tk[t], ch, pc, s4[r]));
+            /* in memory: each step broadcasts its product by a load, not a shuffle */
+            __asm__ volatile("" : : "r"(ds) : "memory");
+        }
 #pragma GCC unroll 8
         for (int k = 0; k < ns; k++) {
-            VF sk[RMAX];
             VI wq[RMAX]; /* step k of each row as signed codes (INT4: nibble - 8) */
 #pragma GCC unroll 8
             for (int r = 0; r < R; r++) {
-                if (G_STEP) sk[r] = vf_bcast4(s4[r], k);
                 wq[r] = type == GLMQ_TYPE_INT4
                             ? q4_codes(wc[r] + (4 * VW * k) % 64, 4 * VW * k >= 64)
                             : q8_wop(vi_loadu(wc[r] + 4 * VW * k));
@@ -123,11 +130,11 @@ AI void fastb_chunk(const int type, const int G, const int R, const int T, const
 #pragma GCC unroll 8
             for (int t = 0; t < T; t++) {
                 const VI x = vi_load(tk[t] + 128 * ch + 4 * VW * k);
-                const VF d = b32_scale(tok_d4(tk[t], ch, pc), k);
+                const VF d = G_STEP ? vf_zero() : b32_scale(tok_d4(tk[t], ch, pc), k);
 #pragma GCC unroll 8
                 for (int r = 0; r < R; r++) {
                     const VF q = vi_cvt_f32(dot_q8(vi_zero(), wq[r], x));
-                    const VF dr = G_STEP ? vf_mul(d, sk[r]) : d;
+                    const VF dr = G_STEP ? b32_scale(ds[r][t], k) : d;
                     inner[r][t] = k == 0 ? vf_mul(q, dr) : vf_fma(q, dr, inner[r][t]);
                 }
             }
