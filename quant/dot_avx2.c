@@ -9,8 +9,9 @@
  * VNNI (where 512-bit vpmaddubsw would need the same sign trick and gains little).
  *
  * With 16 ymm registers the GEMM shapes are narrow: 2 rows x 2 tokens (EXACT: 8 accumulators
- * + 4 activation + 2 weight vectors), 1 x 4 (FAST: one row's unpacked chunk reused by 4
- * tokens); GEMV panels are 4 rows.
+ * + 4 activation + 2 weight vectors), 1 x 4 (FAST_ROW: one row's unpacked chunk reused by 4
+ * tokens), 2 x 4 (FAST_B32: 8 partials + 2 signed weight operands and their |q| + one token's
+ * codes and scale; the running sums stay in memory); GEMV panels are 4 rows.
  *
  * Integer products without saturation (vpmaddubsw adds two u8 x s8 products into int16):
  *   INT4:  u8 = nibble 0..15, s8 = xq in [-127, 127]: |pair| <= 2*15*127 = 3810; FAST_ROW adds

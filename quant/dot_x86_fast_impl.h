@@ -21,6 +21,11 @@
  *                         db4 = the 4 block scales of the chunk (16-byte aligned)
  *   B32R b32_prep_r(v4) b32_scale_p(p, k)   the same from the 4 scales in a register (group-
  *                         wise types: v4 = d_b * s_g(b)); prep once, then one op per step
+ * and optionally
+ *   DOT_B32_RM DOT_B32_TM FAST_B32 GEMM rows x tokens (default DOT_FAST_RM x DOT_FAST_TM)
+ *   DOT_B32_GEMM_SHARED   1: FAST_B32 GEMM (T > 1) by the shared nest of fastb_chunk, which
+ *                         needs q4_codes(p, high) (the nibbles as signed q = nibble - 8) and
+ *                         dot_q8 without bias (DOT_Q8_BIAS 0)
  *
  * A 128-column chunk is NSTEP = 128/VB integer steps; step k covers columns VB*k..VB*k+VB-1,
  * int32 lane l of it columns VB*k+4l..+3. INT4 weights: bytes (VB*k) mod 64 of the chunk, low
