@@ -379,6 +379,83 @@ static double gemm_pair(const ctx *c, glmq_type gtype, glmq_dot_mode mode, int64
     return glmq_median(rv, runs);
 }
 
+/* ---- 3b. AVX2 integer peak (beside the GEMM figures) ---------------------------------------- */
+
+#if defined(GLMQ_HAVE_X86)
+#include <immintrin.h>
+
+/*
+ * Microloops bounding the AVX2 FAST kernels on this machine, per thread, 8 independent chains
+ * (no latency bound), operands in registers (no loads):
+ *   int   vpmaddubsw + vpmaddwd(1) + vpaddd: 32 u8 x s8 products and their sums = 64 int-ops,
+ *         the issue rate of the integer multiply-add (FAST_ROW's inner operation);
+ *   b32   the FAST_B32 step of one (row, token): vpsignb, vpmaddubsw, vpmaddwd, vcvtdq2ps,
+ *         vfmadd (the bit-fixed fp32 block-scale chain), also 64 int-ops.
+ * Compiled for AVX2 by a function attribute (a benchmark tool, run only when the CPU has it).
+ */
+__attribute__((target("avx2,fma"))) static int peak_loop(int64_t n, int b32)
+{
+    __m256i w = _mm256_set1_epi8(3), x = _mm256_set1_epi8(-5);
+    const __m256i one = _mm256_set1_epi16(1), u = _mm256_abs_epi8(w);
+    const __m256 d = _mm256_set1_ps(0x1p-20f);
+    __m256i a[8];
+    __m256 f[8];
+    for (int j = 0; j < 8; j++) {
+        a[j] = _mm256_setzero_si256();
+        f[j] = _mm256_setzero_ps();
+    }
+    if (b32) {
+        for (int64_t i = 0; i < n; i++) {
+            for (int j = 0; j < 8; j++) {
+                const __m256i p = _mm256_madd_epi16(
+                    _mm256_maddubs_epi16(u, _mm256_sign_epi8(x, w)), one);
+                f[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), d, f[j]);
+            }
+            __asm__ volatile("" : "+x"(x)); /* keep the products in the loop */
+        }
+    } else {
+        for (int64_t i = 0; i < n; i++) {
+            for (int j = 0; j < 8; j++)
+                a[j] = _mm256_add_epi32(a[j], _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), one));
+            __asm__ volatile("" : "+x"(w));
+        }
+    }
+    int r = 0;
+    for (int j = 0; j < 8; j++)
+        r += _mm256_cvtsi256_si32(a[j]) + (int)_mm256_cvtss_f32(f[j]);
+    return r;
+}
+
+typedef struct {
+    int64_t n;
+    int b32;
+    int out[1024];
+} peak_job;
+
+static void peak_worker(void *arg, int ith, int nth)
+{
+    (void)nth;
+    peak_job *j = (peak_job *)arg;
+    j->out[ith] = peak_loop(j->n, j->b32);
+}
+
+/* int-ops/s of one microloop on every thread of pool: the best of 9 short runs (a peak; on a
+ * shared machine the least disturbed run is the closest to it). */
+static double avx2_peak(glmq_pool *pool, int b32)
+{
+    peak_job j = {.n = 1000000, .b32 = b32};
+    double best = 0;
+    for (int r = 0; r < 9; r++) {
+        const double t0 = glmq_now();
+        glmq_pool_run(pool, peak_worker, &j);
+        const double v = 64.0 * 8 * (double)j.n * glmq_pool_size(pool) / (glmq_now() - t0);
+        if (v > best) best = v;
+    }
+    if (j.out[0] == 12345) puts("");
+    return best;
+}
+#endif
+
 /* ---- 4. accuracy ----------------------------------------------------------------------------- */
 
 /*
@@ -716,8 +793,19 @@ int glmq_bench_gemv(int argc, char **argv)
         printf("\ngemm: %d tokens, %d threads, G int-ops/s = 2*rows*cols*tokens/s (exact: "
                "GFLOP/s)\n",
                ntok, threads);
-        printf("  %-18s %-5s %10s %10s %10s\n", "shape (rows x cols)", "type", "exact",
-               "fast-b32", "fast-row");
+        double pk_int = 0, pk_b32 = 0;
+#if defined(GLMQ_HAVE_X86)
+        if (k->level >= GLMQ_CPU_AVX2) {
+            pk_int = avx2_peak(c.pooln, 0);
+            pk_b32 = avx2_peak(c.pooln, 1);
+            printf("  AVX2 peak (microloops, %d threads): vpmaddubsw+vpmaddwd %.1f, FAST_B32 "
+                   "step %.1f G int-ops/s\n  (b32%% / row%%: fast-b32 / fast-row as %% of the "
+                   "vpmaddubsw+vpmaddwd peak)\n",
+                   threads, pk_int / 1e9, pk_b32 / 1e9);
+        }
+#endif
+        printf("  %-18s %-5s %10s %10s %10s%s\n", "shape (rows x cols)", "type", "exact",
+               "fast-b32", "fast-row", pk_int > 0 ? "  b32%  row%" : "");
         for (int s = 0; s < NSHAPES - 1; s++) {
             if (quick && s > 1) continue;
             for (int ti = 0; ti < 2; ti++) {
@@ -727,8 +815,10 @@ int glmq_bench_gemv(int argc, char **argv)
                     g[mode] = gemm_rate(&c, type, (glmq_dot_mode)mode, shapes[s].rows,
                                         shapes[s].cols, ntok, x, y, scratch, ss,
                                         runs > 3 ? 3 : runs);
-                printf("  %-18s %-5s %10.1f %10.1f %10.1f\n", shapes[s].name,
+                printf("  %-18s %-5s %10.1f %10.1f %10.1f", shapes[s].name,
                        glmq_type_name(type), g[0] / 1e9, g[1] / 1e9, g[2] / 1e9);
+                if (pk_int > 0) printf(" %5.0f %5.0f", 100 * g[1] / pk_int, 100 * g[2] / pk_int);
+                printf("\n");
                 fflush(stdout);
             }
         }

@@ -9,8 +9,9 @@
  * VNNI (where 512-bit vpmaddubsw would need the same sign trick and gains little).
  *
  * With 16 ymm registers the GEMM shapes are narrow: 2 rows x 2 tokens (EXACT: 8 accumulators
- * + 4 activation + 2 weight vectors), 1 x 4 (FAST: one row's unpacked chunk reused by 4
- * tokens); GEMV panels are 4 rows.
+ * + 4 activation + 2 weight vectors), 1 x 4 (FAST_ROW: one row's unpacked chunk reused by 4
+ * tokens), 2 x 4 (FAST_B32: 8 partials + 2 signed weight operands and their |q| + one token's
+ * codes and scale; the running sums stay in memory); GEMV panels are 4 rows.
  *
  * Integer products without saturation (vpmaddubsw adds two u8 x s8 products into int16):
  *   INT4:  u8 = nibble 0..15, s8 = xq in [-127, 127]: |pair| <= 2*15*127 = 3810; FAST_ROW adds
@@ -169,6 +170,9 @@ AI VF widen_bf16(const uint8_t *p)
 #define DOT_Q8R_RV 4
 #define DOT_FAST_RM 1
 #define DOT_FAST_TM 4
+#define DOT_B32_RM 2
+#define DOT_B32_TM 4
+#define DOT_B32_GEMM_SHARED 1
 #define DOT_B32_TOKEN_MAJOR 0 /* 4 steps per chunk: keep the R x T partials, share the weights */
 #define DOT_Q8_BIAS 0         /* the sign trick */
 
@@ -187,6 +191,13 @@ AI VI q4_nibbles(const uint8_t *p, const int high)
 }
 
 AI VI q8_wop(VI raw) { return raw; }
+
+/* The same 32 nibbles as signed codes q = nibble - 8 (the shared GEMM nest feeds them to
+ * dot_q8: |q| <= 8, no bias to remove). */
+AI VI q4_codes(const uint8_t *p, const int high)
+{
+    return _mm256_sub_epi8(q4_nibbles(p, high), _mm256_set1_epi8(8));
+}
 
 /* acc += |q| . sign(xq, q) per int32 lane (= q . xq, unbiased). */
 AI VI dot_q8(VI acc, VI wq, VI x)

@@ -21,6 +21,11 @@
  *                         db4 = the 4 block scales of the chunk (16-byte aligned)
  *   B32R b32_prep_r(v4) b32_scale_p(p, k)   the same from the 4 scales in a register (group-
  *                         wise types: v4 = d_b * s_g(b)); prep once, then one op per step
+ * and optionally
+ *   DOT_B32_RM DOT_B32_TM FAST_B32 GEMM rows x tokens (default DOT_FAST_RM x DOT_FAST_TM)
+ *   DOT_B32_GEMM_SHARED   1: FAST_B32 GEMM (T > 1) by the shared nest of fastb_chunk, which
+ *                         needs q4_codes(p, high) (the nibbles as signed q = nibble - 8) and
+ *                         dot_q8 without bias (DOT_Q8_BIAS 0)
  *
  * A 128-column chunk is NSTEP = 128/VB integer steps; step k covers columns VB*k..VB*k+VB-1,
  * int32 lane l of it columns VB*k+4l..+3. INT4 weights: bytes (VB*k) mod 64 of the chunk, low
@@ -32,6 +37,13 @@
  */
 
 #define DOT_FNAME(base) DOT_CAT(base, DOT_FAST_ISA)
+#ifndef DOT_B32_RM /* FAST_B32 GEMM shape; by default the FAST_ROW one */
+#define DOT_B32_RM DOT_FAST_RM
+#define DOT_B32_TM DOT_FAST_TM
+#endif
+#ifndef DOT_B32_GEMM_SHARED
+#define DOT_B32_GEMM_SHARED 0
+#endif
 #define NSTEP (128 / (4 * VW)) /* integer steps per 128-column chunk */
 
 /* ---- FAST_B32 -------------------------------------------------------------------------------- */
@@ -90,6 +102,52 @@ AI void fastb_chunk(const int type, const int G, const int R, const int T, const
                     const __m128 *s4, const VF *sv, VF (*acc)[TMAX])
 {
     const int G_STEP = G && G < 128; /* group scales inside the steps */
+#if DOT_B32_GEMM_SHARED
+    if (T > 1) {
+        /*
+         * GEMM, step-major with the tokens outside the rows: per step k, each token's codes x,
+         * its block scale d_b and its weight-bias term (INT4: 8 * sum of each lane's 4 codes)
+         * are loaded / computed once and shared by the R rows; each row's weight operand of
+         * step k is formed once and shared by the T tokens (common subexpressions). Group
+         * scales per step: d_b * s_g(b) as the product of the two broadcasts (the same fp32
+         * product grp_ds4 forms). R x T partials live in registers; acc is touched once per
+         * chunk.
+         */
+        VF inner[RMAX][TMAX];
+        _Alignas(16) float ds[RMAX][TMAX][4]; /* G_STEP: d_b * s_g(b) of the chunk's blocks */
+        if (G_STEP) {
+#pragma GCC unroll 8
+            for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+                for (int t = 0; t < T; t++) _mm_store_ps(ds[r][t], grp_ds4(tk[t], ch, pc, s4[r]));
+            /* in memory: each step broadcasts its product by a load, not a shuffle */
+            __asm__ volatile("" : : "r"(ds) : "memory");
+        }
+#pragma GCC unroll 8
+        for (int k = 0; k < ns; k++) {
+            VI wq[RMAX]; /* step k of each row as signed codes (INT4: nibble - 8) */
+#pragma GCC unroll 8
+            for (int r = 0; r < R; r++) {
+                wq[r] = type == GLMQ_TYPE_INT4
+                            ? q4_codes(wc[r] + (4 * VW * k) % 64, 4 * VW * k >= 64)
+                            : q8_wop(vi_loadu(wc[r] + 4 * VW * k));
+            }
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++) {
+                const VI x = vi_load(tk[t] + 128 * ch + 4 * VW * k);
+                const VF d = G_STEP ? vf_zero() : b32_scale(tok_d4(tk[t], ch, pc), k);
+#pragma GCC unroll 8
+                for (int r = 0; r < R; r++) {
+                    const VF q = vi_cvt_f32(dot_q8(vi_zero(), wq[r], x));
+                    const VF dr = G_STEP ? b32_scale(ds[r][t], k) : d;
+                    inner[r][t] = k == 0 ? vf_mul(q, dr) : vf_fma(q, dr, inner[r][t]);
+                }
+            }
+        }
+        acc_add_chunk(G, R, T, acc, inner, sv);
+        return;
+    }
+#endif
     if (DOT_B32_TOKEN_MAJOR) {
 #pragma GCC unroll 8
         for (int t = 0; t < T; t++)
@@ -163,6 +221,8 @@ AI void fastb_block(const int type, const int G, const int R, const int T, const
                 if (G) prefetch_scales(w, r + i + R, ch, G);
             }
         fastb_chunk(type, G, R, T, NSTEP, wc, tk, ch, pc, s4, sv, acc);
+        /* shared GEMM nest: the R x T partials get the registers, the sums stay in memory */
+        if (DOT_B32_GEMM_SHARED && T > 1) __asm__ volatile("" : : "r"(acc) : "memory");
     }
     if (type == GLMQ_TYPE_INT8 && pw % 128) {
         const uint8_t *wc[RMAX];
@@ -252,8 +312,8 @@ AI void fastr_block(const int type, const int R, const int T, const glmq_dot_mat
 #define Q4R_BLK(R, T, r, t) fastr_block(GLMQ_TYPE_INT4, R, T, w, r, a, t, y, ldy)
 #define Q8R_BLK(R, T, r, t) fastr_block(GLMQ_TYPE_INT8, R, T, w, r, a, t, y, ldy)
 
-GLMQ_DOT_KERNEL(DOT_FNAME(glmq_q4_dot_q8b), Q4B_BLK, DOT_Q4B_RV, DOT_FAST_RM, DOT_FAST_TM)
-GLMQ_DOT_KERNEL(DOT_FNAME(glmq_q8_dot_q8b), Q8B_BLK, DOT_Q8B_RV, DOT_FAST_RM, DOT_FAST_TM)
+GLMQ_DOT_KERNEL(DOT_FNAME(glmq_q4_dot_q8b), Q4B_BLK, DOT_Q4B_RV, DOT_B32_RM, DOT_B32_TM)
+GLMQ_DOT_KERNEL(DOT_FNAME(glmq_q8_dot_q8b), Q8B_BLK, DOT_Q8B_RV, DOT_B32_RM, DOT_B32_TM)
 GLMQ_DOT_KERNEL(DOT_FNAME(glmq_q4_dot_q8r), Q4R_BLK, DOT_Q4R_RV, DOT_FAST_RM, DOT_FAST_TM)
 GLMQ_DOT_KERNEL(DOT_FNAME(glmq_q8_dot_q8r), Q8R_BLK, DOT_Q8R_RV, DOT_FAST_RM, DOT_FAST_TM)
 
@@ -266,12 +326,12 @@ GLMQ_DOT_KERNEL(DOT_FNAME(glmq_q8_dot_q8r), Q8R_BLK, DOT_Q8R_RV, DOT_FAST_RM, DO
 #define Q8GB64(R, T, r, t) fastb_block(GLMQ_TYPE_INT8, 64, R, T, w, r, a, t, y, ldy)
 #define Q8GB128(R, T, r, t) fastb_block(GLMQ_TYPE_INT8, 128, R, T, w, r, a, t, y, ldy)
 
-DOT_GROUP_KERNEL(q4gb32, Q4GB32, DOT_Q4B_RV, DOT_FAST_RM, DOT_FAST_TM)
-DOT_GROUP_KERNEL(q4gb64, Q4GB64, DOT_Q4B_RV, DOT_FAST_RM, DOT_FAST_TM)
-DOT_GROUP_KERNEL(q4gb128, Q4GB128, DOT_Q4B_RV, DOT_FAST_RM, DOT_FAST_TM)
-DOT_GROUP_KERNEL(q8gb32, Q8GB32, DOT_Q8B_RV, DOT_FAST_RM, DOT_FAST_TM)
-DOT_GROUP_KERNEL(q8gb64, Q8GB64, DOT_Q8B_RV, DOT_FAST_RM, DOT_FAST_TM)
-DOT_GROUP_KERNEL(q8gb128, Q8GB128, DOT_Q8B_RV, DOT_FAST_RM, DOT_FAST_TM)
+DOT_GROUP_KERNEL(q4gb32, Q4GB32, DOT_Q4B_RV, DOT_B32_RM, DOT_B32_TM)
+DOT_GROUP_KERNEL(q4gb64, Q4GB64, DOT_Q4B_RV, DOT_B32_RM, DOT_B32_TM)
+DOT_GROUP_KERNEL(q4gb128, Q4GB128, DOT_Q4B_RV, DOT_B32_RM, DOT_B32_TM)
+DOT_GROUP_KERNEL(q8gb32, Q8GB32, DOT_Q8B_RV, DOT_B32_RM, DOT_B32_TM)
+DOT_GROUP_KERNEL(q8gb64, Q8GB64, DOT_Q8B_RV, DOT_B32_RM, DOT_B32_TM)
+DOT_GROUP_KERNEL(q8gb128, Q8GB128, DOT_Q8B_RV, DOT_B32_RM, DOT_B32_TM)
 
 GLMQ_DOT_GROUP_ENTRY(DOT_FNAME(glmq_q4g_dot_q8b), q4gb32, q4gb64, q4gb128)
 GLMQ_DOT_GROUP_ENTRY(DOT_FNAME(glmq_q8g_dot_q8b), q8gb32, q8gb64, q8gb128)

@@ -637,6 +637,75 @@ START_TEST(prep_by_hand)
 }
 END_TEST
 
+/*
+ * GEMM tails of the micro-kernel shapes (AVX2 FAST_B32: 2 rows x 4 tokens, then 2 x 1, 1 x 4,
+ * 1 x 1): token counts 1..9 and 33, 1 / 2 / 3 / 5 rows, 448 columns (INT8: a final half chunk).
+ * Every level: within tolerance of _ref, GEMM row t == GEMV of token t bit for bit (the GEMV
+ * runs the per-row panel code, a different nest), and an inner row range == the full call.
+ */
+START_TEST(gemm_tails)
+{
+    static const glmq_type types[] = {GLMQ_TYPE_INT4,     GLMQ_TYPE_INT8,     GLMQ_TYPE_INT4_G32,
+                                      GLMQ_TYPE_INT4_G64, GLMQ_TYPE_INT4_G128, GLMQ_TYPE_INT8_G32,
+                                      GLMQ_TYPE_INT8_G128};
+    static const int64_t ntokv[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 33};
+    static const int64_t rowsv[] = {1, 2, 3, 5};
+    const int nty = (int)(sizeof types / sizeof types[0]);
+    const glmq_type type = types[_i % nty];
+    const int64_t ntok = ntokv[_i / nty], cols = 448;
+    const glmq_dot_kernels *kref = glmq_dot_kernels_for(GLMQ_CPU_REF);
+    for (size_t ri = 0; ri < sizeof rowsv / sizeof rowsv[0]; ri++) {
+        rng = 777 + (uint64_t)_i * 31 + ri;
+        tmat tm;
+        tmat_make(&tm, type, rowsv[ri], cols, W_NORMAL);
+        const glmq_dot_mat *m = &tm.m;
+        float *x = make_x(ntok, cols, X_LLM);
+        prepared pr;
+        prep(&pr, kref, GLMQ_DOT_FAST_B32, x, cols, ntok);
+        float *yr = run(kref, m, &pr, 0, m->rows);
+        for (size_t li = 0; li < sizeof levels / sizeof levels[0]; li++) {
+            const glmq_dot_kernels *k = glmq_dot_kernels_for(levels[li]);
+            if (k == NULL) continue;
+            prepared pk;
+            prep(&pk, k, GLMQ_DOT_FAST_B32, x, cols, ntok);
+            float *yk = run(k, m, &pk, 0, m->rows);
+            for (int64_t t = 0; t < ntok; t++) {
+                for (int64_t r = 0; r < m->rows; r++) {
+                    const float a = yk[t * m->rows + r], b = yr[t * m->rows + r];
+                    const double tol = 1e-5 * terms_of(m, r, &pk.a, t, x + t * cols) + 1e-6;
+                    EXPECT(fabs((double)a - b) <= tol, "%s %s ntok %lld rows %lld: (%lld,%lld) "
+                           "%.9g vs ref %.9g", k->name, glmq_type_name(type), (long long)ntok,
+                           (long long)m->rows, (long long)t, (long long)r, a, b);
+                }
+                prepared p1;
+                prep(&p1, k, GLMQ_DOT_FAST_B32, x + t * cols, cols, 1);
+                float *y1 = run(k, m, &p1, 0, m->rows);
+                EXPECT(memcmp(y1, yk + t * m->rows, (size_t)m->rows * sizeof(float)) == 0,
+                       "%s %s ntok %lld rows %lld: GEMV of token %lld differs from GEMM", k->name,
+                       glmq_type_name(type), (long long)ntok, (long long)m->rows, (long long)t);
+                free(y1);
+                free(p1.scratch);
+            }
+            if (m->rows > 2) {
+                float *ys = run(k, m, &pk, 1, m->rows - 1);
+                for (int64_t t = 0; t < ntok; t++)
+                    EXPECT(memcmp(ys + t * m->rows + 1, yk + t * m->rows + 1,
+                                  (size_t)(m->rows - 2) * sizeof(float)) == 0,
+                           "%s %s ntok %lld: inner rows differ", k->name, glmq_type_name(type),
+                           (long long)ntok);
+                free(ys);
+            }
+            free(yk);
+            free(pk.scratch);
+        }
+        free(yr);
+        free(pr.scratch);
+        free(x);
+        tmat_free(&tm);
+    }
+}
+END_TEST
+
 /* ---- threads --------------------------------------------------------------------------------- */
 
 START_TEST(threads_identical)
@@ -836,6 +905,10 @@ static Suite *dot_suite(void)
     tcase_add_test(tc, prep_by_hand);
     tcase_add_loop_test(tc, group_ref_vs_dequant, 0, 24);
     suite_add_tcase(s, tc);
+    TCase *tt = tcase_create("tails");
+    tcase_set_timeout(tt, 300);
+    tcase_add_loop_test(tt, gemm_tails, 0, 70);
+    suite_add_tcase(s, tt);
     TCase *th = tcase_create("threads");
     /* tagged so that the emulated aarch64 run can leave it out (CK_EXCLUDE_TAGS=threads): the
      * thread pool does not finish under qemu-user 7.2 at any kernel level, ref included */
