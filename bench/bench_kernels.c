@@ -18,7 +18,13 @@
  *                 of the per-run ratios). Each copy of a group-wise matrix has its own scales.
  *   3. gemm       --tokens (512) tokens, N threads: G int-ops/s = 2*rows*cols*tokens / s;
  *                 group-wise types as in 2 (ratio to per-row, alternating runs).
- *   4. accuracy   relative error ||y_mode - y_exact|| / ||y_exact|| of fast-b32 and fast-row
+ *   4. peak       the FP32 FMA peak of the level: a loop of 12 independent vector FMA chains
+ *                 (enough to cover the FMA latency on every x86 core) on 1 and N threads.
+ *   5. f16        exact GEMM on F16 and BF16 weights (the reference half of `glmq verify` and
+ *                 `glmq ppl`) at --tokens tokens, N threads: GFLOP/s and % of the FMA peak of
+ *                 step 4 measured in the same run. Shapes: those of 2. (ChatGLM2-6B and GLM-4-9B
+ *                 share them) and 16384-row slices of the 65024 / 151552-row output layers.
+ *   6. accuracy   relative error ||y_mode - y_exact|| / ||y_exact|| of fast-b32 and fast-row
  *                 on trained-like weights and on activations with / without outlier channels.
  *
  * Called by the CLI as `glmq bench gemv [options]`: argv[0] is the benchmark (or program)
@@ -32,11 +38,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
+#if defined(GLMQ_HAVE_X86) && defined(__GNUC__)
+#include <immintrin.h>
+#define BENCH_X86_FMA 1 /* the FMA peak loops below (function-level target attributes) */
+#endif
 
 static const char usage_text[] =
     "usage: glmq bench gemv [--threads N] [--runs K] [--bw-mb M] [--arena-mb M] [--tokens T]\n"
-    "                       [--only bw|gemv|gemm|acc] [--level ref|avx2|avx512] [--quick]\n"
+    "                       [--only bw|gemv|gemm|peak|f16|acc] [--level ref|avx2|avx512]\n"
+    "                       [--quick]\n"
     "                       [--groups TYPE,...|all|none]\n"
     "\n"
     "Measures read bandwidth (sum of --bw-mb MiB, default 1024), then GEMV GB/s of weight\n"
@@ -45,7 +55,11 @@ static const char usage_text[] =
     "accuracy of the fast modes. Medians of --runs runs (default 7). --quick: small sizes.\n"
     "--groups: the group-wise types measured beside INT4/INT8, as GB/s of codes + scales and\n"
     "as % of the per-row kernel of the same codes run alternately with them (default\n"
-    "int4g32,int4g128,int8g32; all = every int4g*/int8g*).\n";
+    "int4g32,int4g128,int8g32; all = every int4g*/int8g*).\n"
+    "peak: the FP32 FMA peak of the level (12 independent FMA chains), 1 and N threads.\n"
+    "f16: exact GEMM on F16 and BF16 weights at --tokens tokens on N threads (the reference\n"
+    "half of verify/ppl), GFLOP/s and % of that FMA peak (measured in the same run).\n"
+    "--only picks one section (bw runs only when gemv or bw is measured).\n";
 
 /* ---- small helpers --------------------------------------------------------------------------- */
 
@@ -325,12 +339,17 @@ static double gemm_once(const ctx *c, const glmq_dot_mat *m, glmq_dot_mode mode,
     return glmq_now() - t0;
 }
 
-/* The matrix a GEMM runs on: copy 0 (group-wise: with c->gscales, large enough). */
+/* The matrix a GEMM runs on: copy 0 (group-wise: with c->gscales, large enough; F16/BF16:
+ * no scales). */
 static glmq_status gemm_mat(const ctx *c, glmq_type type, int64_t rows, int64_t cols,
                             glmq_dot_mat *m)
 {
+    const int half = type == GLMQ_TYPE_F16 || type == GLMQ_TYPE_BF16;
     return glmq_dot_mat_init(m, type, rows, cols, c->arena,
-                             glmq_type_group(type) ? c->gscales : c->scales, NULL);
+                             half                    ? NULL
+                             : glmq_type_group(type) ? c->gscales
+                                                     : c->scales,
+                             NULL);
 }
 
 static double gemm_rate(const ctx *c, glmq_type type, glmq_dot_mode mode, int64_t rows,
@@ -393,7 +412,7 @@ static double gemm_pair(const ctx *c, glmq_type gtype, glmq_dot_mode mode, int64
  *         vfmadd (the bit-fixed fp32 block-scale chain), also 64 int-ops.
  * Compiled for AVX2 by a function attribute (a benchmark tool, run only when the CPU has it).
  */
-__attribute__((target("avx2,fma"))) static int peak_loop(int64_t n, int b32)
+__attribute__((target("avx2,fma"))) static int int_peak_loop(int64_t n, int b32)
 {
     __m256i w = _mm256_set1_epi8(3), x = _mm256_set1_epi8(-5);
     const __m256i one = _mm256_set1_epi16(1), u = _mm256_abs_epi8(w);
@@ -430,24 +449,24 @@ typedef struct {
     int64_t n;
     int b32;
     int out[1024];
-} peak_job;
+} int_peak_job;
 
-static void peak_worker(void *arg, int ith, int nth)
+static void int_peak_worker(void *arg, int ith, int nth)
 {
     (void)nth;
-    peak_job *j = (peak_job *)arg;
-    j->out[ith] = peak_loop(j->n, j->b32);
+    int_peak_job *j = (int_peak_job *)arg;
+    j->out[ith] = int_peak_loop(j->n, j->b32);
 }
 
 /* int-ops/s of one microloop on every thread of pool: the best of 9 short runs (a peak; on a
  * shared machine the least disturbed run is the closest to it). */
 static double avx2_peak(glmq_pool *pool, int b32)
 {
-    peak_job j = {.n = 1000000, .b32 = b32};
+    int_peak_job j = {.n = 1000000, .b32 = b32};
     double best = 0;
     for (int r = 0; r < 9; r++) {
         const double t0 = glmq_now();
-        glmq_pool_run(pool, peak_worker, &j);
+        glmq_pool_run(pool, int_peak_worker, &j);
         const double v = 64.0 * 8 * (double)j.n * glmq_pool_size(pool) / (glmq_now() - t0);
         if (v > best) best = v;
     }
@@ -456,7 +475,210 @@ static double avx2_peak(glmq_pool *pool, int b32)
 }
 #endif
 
-/* ---- 4. accuracy ----------------------------------------------------------------------------- */
+/* ---- 4. FMA peak ----------------------------------------------------------------------------- */
+
+/*
+ * 12 independent chains a_k = a_k * m + c (m slightly below 1, so the values stay normal and
+ * finite): 12 chains cover 2 FMA pipes x a 4-6 cycle latency on every x86 core, so the loop
+ * runs at the FMA throughput. Returns a sum of the chains (kept alive by the caller). The ref
+ * level has no FMA at baseline x86-64: there the loop is scalar mulss + addss (2 flops).
+ */
+#define PEAK_CHAINS 12
+static float peak_loop_ref(int64_t iters, float seed)
+{
+    float a[PEAK_CHAINS];
+#pragma GCC unroll 12
+    for (int k = 0; k < PEAK_CHAINS; k++) a[k] = seed + (float)k;
+    const volatile float mv = 0.9999999f, cv = 1e-7f;
+    const float m = mv, cst = cv;
+    for (int64_t i = 0; i < iters; i++)
+#pragma GCC unroll 12
+        for (int k = 0; k < PEAK_CHAINS; k++) a[k] = a[k] * m + cst;
+    float s = 0;
+#pragma GCC unroll 12
+    for (int k = 0; k < PEAK_CHAINS; k++) s += a[k];
+    return s;
+}
+#if defined(BENCH_X86_FMA)
+__attribute__((target("avx2,fma"))) static float peak_loop_avx2(int64_t iters, float seed)
+{
+    __m256 a[PEAK_CHAINS];
+#pragma GCC unroll 12
+    for (int k = 0; k < PEAK_CHAINS; k++) a[k] = _mm256_set1_ps(seed + (float)k);
+    const __m256 m = _mm256_set1_ps(0.9999999f), cst = _mm256_set1_ps(1e-7f);
+    for (int64_t i = 0; i < iters; i++)
+#pragma GCC unroll 12
+        for (int k = 0; k < PEAK_CHAINS; k++) a[k] = _mm256_fmadd_ps(a[k], m, cst);
+#pragma GCC unroll 12
+    for (int k = 1; k < PEAK_CHAINS; k++) a[0] = _mm256_add_ps(a[0], a[k]);
+    return _mm_cvtss_f32(_mm256_castps256_ps128(a[0]));
+}
+#if !defined(GLMQ_EMULATE_AVX512)
+__attribute__((target("avx512f"))) static float peak_loop_avx512(int64_t iters, float seed)
+{
+    __m512 a[PEAK_CHAINS];
+#pragma GCC unroll 12
+    for (int k = 0; k < PEAK_CHAINS; k++) a[k] = _mm512_set1_ps(seed + (float)k);
+    const __m512 m = _mm512_set1_ps(0.9999999f), cst = _mm512_set1_ps(1e-7f);
+    for (int64_t i = 0; i < iters; i++)
+#pragma GCC unroll 12
+        for (int k = 0; k < PEAK_CHAINS; k++) a[k] = _mm512_fmadd_ps(a[k], m, cst);
+#pragma GCC unroll 12
+    for (int k = 1; k < PEAK_CHAINS; k++) a[0] = _mm512_add_ps(a[0], a[k]);
+    return _mm512_reduce_add_ps(a[0]);
+}
+#endif
+#endif
+
+typedef struct {
+    int width; /* fp32 lanes of the loop: 1 (ref), 8 (avx2), 16 (avx512) */
+    int64_t iters;
+    float out[1024];
+} peak_job;
+
+static void peak_worker(void *arg, int ith, int nth)
+{
+    (void)nth;
+    peak_job *j = (peak_job *)arg;
+    const float seed = (float)ith;
+#if defined(BENCH_X86_FMA)
+#if !defined(GLMQ_EMULATE_AVX512)
+    if (j->width == 16) {
+        j->out[ith & 1023] = peak_loop_avx512(j->iters, seed);
+        return;
+    }
+#endif
+    if (j->width == 8) {
+        j->out[ith & 1023] = peak_loop_avx2(j->iters, seed);
+        return;
+    }
+#endif
+    j->out[ith & 1023] = peak_loop_ref(j->iters, seed);
+}
+
+/* The widest FMA loop the level and this CPU run (an emulated AVX-512 build measures AVX2). */
+static int peak_width(glmq_cpu_level level)
+{
+#if defined(BENCH_X86_FMA)
+#if !defined(GLMQ_EMULATE_AVX512)
+    if (level >= GLMQ_CPU_AVX512 && __builtin_cpu_supports("avx512f")) return 16;
+#endif
+    if (level >= GLMQ_CPU_AVX2 && __builtin_cpu_supports("avx2") &&
+        __builtin_cpu_supports("fma"))
+        return 8;
+#endif
+    (void)level;
+    return 1;
+}
+
+/* One run of the FP32 FMA peak loop on every thread of pool: flops/s (2 per lane and FMA).
+ * iters 2^23 is ~0.05 s on one thread at 32 flops/cycle and 3 GHz. */
+static double fma_peak_once(glmq_pool *pool, int width, int64_t iters)
+{
+    peak_job j = {.width = width, .iters = iters};
+    const double t0 = glmq_now();
+    glmq_pool_run(pool, peak_worker, &j);
+    const double dt = glmq_now() - t0;
+    if (j.out[0] == 1.2345f) puts(""); /* keep the sums alive */
+    return 2.0 * width * PEAK_CHAINS * (double)iters * glmq_pool_size(pool) / dt;
+}
+
+/* FP32 FMA peak of pool's threads: flops/s, median of runs after one warm-up run. */
+static double fma_peak(glmq_pool *pool, int width, int runs)
+{
+    const int64_t iters = width == 1 ? (int64_t)1 << 22 : (int64_t)1 << 24;
+    double v[64];
+    fma_peak_once(pool, width, iters); /* warm up (clocks, pool) */
+    for (int r = 0; r < runs; r++) v[r] = fma_peak_once(pool, width, iters);
+    return glmq_median(v, runs);
+}
+
+/* ---- 5. exact GEMM on F16 / BF16 weights ------------------------------------------------------ */
+
+typedef struct {
+    const char *name;
+    int64_t rows, cols;
+} f16_shape;
+
+static const f16_shape f16_shapes[] = {
+    {"qkv 4608x4096", 4608, 4096},
+    {"dense 4096x4096", 4096, 4096},
+    {"h4h 27392x4096", 27392, 4096},
+    {"4hh 4096x13696", 4096, 13696},
+    {"out 65024 (16384)", 16384, 4096},  /* ChatGLM2/3-6B output layer, a slice of its rows */
+    {"out 151552 (16384)", 16384, 4096}, /* GLM-4-9B output layer, a slice: same per-row work */
+};
+#define NF16 (int)(sizeof f16_shapes / sizeof f16_shapes[0])
+
+/* Normal F16 / BF16 values of magnitude 2^-3..2^0 (F16) or 2^-7..2^-4 (BF16), random signs
+ * and mantissas: no NaN, Inf or subnormal in the timed kernels. */
+static void fill_half(uint16_t *p, size_t n, glmq_type type)
+{
+    uint64_t s = 0x9e3779b97f4a7c15ull;
+    for (size_t i = 0; i < n; i++) {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        const uint16_t r = (uint16_t)(s >> 20);
+        p[i] = type == GLMQ_TYPE_F16 ? (uint16_t)((r & 0x87ff) | 0x3000)
+                                     : (uint16_t)((r & 0x80ff) | 0x3c00);
+    }
+}
+
+/*
+ * One shape and type: runs GEMMs of ntok tokens on N threads, each paired with a short FMA peak
+ * run on the same threads just before it (as gemv_rate pairs with the bandwidth probe), so
+ * the ratio survives other tenants' load changing during the section. *gflops: the median
+ * rate; returns the median of the per-run ratios rate / peak (0 on error).
+ */
+static double f16_rate(const ctx *c, glmq_type type, int width, int64_t rows, int64_t cols,
+                       int64_t ntok, const float *x, float *y, void *scratch, size_t ss,
+                       int runs, double *gflops)
+{
+    glmq_dot_mat m;
+    double g[64], q[64];
+    *gflops = 0;
+    if (gemm_mat(c, type, rows, cols, &m) != GLMQ_OK) return 0;
+    const int64_t iters = width == 1 ? (int64_t)1 << 20 : (int64_t)1 << 22;
+    for (int r = 0; r <= runs; r++) { /* run 0 warms up */
+        const double pk = fma_peak_once(c->pooln, width, iters);
+        const double dt = gemm_once(c, &m, GLMQ_DOT_EXACT, ntok, x, y, scratch, ss);
+        if (dt == 0) return 0;
+        if (r > 0) {
+            g[r - 1] = 2.0 * (double)rows * (double)cols * (double)ntok / dt;
+            q[r - 1] = g[r - 1] / pk;
+        }
+    }
+    *gflops = glmq_median(g, runs);
+    return glmq_median(q, runs);
+}
+
+/* The section: per shape, F16 and BF16 GFLOP/s on N threads and % of the N-thread peak. */
+static void f16_section(const ctx *c, int width, int64_t ntok, const float *x, float *y,
+                        void *scratch, size_t ss, FILE *out)
+{
+    const int n = glmq_pool_size(c->pooln);
+    fprintf(out, "\nexact gemm on f16/bf16 weights: %lld tokens, %d threads, GFLOP/s = "
+                 "2*rows*cols*tokens/s\n(median) and %% of the %d-thread FMA peak (median of "
+                 "per-run ratios to a peak run\njust before each run)\n",
+            (long long)ntok, n, n);
+    fprintf(out, "  %-19s %16s %16s\n", "shape (rows x cols)", "f16", "bf16");
+    for (int s = 0; s < NF16; s++) {
+        double g[2], q[2];
+        for (int ti = 0; ti < 2; ti++) {
+            const glmq_type type = ti ? GLMQ_TYPE_BF16 : GLMQ_TYPE_F16;
+            fill_half((uint16_t *)(void *)c->arena,
+                      (size_t)(f16_shapes[s].rows * f16_shapes[s].cols), type);
+            q[ti] = f16_rate(c, type, width, f16_shapes[s].rows, f16_shapes[s].cols, ntok, x, y,
+                             scratch, ss, c->runs > 5 ? 5 : c->runs, &g[ti]);
+        }
+        fprintf(out, "  %-19s %7.1f (%4.0f%%) %7.1f (%4.0f%%)\n", f16_shapes[s].name,
+                g[0] / 1e9, 100 * q[0], g[1] / 1e9, 100 * q[1]);
+        fflush(out);
+    }
+}
+
+/* ---- 6. accuracy ----------------------------------------------------------------------------- */
 
 /*
  * Trained-like weights: per row Student-t (5 degrees of freedom, the usual fit of LLM weight
@@ -621,7 +843,8 @@ int glmq_bench_gemv(int argc, char **argv)
             if (++i >= argc || (ntok = glmq_parse_int(argv[i], 1, 4096)) < 0)
                 return glmq_bench_usage("bench gemv", "--tokens needs a number from 1 to 4096");
         } else if (!strcmp(a, "--only")) {
-            if (++i >= argc) return glmq_bench_usage("bench gemv", "--only needs bw|gemv|gemm|acc");
+            if (++i >= argc) return glmq_bench_usage("bench gemv",
+                                        "--only needs bw|gemv|gemm|peak|f16|acc");
             only = argv[i];
         } else if (!strcmp(a, "--level")) {
             if (++i >= argc)
@@ -669,6 +892,8 @@ int glmq_bench_gemv(int argc, char **argv)
      * the fastest is the reference, so the percentages are never flattered by a slow probe
      * (on Zen 5, 512-bit loads missing to DRAM stream slower than 256-bit ones). */
     double bw1 = 0, bwn = 0;
+    const int need_bw = !only || !strcmp(only, "bw") || !strcmp(only, "gemv");
+    if (!need_bw) bw_mb = 1;
     const int64_t bw_n = (int64_t)bw_mb << 18;
     float *bwa = big_alloc((size_t)bw_n * 4);
     if (!bwa) {
@@ -679,9 +904,12 @@ int glmq_bench_gemv(int argc, char **argv)
     for (int64_t i = 0; i < bw_n; i++) bwa[i] = (float)(i & 1023);
     c.bw = bwa;
     c.bw_n = bw_n;
-    printf("\nread bandwidth, sum of %d MiB fp32 (GB/s):\n  %-12s %9s %12s\n", bw_mb, "probe",
-           "1 thread", "all threads");
-    for (int l = GLMQ_CPU_REF; l <= GLMQ_CPU_MAX; l++) {
+    if (need_bw)
+        printf("\nread bandwidth, sum of %d MiB fp32 (GB/s):\n  %-12s %9s %12s\n", bw_mb,
+               "probe", "1 thread", "all threads");
+    else
+        c.probe = k->sum_f32;
+    for (int l = GLMQ_CPU_REF; l <= GLMQ_CPU_MAX && need_bw; l++) {
         const glmq_dot_kernels *kl = glmq_dot_kernels_for((glmq_cpu_level)l);
         if (!kl) continue;
         double b1 = bandwidth(c.pool1, kl->sum_f32, bwa, bw_n, runs);
@@ -693,8 +921,9 @@ int glmq_bench_gemv(int argc, char **argv)
             c.probe = kl->sum_f32;
         }
     }
-    printf("  reference: %.1f GB/s (1 thread), %.1f GB/s (%d threads)\n", bw1 / 1e9, bwn / 1e9,
-           threads);
+    if (need_bw)
+        printf("  reference: %.1f GB/s (1 thread), %.1f GB/s (%d threads)\n", bw1 / 1e9,
+               bwn / 1e9, threads);
 
     /* arena for the weights: large enough for two copies of the largest matrix */
     size_t maxmb = 0;
@@ -798,9 +1027,9 @@ int glmq_bench_gemv(int argc, char **argv)
         if (k->level >= GLMQ_CPU_AVX2) {
             pk_int = avx2_peak(c.pooln, 0);
             pk_b32 = avx2_peak(c.pooln, 1);
-            printf("  AVX2 peak (microloops, %d threads): vpmaddubsw+vpmaddwd %.1f, FAST_B32 "
+            printf("  AVX2 microloops (%d threads): vpmaddubsw+vpmaddwd %.1f, FAST_B32 "
                    "step %.1f G int-ops/s\n  (b32%% / row%%: fast-b32 / fast-row as %% of the "
-                   "vpmaddubsw+vpmaddwd peak)\n",
+                   "first loop; a reference rate, not a bound: FAST_ROW can pass it)\n",
                    threads, pk_int / 1e9, pk_b32 / 1e9);
         }
 #endif
@@ -844,7 +1073,18 @@ int glmq_bench_gemv(int argc, char **argv)
         }
     }
 
-    /* 4. accuracy */
+    /* 4. FMA peak, and 5. exact GEMM on F16/BF16 weights as % of it */
+    if (!only || !strcmp(only, "peak") || !strcmp(only, "f16")) {
+        const int width = peak_width(level);
+        const double p1 = fma_peak(c.pool1, width, runs), pn = fma_peak(c.pooln, width, runs);
+        printf("\nfp32 fma peak (%s, %d-lane %s): %.1f GFLOP/s (1 thread), %.1f GFLOP/s "
+               "(%d threads)\n",
+               k->name, width, width == 1 ? "mulss+addss" : "vfmadd", p1 / 1e9, pn / 1e9,
+               threads);
+        if (!only || !strcmp(only, "f16")) f16_section(&c, width, ntok, x, y, scratch, ss, stdout);
+    }
+
+    /* 6. accuracy */
     if (!only || !strcmp(only, "acc")) accuracy(&c, stdout);
 
 out2:

@@ -156,6 +156,11 @@ AI VF widen_bf16(const uint8_t *p)
 #define DOT_EXACT_RV 8
 #define DOT_EXACT_RM 4
 #define DOT_EXACT_TM 2
+/* 32 zmm registers: no need to pin the activation vectors (quant/dot_avx2.c), and the
+ * emulated build's vectors are not registers at all. */
+AI VF vf_keep(VF v) { return v; }
+#define DOT_HALF_RM 4 /* F16/BF16 GEMM: 4 rows x 6 tokens (24 partials + 5 operand vectors) */
+#define DOT_HALF_TM 6
 
 #include "quant/dot_x86_impl.h"
 

@@ -25,6 +25,8 @@
  *     widen_q4(p, &lo, &hi)  VW INT4 bytes -> (low nibble - 8), (high nibble - 8) as fp32
  *     widen_q8(p) widen_f16(p) widen_bf16(p)   VW INT8 codes / 2*VW bytes of halves -> fp32
  *     vf_bcast4(s4, j)    lane j (0..3) of an __m128 in every lane
+ *     vf_keep(v)          v, held in a register (an empty asm on AVX2: the compiler then
+ *                         cannot fold the load into each FMA that uses it and load it again)
  *     Q4S q4s_make(s) widen_q4s(p, Q4S lo, Q4S hi, &lo, &hi)   widen_q4 times a per-vector
  *                         group scale s (low / high nibble blocks), exact
  *
@@ -389,8 +391,179 @@ AI void exact_block(const int type, const int G, const int R, const int T, const
 
 GLMQ_DOT_KERNEL(DOT_NAME(glmq_q4_dot_f32), Q4E_BLK, DOT_EXACT_RV, DOT_EXACT_RM, DOT_EXACT_TM)
 GLMQ_DOT_KERNEL(DOT_NAME(glmq_q8_dot_f32), Q8E_BLK, DOT_EXACT_RV, DOT_EXACT_RM, DOT_EXACT_TM)
-GLMQ_DOT_KERNEL(DOT_NAME(glmq_f16_dot_f32), F16_BLK, DOT_EXACT_RV, DOT_EXACT_RM, DOT_EXACT_TM)
-GLMQ_DOT_KERNEL(DOT_NAME(glmq_bf16_dot_f32), BF16_BLK, DOT_EXACT_RV, DOT_EXACT_RM, DOT_EXACT_TM)
+
+/*
+ * ---- EXACT GEMM on F16/BF16 weights: blocked over rows, tokens and columns -----------------
+ *
+ * The same accumulator chains as exact_block (so every output keeps its bits, dot.h §3): per
+ * output (r, t) and 128-column chunk a fresh partial of 128/VW vfmadd231ps in column order,
+ * added into the output's running sum in chunk order (the rest chunk of cols % 128 columns,
+ * zero-filled, last), one vf_hsum at the end. Only where the running sums live changes: in a
+ * stack array instead of registers, so that all the registers go to the fresh partials.
+ *
+ * The micro-kernel (half_micro) is HR rows x HT tokens (DOT_HALF_RM x DOT_HALF_TM: AVX2 2 x 6 =
+ * 12 ymm partials + 2 widened weight vectors + 1 activation vector; AVX-512 4 x 6 of 32 zmm):
+ * each widened weight vector serves HT tokens, each activation vector HR rows, and 12+
+ * independent FMA chains cover the FMA latency. The blocking keeps its operands in cache:
+ *   token block  HALF_TBMAX tokens: the weights stream from memory once per token block
+ *   row block    HALF_MB rows; their running sums, HALF_MB x HALF_TBMAX vectors (stack, L1/L2)
+ *   column block HALF_KC chunks (512 columns): the activation slice of one token group
+ *                (HT x 2 KiB at VW 8) stays in L1 while the row block's panels run over it,
+ *                and the row block's weight slice (HALF_MB x 1 KiB) in L1/L2 for the tokens.
+ * GEMV (ntok 1) keeps exact_block's prefetching panel walk.
+ */
+#define HALF_KC 4     /* chunks per column block */
+#define HALF_MB 24    /* rows per row block (a multiple of DOT_HALF_RM) */
+#define HALF_TBMAX 36 /* tokens per token block at most (a multiple of DOT_HALF_TM) */
+_Static_assert(HALF_MB % DOT_HALF_RM == 0 && HALF_TBMAX % DOT_HALF_TM == 0, "half blocking");
+
+/* R rows x T tokens, nch chunks: wc[i] = row i at the first chunk (256 bytes per chunk),
+ * xc[j] = token j's activations at the first chunk; acc: the running sums, row i token j at
+ * acc[i * HALF_TBMAX + j]. */
+AI void half_micro(const int type, const int R, const int T, const uint8_t *const *wc,
+                   const float *const *xc, const int64_t nch, VF *acc)
+{
+    for (int64_t ch = 0; ch < nch; ch++) {
+        VF inner[DOT_HALF_RM][DOT_HALF_TM];
+#pragma GCC unroll 8
+        for (int i = 0; i < R; i++)
+#pragma GCC unroll 8
+            for (int j = 0; j < T; j++) inner[i][j] = vf_zero();
+#pragma GCC unroll 16
+        for (int v = 0; v < 128 / VW; v++) {
+            VF wf[DOT_HALF_RM];
+#pragma GCC unroll 8
+            for (int i = 0; i < R; i++)
+                wf[i] = type == GLMQ_TYPE_F16 ? widen_f16(wc[i] + ch * 256 + 2 * VW * v)
+                                              : widen_bf16(wc[i] + ch * 256 + 2 * VW * v);
+#pragma GCC unroll 8
+            for (int j = 0; j < T; j++) {
+                const VF xv = vf_keep(vf_load(xc[j] + ch * 128 + VW * v));
+#pragma GCC unroll 8
+                for (int i = 0; i < R; i++) inner[i][j] = vf_fma(wf[i], xv, inner[i][j]);
+            }
+        }
+#pragma GCC unroll 8
+        for (int i = 0; i < R; i++)
+#pragma GCC unroll 8
+            for (int j = 0; j < T; j++)
+                acc[i * HALF_TBMAX + j] = vf_add(acc[i * HALF_TBMAX + j], inner[i][j]);
+    }
+}
+
+/* One panel of R rows (r) x T tokens (t, t - tb into acc), nch chunks from chunk ch0; tail:
+ * the rest chunk instead (rows copied into zero-filled 256-byte buffers, as exact_block). */
+AI void half_panel(const int type, const int R, const int T, const glmq_dot_mat *w, int64_t r,
+                   const glmq_dot_act *a, int64_t t, int64_t ch0, int64_t nch, const int tail,
+                   VF *acc)
+{
+    const uint8_t *wc[DOT_HALF_RM];
+    const float *xc[DOT_HALF_TM];
+    _Alignas(64) uint8_t tb[DOT_HALF_RM][256];
+#pragma GCC unroll 8
+    for (int i = 0; i < R; i++) {
+        const uint8_t *row = (const uint8_t *)w->data + (size_t)(r + i) * w->stride;
+        if (tail) {
+            memset(tb[i], 0, 256);
+            memcpy(tb[i], row + ch0 * 256, (size_t)(w->cols % 128) * 2);
+            wc[i] = tb[i];
+        } else {
+            wc[i] = row + ch0 * 256;
+        }
+    }
+#pragma GCC unroll 8
+    for (int j = 0; j < T; j++) xc[j] = (const float *)(const void *)glmq_dot_tok(a, t + j) + ch0 * 128;
+    half_micro(type, R, T, wc, xc, nch, acc);
+}
+
+/* R rows x n (1..DOT_HALF_TM) tokens: n as a compile-time constant. */
+AI void half_panel_n(const int type, const int R, const int n, const glmq_dot_mat *w, int64_t r,
+                     const glmq_dot_act *a, int64_t t, int64_t ch0, int64_t nch, const int tail,
+                     VF *acc)
+{
+    switch (n) {
+#define HALF_CASE(k)                                                                             \
+    case k:                                                                                      \
+        if (k <= DOT_HALF_TM) half_panel(type, R, k <= DOT_HALF_TM ? k : 1, w, r, a, t, ch0, nch, \
+                                         tail, acc);                                             \
+        break;
+        HALF_CASE(1)
+        HALF_CASE(2)
+        HALF_CASE(3)
+        HALF_CASE(4)
+        HALF_CASE(5)
+        HALF_CASE(6)
+        HALF_CASE(7)
+        HALF_CASE(8)
+#undef HALF_CASE
+    default:
+        break;
+    }
+}
+_Static_assert(DOT_HALF_TM <= 8, "half_panel_n has cases up to 8 tokens");
+
+/* Tokens per token block: HALF_TBMAX whatever cols (with the column blocks only a token
+ * group's slice has to stay in L1; a larger block means fewer passes over the weights). */
+static inline int64_t half_token_block(const glmq_dot_act *a)
+{
+    (void)a;
+    return HALF_TBMAX;
+}
+
+AI void half_gemm(const int type, const glmq_dot_mat *w, int64_t r0, int64_t r1,
+                  const glmq_dot_act *a, float *y, int64_t ldy)
+{
+    const int64_t ntok = a->ntok, nfull = w->cols / 128, tbs = half_token_block(a);
+    _Alignas(64) VF acc[HALF_MB * HALF_TBMAX];
+    for (int64_t tb = 0; tb < ntok; tb += tbs) {
+        const int64_t te = tb + tbs < ntok ? tb + tbs : ntok;
+        for (int64_t rb = r0; rb < r1; rb += HALF_MB) {
+            const int64_t re = rb + HALF_MB < r1 ? rb + HALF_MB : r1;
+            for (int64_t i = 0; i < re - rb; i++)
+                for (int64_t j = 0; j < te - tb; j++) acc[i * HALF_TBMAX + j] = vf_zero();
+            /* column blocks, then the rest chunk (tail) */
+            const int64_t nblk = (nfull + HALF_KC - 1) / HALF_KC + (w->cols % 128 != 0);
+            for (int64_t b = 0; b < nblk; b++) {
+                const int64_t kb = b * HALF_KC < nfull ? b * HALF_KC : nfull;
+                const int tail = kb == nfull;
+                const int64_t nch = tail ? 1 : nfull - kb < HALF_KC ? nfull - kb : HALF_KC;
+                for (int64_t t = tb; t < te; t += DOT_HALF_TM) {
+                    const int n = te - t < DOT_HALF_TM ? (int)(te - t) : DOT_HALF_TM;
+                    int64_t r = rb;
+                    for (; r + DOT_HALF_RM <= re; r += DOT_HALF_RM)
+                        half_panel_n(type, DOT_HALF_RM, n, w, r, a, t, kb, nch, tail,
+                                     acc + (r - rb) * HALF_TBMAX + (t - tb));
+                    for (; r < re; r++)
+                        half_panel_n(type, 1, n, w, r, a, t, kb, nch, tail,
+                                     acc + (r - rb) * HALF_TBMAX + (t - tb));
+                }
+            }
+            for (int64_t i = 0; i < re - rb; i++)
+                for (int64_t j = 0; j < te - tb; j++)
+                    y[(tb + j) * ldy + rb + i] = vf_hsum(acc[i * HALF_TBMAX + j]);
+        }
+    }
+}
+
+/* Entry points: GEMV through exact_block's panel walk, GEMM through half_gemm. */
+static void f16_gemv(const glmq_dot_mat *w, int64_t r0, int64_t r1, const glmq_dot_act *a,
+                     float *y, int64_t ldy) GLMQ_DOT_DRIVER(DOT_EXACT_RV, DOT_EXACT_RM,
+                                                            DOT_EXACT_TM, F16_BLK)
+static void bf16_gemv(const glmq_dot_mat *w, int64_t r0, int64_t r1, const glmq_dot_act *a,
+                      float *y, int64_t ldy) GLMQ_DOT_DRIVER(DOT_EXACT_RV, DOT_EXACT_RM,
+                                                             DOT_EXACT_TM, BF16_BLK)
+void DOT_NAME(glmq_f16_dot_f32)(const glmq_dot_mat *w, int64_t r0, int64_t r1,
+                                const glmq_dot_act *a, float *y, int64_t ldy)
+{
+    if (a->ntok == 1) f16_gemv(w, r0, r1, a, y, ldy);
+    else half_gemm(GLMQ_TYPE_F16, w, r0, r1, a, y, ldy);
+}
+void DOT_NAME(glmq_bf16_dot_f32)(const glmq_dot_mat *w, int64_t r0, int64_t r1,
+                                 const glmq_dot_act *a, float *y, int64_t ldy)
+{
+    if (a->ntok == 1) bf16_gemv(w, r0, r1, a, y, ldy);
+    else half_gemm(GLMQ_TYPE_BF16, w, r0, r1, a, y, ldy);
+}
 
 /*
  * Group-wise EXACT kernels: one static kernel per group size (the scale loads and lane
