@@ -1022,11 +1022,11 @@ int glmq_bench_gemv(int argc, char **argv)
         printf("\ngemm: %d tokens, %d threads, G int-ops/s = 2*rows*cols*tokens/s (exact: "
                "GFLOP/s)\n",
                ntok, threads);
-        double pk_int = 0, pk_b32 = 0;
+        double pk_int = 0;
 #if defined(GLMQ_HAVE_X86)
         if (k->level >= GLMQ_CPU_AVX2) {
             pk_int = avx2_peak(c.pooln, 0);
-            pk_b32 = avx2_peak(c.pooln, 1);
+            const double pk_b32 = avx2_peak(c.pooln, 1);
             printf("  AVX2 microloops (%d threads): vpmaddubsw+vpmaddwd %.1f, FAST_B32 "
                    "step %.1f G int-ops/s\n  (b32%% / row%%: fast-b32 / fast-row as %% of the "
                    "first loop; a reference rate, not a bound: FAST_ROW can pass it)\n",

@@ -130,6 +130,19 @@ AI void at_value_span(const float *s, const float *v, int64_t ld, int64_t c0, in
     }
 }
 
+/* e_u = exp(s_u - mx) in place for u in [0, n); returns the lane sums of e (Z = their hsum). */
+AI at_f exp_pass(float *s, int64_t n, at_f mx)
+{
+    at_f vz = at_zero();
+    for (int64_t u0 = 0; u0 < n; u0 += AT_W) {
+        const at_m valid = at_lanes(n - u0);
+        const at_f e = at_exp(at_sub(at_load_m(s + u0, valid), mx));
+        at_store_m(s + u0, valid, e);
+        vz = at_add(vz, at_keep(valid, e));
+    }
+    return vz;
+}
+
 void AT_CAT(glmq_att_head_, AT_ISA)(const float *q, const float *k, const float *v, int64_t ld,
                                     int64_t d, int64_t n, float scale, float *s, float *out)
 {
@@ -143,14 +156,7 @@ void AT_CAT(glmq_att_head_, AT_ISA)(const float *q, const float *k, const float 
     const at_f mx = at_set1(at_hmax(vmax));
 
     /* 2. e_u = exp(s_u - max), Z */
-    at_f vz = at_zero();
-    for (int64_t u0 = 0; u0 < n; u0 += AT_W) {
-        const at_m valid = at_lanes(n - u0);
-        const at_f e = at_exp(at_sub(at_load_m(s + u0, valid), mx));
-        at_store_m(s + u0, valid, e);
-        vz = at_add(vz, at_keep(valid, e));
-    }
-    const at_f iz = at_set1(1.0f / at_hsum(vz));
+    const at_f iz = at_set1(1.0f / at_hsum(exp_pass(s, n, mx)));
 
     /* 3. out = (sum_u e_u v_u) / Z, 8 vectors of columns per pass */
     for (int64_t c0 = 0; c0 < dv; c0 += 8) {
@@ -214,14 +220,7 @@ void AT_CAT(glmq_att_group_, AT_ISA)(const float *q, int64_t ldq, int64_t hq, co
     for (int64_t h = 0; h < hq; h++) {
         float *sh = s + h * n, *xh = work + h * W + 2 * dp;
         const at_f mx = at_set1(at_hmax(at_loadu(xh)));
-        at_f vz = at_zero();
-        for (int64_t u0 = 0; u0 < n; u0 += AT_W) {
-            const at_m valid = at_lanes(n - u0);
-            const at_f e = at_exp(at_sub(at_load_m(sh + u0, valid), mx));
-            at_store_m(sh + u0, valid, e);
-            vz = at_add(vz, at_keep(valid, e));
-        }
-        xh[0] = 1.0f / at_hsum(vz);
+        xh[0] = 1.0f / at_hsum(exp_pass(sh, n, mx));
     }
 
     /* 3. context, value tile by value tile */

@@ -51,6 +51,17 @@ static inline void q8_chunk_codes(const int8_t *p, int half, int8x16_t q[8])
     for (int i = 0; i < 8; i++) q[i] = (i < 4 || !half) ? vld1q_s8(p + 16 * i) : vdupq_n_s8(0);
 }
 
+/* The codes of chunk ch of a row of nch chunks: INT4 when q4, else INT8 with a half last chunk
+ * when half_last. */
+static inline void row_chunk_codes(const uint8_t *row, int q4, int64_t ch, int64_t nch,
+                                   int half_last, int8x16_t q[8])
+{
+    if (q4)
+        q4_chunk_codes(row + 64 * ch, q);
+    else
+        q8_chunk_codes((const int8_t *)row + 128 * ch, half_last && ch == nch - 1, q);
+}
+
 /* The four 32-column block sums of one chunk: lane b = sum over block b of q * xq (exact). */
 static inline int32x4_t chunk_isums(const int8x16_t q[8], const int8_t *xq)
 {
@@ -89,10 +100,7 @@ static inline float b32_dot(const uint8_t *row, int q4, int64_t nch, int half_la
     float32x4_t acc = vdupq_n_f32(0.0f);
     int8x16_t q[8];
     for (int64_t ch = 0; ch < nch; ch++) {
-        if (q4)
-            q4_chunk_codes(row + 64 * ch, q);
-        else
-            q8_chunk_codes((const int8_t *)row + 128 * ch, half_last && ch == nch - 1, q);
+        row_chunk_codes(row, q4, ch, nch, half_last, q);
         const int32x4_t is = chunk_isums(q, xq + 128 * ch);
         acc = vfmaq_f32(acc, vcvtq_f32_s32(is), vld1q_f32(db + 4 * ch));
     }
@@ -134,10 +142,7 @@ static inline float row_dot(const uint8_t *row, int q4, int64_t nch, int half_la
     int32x4_t acc = vdupq_n_s32(0);
     int8x16_t q[8];
     for (int64_t ch = 0; ch < nch; ch++) {
-        if (q4)
-            q4_chunk_codes(row + 64 * ch, q);
-        else
-            q8_chunk_codes((const int8_t *)row + 128 * ch, half_last && ch == nch - 1, q);
+        row_chunk_codes(row, q4, ch, nch, half_last, q);
         acc = chunk_isum_all(acc, q, xq + 128 * ch);
     }
     return glmq_dot_row_result(vaddvq_u32(vreinterpretq_u32_s32(acc)), 0, tok, pc, s);
