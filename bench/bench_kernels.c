@@ -64,13 +64,7 @@ static const char usage_text[] =
 /* ---- small helpers --------------------------------------------------------------------------- */
 
 static uint64_t rs = 0x9e3779b97f4a7c15ull;
-static uint64_t rnd64(void)
-{
-    uint64_t z = (rs += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
+static uint64_t rnd64(void) { return glmq_splitmix64(&rs); }
 static double rnd_unit(void) { return (double)(rnd64() >> 11) * 0x1p-53; }
 static double rnd_normal(void)
 {

@@ -174,32 +174,29 @@ static inline float exact_dot(const uint8_t *row, int q4, int64_t nch, int half_
     return hsum16(run);
 }
 
-void glmq_q4_dot_f32_neon(const glmq_dot_mat *w, int64_t r0, int64_t r1, const glmq_dot_act *a,
-                          float *y, int64_t ldy)
+static void exact_mm(const glmq_dot_mat *w, int q4, int64_t r0, int64_t r1,
+                     const glmq_dot_act *a, float *y, int64_t ldy)
 {
-    const int64_t nch = glmq_q4_padded_cols(w->cols) / GLMQ_DOT_CHUNK;
+    const neon_shape sh = neon_row_shape(w, q4);
     for (int64_t r = r0; r < r1; r++) {
         const float s = glmq_f16_to_f32(w->scales[r]);
         for (int64_t t = 0; t < a->ntok; t++) {
             const float *x = (const float *)(const void *)glmq_dot_tok(a, t);
-            y[t * ldy + r] = exact_dot(neon_row(w, r), 1, nch, 0, x) * s;
+            y[t * ldy + r] = exact_dot(neon_row(w, r), q4, sh.nch, sh.half, x) * s;
         }
     }
+}
+
+void glmq_q4_dot_f32_neon(const glmq_dot_mat *w, int64_t r0, int64_t r1, const glmq_dot_act *a,
+                          float *y, int64_t ldy)
+{
+    exact_mm(w, 1, r0, r1, a, y, ldy);
 }
 
 void glmq_q8_dot_f32_neon(const glmq_dot_mat *w, int64_t r0, int64_t r1, const glmq_dot_act *a,
                           float *y, int64_t ldy)
 {
-    const int64_t pw = glmq_q8_padded_cols(w->cols);
-    const int64_t nch = (pw + GLMQ_DOT_CHUNK - 1) / GLMQ_DOT_CHUNK;
-    const int half = pw % GLMQ_DOT_CHUNK != 0;
-    for (int64_t r = r0; r < r1; r++) {
-        const float s = glmq_f16_to_f32(w->scales[r]);
-        for (int64_t t = 0; t < a->ntok; t++) {
-            const float *x = (const float *)(const void *)glmq_dot_tok(a, t);
-            y[t * ldy + r] = exact_dot(neon_row(w, r), 0, nch, half, x) * s;
-        }
-    }
+    exact_mm(w, 0, r0, r1, a, y, ldy);
 }
 
 /* 8 half-precision weights at p (little-endian, any alignment) as two fp32 vectors (exact:

@@ -88,6 +88,20 @@ static inline const uint8_t *neon_row(const glmq_dot_mat *w, int64_t r)
     return (const uint8_t *)w->data + (size_t)r * w->stride;
 }
 
+/* How a packed row is walked: nch chunks of 128 columns; q4: the INT4 layout; half: the last
+ * chunk of an INT8 row has 64 columns (INT8 rows are padded to 64 columns only). */
+typedef struct {
+    int q4, half;
+    int64_t nch;
+} neon_shape;
+
+static inline neon_shape neon_row_shape(const glmq_dot_mat *w, int q4)
+{
+    const int64_t pw = q4 ? glmq_q4_padded_cols(w->cols) : glmq_q8_padded_cols(w->cols);
+    return (neon_shape){q4, !q4 && pw % GLMQ_DOT_CHUNK != 0,
+                        (pw + GLMQ_DOT_CHUNK - 1) / GLMQ_DOT_CHUNK};
+}
+
 /* ---- FAST_B32 -------------------------------------------------------------------------------- */
 
 /* One (row, token) FAST_B32 sum: chunks [0, nch), the last one half (INT8 rows padded to 64
@@ -107,31 +121,6 @@ static inline float b32_dot(const uint8_t *row, int q4, int64_t nch, int half_la
     return vaddvq_f32(acc);
 }
 
-void NEON_FN(glmq_q4_dot_q8b)(const glmq_dot_mat *w, int64_t r0, int64_t r1,
-                              const glmq_dot_act *a, float *y, int64_t ldy)
-{
-    const int64_t nch = glmq_q4_padded_cols(w->cols) / GLMQ_DOT_CHUNK;
-    for (int64_t r = r0; r < r1; r++) {
-        const float s = glmq_f16_to_f32(w->scales[r]);
-        for (int64_t t = 0; t < a->ntok; t++)
-            y[t * ldy + r] = b32_dot(neon_row(w, r), 1, nch, 0, glmq_dot_tok(a, t), a->pcols) * s;
-    }
-}
-
-void NEON_FN(glmq_q8_dot_q8b)(const glmq_dot_mat *w, int64_t r0, int64_t r1,
-                              const glmq_dot_act *a, float *y, int64_t ldy)
-{
-    const int64_t pw = glmq_q8_padded_cols(w->cols); /* a multiple of 64 */
-    const int64_t nch = (pw + GLMQ_DOT_CHUNK - 1) / GLMQ_DOT_CHUNK;
-    const int half = pw % GLMQ_DOT_CHUNK != 0;
-    for (int64_t r = r0; r < r1; r++) {
-        const float s = glmq_f16_to_f32(w->scales[r]);
-        for (int64_t t = 0; t < a->ntok; t++)
-            y[t * ldy + r] =
-                b32_dot(neon_row(w, r), 0, nch, half, glmq_dot_tok(a, t), a->pcols) * s;
-    }
-}
-
 /* ---- FAST_ROW -------------------------------------------------------------------------------- */
 
 /* One (row, token) FAST_ROW result: the exact (modular) int32 sum, then ((float)isum * d) * s. */
@@ -148,27 +137,44 @@ static inline float row_dot(const uint8_t *row, int q4, int64_t nch, int half_la
     return glmq_dot_row_result(vaddvq_u32(vreinterpretq_u32_s32(acc)), 0, tok, pc, s);
 }
 
+/* ---- entry points ---------------------------------------------------------------------------- */
+
+/* FAST_B32 (per_row 0) or FAST_ROW (per_row 1) rows [r0, r1) of every token. */
+static inline void fast_mm(const glmq_dot_mat *w, int q4, int per_row, int64_t r0, int64_t r1,
+                           const glmq_dot_act *a, float *y, int64_t ldy)
+{
+    const neon_shape sh = neon_row_shape(w, q4);
+    for (int64_t r = r0; r < r1; r++) {
+        const float s = glmq_f16_to_f32(w->scales[r]);
+        for (int64_t t = 0; t < a->ntok; t++) {
+            const uint8_t *tok = glmq_dot_tok(a, t);
+            y[t * ldy + r] = per_row
+                                 ? row_dot(neon_row(w, r), q4, sh.nch, sh.half, tok, a->pcols, s)
+                                 : b32_dot(neon_row(w, r), q4, sh.nch, sh.half, tok, a->pcols) * s;
+        }
+    }
+}
+
+void NEON_FN(glmq_q4_dot_q8b)(const glmq_dot_mat *w, int64_t r0, int64_t r1,
+                              const glmq_dot_act *a, float *y, int64_t ldy)
+{
+    fast_mm(w, 1, 0, r0, r1, a, y, ldy);
+}
+
+void NEON_FN(glmq_q8_dot_q8b)(const glmq_dot_mat *w, int64_t r0, int64_t r1,
+                              const glmq_dot_act *a, float *y, int64_t ldy)
+{
+    fast_mm(w, 0, 0, r0, r1, a, y, ldy);
+}
+
 void NEON_FN(glmq_q4_dot_q8r)(const glmq_dot_mat *w, int64_t r0, int64_t r1,
                               const glmq_dot_act *a, float *y, int64_t ldy)
 {
-    const int64_t nch = glmq_q4_padded_cols(w->cols) / GLMQ_DOT_CHUNK;
-    for (int64_t r = r0; r < r1; r++) {
-        const float s = glmq_f16_to_f32(w->scales[r]);
-        for (int64_t t = 0; t < a->ntok; t++)
-            y[t * ldy + r] = row_dot(neon_row(w, r), 1, nch, 0, glmq_dot_tok(a, t), a->pcols, s);
-    }
+    fast_mm(w, 1, 1, r0, r1, a, y, ldy);
 }
 
 void NEON_FN(glmq_q8_dot_q8r)(const glmq_dot_mat *w, int64_t r0, int64_t r1,
                               const glmq_dot_act *a, float *y, int64_t ldy)
 {
-    const int64_t pw = glmq_q8_padded_cols(w->cols);
-    const int64_t nch = (pw + GLMQ_DOT_CHUNK - 1) / GLMQ_DOT_CHUNK;
-    const int half = pw % GLMQ_DOT_CHUNK != 0;
-    for (int64_t r = r0; r < r1; r++) {
-        const float s = glmq_f16_to_f32(w->scales[r]);
-        for (int64_t t = 0; t < a->ntok; t++)
-            y[t * ldy + r] =
-                row_dot(neon_row(w, r), 0, nch, half, glmq_dot_tok(a, t), a->pcols, s);
-    }
+    fast_mm(w, 0, 1, r0, r1, a, y, ldy);
 }

@@ -60,10 +60,7 @@ static uint64_t random64(void)
     clock_gettime(CLOCK_REALTIME, &ts);
     uint64_t z = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^
                  ((uint64_t)getpid() << 44) ^ (uint64_t)(uintptr_t)&r;
-    z += 0x9e3779b97f4a7c15ull;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
+    return glmq_splitmix64(&z);
 }
 
 /* ".<base>.glmq-tmp." (base cut to TEMP_BASE_MAX bytes), malloc'd. */

@@ -134,6 +134,15 @@ static inline bool glmq_add_u64(uint64_t a, uint64_t b, uint64_t *out)
 
 static inline uint64_t glmq_align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
+/* splitmix64: advance *state and return the next 64 pseudo-random bits (deterministic fills). */
+static inline uint64_t glmq_splitmix64(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
 /* ---- half precision (src/core/fp16.c) ---- */
 float glmq_f16_to_f32(uint16_t h);
 uint16_t glmq_f32_to_f16(float f); /* round to nearest even; overflow -> inf; NaN kept */

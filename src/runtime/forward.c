@@ -940,10 +940,7 @@ glmq_status glmq_forward_fill_context(glmq_forward *f, int64_t n, uint64_t seed,
             float *kc = f->kc + (l * f->max_tokens + p) * gd;
             float *vc = f->vc + (l * f->max_tokens + p) * gd;
             for (int64_t e = 0; e < 2 * gd; e++) {
-                uint64_t z = (st += 0x9e3779b97f4a7c15ull); /* splitmix64 */
-                z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-                z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-                z ^= z >> 31;
+                const uint64_t z = glmq_splitmix64(&st);
                 const float x = (float)(z >> 40) * 0x1p-23f - 1.0f;
                 if (e < gd) kc[e] = x;
                 else vc[e - gd] = x;
