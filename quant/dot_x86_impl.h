@@ -389,39 +389,104 @@ AI void exact_block(const int type, const int G, const int R, const int T, const
 #define F16_BLK(R, T, r, t) exact_block(GLMQ_TYPE_F16, 0, R, T, w, r, a, t, y, ldy)
 #define BF16_BLK(R, T, r, t) exact_block(GLMQ_TYPE_BF16, 0, R, T, w, r, a, t, y, ldy)
 
-GLMQ_DOT_KERNEL(DOT_NAME(glmq_q4_dot_f32), Q4E_BLK, DOT_EXACT_RV, DOT_EXACT_RM, DOT_EXACT_TM)
-GLMQ_DOT_KERNEL(DOT_NAME(glmq_q8_dot_f32), Q8E_BLK, DOT_EXACT_RV, DOT_EXACT_RM, DOT_EXACT_TM)
 
 /*
- * ---- EXACT GEMM on F16/BF16 weights: blocked over rows, tokens and columns -----------------
+ * ---- EXACT GEMM, blocked over rows, tokens and columns, on widened weights -----------------
  *
- * The same accumulator chains as exact_block (so every output keeps its bits, dot.h §3): per
- * output (r, t) and 128-column chunk a fresh partial of 128/VW vfmadd231ps in column order,
- * added into the output's running sum in chunk order (the rest chunk of cols % 128 columns,
- * zero-filled, last), one vf_hsum at the end. Only where the running sums live changes: in a
- * stack array instead of registers, so that all the registers go to the fresh partials.
+ * Every type of the EXACT mode (F16, BF16, INT4, INT8 and the group-wise codes) runs its GEMM
+ * here once a call has XG_MIN_TOK tokens or more, with the accumulator chains of exact_block
+ * (so every output keeps its bits, dot.h §3): per output (r, t) and 128-column chunk a fresh
+ * partial of vfmadd231ps in exact_chunk's vector order (INT4: lo g0, hi g0, lo g1, ...; the
+ * others in column order; INT8's final half chunk 64/VW vectors), added into the output's
+ * running sum in chunk order (G == 128: fma(partial, s_g, sum)), the rest chunk last, one
+ * vf_hsum at the end and, per-row INT4/INT8, the row scale. What changes is where the operands
+ * live: the running sums in a stack array, so that all the registers go to the fresh partials;
+ * and the weights, widened to fp32 (group-wise G < 128: times their group scale, exact) once
+ * per token block into a row block buffer, instead of once per micro-kernel call.
  *
- * The micro-kernel (half_micro) is HR rows x HT tokens (DOT_HALF_RM x DOT_HALF_TM: AVX2 2 x 6 =
- * 12 ymm partials + 2 widened weight vectors + 1 activation vector; AVX-512 4 x 6 of 32 zmm):
- * each widened weight vector serves HT tokens, each activation vector HR rows, and 12+
- * independent FMA chains cover the FMA latency. The blocking keeps its operands in cache:
- *   token block  HALF_TBMAX tokens: the weights stream from memory once per token block
- *   row block    HALF_MB rows; their running sums, HALF_MB x HALF_TBMAX vectors (stack, L1/L2)
- *   column block HALF_KC chunks (512 columns): the activation slice of one token group
- *                (HT x 2 KiB at VW 8) stays in L1 while the row block's panels run over it,
- *                and the row block's weight slice (HALF_MB x 1 KiB) in L1/L2 for the tokens.
- * GEMV (ntok 1) keeps exact_block's prefetching panel walk.
+ * The micro-kernel (xg_micro) is HR rows x HT tokens (DOT_HALF_RM x DOT_HALF_TM: AVX2 2 x 6 =
+ * 12 ymm partials + 2 weight vectors + 1 activation vector; AVX-512 4 x 6 of 32 zmm): each
+ * weight vector serves HT tokens, each activation vector HR rows, and 12+ independent FMA
+ * chains cover the FMA latency. The blocking keeps the operands in cache:
+ *   token block  XG_TB tokens: the weights stream from memory (and are widened) once per block
+ *   row block    XG_MB rows: their running sums, XG_MB x XG_TB vectors, and their widened
+ *                column block, XG_MB x XG_LD floats (stack, L1/L2)
+ *   column block XG_KC chunks (512 columns): the activation slice of one token group
+ *                (HT x 2 KiB) stays in L1 while the row block's panels run over it.
+ * GEMV and calls of fewer tokens keep exact_block's panel walk (the same bits).
  */
-#define HALF_KC 4     /* chunks per column block */
-#define HALF_MB 24    /* rows per row block (a multiple of DOT_HALF_RM) */
-#define HALF_TBMAX 36 /* tokens per token block at most (a multiple of DOT_HALF_TM) */
-_Static_assert(HALF_MB % DOT_HALF_RM == 0 && HALF_TBMAX % DOT_HALF_TM == 0, "half blocking");
+#define XG_KC 4             /* chunks per column block */
+#define XG_MB 12            /* rows per row block, INT4/INT8 (a multiple of DOT_HALF_RM) */
+#define XG_MB_F16 24        /* rows per row block, F16/BF16 */
+#define XG_TB 36            /* tokens per token block (a multiple of DOT_HALF_TM) */
+#define XG_LD (XG_KC * 128) /* floats per row of the widened column block */
+#define XG_MIN_TOK 4        /* fewer tokens: exact_block's walk */
+_Static_assert(XG_MB % DOT_HALF_RM == 0 && XG_MB_F16 % DOT_HALF_RM == 0 && XG_MB <= XG_MB_F16 &&
+                   XG_TB % DOT_HALF_TM == 0,
+               "exact GEMM blocking");
 
-/* R rows x T tokens, nch chunks: wc[i] = row i at the first chunk (256 bytes per chunk),
- * xc[j] = token j's activations at the first chunk; acc: the running sums, row i token j at
- * acc[i * HALF_TBMAX + j]. */
-AI void half_micro(const int type, const int R, const int T, const uint8_t *const *wc,
-                   const float *const *xc, const int64_t nch, VF *acc)
+/* Column of the k-th weight vector of a chunk in exact_chunk's FMA order. */
+AI int xg_col(const int type, const int k)
+{
+    return type == GLMQ_TYPE_INT4 ? (k & 1) * 64 + (k >> 1) * VW : k * VW;
+}
+
+/*
+ * INT4/INT8 codes: widens rows [rb, re) x chunks [kb, kb + nch) into buf (row i at buf + i *
+ * XG_LD, chunk c at + c * 128, natural column order); `tail`: INT8's half chunk kb instead.
+ * Group-wise G < 128: the widened weights times their group scale (exact_chunk's operations);
+ * G == 128: the chunk scales into gs[i * XG_KC + c].
+ */
+AI void xg_widen(const int type, const int G, const glmq_dot_mat *w, int64_t rb, int64_t re,
+                 int64_t kb, int64_t nch, const int tail, float *buf, VF *gs)
+{
+    const int64_t cb = glmq_dot_chunk_bytes(type);
+    for (int64_t i = 0; i < re - rb; i++) {
+        const uint8_t *row = (const uint8_t *)w->data + (size_t)(rb + i) * w->stride;
+        for (int64_t c = 0; c < nch; c++) {
+            float *d = buf + i * XG_LD + c * 128;
+            const uint8_t *p = row + (kb + c) * cb;
+            if (G == 128) gs[i * XG_KC + c] = grp_scale128(w, rb + i, kb + c);
+            if (type == GLMQ_TYPE_INT4) {
+                Q4S q4s[4];
+                if (G && G < 128) {
+                    const __m128 s4 = grp_scales4(w, rb + i, kb + c, G, 0);
+                    for (int j = 0; j < 128 / G; j++) q4s[j] = q4s_make(vf_bcast4(s4, j * G / 32));
+                }
+#pragma GCC unroll 16
+                for (int g = 0; g < 64 / VW; g++) {
+                    VF lo, hi;
+                    if (G && G < 128)
+                        widen_q4s(p + VW * g, q4s[VW * g / G], q4s[(64 + VW * g) / G], &lo, &hi);
+                    else
+                        widen_q4(p + VW * g, &lo, &hi);
+                    vf_store(d + VW * g, lo);
+                    vf_store(d + 64 + VW * g, hi);
+                }
+            } else {
+                const int nv = tail ? 64 / VW : 128 / VW;
+                __m128 s4 = _mm_setzero_ps();
+                if (G && G < 128) s4 = grp_scales4(w, rb + i, kb + c, G, tail);
+#pragma GCC unroll 16
+                for (int v = 0; v < 128 / VW; v++) {
+                    if (v >= nv) break;
+                    VF wf = widen_q8(p + VW * v);
+                    if (G && G < 128) wf = vf_mul(wf, vf_bcast4(s4, VW * v / 32));
+                    vf_store(d + VW * v, wf);
+                }
+            }
+        }
+    }
+}
+
+/* R rows x T tokens, nch chunks of nv vectors: wb = row 0 of the panel at the first chunk
+ * (row i at + i * ldw bytes): F16/BF16 codes, widened here, else the widened block's fp32
+ * weights; xc[j] = token j's activations at the first chunk,
+ * gs = the panel's G == 128 chunk scales (row i at + i * XG_KC); acc = the running sums, row i
+ * token j at acc[i * XG_TB + j]. */
+AI void xg_micro(const int type, const int G, const int R, const int T, const int nv,
+                 const uint8_t *wb, const int64_t ldw, const float *const *xc, const int64_t nch,
+                 const VF *gs, VF *acc)
 {
     for (int64_t ch = 0; ch < nch; ch++) {
         VF inner[DOT_HALF_RM][DOT_HALF_TM];
@@ -430,15 +495,20 @@ AI void half_micro(const int type, const int R, const int T, const uint8_t *cons
 #pragma GCC unroll 8
             for (int j = 0; j < T; j++) inner[i][j] = vf_zero();
 #pragma GCC unroll 16
-        for (int v = 0; v < 128 / VW; v++) {
+        for (int k = 0; k < nv; k++) {
+            const int col = xg_col(type, k);
             VF wf[DOT_HALF_RM];
 #pragma GCC unroll 8
-            for (int i = 0; i < R; i++)
-                wf[i] = type == GLMQ_TYPE_F16 ? widen_f16(wc[i] + ch * 256 + 2 * VW * v)
-                                              : widen_bf16(wc[i] + ch * 256 + 2 * VW * v);
+            for (int i = 0; i < R; i++) {
+                const uint8_t *p = wb + i * ldw;
+                wf[i] = type == GLMQ_TYPE_F16    ? widen_f16(p + ch * 256 + 2 * col)
+                        : type == GLMQ_TYPE_BF16 ? widen_bf16(p + ch * 256 + 2 * col)
+                                                 : vf_load((const float *)(const void *)p +
+                                                           ch * 128 + col);
+            }
 #pragma GCC unroll 8
             for (int j = 0; j < T; j++) {
-                const VF xv = vf_keep(vf_load(xc[j] + ch * 128 + VW * v));
+                const VF xv = vf_keep(vf_load(xc[j] + ch * 128 + col));
 #pragma GCC unroll 8
                 for (int i = 0; i < R; i++) inner[i][j] = vf_fma(wf[i], xv, inner[i][j]);
             }
@@ -447,123 +517,138 @@ AI void half_micro(const int type, const int R, const int T, const uint8_t *cons
         for (int i = 0; i < R; i++)
 #pragma GCC unroll 8
             for (int j = 0; j < T; j++)
-                acc[i * HALF_TBMAX + j] = vf_add(acc[i * HALF_TBMAX + j], inner[i][j]);
+                acc[i * XG_TB + j] = G == 128 ? vf_fma(inner[i][j], gs[i * XG_KC + ch],
+                                                       acc[i * XG_TB + j])
+                                              : vf_add(acc[i * XG_TB + j], inner[i][j]);
     }
 }
 
-/* One panel of R rows (r) x T tokens (t, t - tb into acc), nch chunks from chunk ch0; tail:
- * the rest chunk instead (rows copied into zero-filled 256-byte buffers, as exact_block). */
-AI void half_panel(const int type, const int R, const int T, const glmq_dot_mat *w, int64_t r,
-                   const glmq_dot_act *a, int64_t t, int64_t ch0, int64_t nch, const int tail,
-                   VF *acc)
+/* One panel of R rows x n tokens from t (n a compile-time constant 1..DOT_HALF_TM), nch chunks
+ * from chunk ch0 of the activations; half: INT8's final half chunk. */
+AI void xg_panel(const int type, const int G, const int R, const int n, const int half,
+                 const uint8_t *wb, const int64_t ldw, const glmq_dot_act *a, int64_t t, int64_t ch0, int64_t nch,
+                 const VF *gs, VF *acc)
 {
-    const uint8_t *wc[DOT_HALF_RM];
     const float *xc[DOT_HALF_TM];
-    _Alignas(64) uint8_t tb[DOT_HALF_RM][256];
 #pragma GCC unroll 8
-    for (int i = 0; i < R; i++) {
-        const uint8_t *row = (const uint8_t *)w->data + (size_t)(r + i) * w->stride;
-        if (tail) {
-            memset(tb[i], 0, 256);
-            memcpy(tb[i], row + ch0 * 256, (size_t)(w->cols % 128) * 2);
-            wc[i] = tb[i];
-        } else {
-            wc[i] = row + ch0 * 256;
-        }
-    }
-#pragma GCC unroll 8
-    for (int j = 0; j < T; j++) xc[j] = (const float *)(const void *)glmq_dot_tok(a, t + j) + ch0 * 128;
-    half_micro(type, R, T, wc, xc, nch, acc);
+    for (int j = 0; j < n; j++)
+        xc[j] = (const float *)(const void *)glmq_dot_tok(a, t + j) + ch0 * 128;
+    if (half) xg_micro(type, G, R, n, 64 / VW, wb, ldw, xc, nch, gs, acc);
+    else xg_micro(type, G, R, n, 128 / VW, wb, ldw, xc, nch, gs, acc);
 }
 
-/* R rows x n (1..DOT_HALF_TM) tokens: n as a compile-time constant. */
-AI void half_panel_n(const int type, const int R, const int n, const glmq_dot_mat *w, int64_t r,
-                     const glmq_dot_act *a, int64_t t, int64_t ch0, int64_t nch, const int tail,
-                     VF *acc)
+AI void xg_panel_n(const int type, const int G, const int R, const int n, const int half,
+                   const uint8_t *wb, const int64_t ldw, const glmq_dot_act *a, int64_t t, int64_t ch0, int64_t nch,
+                   const VF *gs, VF *acc)
 {
     switch (n) {
-#define HALF_CASE(k)                                                                             \
+#define XG_CASE(k)                                                                               \
     case k:                                                                                      \
-        if (k <= DOT_HALF_TM) half_panel(type, R, k <= DOT_HALF_TM ? k : 1, w, r, a, t, ch0, nch, \
-                                         tail, acc);                                             \
+        if (k <= DOT_HALF_TM)                                                                    \
+            xg_panel(type, G, R, k <= DOT_HALF_TM ? k : 1, half, wb, ldw, a, t, ch0, nch, gs,    \
+                     acc);                                                                       \
         break;
-        HALF_CASE(1)
-        HALF_CASE(2)
-        HALF_CASE(3)
-        HALF_CASE(4)
-        HALF_CASE(5)
-        HALF_CASE(6)
-        HALF_CASE(7)
-        HALF_CASE(8)
-#undef HALF_CASE
+        XG_CASE(1)
+        XG_CASE(2)
+        XG_CASE(3)
+        XG_CASE(4)
+        XG_CASE(5)
+        XG_CASE(6)
+        XG_CASE(7)
+        XG_CASE(8)
+#undef XG_CASE
     default:
         break;
     }
 }
-_Static_assert(DOT_HALF_TM <= 8, "half_panel_n has cases up to 8 tokens");
+_Static_assert(DOT_HALF_TM <= 8, "xg_panel_n has cases up to 8 tokens");
 
-/* Tokens per token block: HALF_TBMAX whatever cols (with the column blocks only a token
- * group's slice has to stay in L1; a larger block means fewer passes over the weights). */
-static inline int64_t half_token_block(const glmq_dot_act *a)
+AI void xg_gemm(const int type, const int G, const glmq_dot_mat *w, int64_t r0, int64_t r1,
+                const glmq_dot_act *a, float *y, int64_t ldy)
 {
-    (void)a;
-    return HALF_TBMAX;
-}
-
-AI void half_gemm(const int type, const glmq_dot_mat *w, int64_t r0, int64_t r1,
-                  const glmq_dot_act *a, float *y, int64_t ldy)
-{
-    const int64_t ntok = a->ntok, nfull = w->cols / 128, tbs = half_token_block(a);
-    _Alignas(64) VF acc[HALF_MB * HALF_TBMAX];
-    for (int64_t tb = 0; tb < ntok; tb += tbs) {
-        const int64_t te = tb + tbs < ntok ? tb + tbs : ntok;
-        for (int64_t rb = r0; rb < r1; rb += HALF_MB) {
-            const int64_t re = rb + HALF_MB < r1 ? rb + HALF_MB : r1;
+    const int64_t ntok = a->ntok;
+    int64_t nfull, rest;
+    glmq_dot_exact_chunks(type, w, a, &nfull, &rest);
+    const int f16 = type == GLMQ_TYPE_F16 || type == GLMQ_TYPE_BF16;
+    const int scaled = !G && !f16;
+    const int64_t mb = f16 ? XG_MB_F16 : XG_MB;
+    const int64_t nblk = (nfull + XG_KC - 1) / XG_KC + (rest != 0); /* then the rest chunk */
+    _Alignas(64) VF acc[XG_MB_F16 * XG_TB];
+    _Alignas(64) float wbuf[XG_MB * XG_LD];
+    _Alignas(64) uint8_t tails[XG_MB_F16][256];
+    VF gs[XG_MB * XG_KC];
+    for (int64_t tb = 0; tb < ntok; tb += XG_TB) {
+        const int64_t te = tb + XG_TB < ntok ? tb + XG_TB : ntok;
+        for (int64_t rb = r0; rb < r1; rb += mb) {
+            const int64_t re = rb + mb < r1 ? rb + mb : r1;
             for (int64_t i = 0; i < re - rb; i++)
-                for (int64_t j = 0; j < te - tb; j++) acc[i * HALF_TBMAX + j] = vf_zero();
-            /* column blocks, then the rest chunk (tail) */
-            const int64_t nblk = (nfull + HALF_KC - 1) / HALF_KC + (w->cols % 128 != 0);
+                for (int64_t j = 0; j < te - tb; j++) acc[i * XG_TB + j] = vf_zero();
             for (int64_t b = 0; b < nblk; b++) {
-                const int64_t kb = b * HALF_KC < nfull ? b * HALF_KC : nfull;
+                const int64_t kb = b * XG_KC < nfull ? b * XG_KC : nfull;
                 const int tail = kb == nfull;
-                const int64_t nch = tail ? 1 : nfull - kb < HALF_KC ? nfull - kb : HALF_KC;
+                const int half = tail && type == GLMQ_TYPE_INT8;
+                const int64_t nch = tail ? 1 : nfull - kb < XG_KC ? nfull - kb : XG_KC;
+                /* the panels' weights: F16/BF16 rows in place (the rest chunk's columns copied
+                 * into zero-filled 256-byte rows, as exact_block), INT4/INT8 widened */
+                const uint8_t *wb;
+                int64_t ldw;
+                if (!f16) {
+                    xg_widen(type, G, w, rb, re, kb, nch, tail, wbuf, gs);
+                    wb = (const uint8_t *)wbuf;
+                    ldw = XG_LD * (int64_t)sizeof(float);
+                } else if (tail) {
+                    for (int64_t i = 0; i < re - rb; i++) {
+                        memset(tails[i], 0, 256);
+                        memcpy(tails[i], (const uint8_t *)w->data + (size_t)(rb + i) * w->stride +
+                                             kb * 256, (size_t)(w->cols % 128) * 2);
+                    }
+                    wb = tails[0];
+                    ldw = 256;
+                } else {
+                    wb = (const uint8_t *)w->data + (size_t)rb * w->stride + kb * 256;
+                    ldw = w->stride;
+                }
                 for (int64_t t = tb; t < te; t += DOT_HALF_TM) {
                     const int n = te - t < DOT_HALF_TM ? (int)(te - t) : DOT_HALF_TM;
                     int64_t r = rb;
                     for (; r + DOT_HALF_RM <= re; r += DOT_HALF_RM)
-                        half_panel_n(type, DOT_HALF_RM, n, w, r, a, t, kb, nch, tail,
-                                     acc + (r - rb) * HALF_TBMAX + (t - tb));
+                        xg_panel_n(type, G, DOT_HALF_RM, n, half, wb + (r - rb) * ldw, ldw, a, t,
+                                   kb, nch, gs + (r - rb) * XG_KC,
+                                   acc + (r - rb) * XG_TB + (t - tb));
                     for (; r < re; r++)
-                        half_panel_n(type, 1, n, w, r, a, t, kb, nch, tail,
-                                     acc + (r - rb) * HALF_TBMAX + (t - tb));
+                        xg_panel_n(type, G, 1, n, half, wb + (r - rb) * ldw, ldw, a, t, kb, nch,
+                                   gs + (r - rb) * XG_KC, acc + (r - rb) * XG_TB + (t - tb));
                 }
             }
-            for (int64_t i = 0; i < re - rb; i++)
-                for (int64_t j = 0; j < te - tb; j++)
-                    y[(tb + j) * ldy + rb + i] = vf_hsum(acc[i * HALF_TBMAX + j]);
+            for (int64_t i = 0; i < re - rb; i++) {
+                const float s = scaled ? row_scale(w, rb + i) : 1.0f;
+                for (int64_t j = 0; j < te - tb; j++) {
+                    const float v = vf_hsum(acc[i * XG_TB + j]);
+                    y[(tb + j) * ldy + rb + i] = scaled ? v * s : v;
+                }
+            }
         }
     }
 }
 
-/* Entry points: GEMV through exact_block's panel walk, GEMM through half_gemm. */
-static void f16_gemv(const glmq_dot_mat *w, int64_t r0, int64_t r1, const glmq_dot_act *a,
-                     float *y, int64_t ldy) GLMQ_DOT_DRIVER(DOT_EXACT_RV, DOT_EXACT_RM,
-                                                            DOT_EXACT_TM, F16_BLK)
-static void bf16_gemv(const glmq_dot_mat *w, int64_t r0, int64_t r1, const glmq_dot_act *a,
-                      float *y, int64_t ldy) GLMQ_DOT_DRIVER(DOT_EXACT_RV, DOT_EXACT_RM,
-                                                             DOT_EXACT_TM, BF16_BLK)
-void DOT_NAME(glmq_f16_dot_f32)(const glmq_dot_mat *w, int64_t r0, int64_t r1,
-                                const glmq_dot_act *a, float *y, int64_t ldy)
-{
-    if (a->ntok == 1) f16_gemv(w, r0, r1, a, y, ldy);
-    else half_gemm(GLMQ_TYPE_F16, w, r0, r1, a, y, ldy);
-}
-void DOT_NAME(glmq_bf16_dot_f32)(const glmq_dot_mat *w, int64_t r0, int64_t r1,
-                                 const glmq_dot_act *a, float *y, int64_t ldy)
-{
-    if (a->ntok == 1) bf16_gemv(w, r0, r1, a, y, ldy);
-    else half_gemm(GLMQ_TYPE_BF16, w, r0, r1, a, y, ldy);
-}
+/* An EXACT entry point (fname, with its storage class) of one type and group size: calls of
+ * fewer than XG_MIN_TOK tokens through exact_block's panel walk (walk, over BLK), the others
+ * through xg_gemm. */
+#define DOT_EXACT_ENTRY(fname, walk, type, G, BLK)                                              \
+    static void walk(const glmq_dot_mat *w, int64_t r0, int64_t r1, const glmq_dot_act *a,       \
+                     float *y, int64_t ldy) GLMQ_DOT_DRIVER(DOT_EXACT_RV, DOT_EXACT_RM,          \
+                                                            DOT_EXACT_TM, BLK)                   \
+    fname(const glmq_dot_mat *w, int64_t r0, int64_t r1, const glmq_dot_act *a, float *y,        \
+          int64_t ldy)                                                                           \
+    {                                                                                            \
+        if (a->ntok < XG_MIN_TOK) walk(w, r0, r1, a, y, ldy);                                    \
+        else xg_gemm(type, G, w, r0, r1, a, y, ldy);                                             \
+    }
+
+DOT_EXACT_ENTRY(void DOT_NAME(glmq_q4_dot_f32), q4e_walk, GLMQ_TYPE_INT4, 0, Q4E_BLK)
+DOT_EXACT_ENTRY(void DOT_NAME(glmq_q8_dot_f32), q8e_walk, GLMQ_TYPE_INT8, 0, Q8E_BLK)
+DOT_EXACT_ENTRY(void DOT_NAME(glmq_f16_dot_f32), f16_walk, GLMQ_TYPE_F16, 0, F16_BLK)
+DOT_EXACT_ENTRY(void DOT_NAME(glmq_bf16_dot_f32), bf16_walk, GLMQ_TYPE_BF16, 0, BF16_BLK)
 
 /*
  * Group-wise EXACT kernels: one static kernel per group size (the scale loads and lane
@@ -580,12 +665,12 @@ void DOT_NAME(glmq_bf16_dot_f32)(const glmq_dot_mat *w, int64_t r0, int64_t r1,
     static void fname(const glmq_dot_mat *w, int64_t r0, int64_t r1, const glmq_dot_act *a,     \
                       float *y, int64_t ldy) GLMQ_DOT_DRIVER(RV, RM, TM, BLK)
 
-DOT_GROUP_KERNEL(q4ge32, Q4GE32, DOT_EXACT_RV, DOT_EXACT_RM, DOT_EXACT_TM)
-DOT_GROUP_KERNEL(q4ge64, Q4GE64, DOT_EXACT_RV, DOT_EXACT_RM, DOT_EXACT_TM)
-DOT_GROUP_KERNEL(q4ge128, Q4GE128, DOT_EXACT_RV, DOT_EXACT_RM, DOT_EXACT_TM)
-DOT_GROUP_KERNEL(q8ge32, Q8GE32, DOT_EXACT_RV, DOT_EXACT_RM, DOT_EXACT_TM)
-DOT_GROUP_KERNEL(q8ge64, Q8GE64, DOT_EXACT_RV, DOT_EXACT_RM, DOT_EXACT_TM)
-DOT_GROUP_KERNEL(q8ge128, Q8GE128, DOT_EXACT_RV, DOT_EXACT_RM, DOT_EXACT_TM)
+DOT_EXACT_ENTRY(static void q4ge32, q4ge32_walk, GLMQ_TYPE_INT4, 32, Q4GE32)
+DOT_EXACT_ENTRY(static void q4ge64, q4ge64_walk, GLMQ_TYPE_INT4, 64, Q4GE64)
+DOT_EXACT_ENTRY(static void q4ge128, q4ge128_walk, GLMQ_TYPE_INT4, 128, Q4GE128)
+DOT_EXACT_ENTRY(static void q8ge32, q8ge32_walk, GLMQ_TYPE_INT8, 32, Q8GE32)
+DOT_EXACT_ENTRY(static void q8ge64, q8ge64_walk, GLMQ_TYPE_INT8, 64, Q8GE64)
+DOT_EXACT_ENTRY(static void q8ge128, q8ge128_walk, GLMQ_TYPE_INT8, 128, Q8GE128)
 
 GLMQ_DOT_GROUP_ENTRY(DOT_NAME(glmq_q4g_dot_f32), q4ge32, q4ge64, q4ge128)
 GLMQ_DOT_GROUP_ENTRY(DOT_NAME(glmq_q8g_dot_f32), q8ge32, q8ge64, q8ge128)

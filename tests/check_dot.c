@@ -361,14 +361,17 @@ static void build_cases(void)
                            (int)((ci * 3 + si + ti) % X_NKINDS)};
                 if (n < MAX_CASES) cases[n++] = d;
             }
-    /* F16/BF16 GEMM past the blocking of quant/dot_x86_impl.h (half_gemm: 24-row blocks, 6-token
-     * groups, 36-token blocks, 4-chunk column blocks, then a rest chunk): several token blocks
-     * with an odd tail group, row blocks with an odd tail row, a partial column block and a
-     * rest chunk */
+    /* EXACT GEMM past the blocking of quant/dot_x86_impl.h (xg_gemm: 24-row blocks, 6-token
+     * groups, 36-token blocks, 4-chunk column blocks, then a rest chunk), every type: several
+     * token blocks with an odd tail group, row blocks with an odd tail row, a partial column
+     * block and a rest chunk (F16/BF16: cols % 128; INT8: the half chunk of 4160 and 1000) */
     static const int64_t half[][3] = {{53, 1000, 41}, {25, 129, 37}, {3, 4160, 74}, {49, 640, 13}};
     for (size_t hi = 0; hi < sizeof half / sizeof half[0]; hi++)
-        for (int ti = 0; ti < 2; ti++) {
-            dcase d = {ti ? GLMQ_TYPE_BF16 : GLMQ_TYPE_F16, half[hi][0], half[hi][1], half[hi][2],
+        for (size_t ti = 0; ti < 6; ti++) {
+            const glmq_type type = ti < 4 ? types[(ti + 2) % 4] /* F16, BF16, INT4, INT8 */
+                                   : ti == 4 ? g4[hi % 3]
+                                             : g8[(hi + 1) % 3];
+            dcase d = {type, half[hi][0], half[hi][1], half[hi][2],
                        (int)((hi + ti) % W_NKINDS), (int)((hi * 3 + ti) % X_NKINDS)};
             if (n < MAX_CASES) cases[n++] = d;
         }
