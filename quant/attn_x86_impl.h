@@ -102,7 +102,7 @@ AI at_f at_score_block(const float *q, const float *k, int64_t ld, int64_t dv, a
  * order and the tree is the same, so both heads' scores are at_score_block's bits.
  */
 AI void at_score_block2(const float *qa, const float *qb, const float *k, int64_t ld,
-                        int64_t dv, at_m dlast, int64_t n, int64_t u0, float scale, float *sa,
+                        int64_t d, int64_t dv, at_m dlast, int64_t n, int64_t u0, float scale, float *sa,
                         float *sb, at_f *ma, at_f *mb)
 {
     at_f ua[AT_W / 4], ub[AT_W / 4];
@@ -117,6 +117,8 @@ AI void at_score_block2(const float *qa, const float *qb, const float *k, int64_
         for (int j = 0; j < 4; j++) a[j] = b[j] = at_zero();
         int64_t i = 0;
         for (; i < dv - 1; i++) {
+            if (16 * i < d) /* the next 4 keys' i-th cache lines (a prefetch never faults) */
+                for (int j = 0; j < 4; j++) __builtin_prefetch(kr[j] + 4 * ld + 16 * i, 0, 3);
             const at_f qav = at_loadu(qa + AT_W * i), qbv = at_loadu(qb + AT_W * i);
             AT_UNROLL(4)
             for (int j = 0; j < 4; j++) {
@@ -203,6 +205,8 @@ AI void at_value_span2(const float *sa, const float *sb, const float *v, int64_t
             const at_f pa0 = at_set1(sa[u]), pa1 = at_set1(sa[u + 1]);
             const at_f pb0 = at_set1(sb[u]), pb1 = at_set1(sb[u + 1]);
             const float *v0 = vc + u * ld, *v1 = v0 + ld;
+            __builtin_prefetch(v0 + 4 * ld, 0, 3); /* the key pair after next */
+            __builtin_prefetch(v1 + 4 * ld, 0, 3);
             AT_UNROLL(4)
             for (int i = 0; i < AT_GV2; i++) {
                 at_f x0 = at_loadu(v0 + AT_W * i), x1 = at_loadu(v1 + AT_W * i);
@@ -307,7 +311,10 @@ void AT_CAT(glmq_att_head_, AT_ISA)(const float *q, const float *k, const float 
  *    odd last key into a0, store back; after the last tile out = (a0 + a1) * (1/Z). An odd
  *    last head runs the one-head loop with AT_GV column vectors (AVX2: 4, AVX-512: 8).
  * The head pairing only shares loads: the loads, not the FMAs, were the limit (2 loads per FMA
- * issue slot at best), and per (head, key) the operations and their order are unchanged.
+ * issue slot at best), and per (head, key) the operations and their order are unchanged. With
+ * K and V rows ld floats apart (1 KiB for GLM-4: both groups of a token side by side), a 64-key
+ * tile maps onto half of a 32 KiB L1's sets and is re-read from L2 by every head pair, so the
+ * loops also prefetch: the score loop the next 4 keys' lines, the value loop 2 key pairs ahead.
  */
 void AT_CAT(glmq_att_group_, AT_ISA)(const float *q, int64_t ldq, int64_t hq, const float *k,
                                      const float *v, int64_t ld, int64_t d, int64_t n,
@@ -329,7 +336,7 @@ void AT_CAT(glmq_att_group_, AT_ISA)(const float *q, int64_t ldq, int64_t hq, co
             float *xa = work + h * W + 2 * dp, *xb = xa + W;
             at_f ma = at_loadu(xa), mb = at_loadu(xb);
             for (int64_t u0 = t0; u0 < t1; u0 += AT_W)
-                at_score_block2(qa, qb, k, ld, dv, dlast, n, u0, scale, sa, sb, &ma, &mb);
+                at_score_block2(qa, qb, k, ld, d, dv, dlast, n, u0, scale, sa, sb, &ma, &mb);
             at_storeu(xa, ma);
             at_storeu(xb, mb);
         }
