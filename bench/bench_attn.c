@@ -16,6 +16,9 @@
  *   cc -O2 -std=c11 -D_POSIX_C_SOURCE=200809L -DGLMQ_HAVE_X86=1 -I. -Isrc bench/bench_attn.c \
  *      build/libglmq_internal.a -lxxhash -lcjson -lz -lm -lpthread -o /tmp/bench_attn
  *   /tmp/bench_attn [--level ref|avx2|avx512] [--runs R] [n ...]   (default n: 512 8192 32768)
+ * Environment: ATT_LD=L sets the key/value row stride (default 256 floats); ATT_CALLS=C runs C
+ * calls at the first n only, without timing or peak, for `perf stat -e task-clock` / `perf
+ * record` (CPU time of this process only: steadier than wall time on a shared machine).
  */
 #include "quant/dot.h"
 
