@@ -18,6 +18,8 @@
 #define AT_ISA avx2
 #define AT_W 8
 #define AT_GV 4
+#define AT_GV2 2
+#define AT_REG(x) __asm__("" : "+x"(x))
 
 typedef __m256 at_f;
 typedef __m256i at_m;
@@ -44,18 +46,32 @@ AI at_f at_min(at_f a, at_f b) { return _mm256_min_ps(a, b); }
 AI at_f at_fmadd(at_f a, at_f b, at_f c) { return _mm256_fmadd_ps(a, b, c); }
 AI at_f at_fnmadd(at_f a, at_f b, at_f c) { return _mm256_fnmadd_ps(a, b, c); }
 
-/* Lane j of the result = the sum of the 8 lanes of acc[j] (unpack, shuffle, 128-bit halves). */
-AI at_f at_tree(const at_f *acc)
+/*
+ * The shuffle/add tree in two steps, so that a caller may reduce 4 keys as soon as their
+ * accumulators are done (the group kernel's two-head score blocks): at_tree4 turns acc[0..3]
+ * into u (per 128-bit half, the half-sums of the 4 keys in order), at_tree_u combines the
+ * AT_W/4 = 2 u of one block. at_tree(acc) = at_tree_u({at_tree4(acc), at_tree4(acc + 4)}):
+ * the same operations as one tree (unpack, shuffle, 128-bit halves).
+ */
+AI at_f at_tree4(const at_f *acc)
 {
-    __m256 t[4], u[2];
-    for (int i = 0; i < 4; i++)
-        t[i] = _mm256_add_ps(_mm256_unpacklo_ps(acc[2 * i], acc[2 * i + 1]),
-                             _mm256_unpackhi_ps(acc[2 * i], acc[2 * i + 1]));
-    for (int i = 0; i < 2; i++)
-        u[i] = _mm256_add_ps(_mm256_shuffle_ps(t[2 * i], t[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
-                             _mm256_shuffle_ps(t[2 * i], t[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    const __m256 t0 = _mm256_add_ps(_mm256_unpacklo_ps(acc[0], acc[1]),
+                                    _mm256_unpackhi_ps(acc[0], acc[1]));
+    const __m256 t1 = _mm256_add_ps(_mm256_unpacklo_ps(acc[2], acc[3]),
+                                    _mm256_unpackhi_ps(acc[2], acc[3]));
+    return _mm256_add_ps(_mm256_shuffle_ps(t0, t1, _MM_SHUFFLE(1, 0, 1, 0)),
+                         _mm256_shuffle_ps(t0, t1, _MM_SHUFFLE(3, 2, 3, 2)));
+}
+AI at_f at_tree_u(const at_f *u)
+{
     return _mm256_add_ps(_mm256_permute2f128_ps(u[0], u[1], 0x20),
                          _mm256_permute2f128_ps(u[0], u[1], 0x31));
+}
+/* Lane j of the result = the sum of the 8 lanes of acc[j]. */
+AI at_f at_tree(const at_f *acc)
+{
+    const at_f u[2] = {at_tree4(acc), at_tree4(acc + 4)};
+    return at_tree_u(u);
 }
 
 AI float at_hmax(at_f v)

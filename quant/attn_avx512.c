@@ -18,6 +18,12 @@
 #define AT_ISA avx512
 #define AT_W 16
 #define AT_GV 8
+#define AT_GV2 4
+#if defined(GLMQ_EMULATE_AVX512)
+#define AT_REG(x) ((void)0)
+#else
+#define AT_REG(x) __asm__("" : "+v"(x))
+#endif
 
 typedef __m512 at_f;
 typedef __mmask16 at_m;
@@ -53,23 +59,33 @@ AI __m512 pair(__m512 a, __m512 b)
  *   level 1: t = pair(a, b): per 128-bit lane i, (a[i0]+a[i2], b[i0]+b[i2], a[i1]+a[i3],
  *            b[i1]+b[i3]);
  *   level 2: shuffle_ps picks elements {0,1} / {2,3} of two such t and adds: per 128-bit lane
- *            i, the lane-i sums of 4 keys (a, b, c, d) in order;
+ *            i, the lane-i sums of 4 keys (a, b, c, d) in order (at_tree4: acc[0..3] -> u);
  *   levels 3-4: shuffle_f32x4 pairs the 128-bit lanes of two vectors and adds, twice, so
- *            128-bit lane m ends holding the full sums of keys 4m..4m+3.
+ *            128-bit lane m ends holding the full sums of keys 4m..4m+3 (at_tree_u: the 4 u
+ *            of a block -> the result).
+ * at_tree(acc) = at_tree_u(at_tree4 of acc, acc + 4, acc + 8, acc + 12): the group kernel's
+ * two-head score blocks reduce 4 keys at a time with the same operations.
  */
-AI at_f at_tree(const at_f *acc)
+AI at_f at_tree4(const at_f *acc)
 {
-    __m512 t[8], u[4], w[2];
-    for (int i = 0; i < 8; i++) t[i] = pair(acc[2 * i], acc[2 * i + 1]);
-    for (int i = 0; i < 4; i++)
-        u[i] = _mm512_add_ps(_mm512_shuffle_ps(t[2 * i], t[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
-                             _mm512_shuffle_ps(t[2 * i], t[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    const __m512 t0 = pair(acc[0], acc[1]), t1 = pair(acc[2], acc[3]);
+    return _mm512_add_ps(_mm512_shuffle_ps(t0, t1, _MM_SHUFFLE(1, 0, 1, 0)),
+                         _mm512_shuffle_ps(t0, t1, _MM_SHUFFLE(3, 2, 3, 2)));
+}
+AI at_f at_tree_u(const at_f *u)
+{
+    __m512 w[2];
     for (int i = 0; i < 2; i++)
         w[i] = _mm512_add_ps(
             _mm512_shuffle_f32x4(u[2 * i], u[2 * i + 1], _MM_SHUFFLE(2, 0, 2, 0)),
             _mm512_shuffle_f32x4(u[2 * i], u[2 * i + 1], _MM_SHUFFLE(3, 1, 3, 1)));
     return _mm512_add_ps(_mm512_shuffle_f32x4(w[0], w[1], _MM_SHUFFLE(2, 0, 2, 0)),
                          _mm512_shuffle_f32x4(w[0], w[1], _MM_SHUFFLE(3, 1, 3, 1)));
+}
+AI at_f at_tree(const at_f *acc)
+{
+    const at_f u[4] = {at_tree4(acc), at_tree4(acc + 4), at_tree4(acc + 8), at_tree4(acc + 12)};
+    return at_tree_u(u);
 }
 
 AI float at_hmax(at_f v) { return _mm512_reduce_max_ps(v); }

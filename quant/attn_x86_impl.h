@@ -31,6 +31,12 @@
  *   at_keep(valid, e)     e in the valid lanes, +0 elsewhere
  *   at_ge(x, c)           predicate x >= c (ordered); at_maskz_mul(ok, a, b): a*b where ok, else 0
  *   at_rint(x)            round to nearest even;  at_pow2i(m): 2^m for integral m in [-126, 0]
+ *   at_tree4(acc) at_tree_u(u)   at_tree in two steps: 4 keys' accumulators -> u, the AT_W/4
+ *                         u of a block -> the result (at_tree = at_tree_u of the at_tree4s)
+ *   AT_GV2      column vectors per value pass of the group kernel's two-head loop
+ *   AT_REG(x)   keep the vector x in a register (an empty asm): a key or value vector feeds two
+ *               heads' FMAs, and without it the compiler folds the load into both FMAs, two
+ *               loads of one vector where the load ports are the limit (a no-op when emulated)
  */
 #ifndef AT_ISA
 #error "attn_x86_impl.h: include from attn_<isa>.c after defining the vector abstraction"
@@ -89,6 +95,59 @@ AI at_f at_score_block(const float *q, const float *k, int64_t ld, int64_t dv, a
 }
 
 /*
+ * at_score_block for two heads (queries qa, qb; scores to sa, sb; running maxima *ma, *mb) that
+ * share every key load: the block's keys 4 at a time, 2 x 4 accumulators, each key vector
+ * loaded once for both heads; each group of 4 keys reduced by at_tree4 as soon as it is done
+ * and the block by at_tree_u. Every accumulator runs the per-head block's FMAs in the same
+ * order and the tree is the same, so both heads' scores are at_score_block's bits.
+ */
+AI void at_score_block2(const float *qa, const float *qb, const float *k, int64_t ld,
+                        int64_t d, int64_t dv, at_m dlast, int64_t n, int64_t u0, float scale, float *sa,
+                        float *sb, at_f *ma, at_f *mb)
+{
+    at_f ua[AT_W / 4], ub[AT_W / 4];
+    AT_UNROLL(4)
+    for (int g = 0; g < AT_W / 4; g++) {
+        const float *kr[4];
+        for (int j = 0; j < 4; j++) {
+            const int64_t u = u0 + 4 * g + j;
+            kr[j] = k + (u < n ? u : n - 1) * ld;
+        }
+        at_f a[4], b[4];
+        for (int j = 0; j < 4; j++) a[j] = b[j] = at_zero();
+        int64_t i = 0;
+        for (; i < dv - 1; i++) {
+            if (16 * i < d) /* the next 4 keys' i-th cache lines (a prefetch never faults) */
+                for (int j = 0; j < 4; j++) __builtin_prefetch(kr[j] + 4 * ld + 16 * i, 0, 3);
+            const at_f qav = at_loadu(qa + AT_W * i), qbv = at_loadu(qb + AT_W * i);
+            AT_UNROLL(4)
+            for (int j = 0; j < 4; j++) {
+                at_f kv = at_loadu(kr[j] + AT_W * i);
+                AT_REG(kv);
+                a[j] = at_fmadd(qav, kv, a[j]);
+                b[j] = at_fmadd(qbv, kv, b[j]);
+            }
+        }
+        const at_f qav = at_load_m(qa + AT_W * i, dlast), qbv = at_load_m(qb + AT_W * i, dlast);
+        AT_UNROLL(4)
+        for (int j = 0; j < 4; j++) {
+            const at_f kv = at_load_m(kr[j] + AT_W * i, dlast);
+            a[j] = at_fmadd(qav, kv, a[j]);
+            b[j] = at_fmadd(qbv, kv, b[j]);
+        }
+        ua[g] = at_tree4(a);
+        ub[g] = at_tree4(b);
+    }
+    const at_m valid = at_lanes(n - u0);
+    const at_f sca = at_mul(at_tree_u(ua), at_set1(scale));
+    const at_f scb = at_mul(at_tree_u(ub), at_set1(scale));
+    at_store_m(sa + u0, valid, sca);
+    at_store_m(sb + u0, valid, scb);
+    *ma = at_max_where(*ma, valid, sca);
+    *mb = at_max_where(*mb, valid, scb);
+}
+
+/*
  * Context accumulation over keys [ua, ub) (ua even) for the nvec <= NV column vectors from c0
  * (NV a constant: 8, or AT_GV in the group kernel): key pairs (u, u+1) into a0 / a1, an odd last
  * key into a0. `full`: all NV vectors are whole (plain loads); otherwise loads under mk. Every
@@ -127,6 +186,63 @@ AI void at_value_span(const float *s, const float *v, int64_t ld, int64_t c0, in
         const float *v0 = vc + u * ld;
         for (int i = 0; i < nvec; i++)
             a0[i] = at_fmadd(p0, at_load_m(v0 + AT_W * i, mk[i]), a0[i]);
+    }
+}
+
+/*
+ * at_value_span for two heads (weights sa, sb; accumulators a0a/a1a, a0b/a1b) over the AT_GV2
+ * column vectors from c0, all whole or the last under mk: each value vector is loaded once for
+ * both heads. Every accumulator sees at_value_span's FMAs in the same key order.
+ */
+AI void at_value_span2(const float *sa, const float *sb, const float *v, int64_t ld,
+                       int64_t c0, int nvec, const at_m *mk, int full, int64_t ua, int64_t ub,
+                       at_f *a0a, at_f *a1a, at_f *a0b, at_f *a1b)
+{
+    const float *vc = v + AT_W * c0;
+    int64_t u = ua;
+    if (full) {
+        for (; u + 2 <= ub; u += 2) {
+            const at_f pa0 = at_set1(sa[u]), pa1 = at_set1(sa[u + 1]);
+            const at_f pb0 = at_set1(sb[u]), pb1 = at_set1(sb[u + 1]);
+            const float *v0 = vc + u * ld, *v1 = v0 + ld;
+            __builtin_prefetch(v0 + 4 * ld, 0, 3); /* the key pair after next */
+            __builtin_prefetch(v1 + 4 * ld, 0, 3);
+            AT_UNROLL(4)
+            for (int i = 0; i < AT_GV2; i++) {
+                at_f x0 = at_loadu(v0 + AT_W * i), x1 = at_loadu(v1 + AT_W * i);
+                AT_REG(x0);
+                AT_REG(x1);
+                a0a[i] = at_fmadd(pa0, x0, a0a[i]);
+                a0b[i] = at_fmadd(pb0, x0, a0b[i]);
+                a1a[i] = at_fmadd(pa1, x1, a1a[i]);
+                a1b[i] = at_fmadd(pb1, x1, a1b[i]);
+            }
+        }
+    } else {
+        for (; u + 2 <= ub; u += 2) {
+            const at_f pa0 = at_set1(sa[u]), pa1 = at_set1(sa[u + 1]);
+            const at_f pb0 = at_set1(sb[u]), pb1 = at_set1(sb[u + 1]);
+            const float *v0 = vc + u * ld, *v1 = v0 + ld;
+            AT_UNROLL(4)
+            for (int i = 0; i < AT_GV2; i++) {
+                if (i >= nvec) break;
+                const at_f x0 = at_load_m(v0 + AT_W * i, mk[i]);
+                const at_f x1 = at_load_m(v1 + AT_W * i, mk[i]);
+                a0a[i] = at_fmadd(pa0, x0, a0a[i]);
+                a0b[i] = at_fmadd(pb0, x0, a0b[i]);
+                a1a[i] = at_fmadd(pa1, x1, a1a[i]);
+                a1b[i] = at_fmadd(pb1, x1, a1b[i]);
+            }
+        }
+    }
+    if (u < ub) {
+        const at_f pa0 = at_set1(sa[u]), pb0 = at_set1(sb[u]);
+        const float *v0 = vc + u * ld;
+        for (int i = 0; i < nvec; i++) {
+            const at_f x0 = at_load_m(v0 + AT_W * i, mk[i]);
+            a0a[i] = at_fmadd(pa0, x0, a0a[i]);
+            a0b[i] = at_fmadd(pb0, x0, a0b[i]);
+        }
     }
 }
 
@@ -183,15 +299,22 @@ void AT_CAT(glmq_att_head_, AT_ISA)(const float *q, const float *k, const float 
  *   a0[dpad] a1[dpad]   the even-key / odd-key context accumulators of the value pass, stored
  *                       after each tile and reloaded for the next (exact)
  *   x[16]               pass 1: the running max vector (vmax); after pass 2: x[0] = 1/Z
- * 1. For each key tile, for each head: the score blocks of the tile (the per-head block code,
- *    the same u0 = multiples of AT_W, the same clamp to key n-1 in the last block), vmax
+ * 1. For each key tile, for each pair of heads (then an odd last head alone): the score blocks
+ *    of the tile (at_score_block2: each key vector loaded once for both heads, 4 keys at a
+ *    time; the same u0 = multiples of AT_W, the same clamp to key n-1 in the last block), vmax
  *    updated block by block in key order: so s and the max are the per-head kernel's.
  * 2. For each head: e_u and Z over its whole row, as the per-head pass 2.
- * 3. For each value tile, for each head, for each pass of AT_GV column vectors (AVX2: 4, so the
- *    2 x 4 accumulators, p0, p1 and the loads fit the 16 ymm registers with room to spare;
- *    AVX-512: 8): reload a0/a1 (zero
- *    on the first tile), key pairs (u, u+1) with u even as in the per-head loop, the odd last
- *    key into a0, store back; after the last tile out = (a0 + a1) * (1/Z).
+ * 3. For each value tile, for each pair of heads, for each pass of AT_GV2 column vectors
+ *    (AVX2: 2, so the 2 heads x 2 x 2 accumulators, 4 weights and the loaded vectors fit the 16
+ *    ymm registers; AVX-512: 4): reload a0/a1 (zero on the first tile), key pairs (u, u+1)
+ *    with u even as in the per-head loop, each value vector loaded once for both heads, the
+ *    odd last key into a0, store back; after the last tile out = (a0 + a1) * (1/Z). An odd
+ *    last head runs the one-head loop with AT_GV column vectors (AVX2: 4, AVX-512: 8).
+ * The head pairing only shares loads: the loads, not the FMAs, were the limit (2 loads per FMA
+ * issue slot at best), and per (head, key) the operations and their order are unchanged. With
+ * K and V rows ld floats apart (1 KiB for GLM-4: both groups of a token side by side), a 64-key
+ * tile maps onto half of a 32 KiB L1's sets and is re-read from L2 by every head pair, so the
+ * loops also prefetch: the score loop the next 4 keys' lines, the value loop 2 key pairs ahead.
  */
 void AT_CAT(glmq_att_group_, AT_ISA)(const float *q, int64_t ldq, int64_t hq, const float *k,
                                      const float *v, int64_t ld, int64_t d, int64_t n,
@@ -206,7 +329,18 @@ void AT_CAT(glmq_att_group_, AT_ISA)(const float *q, int64_t ldq, int64_t hq, co
     for (int64_t h = 0; h < hq; h++) at_storeu(work + h * W + 2 * dp, at_set1(-INFINITY));
     for (int64_t t0 = 0; t0 < n; t0 += T) {
         const int64_t t1 = n - t0 < T ? n : t0 + T;
-        for (int64_t h = 0; h < hq; h++) {
+        int64_t h = 0;
+        for (; h + 2 <= hq; h += 2) {
+            const float *qa = q + h * ldq, *qb = qa + ldq;
+            float *sa = s + h * n, *sb = sa + n;
+            float *xa = work + h * W + 2 * dp, *xb = xa + W;
+            at_f ma = at_loadu(xa), mb = at_loadu(xb);
+            for (int64_t u0 = t0; u0 < t1; u0 += AT_W)
+                at_score_block2(qa, qb, k, ld, d, dv, dlast, n, u0, scale, sa, sb, &ma, &mb);
+            at_storeu(xa, ma);
+            at_storeu(xb, mb);
+        }
+        if (h < hq) {
             const float *qh = q + h * ldq;
             float *sh = s + h * n, *xh = work + h * W + 2 * dp;
             at_f vmax = at_loadu(xh);
@@ -223,10 +357,51 @@ void AT_CAT(glmq_att_group_, AT_ISA)(const float *q, int64_t ldq, int64_t hq, co
         xh[0] = 1.0f / at_hsum(exp_pass(sh, n, mx));
     }
 
-    /* 3. context, value tile by value tile */
+    /* 3. context, value tile by value tile: head pairs, then an odd last head */
     for (int64_t t0 = 0; t0 < n; t0 += T) {
         const int64_t t1 = n - t0 < T ? n : t0 + T;
-        for (int64_t h = 0; h < hq; h++) {
+        int64_t h = 0;
+        for (; h + 2 <= hq; h += 2) {
+            const float *sa = s + h * n, *sb = sa + n;
+            float *a0sa = work + h * W, *a1sa = a0sa + dp, *a0sb = a0sa + W, *a1sb = a0sb + dp;
+            for (int64_t c0 = 0; c0 < dv; c0 += AT_GV2) {
+                const int nvec = dv - c0 < AT_GV2 ? (int)(dv - c0) : AT_GV2;
+                at_f a0a[AT_GV2], a1a[AT_GV2], a0b[AT_GV2], a1b[AT_GV2];
+                at_m mk[AT_GV2];
+                for (int i = 0; i < AT_GV2; i++) {
+                    a0a[i] = a1a[i] = a0b[i] = a1b[i] = at_zero();
+                    mk[i] = i >= nvec ? at_none() : c0 + i == dv - 1 ? dlast : full;
+                }
+                const int whole = nvec == AT_GV2 && (c0 + AT_GV2 < dv || d % AT_W == 0);
+                if (t0 > 0)
+                    for (int i = 0; i < nvec; i++) {
+                        a0a[i] = at_loadu(a0sa + AT_W * (c0 + i));
+                        a1a[i] = at_loadu(a1sa + AT_W * (c0 + i));
+                        a0b[i] = at_loadu(a0sb + AT_W * (c0 + i));
+                        a1b[i] = at_loadu(a1sb + AT_W * (c0 + i));
+                    }
+                at_value_span2(sa, sb, v, ld, c0, nvec, mk, whole, t0, t1, a0a, a1a, a0b, a1b);
+                if (t1 < n) {
+                    for (int i = 0; i < nvec; i++) {
+                        at_storeu(a0sa + AT_W * (c0 + i), a0a[i]);
+                        at_storeu(a1sa + AT_W * (c0 + i), a1a[i]);
+                        at_storeu(a0sb + AT_W * (c0 + i), a0b[i]);
+                        at_storeu(a1sb + AT_W * (c0 + i), a1b[i]);
+                    }
+                } else {
+                    const at_f iza = at_set1(work[h * W + 2 * dp]);
+                    const at_f izb = at_set1(work[(h + 1) * W + 2 * dp]);
+                    float *oa = out + h * ldo, *ob = oa + ldo;
+                    for (int i = 0; i < nvec; i++) {
+                        at_store_m(oa + AT_W * (c0 + i), mk[i],
+                                   at_mul(at_add(a0a[i], a1a[i]), iza));
+                        at_store_m(ob + AT_W * (c0 + i), mk[i],
+                                   at_mul(at_add(a0b[i], a1b[i]), izb));
+                    }
+                }
+            }
+        }
+        for (; h < hq; h++) {
             const float *sh = s + h * n;
             float *a0s = work + h * W, *a1s = a0s + dp;
             for (int64_t c0 = 0; c0 < dv; c0 += AT_GV) {

@@ -1,0 +1,157 @@
+/*
+ * bench_attn.c - speed of the group attention kernel (quant/attn.h) against the FMA work it
+ * must do: one KV group of hq query heads (GLM-4-9B: hq = 16, d = 128, two KV groups side by
+ * side in the cache, so ld = 256) attending over n keys, single thread.
+ *
+ * Work per key and head: d FMAs for the score and d for the value sum (2*d/W vector FMAs of W
+ * lanes); the exp pass and the reductions are not counted. The FMA peak is measured in the same
+ * run (12 independent FMA chains of the level's width), so the figure is a ratio on a noisy
+ * machine: "% peak" = (4*d*hq*n flops / time) / peak flops/s. Medians of --runs runs, each run
+ * timing enough calls for ~50 ms.
+ *
+ * A/B between two builds: compile this file against each build's library and run the two
+ * binaries alternately (the numbers of one process are comparable only to its own peak line).
+ *
+ * Not part of the default build (a tool, like bench/dot_hash.c):
+ *   cc -O2 -std=c11 -D_POSIX_C_SOURCE=200809L -DGLMQ_HAVE_X86=1 -I. -Isrc bench/bench_attn.c \
+ *      build/libglmq_internal.a -lxxhash -lcjson -lz -lm -lpthread -o /tmp/bench_attn
+ *   /tmp/bench_attn [--level ref|avx2|avx512] [--runs R] [n ...]   (default n: 512 8192 32768)
+ * Environment: ATT_LD=L sets the key/value row stride (default 256 floats); ATT_CALLS=C runs C
+ * calls at the first n only, without timing or peak, for `perf stat -e task-clock` / `perf
+ * record` (CPU time of this process only: steadier than wall time on a shared machine).
+ */
+#include "quant/dot.h"
+
+#include <immintrin.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static uint64_t rng = 12345;
+static float rnd(void)
+{
+    uint64_t z = (rng += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    return (float)((double)(z >> 11) * 0x1p-53 * 2.0 - 1.0);
+}
+
+/* 12 independent FMA chains of 8 lanes: flops/s of one thread. */
+__attribute__((target("avx2,fma"))) static double peak_avx2(void)
+{
+    __m256 a[12];
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; i++) a[i] = _mm256_set1_ps(1.0f + 0.001f * (float)i);
+    const __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
+    const long iters = 20000000;
+    const double t0 = now();
+    for (long k = 0; k < iters; k++)
+#pragma GCC unroll 12
+        for (int i = 0; i < 12; i++) a[i] = _mm256_fmadd_ps(a[i], m, c);
+    const double t = now() - t0;
+    float sink = 0;
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; i++) sink += _mm256_cvtss_f32(a[i]);
+    if (sink == 12345.0f) puts("");
+    return (double)iters * 12 * 8 * 2 / t;
+}
+
+int main(int argc, char **argv)
+{
+    glmq_cpu_level level = GLMQ_CPU_AVX2;
+    int runs = 7;
+    int64_t ns[16];
+    int nn = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--level") && i + 1 < argc) {
+            const char *l = argv[++i];
+            level = !strcmp(l, "ref") ? GLMQ_CPU_REF
+                    : !strcmp(l, "avx512") ? GLMQ_CPU_AVX512
+                                           : GLMQ_CPU_AVX2;
+        } else if (!strcmp(argv[i], "--runs") && i + 1 < argc) {
+            runs = atoi(argv[++i]);
+        } else if (nn < 16) {
+            ns[nn++] = atoll(argv[i]);
+        }
+    }
+    if (runs < 1 || runs > 64) runs = 7;
+    if (!nn) {
+        ns[0] = 512, ns[1] = 8192, ns[2] = 32768;
+        nn = 3;
+    }
+    const glmq_dot_kernels *k = glmq_dot_kernels_for(level);
+    if (!k || !k->att_group) {
+        fprintf(stderr, "level unavailable\n");
+        return 1;
+    }
+    const int64_t hq = 16, d = 128, ld = getenv("ATT_LD") ? atoll(getenv("ATT_LD")) : 256;
+    double pk[64];
+    if (getenv("ATT_CALLS")) { /* fixed work, no peak: for perf stat */
+        const int64_t n = ns[0];
+        const int calls = atoi(getenv("ATT_CALLS"));
+        float *kv = malloc((size_t)(2 * n * ld) * sizeof(float)), *q = malloc(4 * hq * d);
+        float *out = malloc(4 * hq * d), *s = malloc(4 * glmq_att_group_scratch(hq, n, d));
+        for (int64_t i = 0; i < 2 * n * ld; i++) kv[i] = rnd();
+        for (int64_t i = 0; i < hq * d; i++) q[i] = rnd();
+        for (int c = 0; c < calls; c++)
+            k->att_group(q, d, hq, kv, kv + n * ld, ld, d, n, 0.088f, s, out, d);
+        return 0;
+    }
+    for (int r = 0; r < 3; r++) pk[r] = peak_avx2();
+    qsort(pk, 3, sizeof *pk, cmp_d);
+    const double peak = pk[1];
+    printf("att_group level %d, hq %lld, d %lld, ld %lld; FMA peak (AVX2, 1 thread) %.1f "
+           "GFLOP/s\n",
+           (int)level, (long long)hq, (long long)d, (long long)ld, peak * 1e-9);
+    printf("%8s %14s %10s %8s\n", "n", "ms/call", "ns/key/hd", "% peak");
+    for (int in = 0; in < nn; in++) {
+        const int64_t n = ns[in];
+        float *kv = malloc((size_t)(2 * n * ld) * sizeof(float));
+        float *q = malloc((size_t)(hq * d) * sizeof(float));
+        float *out = malloc((size_t)(hq * d) * sizeof(float));
+        float *s = malloc((size_t)glmq_att_group_scratch(hq, n, d) * sizeof(float));
+        if (!kv || !q || !out || !s) return 1;
+        for (int64_t i = 0; i < 2 * n * ld; i++) kv[i] = rnd();
+        for (int64_t i = 0; i < hq * d; i++) q[i] = rnd();
+        const float scale = 1.0f / sqrtf((float)d);
+        /* calls per run: ~50 ms */
+        double t0 = now();
+        k->att_group(q, d, hq, kv, kv + n * ld, ld, d, n, scale, s, out, d);
+        double one = now() - t0;
+        int calls = (int)(0.05 / (one > 1e-6 ? one : 1e-6));
+        if (calls < 1) calls = 1;
+        double tr[64];
+        for (int r = 0; r < runs; r++) {
+            t0 = now();
+            for (int c = 0; c < calls; c++)
+                k->att_group(q, d, hq, kv, kv + n * ld, ld, d, n, scale, s, out, d);
+            tr[r] = (now() - t0) / calls;
+        }
+        qsort(tr, (size_t)runs, sizeof *tr, cmp_d);
+        const double t = tr[runs / 2];
+        const double flops = 4.0 * (double)d * (double)hq * (double)n;
+        printf("%8lld %14.3f %10.2f %7.1f%%\n", (long long)n, t * 1e3,
+               t * 1e9 / (double)(n * hq), 100.0 * flops / t / peak);
+        free(kv);
+        free(q);
+        free(out);
+        free(s);
+    }
+    return 0;
+}
