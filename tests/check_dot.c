@@ -900,7 +900,8 @@ START_TEST(dispatch_levels)
         const glmq_dot_kernels *k2 = glmq_dot_kernels_for(GLMQ_CPU_AVX2);
         ck_assert_ptr_nonnull(k2); /* AVX-VNNI implies AVX2 */
         ck_assert_str_eq(kv->name, "avxvnni");
-        for (int mode = 0; mode < GLMQ_DOT_NMODES; mode++) ck_assert(kv->prep[mode] == k2->prep[mode]);
+        for (int mode = 0; mode < GLMQ_DOT_NMODES; mode++)
+            ck_assert(kv->prep[mode] == k2->prep[mode]);
         ck_assert(kv->q4[GLMQ_DOT_EXACT] == k2->q4[GLMQ_DOT_EXACT]);
         ck_assert(kv->q8[GLMQ_DOT_EXACT] == k2->q8[GLMQ_DOT_EXACT]);
         ck_assert(kv->q4g[GLMQ_DOT_EXACT] == k2->q4g[GLMQ_DOT_EXACT]);

@@ -29,9 +29,9 @@ static void usage(FILE *f)
     fprintf(f, "usage: glmq <command> [options]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
-    fprintf(f, "\n'glmq <command> --help' describes a command; 'glmq --version' prints the version, "
-               "the active kernel level and the levels this CPU runs (ref, avx2, avxvnni, avx512, "
-               "avx512vnni, neon, dotprod; GLMQ_CPU=<level> caps the choice).\n");
+    fprintf(f, "\n'glmq <command> --help' describes a command; 'glmq --version' prints the "
+               "version,\nthe active kernel level and the levels this CPU runs (ref avx2 avxvnni "
+               "avx512 avx512vnni,\nneon dotprod; GLMQ_CPU=<level> caps the choice).\n");
 }
 
 int main(int argc, char **argv)
