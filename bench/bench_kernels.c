@@ -45,7 +45,8 @@
 
 static const char usage_text[] =
     "usage: glmq bench gemv [--threads N] [--runs K] [--bw-mb M] [--arena-mb M] [--tokens T]\n"
-    "                       [--only bw|gemv|gemm|peak|f16|acc] [--level ref|avx2|avx512]\n"
+    "                       [--only bw|gemv|gemm|peak|f16|acc]\n"
+    "                       [--level ref|avx2|avxvnni|avx512|avx512vnni|neon|dotprod]\n"
     "                       [--quick]\n"
     "                       [--groups TYPE,...|all|none]\n"
     "\n"
@@ -59,7 +60,9 @@ static const char usage_text[] =
     "peak: the FP32 FMA peak of the level (12 independent FMA chains), 1 and N threads.\n"
     "f16: exact GEMM on F16 and BF16 weights at --tokens tokens on N threads (the reference\n"
     "half of verify/ppl), GFLOP/s and % of that FMA peak (measured in the same run).\n"
-    "--only picks one section (bw runs only when gemv or bw is measured).\n";
+    "--only picks one section (bw runs only when gemv or bw is measured).\n"
+    "--level: the kernels of that level (default: the active one, GLMQ_CPU); it must be one\n"
+    "this CPU runs. avxvnni is avx2 with the 256-bit vpdpbusd (AVX-VNNI) fast kernels.\n";
 
 /* ---- small helpers --------------------------------------------------------------------------- */
 
@@ -555,9 +558,11 @@ static int peak_width(glmq_cpu_level level)
 {
 #if defined(BENCH_X86_FMA)
 #if !defined(GLMQ_EMULATE_AVX512)
-    if (level >= GLMQ_CPU_AVX512 && __builtin_cpu_supports("avx512f")) return 16;
+    if ((level == GLMQ_CPU_AVX512 || level == GLMQ_CPU_AVX512VNNI) &&
+        __builtin_cpu_supports("avx512f"))
+        return 16;
 #endif
-    if (level >= GLMQ_CPU_AVX2 && __builtin_cpu_supports("avx2") &&
+    if (level != GLMQ_CPU_REF && __builtin_cpu_supports("avx2") &&
         __builtin_cpu_supports("fma"))
         return 8;
 #endif
@@ -841,12 +846,11 @@ int glmq_bench_gemv(int argc, char **argv)
                                         "--only needs bw|gemv|gemm|peak|f16|acc");
             only = argv[i];
         } else if (!strcmp(a, "--level")) {
-            if (++i >= argc)
-                return glmq_bench_usage("bench gemv", "--level needs ref|avx2|avx512|avx512vnni");
-            level = !strcmp(argv[i], "ref")      ? GLMQ_CPU_REF
-                    : !strcmp(argv[i], "avx2")   ? GLMQ_CPU_AVX2
-                    : !strcmp(argv[i], "avx512") ? GLMQ_CPU_AVX512
-                                                 : GLMQ_CPU_AVX512VNNI;
+            const int lv = i + 1 < argc ? glmq_cpu_parse(argv[i + 1]) : -1;
+            if (++i >= argc || lv < 0)
+                return glmq_bench_usage("bench gemv", "--level needs ref|avx2|avxvnni|avx512|"
+                                                      "avx512vnni|neon|dotprod");
+            level = (glmq_cpu_level)lv;
         } else if (!strcmp(a, "--groups")) {
             if (++i >= argc || parse_groups(argv[i], groups, &ngroups) != 0)
                 return glmq_bench_usage("bench gemv", "--groups needs int4g32,int8g128,... or "

@@ -11,14 +11,20 @@
  *
  *   ref         the _ref kernels everywhere
  *   avx2        the AVX2 kernels everywhere
+ *   avxvnni     as avx2, with the 256-bit vpdpbusd (AVX-VNNI) FAST kernels of dot_avxvnni.c
+ *               (built only when the compiler has -mavxvnni: GLMQ_HAVE_AVXVNNI)
  *   avx512      AVX-512 quantizers, widening, EXACT/F16/BF16 + preparation; AVX2 FAST kernels
  *   avx512vnni  as avx512, with the vpdpbusd FAST kernels
  *   neon        aarch64: NEON preparation, INT4/INT8 EXACT/FAST_B32/FAST_ROW, F16/BF16, sum;
  *               _ref group-wise and attention kernels and _ref quantizers
  *   dotprod     as neon, with the SDOT FAST kernels
  *
- * The x86 and ARM levels are two families above ref (glmq.h): a level of the family this build
- * does not run is never offered by glmq_kernels_for() and glmq_cpu_force() ignores it.
+ * The x86 and ARM levels are two families above ref (glmq.h), each ordered by capability
+ * (glmq_cpu_rank), and a CPU supports a set of levels (glmq_cpu_supported), not every level
+ * below its best. glmq_kernels_for() offers exactly the supported levels; the active level is
+ * glmq_cpu_pick(supported, GLMQ_CPU cap), and glmq_cpu_force() moves it to the best supported
+ * level at or below the forced one, only ever down the order (a level of the family this build
+ * does not run changes nothing).
  */
 #include "quant/dot.h"
 #include "quant/quant_x86.h"
@@ -62,6 +68,24 @@ static const glmq_dot_kernels d_avx2 = {
     .att = glmq_att_head_avx2,
     .att_group = glmq_att_group_avx2,
 };
+
+#if defined(GLMQ_HAVE_AVXVNNI)
+/* The avx2 table with the vpdpbusd FAST kernels (bit-identical results: quant/dot_avxvnni.c). */
+static const glmq_dot_kernels d_avxvnni = {
+    .level = GLMQ_CPU_AVXVNNI,
+    .name = "avxvnni",
+    .prep = {glmq_dot_prep_exact_avx2, glmq_dot_prep_b32_avx2, glmq_dot_prep_row_avx2},
+    .q4 = {glmq_q4_dot_f32_avx2, glmq_q4_dot_q8b_avxvnni, glmq_q4_dot_q8r_avxvnni},
+    .q8 = {glmq_q8_dot_f32_avx2, glmq_q8_dot_q8b_avxvnni, glmq_q8_dot_q8r_avxvnni},
+    .q4g = {glmq_q4g_dot_f32_avx2, glmq_q4g_dot_q8b_avxvnni, NULL},
+    .q8g = {glmq_q8g_dot_f32_avx2, glmq_q8g_dot_q8b_avxvnni, NULL},
+    .f16 = glmq_f16_dot_f32_avx2,
+    .bf16 = glmq_bf16_dot_f32_avx2,
+    .sum_f32 = glmq_dot_sum_f32_avx2,
+    .att = glmq_att_head_avx2,
+    .att_group = glmq_att_group_avx2,
+};
+#endif
 
 static const glmq_dot_kernels d_avx512 = {
     .level = GLMQ_CPU_AVX512,
@@ -149,6 +173,18 @@ static const glmq_kernels k_avx2 = {
     .dot = &d_avx2,
 };
 
+#if defined(GLMQ_HAVE_AVXVNNI)
+static const glmq_kernels k_avxvnni = {
+    .level = GLMQ_CPU_AVXVNNI,
+    .quantize_row_q8 = glmq_quantize_row_q8_avx2,
+    .quantize_row_q4 = glmq_quantize_row_q4_avx2,
+    .f16_to_f32 = glmq_f16_to_f32_avx2,
+    .bf16_to_f32 = glmq_bf16_to_f32_avx2,
+    .f32_to_f16 = glmq_f32_to_f16_avx2,
+    .dot = &d_avxvnni,
+};
+#endif
+
 static const glmq_kernels k_avx512 = {
     .level = GLMQ_CPU_AVX512,
     .quantize_row_q8 = glmq_quantize_row_q8_avx512,
@@ -193,22 +229,14 @@ static const glmq_kernels k_dotprod = {
 };
 #endif
 
-/* 1 when l belongs to the level family this build cannot run (glmq.h): x86 levels on aarch64,
- * ARM levels everywhere else. Such a level is never offered, and forcing it changes nothing. */
-static int foreign_level(glmq_cpu_level l)
-{
-#if defined(GLMQ_HAVE_ARM64)
-    return l == GLMQ_CPU_AVX2 || l == GLMQ_CPU_AVX512 || l == GLMQ_CPU_AVX512VNNI;
-#else
-    return l == GLMQ_CPU_NEON || l == GLMQ_CPU_DOTPROD;
-#endif
-}
-
 static const glmq_kernels *table_for(glmq_cpu_level l)
 {
 #if defined(GLMQ_HAVE_X86)
     if (l == GLMQ_CPU_AVX512VNNI) return &k_avx512vnni;
     if (l == GLMQ_CPU_AVX512) return &k_avx512;
+#if defined(GLMQ_HAVE_AVXVNNI)
+    if (l == GLMQ_CPU_AVXVNNI) return &k_avxvnni;
+#endif
     if (l == GLMQ_CPU_AVX2) return &k_avx2;
 #endif
 #if defined(GLMQ_HAVE_ARM64)
@@ -228,9 +256,7 @@ const glmq_kernels *glmq_kernels_get(void)
     const glmq_kernels *k = atomic_load_explicit(&g_active, memory_order_acquire);
     if (GLMQ_LIKELY(k != NULL)) return k;
 
-    glmq_cpu_level l = glmq_cpu_detected(), cap = glmq_cpu_env_cap();
-    if (cap < l) l = cap;
-    const glmq_kernels *want = table_for(l);
+    const glmq_kernels *want = table_for(glmq_cpu_pick(glmq_cpu_supported(), glmq_cpu_env_cap()));
     const glmq_kernels *expected = NULL;
     if (atomic_compare_exchange_strong_explicit(&g_active, &expected, want, memory_order_acq_rel,
                                                 memory_order_acquire))
@@ -241,7 +267,7 @@ const glmq_kernels *glmq_kernels_get(void)
 const glmq_kernels *glmq_kernels_for(glmq_cpu_level level)
 {
     if (level < GLMQ_CPU_REF || level > GLMQ_CPU_MAX) return NULL;
-    if (foreign_level(level) || level > glmq_cpu_detected()) return NULL;
+    if (!(glmq_cpu_supported() & GLMQ_CPU_BIT(level))) return NULL;
     return table_for(level);
 }
 
@@ -249,12 +275,15 @@ glmq_cpu_level glmq_cpu_force(glmq_cpu_level level)
 {
     if (level < GLMQ_CPU_REF) level = GLMQ_CPU_REF;
     const glmq_kernels *cur = glmq_kernels_get();
-    if (foreign_level(level)) return cur->level; /* another architecture's level: no change */
+    if (level > GLMQ_CPU_MAX) return cur->level; /* no level: no change */
+    /* the best level the CPU runs at or below the forced one (another architecture's level
+     * allows every level, so the current one stays) */
+    const glmq_cpu_level want = glmq_cpu_pick(glmq_cpu_supported(), (int)level);
     for (;;) {
-        if (level >= cur->level) return cur->level; /* can only lower */
-        if (atomic_compare_exchange_weak_explicit(&g_active, &cur, table_for(level),
+        if (glmq_cpu_rank(want) >= glmq_cpu_rank(cur->level)) return cur->level; /* only lower */
+        if (atomic_compare_exchange_weak_explicit(&g_active, &cur, table_for(want),
                                                   memory_order_acq_rel, memory_order_acquire))
-            return level;
+            return want;
         /* cur now holds the value another thread stored; retry against it */
     }
 }

@@ -178,7 +178,7 @@ typedef double (*glmq_dot_sum_fn)(const float *p, int64_t n);
  */
 typedef struct glmq_dot_kernels {
     glmq_cpu_level level;
-    const char *name; /* "ref", "avx2", "avx512", "avx512vnni" */
+    const char *name; /* glmq_cpu_level_name(level): "ref", "avx2", "avxvnni", ... */
     glmq_dot_prep_fn prep[GLMQ_DOT_NMODES];
     glmq_dot_mm_fn q4[GLMQ_DOT_NMODES];
     glmq_dot_mm_fn q8[GLMQ_DOT_NMODES];
@@ -344,6 +344,10 @@ GLMQ_DOT_DECLARE_EXACT(avx512)   /* quant/dot_avx512.c: AVX-512 F/BW/VL/DQ */
 GLMQ_DOT_DECLARE_FAST(avx512vnni) /* vpdpbusd; without VNNI the AVX2 fast kernels are used */
 GLMQ_DOT_DECLARE_GROUPED(avx512)     /* only its _f32 (EXACT) kernels exist */
 GLMQ_DOT_DECLARE_GROUPED(avx512vnni) /* only its _q8b (FAST_B32) kernels exist */
+#if defined(GLMQ_HAVE_AVXVNNI)
+GLMQ_DOT_DECLARE_FAST(avxvnni)    /* quant/dot_avxvnni.c: 256-bit vpdpbusd (AVX-VNNI); the */
+GLMQ_DOT_DECLARE_GROUPED(avxvnni) /* rest of its level is avx2's; only _q8b kernels exist */
+#endif
 #endif
 
 #endif /* GLMQ_DOT_H */

@@ -1,11 +1,12 @@
 /*
  * dot_x86_fast_impl.h - the body of the x86 FAST (int8 activation) matrix kernels (quant/dot.h
  * §2, FAST_B32 and FAST_ROW), written once and instantiated by dot_avx2.c (vpmaddubsw +
- * vpmaddwd) and dot_avx512.c (vpdpbusd, inside its AVX-512 VNNI section). Included after
- * quant/dot_x86_impl.h (its vector operations, prefetch_next, row_scale), once the ISA file has
- * defined
+ * vpmaddwd), dot_avx512.c (vpdpbusd, inside its AVX-512 VNNI section) and dot_avxvnni.c
+ * (256-bit vpdpbusd). Included after quant/dot_x86_impl.h or, in a file without the EXACT
+ * kernels, quant/dot_x86_helpers.h (the vector operations, prefetch_next, row_scale), once the
+ * ISA file has defined
  *
- *   DOT_FAST_ISA          name suffix of the FAST entry points (_avx2, _avx512vnni)
+ *   DOT_FAST_ISA          name suffix of the FAST entry points (_avx2, _avx512vnni, _avxvnni)
  *   DOT_Q4B_RV DOT_Q8B_RV DOT_Q4R_RV DOT_Q8R_RV   GEMV rows per panel (FAST_B32 / FAST_ROW)
  *   DOT_FAST_RM DOT_FAST_TM                       GEMM rows x tokens per micro-kernel
  *   DOT_B32_TOKEN_MAJOR   FAST_B32 loop nest (below): 1 = tokens outside, steps inside

@@ -32,8 +32,9 @@ glmq_hacc_fn glmq_hacc_kernel(glmq_cpu_level level)
 {
     if (!glmq_kernels_for(level)) return NULL;
 #if defined(GLMQ_HAVE_X86)
-    if (level >= GLMQ_CPU_AVX512) return glmq_hacc_block_avx512;
-    if (level >= GLMQ_CPU_AVX2) return glmq_hacc_block_avx2;
+    /* the levels are not a numeric chain (glmq.h): avxvnni has no AVX-512 */
+    if (level == GLMQ_CPU_AVX512 || level == GLMQ_CPU_AVX512VNNI) return glmq_hacc_block_avx512;
+    if (level == GLMQ_CPU_AVX2 || level == GLMQ_CPU_AVXVNNI) return glmq_hacc_block_avx2;
 #endif
     return glmq_hacc_block_ref;
 }

@@ -110,7 +110,8 @@ const glmq_kernels *glmq_kernels_get(void);
 /* The table for a specific level (for tests); returns NULL if the CPU/OS cannot run it. */
 const glmq_kernels *glmq_kernels_for(glmq_cpu_level level);
 
-/* For tests: lower the active level (can only lower, as GLMQ_CPU). Returns the new level. */
+/* For tests: lower the active level to the best supported one at or below level in the
+ * capability order (glmq.h; can only lower, as GLMQ_CPU). Returns the new active level. */
 glmq_cpu_level glmq_cpu_force(glmq_cpu_level level);
 
 #endif /* GLMQ_QUANT_H */

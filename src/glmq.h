@@ -301,26 +301,33 @@ GLMQ_API glmq_status glmq_export_verify(const char *path, int64_t *n_tensors, gl
 /* ------------------------------------------------------------------------------------------ */
 /* CPU features and kernel selection.                                                          */
 
-/* Kernel levels. Two families above the portable REF, each level a superset of the one below
- * it in its family:
- *   x86-64:  AVX2 (+FMA+F16C) < AVX512 (F+BW+VL+DQ) < AVX512VNNI (adds vpdpbusd, the fast int8
- *            kernels);
+/* Kernel levels. Two families above the portable REF, ordered by capability (the order in
+ * which the best runnable level is chosen and a cap lowers it):
+ *   x86-64:  AVX2 (+FMA+F16C) < AVXVNNI (AVX2 plus the 256-bit VEX vpdpbusd of AVX-VNNI:
+ *            Alder Lake and later, Zen 5) < AVX512 (F+BW+VL+DQ) < AVX512VNNI (adds the 512-bit
+ *            vpdpbusd, the fast int8 kernels);
  *   aarch64: NEON (Advanced SIMD, every ARMv8-A) < DOTPROD (ARMv8.2 SDOT, HWCAP_ASIMDDP).
- * Levels of the other family are never available, and as a cap they lower nothing. Values are
- * frozen (the ARM ones were appended); GLMQ_CPU_MAX is the highest value, not an x86 level. */
+ * The order is not the numeric order of the values, and a CPU supports a set of levels, not
+ * every level below its best: a Skylake-X runs AVX512 but not AVXVNNI, an Alder Lake AVXVNNI
+ * but not AVX512. Levels of the other family are never available, and as a cap they lower
+ * nothing. Values are frozen (later levels are appended); GLMQ_CPU_MAX is the highest value,
+ * not a level of either family. */
 typedef enum {
     GLMQ_CPU_REF = 0,
     GLMQ_CPU_AVX2 = 1,
     GLMQ_CPU_AVX512 = 2,
     GLMQ_CPU_AVX512VNNI = 3,
     GLMQ_CPU_NEON = 4,
-    GLMQ_CPU_DOTPROD = 5
+    GLMQ_CPU_DOTPROD = 5,
+    GLMQ_CPU_AVXVNNI = 6
 } glmq_cpu_level;
-#define GLMQ_CPU_MAX GLMQ_CPU_DOTPROD
+#define GLMQ_CPU_MAX GLMQ_CPU_AVXVNNI
 
-/* The active kernel level: the best the CPU and OS support, lowered by
- * GLMQ_CPU=ref|avx2|avx512|avx512vnni|neon|dotprod (or scalar) in the environment; ref (scalar)
- * forces the portable kernels on every machine, a level of the other architecture is ignored. */
+/* The active kernel level: the best level the CPU and OS support, capped by
+ * GLMQ_CPU=ref|avx2|avxvnni|avx512|avx512vnni|neon|dotprod (or scalar; avx_vnni = avxvnni) in
+ * the environment: the best supported level at or below the named one in the order above (so
+ * GLMQ_CPU=avxvnni gives avx2 on a CPU with AVX-512 but without AVX-VNNI); ref (scalar) forces
+ * the portable kernels on every machine, a level of the other architecture is ignored. */
 GLMQ_API glmq_cpu_level glmq_cpu_active(void);
 GLMQ_API const char *glmq_cpu_level_name(glmq_cpu_level l);
 

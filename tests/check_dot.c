@@ -378,8 +378,10 @@ static void build_cases(void)
     ncases = n;
 }
 
-static const glmq_cpu_level levels[] = {GLMQ_CPU_REF,         GLMQ_CPU_AVX2, GLMQ_CPU_AVX512,
-                                         GLMQ_CPU_AVX512VNNI, GLMQ_CPU_NEON, GLMQ_CPU_DOTPROD};
+static const glmq_cpu_level levels[] = {GLMQ_CPU_REF,        GLMQ_CPU_AVX2,
+                                         GLMQ_CPU_AVXVNNI,    GLMQ_CPU_AVX512,
+                                         GLMQ_CPU_AVX512VNNI, GLMQ_CPU_NEON,
+                                         GLMQ_CPU_DOTPROD};
 _Static_assert(sizeof levels / sizeof levels[0] == GLMQ_CPU_MAX + 1, "every level is swept");
 
 /* GLMQ_TEST_THIN=k[:o]: 1 when sweep case i is skipped (i % k != o). */
@@ -451,6 +453,16 @@ START_TEST(sweep)
                                (long long)t, (long long)r, a, b, tol);
                     }
                 }
+            /* avxvnni: the avx2 kernels with vpdpbusd for the integer sums, so every mode
+             * gives avx2's bits (the same fp32 steps on the same exact sums) */
+            const glmq_dot_kernels *k2 = glmq_dot_kernels_for(GLMQ_CPU_AVX2);
+            if (levels[li] == GLMQ_CPU_AVXVNNI && k2 != NULL) {
+                float *y2 = run(k2, m, &pk, 0, m->rows);
+                EXPECT(memcmp(y2, yk, (size_t)(m->rows * dc->ntok) * sizeof(float)) == 0,
+                       "case %d avxvnni %s %s: differs from avx2", _i, glmq_type_name(dc->type),
+                       glmq_dot_mode_name(mode));
+                free(y2);
+            }
             /* GEMM row t == GEMV of token t, bit for bit */
             for (int64_t t = 0; t < dc->ntok; t++) {
                 prepared p1;
@@ -871,8 +883,8 @@ START_TEST(dispatch_levels)
     ck_assert_ptr_nonnull(glmq_dot_kernels_for(GLMQ_CPU_REF));
     const char *env = getenv("GLMQ_CPU");
     if (env && strcmp(env, "ref") == 0) ck_assert_str_eq(k->name, "ref");
-    if (env && strcmp(env, "avx2") == 0 && k->level <= GLMQ_CPU_AVX512VNNI)
-        ck_assert_int_le(k->level, GLMQ_CPU_AVX2);
+    if (env && strcmp(env, "avx2") == 0 && k->level != GLMQ_CPU_REF)
+        ck_assert_int_eq(k->level, GLMQ_CPU_AVX2);
     if (env && strcmp(env, "neon") == 0 && k->level >= GLMQ_CPU_NEON)
         ck_assert_int_eq(k->level, GLMQ_CPU_NEON);
     /* a level of the other architecture is never offered */
@@ -882,8 +894,26 @@ START_TEST(dispatch_levels)
 #elif defined(GLMQ_HAVE_ARM64)
     ck_assert_ptr_null(glmq_dot_kernels_for(GLMQ_CPU_AVX2));
     ck_assert_ptr_null(glmq_dot_kernels_for(GLMQ_CPU_AVX512VNNI));
+    ck_assert_ptr_null(glmq_dot_kernels_for(GLMQ_CPU_AVXVNNI));
     ck_assert_ptr_nonnull(glmq_dot_kernels_for(GLMQ_CPU_NEON)); /* ARMv8-A baseline */
 #endif
+    /* avxvnni is avx2 with its own FAST kernels: everything else is avx2's */
+    const glmq_dot_kernels *kv = glmq_dot_kernels_for(GLMQ_CPU_AVXVNNI);
+    if (kv) {
+        const glmq_dot_kernels *k2 = glmq_dot_kernels_for(GLMQ_CPU_AVX2);
+        ck_assert_ptr_nonnull(k2); /* AVX-VNNI implies AVX2 */
+        ck_assert_str_eq(kv->name, "avxvnni");
+        for (int mode = 0; mode < GLMQ_DOT_NMODES; mode++)
+            ck_assert(kv->prep[mode] == k2->prep[mode]);
+        ck_assert(kv->q4[GLMQ_DOT_EXACT] == k2->q4[GLMQ_DOT_EXACT]);
+        ck_assert(kv->q8[GLMQ_DOT_EXACT] == k2->q8[GLMQ_DOT_EXACT]);
+        ck_assert(kv->q4g[GLMQ_DOT_EXACT] == k2->q4g[GLMQ_DOT_EXACT]);
+        ck_assert(kv->q8g[GLMQ_DOT_EXACT] == k2->q8g[GLMQ_DOT_EXACT]);
+        ck_assert(kv->q4[GLMQ_DOT_FAST_B32] != k2->q4[GLMQ_DOT_FAST_B32]);
+        ck_assert(kv->q8[GLMQ_DOT_FAST_ROW] != k2->q8[GLMQ_DOT_FAST_ROW]);
+        ck_assert(kv->f16 == k2->f16 && kv->bf16 == k2->bf16 && kv->sum_f32 == k2->sum_f32);
+        ck_assert(kv->att == k2->att && kv->att_group == k2->att_group);
+    }
     for (size_t li = 0; li < sizeof levels / sizeof levels[0]; li++) {
         const glmq_dot_kernels *kl = glmq_dot_kernels_for(levels[li]);
         if (!kl) continue;

@@ -667,6 +667,7 @@ START_TEST(test_level_names)
     ck_assert_str_eq(glmq_cpu_level_name(GLMQ_CPU_AVX2), "avx2");
     ck_assert_str_eq(glmq_cpu_level_name(GLMQ_CPU_AVX512), "avx512");
     ck_assert_str_eq(glmq_cpu_level_name(GLMQ_CPU_AVX512VNNI), "avx512vnni");
+    ck_assert_str_eq(glmq_cpu_level_name(GLMQ_CPU_AVXVNNI), "avxvnni");
     ck_assert_ptr_nonnull(glmq_cpu_level_name((glmq_cpu_level)7));
     ck_assert_ptr_null(glmq_kernels_for((glmq_cpu_level)(GLMQ_CPU_MAX + 1)));
     ck_assert_ptr_null(glmq_kernels_for((glmq_cpu_level)-1));
@@ -676,8 +677,9 @@ START_TEST(test_level_names)
     ck_assert(r->quantize_row_q4 == glmq_quantize_row_q4_ref);
     ck_assert(r->f16_to_f32 == glmq_f16_to_f32_row);
     ck_assert(r->bf16_to_f32 == glmq_bf16_to_f32_row);
-    /* levels are nested: if avx512 runs, avx2 runs */
+    /* each x86 level needs AVX2 (avx512 and avxvnni are independent of each other) */
     if (glmq_kernels_for(GLMQ_CPU_AVX512)) ck_assert_ptr_nonnull(glmq_kernels_for(GLMQ_CPU_AVX2));
+    if (glmq_kernels_for(GLMQ_CPU_AVXVNNI)) ck_assert_ptr_nonnull(glmq_kernels_for(GLMQ_CPU_AVX2));
     if (glmq_kernels_for(GLMQ_CPU_AVX512VNNI))
         ck_assert_ptr_nonnull(glmq_kernels_for(GLMQ_CPU_AVX512));
     /* one table: each level's matrix kernels are the dot table of the same level */
@@ -694,60 +696,94 @@ END_TEST
 /* The active level is the best supported one, capped by GLMQ_CPU. */
 START_TEST(test_dispatch_level)
 {
-    /* the hardware level from the compiler's own CPU probe (CPUID + the OS's saved state),
-     * not from the dispatcher under test */
-    int hw = GLMQ_CPU_REF;
+    /* the supported set from the compiler's own CPU probe (CPUID + the OS's saved state), not
+     * from the dispatcher under test */
+    unsigned hw = 1u << GLMQ_CPU_REF;
+    int arm = 0;
 #if defined(GLMQ_HAVE_X86)
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
         __builtin_cpu_supports("avx")) {
-        hw = GLMQ_CPU_AVX2;
+        hw |= 1u << GLMQ_CPU_AVX2;
         if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
-            hw = __builtin_cpu_supports("avx512vnni") ? GLMQ_CPU_AVX512VNNI : GLMQ_CPU_AVX512;
+            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")) {
+            hw |= 1u << GLMQ_CPU_AVX512;
+            if (__builtin_cpu_supports("avx512vnni")) hw |= 1u << GLMQ_CPU_AVX512VNNI;
+        }
+#if defined(GLMQ_HAVE_AVXVNNI)
+        if (__builtin_cpu_supports("avxvnni")) hw |= 1u << GLMQ_CPU_AVXVNNI;
+#endif
 #if defined(GLMQ_EMULATE_AVX512)
-        hw = GLMQ_CPU_AVX512VNNI; /* test build: AVX-512 runs emulated on AVX2 */
+        /* test build: AVX-512 and AVX-VNNI run emulated on AVX2 */
+        hw |= (1u << GLMQ_CPU_AVX512) | (1u << GLMQ_CPU_AVX512VNNI);
+#if defined(GLMQ_HAVE_AVXVNNI)
+        hw |= 1u << GLMQ_CPU_AVXVNNI;
+#endif
 #endif
     }
 #elif defined(GLMQ_HAVE_ARM64)
     /* the kernel's hwcaps (Advanced SIMD, SDOT), as the auxiliary vector reports them */
+    arm = 1;
     const unsigned long hwcap = getauxval(AT_HWCAP);
-    if (hwcap & (1UL << 1)) hw = (hwcap & (1UL << 20)) ? GLMQ_CPU_DOTPROD : GLMQ_CPU_NEON;
+    if (hwcap & (1UL << 1)) {
+        hw |= 1u << GLMQ_CPU_NEON;
+        if (hwcap & (1UL << 20)) hw |= 1u << GLMQ_CPU_DOTPROD;
+    }
 #endif
-    /* levels of the other architecture's family are never offered */
-    const int arm = hw >= GLMQ_CPU_NEON;
+    /* exactly the supported levels are offered (never one of the other family) */
     for (int l = GLMQ_CPU_REF; l <= GLMQ_CPU_MAX; l++)
-        ck_assert_msg((glmq_kernels_for((glmq_cpu_level)l) != NULL) ==
-                          (l == GLMQ_CPU_REF || (l <= hw && (l >= GLMQ_CPU_NEON) == arm)),
-                      "level %d offered %d, hardware level %d", l,
+        ck_assert_msg((glmq_kernels_for((glmq_cpu_level)l) != NULL) == (int)((hw >> l) & 1),
+                      "level %d offered %d, supported set %#x", l,
                       glmq_kernels_for((glmq_cpu_level)l) != NULL, hw);
-    int want = hw;
+    /* the best supported level at or below the GLMQ_CPU cap, in the capability order */
+    static const glmq_cpu_level x86_order[] = {GLMQ_CPU_AVX512VNNI, GLMQ_CPU_AVX512,
+                                               GLMQ_CPU_AVXVNNI, GLMQ_CPU_AVX2, GLMQ_CPU_REF};
+    static const glmq_cpu_level arm_order[] = {GLMQ_CPU_DOTPROD, GLMQ_CPU_NEON, GLMQ_CPU_REF};
+    const glmq_cpu_level *order = arm ? arm_order : x86_order;
+    const int n = arm ? 3 : 5;
+    int from = 0; /* no cap: the top of the order */
     const char *e = getenv("GLMQ_CPU");
-    if (e && (strcmp(e, "ref") == 0 || strcmp(e, "scalar") == 0)) want = GLMQ_CPU_REF;
+    if (e && (strcmp(e, "ref") == 0 || strcmp(e, "scalar") == 0)) from = n - 1;
     /* a name of the other family caps nothing */
-    if (e && !arm && strcmp(e, "avx2") == 0 && want > GLMQ_CPU_AVX2) want = GLMQ_CPU_AVX2;
-    if (e && !arm && strcmp(e, "avx512") == 0 && want > GLMQ_CPU_AVX512) want = GLMQ_CPU_AVX512;
-    if (e && arm && strcmp(e, "neon") == 0 && want > GLMQ_CPU_NEON) want = GLMQ_CPU_NEON;
+    if (e && !arm && strcmp(e, "avx512") == 0) from = 1;
+    if (e && !arm && (strcmp(e, "avxvnni") == 0 || strcmp(e, "avx_vnni") == 0)) from = 2;
+    if (e && !arm && strcmp(e, "avx2") == 0) from = 3;
+    if (e && arm && strcmp(e, "neon") == 0) from = 1;
+    int want = GLMQ_CPU_REF;
+    for (int i = n - 1; i >= from; i--)
+        if ((hw >> order[i]) & 1) want = order[i];
     const glmq_kernels *k = glmq_kernels_get();
     ck_assert_ptr_nonnull(k);
     ck_assert_int_eq(k->level, want);
     ck_assert_int_eq(glmq_cpu_active(), want);
     ck_assert_ptr_eq(glmq_kernels_get(), k); /* chosen once */
-    fprintf(stderr, "check_quant: hardware level %s, active %s (GLMQ_CPU=%s)\n",
-            glmq_cpu_level_name((glmq_cpu_level)hw), glmq_cpu_level_name(k->level),
-            e ? e : "unset");
+    fprintf(stderr, "check_quant: supported set %#x, active %s (GLMQ_CPU=%s)\n", hw,
+            glmq_cpu_level_name(k->level), e ? e : "unset");
 }
 END_TEST
 
-/* glmq_cpu_force can only lower. Registered last: without fork it changes the process. */
+/* glmq_cpu_force can only lower, to a level the CPU runs. Registered last: without fork it
+ * changes the process. */
 START_TEST(test_force)
 {
     glmq_cpu_level cur = glmq_cpu_active();
-    ck_assert_int_eq(glmq_cpu_force(GLMQ_CPU_MAX), cur); /* never raises */
+    /* the tops of both families never raise */
+    ck_assert_int_eq(glmq_cpu_force(GLMQ_CPU_AVX512VNNI), cur);
+    ck_assert_int_eq(glmq_cpu_force(GLMQ_CPU_DOTPROD), cur);
+    ck_assert_int_eq(glmq_cpu_force((glmq_cpu_level)(GLMQ_CPU_MAX + 1)), cur);
     ck_assert_int_eq(glmq_cpu_active(), cur);
+    if (cur == GLMQ_CPU_AVX512 || cur == GLMQ_CPU_AVX512VNNI) {
+        /* below avx512 in the order: avxvnni where the CPU has it, else avx2 */
+        const glmq_cpu_level v =
+            glmq_kernels_for(GLMQ_CPU_AVXVNNI) ? GLMQ_CPU_AVXVNNI : GLMQ_CPU_AVX2;
+        ck_assert_int_eq(glmq_cpu_force(GLMQ_CPU_AVXVNNI), v);
+        ck_assert_int_eq(glmq_cpu_active(), v);
+        ck_assert_int_eq(glmq_cpu_force(GLMQ_CPU_AVX512), v); /* never back up */
+    }
     ck_assert_int_eq(glmq_cpu_force(GLMQ_CPU_REF), GLMQ_CPU_REF);
     ck_assert_int_eq(glmq_kernels_get()->level, GLMQ_CPU_REF);
     ck_assert_int_eq(glmq_cpu_force(GLMQ_CPU_AVX2), GLMQ_CPU_REF);
+    ck_assert_int_eq(glmq_cpu_force(GLMQ_CPU_AVXVNNI), GLMQ_CPU_REF);
     ck_assert_int_eq(glmq_cpu_active(), GLMQ_CPU_REF);
 }
 END_TEST

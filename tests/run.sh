@@ -3,11 +3,12 @@
 #   sh tests/run.sh              release build in build/, all tests
 #   sh tests/run.sh --sanitize   ASan+UBSan build in build-asan/, all tests (CK_FORK=no)
 #   sh tests/run.sh --cpu ref    all tests with the kernels forced to the scalar path
-#                                (ref|avx2|avx512|avx512vnni)
+#                                (ref|avx2|avxvnni|avx512|avx512vnni)
 #   sh tests/run.sh --emulate-avx512
 #                                build in build-emu/ with the AVX-512 and VNNI kernels run through
 #                                SIMDe (tests/emu/avx512_emu.h) and run all tests at that level: the
-#                                AVX-512 code paths on a machine without AVX-512
+#                                AVX-512 code paths on a machine without AVX-512 (and the avxvnni
+#                                level, run by the tests that sweep every level)
 set -eu
 cd "$(dirname "$0")/.."
 sh tests/install-deps.sh
@@ -27,7 +28,7 @@ while [ $# -gt 0 ]; do
     --emulate-avx512)
         dir=build-emu; flags="$flags -DGLMQ_EMULATE_AVX512=ON"
         GLMQ_EXTRA_PKGS=libsimde-dev sh tests/install-deps.sh ;;
-    *) echo "usage: sh tests/run.sh [--sanitize] [--cpu ref|avx2|avx512|avx512vnni] [--emulate-avx512]" >&2; exit 2 ;;
+    *) echo "usage: sh tests/run.sh [--sanitize] [--cpu ref|avx2|avxvnni|avx512|avx512vnni] [--emulate-avx512]" >&2; exit 2 ;;
     esac
     shift
 done

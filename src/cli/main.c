@@ -29,8 +29,9 @@ static void usage(FILE *f)
     fprintf(f, "usage: glmq <command> [options]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
-    fprintf(f, "\n'glmq <command> --help' describes a command; 'glmq --version' prints the version "
-               "and the active kernel level.\n");
+    fprintf(f, "\n'glmq <command> --help' describes a command; 'glmq --version' prints the "
+               "version,\nthe active kernel level and the levels this CPU runs (ref avx2 avxvnni "
+               "avx512 avx512vnni,\nneon dotprod; GLMQ_CPU=<level> caps the choice).\n");
 }
 
 int main(int argc, char **argv)
@@ -47,8 +48,16 @@ int main(int argc, char **argv)
         return EXIT_OK;
     }
     if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
-        printf("glmq %s (kernels: %s)\n", GLMQ_VERSION_STRING,
+        printf("glmq %s (kernels: %s; this CPU runs:", GLMQ_VERSION_STRING,
                glmq_cpu_level_name(glmq_cpu_active()));
+        static const glmq_cpu_level order[] = {GLMQ_CPU_REF,    GLMQ_CPU_AVX2,
+                                               GLMQ_CPU_AVXVNNI, GLMQ_CPU_AVX512,
+                                               GLMQ_CPU_AVX512VNNI, GLMQ_CPU_NEON,
+                                               GLMQ_CPU_DOTPROD}; /* capability order */
+        const unsigned set = glmq_cpu_supported();
+        for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
+            if ((set >> order[i]) & 1) printf(" %s", glmq_cpu_level_name(order[i]));
+        printf(")\n");
         return EXIT_OK;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)

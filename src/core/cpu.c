@@ -5,13 +5,22 @@
  * Built at baseline (no -mavx*): nothing here may execute an AVX instruction. It asks CPUID
  * which instruction sets exist and XGETBV which register state the OS saves (the xxHash /
  * libdeflate pattern: a CPU with AVX-512 under an OS that does not save ZMM state must not run
- * AVX-512 code). Levels, each a superset of the one below:
+ * AVX-512 code). A CPU supports a set of levels (glmq_cpu_supported), not a chain: AVX-512 and
+ * AVX-VNNI are independent extensions of AVX2 (Skylake-X has the first only, Alder Lake the
+ * second only, Sapphire Rapids and Zen 4 both):
  *
  *   GLMQ_CPU_AVX512VNNI  AVX512 plus AVX512-VNNI (CPUID.7.0:ECX bit 11).
  *   GLMQ_CPU_AVX512      AVX-512 F + BW + VL + DQ, XCR0 bits 1,2 (SSE, YMM) and 5,6,7 (opmask,
  *                        ZMM0-15 upper halves, ZMM16-31), plus everything AVX2 needs.
+ *   GLMQ_CPU_AVXVNNI     AVX2 plus AVX-VNNI (CPUID.7.1:EAX bit 4: VEX vpdpbusd on ymm; only
+ *                        YMM state needed), when the compiler could build its kernels
+ *                        (GLMQ_HAVE_AVXVNNI).
  *   GLMQ_CPU_AVX2        AVX + AVX2 + FMA + F16C, OSXSAVE and XCR0 bits 1,2.
- *   GLMQ_CPU_REF         everything else, and every build for another architecture.
+ *   GLMQ_CPU_REF         always, and the only level of builds for another architecture.
+ *
+ * The capability order (glmq.h) ranks them ref < avx2 < avxvnni < avx512 < avx512vnni; the
+ * active level is the best supported one at or below the GLMQ_CPU cap in that order
+ * (glmq_cpu_pick), never a level the CPU cannot run.
  *
  * On aarch64 (GLMQ_HAVE_ARM64) the kernel levels come from the kernel's hwcaps instead
  * (getauxval(AT_HWCAP), no CPUID there):
@@ -24,7 +33,7 @@
  * The two families never mix: an x86 level is never detected on ARM and vice versa, and
  * GLMQ_CPU naming a level of the other family caps nothing (like an unknown name).
  *
- * Detection is idempotent, so concurrent first calls race benignly on one atomic int.
+ * Detection is idempotent, so concurrent first calls race benignly on one atomic int (the set).
  */
 #include "core/internal.h"
 
@@ -46,8 +55,8 @@
 
 /* ---- detection ------------------------------------------------------------------------------- */
 
-/* Detected hardware level (-1 = not yet). */
-static atomic_int g_hw_level = -1;
+/* Detected set of supported levels (GLMQ_CPU_BIT; 0 = not yet, REF is always in it). */
+static atomic_uint g_hw_set = 0;
 
 #if defined(GLMQ_HAVE_X86)
 /* XCR0: which register state the OS saves on context switch (XGETBV with ECX = 0). Encoded
@@ -59,70 +68,155 @@ static uint64_t xgetbv0(void)
     return ((uint64_t)hi << 32) | lo;
 }
 
-static glmq_cpu_level detect(void)
+static unsigned detect(void)
 {
+    unsigned set = GLMQ_CPU_BIT(GLMQ_CPU_REF);
     unsigned a, b, c, d;
-    if (!__get_cpuid(1, &a, &b, &c, &d)) return GLMQ_CPU_REF;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return set;
     const int fma = (c >> 12) & 1, osxsave = (c >> 27) & 1, avx = (c >> 28) & 1,
               f16c = (c >> 29) & 1;
-    if (!osxsave || !avx) return GLMQ_CPU_REF;
+    if (!osxsave || !avx) return set;
 
     const uint64_t xcr0 = xgetbv0();
-    if ((xcr0 & 0x06) != 0x06) return GLMQ_CPU_REF; /* SSE + YMM state */
-    if (__get_cpuid_max(0, NULL) < 7) return GLMQ_CPU_REF;
+    if ((xcr0 & 0x06) != 0x06) return set; /* SSE + YMM state */
+    if (__get_cpuid_max(0, NULL) < 7) return set;
     __cpuid_count(7, 0, a, b, c, d);
     const int avx2 = (b >> 5) & 1;
-    if (!avx2 || !fma || !f16c) return GLMQ_CPU_REF;
+    if (!avx2 || !fma || !f16c) return set;
+    set |= GLMQ_CPU_BIT(GLMQ_CPU_AVX2);
 
+    const unsigned max_sub7 = a; /* CPUID.7.0:EAX, the highest subleaf of leaf 7 */
     const int f = (b >> 16) & 1, dq = (b >> 17) & 1, bw = (b >> 30) & 1, vl = (b >> 31) & 1;
     const int os_zmm = (xcr0 & 0xe6) == 0xe6; /* + opmask, ZMM_Hi256, Hi16_ZMM */
-    if (!(f && dq && bw && vl && os_zmm)) return GLMQ_CPU_AVX2;
-    if ((c >> 11) & 1) return GLMQ_CPU_AVX512VNNI; /* CPUID.7.0:ECX.AVX512_VNNI */
-    return GLMQ_CPU_AVX512;
+    if (f && dq && bw && vl && os_zmm) {
+        set |= GLMQ_CPU_BIT(GLMQ_CPU_AVX512);
+        if ((c >> 11) & 1) set |= GLMQ_CPU_BIT(GLMQ_CPU_AVX512VNNI); /* CPUID.7.0:ECX.AVX512_VNNI */
+    }
+#if defined(GLMQ_HAVE_AVXVNNI)
+    if (max_sub7 >= 1) {
+        __cpuid_count(7, 1, a, b, c, d);
+        if ((a >> 4) & 1) set |= GLMQ_CPU_BIT(GLMQ_CPU_AVXVNNI); /* CPUID.7.1:EAX.AVX_VNNI */
+    }
+#else
+    (void)max_sub7; /* the compiler cannot build the AVX-VNNI kernels: never offered */
+#endif
+    return set;
 }
 #elif defined(GLMQ_HAVE_ARM64)
-static glmq_cpu_level detect(void)
+static unsigned detect(void)
 {
     const unsigned long hw = getauxval(AT_HWCAP);
-    if (!(hw & HWCAP_ASIMD)) return GLMQ_CPU_REF;
-    if (hw & HWCAP_ASIMDDP) return GLMQ_CPU_DOTPROD;
-    return GLMQ_CPU_NEON;
+    unsigned set = GLMQ_CPU_BIT(GLMQ_CPU_REF);
+    if (!(hw & HWCAP_ASIMD)) return set;
+    set |= GLMQ_CPU_BIT(GLMQ_CPU_NEON);
+    if (hw & HWCAP_ASIMDDP) set |= GLMQ_CPU_BIT(GLMQ_CPU_DOTPROD);
+    return set;
 }
 #else
-static glmq_cpu_level detect(void)
+static unsigned detect(void)
 {
-    return GLMQ_CPU_REF;
+    return GLMQ_CPU_BIT(GLMQ_CPU_REF);
 }
 #endif
 
-glmq_cpu_level glmq_cpu_detected(void)
+unsigned glmq_cpu_supported(void)
 {
-    int l = atomic_load_explicit(&g_hw_level, memory_order_acquire);
-    if (l < 0) {
-        l = (int)detect();
+    unsigned s = atomic_load_explicit(&g_hw_set, memory_order_acquire);
+    if (s == 0) {
+        s = detect();
 #if defined(GLMQ_EMULATE_AVX512)
-        /* test build (tests/emu/avx512_emu.h): the AVX-512 kernels run on AVX2 instructions */
-        if (l >= GLMQ_CPU_AVX2) l = GLMQ_CPU_AVX512VNNI;
+        /* test build (tests/emu/avx512_emu.h): the AVX-512 and VNNI kernels run on AVX2 */
+        if (s & GLMQ_CPU_BIT(GLMQ_CPU_AVX2)) {
+            s |= GLMQ_CPU_BIT(GLMQ_CPU_AVX512) | GLMQ_CPU_BIT(GLMQ_CPU_AVX512VNNI);
+#if defined(GLMQ_HAVE_AVXVNNI)
+            s |= GLMQ_CPU_BIT(GLMQ_CPU_AVXVNNI);
 #endif
-        atomic_store_explicit(&g_hw_level, l, memory_order_release);
+        }
+#endif
+        atomic_store_explicit(&g_hw_set, s, memory_order_release);
     }
-    return (glmq_cpu_level)l;
+    return s;
 }
 
-glmq_cpu_level glmq_cpu_env_cap(void)
+/* ---- the capability order -------------------------------------------------------------------- */
+
+/* 0 for ref, 1 for the x86 levels, 2 for the ARM ones, -1 for no level. */
+static int family(int l)
 {
-    const char *e = getenv("GLMQ_CPU");
-    if (e == NULL) return GLMQ_CPU_MAX;
-    if (strcmp(e, "ref") == 0 || strcmp(e, "scalar") == 0) return GLMQ_CPU_REF;
-    /* The other family's names cap nothing, like unknown ones: GLMQ_CPU_MAX is at or above
-     * every level of both families ("avx512vnni" and "dotprod", the tops, need no entry). */
-#if defined(GLMQ_HAVE_ARM64)
-    if (strcmp(e, "neon") == 0) return GLMQ_CPU_NEON;
-#else
-    if (strcmp(e, "avx2") == 0) return GLMQ_CPU_AVX2;
-    if (strcmp(e, "avx512") == 0) return GLMQ_CPU_AVX512;
-#endif
-    return GLMQ_CPU_MAX;
+    switch (l) {
+    case GLMQ_CPU_REF: return 0;
+    case GLMQ_CPU_AVX2:
+    case GLMQ_CPU_AVXVNNI:
+    case GLMQ_CPU_AVX512:
+    case GLMQ_CPU_AVX512VNNI: return 1;
+    case GLMQ_CPU_NEON:
+    case GLMQ_CPU_DOTPROD: return 2;
+    }
+    return -1;
+}
+
+int glmq_cpu_rank(glmq_cpu_level l)
+{
+    switch (l) {
+    case GLMQ_CPU_REF: return 0;
+    case GLMQ_CPU_AVX2: return 1;
+    case GLMQ_CPU_AVXVNNI: return 2;
+    case GLMQ_CPU_AVX512: return 3;
+    case GLMQ_CPU_AVX512VNNI: return 4;
+    case GLMQ_CPU_NEON: return 1;
+    case GLMQ_CPU_DOTPROD: return 2;
+    }
+    return -1;
+}
+
+/* 1 when the cap lets level l run: no cap (cap not a level), ref only under a ref cap, any
+ * level under a cap of the other family, else l at or below the cap in the order. */
+static int allowed(int l, int cap)
+{
+    if (family(cap) < 0) return 1;
+    if (cap == GLMQ_CPU_REF) return l == GLMQ_CPU_REF;
+    if (family(l) != family(cap)) return 1;
+    return glmq_cpu_rank((glmq_cpu_level)l) <= glmq_cpu_rank((glmq_cpu_level)cap);
+}
+
+glmq_cpu_level glmq_cpu_pick(unsigned supported, int cap)
+{
+    int best = GLMQ_CPU_REF;
+    for (int l = GLMQ_CPU_REF; l <= GLMQ_CPU_MAX; l++)
+        if (((supported >> l) & 1) && allowed(l, cap) &&
+            glmq_cpu_rank((glmq_cpu_level)l) > glmq_cpu_rank((glmq_cpu_level)best))
+            best = l;
+    return (glmq_cpu_level)best;
+}
+
+glmq_cpu_level glmq_cpu_detected(void) { return glmq_cpu_pick(glmq_cpu_supported(), -1); }
+
+int glmq_cpu_parse(const char *name)
+{
+    static const struct {
+        const char *name;
+        glmq_cpu_level level;
+    } names[] = {
+        {"ref", GLMQ_CPU_REF},
+        {"scalar", GLMQ_CPU_REF},
+        {"avx2", GLMQ_CPU_AVX2},
+        {"avxvnni", GLMQ_CPU_AVXVNNI},
+        {"avx_vnni", GLMQ_CPU_AVXVNNI},
+        {"avx512", GLMQ_CPU_AVX512},
+        {"avx512vnni", GLMQ_CPU_AVX512VNNI},
+        {"neon", GLMQ_CPU_NEON},
+        {"dotprod", GLMQ_CPU_DOTPROD},
+    };
+    if (name == NULL) return -1;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(name, names[i].name) == 0) return (int)names[i].level;
+    return -1;
+}
+
+int glmq_cpu_env_cap(void)
+{
+    /* unset, empty or unknown: no cap; the other family's names cap nothing (glmq_cpu_pick) */
+    return glmq_cpu_parse(getenv("GLMQ_CPU"));
 }
 
 const char *glmq_cpu_level_name(glmq_cpu_level l)
@@ -134,6 +228,7 @@ const char *glmq_cpu_level_name(glmq_cpu_level l)
     case GLMQ_CPU_AVX512VNNI: return "avx512vnni";
     case GLMQ_CPU_NEON: return "neon";
     case GLMQ_CPU_DOTPROD: return "dotprod";
+    case GLMQ_CPU_AVXVNNI: return "avxvnni";
     }
     return "unknown";
 }

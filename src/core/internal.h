@@ -27,11 +27,26 @@
 #define GLMQ_UNLIKELY(x) (x)
 #endif
 
-/* CPU detection (cpu.c): the best level this CPU and OS can run, and the cap set by
- * GLMQ_CPU=ref|scalar|avx2|avx512|avx512vnni (unset, empty or unknown: no cap). The kernel
- * table of the active level is quant/dispatch.c's. */
+/* CPU detection (cpu.c). The kernel table of the active level is quant/dispatch.c's.
+ *   glmq_cpu_supported()  the set of levels this CPU and OS can run (bit GLMQ_CPU_BIT(l) per
+ *                         level l; REF always), detected once
+ *   glmq_cpu_rank(l)      l's position in the capability order of its family (glmq.h): ref 0,
+ *                         avx2 1, avxvnni 2, avx512 3, avx512vnni 4; neon 1, dotprod 2; -1 for
+ *                         a value that is no level
+ *   glmq_cpu_pick(set, cap)  the highest-ranked level of set allowed by cap: at or below cap in
+ *                         the order of cap's family; cap ref allows only ref; a cap of the other
+ *                         family, or one that is no level (-1), allows every level. Pure.
+ *   glmq_cpu_detected()   the best level of the set (glmq_cpu_pick with no cap)
+ *   glmq_cpu_parse(name)  GLMQ_CPU's names: ref|scalar|avx2|avxvnni|avx_vnni|avx512|avx512vnni|
+ *                         neon|dotprod -> the level, anything else (or NULL) -> -1
+ *   glmq_cpu_env_cap()    glmq_cpu_parse(getenv("GLMQ_CPU")): -1 when unset, empty or unknown */
+#define GLMQ_CPU_BIT(l) (1u << (unsigned)(l))
+unsigned glmq_cpu_supported(void);
+int glmq_cpu_rank(glmq_cpu_level l);
+glmq_cpu_level glmq_cpu_pick(unsigned supported, int cap);
 glmq_cpu_level glmq_cpu_detected(void);
-glmq_cpu_level glmq_cpu_env_cap(void);
+int glmq_cpu_parse(const char *name);
+int glmq_cpu_env_cap(void);
 
 /* util.c: seconds on a monotonic clock; the median of v[0..n) (sorts v; n > 0); s as an int in
  * [lo, hi] with nothing after it, else -1; the peak resident set size in bytes. */

@@ -1,12 +1,14 @@
 /*
  * avx512_emu.h - run the AVX-512 and VNNI kernels on a CPU without them (test builds only).
  *
- * With -DGLMQ_EMULATE_AVX512=ON (tests/run.sh --emulate-avx512) the *_avx512.c sources are
- * compiled for AVX2 with this header forced in front of them: SIMDe (Debian libsimde-dev)
- * supplies portable versions of the _mm512_* intrinsics under their native names, and the
+ * With -DGLMQ_EMULATE_AVX512=ON (tests/run.sh --emulate-avx512) the *_avx512.c sources and
+ * quant/dot_avxvnni.c are compiled for AVX2 with this header forced in front of them: SIMDe
+ * (Debian libsimde-dev) supplies portable versions of the _mm512_* intrinsics under their native
+ * names, the 256-bit AVX-VNNI vpdpbusd is mapped to SIMDe's AVX512-VNNI one below, and the
  * intrinsics SIMDe 0.7.4 lacks are written out below lane by lane. src/core/cpu.c then reports
- * the AVX512VNNI level, so the whole suite (every kernel against its scalar reference, the
- * forward pass against the PyTorch goldens) runs the AVX-512 code paths on any x86-64 machine.
+ * the avx512, avx512vnni and avxvnni levels as supported, so the whole suite (every kernel
+ * against its scalar reference, the forward pass against the PyTorch goldens) runs the AVX-512
+ * and AVX-VNNI code paths on any x86-64 machine with AVX2.
  *
  * Floating-point reductions follow GCC 12's avx512fintrin.h operation for operation (halves,
  * then quarters, then the {2,3,0,1} and {1,0,1,0} shuffles), so emulated results have the bits
@@ -24,6 +26,11 @@
 #include <string.h>
 
 #define EMU static inline __attribute__((unused))
+
+/* AVX-VNNI's VEX vpdpbusd ymm (quant/dot_avxvnni.c) has the semantics of AVX512-VNNI's EVEX
+ * ymm form, which SIMDe provides: per int32 lane, the four u8 x s8 products added, wrapping. */
+#undef _mm256_dpbusd_avx_epi32
+#define _mm256_dpbusd_avx_epi32(src, a, b) simde_mm256_dpbusd_epi32((src), (a), (b))
 
 /* lane arrays <-> vectors */
 EMU simde__m512 emu_ld_ps(const float *t) { return simde_mm512_loadu_ps(t); }
