@@ -11,9 +11,13 @@
 #include "testutil.h"
 
 #include <cjson/cJSON.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 static const char *models[] = {"glm2-tiny", "glm1-tiny"};
@@ -522,6 +526,55 @@ START_TEST(tensor_types)
 }
 END_TEST
 
+/* Progress callback of write_fails: after the first tensor, the process may write at most 4 KiB
+ * more (RLIMIT_FSIZE), so every later write of tensor data fails as on a full disk. */
+static void limit_after_first(void *user, uint64_t done, uint64_t total)
+{
+    (void)done;
+    (void)total;
+    int *calls = user;
+    if ((*calls)++ == 0) {
+        struct rlimit rl = {4096, 4096};
+        setrlimit(RLIMIT_FSIZE, &rl);
+    }
+}
+
+/* A write that fails mid-conversion (after the space check passed) at 1, 2 and 3 threads: the
+ * conversion returns GLMQ_E_IO naming the output file and the byte offset, and leaves no file. */
+START_TEST(write_fails)
+{
+    const int threads = _i + 1;
+    char *src = tu_sample_path("glm2-tiny", "st");
+    char *out = tu_path(tmpdir, "fail.glmq");
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        signal(SIGXFSZ, SIG_IGN);
+        int calls = 0;
+        glmq_convert_opts o;
+        glmq_convert_opts_default(&o);
+        o.weight_type = GLMQ_TYPE_F16;
+        o.threads = threads;
+        o.progress = limit_after_first;
+        o.progress_user = &calls;
+        glmq_err err = {0};
+        glmq_convert_report rep;
+        glmq_status st = glmq_convert(src, out, &o, &rep, &err);
+        _exit(calls > 0 && st == GLMQ_E_IO && strstr(err.msg, "fail.glmq") &&
+                      strstr(err.msg, "at byte")
+                  ? 0
+                  : 1);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    ck_assert(WIFEXITED(status));
+    ck_assert_int_eq(WEXITSTATUS(status), 0);
+    ck_assert_int_eq(tu_count_entries(tmpdir), 0);
+    free(src);
+    free(out);
+}
+END_TEST
+
 static Suite *convert_suite(void)
 {
     Suite *s = suite_create("convert");
@@ -532,6 +585,7 @@ static Suite *convert_suite(void)
     tcase_add_loop_test(tc, quant_goldens_tensors, 0, 4);
     tcase_add_test(tc, quant_goldens_edges);
     tcase_add_loop_test(tc, threads_identical, 0, 2);
+    tcase_add_loop_test(tc, write_fails, 0, 3);
     tcase_add_loop_test(tc, metadata_provenance, 0, 4);
     tcase_add_test(tc, policy);
     tcase_add_test(tc, nan_weight_message);
