@@ -102,8 +102,8 @@ AI at_f at_score_block(const float *q, const float *k, int64_t ld, int64_t dv, a
  * order and the tree is the same, so both heads' scores are at_score_block's bits.
  */
 AI void at_score_block2(const float *qa, const float *qb, const float *k, int64_t ld,
-                        int64_t d, int64_t dv, at_m dlast, int64_t n, int64_t u0, float scale, float *sa,
-                        float *sb, at_f *ma, at_f *mb)
+                        int64_t d, int64_t dv, at_m dlast, int64_t n, int64_t u0, float scale,
+                        float *sa, float *sb, at_f *ma, at_f *mb)
 {
     at_f ua[AT_W / 4], ub[AT_W / 4];
     AT_UNROLL(4)
@@ -290,6 +290,34 @@ void AT_CAT(glmq_att_head_, AT_ISA)(const float *q, const float *k, const float 
     }
 }
 
+/* The value pass's running sums of one head between tiles: nvec column vectors from c0 of the
+ * even-key (a0s) and odd-key (a1s) accumulators in the work space, reloaded, stored, or after
+ * the last tile combined into the output, (a0 + a1) * (1/Z), under the column masks. */
+AI void at_acc_reload(const float *a0s, const float *a1s, int64_t c0, int nvec, at_f *a0,
+                      at_f *a1)
+{
+    for (int i = 0; i < nvec; i++) {
+        a0[i] = at_loadu(a0s + AT_W * (c0 + i));
+        a1[i] = at_loadu(a1s + AT_W * (c0 + i));
+    }
+}
+
+AI void at_acc_save(float *a0s, float *a1s, int64_t c0, int nvec, const at_f *a0, const at_f *a1)
+{
+    for (int i = 0; i < nvec; i++) {
+        at_storeu(a0s + AT_W * (c0 + i), a0[i]);
+        at_storeu(a1s + AT_W * (c0 + i), a1[i]);
+    }
+}
+
+AI void at_acc_out(float *oh, const at_m *mk, int64_t c0, int nvec, const at_f *a0,
+                   const at_f *a1, float iz)
+{
+    const at_f vz = at_set1(iz);
+    for (int i = 0; i < nvec; i++)
+        at_store_m(oh + AT_W * (c0 + i), mk[i], at_mul(at_add(a0[i], a1[i]), vz));
+}
+
 /*
  * The group kernel (attn.h): hq heads, each running exactly the operations of the per-head
  * kernel above in the same order, with the key loop cut into tiles of T = glmq_att_tile(d) keys
@@ -373,31 +401,18 @@ void AT_CAT(glmq_att_group_, AT_ISA)(const float *q, int64_t ldq, int64_t hq, co
                     mk[i] = i >= nvec ? at_none() : c0 + i == dv - 1 ? dlast : full;
                 }
                 const int whole = nvec == AT_GV2 && (c0 + AT_GV2 < dv || d % AT_W == 0);
-                if (t0 > 0)
-                    for (int i = 0; i < nvec; i++) {
-                        a0a[i] = at_loadu(a0sa + AT_W * (c0 + i));
-                        a1a[i] = at_loadu(a1sa + AT_W * (c0 + i));
-                        a0b[i] = at_loadu(a0sb + AT_W * (c0 + i));
-                        a1b[i] = at_loadu(a1sb + AT_W * (c0 + i));
-                    }
+                if (t0 > 0) {
+                    at_acc_reload(a0sa, a1sa, c0, nvec, a0a, a1a);
+                    at_acc_reload(a0sb, a1sb, c0, nvec, a0b, a1b);
+                }
                 at_value_span2(sa, sb, v, ld, c0, nvec, mk, whole, t0, t1, a0a, a1a, a0b, a1b);
                 if (t1 < n) {
-                    for (int i = 0; i < nvec; i++) {
-                        at_storeu(a0sa + AT_W * (c0 + i), a0a[i]);
-                        at_storeu(a1sa + AT_W * (c0 + i), a1a[i]);
-                        at_storeu(a0sb + AT_W * (c0 + i), a0b[i]);
-                        at_storeu(a1sb + AT_W * (c0 + i), a1b[i]);
-                    }
+                    at_acc_save(a0sa, a1sa, c0, nvec, a0a, a1a);
+                    at_acc_save(a0sb, a1sb, c0, nvec, a0b, a1b);
                 } else {
-                    const at_f iza = at_set1(work[h * W + 2 * dp]);
-                    const at_f izb = at_set1(work[(h + 1) * W + 2 * dp]);
-                    float *oa = out + h * ldo, *ob = oa + ldo;
-                    for (int i = 0; i < nvec; i++) {
-                        at_store_m(oa + AT_W * (c0 + i), mk[i],
-                                   at_mul(at_add(a0a[i], a1a[i]), iza));
-                        at_store_m(ob + AT_W * (c0 + i), mk[i],
-                                   at_mul(at_add(a0b[i], a1b[i]), izb));
-                    }
+                    at_acc_out(out + h * ldo, mk, c0, nvec, a0a, a1a, work[h * W + 2 * dp]);
+                    at_acc_out(out + (h + 1) * ldo, mk, c0, nvec, a0b, a1b,
+                               work[(h + 1) * W + 2 * dp]);
                 }
             }
         }
@@ -413,25 +428,11 @@ void AT_CAT(glmq_att_group_, AT_ISA)(const float *q, int64_t ldq, int64_t hq, co
                     mk[i] = i >= nvec ? at_none() : c0 + i == dv - 1 ? dlast : full;
                 }
                 const int whole = nvec == AT_GV && (c0 + AT_GV < dv || d % AT_W == 0);
-                if (t0 > 0)
-                    for (int i = 0; i < nvec; i++) {
-                        a0[i] = at_loadu(a0s + AT_W * (c0 + i));
-                        a1[i] = at_loadu(a1s + AT_W * (c0 + i));
-                    }
+                if (t0 > 0) at_acc_reload(a0s, a1s, c0, nvec, a0, a1);
                 /* an odd last key only in the last tile (tiles are even) */
                 at_value_span(sh, v, ld, c0, AT_GV, nvec, mk, whole, t0, t1, a0, a1);
-                if (t1 < n) {
-                    for (int i = 0; i < nvec; i++) {
-                        at_storeu(a0s + AT_W * (c0 + i), a0[i]);
-                        at_storeu(a1s + AT_W * (c0 + i), a1[i]);
-                    }
-                } else {
-                    const at_f iz = at_set1(work[h * W + 2 * dp]);
-                    float *oh = out + h * ldo;
-                    for (int i = 0; i < nvec; i++)
-                        at_store_m(oh + AT_W * (c0 + i), mk[i],
-                                   at_mul(at_add(a0[i], a1[i]), iz));
-                }
+                if (t1 < n) at_acc_save(a0s, a1s, c0, nvec, a0, a1);
+                else at_acc_out(out + h * ldo, mk, c0, nvec, a0, a1, work[h * W + 2 * dp]);
             }
         }
     }

@@ -285,16 +285,19 @@ AI void exact_block(const int type, const int G, const int R, const int T, const
  * running sum in chunk order (G == 128: fma(partial, s_g, sum)), the rest chunk last, one
  * vf_hsum at the end and, per-row INT4/INT8, the row scale. What changes is where the operands
  * live: the running sums in a stack array, so that all the registers go to the fresh partials;
- * and the weights, widened to fp32 (group-wise G < 128: times their group scale, exact) once
- * per token block into a row block buffer, instead of once per micro-kernel call.
+ * and the INT4/INT8 weights, widened to fp32 (group-wise G < 128: times their group scale,
+ * exact) once per token block into a row block buffer instead of once per micro-kernel call.
+ * F16/BF16 rows are widened in the micro-kernel (one vcvtph2ps per vector: a 24-row fp32
+ * buffer would not fit L1 and measured slower).
  *
  * The micro-kernel (xg_micro) is HR rows x HT tokens (DOT_HALF_RM x DOT_HALF_TM: AVX2 2 x 6 =
  * 12 ymm partials + 2 weight vectors + 1 activation vector; AVX-512 4 x 6 of 32 zmm): each
  * weight vector serves HT tokens, each activation vector HR rows, and 12+ independent FMA
  * chains cover the FMA latency. The blocking keeps the operands in cache:
  *   token block  XG_TB tokens: the weights stream from memory (and are widened) once per block
- *   row block    XG_MB rows: their running sums, XG_MB x XG_TB vectors, and their widened
- *                column block, XG_MB x XG_LD floats (stack, L1/L2)
+ *   row block    XG_MB_F16 (F16/BF16) or XG_MB (INT4/INT8) rows: their running sums, up to
+ *                XG_MB_F16 x XG_TB vectors (stack, L1/L2), and the INT4/INT8 rows' widened
+ *                column block, XG_MB x XG_LD floats (24 KiB, stack, L1)
  *   column block XG_KC chunks (512 columns): the activation slice of one token group
  *                (HT x 2 KiB) stays in L1 while the row block's panels run over it.
  * GEMV and calls of fewer tokens keep exact_block's panel walk (the same bits).
@@ -410,8 +413,8 @@ AI void xg_micro(const int type, const int G, const int R, const int T, const in
 /* One panel of R rows x n tokens from t (n a compile-time constant 1..DOT_HALF_TM), nch chunks
  * from chunk ch0 of the activations; half: INT8's final half chunk. */
 AI void xg_panel(const int type, const int G, const int R, const int n, const int half,
-                 const uint8_t *wb, const int64_t ldw, const glmq_dot_act *a, int64_t t, int64_t ch0, int64_t nch,
-                 const VF *gs, VF *acc)
+                 const uint8_t *wb, const int64_t ldw, const glmq_dot_act *a, int64_t t,
+                 int64_t ch0, int64_t nch, const VF *gs, VF *acc)
 {
     const float *xc[DOT_HALF_TM];
 #pragma GCC unroll 8
@@ -422,8 +425,8 @@ AI void xg_panel(const int type, const int G, const int R, const int n, const in
 }
 
 AI void xg_panel_n(const int type, const int G, const int R, const int n, const int half,
-                   const uint8_t *wb, const int64_t ldw, const glmq_dot_act *a, int64_t t, int64_t ch0, int64_t nch,
-                   const VF *gs, VF *acc)
+                   const uint8_t *wb, const int64_t ldw, const glmq_dot_act *a, int64_t t,
+                   int64_t ch0, int64_t nch, const VF *gs, VF *acc)
 {
     switch (n) {
 #define XG_CASE(k)                                                                               \
