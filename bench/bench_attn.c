@@ -15,11 +15,12 @@
  * Not part of the default build (a tool, like bench/dot_hash.c):
  *   cc -O2 -std=c11 -D_POSIX_C_SOURCE=200809L -DGLMQ_HAVE_X86=1 -I. -Isrc bench/bench_attn.c \
  *      build/libglmq_internal.a -lxxhash -lcjson -lz -lm -lpthread -o /tmp/bench_attn
- *   /tmp/bench_attn [--level ref|avx2|avx512] [--runs R] [n ...]   (default n: 512 8192 32768)
+ *   /tmp/bench_attn [--level ref|avx2|avx512|...] [--runs R] [n ...]   (default n: 512 8192 32768)
  * Environment: ATT_LD=L sets the key/value row stride (default 256 floats); ATT_CALLS=C runs C
  * calls at the first n only, without timing or peak, for `perf stat -e task-clock` / `perf
  * record` (CPU time of this process only: steadier than wall time on a shared machine).
  */
+#include "core/internal.h"
 #include "quant/dot.h"
 
 #include <immintrin.h>
@@ -27,29 +28,37 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_d(const void *a, const void *b)
-{
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 static uint64_t rng = 12345;
 static float rnd(void)
 {
-    uint64_t z = (rng += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    z ^= z >> 31;
-    return (float)((double)(z >> 11) * 0x1p-53 * 2.0 - 1.0);
+    return (float)((double)(glmq_splitmix64(&rng) >> 11) * 0x1p-53 * 2.0 - 1.0);
+}
+
+/* The operands of one group over n keys: K then V (n rows of ld floats each), the hq queries,
+ * the output and the kernel's scratch, K, V and q filled with values in [-1, 1). */
+typedef struct {
+    float *kv, *q, *out, *s;
+} att_bufs;
+
+static int att_bufs_make(att_bufs *b, int64_t hq, int64_t d, int64_t n, int64_t ld)
+{
+    b->kv = malloc((size_t)(2 * n * ld) * sizeof(float));
+    b->q = malloc((size_t)(hq * d) * sizeof(float));
+    b->out = malloc((size_t)(hq * d) * sizeof(float));
+    b->s = malloc((size_t)glmq_att_group_scratch(hq, n, d) * sizeof(float));
+    if (!b->kv || !b->q || !b->out || !b->s) return -1;
+    for (int64_t i = 0; i < 2 * n * ld; i++) b->kv[i] = rnd();
+    for (int64_t i = 0; i < hq * d; i++) b->q[i] = rnd();
+    return 0;
+}
+
+static void att_bufs_free(att_bufs *b)
+{
+    free(b->kv);
+    free(b->q);
+    free(b->out);
+    free(b->s);
 }
 
 /* 12 independent FMA chains of 8 lanes: flops/s of one thread. */
@@ -60,11 +69,11 @@ __attribute__((target("avx2,fma"))) static double peak_avx2(void)
     for (int i = 0; i < 12; i++) a[i] = _mm256_set1_ps(1.0f + 0.001f * (float)i);
     const __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
     const long iters = 20000000;
-    const double t0 = now();
+    const double t0 = glmq_now();
     for (long k = 0; k < iters; k++)
 #pragma GCC unroll 12
         for (int i = 0; i < 12; i++) a[i] = _mm256_fmadd_ps(a[i], m, c);
-    const double t = now() - t0;
+    const double t = glmq_now() - t0;
     float sink = 0;
 #pragma GCC unroll 12
     for (int i = 0; i < 12; i++) sink += _mm256_cvtss_f32(a[i]);
@@ -80,10 +89,8 @@ int main(int argc, char **argv)
     int nn = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--level") && i + 1 < argc) {
-            const char *l = argv[++i];
-            level = !strcmp(l, "ref") ? GLMQ_CPU_REF
-                    : !strcmp(l, "avx512") ? GLMQ_CPU_AVX512
-                                           : GLMQ_CPU_AVX2;
+            const int l = glmq_cpu_parse(argv[++i]);
+            level = l < 0 ? GLMQ_CPU_AVX2 : (glmq_cpu_level)l;
         } else if (!strcmp(argv[i], "--runs") && i + 1 < argc) {
             runs = atoi(argv[++i]);
         } else if (nn < 16) {
@@ -105,53 +112,42 @@ int main(int argc, char **argv)
     if (getenv("ATT_CALLS")) { /* fixed work, no peak: for perf stat */
         const int64_t n = ns[0];
         const int calls = atoi(getenv("ATT_CALLS"));
-        float *kv = malloc((size_t)(2 * n * ld) * sizeof(float)), *q = malloc(4 * hq * d);
-        float *out = malloc(4 * hq * d), *s = malloc(4 * glmq_att_group_scratch(hq, n, d));
-        for (int64_t i = 0; i < 2 * n * ld; i++) kv[i] = rnd();
-        for (int64_t i = 0; i < hq * d; i++) q[i] = rnd();
+        att_bufs b;
+        if (att_bufs_make(&b, hq, d, n, ld)) return 1;
         for (int c = 0; c < calls; c++)
-            k->att_group(q, d, hq, kv, kv + n * ld, ld, d, n, 0.088f, s, out, d);
+            k->att_group(b.q, d, hq, b.kv, b.kv + n * ld, ld, d, n, 0.088f, b.s, b.out, d);
+        att_bufs_free(&b);
         return 0;
     }
     for (int r = 0; r < 3; r++) pk[r] = peak_avx2();
-    qsort(pk, 3, sizeof *pk, cmp_d);
-    const double peak = pk[1];
+    const double peak = glmq_median(pk, 3);
     printf("att_group level %d, hq %lld, d %lld, ld %lld; FMA peak (AVX2, 1 thread) %.1f "
            "GFLOP/s\n",
            (int)level, (long long)hq, (long long)d, (long long)ld, peak * 1e-9);
     printf("%8s %14s %10s %8s\n", "n", "ms/call", "ns/key/hd", "% peak");
     for (int in = 0; in < nn; in++) {
         const int64_t n = ns[in];
-        float *kv = malloc((size_t)(2 * n * ld) * sizeof(float));
-        float *q = malloc((size_t)(hq * d) * sizeof(float));
-        float *out = malloc((size_t)(hq * d) * sizeof(float));
-        float *s = malloc((size_t)glmq_att_group_scratch(hq, n, d) * sizeof(float));
-        if (!kv || !q || !out || !s) return 1;
-        for (int64_t i = 0; i < 2 * n * ld; i++) kv[i] = rnd();
-        for (int64_t i = 0; i < hq * d; i++) q[i] = rnd();
+        att_bufs b;
+        if (att_bufs_make(&b, hq, d, n, ld)) return 1;
         const float scale = 1.0f / sqrtf((float)d);
         /* calls per run: ~50 ms */
-        double t0 = now();
-        k->att_group(q, d, hq, kv, kv + n * ld, ld, d, n, scale, s, out, d);
-        double one = now() - t0;
+        double t0 = glmq_now();
+        k->att_group(b.q, d, hq, b.kv, b.kv + n * ld, ld, d, n, scale, b.s, b.out, d);
+        double one = glmq_now() - t0;
         int calls = (int)(0.05 / (one > 1e-6 ? one : 1e-6));
         if (calls < 1) calls = 1;
         double tr[64];
         for (int r = 0; r < runs; r++) {
-            t0 = now();
+            t0 = glmq_now();
             for (int c = 0; c < calls; c++)
-                k->att_group(q, d, hq, kv, kv + n * ld, ld, d, n, scale, s, out, d);
-            tr[r] = (now() - t0) / calls;
+                k->att_group(b.q, d, hq, b.kv, b.kv + n * ld, ld, d, n, scale, b.s, b.out, d);
+            tr[r] = (glmq_now() - t0) / calls;
         }
-        qsort(tr, (size_t)runs, sizeof *tr, cmp_d);
-        const double t = tr[runs / 2];
+        const double t = glmq_median(tr, runs);
         const double flops = 4.0 * (double)d * (double)hq * (double)n;
         printf("%8lld %14.3f %10.2f %7.1f%%\n", (long long)n, t * 1e3,
                t * 1e9 / (double)(n * hq), 100.0 * flops / t / peak);
-        free(kv);
-        free(q);
-        free(out);
-        free(s);
+        att_bufs_free(&b);
     }
     return 0;
 }

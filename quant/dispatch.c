@@ -160,6 +160,7 @@ static const glmq_kernels k_ref = {
     .bf16_to_f32 = glmq_bf16_to_f32_row,
     .f32_to_f16 = glmq_f32_to_f16_row_ref,
     .dot = &d_ref,
+    .hacc = glmq_hacc_block_ref,
 };
 
 #if defined(GLMQ_HAVE_X86)
@@ -171,6 +172,7 @@ static const glmq_kernels k_avx2 = {
     .bf16_to_f32 = glmq_bf16_to_f32_avx2,
     .f32_to_f16 = glmq_f32_to_f16_avx2,
     .dot = &d_avx2,
+    .hacc = glmq_hacc_block_avx2,
 };
 
 #if defined(GLMQ_HAVE_AVXVNNI)
@@ -182,6 +184,7 @@ static const glmq_kernels k_avxvnni = {
     .bf16_to_f32 = glmq_bf16_to_f32_avx2,
     .f32_to_f16 = glmq_f32_to_f16_avx2,
     .dot = &d_avxvnni,
+    .hacc = glmq_hacc_block_avx2,
 };
 #endif
 
@@ -193,6 +196,7 @@ static const glmq_kernels k_avx512 = {
     .bf16_to_f32 = glmq_bf16_to_f32_avx512,
     .f32_to_f16 = glmq_f32_to_f16_avx512,
     .dot = &d_avx512,
+    .hacc = glmq_hacc_block_avx512,
 };
 
 static const glmq_kernels k_avx512vnni = {
@@ -203,6 +207,7 @@ static const glmq_kernels k_avx512vnni = {
     .bf16_to_f32 = glmq_bf16_to_f32_avx512,
     .f32_to_f16 = glmq_f32_to_f16_avx512,
     .dot = &d_avx512vnni,
+    .hacc = glmq_hacc_block_avx512,
 };
 #endif
 
@@ -216,6 +221,7 @@ static const glmq_kernels k_neon = {
     .bf16_to_f32 = glmq_bf16_to_f32_row,
     .f32_to_f16 = glmq_f32_to_f16_row_ref,
     .dot = &d_neon,
+    .hacc = glmq_hacc_block_ref,
 };
 
 static const glmq_kernels k_dotprod = {
@@ -226,6 +232,7 @@ static const glmq_kernels k_dotprod = {
     .bf16_to_f32 = glmq_bf16_to_f32_row,
     .f32_to_f16 = glmq_f32_to_f16_row_ref,
     .dot = &d_dotprod,
+    .hacc = glmq_hacc_block_ref,
 };
 #endif
 

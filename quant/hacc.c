@@ -30,13 +30,8 @@ void glmq_hacc_block_ref(double *h, int64_t n, const double *x, int64_t ldx, int
 
 glmq_hacc_fn glmq_hacc_kernel(glmq_cpu_level level)
 {
-    if (!glmq_kernels_for(level)) return NULL;
-#if defined(GLMQ_HAVE_X86)
-    /* the levels are not a numeric chain (glmq.h): avxvnni has no AVX-512 */
-    if (level == GLMQ_CPU_AVX512 || level == GLMQ_CPU_AVX512VNNI) return glmq_hacc_block_avx512;
-    if (level == GLMQ_CPU_AVX2 || level == GLMQ_CPU_AVXVNNI) return glmq_hacc_block_avx2;
-#endif
-    return glmq_hacc_block_ref;
+    const glmq_kernels *k = glmq_kernels_for(level); /* the level's table (quant/dispatch.c) */
+    return k ? k->hacc : NULL;
 }
 
 glmq_hacc_fn glmq_hacc_active(void) { return glmq_hacc_kernel(glmq_cpu_active()); }

@@ -35,8 +35,10 @@ void glmq_hacc_block_avx2(double *h, int64_t n, const double *x, int64_t ldx, in
 void glmq_hacc_block_avx512(double *h, int64_t n, const double *x, int64_t ldx, int64_t nt,
                             int64_t i0, int64_t i1, int64_t j0, int64_t j1);
 
-/* The kernel of a level (the best this build has at or below it), NULL when the CPU cannot run
- * that level. glmq_hacc_active(): the kernel of glmq_cpu_active() (GLMQ_CPU, glmq_cpu_force). */
+/* The kernel of a level (the `hacc` entry of its table in quant/dispatch.c: the AVX-512 block at
+ * avx512/avx512vnni, the AVX2 one at avx2/avxvnni, else the reference), NULL when the CPU cannot
+ * run that level. glmq_hacc_active(): the kernel of glmq_cpu_active() (GLMQ_CPU,
+ * glmq_cpu_force). */
 glmq_hacc_fn glmq_hacc_kernel(glmq_cpu_level level);
 glmq_hacc_fn glmq_hacc_active(void);
 

@@ -22,6 +22,7 @@
 
 #include "core/internal.h"
 #include "formats/layout.h"
+#include "quant/hacc.h"
 
 /* Error statistics of one quantized row against the fp32 input (accumulated in double). */
 typedef struct {
@@ -90,6 +91,7 @@ typedef struct glmq_kernels {
     glmq_widen_fn bf16_to_f32;
     glmq_narrow_fn f32_to_f16;
     const struct glmq_dot_kernels *dot; /* matrix and attention kernels (quant/dot.h) */
+    glmq_hacc_fn hacc;                  /* GPTQ's H += x x^T block (quant/hacc.h) */
 } glmq_kernels;
 
 /*

@@ -50,13 +50,12 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
         printf("glmq %s (kernels: %s; this CPU runs:", GLMQ_VERSION_STRING,
                glmq_cpu_level_name(glmq_cpu_active()));
-        static const glmq_cpu_level order[] = {GLMQ_CPU_REF,    GLMQ_CPU_AVX2,
-                                               GLMQ_CPU_AVXVNNI, GLMQ_CPU_AVX512,
-                                               GLMQ_CPU_AVX512VNNI, GLMQ_CPU_NEON,
-                                               GLMQ_CPU_DOTPROD}; /* capability order */
+        /* in capability order (one family per build, after ref) */
         const unsigned set = glmq_cpu_supported();
-        for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
-            if ((set >> order[i]) & 1) printf(" %s", glmq_cpu_level_name(order[i]));
+        for (int rank = 0; rank <= GLMQ_CPU_MAX; rank++)
+            for (int l = GLMQ_CPU_REF; l <= GLMQ_CPU_MAX; l++)
+                if (((set >> l) & 1) && glmq_cpu_rank((glmq_cpu_level)l) == rank)
+                    printf(" %s", glmq_cpu_level_name((glmq_cpu_level)l));
         printf(")\n");
         return EXIT_OK;
     }
