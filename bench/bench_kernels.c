@@ -442,9 +442,50 @@ __attribute__((target("avx2,fma"))) static int int_peak_loop(int64_t n, int b32)
     return r;
 }
 
+/*
+ * The VNNI issue peak: 12 independent vpdpbusd chains (covers a 4-5 cycle latency at 2 issues
+ * per cycle), operands in registers. One zmm vpdpbusd = 64 u8 x s8 products and their sums =
+ * 128 int-ops; a ymm one (AVX-VNNI) 64. The bound of the VNNI FAST kernels, whose inner
+ * operation it is. Not in an emulated build (the instructions would be emulated too).
+ */
+#define VNNI_CHAINS 12
+#if !defined(GLMQ_EMULATE_AVX512)
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) static int vnni512_peak_loop(int64_t n)
+{
+    __m512i a[VNNI_CHAINS], w = _mm512_set1_epi8(3);
+    const __m512i x = _mm512_set1_epi8(-5);
+    for (int j = 0; j < VNNI_CHAINS; j++) a[j] = _mm512_setzero_si512();
+    for (int64_t i = 0; i < n; i++) {
+#pragma GCC unroll 12
+        for (int j = 0; j < VNNI_CHAINS; j++) a[j] = _mm512_dpbusd_epi32(a[j], w, x);
+        __asm__ volatile("" : "+v"(w));
+    }
+    for (int j = 1; j < VNNI_CHAINS; j++) a[0] = _mm512_add_epi32(a[0], a[j]);
+    return _mm512_reduce_add_epi32(a[0]);
+}
+#endif
+#if defined(GLMQ_HAVE_AVXVNNI)
+__attribute__((target("avx2,avxvnni"))) static int vnni256_peak_loop(int64_t n)
+{
+    __m256i a[VNNI_CHAINS], w = _mm256_set1_epi8(3);
+    const __m256i x = _mm256_set1_epi8(-5);
+    for (int j = 0; j < VNNI_CHAINS; j++) a[j] = _mm256_setzero_si256();
+    for (int64_t i = 0; i < n; i++) {
+#pragma GCC unroll 12
+        for (int j = 0; j < VNNI_CHAINS; j++) a[j] = _mm256_dpbusd_avx_epi32(a[j], w, x);
+        __asm__ volatile("" : "+x"(w));
+    }
+    for (int j = 1; j < VNNI_CHAINS; j++) a[0] = _mm256_add_epi32(a[0], a[j]);
+    return _mm256_cvtsi256_si32(a[0]);
+}
+#endif
+
+/* The integer microloops: int / b32 (AVX2, above), vnni512 / vnni256. */
+enum { PEAK_INT, PEAK_B32, PEAK_VNNI512, PEAK_VNNI256 };
+
 typedef struct {
     int64_t n;
-    int b32;
+    int kind;
     int out[1024];
 } int_peak_job;
 
@@ -452,23 +493,50 @@ static void int_peak_worker(void *arg, int ith, int nth)
 {
     (void)nth;
     int_peak_job *j = (int_peak_job *)arg;
-    j->out[ith] = int_peak_loop(j->n, j->b32);
+    int v = 0;
+    switch (j->kind) {
+#if !defined(GLMQ_EMULATE_AVX512)
+    case PEAK_VNNI512: v = vnni512_peak_loop(j->n); break;
+#endif
+#if defined(GLMQ_HAVE_AVXVNNI)
+    case PEAK_VNNI256: v = vnni256_peak_loop(j->n); break;
+#endif
+    default: v = int_peak_loop(j->n, j->kind == PEAK_B32);
+    }
+    j->out[ith & 1023] = v;
 }
 
 /* int-ops/s of one microloop on every thread of pool: the best of 9 short runs (a peak; on a
  * shared machine the least disturbed run is the closest to it). */
-static double avx2_peak(glmq_pool *pool, int b32)
+static double int_peak(glmq_pool *pool, int kind)
 {
-    int_peak_job j = {.n = 1000000, .b32 = b32};
+    int_peak_job j = {.n = 1000000, .kind = kind};
+    const double ops = kind == PEAK_VNNI512   ? 128.0 * VNNI_CHAINS
+                       : kind == PEAK_VNNI256 ? 64.0 * VNNI_CHAINS
+                                              : 64.0 * 8;
     double best = 0;
     for (int r = 0; r < 9; r++) {
         const double t0 = glmq_now();
         glmq_pool_run(pool, int_peak_worker, &j);
-        const double v = 64.0 * 8 * (double)j.n * glmq_pool_size(pool) / (glmq_now() - t0);
+        const double v = ops * (double)j.n * glmq_pool_size(pool) / (glmq_now() - t0);
         if (v > best) best = v;
     }
     if (j.out[0] == 12345) puts("");
     return best;
+}
+
+/* The VNNI microloop of level (PEAK_VNNI512 / PEAK_VNNI256) when this CPU runs it natively,
+ * else -1. */
+static int vnni_peak_kind(glmq_cpu_level level)
+{
+#if !defined(GLMQ_EMULATE_AVX512)
+    if (level == GLMQ_CPU_AVX512VNNI && __builtin_cpu_supports("avx512vnni")) return PEAK_VNNI512;
+#endif
+#if defined(GLMQ_HAVE_AVXVNNI)
+    if (level == GLMQ_CPU_AVXVNNI && __builtin_cpu_supports("avxvnni")) return PEAK_VNNI256;
+#endif
+    (void)level;
+    return -1;
 }
 #endif
 
@@ -1022,9 +1090,15 @@ int glmq_bench_gemv(int argc, char **argv)
                ntok, threads);
         double pk_int = 0;
 #if defined(GLMQ_HAVE_X86)
-        if (k->level >= GLMQ_CPU_AVX2) {
-            pk_int = avx2_peak(c.pooln, 0);
-            const double pk_b32 = avx2_peak(c.pooln, 1);
+        const int vk = vnni_peak_kind(k->level);
+        if (vk >= 0) {
+            pk_int = int_peak(c.pooln, vk);
+            printf("  VNNI issue peak (%d threads, %d independent %s vpdpbusd chains): %.1f G "
+                   "int-ops/s\n  (b32%% / row%%: fast-b32 / fast-row as %% of that peak)\n",
+                   threads, VNNI_CHAINS, vk == PEAK_VNNI512 ? "zmm" : "ymm", pk_int / 1e9);
+        } else if (k->level != GLMQ_CPU_REF && __builtin_cpu_supports("avx2")) {
+            pk_int = int_peak(c.pooln, PEAK_INT);
+            const double pk_b32 = int_peak(c.pooln, PEAK_B32);
             printf("  AVX2 microloops (%d threads): vpmaddubsw+vpmaddwd %.1f, FAST_B32 "
                    "step %.1f G int-ops/s\n  (b32%% / row%%: fast-b32 / fast-row as %% of the "
                    "first loop; a reference rate, not a bound: FAST_ROW can pass it)\n",

@@ -149,6 +149,11 @@ AI VF vf_keep(VF v)
     __asm__("" : "+x"(v));
     return v;
 }
+AI VI vi_keep(VI v)
+{
+    __asm__("" : "+x"(v));
+    return v;
+}
 
 /* ---- FAST hooks common to vpmaddubsw and vpdpbusd (quant/dot_x86_fast_impl.h) ------------- */
 

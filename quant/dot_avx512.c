@@ -159,6 +159,17 @@ AI VF widen_bf16(const uint8_t *p)
 /* 32 zmm registers: no need to pin the activation vectors (quant/dot_avx2.c), and the
  * emulated build's vectors are not registers at all. */
 AI VF vf_keep(VF v) { return v; }
+/* The FAST GEMM's token codes, held in a register for the R rows that use them (GCC folds the
+ * load into every vpdpbusd otherwise: R x T loads per step instead of T). */
+#if defined(GLMQ_EMULATE_AVX512)
+AI VI vi_keep(VI v) { return v; }
+#else
+AI VI vi_keep(VI v)
+{
+    __asm__("" : "+v"(v));
+    return v;
+}
+#endif
 #define DOT_HALF_RM 4 /* F16/BF16 GEMM: 4 rows x 6 tokens (24 partials + 5 operand vectors) */
 #define DOT_HALF_TM 6
 

@@ -265,7 +265,26 @@ AI void fastr_block(const int type, const int R, const int T, const glmq_dot_mat
     for (int i = 0; i < R; i++)
 #pragma GCC unroll 8
         for (int j = 0; j < T; j++) acc[i][j] = vi_zero();
-    if (type == GLMQ_TYPE_INT4) {
+    if (type == GLMQ_TYPE_INT4 && T > 1) {
+        /* GEMM: each row's operands are formed once and each token's codes loaded once per
+         * chunk (R + T loads, not R x T) */
+        for (int64_t ch = 0; ch < pc / 128; ch++) {
+            VI wv[RMAX][NSTEP];
+#pragma GCC unroll 8
+            for (int i = 0; i < R; i++)
+#pragma GCC unroll 8
+                for (int k = 0; k < NSTEP; k++)
+                    wv[i][k] = q4_nibbles(wr[i] + 64 * ch + (4 * VW * k) % 64, 4 * VW * k >= 64);
+#pragma GCC unroll 8
+            for (int j = 0; j < T; j++) {
+                VI xv[NSTEP];
+#pragma GCC unroll 8
+                for (int k = 0; k < NSTEP; k++) xv[k] = vi_keep(vi_load(tk[j] + 128 * ch + 4 * VW * k));
+#pragma GCC unroll 8
+                for (int i = 0; i < R; i++) acc[i][j] = dot_q4_row(acc[i][j], wv[i], xv);
+            }
+        }
+    } else if (type == GLMQ_TYPE_INT4) {
         for (int64_t ch = 0; ch < pc / 128; ch++) {
 #pragma GCC unroll 8
             for (int i = 0; i < R; i++) {
@@ -287,7 +306,18 @@ AI void fastr_block(const int type, const int R, const int T, const glmq_dot_mat
         }
     } else {
         const int64_t p8 = glmq_q8_padded_cols(w->cols);
-        for (int64_t c = 0; c < p8; c += 4 * VW) {
+        for (int64_t c = 0; c < p8 && T > 1; c += 4 * VW) { /* GEMM: R + T loads per step */
+            VI wop[RMAX];
+#pragma GCC unroll 8
+            for (int i = 0; i < R; i++) wop[i] = q8_wop(vi_loadu(wr[i] + c));
+#pragma GCC unroll 8
+            for (int j = 0; j < T; j++) {
+                const VI x = vi_keep(vi_load(tk[j] + c));
+#pragma GCC unroll 8
+                for (int i = 0; i < R; i++) acc[i][j] = dot_q8(acc[i][j], wop[i], x);
+            }
+        }
+        for (int64_t c = 0; c < p8 && T == 1; c += 4 * VW) {
 #pragma GCC unroll 8
             for (int i = 0; i < R; i++) {
                 if (T == 1 && (c & 63) == 0) prefetch_next(wr[i] + (size_t)R * w->stride + c, 64);
