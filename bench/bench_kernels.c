@@ -17,7 +17,9 @@
  *                 same codes (INT4 / INT8), the two run alternately in the same loop (median
  *                 of the per-run ratios). Each copy of a group-wise matrix has its own scales.
  *   3. gemm       --tokens (512) tokens, N threads: G int-ops/s = 2*rows*cols*tokens / s;
- *                 group-wise types as in 2 (ratio to per-row, alternating runs).
+ *                 group-wise types as in 2 (ratio to per-row, alternating runs). Beside it
+ *                 the integer issue peak of the level on N threads (3b): on a VNNI level the
+ *                 vpdpbusd peak, otherwise the AVX2 microloops; the FAST figures as % of it.
  *   4. peak       the FP32 FMA peak of the level: a loop of 12 independent vector FMA chains
  *                 (enough to cover the FMA latency on every x86 core) on 1 and N threads.
  *   5. f16        exact GEMM on F16 and BF16 weights (the reference half of `glmq verify` and
