@@ -219,6 +219,7 @@ AI void fastb_block(const int type, const int G, const int R, const int T, const
 #pragma GCC unroll 8
             for (int i = 0; i < R; i++) {
                 prefetch_next(wc[i] + (size_t)R * w->stride, cb);
+                prefetch_near(wc[i], cb);
                 if (G) prefetch_scales(w, r + i + R, ch, G);
             }
         fastb_chunk(type, G, R, T, NSTEP, wc, tk, ch, pc, s4, sv, acc);
@@ -279,7 +280,8 @@ AI void fastr_block(const int type, const int R, const int T, const glmq_dot_mat
             for (int j = 0; j < T; j++) {
                 VI xv[NSTEP];
 #pragma GCC unroll 8
-                for (int k = 0; k < NSTEP; k++) xv[k] = vi_keep(vi_load(tk[j] + 128 * ch + 4 * VW * k));
+                for (int k = 0; k < NSTEP; k++)
+                    xv[k] = vi_keep(vi_load(tk[j] + 128 * ch + 4 * VW * k));
 #pragma GCC unroll 8
                 for (int i = 0; i < R; i++) acc[i][j] = dot_q4_row(acc[i][j], wv[i], xv);
             }
