@@ -106,7 +106,7 @@ static int has(const cJSON *root, const char *key)
 static glmq_status parse_v1(const cJSON *r, const char *tc, size_t tc_len, const char *path,
                             glmq_config *c, glmq_err *err)
 {
-    int pe2d;
+    int pe2d = 0;
     c->arch = GLMQ_ARCH_CHATGLM1;
     GLMQ_TRY(get_int(r, "vocab_size", 1, 0, 1, MAX_VOCAB, &c->vocab, path, err));
     GLMQ_TRY(get_int(r, "hidden_size", 1, 0, 1, MAX_HIDDEN, &c->hidden, path, err));
@@ -194,7 +194,7 @@ static glmq_status v2_finish(const cJSON *r, const char *kv_name, const char *hd
 
 static glmq_status parse_v2(const cJSON *r, const char *path, glmq_config *c, glmq_err *err)
 {
-    int mqa, post_ln_resid;
+    int mqa = 0, post_ln_resid = 0;
     c->arch = GLMQ_ARCH_CHATGLM2;
     GLMQ_TRY(get_int(r, "padded_vocab_size", 1, 0, 1, MAX_VOCAB, &c->vocab, path, err));
     GLMQ_TRY(get_int(r, "hidden_size", 1, 0, 1, MAX_HIDDEN, &c->hidden, path, err));
@@ -592,7 +592,7 @@ glmq_status glmq_config_parse_sat(const char *json, size_t len, const char *path
                        GLMQ_E_UNSUPPORTED,
                        "'%s': model_class '%s': glmq reads SAT checkpoints of GLM-130B only", path,
                        mc->valuestring);
-        int pe2d, noglu, finalln;
+        int pe2d = 0, noglu = 0, finalln = 0;
         const cJSON *lo = cJSON_GetObjectItemCaseSensitive(r, "layernorm_order");
         GLMQ_FAIL_IF_G(lo && !cJSON_IsNull(lo) &&
                            (!cJSON_IsString(lo) || strcmp(lo->valuestring, "post") != 0),

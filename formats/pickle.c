@@ -288,7 +288,7 @@ static glmq_status push(machine *m, uint32_t idx)
 /* Create a scalar/leaf value and push it. */
 static glmq_status push_new(machine *m, int kind, uint32_t *out)
 {
-    uint32_t idx;
+    uint32_t idx = 0;
     GLMQ_TRY(new_value(m, kind, &idx));
     if (out) *out = idx;
     return push(m, idx);
@@ -343,7 +343,7 @@ static glmq_status add_item(machine *m, uint32_t c, uint32_t it)
 /* Build a new container of `kind` from stack[start..sp), pop those, push the container. */
 static glmq_status collect(machine *m, int kind, uint32_t start)
 {
-    uint32_t c;
+    uint32_t c = 0;
     GLMQ_TRY(new_value(m, kind, &c));
     if (kind == V_DICT)
         FAIL_IF((m->sp - start) % 2 != 0, GLMQ_E_FORMAT, "DICT with an odd number of items");
@@ -425,7 +425,7 @@ static glmq_status op_global(machine *m)
 
 static glmq_status op_stack_global(machine *m)
 {
-    uint32_t name, mod;
+    uint32_t name = 0, mod = 0;
     GLMQ_TRY(pop(m, &name));
     GLMQ_TRY(pop(m, &mod));
     const value *a = &m->vals[mod], *b = &m->vals[name];
@@ -438,7 +438,7 @@ static glmq_status op_stack_global(machine *m)
 /* BINPERSID: ('storage', <storage class>, key, location, numel) -> storage reference. */
 static glmq_status op_binpersid(machine *m)
 {
-    uint32_t pid;
+    uint32_t pid = 0;
     GLMQ_TRY(pop(m, &pid));
     const value *t = &m->vals[pid];
     FAIL_IF(t->kind != V_TUPLE || t->u.c.n != 5, GLMQ_E_FORMAT,
@@ -463,7 +463,7 @@ static glmq_status op_binpersid(machine *m)
     FAIL_IF(key->u.s.n <= 2 && memcmp(key->u.s.p, "..", key->u.s.n) == 0, GLMQ_E_FORMAT,
             "storage key '.' or '..'");
     FAIL_IF(m->vals[it[3]].kind != V_STR, GLMQ_E_FORMAT, "storage location is not a str");
-    int64_t numel;
+    int64_t numel = 0;
     GLMQ_TRY(get_nonneg(m, it[4], "storage numel", &numel));
 
     int r = grow_to((void **)&m->srefs, &m->cap_srefs, m->nsrefs, sizeof *m->srefs,
@@ -504,7 +504,7 @@ static glmq_status rebuild_tensor(machine *m, const value *args, int v3)
             size->u.c.n, stride->u.c.n);
     t.ndim = (int)size->u.c.n;
     for (int d = 0; d < t.ndim; d++) {
-        int64_t s, st;
+        int64_t s = 0, st = 0;
         GLMQ_TRY(get_nonneg(m, size->u.c.items[d], "size", &s));
         GLMQ_TRY(get_nonneg(m, stride->u.c.items[d], "stride", &st));
         if (d < GLMQ_MAX_DIMS) {
@@ -603,7 +603,7 @@ static glmq_status memo_put(machine *m, uint64_t idx)
 {
     FAIL_IF(idx >= GLMQ_PKL_MAX_MEMO, GLMQ_E_FORMAT, "memo index %llu over the limit %d",
             (unsigned long long)idx, GLMQ_PKL_MAX_MEMO);
-    uint32_t v;
+    uint32_t v = 0;
     GLMQ_TRY(top(m, &v));
     uint32_t old = m->cap_memo;
     int r = grow_to((void **)&m->memo, &m->cap_memo, idx, sizeof *m->memo, GLMQ_PKL_MAX_MEMO);

@@ -73,7 +73,7 @@ static glmq_status pb_varint(pb_reader *r, uint64_t *v, glmq_err *err)
 
 static glmq_status pb_next(pb_reader *r, pb_field *f, glmq_err *err)
 {
-    uint64_t key;
+    uint64_t key = 0;
     f->at = PB_AT(r);
     GLMQ_TRY(pb_varint(r, &key, err));
     GLMQ_FAIL_IF((key >> 3) == 0 || (key >> 3) > 0x1FFFFFFF, err, GLMQ_E_FORMAT,
