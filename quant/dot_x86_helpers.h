@@ -43,7 +43,7 @@ AI void prefetch_next(const uint8_t *p, const int64_t bytes)
  * panel prefetched into L1 did on Zen 4. On a 2-core Zen 5 (48 KiB L1d), alternating with the
  * L2-only build, decode of synthetic ChatGLM2-6B after 16 tokens: INT4 1.10x on 1 thread, 1.05x
  * on 2 (medians of 4 and 6 pairs; every pair >= 1.0x on 2 threads), INT8 unchanged (0.99-1.00x).
- * A panel prefetched into L1 gave INT4 the same 1.06-1.08x there but cost INT8 0.88x on 1 thread.
+ * A panel prefetched into L1 gave INT4 1.06-1.09x there but cost INT8 0.88x on 1 thread.
  * Not measured on Zen 4. Past the row end it reaches the next row, which the panel reads anyway.
  */
 AI void prefetch_near(const uint8_t *chunk, const int64_t cb)
