@@ -322,7 +322,7 @@ AI void fastr_block(const int type, const int R, const int T, const glmq_dot_mat
         for (int64_t c = 0; c < p8 && T == 1; c += 4 * VW) {
 #pragma GCC unroll 8
             for (int i = 0; i < R; i++) {
-                if (T == 1 && (c & 63) == 0) prefetch_next(wr[i] + (size_t)R * w->stride + c, 64);
+                if ((c & 63) == 0) prefetch_next(wr[i] + (size_t)R * w->stride + c, 64);
                 const VI wop = q8_wop(vi_loadu(wr[i] + c));
 #pragma GCC unroll 8
                 for (int j = 0; j < T; j++) acc[i][j] = dot_q8(acc[i][j], wop, vi_load(tk[j] + c));
