@@ -32,6 +32,16 @@ glmq_status glmq_calibrate(const char *src_dir, const glmq_convert_opts *o, cons
                            glmq_calib **out, glmq_err *err);
 void glmq_calib_free(glmq_calib *c); /* NULL-safe */
 
+/* glmq_convert, with the calibration kept (keep != NULL): if *keep is NULL, the calibration
+ * this conversion runs (if its method calibrates) is handed to the caller in *keep on success
+ * (free it with glmq_calib_free); if *keep is set, it is used instead of calibrating again.
+ * The caller gives it for the same checkpoint and method; a tensor it does not hold at the
+ * type chosen for it (e.g. one a --tensor-type rule promotes) is quantized round-to-nearest.
+ * keep == NULL is glmq_convert. */
+glmq_status glmq_convert_calib(const char *src_dir, const char *out_path,
+                               const glmq_convert_opts *o, glmq_convert_report *report,
+                               glmq_calib **keep, glmq_err *err);
+
 /* 1 when tensor `name` was calibrated (as `type`, rows x cols). */
 int glmq_calib_has(const glmq_calib *c, const char *name, glmq_type type, int64_t rows,
                    int64_t cols);

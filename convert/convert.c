@@ -533,6 +533,13 @@ static char *build_metadata(const glmq_checkpoint *ck, const glmq_convert_opts *
 glmq_status glmq_convert(const char *src_dir, const char *out_path, const glmq_convert_opts *opts,
                          glmq_convert_report *report, glmq_err *err)
 {
+    return glmq_convert_calib(src_dir, out_path, opts, report, NULL, err);
+}
+
+glmq_status glmq_convert_calib(const char *src_dir, const char *out_path,
+                               const glmq_convert_opts *opts, glmq_convert_report *report,
+                               glmq_calib **keep, glmq_err *err)
+{
     glmq_convert_opts o;
     if (opts)
         o = *opts;
@@ -561,7 +568,8 @@ glmq_status glmq_convert(const char *src_dir, const char *out_path, const glmq_c
     glmq_qstats *qst = NULL;
     uint8_t *tmp = NULL;
     char *meta = NULL;
-    glmq_calib *calib = NULL;
+    glmq_calib *calib = keep ? *keep : NULL; /* given: used, not redone, not freed */
+    const int own_calib = !calib;
     glmq_ttypes *tt = NULL;
     const size_t tmp_size = (size_t)4 << 20;
     const glmq_kernels *k = glmq_kernels_get();
@@ -585,7 +593,7 @@ glmq_status glmq_convert(const char *src_dir, const char *out_path, const glmq_c
             slash[slash == dir] = 0;
         else
             snprintf(dir, sizeof dir, ".");
-        GLMQ_TRY_G(glmq_calibrate(src_dir, &o, dir, &calib, err));
+        if (!calib) GLMQ_TRY_G(glmq_calibrate(src_dir, &o, dir, &calib, err));
     }
     GLMQ_TRY_G(glmq_pool_create(o.threads, &pool, err));
     nth = glmq_pool_size(pool);
@@ -803,7 +811,10 @@ fail:
             if (fh[f].h) XXH3_freeState(fh[f].h);
     free(fh);
     glmq_checkpoint_close(ck);
-    glmq_calib_free(calib);
+    if (keep && own_calib && st == GLMQ_OK)
+        *keep = calib; /* handed to the caller */
+    else if (own_calib)
+        glmq_calib_free(calib);
     glmq_ttypes_free(tt);
     free(plan);
     free(order);

@@ -361,6 +361,80 @@ START_TEST(cli_refusals)
 }
 END_TEST
 
+/* calib_log: counts the per-layer lines of a calibration */
+static void count_line(void *user, const char *line)
+{
+    (void)line;
+    ++*(int *)user;
+}
+
+/* The checksum of tensor `name` in the .glmq at path. */
+static uint64_t tensor_sum(const char *path, const char *name)
+{
+    glmq_pack *p = NULL;
+    glmq_err err = {0};
+    glmq_tensor_info t;
+    ck_assert_msg(glmq_pack_open(path, &p, &err) == GLMQ_OK, "%s", err.msg);
+    ck_assert_msg(glmq_pack_find(p, name, &t, &err) == GLMQ_OK, "%s", err.msg);
+    glmq_pack_close(p);
+    return t.checksum;
+}
+
+/* A budget over a GPTQ base calibrates once (one log line per layer), and its file holds the
+ * tensors the sensitivities were measured with: every base tensor as a plain GPTQ conversion
+ * with the same options writes it, every promoted one as a round-to-nearest INT8 one does. */
+START_TEST(budget_gptq_calibrates_once)
+{
+    char *src = tu_sample_path("glm2-outlier", "st"), *calib = tu_path(tu_samples(), "text/calib.txt");
+    char *out = tu_path(tmp, "budget.glmq"), *plain = tu_path(tmp, "gptq.glmq"),
+         *high = tu_path(tmp, "int8.glmq");
+    glmq_convert_opts o;
+    glmq_convert_opts_default(&o);
+    o.method = GLMQ_METHOD_GPTQ;
+    o.calib_path = calib;
+    o.calib_ctx = 256;
+    o.calib_tokens = 8 * 256;
+    o.threads = 2;
+    int lines = 0;
+    o.calib_log = count_line;
+    o.calib_log_user = &lines;
+    glmq_budget_opts b = {.budget_bpw = 5.2};
+    glmq_budget_report r;
+    glmq_err err = {0};
+    ck_assert_msg(glmq_convert_budget(src, out, &o, &b, &r, &err) == GLMQ_OK, "%s", err.msg);
+    printf("# budget-bpw 5.2 over GPTQ: promoted %lld of %lld, bpw %.4f, KL base %.3e predicted "
+           "%.3e measured %.3e\n", (long long)r.n_promoted, (long long)r.n, r.bpw, r.kld_base,
+           r.kld_predicted, r.kld_measured);
+    const int per_run = lines;
+    ck_assert_int_ge(r.n_promoted, 1);
+    ck_assert_double_le(r.bpw, 5.2);
+
+    lines = 0;
+    ck_assert_msg(glmq_convert(src, plain, &o, NULL, &err) == GLMQ_OK, "%s", err.msg);
+    ck_assert_int_gt(lines, 0);
+    ck_assert_int_eq(per_run, lines); /* the budget's calibration: once, not twice */
+    glmq_convert_opts oh = o;
+    oh.method = GLMQ_METHOD_RTN;
+    oh.weight_type = GLMQ_TYPE_INT8;
+    ck_assert_msg(glmq_convert(src, high, &oh, NULL, &err) == GLMQ_OK, "%s", err.msg);
+    for (int64_t i = 0; i < r.n; i++) {
+        const int promoted = r.t[i].type == GLMQ_TYPE_INT8;
+        ck_assert_msg(tensor_sum(out, r.t[i].name) ==
+                          tensor_sum(promoted ? high : plain, r.t[i].name),
+                      "%s (%s)", r.t[i].name, promoted ? "promoted" : "base");
+    }
+    /* the measured KL is the prediction when one tensor is promoted (it was measured so) */
+    if (r.n_promoted == 1)
+        ck_assert_double_le(fabs(r.kld_measured - r.kld_predicted), 1e-9 + 1e-6 * r.kld_base);
+    glmq_budget_report_free(&r);
+    free(src);
+    free(calib);
+    free(out);
+    free(plain);
+    free(high);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("calib");
@@ -380,6 +454,7 @@ static Suite *suite(void)
     tcase_set_timeout(g, 900);
     tcase_add_test(g, group_gptq_beats_q4_0);
     tcase_add_test(g, budgets);
+    tcase_add_test(g, budget_gptq_calibrates_once);
     suite_add_tcase(s, g);
     return s;
 }

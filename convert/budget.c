@@ -4,7 +4,10 @@
  * Three conversions of the same checkpoint and one evaluation per candidate tensor:
  *   base   the caller's recipe (e.g. INT4 GPTQ), every layer weight at the base type;
  *   high   round-to-nearest at the promoted type (INT8 by default), the source of promotions;
- *   final  the base recipe plus a --tensor-type rule "^name$=high" per promoted tensor.
+ *   final  the base recipe plus a --tensor-type rule "^name$=high" per promoted tensor, with
+ *          the base's calibration reused (convert/calib.h): a calibrated base is calibrated
+ *          once, and the final file holds exactly the tensors the sensitivities were measured
+ *          with (each base tensor, each promoted one as `high` has it).
  * The sensitivity of a tensor is what promoting it alone buys: the mean KL of base against the
  * checkpoint minus that of base with this one tensor swapped for its `high` version (the model's
  * tensor swap, as `verify --rank-tensors` does), on the calibration ids with exact kernels. It
@@ -16,10 +19,12 @@
  * final file's KL is measured to check that. Temporary files sit next to the output (the same
  * file system, the same free space) and are removed on every path.
  */
+#include "convert/calib.h"
+#include "core/file.h"
 #include "formats/glm_tensors.h"
 #include "formats/layout.h"
 #include "runtime/model.h"
-#include "verify/metrics.h"
+#include "runtime/tokenize.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,12 +72,27 @@ static glmq_status kld(const glmq_model *q, const glmq_model *ref, const int32_t
     return GLMQ_OK;
 }
 
-/* The calibration ids of ref's tokenizer, at most max of them (*ids malloc'd). */
+/* The calibration text in ref's tokenizer (no special tokens, as calibration reads it), at
+ * most max ids (*ids malloc'd). */
 static glmq_status calib_ids(const glmq_model *ref, const char *path, int64_t max, int32_t **ids,
                              int64_t *n, glmq_err *err)
 {
-    GLMQ_TRY(glmq_eval_load_ids(ref, path, NULL, ids, n, err));
-    if (*n > max) *n = max;
+    char *text = NULL;
+    size_t len = 0;
+    glmq_tokenizer *t = NULL;
+    glmq_ids v = {0};
+    GLMQ_TRY(glmq_read_file(path, &text, &len, err));
+    glmq_status st = glmq_model_tokenizer_open(ref, &t, err);
+    if (st == GLMQ_OK) st = glmq_tokenizer_encode(t, text, len, &v, err);
+    glmq_tokenizer_free(t);
+    free(text);
+    if (st == GLMQ_OK && v.n == 0) st = glmq_fail(err, GLMQ_E_INVALID, "'%s' has no tokens", path);
+    if (st != GLMQ_OK) {
+        glmq_ids_free(&v);
+        return st;
+    }
+    *ids = v.ids;
+    *n = (int64_t)v.n > max ? max : (int64_t)v.n;
     return GLMQ_OK;
 }
 
@@ -144,6 +164,7 @@ glmq_status glmq_convert_budget(const char *src_dir, const char *out_path,
     char **own = NULL;
     glmq_model *ref = NULL, *mb = NULL, *mh = NULL, *mf = NULL;
     int32_t *ids = NULL;
+    glmq_calib *cal = NULL; /* the base's calibration, for the final conversion */
     glmq_expected_tensor *want = NULL;
     int64_t nw = 0, nids = 0, no = 0;
     const size_t pl = strlen(out_path) + 32;
@@ -154,7 +175,7 @@ glmq_status glmq_convert_budget(const char *src_dir, const char *out_path,
     snprintf(high_path, pl, "%s.budget-high.tmp", out_path);
 
     /* 1. the base and the promoted conversions */
-    GLMQ_TRY_G(glmq_convert(src_dir, base_path, o, NULL, err));
+    GLMQ_TRY_G(glmq_convert_calib(src_dir, base_path, o, NULL, &cal, err));
     glmq_convert_opts oh = *o;
     oh.method = GLMQ_METHOD_RTN;
     oh.weight_type = glmq_type_codes(high);
@@ -223,9 +244,7 @@ glmq_status glmq_convert_budget(const char *src_dir, const char *out_path,
     glmq_convert_opts of = *o;
     of.tensor_types = rules;
     of.n_tensor_types = nr;
-    glmq_model_close(mb); /* its calibration is redone by the final conversion */
-    mb = NULL;
-    GLMQ_TRY_G(glmq_convert(src_dir, out_path, &of, NULL, err));
+    GLMQ_TRY_G(glmq_convert_calib(src_dir, out_path, &of, NULL, &cal, err));
     GLMQ_TRY_G(glmq_model_open(out_path, &mf, err));
     GLMQ_TRY_G(kld(mf, ref, ids, nids, &p, &report->kld_measured, NULL, err));
     double fb = 0, fe = 0;
@@ -243,6 +262,7 @@ fail:
     free(rules);
     free(want);
     free(ids);
+    glmq_calib_free(cal);
     glmq_model_close(mf);
     glmq_model_close(mh);
     glmq_model_close(mb);
