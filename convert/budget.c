@@ -20,7 +20,6 @@
  * file system, the same free space) and are removed on every path.
  */
 #include "convert/calib.h"
-#include "core/file.h"
 #include "formats/glm_tensors.h"
 #include "formats/layout.h"
 #include "runtime/model.h"
@@ -77,20 +76,8 @@ static glmq_status kld(const glmq_model *q, const glmq_model *ref, const int32_t
 static glmq_status calib_ids(const glmq_model *ref, const char *path, int64_t max, int32_t **ids,
                              int64_t *n, glmq_err *err)
 {
-    char *text = NULL;
-    size_t len = 0;
-    glmq_tokenizer *t = NULL;
     glmq_ids v = {0};
-    GLMQ_TRY(glmq_read_file(path, &text, &len, err));
-    glmq_status st = glmq_model_tokenizer_open(ref, &t, err);
-    if (st == GLMQ_OK) st = glmq_tokenizer_encode(t, text, len, &v, err);
-    glmq_tokenizer_free(t);
-    free(text);
-    if (st == GLMQ_OK && v.n == 0) st = glmq_fail(err, GLMQ_E_INVALID, "'%s' has no tokens", path);
-    if (st != GLMQ_OK) {
-        glmq_ids_free(&v);
-        return st;
-    }
+    GLMQ_TRY(glmq_model_encode_file(ref, path, &v, err));
     *ids = v.ids;
     *n = (int64_t)v.n > max ? max : (int64_t)v.n;
     return GLMQ_OK;

@@ -206,6 +206,12 @@ AI VI vi_keep(VI v)
  * prefetch (2 rows was worst); INT8 B32 29-30 GB/s with 4 rows vs 27-28 with 8.
  * GEMM: 4 rows x 4 tokens (16 accumulators + 8 unpacked weight vectors + activation operands
  * folded into vpdpbusd / vmulps / vfmadd231ps).
+ * FAST_B32 GEMM measured against the VNNI issue peak on Zen 5 (1 thread): 29-31% with this
+ * shape, and the same with 8 rows x 4 or 8 tokens, the weights of a chunk held in 16 registers
+ * and the running sums in memory. Zen 5 issues vpdpbusd and vfmadd231ps on the same two pipes,
+ * so dot.h §2's one vcvtdq2ps + one FMA per vpdpbusd caps the nest at 50% of that peak even
+ * with every operand in a register (a loop of only the per-output operations, 2 vpdpbusd,
+ * 2 vcvtdq2ps, vmulps, vfmadd231ps, vaddps, reaches 54%; 38-41% with the sums in memory).
  */
 #define DOT_FAST_ISA _avx512vnni
 #define DOT_Q4B_RV 8

@@ -50,24 +50,21 @@ glmq_status glmq_eval_load_ids(const glmq_model *m, const char *text_file, const
     *n = 0;
     const char *path = text_file ? text_file : ids_file;
     GLMQ_FAIL_IF(!path, err, GLMQ_E_INVALID, "no text or ids file given");
-    char *text = NULL;
-    size_t len = 0;
-    GLMQ_TRY(glmq_read_file(path, &text, &len, err));
     glmq_ids v = {0};
-    glmq_status st;
     if (text_file) {
-        glmq_tokenizer *t = NULL;
-        st = glmq_model_tokenizer_open(m, &t, err);
-        if (st == GLMQ_OK) st = glmq_tokenizer_encode(t, text, len, &v, err);
-        glmq_tokenizer_free(t);
+        GLMQ_TRY(glmq_model_encode_file(m, text_file, &v, err));
     } else {
-        st = glmq_parse_ids(text, len, glmq_model_config(m)->vocab, path, &v, err);
-    }
-    free(text);
-    if (st == GLMQ_OK && v.n == 0) st = glmq_fail(err, GLMQ_E_INVALID, "'%s' has no tokens", path);
-    if (st != GLMQ_OK) {
-        glmq_ids_free(&v);
-        return st;
+        char *text = NULL;
+        size_t len = 0;
+        GLMQ_TRY(glmq_read_file(path, &text, &len, err));
+        glmq_status st = glmq_parse_ids(text, len, glmq_model_config(m)->vocab, path, &v, err);
+        free(text);
+        if (st == GLMQ_OK && v.n == 0)
+            st = glmq_fail(err, GLMQ_E_INVALID, "'%s' has no tokens", path);
+        if (st != GLMQ_OK) {
+            glmq_ids_free(&v);
+            return st;
+        }
     }
     *ids = v.ids;
     *n = (int64_t)v.n;

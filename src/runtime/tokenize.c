@@ -8,10 +8,12 @@
  */
 #include "runtime/tokenize.h"
 
+#include "core/file.h"
 #include "formats/checkpoint.h"
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 
 static glmq_status tok_for_config(const glmq_config *c, const void *bytes, size_t n,
@@ -196,4 +198,21 @@ glmq_status glmq_detokenize(const glmq_model *m, const int32_t *ids, size_t n, c
     const glmq_tokenizer *t = NULL;
     GLMQ_TRY(glmq_model_tokenizer_cached(m, &t, err));
     return glmq_tokenizer_detokenize(t, ids, n, text, cap, len, err);
+}
+
+glmq_status glmq_model_encode_file(const glmq_model *m, const char *path, glmq_ids *out,
+                                   glmq_err *err)
+{
+    memset(out, 0, sizeof *out);
+    char *text = NULL;
+    size_t len = 0;
+    GLMQ_TRY(glmq_read_file(path, &text, &len, err));
+    glmq_tokenizer *t = NULL;
+    glmq_status st = glmq_model_tokenizer_open(m, &t, err);
+    if (st == GLMQ_OK) st = glmq_tokenizer_encode(t, text, len, out, err);
+    glmq_tokenizer_free(t);
+    free(text);
+    if (st == GLMQ_OK && out->n == 0) st = glmq_fail(err, GLMQ_E_INVALID, "'%s' has no tokens", path);
+    if (st != GLMQ_OK) glmq_ids_free(out);
+    return st;
 }

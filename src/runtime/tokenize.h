@@ -22,4 +22,9 @@ glmq_status glmq_model_tokenizer_open(const glmq_model *m, glmq_tokenizer **out,
 glmq_status glmq_model_tokenizer_cached(const glmq_model *m, const glmq_tokenizer **out,
                                         glmq_err *err);
 
+/* The UTF-8 file at path in m's tokenizer (no special tokens): *out's ids (glmq_ids_free).
+ * An unreadable file is GLMQ_E_IO naming it, a file without tokens GLMQ_E_INVALID. */
+glmq_status glmq_model_encode_file(const glmq_model *m, const char *path, glmq_ids *out,
+                                   glmq_err *err);
+
 #endif
