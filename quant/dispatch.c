@@ -161,6 +161,9 @@ static const glmq_kernels k_ref = {
     .f32_to_f16 = glmq_f32_to_f16_row_ref,
     .dot = &d_ref,
     .hacc = glmq_hacc_block_ref,
+    .gptq_dot = glmq_gptq_dot_ref,
+    .gptq_dot4 = glmq_gptq_dot4_ref,
+    .gptq_axpy = glmq_gptq_axpy_ref,
 };
 
 #if defined(GLMQ_HAVE_X86)
@@ -173,6 +176,9 @@ static const glmq_kernels k_avx2 = {
     .f32_to_f16 = glmq_f32_to_f16_avx2,
     .dot = &d_avx2,
     .hacc = glmq_hacc_block_avx2,
+    .gptq_dot = glmq_gptq_dot_avx2,
+    .gptq_dot4 = glmq_gptq_dot4_avx2,
+    .gptq_axpy = glmq_gptq_axpy_avx2,
 };
 
 #if defined(GLMQ_HAVE_AVXVNNI)
@@ -185,6 +191,9 @@ static const glmq_kernels k_avxvnni = {
     .f32_to_f16 = glmq_f32_to_f16_avx2,
     .dot = &d_avxvnni,
     .hacc = glmq_hacc_block_avx2,
+    .gptq_dot = glmq_gptq_dot_avx2,
+    .gptq_dot4 = glmq_gptq_dot4_avx2,
+    .gptq_axpy = glmq_gptq_axpy_avx2,
 };
 #endif
 
@@ -197,6 +206,9 @@ static const glmq_kernels k_avx512 = {
     .f32_to_f16 = glmq_f32_to_f16_avx512,
     .dot = &d_avx512,
     .hacc = glmq_hacc_block_avx512,
+    .gptq_dot = glmq_gptq_dot_avx2,
+    .gptq_dot4 = glmq_gptq_dot4_avx2,
+    .gptq_axpy = glmq_gptq_axpy_avx512,
 };
 
 static const glmq_kernels k_avx512vnni = {
@@ -208,6 +220,9 @@ static const glmq_kernels k_avx512vnni = {
     .f32_to_f16 = glmq_f32_to_f16_avx512,
     .dot = &d_avx512vnni,
     .hacc = glmq_hacc_block_avx512,
+    .gptq_dot = glmq_gptq_dot_avx2,
+    .gptq_dot4 = glmq_gptq_dot4_avx2,
+    .gptq_axpy = glmq_gptq_axpy_avx512,
 };
 #endif
 
@@ -222,6 +237,9 @@ static const glmq_kernels k_neon = {
     .f32_to_f16 = glmq_f32_to_f16_row_ref,
     .dot = &d_neon,
     .hacc = glmq_hacc_block_ref,
+    .gptq_dot = glmq_gptq_dot_ref,
+    .gptq_dot4 = glmq_gptq_dot4_ref,
+    .gptq_axpy = glmq_gptq_axpy_ref,
 };
 
 static const glmq_kernels k_dotprod = {
@@ -233,6 +251,9 @@ static const glmq_kernels k_dotprod = {
     .f32_to_f16 = glmq_f32_to_f16_row_ref,
     .dot = &d_dotprod,
     .hacc = glmq_hacc_block_ref,
+    .gptq_dot = glmq_gptq_dot_ref,
+    .gptq_dot4 = glmq_gptq_dot4_ref,
+    .gptq_axpy = glmq_gptq_axpy_ref,
 };
 #endif
 

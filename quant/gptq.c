@@ -3,29 +3,17 @@
  *
  * Plain C on purpose: no ISA-specific code and no FMA contraction (C11, -ffp-contract off), and
  * every reduction runs in a fixed order (four interleaved partial sums combined as
- * (s0 + s1) + (s2 + s3)), so the output is the same on every machine and thread count.
+ * (s0 + s1) + (s2 + s3)), so the output is the same on every machine and thread count. The two
+ * inner loops that take the time, that dot product and w -= e u, are the kernel table's
+ * (gptq_dot, gptq_axpy: quant/hacc.h), bit-identical on every level.
  */
 #include "quant/gptq.h"
+#include "quant/hacc.h"
 #include "quant/quant.h"
 #include "quant/quant_x86.h"
 
 #include <math.h>
 #include <stdlib.h>
-
-/* Dot product of n doubles in a fixed order. */
-static double dot_fixed(const double *a, const double *b, int64_t n)
-{
-    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    int64_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        s0 += a[i] * b[i];
-        s1 += a[i + 1] * b[i + 1];
-        s2 += a[i + 2] * b[i + 2];
-        s3 += a[i + 3] * b[i + 3];
-    }
-    for (; i < n; i++) s0 += a[i] * b[i];
-    return (s0 + s1) + (s2 + s3);
-}
 
 /* The round-to-nearest code of w with scale s (fp32, as the plain quantizer), 0 for s = 0. */
 static inline float rtn_code(float w, float s, int qmax)
@@ -126,6 +114,7 @@ void glmq_pack_codes_row(const int8_t *q, int64_t n, int q4, void *out)
 typedef struct {
     double *a;
     int64_t n, jb0, jb1;
+    const glmq_kernels *k;
 } chol_job;
 
 static void chol_run(void *arg, int ith, int nth)
@@ -136,27 +125,27 @@ static void chol_run(void *arg, int ith, int nth)
         double *ri = c->a + i * n;
         for (int64_t j = c->jb1 - 1; j >= c->jb0; j--) {
             const double *rj = c->a + j * n;
-            ri[j] = (ri[j] - dot_fixed(ri + j + 1, rj + j + 1, n - j - 1)) / rj[j];
+            ri[j] = (ri[j] - c->k->gptq_dot(ri + j + 1, rj + j + 1, n - j - 1)) / rj[j];
         }
     }
 }
 
-static int64_t reverse_cholesky(double *a, int64_t n, glmq_pool *pool)
+static int64_t reverse_cholesky(double *a, int64_t n, glmq_pool *pool, const glmq_kernels *kt)
 {
     for (int64_t jb1 = n; jb1 > 0; jb1 -= CHOL_BLOCK) {
         const int64_t jb0 = jb1 > CHOL_BLOCK ? jb1 - CHOL_BLOCK : 0;
         for (int64_t j = jb1 - 1; j >= jb0; j--) {
             double *rj = a + j * n;
-            double piv = rj[j] - dot_fixed(rj + j + 1, rj + j + 1, n - j - 1);
+            double piv = rj[j] - kt->gptq_dot(rj + j + 1, rj + j + 1, n - j - 1);
             if (!(piv > 0.0) || !isfinite(piv)) return j;
             double d = sqrt(piv);
             rj[j] = d;
             for (int64_t i = jb0; i < j; i++) {
                 double *ri = a + i * n;
-                ri[j] = (ri[j] - dot_fixed(ri + j + 1, rj + j + 1, n - j - 1)) / d;
+                ri[j] = (ri[j] - kt->gptq_dot(ri + j + 1, rj + j + 1, n - j - 1)) / d;
             }
         }
-        chol_job c = {a, n, jb0, jb1};
+        chol_job c = {a, n, jb0, jb1, kt};
         if (jb0 > 0 && pool)
             glmq_pool_run(pool, chol_run, &c);
         else if (jb0 > 0)
@@ -181,6 +170,7 @@ typedef struct {
     const double *r;
     int64_t n, i0, i1; /* rows [i0, i1) of this step */
     double *buf;       /* (i1 - i0) x n */
+    glmq_gptq_axpy_fn axpy;
 } inv_job;
 
 static void inv_run(void *arg, int ith, int nth)
@@ -202,16 +192,17 @@ static void inv_run(void *arg, int ith, int nth)
             double *ui = j->buf + (i - j->i0) * n;
             double v = c == i ? 1.0 / rc[c] : -ui[c] / rc[c];
             ui[c] = v;
-            for (int64_t k = c + 1; k < n; k++) ui[k] += v * rc[k];
+            j->axpy(ui + c + 1, rc + c + 1, -v, n - c - 1); /* ui += v rc: x - (-v) r = x + v r */
         }
     }
 }
 
-static void upper_inverse(double *r, int64_t n, double *buf, glmq_pool *pool, int nth)
+static void upper_inverse(double *r, int64_t n, double *buf, glmq_pool *pool, int nth,
+                          glmq_gptq_axpy_fn axpy)
 {
     const int64_t step = (int64_t)nth * INV_BLOCK;
     for (int64_t i0 = 0; i0 < n; i0 += step) {
-        inv_job j = {r, n, i0, i0 + step < n ? i0 + step : n, buf};
+        inv_job j = {r, n, i0, i0 + step < n ? i0 + step : n, buf, axpy};
         if (pool)
             glmq_pool_run(pool, inv_run, &j);
         else
@@ -224,6 +215,7 @@ static void upper_inverse(double *r, int64_t n, double *buf, glmq_pool *pool, in
 
 #define SWEEP_BLOCK 128 /* columns per lazy batch: the result does not depend on it */
 #define ROW_TILE 16     /* rows sharing each pass over U */
+#define LAZY_KB 256     /* columns per step of a lazy batch's update: 16 rows x 2 KiB in L1 */
 
 typedef struct {
     const float *w;
@@ -241,19 +233,26 @@ typedef struct {
     double *scratch;     /* per thread: ROW_TILE * (3 cols + SWEEP_BLOCK) doubles */
     size_t scratch_per;
     int8_t *rtn;         /* per thread: ROW_TILE * cols */
+    const glmq_kernels *k;
 } sweep_job;
 
 /* (w - s q)^T h (w - s q) for ROW_TILE-many rows at once: each row of h is read once per tile.
  * dv holds the differences (nr rows of cols values). */
-static void h_weighted(const double *h, int64_t n, const double *dv, int nr, double *out)
+static void h_weighted(const double *h, int64_t n, const double *dv, int nr, double *out,
+                       const glmq_kernels *kt)
 {
     for (int r = 0; r < nr; r++) out[r] = 0.0;
     for (int64_t k = 0; k < n; k++) {
         const double *hk = h + k * n;
-        for (int r = 0; r < nr; r++) {
+        double off[ROW_TILE];
+        int r = 0;
+        for (; r + 4 <= nr; r += 4)
+            kt->gptq_dot4(dv + (size_t)r * (size_t)n + k + 1, n, hk + k + 1, n - k - 1, off + r);
+        for (; r < nr; r++) off[r] = kt->gptq_dot(hk + k + 1, dv + (size_t)r * (size_t)n + k + 1,
+                                                  n - k - 1);
+        for (r = 0; r < nr; r++) {
             const double *d = dv + (size_t)r * (size_t)n;
-            double off = dot_fixed(hk + k + 1, d + k + 1, n - k - 1);
-            out[r] += d[k] * (hk[k] * d[k] + 2.0 * off);
+            out[r] += d[k] * (hk[k] * d[k] + 2.0 * off[r]);
         }
     }
 }
@@ -295,16 +294,19 @@ static void sweep_run(void *arg, int ith, int nth)
                     const double *uc = j->u + c * n;
                     double ec = (w[c] - x * sc) / uc[c];
                     e[c - b0] = ec;
-                    for (int64_t k = c + 1; k < b1; k++) w[k] -= ec * uc[k];
+                    j->k->gptq_axpy(w + c + 1, uc + c + 1, ec, b1 - c - 1);
                 }
             }
-            /* the lazy batch: the block's errors update the columns after it */
-            for (int64_t c = b0; c < b1 && b1 < n; c++) {
-                const double *uc = j->u + c * n;
-                for (int r = 0; r < nr; r++) {
-                    double ec = et[(size_t)r * SWEEP_BLOCK + (size_t)(c - b0)];
-                    double *w = wt + (size_t)r * n;
-                    for (int64_t k = b1; k < n; k++) w[k] -= ec * uc[k];
+            /* the lazy batch: the block's errors update the columns after it, LAZY_KB columns
+             * at a time, so that the tile's rows of them stay in L1 while the block's rows of U
+             * pass (every element still takes the updates of c = b0, b0 + 1, ... in order) */
+            for (int64_t k0 = b1; k0 < n; k0 += LAZY_KB) {
+                const int64_t k1 = k0 + LAZY_KB < n ? k0 + LAZY_KB : n;
+                for (int64_t c = b0; c < b1; c++) {
+                    const double *uc = j->u + c * n;
+                    for (int r = 0; r < nr; r++)
+                        j->k->gptq_axpy(wt + (size_t)r * n + k0, uc + k0,
+                                        et[(size_t)r * SWEEP_BLOCK + (size_t)(c - b0)], k1 - k0);
                 }
             }
         }
@@ -327,7 +329,7 @@ static void sweep_run(void *arg, int ith, int nth)
                 for (int64_t c = 0; c < n; c++)
                     dv[(size_t)r * n + c] = (double)w[c] - (double)q[c] * sv[(size_t)r * n + c];
             }
-            h_weighted(j->h, n, dv, nr, (pass ? j->row_err_r : j->row_err_g) + t0);
+            h_weighted(j->h, n, dv, nr, (pass ? j->row_err_r : j->row_err_g) + t0, j->k);
         }
         for (int r = 0; r < nr; r++)
             if (j->row_err_g[t0 + r] > j->row_err_r[t0 + r]) {
@@ -463,19 +465,20 @@ glmq_status glmq_gptq_quantize(const float *w, int64_t rows, int64_t cols, const
     }
 
     /* 4. H_d = R R^T, U = R^-1 */
-    int64_t bad = reverse_cholesky(a, n, pool);
+    const glmq_kernels *kt = glmq_kernels_get();
+    int64_t bad = reverse_cholesky(a, n, pool, kt);
     GLMQ_FAIL_IF_G(bad >= 0, err, GLMQ_E_VALUE,
                    "GPTQ: the Hessian is not positive definite at column %lld even with damping "
                    "%g (lambda %g): the calibration inputs are degenerate",
                    (long long)perm[bad], o->damp, lambda);
-    upper_inverse(a, n, u, pool, nth); /* a holds U now */
+    upper_inverse(a, n, u, pool, nth, kt->gptq_axpy); /* a holds U now */
 
     /* 5. the sweep and the per-row choice */
     sweep_job job = {.w = w, .rows = rows, .cols = n, .h = h, .u = a, .perm = perm,
                      .dead = dead, .qmin = qmin, .qmax = qmax, .q4 = o->q4, .group = o->group,
                      .ngs = ngs, .codes = codes, .scales = scales,
                      .row_err_g = eg, .row_err_r = er, .scratch = scratch,
-                     .scratch_per = scratch_per, .rtn = rtn};
+                     .scratch_per = scratch_per, .rtn = rtn, .k = kt};
     run_rows(pool, sweep_run, &job);
     sum_stats(stats, eg, er, rows);
 fail:
@@ -506,6 +509,7 @@ typedef struct {
     double *dv;  /* per thread: ROW_TILE x cols */
     int8_t *rq;  /* per thread: ROW_TILE x cols */
     uint16_t *rs; /* [rows] plain scales */
+    const glmq_kernels *k;
 } search_job;
 
 static void search_run(void *arg, int ith, int nth)
@@ -527,7 +531,7 @@ static void search_run(void *arg, int ith, int nth)
                 for (int64_t c = 0; c < n; c++)
                     dv[(size_t)r * n + c] = (double)w[c] - (double)q[c] * s;
             }
-            h_weighted(j->h, n, dv, nr, (pass ? j->err_r : j->err_s) + t0);
+            h_weighted(j->h, n, dv, nr, (pass ? j->err_r : j->err_s) + t0, j->k);
         }
         for (int r = 0; r < nr; r++)
             if (j->err_s[t0 + r] > j->err_r[t0 + r]) {
@@ -571,7 +575,8 @@ glmq_status glmq_search_quantize(const float *w, int64_t rows, int64_t cols, con
         (void)glmq_row_amax(wr, cols, &amax, NULL); /* finite: checked by the search */
         (void)glmq_q_row_scale(amax, qmax, &rs[r], &sf);
     }
-    search_job j = {w, rows, cols, h, d, qmax, codes, scales, es, er, dv, rq, rs};
+    search_job j = {w, rows, cols, h, d, qmax, codes, scales, es, er, dv, rq, rs,
+                    glmq_kernels_get()};
     run_rows(pool, search_run, &j);
     sum_stats(stats, es, er, rows);
 fail:

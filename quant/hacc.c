@@ -28,6 +28,30 @@ void glmq_hacc_block_ref(double *h, int64_t n, const double *x, int64_t ldx, int
     }
 }
 
+double glmq_gptq_dot_ref(const double *a, const double *b, int64_t n)
+{
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        s0 += a[i] * b[i];
+        s1 += a[i + 1] * b[i + 1];
+        s2 += a[i + 2] * b[i + 2];
+        s3 += a[i + 3] * b[i + 3];
+    }
+    for (; i < n; i++) s0 += a[i] * b[i];
+    return (s0 + s1) + (s2 + s3);
+}
+
+void glmq_gptq_dot4_ref(const double *a, int64_t lda, const double *b, int64_t n, double *out)
+{
+    for (int r = 0; r < 4; r++) out[r] = glmq_gptq_dot_ref(a + r * lda, b, n);
+}
+
+void glmq_gptq_axpy_ref(double *w, const double *u, double e, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) w[i] -= e * u[i];
+}
+
 glmq_hacc_fn glmq_hacc_kernel(glmq_cpu_level level)
 {
     const glmq_kernels *k = glmq_kernels_for(level); /* the level's table (quant/dispatch.c) */

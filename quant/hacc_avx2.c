@@ -12,5 +12,10 @@
 #define HSTORE(p, v) _mm256_storeu_pd((p), (v))
 #define HSET1(s) _mm256_set1_pd(s)
 #define HFMA(a, b, c) _mm256_fmadd_pd((a), (b), (c))
+#define HMUL(a, b) _mm256_mul_pd((a), (b))
+#define HSUB(a, b) _mm256_sub_pd((a), (b))
 #define HACC_NAME glmq_hacc_block_avx2
+#define HACC_AXPY_NAME glmq_gptq_axpy_avx2
+#define HACC_DOT_NAME glmq_gptq_dot_avx2
+#define HACC_DOT4_NAME glmq_gptq_dot4_avx2
 #include "quant/hacc_x86_impl.h"

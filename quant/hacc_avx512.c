@@ -12,5 +12,8 @@
 #define HSTORE(p, v) _mm512_storeu_pd((p), (v))
 #define HSET1(s) _mm512_set1_pd(s)
 #define HFMA(a, b, c) _mm512_fmadd_pd((a), (b), (c))
+#define HMUL(a, b) _mm512_mul_pd((a), (b))
+#define HSUB(a, b) _mm512_sub_pd((a), (b))
 #define HACC_NAME glmq_hacc_block_avx512
+#define HACC_AXPY_NAME glmq_gptq_axpy_avx512
 #include "quant/hacc_x86_impl.h"

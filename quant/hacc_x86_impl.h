@@ -4,7 +4,9 @@
  *
  *   HV        the vector type          HW      its lanes
  *   HLOAD/HSTORE(p[, v])  unaligned    HSET1   broadcast      HFMA(a, b, c) = a * b + c
+ *   HMUL(a, b) HSUB(a, b)                                    each rounded on its own
  *   HACC_NAME the function name
+ *   HACC_AXPY_NAME, HACC_DOT_NAME (optional)  GPTQ's loops (hacc.h); the dot needs AVX
  *
  * Lane layout: one vector holds h[i][j..j+HW) of one row i (different elements in the lanes);
  * a tile is 4 rows x 3 vectors (12 accumulators of HW doubles), loaded from h, then updated
@@ -108,3 +110,49 @@ void HACC_NAME(double *h, int64_t n, const double *x, int64_t ldx, int64_t nt, i
         hacc_elems(h, n, x, ldx, nt, i, j, j1);
     }
 }
+
+#ifdef HACC_AXPY_NAME
+/* GPTQ's w -= e * u (hacc.h): HW lanes, then the scalar rule for the tail. */
+void HACC_AXPY_NAME(double *w, const double *u, double e, int64_t n)
+{
+    const HV ev = HSET1(e);
+    int64_t i = 0;
+    for (; i + HW <= n; i += HW) HSTORE(w + i, HSUB(HLOAD(w + i), HMUL(ev, HLOAD(u + i))));
+    for (; i < n; i++) w[i] -= e * u[i];
+}
+#endif
+
+#ifdef HACC_DOT_NAME
+/* GPTQ's fixed-order dot product (hacc.h): the four partial sums of glmq_gptq_dot_ref in the
+ * lanes of one 256-bit vector (multiply, then add). */
+double HACC_DOT_NAME(const double *a, const double *b, int64_t n)
+{
+    __m256d acc = _mm256_setzero_pd();
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        acc = _mm256_add_pd(acc, _mm256_mul_pd(_mm256_loadu_pd(a + i), _mm256_loadu_pd(b + i)));
+    double s[4];
+    _mm256_storeu_pd(s, acc);
+    for (; i < n; i++) s[0] += a[i] * b[i];
+    return (s[0] + s[1]) + (s[2] + s[3]);
+}
+
+/* Four of those against one b: out[r] = dot(a + r * lda, b, n). */
+void HACC_DOT4_NAME(const double *a, int64_t lda, const double *b, int64_t n, double *out)
+{
+    __m256d acc[4] = {_mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd(),
+                      _mm256_setzero_pd()};
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const __m256d bv = _mm256_loadu_pd(b + i);
+        for (int r = 0; r < 4; r++)
+            acc[r] = _mm256_add_pd(acc[r], _mm256_mul_pd(_mm256_loadu_pd(a + r * lda + i), bv));
+    }
+    for (int r = 0; r < 4; r++) {
+        double s[4];
+        _mm256_storeu_pd(s, acc[r]);
+        for (int64_t k = i; k < n; k++) s[0] += a[r * lda + k] * b[k];
+        out[r] = (s[0] + s[1]) + (s[2] + s[3]);
+    }
+}
+#endif

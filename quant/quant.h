@@ -92,6 +92,9 @@ typedef struct glmq_kernels {
     glmq_narrow_fn f32_to_f16;
     const struct glmq_dot_kernels *dot; /* matrix and attention kernels (quant/dot.h) */
     glmq_hacc_fn hacc;                  /* GPTQ's H += x x^T block (quant/hacc.h) */
+    glmq_gptq_dot_fn gptq_dot;          /* GPTQ's fixed-order dot product(s) and w -= e u */
+    glmq_gptq_dot4_fn gptq_dot4;
+    glmq_gptq_axpy_fn gptq_axpy;
 } glmq_kernels;
 
 /*

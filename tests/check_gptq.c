@@ -308,6 +308,118 @@ START_TEST(test_hacc_levels)
 }
 END_TEST
 
+/* ---- GPTQ's loops (quant/hacc.h: gptq_dot, gptq_dot4, gptq_axpy) at every level, bit for bit
+ * against the rule written out here, and the whole of GPTQ at every level ---------------------- */
+
+static double four_lane_dot(const double *a, const double *b, int64_t n)
+{
+    double s[4] = {0, 0, 0, 0};
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        for (int l = 0; l < 4; l++) s[l] += a[i + l] * b[i + l];
+    for (; i < n; i++) s[0] += a[i] * b[i];
+    return (s[0] + s[1]) + (s[2] + s[3]);
+}
+
+START_TEST(test_gptq_loops_levels)
+{
+    enum { NMAX = 1031, LDA = NMAX + 5 };
+    double *a = malloc(4 * LDA * sizeof *a), *b = malloc(NMAX * sizeof *b);
+    double *w0 = malloc(NMAX * sizeof *w0), *w1 = malloc(NMAX * sizeof *w1);
+    ck_assert(a && b && w0 && w1);
+    /* like magnitudes, so the sums cancel and every product's rounding can show */
+    for (int i = 0; i < 4 * LDA; i++) a[i] = hacc_rand() * 2.0;
+    for (int i = 0; i < NMAX; i++) {
+        b[i] = hacc_rand() * 2.0;
+        w0[i] = hacc_rand() * 1e3;
+    }
+    /* lane 0 of every row: -1, then (1 + 2^-30)(1 - 2^-30) = 1 - 2^-60, which rounds to 1 when
+     * multiplied first (sum 0) but not inside an FMA (sum -2^-60) */
+    for (int r = 0; r < 4; r++) {
+        a[r * LDA] = 1.0;
+        a[r * LDA + 4] = 1.0 + 0x1p-30;
+    }
+    b[0] = -1.0;
+    b[4] = 1.0 - 0x1p-30;
+    const int64_t ns[] = {0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 64, 67, 257, NMAX};
+    int levels = 0;
+    for (int l = GLMQ_CPU_REF; l <= GLMQ_CPU_MAX; l++) {
+        const glmq_kernels *k = glmq_kernels_for((glmq_cpu_level)l);
+        if (!k) continue;
+        levels++;
+        for (size_t c = 0; c < sizeof ns / sizeof ns[0]; c++) {
+            const int64_t n = ns[c];
+            for (int off = 0; off < 2; off++) { /* aligned and not */
+                const double *ao = a + off, *bo = b + off;
+                const int64_t m = n - off > 0 ? n - off : 0;
+                double want = four_lane_dot(ao, bo, m), got = k->gptq_dot(ao, bo, m);
+                ck_assert_msg(memcmp(&got, &want, sizeof got) == 0,
+                              "level %d n %lld: dot %a, want %a", l, (long long)m, got, want);
+                double out[4];
+                k->gptq_dot4(ao, LDA, bo, m, out);
+                for (int r = 0; r < 4; r++) {
+                    want = four_lane_dot(ao + r * LDA, bo, m);
+                    ck_assert_msg(memcmp(&out[r], &want, sizeof want) == 0,
+                                  "level %d n %lld: dot4[%d] %a, want %a", l, (long long)m, r,
+                                  out[r], want);
+                }
+                memcpy(w1, w0, NMAX * sizeof *w1);
+                const double e = -0.3759765625 * (1 + off);
+                k->gptq_axpy(w1 + off, bo, e, m);
+                for (int64_t i = 0; i < NMAX; i++) {
+                    double wv = w0[i];
+                    if (i >= off && i < off + m) wv = w0[i] - e * bo[i - off];
+                    ck_assert_msg(memcmp(&w1[i], &wv, sizeof wv) == 0,
+                                  "level %d n %lld: axpy element %lld", l, (long long)m,
+                                  (long long)i);
+                }
+            }
+        }
+    }
+    ck_assert_int_ge(levels, 1);
+    free(a);
+    free(b);
+    free(w0);
+    free(w1);
+}
+END_TEST
+
+/* GPTQ (act-order, INT4) and the scale search give the same bytes at every level the CPU runs,
+ * forced down one by one from the best. */
+START_TEST(test_gptq_levels)
+{
+    static const glmq_cpu_level order[] = {GLMQ_CPU_AVX512VNNI, GLMQ_CPU_AVX512, GLMQ_CPU_AVXVNNI,
+                                           GLMQ_CPU_AVX2,       GLMQ_CPU_DOTPROD, GLMQ_CPU_NEON,
+                                           GLMQ_CPU_REF};
+    glmq_gptq_opts o = {.q4 = 1, .damp = 0.01, .act_order = 1};
+    int8_t *q0 = malloc(R * C), *q = malloc(R * C), *p0 = malloc(R * C), *p = malloc(R * C);
+    uint16_t s0[R], s[R], t0[R], t[R];
+    glmq_gptq_stats st0, st, su0, su;
+    glmq_err err = {0};
+    ck_assert_int_eq(glmq_gptq_quantize(w, R, C, h, &o, NULL, q0, s0, &st0, &err), GLMQ_OK);
+    ck_assert_int_eq(glmq_search_quantize(w, R, C, h, 1, NULL, p0, t0, &su0, &err), GLMQ_OK);
+    int runs = 0;
+    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
+        if (!glmq_kernels_for(order[i])) continue;
+        if (glmq_cpu_force(order[i]) != order[i]) continue;
+        runs++;
+        ck_assert_int_eq(glmq_gptq_quantize(w, R, C, h, &o, NULL, q, s, &st, &err), GLMQ_OK);
+        ck_assert_mem_eq(q, q0, R * C);
+        ck_assert_mem_eq(s, s0, sizeof s);
+        ck_assert(memcmp(&st, &st0, sizeof st) == 0);
+        ck_assert_int_eq(glmq_search_quantize(w, R, C, h, 1, NULL, p, t, &su, &err), GLMQ_OK);
+        ck_assert_mem_eq(p, p0, R * C);
+        ck_assert_mem_eq(t, t0, sizeof t);
+        ck_assert(memcmp(&su, &su0, sizeof su) == 0);
+    }
+    ck_assert_int_ge(runs, 1);
+    free(q0);
+    free(q);
+    free(p0);
+    free(p);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("gptq");
@@ -322,11 +434,13 @@ static Suite *suite(void)
     tcase_add_test(t, test_weighted_scale);
     tcase_add_test(t, test_gptq_with_search);
     tcase_add_test(t, test_refusals);
+    tcase_add_test(t, test_gptq_levels);
     suite_add_tcase(s, t);
     TCase *th = tcase_create("hacc");
     tcase_set_timeout(th, 120);
     tcase_add_loop_test(th, test_hacc_levels, 0,
                         (int)(sizeof hacc_cases / sizeof hacc_cases[0]));
+    tcase_add_test(th, test_gptq_loops_levels);
     suite_add_tcase(s, th);
     return s;
 }
