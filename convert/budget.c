@@ -17,7 +17,9 @@
  * Promotion is greedy by sensitivity per extra stored bit (ties: checkpoint order), which is
  * the knapsack's fractional order; the predicted KL assumes the reductions add up, and the
  * final file's KL is measured to check that. Temporary files sit next to the output (the same
- * file system, the same free space) and are removed on every path.
+ * file system, the same free space) and are removed on every path; a calibrated base also
+ * keeps its calibration's unlinked temporary file (the calibrated tensors' stored rows) there
+ * until the final file is written.
  */
 #include "convert/calib.h"
 #include "formats/glm_tensors.h"
@@ -231,6 +233,8 @@ glmq_status glmq_convert_budget(const char *src_dir, const char *out_path,
     glmq_convert_opts of = *o;
     of.tensor_types = rules;
     of.n_tensor_types = nr;
+    glmq_model_close(mb); /* the final conversion copies the kept calibration, not this file */
+    mb = NULL;
     GLMQ_TRY_G(glmq_convert_calib(src_dir, out_path, &of, NULL, &cal, err));
     GLMQ_TRY_G(glmq_model_open(out_path, &mf, err));
     GLMQ_TRY_G(kld(mf, ref, ids, nids, &p, &report->kld_measured, NULL, err));

@@ -35,8 +35,9 @@ void glmq_calib_free(glmq_calib *c); /* NULL-safe */
 /* glmq_convert, with the calibration kept (keep != NULL): if *keep is NULL, the calibration
  * this conversion runs (if its method calibrates) is handed to the caller in *keep on success
  * (free it with glmq_calib_free); if *keep is set, it is used instead of calibrating again.
- * The caller gives it for the same checkpoint and method; a tensor it does not hold at the
- * type chosen for it (e.g. one a --tensor-type rule promotes) is quantized round-to-nearest.
+ * The caller gives it for the same checkpoint and method (a round-to-nearest method with one is
+ * GLMQ_E_INVALID); a tensor it does not hold at the type chosen for it (e.g. one a
+ * --tensor-type rule promotes) is quantized round-to-nearest.
  * keep == NULL is glmq_convert. */
 glmq_status glmq_convert_calib(const char *src_dir, const char *out_path,
                                const glmq_convert_opts *o, glmq_convert_report *report,

@@ -568,6 +568,8 @@ glmq_status glmq_convert_calib(const char *src_dir, const char *out_path,
     glmq_qstats *qst = NULL;
     uint8_t *tmp = NULL;
     char *meta = NULL;
+    GLMQ_FAIL_IF(keep && *keep && o.method == GLMQ_METHOD_RTN, err, GLMQ_E_INVALID,
+                 "a kept calibration needs a calibrated method (gptq or search)");
     glmq_calib *calib = keep ? *keep : NULL; /* given: used, not redone, not freed */
     const int own_calib = !calib;
     glmq_ttypes *tt = NULL;

@@ -18,6 +18,8 @@
  *   neon        aarch64: NEON preparation, INT4/INT8 EXACT/FAST_B32/FAST_ROW, F16/BF16, sum;
  *               _ref group-wise and attention kernels and _ref quantizers
  *   dotprod     as neon, with the SDOT FAST kernels
+ * GPTQ's loops (hacc.h): AVX2 at avx2/avxvnni, at avx512/avx512vnni the AVX-512 w -= e u and the
+ * AVX2 dot products (their four partial sums fill one 256-bit vector); _ref on ARM.
  *
  * The x86 and ARM levels are two families above ref (glmq.h), each ordered by capability
  * (glmq_cpu_rank), and a CPU supports a set of levels (glmq_cpu_supported), not every level

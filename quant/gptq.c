@@ -4,8 +4,9 @@
  * Plain C on purpose: no ISA-specific code and no FMA contraction (C11, -ffp-contract off), and
  * every reduction runs in a fixed order (four interleaved partial sums combined as
  * (s0 + s1) + (s2 + s3)), so the output is the same on every machine and thread count. The two
- * inner loops that take the time, that dot product and w -= e u, are the kernel table's
- * (gptq_dot, gptq_axpy: quant/hacc.h), bit-identical on every level.
+ * inner loops that take the time, that dot product (one, or four against one vector) and
+ * w -= e u, are the kernel table's (gptq_dot, gptq_dot4, gptq_axpy: quant/hacc.h),
+ * bit-identical on every level.
  */
 #include "quant/gptq.h"
 #include "quant/hacc.h"

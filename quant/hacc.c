@@ -12,6 +12,13 @@
 #include "quant/hacc.h"
 #include "quant/quant.h"
 
+/* GPTQ's reference loops round every product and sum on its own (hacc.h), also in native
+ * builds where the compiler could fuse them (GCC does not in ISO C mode, -std=c11; Clang
+ * contracts by default). */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
+
 #define HACC_JB 128 /* columns per block of the driver */
 #define HACC_RG 4   /* rows per group of the driver */
 

@@ -6,7 +6,8 @@
  *   HLOAD/HSTORE(p[, v])  unaligned    HSET1   broadcast      HFMA(a, b, c) = a * b + c
  *   HMUL(a, b) HSUB(a, b)                                    each rounded on its own
  *   HACC_NAME the function name
- *   HACC_AXPY_NAME, HACC_DOT_NAME (optional)  GPTQ's loops (hacc.h); the dot needs AVX
+ *   HACC_AXPY_NAME, HACC_DOT_NAME + HACC_DOT4_NAME (optional)  GPTQ's loops (hacc.h); the dots
+ *             use 256-bit vectors whatever HV is
  *
  * Lane layout: one vector holds h[i][j..j+HW) of one row i (different elements in the lanes);
  * a tile is 4 rows x 3 vectors (12 accumulators of HW doubles), loaded from h, then updated
@@ -110,6 +111,12 @@ void HACC_NAME(double *h, int64_t n, const double *x, int64_t ldx, int64_t nt, i
         hacc_elems(h, n, x, ldx, nt, i, j, j1);
     }
 }
+
+/* GPTQ's loops must round every product and sum on its own (hacc.h); the file is compiled with
+ * FMA enabled, and Clang contracts a * b + c by default (GCC does not in ISO C mode). */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
 
 #ifdef HACC_AXPY_NAME
 /* GPTQ's w -= e * u (hacc.h): HW lanes, then the scalar rule for the tail. */

@@ -619,8 +619,11 @@ GLMQ_API glmq_status glmq_eval_drift(const glmq_model *quant, const glmq_model *
  * Tensors are promoted greedily by sensitivity per extra bit (ties: checkpoint order) while
  * budget_bpw > 0 holds (stored bits per quantized weight <= budget_bpw), or until the predicted
  * KL (KL(base) minus the promoted tensors' sensitivities) is <= budget_kld > 0. The final file
- * is the base recipe plus one --tensor-type rule per promoted tensor (after o's own rules), and
- * its KL is measured on the same ids.
+ * is the base recipe plus one --tensor-type rule per promoted tensor (after o's own rules), with
+ * the base's calibration reused (a GPTQ or search base is calibrated once): it holds exactly the
+ * tensors the sensitivities were measured with, each base tensor as the base conversion made it
+ * and each promoted one round-to-nearest at `high` (the layers after a promoted tensor are not
+ * recalibrated against it). Its KL is measured on the same ids.
  */
 typedef struct {
     double budget_kld;      /* > 0: the largest predicted mean KL */

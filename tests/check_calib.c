@@ -385,7 +385,8 @@ static uint64_t tensor_sum(const char *path, const char *name)
  * with the same options writes it, every promoted one as a round-to-nearest INT8 one does. */
 START_TEST(budget_gptq_calibrates_once)
 {
-    char *src = tu_sample_path("glm2-outlier", "st"), *calib = tu_path(tu_samples(), "text/calib.txt");
+    char *src = tu_sample_path("glm2-outlier", "st");
+    char *calib = tu_path(tu_samples(), "text/calib.txt");
     char *out = tu_path(tmp, "budget.glmq"), *plain = tu_path(tmp, "gptq.glmq"),
          *high = tu_path(tmp, "int8.glmq");
     glmq_convert_opts o;

@@ -333,14 +333,6 @@ START_TEST(test_gptq_loops_levels)
         b[i] = hacc_rand() * 2.0;
         w0[i] = hacc_rand() * 1e3;
     }
-    /* lane 0 of every row: -1, then (1 + 2^-30)(1 - 2^-30) = 1 - 2^-60, which rounds to 1 when
-     * multiplied first (sum 0) but not inside an FMA (sum -2^-60) */
-    for (int r = 0; r < 4; r++) {
-        a[r * LDA] = 1.0;
-        a[r * LDA + 4] = 1.0 + 0x1p-30;
-    }
-    b[0] = -1.0;
-    b[4] = 1.0 - 0x1p-30;
     const int64_t ns[] = {0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 64, 67, 257, NMAX};
     int levels = 0;
     for (int l = GLMQ_CPU_REF; l <= GLMQ_CPU_MAX; l++) {
@@ -381,6 +373,51 @@ START_TEST(test_gptq_loops_levels)
     free(b);
     free(w0);
     free(w1);
+}
+END_TEST
+
+/* Planted FMA traps: (1 + 2^-30)(1 - 2^-30) = 1 - 2^-60 rounds to 1 when multiplied first, so
+ * w - e u with w = 1 is exactly 0, and a dot product of lane 0 holding -1 and then that product
+ * (other lanes 0) is exactly 0; an FMA gives 2^-60 and -2^-60. In the vector body and the tail. */
+START_TEST(test_gptq_loops_no_fma)
+{
+    enum { N = 37, LDA = 40 };
+    double a[4 * LDA], b[N], wv[N], u[N], out[4];
+    const double ep = 1.0 + 0x1p-30, um = 1.0 - 0x1p-30;
+    int levels = 0;
+    for (int l = GLMQ_CPU_REF; l <= GLMQ_CPU_MAX; l++) {
+        const glmq_kernels *k = glmq_kernels_for((glmq_cpu_level)l);
+        if (!k) continue;
+        levels++;
+        for (int64_t n = 1; n <= N; n++) {
+            for (int i = 0; i < N; i++) {
+                wv[i] = 1.0;
+                u[i] = um;
+            }
+            k->gptq_axpy(wv, u, ep, n);
+            for (int64_t i = 0; i < n; i++)
+                ck_assert_msg(wv[i] == 0.0, "level %d n %lld: axpy[%lld] = %a", l, (long long)n,
+                              (long long)i, wv[i]);
+        }
+        /* n = 5: lane 0 is -1 (i = 0) then the product at i = 4, the tail; n = 8: in the body */
+        for (int64_t n = 5; n <= 8; n += 3) {
+            for (int i = 0; i < 4 * LDA; i++) a[i] = 0.0;
+            for (int i = 0; i < N; i++) b[i] = 0.0;
+            for (int r = 0; r < 4; r++) {
+                a[r * LDA] = 1.0;
+                a[r * LDA + 4] = ep;
+            }
+            b[0] = -1.0;
+            b[4] = um;
+            double d = k->gptq_dot(a, b, n);
+            ck_assert_msg(d == 0.0, "level %d n %lld: dot = %a", l, (long long)n, d);
+            k->gptq_dot4(a, LDA, b, n, out);
+            for (int r = 0; r < 4; r++)
+                ck_assert_msg(out[r] == 0.0, "level %d n %lld: dot4[%d] = %a", l, (long long)n, r,
+                              out[r]);
+        }
+    }
+    ck_assert_int_ge(levels, 1);
 }
 END_TEST
 
@@ -434,14 +471,20 @@ static Suite *suite(void)
     tcase_add_test(t, test_weighted_scale);
     tcase_add_test(t, test_gptq_with_search);
     tcase_add_test(t, test_refusals);
-    tcase_add_test(t, test_gptq_levels);
     suite_add_tcase(s, t);
     TCase *th = tcase_create("hacc");
     tcase_set_timeout(th, 120);
     tcase_add_loop_test(th, test_hacc_levels, 0,
                         (int)(sizeof hacc_cases / sizeof hacc_cases[0]));
     tcase_add_test(th, test_gptq_loops_levels);
+    tcase_add_test(th, test_gptq_loops_no_fma);
     suite_add_tcase(s, th);
+    /* last: it lowers the active level, which without fork (CK_FORK=no) would stay lowered */
+    TCase *tl = tcase_create("levels");
+    tcase_add_checked_fixture(tl, setup, teardown);
+    tcase_set_timeout(tl, 120);
+    tcase_add_test(tl, test_gptq_levels);
+    suite_add_tcase(s, tl);
     return s;
 }
 

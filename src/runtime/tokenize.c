@@ -212,7 +212,8 @@ glmq_status glmq_model_encode_file(const glmq_model *m, const char *path, glmq_i
     if (st == GLMQ_OK) st = glmq_tokenizer_encode(t, text, len, out, err);
     glmq_tokenizer_free(t);
     free(text);
-    if (st == GLMQ_OK && out->n == 0) st = glmq_fail(err, GLMQ_E_INVALID, "'%s' has no tokens", path);
+    if (st == GLMQ_OK && out->n == 0)
+        st = glmq_fail(err, GLMQ_E_INVALID, "'%s' has no tokens", path);
     if (st != GLMQ_OK) glmq_ids_free(out);
     return st;
 }
