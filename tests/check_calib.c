@@ -9,6 +9,7 @@
  * Calibration text: samples/text/calib.txt (from the training corpus; the eval texts are held
  * out). Drift is measured with the exact kernels on both sides.
  */
+#include "convert/calib.h"
 #include "core/hash.h"
 #include "testutil.h"
 
@@ -411,9 +412,26 @@ START_TEST(budget_gptq_calibrates_once)
     ck_assert_double_le(r.bpw, 5.2);
 
     lines = 0;
-    ck_assert_msg(glmq_convert(src, plain, &o, NULL, &err) == GLMQ_OK, "%s", err.msg);
+    glmq_calib *cal = NULL;
+    ck_assert_msg(glmq_convert_calib(src, plain, &o, NULL, &cal, &err) == GLMQ_OK, "%s", err.msg);
+    ck_assert_ptr_nonnull(cal);
     ck_assert_int_gt(lines, 0);
     ck_assert_int_eq(per_run, lines); /* the budget's calibration: once, not twice */
+    /* a kept calibration: not run again, the same file; refused with round-to-nearest */
+    char *again = tu_path(tmp, "again.glmq");
+    lines = 0;
+    ck_assert_msg(glmq_convert_calib(src, again, &o, NULL, &cal, &err) == GLMQ_OK, "%s", err.msg);
+    ck_assert_int_eq(lines, 0);
+    size_t n1 = 0, n2 = 0;
+    uint8_t *b1 = tu_read_file(plain, &n1), *b2 = tu_read_file(again, &n2);
+    ck_assert(b1 && b2 && n1 == n2 && memcmp(b1, b2, n1) == 0);
+    free(b1);
+    free(b2);
+    glmq_convert_opts orr = o;
+    orr.method = GLMQ_METHOD_RTN;
+    ck_assert_int_eq(glmq_convert_calib(src, again, &orr, NULL, &cal, &err), GLMQ_E_INVALID);
+    glmq_calib_free(cal);
+    free(again);
     glmq_convert_opts oh = o;
     oh.method = GLMQ_METHOD_RTN;
     oh.weight_type = GLMQ_TYPE_INT8;
