@@ -171,7 +171,7 @@ typedef struct {
     const double *r;
     int64_t n, i0, i1; /* rows [i0, i1) of this step */
     double *buf;       /* (i1 - i0) x n */
-    glmq_gptq_axpy_fn axpy;
+    const glmq_kernels *k;
 } inv_job;
 
 static void inv_run(void *arg, int ith, int nth)
@@ -193,17 +193,18 @@ static void inv_run(void *arg, int ith, int nth)
             double *ui = j->buf + (i - j->i0) * n;
             double v = c == i ? 1.0 / rc[c] : -ui[c] / rc[c];
             ui[c] = v;
-            j->axpy(ui + c + 1, rc + c + 1, -v, n - c - 1); /* ui += v rc: x - (-v) r = x + v r */
+            /* ui += v rc, as ui -= (-v) rc: x - (-v) r is exactly x + v r */
+            j->k->gptq_axpy(ui + c + 1, rc + c + 1, -v, n - c - 1);
         }
     }
 }
 
 static void upper_inverse(double *r, int64_t n, double *buf, glmq_pool *pool, int nth,
-                          glmq_gptq_axpy_fn axpy)
+                          const glmq_kernels *kt)
 {
     const int64_t step = (int64_t)nth * INV_BLOCK;
     for (int64_t i0 = 0; i0 < n; i0 += step) {
-        inv_job j = {r, n, i0, i0 + step < n ? i0 + step : n, buf, axpy};
+        inv_job j = {r, n, i0, i0 + step < n ? i0 + step : n, buf, kt};
         if (pool)
             glmq_pool_run(pool, inv_run, &j);
         else
@@ -249,8 +250,8 @@ static void h_weighted(const double *h, int64_t n, const double *dv, int nr, dou
         int r = 0;
         for (; r + 4 <= nr; r += 4)
             kt->gptq_dot4(dv + (size_t)r * (size_t)n + k + 1, n, hk + k + 1, n - k - 1, off + r);
-        for (; r < nr; r++) off[r] = kt->gptq_dot(hk + k + 1, dv + (size_t)r * (size_t)n + k + 1,
-                                                  n - k - 1);
+        for (; r < nr; r++)
+            off[r] = kt->gptq_dot(dv + (size_t)r * (size_t)n + k + 1, hk + k + 1, n - k - 1);
         for (r = 0; r < nr; r++) {
             const double *d = dv + (size_t)r * (size_t)n;
             out[r] += d[k] * (hk[k] * d[k] + 2.0 * off[r]);
@@ -472,7 +473,7 @@ glmq_status glmq_gptq_quantize(const float *w, int64_t rows, int64_t cols, const
                    "GPTQ: the Hessian is not positive definite at column %lld even with damping "
                    "%g (lambda %g): the calibration inputs are degenerate",
                    (long long)perm[bad], o->damp, lambda);
-    upper_inverse(a, n, u, pool, nth, kt->gptq_axpy); /* a holds U now */
+    upper_inverse(a, n, u, pool, nth, kt); /* a holds U now */
 
     /* 5. the sweep and the per-row choice */
     sweep_job job = {.w = w, .rows = rows, .cols = n, .h = h, .u = a, .perm = perm,

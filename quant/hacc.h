@@ -36,22 +36,22 @@ void glmq_hacc_block_avx512(double *h, int64_t n, const double *x, int64_t ldx, 
                             int64_t i0, int64_t i1, int64_t j0, int64_t j1);
 
 /*
- * GPTQ's two inner loops (quant/gptq.c), one pair per level, every level bit-identical to _ref:
+ * GPTQ's inner loops (quant/gptq.c), one set per level, every level bit-identical to _ref:
  *   dot   sum a[i] b[i] over i < n in four interleaved partial sums (lane l takes i = l mod 4,
  *         each product rounded, then added: no FMA), the tail (n mod 4) into lane 0, the result
  *         (s0 + s1) + (s2 + s3); the SIMD kernels hold the four lanes in one 256-bit vector;
+ *   dot4  out[r] = dot(a + r * lda, b, n) for r < 4, each exactly the dot above (four
+ *         independent chains in flight instead of one);
  *   axpy  w[i] -= e * u[i] for i < n, product and difference each rounded (any vector width).
  */
 typedef double (*glmq_gptq_dot_fn)(const double *a, const double *b, int64_t n);
-/* out[r] = dot(a + r * lda, b, n) for r < 4, each bit-identical to the dot above (four
- * independent chains in flight instead of one) */
 typedef void (*glmq_gptq_dot4_fn)(const double *a, int64_t lda, const double *b, int64_t n,
                                   double *out);
-void glmq_gptq_dot4_ref(const double *a, int64_t lda, const double *b, int64_t n, double *out);
-void glmq_gptq_dot4_avx2(const double *a, int64_t lda, const double *b, int64_t n, double *out);
 typedef void (*glmq_gptq_axpy_fn)(double *w, const double *u, double e, int64_t n);
 double glmq_gptq_dot_ref(const double *a, const double *b, int64_t n);
 double glmq_gptq_dot_avx2(const double *a, const double *b, int64_t n);
+void glmq_gptq_dot4_ref(const double *a, int64_t lda, const double *b, int64_t n, double *out);
+void glmq_gptq_dot4_avx2(const double *a, int64_t lda, const double *b, int64_t n, double *out);
 void glmq_gptq_axpy_ref(double *w, const double *u, double e, int64_t n);
 void glmq_gptq_axpy_avx2(double *w, const double *u, double e, int64_t n);
 void glmq_gptq_axpy_avx512(double *w, const double *u, double e, int64_t n);
