@@ -17,6 +17,12 @@ OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "d
 ROWS, COLS, TOKENS = 48, 160, 512
 OUTLIERS = (3, 77, 150, 159)  # input channels with 10x activations
 DEAD = 50                     # an input channel that is always zero
+# A wide case: more columns than one lazy batch plus one step of its update (quant/gptq.c's
+# SWEEP_BLOCK + LAZY_KB = 384), so the update runs in several steps. Its inputs are small integers
+# (int8, stored), so that H = x^T x is exact in float64 in any summation order.
+WROWS, WCOLS, WTOKENS = 20, 520, 384
+WOUTLIERS = (5, 200, 401, 519)
+WDEAD = 390
 
 
 def make_inputs():
@@ -30,6 +36,17 @@ def make_inputs():
     x[:, DEAD] = 0.0
     h = x.T @ x                  # float64, sum over tokens of x x^T
     return w, h
+
+
+def make_wide_inputs():
+    g = np.random.default_rng(20261207)
+    w = (g.standard_normal((WROWS, WCOLS)) * 0.02).astype(np.float32)
+    w[:, list(WOUTLIERS)] *= 4.0
+    x = g.integers(-12, 13, size=(WTOKENS, WCOLS)).astype(np.int8)
+    x[:, list(WOUTLIERS)] *= 10
+    x[:, WDEAD] = 0
+    h = x.astype(np.float64).T @ x.astype(np.float64)
+    return w, x, h
 
 
 def plain_scale(wr, qmax):
@@ -188,6 +205,20 @@ def main():
         np.save(os.path.join(OUT, name + "_scales.npy"), scales.view(np.uint16))
         np.save(os.path.join(OUT, name + "_err.npy"), errs)
         print("%-12s H-weighted error: GPTQ %.6g, group RTN %.6g (ratio %.3f), rows kept RTN %d" % (
+            name, errs[:, 0].sum(), errs[:, 1].sum(), errs[:, 0].sum() / errs[:, 1].sum(),
+            int(np.sum(np.any(codes != raw, axis=1)))))
+    ww, wx, wh = make_wide_inputs()
+    np.save(os.path.join(OUT, "wide_w.npy"), ww)
+    np.save(os.path.join(OUT, "wide_x.npy"), wx)
+    for name, q4, group, act in (("wide_int4_act", True, 0, True), ("wide_int4_g128", True, 128, False)):
+        if group:
+            codes, scales, raw, errs = gptq_groups(ww, wh, q4, group, act_order=act)
+        else:
+            codes, scales, raw, errs = gptq(ww, wh, qmax=7, act_order=act)
+        np.save(os.path.join(OUT, name + "_codes.npy"), codes)
+        np.save(os.path.join(OUT, name + "_scales.npy"), scales.view(np.uint16))
+        np.save(os.path.join(OUT, name + "_err.npy"), errs)
+        print("%-14s H-weighted error: GPTQ %.6g, RTN %.6g (ratio %.3f), rows kept RTN %d" % (
             name, errs[:, 0].sum(), errs[:, 1].sum(), errs[:, 0].sum() / errs[:, 1].sum(),
             int(np.sum(np.any(codes != raw, axis=1)))))
     for qmax, name in ((7, "search4"), (127, "search8")):

@@ -53,31 +53,33 @@ static void teardown(void)
 
 /* One GPTQ case against its golden: scales bit for bit, codes equal but for near-ties
  * (different summation order), H-weighted errors to 1e-6, and never above RTN's. */
-static void gptq_case(const char *name, int q4, int act_order, int64_t group)
+static void gptq_case_on(const float *wm, const double *hm, int64_t nr, int64_t nc,
+                         const char *name, int q4, int act_order, int64_t group)
 {
-    const int64_t ngs = group ? (C + group - 1) / group : 1;
+    const int64_t ngs = group ? (nc + group - 1) / group : 1;
     char nm[64];
     snprintf(nm, sizeof nm, "%s_codes", name);
-    int8_t *want = load(nm, "|i1", R, C);
+    int8_t *want = load(nm, "|i1", nr, nc);
     snprintf(nm, sizeof nm, "%s_scales", name);
-    uint16_t *want_s = load(nm, "<u2", R, group ? ngs : 0);
+    uint16_t *want_s = load(nm, "<u2", nr, group ? ngs : 0);
     snprintf(nm, sizeof nm, "%s_err", name);
-    double *want_e = load(nm, "<f8", R, 2);
+    double *want_e = load(nm, "<f8", nr, 2);
 
-    int8_t *q = malloc(R * C);
-    uint16_t s[R * 5];
+    const size_t ncodes = (size_t)(nr * nc), nscales = (size_t)(nr * ngs);
+    int8_t *q = malloc(ncodes);
+    uint16_t *s = malloc(nscales * 2);
     glmq_gptq_opts o = {.q4 = q4, .damp = 0.01, .act_order = act_order, .group = group};
     glmq_gptq_stats st;
     glmq_err err = {0};
-    ck_assert_msg(glmq_gptq_quantize(w, R, C, h, &o, NULL, q, s, &st, &err) == GLMQ_OK, "%s",
-                  err.msg);
-    ck_assert_mem_eq(s, want_s, (size_t)(R * ngs) * 2);
+    ck_assert_msg(glmq_gptq_quantize(wm, nr, nc, hm, &o, NULL, q, s, &st, &err) == GLMQ_OK,
+                  "%s", err.msg);
+    ck_assert_mem_eq(s, want_s, nscales * 2);
     int diff = 0;
-    for (int i = 0; i < R * C; i++) diff += q[i] != want[i];
-    ck_assert_msg(diff <= R * C / 500, "%s: %d of %d codes differ from PyTorch's", name, diff,
-                  R * C);
+    for (size_t i = 0; i < ncodes; i++) diff += q[i] != want[i];
+    ck_assert_msg(diff <= (int)(ncodes / 500), "%s: %d of %zu codes differ from PyTorch's", name,
+                  diff, ncodes);
     double eg = 0, er = 0;
-    for (int r = 0; r < R; r++) {
+    for (int64_t r = 0; r < nr; r++) {
         eg += want_e[2 * r];
         er += want_e[2 * r + 1];
     }
@@ -91,20 +93,28 @@ static void gptq_case(const char *name, int q4, int act_order, int64_t group)
     for (int nth = 2; nth <= 3; nth++) {
         glmq_pool *pool;
         ck_assert_int_eq(glmq_pool_create(nth, &pool, &err), GLMQ_OK);
-        int8_t *q2 = malloc(R * C);
-        uint16_t s2[R * 5];
+        int8_t *q2 = malloc(ncodes);
+        uint16_t *s2 = malloc(nscales * 2);
         glmq_gptq_stats st2;
-        ck_assert_int_eq(glmq_gptq_quantize(w, R, C, h, &o, pool, q2, s2, &st2, &err), GLMQ_OK);
-        ck_assert_mem_eq(q2, q, R * C);
-        ck_assert_mem_eq(s2, s, (size_t)(R * ngs) * 2);
+        ck_assert_int_eq(glmq_gptq_quantize(wm, nr, nc, hm, &o, pool, q2, s2, &st2, &err),
+                         GLMQ_OK);
+        ck_assert_mem_eq(q2, q, ncodes);
+        ck_assert_mem_eq(s2, s, nscales * 2);
         ck_assert(memcmp(&st2, &st, sizeof st) == 0);
         free(q2);
+        free(s2);
         glmq_pool_free(pool);
     }
     free(q);
+    free(s);
     free(want);
     free(want_s);
     free(want_e);
+}
+
+static void gptq_case(const char *name, int q4, int act_order, int64_t group)
+{
+    gptq_case_on(w, h, R, C, name, q4, act_order, group);
 }
 
 START_TEST(test_gptq_int4)
@@ -140,6 +150,28 @@ START_TEST(test_gptq_groups)
     o.scale_search = 1;
     ck_assert_int_eq(glmq_gptq_quantize(w, R, C, h, &o, NULL, q, sc, NULL, &err), GLMQ_E_INVALID);
     free(q);
+}
+END_TEST
+
+/* A matrix wider than one lazy batch plus one step of its update (quant/gptq.c: 128 + 256
+ * columns), so the batch's update runs in several steps, with a last partial group and a row tile
+ * of 16 and one of 4. H = x^T x of the generator's integer inputs, exact in any order. */
+START_TEST(test_gptq_wide)
+{
+    enum { WR = 20, WC = 520, WT = 384 };
+    float *ww = load("wide_w", "<f4", WR, WC);
+    int8_t *x = load("wide_x", "|i1", WT, WC);
+    double *wh = calloc((size_t)WC * WC, sizeof *wh);
+    for (int t = 0; t < WT; t++)
+        for (int a = 0; a < WC; a++) {
+            const double xa = x[(size_t)t * WC + a];
+            for (int b = 0; b < WC; b++) wh[(size_t)a * WC + b] += xa * x[(size_t)t * WC + b];
+        }
+    gptq_case_on(ww, wh, WR, WC, "wide_int4_act", 1, 1, 0);
+    gptq_case_on(ww, wh, WR, WC, "wide_int4_g128", 1, 0, 128);
+    free(wh);
+    free(x);
+    free(ww);
 }
 END_TEST
 
@@ -467,6 +499,7 @@ static Suite *suite(void)
     tcase_add_test(t, test_gptq_int4_act_order);
     tcase_add_test(t, test_gptq_int8);
     tcase_add_test(t, test_gptq_groups);
+    tcase_add_test(t, test_gptq_wide);
     tcase_add_test(t, test_rtn_is_plain_quantizer);
     tcase_add_test(t, test_weighted_scale);
     tcase_add_test(t, test_gptq_with_search);
