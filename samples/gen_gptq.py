@@ -178,6 +178,18 @@ def gptq_groups(w, h, q4, group, damp=0.01, act_order=False):
     return codes, scales, raw, errs
 
 
+def save_case(name, codes, scales, raw, errs, baseline, keep_raw=True):
+    """Writes one GPTQ case's goldens (raw: GPTQ's codes before the per-row fallback to RTN)."""
+    np.save(os.path.join(OUT, name + "_codes.npy"), codes)
+    if keep_raw:
+        np.save(os.path.join(OUT, name + "_raw.npy"), raw)
+    np.save(os.path.join(OUT, name + "_scales.npy"), scales.view(np.uint16))
+    np.save(os.path.join(OUT, name + "_err.npy"), errs)
+    print("%-14s H-weighted error: GPTQ %.6g, %s %.6g (ratio %.3f), rows kept RTN %d" % (
+        name, errs[:, 0].sum(), baseline, errs[:, 1].sum(), errs[:, 0].sum() / errs[:, 1].sum(),
+        int(np.sum(np.any(codes != raw, axis=1)))))
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     w, h = make_inputs()
@@ -190,37 +202,14 @@ def main():
         "int8": dict(qmax=127),
     }
     for name, kw in cases.items():
-        codes, scales, raw, errs = gptq(w, h, **kw)
-        np.save(os.path.join(OUT, name + "_codes.npy"), codes)
-        np.save(os.path.join(OUT, name + "_raw.npy"), raw)
-        np.save(os.path.join(OUT, name + "_scales.npy"), scales.view(np.uint16))
-        np.save(os.path.join(OUT, name + "_err.npy"), errs)
-        print("%-9s H-weighted error: GPTQ %.6g, RTN %.6g (ratio %.3f), rows kept RTN %d" % (
-            name, errs[:, 0].sum(), errs[:, 1].sum(), errs[:, 0].sum() / errs[:, 1].sum(),
-            int(np.sum(np.any(codes != raw, axis=1)))))
+        save_case(name, *gptq(w, h, **kw), "RTN")
     for name, q4, group, act in (("int4_g32_act", True, 32, True), ("int8_g64", False, 64, False)):
-        codes, scales, raw, errs = gptq_groups(w, h, q4, group, act_order=act)
-        np.save(os.path.join(OUT, name + "_codes.npy"), codes)
-        np.save(os.path.join(OUT, name + "_raw.npy"), raw)
-        np.save(os.path.join(OUT, name + "_scales.npy"), scales.view(np.uint16))
-        np.save(os.path.join(OUT, name + "_err.npy"), errs)
-        print("%-12s H-weighted error: GPTQ %.6g, group RTN %.6g (ratio %.3f), rows kept RTN %d" % (
-            name, errs[:, 0].sum(), errs[:, 1].sum(), errs[:, 0].sum() / errs[:, 1].sum(),
-            int(np.sum(np.any(codes != raw, axis=1)))))
+        save_case(name, *gptq_groups(w, h, q4, group, act_order=act), "group RTN")
     ww, wx, wh = make_wide_inputs()
     np.save(os.path.join(OUT, "wide_w.npy"), ww)
     np.save(os.path.join(OUT, "wide_x.npy"), wx)
-    for name, q4, group, act in (("wide_int4_act", True, 0, True), ("wide_int4_g128", True, 128, False)):
-        if group:
-            codes, scales, raw, errs = gptq_groups(ww, wh, q4, group, act_order=act)
-        else:
-            codes, scales, raw, errs = gptq(ww, wh, qmax=7, act_order=act)
-        np.save(os.path.join(OUT, name + "_codes.npy"), codes)
-        np.save(os.path.join(OUT, name + "_scales.npy"), scales.view(np.uint16))
-        np.save(os.path.join(OUT, name + "_err.npy"), errs)
-        print("%-14s H-weighted error: GPTQ %.6g, RTN %.6g (ratio %.3f), rows kept RTN %d" % (
-            name, errs[:, 0].sum(), errs[:, 1].sum(), errs[:, 0].sum() / errs[:, 1].sum(),
-            int(np.sum(np.any(codes != raw, axis=1)))))
+    save_case("wide_int4_act", *gptq(ww, wh, qmax=7, act_order=True), "RTN", keep_raw=False)
+    save_case("wide_int4_g128", *gptq_groups(ww, wh, True, 128), "group RTN", keep_raw=False)
     for qmax, name in ((7, "search4"), (127, "search8")):
         sc = np.array([weighted_scale(w[r], d, qmax) for r in range(ROWS)], np.float16)
         np.save(os.path.join(OUT, name + "_scales.npy"), sc.view(np.uint16))
