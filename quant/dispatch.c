@@ -19,7 +19,8 @@
  *               _ref group-wise and attention kernels and _ref quantizers
  *   dotprod     as neon, with the SDOT FAST kernels
  * GPTQ's loops (hacc.h): AVX2 at avx2/avxvnni, at avx512/avx512vnni the AVX-512 w -= e u and the
- * AVX2 dot products (their four partial sums fill one 256-bit vector); _ref on ARM.
+ * AVX2 dot products (their four partial sums fill one 256-bit vector); _ref on ARM. The
+ * reference forward's dot8_rows: AVX2 at avx2/avxvnni, AVX-512 at avx512/avx512vnni, _ref on ARM.
  *
  * The x86 and ARM levels are two families above ref (glmq.h), each ordered by capability
  * (glmq_cpu_rank), and a CPU supports a set of levels (glmq_cpu_supported), not every level
@@ -166,6 +167,7 @@ static const glmq_kernels k_ref = {
     .gptq_dot = glmq_gptq_dot_ref,
     .gptq_dot4 = glmq_gptq_dot4_ref,
     .gptq_axpy = glmq_gptq_axpy_ref,
+    .dot8_rows = glmq_dot8_rows_ref,
 };
 
 #if defined(GLMQ_HAVE_X86)
@@ -181,6 +183,7 @@ static const glmq_kernels k_avx2 = {
     .gptq_dot = glmq_gptq_dot_avx2,
     .gptq_dot4 = glmq_gptq_dot4_avx2,
     .gptq_axpy = glmq_gptq_axpy_avx2,
+    .dot8_rows = glmq_dot8_rows_avx2,
 };
 
 #if defined(GLMQ_HAVE_AVXVNNI)
@@ -196,6 +199,7 @@ static const glmq_kernels k_avxvnni = {
     .gptq_dot = glmq_gptq_dot_avx2,
     .gptq_dot4 = glmq_gptq_dot4_avx2,
     .gptq_axpy = glmq_gptq_axpy_avx2,
+    .dot8_rows = glmq_dot8_rows_avx2,
 };
 #endif
 
@@ -211,6 +215,7 @@ static const glmq_kernels k_avx512 = {
     .gptq_dot = glmq_gptq_dot_avx2,
     .gptq_dot4 = glmq_gptq_dot4_avx2,
     .gptq_axpy = glmq_gptq_axpy_avx512,
+    .dot8_rows = glmq_dot8_rows_avx512,
 };
 
 static const glmq_kernels k_avx512vnni = {
@@ -225,6 +230,7 @@ static const glmq_kernels k_avx512vnni = {
     .gptq_dot = glmq_gptq_dot_avx2,
     .gptq_dot4 = glmq_gptq_dot4_avx2,
     .gptq_axpy = glmq_gptq_axpy_avx512,
+    .dot8_rows = glmq_dot8_rows_avx512,
 };
 #endif
 
@@ -242,6 +248,7 @@ static const glmq_kernels k_neon = {
     .gptq_dot = glmq_gptq_dot_ref,
     .gptq_dot4 = glmq_gptq_dot4_ref,
     .gptq_axpy = glmq_gptq_axpy_ref,
+    .dot8_rows = glmq_dot8_rows_ref,
 };
 
 static const glmq_kernels k_dotprod = {
@@ -256,6 +263,7 @@ static const glmq_kernels k_dotprod = {
     .gptq_dot = glmq_gptq_dot_ref,
     .gptq_dot4 = glmq_gptq_dot4_ref,
     .gptq_axpy = glmq_gptq_axpy_ref,
+    .dot8_rows = glmq_dot8_rows_ref,
 };
 #endif
 

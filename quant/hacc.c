@@ -1,6 +1,7 @@
 /*
  * hacc.c - the scalar H accumulation kernel (the reference), the level choice and the threaded
- * driver (see hacc.h). Built at baseline.
+ * driver; the reference GPTQ loops and the reference forward's dot8 (see hacc.h). Built at
+ * baseline.
  *
  * The driver converts a block of GLMQ_HACC_TB tokens to fp64 once (exact), then every thread
  * takes the row groups g = ith, ith + nth, ... (4 rows each, so the triangle's uneven rows
@@ -11,6 +12,8 @@
  */
 #include "quant/hacc.h"
 #include "quant/quant.h"
+
+#include <string.h>
 
 /* GPTQ's reference loops round every product and sum on its own (hacc.h), also in native
  * builds where the compiler could fuse them (GCC does not in ISO C mode, -std=c11; Clang
@@ -103,5 +106,95 @@ void glmq_hacc_add(double *h, int64_t n, const float *x, int64_t ldx, int64_t nt
             glmq_pool_run(pool, hacc_run, &j);
         else
             hacc_run(&j, 0, 1);
+    }
+}
+
+/* ---- the reference forward's fp32 dot products (hacc.h) ------------------------------------- */
+
+#if defined(__GNUC__)
+typedef float v4f __attribute__((vector_size(16)));
+
+static inline v4f ld4(const float *p)
+{
+    v4f v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline float reduce8(v4f a, v4f b)
+{
+    v4f c = a + b; /* lanes l0+l4, l1+l5, l2+l6, l3+l7 */
+    return (c[0] + c[2]) + (c[1] + c[3]);
+}
+
+float glmq_dot8_f32(const float *a, const float *b, int64_t n)
+{
+    v4f s0 = {0, 0, 0, 0}, s1 = {0, 0, 0, 0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        s0 += ld4(a + i) * ld4(b + i);
+        s1 += ld4(a + i + 4) * ld4(b + i + 4);
+    }
+    float s = reduce8(s0, s1);
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+/* Four dots w[r]·x (rows r = 0..3 at stride ld), each exactly glmq_dot8_f32(w + r*ld, x, n). */
+static inline void dot4_f32(const float *w, int64_t ld, const float *x, int64_t n, float out[4])
+{
+    const float *w0 = w, *w1 = w + ld, *w2 = w + 2 * ld, *w3 = w + 3 * ld;
+    v4f a0 = {0, 0, 0, 0}, b0 = a0, a1 = a0, b1 = a0, a2 = a0, b2 = a0, a3 = a0, b3 = a0;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        v4f xl = ld4(x + i), xh = ld4(x + i + 4);
+        a0 += ld4(w0 + i) * xl;
+        b0 += ld4(w0 + i + 4) * xh;
+        a1 += ld4(w1 + i) * xl;
+        b1 += ld4(w1 + i + 4) * xh;
+        a2 += ld4(w2 + i) * xl;
+        b2 += ld4(w2 + i + 4) * xh;
+        a3 += ld4(w3 + i) * xl;
+        b3 += ld4(w3 + i + 4) * xh;
+    }
+    float s0 = reduce8(a0, b0), s1 = reduce8(a1, b1), s2 = reduce8(a2, b2), s3 = reduce8(a3, b3);
+    for (; i < n; i++) {
+        s0 += w0[i] * x[i];
+        s1 += w1[i] * x[i];
+        s2 += w2[i] * x[i];
+        s3 += w3[i] * x[i];
+    }
+    out[0] = s0;
+    out[1] = s1;
+    out[2] = s2;
+    out[3] = s3;
+}
+#else
+float glmq_dot8_f32(const float *a, const float *b, int64_t n)
+{
+    float l[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) l[k] += a[i + k] * b[i + k];
+    float s = ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+static inline void dot4_f32(const float *w, int64_t ld, const float *x, int64_t n, float out[4])
+{
+    for (int r = 0; r < 4; r++) out[r] = glmq_dot8_f32(w + r * ld, x, n);
+}
+#endif
+
+void glmq_dot8_rows_ref(const float *w, int64_t ldw, int64_t nr, const float *x, int64_t ldx,
+                        int64_t nt, int64_t n, float *y, int64_t ldy)
+{
+    for (int64_t t = 0; t < nt; t++) {
+        const float *xt = x + t * ldx;
+        float *yt = y + t * ldy;
+        int64_t r = 0;
+        for (; r + 4 <= nr; r += 4) dot4_f32(w + r * ldw, ldw, xt, n, yt + r);
+        for (; r < nr; r++) yt[r] = glmq_dot8_f32(w + r * ldw, xt, n);
     }
 }

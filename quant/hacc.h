@@ -1,5 +1,7 @@
 /*
- * hacc.h - the calibration Hessian H += X^T X, fast and bit-identical on every level (internal).
+ * hacc.h - the calibration Hessian H += X^T X, fast and bit-identical on every level, and the
+ * other fixed-order loops of calibration: GPTQ's, and the reference forward's fp32 dot product
+ * that produces the calibration inputs (internal).
  *
  * For the inputs x_t (t = 0..nt-1, n values each) of a matrix, every element of the upper
  * triangle (j >= i) gets
@@ -56,6 +58,25 @@ void glmq_gptq_axpy_ref(double *w, const double *u, double e, int64_t n);
 void glmq_gptq_axpy_avx2(double *w, const double *u, double e, int64_t n);
 void glmq_gptq_axpy_avx512(double *w, const double *u, double e, int64_t n);
 
+/*
+ * The reference forward's fp32 dot product (runtime/forward.c, GLMQ_FWD_REFERENCE: the path
+ * calibration and `--kernels reference` run). dot8(a, b, n): lane l (l = 0..7) accumulates, in
+ * order, a[i] * b[i] for the i < n8 = n - n % 8 with i % 8 == l, each product rounded, then
+ * added (no FMA); the lanes reduce as ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)); then
+ * the tail terms i = n8 .. n-1 are added in order. All fp32.
+ *   dot8_rows  y[t * ldy + r] = dot8(w + r * ldw, x + t * ldx, n) for r < nr, t < nt: every
+ *              level bit-identical to _ref (the SIMD kernels put the 8 lanes of one output, or
+ *              of two at AVX-512, in a vector and serve 4 rows x 2 or 4 tokens per pass).
+ */
+typedef void (*glmq_dot8_rows_fn)(const float *w, int64_t ldw, int64_t nr, const float *x,
+                                  int64_t ldx, int64_t nt, int64_t n, float *y, int64_t ldy);
+float glmq_dot8_f32(const float *a, const float *b, int64_t n);
+void glmq_dot8_rows_ref(const float *w, int64_t ldw, int64_t nr, const float *x, int64_t ldx,
+                        int64_t nt, int64_t n, float *y, int64_t ldy);
+void glmq_dot8_rows_avx2(const float *w, int64_t ldw, int64_t nr, const float *x, int64_t ldx,
+                         int64_t nt, int64_t n, float *y, int64_t ldy);
+void glmq_dot8_rows_avx512(const float *w, int64_t ldw, int64_t nr, const float *x, int64_t ldx,
+                           int64_t nt, int64_t n, float *y, int64_t ldy);
 /* The kernel of a level (the `hacc` entry of its table in quant/dispatch.c: the AVX-512 block at
  * avx512/avx512vnni, the AVX2 one at avx2/avxvnni, else the reference), NULL when the CPU cannot
  * run that level. glmq_hacc_active(): the kernel of glmq_cpu_active() (GLMQ_CPU,

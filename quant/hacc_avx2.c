@@ -18,4 +18,5 @@
 #define HACC_AXPY_NAME glmq_gptq_axpy_avx2
 #define HACC_DOT_NAME glmq_gptq_dot_avx2
 #define HACC_DOT4_NAME glmq_gptq_dot4_avx2
+#define HACC_DOT8_AVX2 1
 #include "quant/hacc_x86_impl.h"

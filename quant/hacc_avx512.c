@@ -16,4 +16,5 @@
 #define HSUB(a, b) _mm512_sub_pd((a), (b))
 #define HACC_NAME glmq_hacc_block_avx512
 #define HACC_AXPY_NAME glmq_gptq_axpy_avx512
+#define HACC_DOT8_AVX512 1
 #include "quant/hacc_x86_impl.h"

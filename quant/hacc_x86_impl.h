@@ -8,6 +8,7 @@
  *   HACC_NAME the function name
  *   HACC_AXPY_NAME, HACC_DOT_NAME + HACC_DOT4_NAME (optional)  GPTQ's loops (hacc.h); the dots
  *             use 256-bit vectors whatever HV is
+ *   HACC_DOT8_AVX2 / HACC_DOT8_AVX512 (optional)  the reference forward's dot8_rows (hacc.h)
  *
  * Lane layout: one vector holds h[i][j..j+HW) of one row i (different elements in the lanes);
  * a tile is 4 rows x 3 vectors (12 accumulators of HW doubles), loaded from h, then updated
@@ -161,5 +162,121 @@ void HACC_DOT4_NAME(const double *a, int64_t lda, const double *b, int64_t n, do
         for (int64_t k = i; k < n; k++) s[0] += a[r * lda + k] * b[k];
         out[r] = (s[0] + s[1]) + (s[2] + s[3]);
     }
+}
+#endif
+
+/* ---- the reference forward's dot8 (hacc.h), rows x tokens ------------------------------------ */
+
+#if defined(HACC_DOT8_AVX2) || defined(HACC_DOT8_AVX512)
+/* One output from its 8 lanes l: ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)), then the
+ * tail terms w[i] x[i], i = n8 .. n-1, in order (glmq_dot8_f32's operations). */
+static inline float dot8_finish(const float *l, const float *w, const float *x, int64_t n8,
+                                int64_t n)
+{
+    float s = ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
+    for (int64_t i = n8; i < n; i++) s += w[i] * x[i];
+    return s;
+}
+
+/* R rows (1 or 4) x T tokens (1 or 2) from w / x, one 256-bit vector of lanes per output. */
+static inline __attribute__((always_inline)) void dot8_ymm(const float *w, int64_t ldw,
+                                                           const float *x, int64_t ldx,
+                                                           int64_t n, float *y, int64_t ldy,
+                                                           const int R, const int T)
+{
+    const int64_t n8 = n - n % 8;
+    __m256 acc[4][2];
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < T; t++) acc[r][t] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n8; i += 8) {
+        __m256 xv[2];
+        for (int t = 0; t < T; t++) xv[t] = _mm256_loadu_ps(x + t * ldx + i);
+        for (int r = 0; r < R; r++) {
+            const __m256 wv = _mm256_loadu_ps(w + r * ldw + i);
+            for (int t = 0; t < T; t++)
+                acc[r][t] = _mm256_add_ps(acc[r][t], _mm256_mul_ps(wv, xv[t]));
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < T; t++) {
+            float l[8];
+            _mm256_storeu_ps(l, acc[r][t]);
+            y[t * ldy + r] = dot8_finish(l, w + r * ldw, x + t * ldx, n8, n);
+        }
+}
+#endif
+
+#if defined(HACC_DOT8_AVX2)
+/* Token pairs, 4 rows at a time (8 accumulators), then single rows; an odd last token alone. */
+void glmq_dot8_rows_avx2(const float *w, int64_t ldw, int64_t nr, const float *x, int64_t ldx,
+                         int64_t nt, int64_t n, float *y, int64_t ldy)
+{
+    int64_t t = 0;
+    for (; t + 2 <= nt; t += 2) {
+        int64_t r = 0;
+        for (; r + 4 <= nr; r += 4)
+            dot8_ymm(w + r * ldw, ldw, x + t * ldx, ldx, n, y + t * ldy + r, ldy, 4, 2);
+        for (; r < nr; r++)
+            dot8_ymm(w + r * ldw, ldw, x + t * ldx, ldx, n, y + t * ldy + r, ldy, 1, 2);
+    }
+    if (t < nt) {
+        int64_t r = 0;
+        for (; r + 4 <= nr; r += 4)
+            dot8_ymm(w + r * ldw, ldw, x + t * ldx, ldx, n, y + t * ldy + r, ldy, 4, 1);
+        for (; r < nr; r++)
+            dot8_ymm(w + r * ldw, ldw, x + t * ldx, ldx, n, y + t * ldy + r, ldy, 1, 1);
+    }
+}
+#endif
+
+#if defined(HACC_DOT8_AVX512)
+/* R rows (1 or 4) x 4 tokens: one 512-bit vector holds the 8 lanes of tokens t, t+1 (low and
+ * high half; each row's 8 weights broadcast to both halves), another those of t+2, t+3. */
+static inline __attribute__((always_inline)) void dot8_zmm(const float *w, int64_t ldw,
+                                                           const float *x, int64_t ldx,
+                                                           int64_t n, float *y, int64_t ldy,
+                                                           const int R)
+{
+    const int64_t n8 = n - n % 8;
+    __m512 acc[4][2];
+    for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n8; i += 8) {
+        __m512 xv[2];
+        for (int p = 0; p < 2; p++)
+            xv[p] = _mm512_castpd_ps(_mm512_insertf64x4(
+                _mm512_castps_pd(_mm512_castps256_ps512(_mm256_loadu_ps(x + 2 * p * ldx + i))),
+                _mm256_castps_pd(_mm256_loadu_ps(x + (2 * p + 1) * ldx + i)), 1));
+        for (int r = 0; r < R; r++) {
+            const __m512 wv = _mm512_castpd_ps(
+                _mm512_broadcast_f64x4(_mm256_castps_pd(_mm256_loadu_ps(w + r * ldw + i))));
+            for (int p = 0; p < 2; p++)
+                acc[r][p] = _mm512_add_ps(acc[r][p], _mm512_mul_ps(wv, xv[p]));
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int p = 0; p < 2; p++) {
+            float l[16];
+            _mm512_storeu_ps(l, acc[r][p]);
+            for (int h = 0; h < 2; h++) {
+                const int t = 2 * p + h;
+                y[t * ldy + r] = dot8_finish(l + 8 * h, w + r * ldw, x + t * ldx, n8, n);
+            }
+        }
+}
+
+/* Token quads, 4 rows at a time (8 accumulators of 16 lanes), then single rows; the last
+ * nt % 4 tokens by the AVX2 kernel (the same bits). */
+void glmq_dot8_rows_avx512(const float *w, int64_t ldw, int64_t nr, const float *x, int64_t ldx,
+                           int64_t nt, int64_t n, float *y, int64_t ldy)
+{
+    int64_t t = 0;
+    for (; t + 4 <= nt; t += 4) {
+        int64_t r = 0;
+        for (; r + 4 <= nr; r += 4)
+            dot8_zmm(w + r * ldw, ldw, x + t * ldx, ldx, n, y + t * ldy + r, ldy, 4);
+        for (; r < nr; r++)
+            dot8_zmm(w + r * ldw, ldw, x + t * ldx, ldx, n, y + t * ldy + r, ldy, 1);
+    }
+    if (t < nt) glmq_dot8_rows_avx2(w, ldw, nr, x + t * ldx, ldx, nt - t, n, y + t * ldy, ldy);
 }
 #endif

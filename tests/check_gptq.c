@@ -2,7 +2,8 @@
  * check_gptq.c - quant/gptq.c against PyTorch: GPTQ codes and scales, its H-weighted errors,
  * the per-row fallback to round-to-nearest, the activation-weighted scale search, determinism
  * across thread counts, and refusals; the H accumulation kernels of every level against a plain
- * scalar sum in token order (bit-identical, any thread count).
+ * scalar sum in token order (bit-identical, any thread count); GPTQ's loops and the reference
+ * forward's dot8_rows of every level against the same operations written out here.
  *
  * Goldens: tests/data/gptq/ from samples/gen_gptq.py (PyTorch float64 GPTQ written from the
  * paper's Algorithm 1 and the conventions of quant/quant.h; weights with outlier input channels,
@@ -453,6 +454,112 @@ START_TEST(test_gptq_loops_no_fma)
 }
 END_TEST
 
+/* The reference forward's dot product (quant/hacc.h), written out: eight lanes, products
+ * rounded then added, the fixed tree, then the tail in order. */
+static float eight_lane_dot(const float *a, const float *b, int64_t n)
+{
+    float l[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    const int64_t n8 = n - n % 8;
+    for (int64_t i = 0; i < n8; i++) {
+        const float p = a[i] * b[i];
+        l[i % 8] = l[i % 8] + p;
+    }
+    float s = ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
+    for (int64_t i = n8; i < n; i++) {
+        const float p = a[i] * b[i];
+        s = s + p;
+    }
+    return s;
+}
+
+/* dot8_rows of every level the CPU runs against eight_lane_dot, bit for bit: rows and tokens
+ * in and out of the SIMD kernels' blocks (4 rows, 2 or 4 tokens), lengths around the 8-lane
+ * steps, strides that leave the rows unaligned; and glmq_dot8_f32 itself. */
+START_TEST(test_dot8_levels)
+{
+    enum { NMAX = 257, RMAX_ = 9, TMAX_ = 9 };
+    const int64_t ldw = NMAX + 3, ldx = NMAX + 5, ldy = RMAX_ + 2;
+    float *wm = malloc(RMAX_ * ldw * sizeof *wm), *x = malloc(TMAX_ * ldx * sizeof *x);
+    float *y = malloc(TMAX_ * ldy * sizeof *y);
+    ck_assert(wm && x && y);
+    for (int64_t i = 0; i < RMAX_ * ldw; i++) wm[i] = (float)hacc_rand();
+    for (int64_t i = 0; i < TMAX_ * ldx; i++) x[i] = (float)(hacc_rand() * 4.0);
+    const int64_t ns[] = {0, 1, 7, 8, 9, 15, 16, 17, 64, 100, NMAX};
+    const int64_t nrs[] = {1, 3, 4, 5, 8, 9}, nts[] = {1, 2, 3, 4, 5, 7, 8, 9};
+    int levels = 0;
+    for (int l = GLMQ_CPU_REF; l <= GLMQ_CPU_MAX; l++) {
+        const glmq_kernels *k = glmq_kernels_for((glmq_cpu_level)l);
+        if (!k) continue;
+        levels++;
+        for (size_t a = 0; a < sizeof ns / sizeof ns[0]; a++)
+            for (size_t b = 0; b < sizeof nrs / sizeof nrs[0]; b++)
+                for (size_t c = 0; c < sizeof nts / sizeof nts[0]; c++) {
+                    const int64_t n = ns[a], nr = nrs[b], nt = nts[c];
+                    for (int64_t i = 0; i < TMAX_ * ldy; i++) y[i] = -7.0f;
+                    k->dot8_rows(wm + 1, ldw, nr, x + 1, ldx, nt, n, y, ldy);
+                    for (int64_t t = 0; t < TMAX_; t++)
+                        for (int64_t r = 0; r < ldy; r++) {
+                            const float got = y[t * ldy + r];
+                            const float want = t < nt && r < nr
+                                                   ? eight_lane_dot(wm + 1 + r * ldw,
+                                                                    x + 1 + t * ldx, n)
+                                                   : -7.0f;
+                            ck_assert_msg(memcmp(&got, &want, sizeof got) == 0,
+                                          "level %d n %lld rows %lld tokens %lld: y[%lld][%lld] "
+                                          "%a, want %a",
+                                          l, (long long)n, (long long)nr, (long long)nt,
+                                          (long long)t, (long long)r, got, want);
+                        }
+                }
+    }
+    ck_assert_int_ge(levels, 1);
+    for (size_t a = 0; a < sizeof ns / sizeof ns[0]; a++) {
+        const float got = glmq_dot8_f32(wm + 2, x + 3, ns[a]);
+        const float want = eight_lane_dot(wm + 2, x + 3, ns[a]);
+        ck_assert_msg(memcmp(&got, &want, sizeof got) == 0, "dot8_f32 n %lld: %a, want %a",
+                      (long long)ns[a], got, want);
+    }
+    free(wm);
+    free(x);
+    free(y);
+}
+END_TEST
+
+/* dot8 rounds each product before adding it: lane 0 holds -(1 + 2^-11), then the product
+ * (1 + 2^-12)^2 = 1 + 2^-11 + 2^-24 rounds to 1 + 2^-11 and the sum is 0 (an FMA gives 2^-24),
+ * in the vector body (n = 16) and in the tail (n = 9), for every row and token of a block. */
+START_TEST(test_dot8_no_fma)
+{
+    enum { N = 16, NR = 5, NT = 9 };
+    float wm[NR * N], x[NT * N], y[NT * NR];
+    const float ep = 1.0f + 0x1p-12f;
+    for (int i = 0; i < NR * N; i++) wm[i] = 0.0f;
+    for (int i = 0; i < NT * N; i++) x[i] = 0.0f;
+    for (int r = 0; r < NR; r++) {
+        wm[r * N] = -(1.0f + 0x1p-11f);
+        wm[r * N + 8] = ep;
+    }
+    for (int t = 0; t < NT; t++) {
+        x[t * N] = 1.0f;
+        x[t * N + 8] = ep;
+    }
+    int levels = 0;
+    for (int l = GLMQ_CPU_REF; l <= GLMQ_CPU_MAX; l++) {
+        const glmq_kernels *k = glmq_kernels_for((glmq_cpu_level)l);
+        if (!k) continue;
+        levels++;
+        for (int64_t n = 9; n <= 16; n += 7) {
+            k->dot8_rows(wm, N, NR, x, N, NT, n, y, NR);
+            for (int i = 0; i < NT * NR; i++)
+                ck_assert_msg(y[i] == 0.0f, "level %d n %lld: y[%d] = %a", l, (long long)n, i,
+                              y[i]);
+        }
+    }
+    ck_assert_int_ge(levels, 1);
+    ck_assert(glmq_dot8_f32(wm, x, 16) == 0.0f && glmq_dot8_f32(wm, x, 9) == 0.0f);
+}
+END_TEST
+
 /* GPTQ (act-order, INT4) and the scale search give the same bytes at every level the CPU runs,
  * forced down one by one from the best. */
 START_TEST(test_gptq_levels)
@@ -511,6 +618,8 @@ static Suite *suite(void)
                         (int)(sizeof hacc_cases / sizeof hacc_cases[0]));
     tcase_add_test(th, test_gptq_loops_levels);
     tcase_add_test(th, test_gptq_loops_no_fma);
+    tcase_add_test(th, test_dot8_levels);
+    tcase_add_test(th, test_dot8_no_fma);
     suite_add_tcase(s, th);
     /* last: it lowers the active level, which without fork (CK_FORK=no) would stay lowered */
     TCase *tl = tcase_create("levels");

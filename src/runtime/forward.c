@@ -8,9 +8,10 @@
  * bidirectional context sees every context token at every layer.
  *
  * Invariants that make the output reproducible bit for bit:
- *   - dot_f32 / dot4_f32 are the only dot products; their lane structure is fixed (8 lanes,
- *     fixed reduction tree, tail last) and compiled at baseline, so neither the CPU kernel
- *     level nor the compiler's vectorizer changes a result (ISO C mode: no FMA contraction).
+ *   - glmq_dot8_f32 (quant/hacc.h) is the only dot product; its lane structure is fixed (8
+ *     lanes, fixed reduction tree, tail last, no FMA contraction), and the matmul's SIMD
+ *     levels of it (the kernel table's dot8_rows) give its bits, so neither the CPU kernel
+ *     level nor the compiler's vectorizer changes a result.
  *   - matmul rows are split statically across threads and every output element is one dot
  *     over the same operands, so thread count and row tiling never matter.
  *   - every other operation is per token or per (query, head), in a fixed order, so the result
@@ -136,86 +137,12 @@ struct glmq_forward {
 // --- dot products --------------------------------------------------------------------------
 
 /*
- * The dot product of the reference. Lane k (k = 0..7) accumulates, in order, a[i]*b[i] for the
- * i < n8 = n & ~7 with i % 8 == k; the lanes reduce as ((l0+l4) + (l2+l6)) + ((l1+l5) + (l3+l7));
- * then the tail terms i = n8..n-1 are added in order. All fp32. The GNU vector form and the
- * scalar form below perform exactly these operations, so either gives identical bits.
+ * The dot product of the reference is glmq_dot8_f32 (quant/hacc.h): lane k (k = 0..7)
+ * accumulates, in order, a[i]*b[i] for the i < n8 = n & ~7 with i % 8 == k; the lanes reduce as
+ * ((l0+l4) + (l2+l6)) + ((l1+l5) + (l3+l7)); then the tail terms i = n8..n-1 are added in order.
+ * All fp32. The matmul runs it through the kernel table's dot8_rows, whose SIMD levels put the
+ * lanes of one or two outputs in a vector and give the same bits as the plain-C _ref.
  */
-#if defined(__GNUC__)
-typedef float v4f __attribute__((vector_size(16)));
-
-static inline v4f ld4(const float *p)
-{
-    v4f v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-static inline float reduce8(v4f a, v4f b)
-{
-    v4f c = a + b; /* lanes l0+l4, l1+l5, l2+l6, l3+l7 */
-    return (c[0] + c[2]) + (c[1] + c[3]);
-}
-
-static inline float dot_f32(const float *a, const float *b, int64_t n)
-{
-    v4f s0 = {0, 0, 0, 0}, s1 = {0, 0, 0, 0};
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        s0 += ld4(a + i) * ld4(b + i);
-        s1 += ld4(a + i + 4) * ld4(b + i + 4);
-    }
-    float s = reduce8(s0, s1);
-    for (; i < n; i++) s += a[i] * b[i];
-    return s;
-}
-
-/* Four dots w[r]·x (rows r = 0..3 at stride ld), each exactly dot_f32(w + r*ld, x, n). */
-static inline void dot4_f32(const float *w, int64_t ld, const float *x, int64_t n, float out[4])
-{
-    const float *w0 = w, *w1 = w + ld, *w2 = w + 2 * ld, *w3 = w + 3 * ld;
-    v4f a0 = {0, 0, 0, 0}, b0 = a0, a1 = a0, b1 = a0, a2 = a0, b2 = a0, a3 = a0, b3 = a0;
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        v4f xl = ld4(x + i), xh = ld4(x + i + 4);
-        a0 += ld4(w0 + i) * xl;
-        b0 += ld4(w0 + i + 4) * xh;
-        a1 += ld4(w1 + i) * xl;
-        b1 += ld4(w1 + i + 4) * xh;
-        a2 += ld4(w2 + i) * xl;
-        b2 += ld4(w2 + i + 4) * xh;
-        a3 += ld4(w3 + i) * xl;
-        b3 += ld4(w3 + i + 4) * xh;
-    }
-    float s0 = reduce8(a0, b0), s1 = reduce8(a1, b1), s2 = reduce8(a2, b2), s3 = reduce8(a3, b3);
-    for (; i < n; i++) {
-        s0 += w0[i] * x[i];
-        s1 += w1[i] * x[i];
-        s2 += w2[i] * x[i];
-        s3 += w3[i] * x[i];
-    }
-    out[0] = s0;
-    out[1] = s1;
-    out[2] = s2;
-    out[3] = s3;
-}
-#else
-static inline float dot_f32(const float *a, const float *b, int64_t n)
-{
-    float l[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; k++) l[k] += a[i + k] * b[i + k];
-    float s = ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
-    for (; i < n; i++) s += a[i] * b[i];
-    return s;
-}
-
-static inline void dot4_f32(const float *w, int64_t ld, const float *x, int64_t n, float out[4])
-{
-    for (int r = 0; r < 4; r++) out[r] = dot_f32(w + r * ld, x, n);
-}
-#endif
 
 // --- weight rows ---------------------------------------------------------------------------
 
@@ -252,19 +179,12 @@ static void mm_worker(void *arg, int ith, int nth)
     for (int64_t r0 = ra; r0 < rb; r0 += f->tile) {
         const int64_t nr = rb - r0 < f->tile ? rb - r0 : f->tile;
         for (int64_t k = 0; k < nr; k++) widen_row(f->kern, j->w, r0 + k, wb + k * cols);
-        for (int64_t t = 0; t < j->n; t++) {
-            const float *xt = j->x + t * j->ldx;
-            float *yt = j->y + t * j->ldy + r0;
-            int64_t k = 0;
-            for (; k + 4 <= nr; k += 4) {
-                float o[4];
-                dot4_f32(wb + k * cols, cols, xt, cols, o);
-                for (int u = 0; u < 4; u++) yt[k + u] = o[u];
+        f->kern->dot8_rows(wb, cols, nr, j->x, j->ldx, j->n, cols, j->y + r0, j->ldy);
+        if (j->bias)
+            for (int64_t t = 0; t < j->n; t++) {
+                float *yt = j->y + t * j->ldy + r0;
+                for (int64_t k = 0; k < nr; k++) yt[k] = yt[k] + j->bias[r0 + k];
             }
-            for (; k < nr; k++) yt[k] = dot_f32(wb + k * cols, xt, cols);
-            if (j->bias)
-                for (k = 0; k < nr; k++) yt[k] = yt[k] + j->bias[r0 + k];
-        }
     }
 }
 
@@ -559,7 +479,7 @@ static void att_worker(void *arg, int ith, int nth)
         memcpy(qv, out, (size_t)d * sizeof *qv);
         float mx = -INFINITY;
         for (int64_t u = 0; u < kend; u++) {
-            sc[u] = dot_f32(qv, kl + u * gd + grp * d, d) / f->sqrt_d;
+            sc[u] = glmq_dot8_f32(qv, kl + u * gd + grp * d, d) / f->sqrt_d;
             if (sc[u] > mx) mx = sc[u];
         }
         double sum = 0;
