@@ -186,25 +186,25 @@ static inline __attribute__((always_inline)) void dot8_ymm(const float *w, int64
 {
     const int64_t n8 = n - n % 8;
     __m256 acc[4][2];
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int r = 0; r < R; r++)
-        #pragma GCC unroll 4
+#pragma GCC unroll 4
         for (int t = 0; t < T; t++) acc[r][t] = _mm256_setzero_ps();
     for (int64_t i = 0; i < n8; i += 8) {
         __m256 xv[2];
-        #pragma GCC unroll 4
+#pragma GCC unroll 4
         for (int t = 0; t < T; t++) xv[t] = _mm256_loadu_ps(x + t * ldx + i);
-        #pragma GCC unroll 4
+#pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
             const __m256 wv = _mm256_loadu_ps(w + r * ldw + i);
-            #pragma GCC unroll 4
+#pragma GCC unroll 4
             for (int t = 0; t < T; t++)
                 acc[r][t] = _mm256_add_ps(acc[r][t], _mm256_mul_ps(wv, xv[t]));
         }
     }
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int r = 0; r < R; r++)
-        #pragma GCC unroll 4
+#pragma GCC unroll 4
         for (int t = 0; t < T; t++) {
             float l[8];
             _mm256_storeu_ps(l, acc[r][t]);
@@ -246,31 +246,31 @@ static inline __attribute__((always_inline)) void dot8_zmm(const float *w, int64
 {
     const int64_t n8 = n - n % 8;
     __m512 acc[4][2];
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
     for (int64_t i = 0; i < n8; i += 8) {
         __m512 xv[2];
-        #pragma GCC unroll 4
+#pragma GCC unroll 4
         for (int p = 0; p < 2; p++)
             xv[p] = _mm512_castpd_ps(_mm512_insertf64x4(
                 _mm512_castps_pd(_mm512_castps256_ps512(_mm256_loadu_ps(x + 2 * p * ldx + i))),
                 _mm256_castps_pd(_mm256_loadu_ps(x + (2 * p + 1) * ldx + i)), 1));
-        #pragma GCC unroll 4
+#pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
             const __m512 wv = _mm512_castpd_ps(
                 _mm512_broadcast_f64x4(_mm256_castps_pd(_mm256_loadu_ps(w + r * ldw + i))));
-            #pragma GCC unroll 4
+#pragma GCC unroll 4
             for (int p = 0; p < 2; p++)
                 acc[r][p] = _mm512_add_ps(acc[r][p], _mm512_mul_ps(wv, xv[p]));
         }
     }
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int r = 0; r < R; r++)
-        #pragma GCC unroll 4
+#pragma GCC unroll 4
         for (int p = 0; p < 2; p++) {
             float l[16];
             _mm512_storeu_ps(l, acc[r][p]);
-            #pragma GCC unroll 4
+#pragma GCC unroll 4
             for (int h = 0; h < 2; h++) {
                 const int t = 2 * p + h;
                 y[t * ldy + r] = dot8_finish(l + 8 * h, w + r * ldw, x + t * ldx, n8, n);
