@@ -214,25 +214,24 @@ static inline __attribute__((always_inline)) void dot8_ymm(const float *w, int64
 #endif
 
 #if defined(HACC_DOT8_AVX2)
-/* Token pairs, 4 rows at a time (8 accumulators), then single rows; an odd last token alone. */
+/* All nr rows against T tokens from x: 4 rows at a time, then single rows. */
+static inline __attribute__((always_inline)) void dot8_ymm_rows(const float *w, int64_t ldw,
+                                                                int64_t nr, const float *x,
+                                                                int64_t ldx, int64_t n, float *y,
+                                                                int64_t ldy, const int T)
+{
+    int64_t r = 0;
+    for (; r + 4 <= nr; r += 4) dot8_ymm(w + r * ldw, ldw, x, ldx, n, y + r, ldy, 4, T);
+    for (; r < nr; r++) dot8_ymm(w + r * ldw, ldw, x, ldx, n, y + r, ldy, 1, T);
+}
+
+/* Token pairs (4 rows x 2 tokens: 8 accumulators), then an odd last token alone. */
 void glmq_dot8_rows_avx2(const float *w, int64_t ldw, int64_t nr, const float *x, int64_t ldx,
                          int64_t nt, int64_t n, float *y, int64_t ldy)
 {
     int64_t t = 0;
-    for (; t + 2 <= nt; t += 2) {
-        int64_t r = 0;
-        for (; r + 4 <= nr; r += 4)
-            dot8_ymm(w + r * ldw, ldw, x + t * ldx, ldx, n, y + t * ldy + r, ldy, 4, 2);
-        for (; r < nr; r++)
-            dot8_ymm(w + r * ldw, ldw, x + t * ldx, ldx, n, y + t * ldy + r, ldy, 1, 2);
-    }
-    if (t < nt) {
-        int64_t r = 0;
-        for (; r + 4 <= nr; r += 4)
-            dot8_ymm(w + r * ldw, ldw, x + t * ldx, ldx, n, y + t * ldy + r, ldy, 4, 1);
-        for (; r < nr; r++)
-            dot8_ymm(w + r * ldw, ldw, x + t * ldx, ldx, n, y + t * ldy + r, ldy, 1, 1);
-    }
+    for (; t + 2 <= nt; t += 2) dot8_ymm_rows(w, ldw, nr, x + t * ldx, ldx, n, y + t * ldy, ldy, 2);
+    if (t < nt) dot8_ymm_rows(w, ldw, nr, x + t * ldx, ldx, n, y + t * ldy, ldy, 1);
 }
 #endif
 
