@@ -19,7 +19,8 @@
  *               _ref group-wise and attention kernels and _ref quantizers
  *   dotprod     as neon, with the SDOT FAST kernels
  * GPTQ's loops (hacc.h): AVX2 at avx2/avxvnni, at avx512/avx512vnni the AVX-512 w -= e u and the
- * AVX2 dot products (their four partial sums fill one 256-bit vector); _ref on ARM. The
+ * AVX2 dot products (their four partial sums fill one 256-bit vector) except dot4x4, which at
+ * avx512/avx512vnni uses AVX-512VL's 32 registers for its 16 chains; _ref on ARM. The
  * reference forward's dot8_rows: AVX2 at avx2/avxvnni, AVX-512 at avx512/avx512vnni, _ref on ARM.
  *
  * The x86 and ARM levels are two families above ref (glmq.h), each ordered by capability
@@ -166,6 +167,7 @@ static const glmq_kernels k_ref = {
     .hacc = glmq_hacc_block_ref,
     .gptq_dot = glmq_gptq_dot_ref,
     .gptq_dot4 = glmq_gptq_dot4_ref,
+    .gptq_dot4x4 = glmq_gptq_dot4x4_ref,
     .gptq_axpy = glmq_gptq_axpy_ref,
     .dot8_rows = glmq_dot8_rows_ref,
 };
@@ -182,6 +184,7 @@ static const glmq_kernels k_avx2 = {
     .hacc = glmq_hacc_block_avx2,
     .gptq_dot = glmq_gptq_dot_avx2,
     .gptq_dot4 = glmq_gptq_dot4_avx2,
+    .gptq_dot4x4 = glmq_gptq_dot4x4_avx2,
     .gptq_axpy = glmq_gptq_axpy_avx2,
     .dot8_rows = glmq_dot8_rows_avx2,
 };
@@ -198,6 +201,7 @@ static const glmq_kernels k_avxvnni = {
     .hacc = glmq_hacc_block_avx2,
     .gptq_dot = glmq_gptq_dot_avx2,
     .gptq_dot4 = glmq_gptq_dot4_avx2,
+    .gptq_dot4x4 = glmq_gptq_dot4x4_avx2,
     .gptq_axpy = glmq_gptq_axpy_avx2,
     .dot8_rows = glmq_dot8_rows_avx2,
 };
@@ -214,6 +218,7 @@ static const glmq_kernels k_avx512 = {
     .hacc = glmq_hacc_block_avx512,
     .gptq_dot = glmq_gptq_dot_avx2,
     .gptq_dot4 = glmq_gptq_dot4_avx2,
+    .gptq_dot4x4 = glmq_gptq_dot4x4_avx512,
     .gptq_axpy = glmq_gptq_axpy_avx512,
     .dot8_rows = glmq_dot8_rows_avx512,
 };
@@ -229,6 +234,7 @@ static const glmq_kernels k_avx512vnni = {
     .hacc = glmq_hacc_block_avx512,
     .gptq_dot = glmq_gptq_dot_avx2,
     .gptq_dot4 = glmq_gptq_dot4_avx2,
+    .gptq_dot4x4 = glmq_gptq_dot4x4_avx512,
     .gptq_axpy = glmq_gptq_axpy_avx512,
     .dot8_rows = glmq_dot8_rows_avx512,
 };
@@ -247,6 +253,7 @@ static const glmq_kernels k_neon = {
     .hacc = glmq_hacc_block_ref,
     .gptq_dot = glmq_gptq_dot_ref,
     .gptq_dot4 = glmq_gptq_dot4_ref,
+    .gptq_dot4x4 = glmq_gptq_dot4x4_ref,
     .gptq_axpy = glmq_gptq_axpy_ref,
     .dot8_rows = glmq_dot8_rows_ref,
 };
@@ -262,6 +269,7 @@ static const glmq_kernels k_dotprod = {
     .hacc = glmq_hacc_block_ref,
     .gptq_dot = glmq_gptq_dot_ref,
     .gptq_dot4 = glmq_gptq_dot4_ref,
+    .gptq_dot4x4 = glmq_gptq_dot4x4_ref,
     .gptq_axpy = glmq_gptq_axpy_ref,
     .dot8_rows = glmq_dot8_rows_ref,
 };

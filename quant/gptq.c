@@ -238,23 +238,61 @@ typedef struct {
     const glmq_kernels *k;
 } sweep_job;
 
-/* (w - s q)^T h (w - s q) for ROW_TILE-many rows at once: each row of h is read once per tile.
- * dv holds the differences (nr rows of cols values). */
+/* off[r] = dot(dv_r + k + 1, h_k + k + 1): row k of h against the nr rows of dv. */
+static void h_row_dots(const double *h, int64_t n, const double *dv, int nr, int64_t k,
+                       double *off, const glmq_kernels *kt)
+{
+    const double *hk = h + k * n;
+    int r = 0;
+    for (; r + 4 <= nr; r += 4)
+        kt->gptq_dot4(dv + (size_t)r * (size_t)n + k + 1, n, hk + k + 1, n - k - 1, off + r);
+    for (; r < nr; r++)
+        off[r] = kt->gptq_dot(dv + (size_t)r * (size_t)n + k + 1, hk + k + 1, n - k - 1);
+}
+
+/* (w - s q)^T h (w - s q) for ROW_TILE-many rows at once (dv holds the differences, nr rows of
+ * cols values): out[r] = sum over k in order of d_k (h_kk d_k + 2 off_k), off_k the dot of row
+ * k of h right of the diagonal with d's columns right of k. Rows of h go in blocks of 16, as
+ * four staggered groups k, k + 4, k + 8, k + 12 (gptq_dot4x4: each loaded vector of h serves
+ * four rows of dv and each of dv four of h, in 16 independent chains); the sums over k then run
+ * in order. Every off_k is gptq_dot's, so the blocking changes no bit. */
+#define HW_KB 16
+
 static void h_weighted(const double *h, int64_t n, const double *dv, int nr, double *out,
                        const glmq_kernels *kt)
 {
     for (int r = 0; r < nr; r++) out[r] = 0.0;
-    for (int64_t k = 0; k < n; k++) {
-        const double *hk = h + k * n;
-        double off[ROW_TILE];
-        int r = 0;
-        for (; r + 4 <= nr; r += 4)
-            kt->gptq_dot4(dv + (size_t)r * (size_t)n + k + 1, n, hk + k + 1, n - k - 1, off + r);
-        for (; r < nr; r++)
-            off[r] = kt->gptq_dot(dv + (size_t)r * (size_t)n + k + 1, hk + k + 1, n - k - 1);
-        for (r = 0; r < nr; r++) {
-            const double *d = dv + (size_t)r * (size_t)n;
-            out[r] += d[k] * (hk[k] * d[k] + 2.0 * off[r]);
+    double off[HW_KB][ROW_TILE];
+    for (int64_t k0 = 0; k0 < n; k0 += HW_KB) {
+        const int kb = n - k0 < HW_KB ? (int)(n - k0) : HW_KB;
+        if (kb < HW_KB) { /* the last rows: dots of fewer than 12 columns */
+            for (int kk = 0; kk < kb; kk++) h_row_dots(h, n, dv, nr, k0 + kk, off[kk], kt);
+        } else {
+            for (int c = 0; c < 4; c++) {
+                const int64_t k = k0 + c;
+                int r = 0;
+                for (; r + 4 <= nr; r += 4) {
+                    double t[16];
+                    kt->gptq_dot4x4(dv + (size_t)r * (size_t)n + k + 1, n, h + k * n + k + 1,
+                                    4 * n, n - k - 1, t);
+                    for (int rr = 0; rr < 4; rr++)
+                        for (int m = 0; m < 4; m++) off[c + 4 * m][r + rr] = t[4 * rr + m];
+                }
+                for (; r < nr; r++)
+                    for (int m = 0; m < 4; m++) {
+                        const int64_t km = k + 4 * m;
+                        off[c + 4 * m][r] = kt->gptq_dot(dv + (size_t)r * (size_t)n + km + 1,
+                                                         h + km * n + km + 1, n - km - 1);
+                    }
+            }
+        }
+        for (int kk = 0; kk < kb; kk++) {
+            const int64_t k = k0 + kk;
+            const double hkk = h[k * n + k];
+            for (int r = 0; r < nr; r++) {
+                const double *d = dv + (size_t)r * (size_t)n;
+                out[r] += d[k] * (hkk * d[k] + 2.0 * off[kk][r]);
+            }
         }
     }
 }
@@ -350,6 +388,67 @@ static void run_rows(glmq_pool *pool, glmq_pool_fn fn, void *arg)
         fn(arg, 0, 1);
 }
 
+/* ---- the rows' scales, fixed before the codes ------------------------------------------------ */
+
+typedef struct {
+    const float *w;
+    int64_t rows, cols;
+    int64_t group, ngs; /* group size (0: per row) and scales per row */
+    const double *d;    /* per row: the weighted search's weights (diag H), or NULL: amax / qmax */
+    int q4, qmax;
+    uint16_t *scales;   /* rows x ngs */
+    uint16_t *plain;    /* NULL, or [rows]: also the plain amax / qmax scale */
+    int8_t *st;         /* per row: 0 ok, 1 a weight not finite, 2 a scale overflows fp16 */
+    int64_t *bad;       /* per row: the column not finite */
+} scale_job;
+
+static void scale_run(void *arg, int ith, int nth)
+{
+    const scale_job *j = arg;
+    const int64_t n = j->cols;
+    int8_t q[128];
+    for (int64_t r = j->rows * ith / nth; r < j->rows * (ith + 1) / nth; r++) {
+        const float *wr = j->w + (size_t)r * (size_t)n;
+        int64_t bad = -1;
+        float amax, sf;
+        glmq_status s = glmq_row_amax(wr, n, &amax, &bad);
+        if (s == GLMQ_OK && j->group) {
+            for (int64_t c0 = 0; s == GLMQ_OK && c0 < n; c0 += j->group)
+                if (!glmq_group_rtn(wr + c0, c0 + j->group < n ? j->group : n - c0, j->q4, q,
+                                    &j->scales[(size_t)r * (size_t)j->ngs + (size_t)(c0 / j->group)]))
+                    s = GLMQ_E_UNSUPPORTED;
+        } else if (s == GLMQ_OK) {
+            if (j->d) s = glmq_weighted_scale(wr, n, j->d, j->qmax, &j->scales[r], &bad);
+            else if (!glmq_q_row_scale(amax, j->qmax, &j->scales[r], &sf)) s = GLMQ_E_UNSUPPORTED;
+            if (s == GLMQ_OK && j->plain && !glmq_q_row_scale(amax, j->qmax, &j->plain[r], &sf))
+                s = GLMQ_E_UNSUPPORTED;
+        }
+        j->st[r] = s == GLMQ_OK ? 0 : s == GLMQ_E_VALUE ? 1 : 2;
+        j->bad[r] = bad;
+    }
+}
+
+/* Every row's scales (scale_job) on the pool; the first failing row, in row order, names the
+ * error (`what`: the message's prefix). */
+static glmq_status row_scales(scale_job *j, glmq_pool *pool, const char *what, glmq_err *err)
+{
+    glmq_status st = GLMQ_OK;
+    j->st = malloc((size_t)j->rows);
+    j->bad = malloc((size_t)j->rows * sizeof *j->bad);
+    GLMQ_FAIL_IF_G(!j->st || !j->bad, err, GLMQ_E_NOMEM, "%sout of memory", what);
+    run_rows(pool, scale_run, j);
+    for (int64_t r = 0; r < j->rows; r++) {
+        GLMQ_FAIL_IF_G(j->st[r] == 1, err, GLMQ_E_VALUE, "%sweight row %lld column %lld is not finite",
+                       what, (long long)r, (long long)j->bad[r]);
+        GLMQ_FAIL_IF_G(j->st[r] == 2, err, GLMQ_E_UNSUPPORTED,
+                       "%sweight row %lld: its scale overflows fp16", what, (long long)r);
+    }
+fail:
+    free(j->st);
+    free(j->bad);
+    return st;
+}
+
 /* The totals of the per-row errors, in row order; em[r] < 0 marks a row that kept RTN. */
 static void sum_stats(glmq_gptq_stats *st, const double *em, const double *er, int64_t rows)
 {
@@ -425,30 +524,11 @@ glmq_status glmq_gptq_quantize(const float *w, int64_t rows, int64_t cols, const
 
     /* 2. scales (from the original rows; groups: the group rule's scales, fixed before the
      * sweep - GPTQ's "static groups", which keeps them independent of the column order) */
-    for (int64_t r = 0; r < rows; r++) {
-        const float *wr = w + (size_t)r * (size_t)n;
-        int64_t bad = -1;
-        glmq_status s = GLMQ_OK;
-        if (o->group) {
-            float amax;
-            s = glmq_row_amax(wr, n, &amax, &bad);
-            for (int64_t c0 = 0; s == GLMQ_OK && c0 < n; c0 += o->group)
-                if (!glmq_group_rtn(wr + c0, c0 + o->group < n ? o->group : n - c0, o->q4, rtn,
-                                    &scales[(size_t)r * (size_t)ngs + (size_t)(c0 / o->group)]))
-                    s = GLMQ_E_UNSUPPORTED;
-        } else if (o->scale_search) {
-            s = glmq_weighted_scale(wr, n, raw, qmax, &scales[r], &bad);
-        } else {
-            float amax, sf;
-            s = glmq_row_amax(wr, n, &amax, &bad);
-            if (s == GLMQ_OK && !glmq_q_row_scale(amax, qmax, &scales[r], &sf))
-                s = GLMQ_E_UNSUPPORTED;
-        }
-        GLMQ_FAIL_IF_G(s == GLMQ_E_VALUE, err, s, "GPTQ: weight row %lld column %lld is not finite",
-                       (long long)r, (long long)bad);
-        GLMQ_FAIL_IF_G(s != GLMQ_OK, err, s,
-                       "GPTQ: weight row %lld: its scale overflows fp16", (long long)r);
-    }
+    scale_job sj = {.w = w, .rows = rows, .cols = n, .group = o->group, .ngs = ngs,
+                    .d = o->scale_search ? raw : NULL, .q4 = o->q4, .qmax = qmax,
+                    .scales = scales};
+    st = row_scales(&sj, pool, "GPTQ: ", err);
+    if (st != GLMQ_OK) goto fail;
 
     /* 3. column order and the damped, permuted H */
     for (int64_t c = 0; c < n; c++) keys[c] = (col_key){c, o->act_order ? diag[c] : 0.0};
@@ -565,18 +645,10 @@ glmq_status glmq_search_quantize(const float *w, int64_t rows, int64_t cols, con
                        "scale search: H[%lld][%lld] = %g is not a finite non-negative diagonal",
                        (long long)c, (long long)c, d[c]);
     }
-    for (int64_t r = 0; r < rows; r++) {
-        const float *wr = w + (size_t)r * (size_t)cols;
-        int64_t bad = -1;
-        glmq_status s = glmq_weighted_scale(wr, cols, d, qmax, &scales[r], &bad);
-        GLMQ_FAIL_IF_G(s == GLMQ_E_VALUE, err, s, "weight row %lld column %lld is not finite",
-                       (long long)r, (long long)bad);
-        GLMQ_FAIL_IF_G(s != GLMQ_OK, err, s, "weight row %lld: its scale overflows fp16",
-                       (long long)r);
-        float amax, sf;
-        (void)glmq_row_amax(wr, cols, &amax, NULL); /* finite: checked by the search */
-        (void)glmq_q_row_scale(amax, qmax, &rs[r], &sf);
-    }
+    scale_job sj = {.w = w, .rows = rows, .cols = cols, .ngs = 1, .d = d, .q4 = q4,
+                    .qmax = qmax, .scales = scales, .plain = rs};
+    st = row_scales(&sj, pool, "", err);
+    if (st != GLMQ_OK) goto fail;
     search_job j = {w, rows, cols, h, d, qmax, codes, scales, es, er, dv, rq, rs,
                     glmq_kernels_get()};
     run_rows(pool, search_run, &j);

@@ -57,6 +57,14 @@ void glmq_gptq_dot4_ref(const double *a, int64_t lda, const double *b, int64_t n
     for (int r = 0; r < 4; r++) out[r] = glmq_gptq_dot_ref(a + r * lda, b, n);
 }
 
+void glmq_gptq_dot4x4_ref(const double *a, int64_t lda, const double *b, int64_t ldb, int64_t n,
+                          double *out)
+{
+    for (int r = 0; r < 4; r++)
+        for (int m = 0; m < 4; m++)
+            out[4 * r + m] = glmq_gptq_dot_ref(a + r * lda + 4 * m, b + m * ldb + 4 * m, n - 4 * m);
+}
+
 void glmq_gptq_axpy_ref(double *w, const double *u, double e, int64_t n)
 {
     for (int64_t i = 0; i < n; i++) w[i] -= e * u[i];

@@ -44,7 +44,11 @@ void glmq_hacc_block_avx512(double *h, int64_t n, const double *x, int64_t ldx, 
  *         (s0 + s1) + (s2 + s3); the SIMD kernels hold the four lanes in one 256-bit vector;
  *   dot4  out[r] = dot(a + r * lda, b, n) for r < 4, each exactly the dot above (four
  *         independent chains in flight instead of one);
- *   axpy  w[i] -= e * u[i] for i < n, product and difference each rounded (any vector width).
+ *   axpy  w[i] -= e * u[i] for i < n, product and difference each rounded (any vector width);
+ *   dot4x4  out[4r + m] = dot(a + r * lda + 4m, b + m * ldb + 4m, n - 4m) for r, m < 4, n >= 12:
+ *         four rows of a against four rows of b whose dots start 4m columns later (the
+ *         quadratic forms' rows k, k + 4, k + 8, k + 12 of H, whose dots start at k + 1: their
+ *         lanes line up and their tails fall on the same columns), each exactly the dot above.
  */
 typedef double (*glmq_gptq_dot_fn)(const double *a, const double *b, int64_t n);
 typedef void (*glmq_gptq_dot4_fn)(const double *a, int64_t lda, const double *b, int64_t n,
@@ -54,6 +58,14 @@ double glmq_gptq_dot_ref(const double *a, const double *b, int64_t n);
 double glmq_gptq_dot_avx2(const double *a, const double *b, int64_t n);
 void glmq_gptq_dot4_ref(const double *a, int64_t lda, const double *b, int64_t n, double *out);
 void glmq_gptq_dot4_avx2(const double *a, int64_t lda, const double *b, int64_t n, double *out);
+typedef void (*glmq_gptq_dot4x4_fn)(const double *a, int64_t lda, const double *b,
+                                    int64_t ldb, int64_t n, double *out);
+void glmq_gptq_dot4x4_ref(const double *a, int64_t lda, const double *b, int64_t ldb, int64_t n,
+                          double *out);
+void glmq_gptq_dot4x4_avx2(const double *a, int64_t lda, const double *b, int64_t ldb, int64_t n,
+                           double *out);
+void glmq_gptq_dot4x4_avx512(const double *a, int64_t lda, const double *b, int64_t ldb,
+                             int64_t n, double *out);
 void glmq_gptq_axpy_ref(double *w, const double *u, double e, int64_t n);
 void glmq_gptq_axpy_avx2(double *w, const double *u, double e, int64_t n);
 void glmq_gptq_axpy_avx512(double *w, const double *u, double e, int64_t n);

@@ -19,4 +19,6 @@
 #define HACC_DOT_NAME glmq_gptq_dot_avx2
 #define HACC_DOT4_NAME glmq_gptq_dot4_avx2
 #define HACC_DOT8_AVX2 1
+#define HACC_DOT4X4_NAME glmq_gptq_dot4x4_avx2
+#define HACC_DOT4X4_R 2
 #include "quant/hacc_x86_impl.h"

@@ -17,4 +17,6 @@
 #define HACC_NAME glmq_hacc_block_avx512
 #define HACC_AXPY_NAME glmq_gptq_axpy_avx512
 #define HACC_DOT8_AVX512 1
+#define HACC_DOT4X4_NAME glmq_gptq_dot4x4_avx512
+#define HACC_DOT4X4_R 4
 #include "quant/hacc_x86_impl.h"

@@ -8,6 +8,8 @@
  *   HACC_NAME the function name
  *   HACC_AXPY_NAME, HACC_DOT_NAME + HACC_DOT4_NAME (optional)  GPTQ's loops (hacc.h); the dots
  *             use 256-bit vectors whatever HV is
+ *   HACC_DOT4X4_NAME + HACC_DOT4X4_R (optional)  gptq_dot4x4 (hacc.h), R rows of a per pass
+ *             (AVX2: 2, so its 8 accumulators and 4 b vectors fit the 16 ymm; AVX-512VL: 4)
  *   HACC_DOT8_AVX2 / HACC_DOT8_AVX512 (optional)  the reference forward's dot8_rows (hacc.h)
  *
  * Lane layout: one vector holds h[i][j..j+HW) of one row i (different elements in the lanes);
@@ -162,6 +164,60 @@ void HACC_DOT4_NAME(const double *a, int64_t lda, const double *b, int64_t n, do
         for (int64_t k = i; k < n; k++) s[0] += a[r * lda + k] * b[k];
         out[r] = (s[0] + s[1]) + (s[2] + s[3]);
     }
+}
+#endif
+
+#ifdef HACC_DOT4X4_NAME
+/* HACC_DOT4X4_R (2 or 4) rows of a against the 4 staggered rows of b (hacc.h, gptq_dot4x4):
+ * accumulator [r][m] is row r's and b row m's four lanes, joining at quad m, so every one runs
+ * gptq_dot's additions in its order; the shared b and a loads feed R x 4 independent chains. */
+static inline __attribute__((always_inline)) void dot4x4_rows(const double *a, int64_t lda,
+                                                              const double *b, int64_t ldb,
+                                                              int64_t n, double *out, const int R)
+{
+    const int64_t nq = n / 4;
+    __m256d acc[4][4];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int m = 0; m < 4; m++) acc[r][m] = _mm256_setzero_pd();
+    for (int64_t q = 0; q < 3; q++) /* the staggered starts: b row m from quad m on */
+        for (int m = 0; m <= q; m++) {
+            const __m256d bv = _mm256_loadu_pd(b + m * ldb + 4 * q);
+            for (int r = 0; r < R; r++)
+                acc[r][m] = _mm256_add_pd(acc[r][m],
+                                          _mm256_mul_pd(_mm256_loadu_pd(a + r * lda + 4 * q), bv));
+        }
+    for (int64_t q = 3; q < nq; q++) {
+        __m256d bv[4];
+#pragma GCC unroll 4
+        for (int m = 0; m < 4; m++) bv[m] = _mm256_loadu_pd(b + m * ldb + 4 * q);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const __m256d av = _mm256_loadu_pd(a + r * lda + 4 * q);
+#pragma GCC unroll 4
+            for (int m = 0; m < 4; m++)
+                acc[r][m] = _mm256_add_pd(acc[r][m], _mm256_mul_pd(av, bv[m]));
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int m = 0; m < 4; m++) {
+            double s[4];
+            _mm256_storeu_pd(s, acc[r][m]);
+            for (int64_t k = 4 * nq; k < n; k++) s[0] += a[r * lda + k] * b[m * ldb + k];
+            out[4 * r + m] = (s[0] + s[1]) + (s[2] + s[3]);
+        }
+}
+
+void HACC_DOT4X4_NAME(const double *a, int64_t lda, const double *b, int64_t ldb, int64_t n,
+                      double *out)
+{
+#if HACC_DOT4X4_R == 4
+    dot4x4_rows(a, lda, b, ldb, n, out, 4);
+#else
+    dot4x4_rows(a, lda, b, ldb, n, out, 2);
+    dot4x4_rows(a + 2 * lda, lda, b, ldb, n, out + 8, 2);
+#endif
 }
 #endif
 

@@ -94,6 +94,7 @@ typedef struct glmq_kernels {
     glmq_hacc_fn hacc;                  /* GPTQ's H += x x^T block (quant/hacc.h) */
     glmq_gptq_dot_fn gptq_dot;          /* GPTQ's fixed-order dot product(s) and w -= e u */
     glmq_gptq_dot4_fn gptq_dot4;
+    glmq_gptq_dot4x4_fn gptq_dot4x4;
     glmq_gptq_axpy_fn gptq_axpy;
     glmq_dot8_rows_fn dot8_rows;        /* the reference forward's fp32 products (quant/hacc.h) */
 } glmq_kernels;

@@ -341,7 +341,7 @@ START_TEST(test_hacc_levels)
 }
 END_TEST
 
-/* ---- GPTQ's loops (quant/hacc.h: gptq_dot, gptq_dot4, gptq_axpy) at every level, bit for bit
+/* ---- GPTQ's loops (quant/hacc.h: gptq_dot, gptq_dot4, gptq_dot4x4, gptq_axpy) at every level, bit for bit
  * against the rule written out here, and the whole of GPTQ at every level ---------------------- */
 
 static double four_lane_dot(const double *a, const double *b, int64_t n)
@@ -366,7 +366,7 @@ START_TEST(test_gptq_loops_levels)
         b[i] = hacc_rand() * 2.0;
         w0[i] = hacc_rand() * 1e3;
     }
-    const int64_t ns[] = {0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 64, 67, 257, NMAX};
+    const int64_t ns[] = {0, 1, 2, 3, 4, 5, 7, 8, 9, 12, 13, 15, 16, 17, 31, 33, 64, 67, 257, NMAX};
     int levels = 0;
     for (int l = GLMQ_CPU_REF; l <= GLMQ_CPU_MAX; l++) {
         const glmq_kernels *k = glmq_kernels_for((glmq_cpu_level)l);
@@ -387,6 +387,18 @@ START_TEST(test_gptq_loops_levels)
                     ck_assert_msg(memcmp(&out[r], &want, sizeof want) == 0,
                                   "level %d n %lld: dot4[%d] %a, want %a", l, (long long)m, r,
                                   out[r], want);
+                }
+                if (m >= 12) { /* rows of b at a stride other than a's, starts 4m apart */
+                    double o16[16];
+                    k->gptq_dot4x4(ao, LDA, a + 3 + off, LDA - 3, m, o16);
+                    for (int r = 0; r < 4; r++)
+                        for (int j = 0; j < 4; j++) {
+                            want = four_lane_dot(ao + r * LDA + 4 * j, a + 3 + off + j * (LDA - 3) + 4 * j,
+                                                 m - 4 * j);
+                            ck_assert_msg(memcmp(&o16[4 * r + j], &want, sizeof want) == 0,
+                                          "level %d n %lld: dot4x4[%d][%d] %a, want %a", l,
+                                          (long long)m, r, j, o16[4 * r + j], want);
+                        }
                 }
                 memcpy(w1, w0, NMAX * sizeof *w1);
                 const double e = -0.3759765625 * (1 + off);
@@ -448,6 +460,22 @@ START_TEST(test_gptq_loops_no_fma)
             for (int r = 0; r < 4; r++)
                 ck_assert_msg(out[r] == 0.0, "level %d n %lld: dot4[%d] = %a", l, (long long)n, r,
                               out[r]);
+        }
+        /* dot4x4: dot m (from column 4m) holds -ep * ep, then ep * ep at column 4m + 4; for
+         * n = 17 that is the tail of m = 3 and the body of the others, for n = 20 the body */
+        for (int64_t n = 17; n <= 20; n += 3) {
+            double bm[4 * LDA], o16[16];
+            for (int i = 0; i < 4 * LDA; i++) a[i] = bm[i] = 0.0;
+            for (int r = 0; r < 4; r++)
+                for (int j = 0; j <= 4; j++) a[r * LDA + 4 * j] = ep;
+            for (int m = 0; m < 4; m++) {
+                bm[m * LDA + 4 * m] = -ep;
+                bm[m * LDA + 4 * m + 4] = ep;
+            }
+            k->gptq_dot4x4(a, LDA, bm, LDA, n, o16);
+            for (int i = 0; i < 16; i++)
+                ck_assert_msg(o16[i] == 0.0, "level %d n %lld: dot4x4[%d] = %a", l, (long long)n,
+                              i, o16[i]);
         }
     }
     ck_assert_int_ge(levels, 1);
