@@ -18,9 +18,9 @@
  *   neon        aarch64: NEON preparation, INT4/INT8 EXACT/FAST_B32/FAST_ROW, F16/BF16, sum;
  *               _ref group-wise and attention kernels and _ref quantizers
  *   dotprod     as neon, with the SDOT FAST kernels
- * GPTQ's loops (hacc.h): AVX2 at avx2/avxvnni, at avx512/avx512vnni the AVX-512 w -= e u and the
- * AVX2 dot products (their four partial sums fill one 256-bit vector) except dot4x4, which at
- * avx512/avx512vnni uses AVX-512VL's 32 registers for its 16 chains; _ref on ARM. The
+ * GPTQ's loops (hacc.h): AVX2 at avx2/avxvnni; at avx512/avx512vnni the AVX-512 w -= e u (axpy
+ * and the lazy batch's update) and the AVX2 dot products (their four partial sums fill one
+ * 256-bit vector), dot4x4 compiled for AVX-512VL (32 registers for its 16 chains); _ref on ARM. The
  * reference forward's dot8_rows: AVX2 at avx2/avxvnni, AVX-512 at avx512/avx512vnni, _ref on ARM.
  *
  * The x86 and ARM levels are two families above ref (glmq.h), each ordered by capability
@@ -169,6 +169,7 @@ static const glmq_kernels k_ref = {
     .gptq_dot4 = glmq_gptq_dot4_ref,
     .gptq_dot4x4 = glmq_gptq_dot4x4_ref,
     .gptq_axpy = glmq_gptq_axpy_ref,
+    .gptq_update = glmq_gptq_update_ref,
     .dot8_rows = glmq_dot8_rows_ref,
 };
 
@@ -186,6 +187,7 @@ static const glmq_kernels k_avx2 = {
     .gptq_dot4 = glmq_gptq_dot4_avx2,
     .gptq_dot4x4 = glmq_gptq_dot4x4_avx2,
     .gptq_axpy = glmq_gptq_axpy_avx2,
+    .gptq_update = glmq_gptq_update_avx2,
     .dot8_rows = glmq_dot8_rows_avx2,
 };
 
@@ -203,6 +205,7 @@ static const glmq_kernels k_avxvnni = {
     .gptq_dot4 = glmq_gptq_dot4_avx2,
     .gptq_dot4x4 = glmq_gptq_dot4x4_avx2,
     .gptq_axpy = glmq_gptq_axpy_avx2,
+    .gptq_update = glmq_gptq_update_avx2,
     .dot8_rows = glmq_dot8_rows_avx2,
 };
 #endif
@@ -220,6 +223,7 @@ static const glmq_kernels k_avx512 = {
     .gptq_dot4 = glmq_gptq_dot4_avx2,
     .gptq_dot4x4 = glmq_gptq_dot4x4_avx512,
     .gptq_axpy = glmq_gptq_axpy_avx512,
+    .gptq_update = glmq_gptq_update_avx512,
     .dot8_rows = glmq_dot8_rows_avx512,
 };
 
@@ -236,6 +240,7 @@ static const glmq_kernels k_avx512vnni = {
     .gptq_dot4 = glmq_gptq_dot4_avx2,
     .gptq_dot4x4 = glmq_gptq_dot4x4_avx512,
     .gptq_axpy = glmq_gptq_axpy_avx512,
+    .gptq_update = glmq_gptq_update_avx512,
     .dot8_rows = glmq_dot8_rows_avx512,
 };
 #endif
@@ -255,6 +260,7 @@ static const glmq_kernels k_neon = {
     .gptq_dot4 = glmq_gptq_dot4_ref,
     .gptq_dot4x4 = glmq_gptq_dot4x4_ref,
     .gptq_axpy = glmq_gptq_axpy_ref,
+    .gptq_update = glmq_gptq_update_ref,
     .dot8_rows = glmq_dot8_rows_ref,
 };
 
@@ -271,6 +277,7 @@ static const glmq_kernels k_dotprod = {
     .gptq_dot4 = glmq_gptq_dot4_ref,
     .gptq_dot4x4 = glmq_gptq_dot4x4_ref,
     .gptq_axpy = glmq_gptq_axpy_ref,
+    .gptq_update = glmq_gptq_update_ref,
     .dot8_rows = glmq_dot8_rows_ref,
 };
 #endif

@@ -107,7 +107,8 @@ void glmq_pack_codes_row(const int8_t *q, int64_t n, int q4, void *out)
  * Columns go in blocks of CHOL_BLOCK (from the last): first the block's own rows (the triangle,
  * in the plain order: pivot of j, then rows i < j of the block), then every row above the block
  * takes the block's columns (descending) in one visit, its tail staying in cache while the
- * block's rows are read from it; those rows are spread over the threads. Every element is
+ * block's rows are read from it; those rows are spread over the threads, each thread taking
+ * four of its rows through the block together (gptq_dot4: four chains in flight). Every element is
  * computed once, from final inputs, by the same expression as the plain column-by-column loop,
  * so blocking and threads do not change a bit. */
 #define CHOL_BLOCK 32
@@ -121,8 +122,18 @@ typedef struct {
 static void chol_run(void *arg, int ith, int nth)
 {
     const chol_job *c = arg;
-    const int64_t n = c->n;
-    for (int64_t i = ith; i < c->jb0; i += nth) {
+    const int64_t n = c->n, ld = (int64_t)nth * n; /* this thread's rows i, i + nth, ... */
+    int64_t i = ith;
+    for (; i + 3 * (int64_t)nth < c->jb0; i += 4 * (int64_t)nth) { /* four rows' dots at once */
+        double *ri = c->a + i * n;
+        for (int64_t j = c->jb1 - 1; j >= c->jb0; j--) {
+            const double *rj = c->a + j * n;
+            double dots[4];
+            c->k->gptq_dot4(ri + j + 1, ld, rj + j + 1, n - j - 1, dots);
+            for (int r = 0; r < 4; r++) ri[r * ld + j] = (ri[r * ld + j] - dots[r]) / rj[j];
+        }
+    }
+    for (; i < c->jb0; i += nth) {
         double *ri = c->a + i * n;
         for (int64_t j = c->jb1 - 1; j >= c->jb0; j--) {
             const double *rj = c->a + j * n;
@@ -217,7 +228,6 @@ static void upper_inverse(double *r, int64_t n, double *buf, glmq_pool *pool, in
 
 #define SWEEP_BLOCK 128 /* columns per lazy batch: the result does not depend on it */
 #define ROW_TILE 16     /* rows sharing each pass over U */
-#define LAZY_KB 256     /* columns per step of a lazy batch's update: 16 rows x 2 KiB in L1 */
 
 typedef struct {
     const float *w;
@@ -337,18 +347,12 @@ static void sweep_run(void *arg, int ith, int nth)
                     j->k->gptq_axpy(w + c + 1, uc + c + 1, ec, b1 - c - 1);
                 }
             }
-            /* the lazy batch: the block's errors update the columns after it, LAZY_KB columns
-             * at a time, so that the tile's rows of them stay in L1 while the block's rows of U
-             * pass (every element still takes the updates of c = b0, b0 + 1, ... in order) */
-            for (int64_t k0 = b1; k0 < n; k0 += LAZY_KB) {
-                const int64_t k1 = k0 + LAZY_KB < n ? k0 + LAZY_KB : n;
-                for (int64_t c = b0; c < b1; c++) {
-                    const double *uc = j->u + c * n;
-                    for (int r = 0; r < nr; r++)
-                        j->k->gptq_axpy(wt + (size_t)r * n + k0, uc + k0,
-                                        et[(size_t)r * SWEEP_BLOCK + (size_t)(c - b0)], k1 - k0);
-                }
-            }
+            /* the lazy batch: the block's errors update the columns after it (gptq_update:
+             * every element takes the updates of c = b0, b0 + 1, ... in order, as the axpy
+             * per column and row would give them) */
+            if (b1 < n)
+                j->k->gptq_update(wt + b1, n, nr, et, SWEEP_BLOCK, j->u + b0 * n + b1, n,
+                                  b1 - b0, n - b1);
         }
         /* H-weighted errors of GPTQ's codes and of round-to-nearest with the same scale */
         for (int pass = 0; pass < 2; pass++) {

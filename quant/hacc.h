@@ -45,6 +45,8 @@ void glmq_hacc_block_avx512(double *h, int64_t n, const double *x, int64_t ldx, 
  *   dot4  out[r] = dot(a + r * lda, b, n) for r < 4, each exactly the dot above (four
  *         independent chains in flight instead of one);
  *   axpy  w[i] -= e * u[i] for i < n, product and difference each rounded (any vector width);
+ *   update  w[r][k] -= e[r][c] * u[c][k] for r < nr, k < nk, each element taking c = 0 .. nc-1
+ *         in order (GPTQ's lazy batch: the axpy above for every c and row, in any blocking);
  *   dot4x4  out[4r + m] = dot(a + r * lda + 4m, b + m * ldb + 4m, n - 4m) for r, m < 4, n >= 12:
  *         four rows of a against four rows of b whose dots start 4m columns later (the
  *         quadratic forms' rows k, k + 4, k + 8, k + 12 of H, whose dots start at k + 1: their
@@ -58,6 +60,15 @@ double glmq_gptq_dot_ref(const double *a, const double *b, int64_t n);
 double glmq_gptq_dot_avx2(const double *a, const double *b, int64_t n);
 void glmq_gptq_dot4_ref(const double *a, int64_t lda, const double *b, int64_t n, double *out);
 void glmq_gptq_dot4_avx2(const double *a, int64_t lda, const double *b, int64_t n, double *out);
+typedef void (*glmq_gptq_update_fn)(double *w, int64_t ldw, int64_t nr, const double *e,
+                                    int64_t lde, const double *u, int64_t ldu, int64_t nc,
+                                    int64_t nk);
+void glmq_gptq_update_ref(double *w, int64_t ldw, int64_t nr, const double *e, int64_t lde,
+                          const double *u, int64_t ldu, int64_t nc, int64_t nk);
+void glmq_gptq_update_avx2(double *w, int64_t ldw, int64_t nr, const double *e, int64_t lde,
+                           const double *u, int64_t ldu, int64_t nc, int64_t nk);
+void glmq_gptq_update_avx512(double *w, int64_t ldw, int64_t nr, const double *e, int64_t lde,
+                             const double *u, int64_t ldu, int64_t nc, int64_t nk);
 typedef void (*glmq_gptq_dot4x4_fn)(const double *a, int64_t lda, const double *b,
                                     int64_t ldb, int64_t n, double *out);
 void glmq_gptq_dot4x4_ref(const double *a, int64_t lda, const double *b, int64_t ldb, int64_t n,

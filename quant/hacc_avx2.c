@@ -21,4 +21,6 @@
 #define HACC_DOT8_AVX2 1
 #define HACC_DOT4X4_NAME glmq_gptq_dot4x4_avx2
 #define HACC_DOT4X4_R 2
+#define HACC_UPDATE_NAME glmq_gptq_update_avx2
+#define HACC_UPDATE_R 2
 #include "quant/hacc_x86_impl.h"

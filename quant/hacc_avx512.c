@@ -19,4 +19,6 @@
 #define HACC_DOT8_AVX512 1
 #define HACC_DOT4X4_NAME glmq_gptq_dot4x4_avx512
 #define HACC_DOT4X4_R 4
+#define HACC_UPDATE_NAME glmq_gptq_update_avx512
+#define HACC_UPDATE_R 4
 #include "quant/hacc_x86_impl.h"

@@ -10,6 +10,8 @@
  *             use 256-bit vectors whatever HV is
  *   HACC_DOT4X4_NAME + HACC_DOT4X4_R (optional)  gptq_dot4x4 (hacc.h), R rows of a per pass
  *             (AVX2: 2, so its 8 accumulators and 4 b vectors fit the 16 ymm; AVX-512VL: 4)
+ *   HACC_UPDATE_NAME + HACC_UPDATE_R (optional)  gptq_update (hacc.h): tiles of R rows x 4
+ *             vectors (AVX2: 2 rows, 8 accumulators; AVX-512: 4 rows, 16)
  *   HACC_DOT8_AVX2 / HACC_DOT8_AVX512 (optional)  the reference forward's dot8_rows (hacc.h)
  *
  * Lane layout: one vector holds h[i][j..j+HW) of one row i (different elements in the lanes);
@@ -129,6 +131,53 @@ void HACC_AXPY_NAME(double *w, const double *u, double e, int64_t n)
     int64_t i = 0;
     for (; i + HW <= n; i += HW) HSTORE(w + i, HSUB(HLOAD(w + i), HMUL(ev, HLOAD(u + i))));
     for (; i < n; i++) w[i] -= e * u[i];
+}
+#endif
+
+#ifdef HACC_UPDATE_NAME
+/* GPTQ's lazy-batch update (hacc.h): R rows x 4 vectors of w held in registers while the nc
+ * columns of e and rows of u pass in order, then stored; columns in tiles of 4 vectors (u's
+ * slice of a tile, nc x 4 vectors, is re-read from L1 by every group of rows). */
+static inline __attribute__((always_inline)) void update_tile(double *w, int64_t ldw,
+                                                              const double *e, int64_t lde,
+                                                              const double *u, int64_t ldu,
+                                                              int64_t nc, const int R)
+{
+    HV acc[4][4];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) acc[r][i] = HLOAD(w + r * ldw + i * HW);
+    for (int64_t c = 0; c < nc; c++) {
+        HV uv[4];
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) uv[i] = HLOAD(u + c * ldu + i * HW);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const HV ev = HSET1(e[r * lde + c]);
+#pragma GCC unroll 4
+            for (int i = 0; i < 4; i++) acc[r][i] = HSUB(acc[r][i], HMUL(ev, uv[i]));
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) HSTORE(w + r * ldw + i * HW, acc[r][i]);
+}
+
+void HACC_UPDATE_NAME(double *w, int64_t ldw, int64_t nr, const double *e, int64_t lde,
+                      const double *u, int64_t ldu, int64_t nc, int64_t nk)
+{
+    int64_t k = 0;
+    for (; k + 4 * HW <= nk; k += 4 * HW) {
+        int64_t r = 0;
+        for (; r + HACC_UPDATE_R <= nr; r += HACC_UPDATE_R)
+            update_tile(w + r * ldw + k, ldw, e + r * lde, lde, u + k, ldu, nc, HACC_UPDATE_R);
+        for (; r < nr; r++) update_tile(w + r * ldw + k, ldw, e + r * lde, lde, u + k, ldu, nc, 1);
+    }
+    for (int64_t r = 0; r < nr; r++) /* the last columns: the scalar rule */
+        for (int64_t c = 0; c < nc; c++)
+            for (int64_t i = k; i < nk; i++) w[r * ldw + i] -= e[r * lde + c] * u[c * ldu + i];
 }
 #endif
 

@@ -96,6 +96,7 @@ typedef struct glmq_kernels {
     glmq_gptq_dot4_fn gptq_dot4;
     glmq_gptq_dot4x4_fn gptq_dot4x4;
     glmq_gptq_axpy_fn gptq_axpy;
+    glmq_gptq_update_fn gptq_update;
     glmq_dot8_rows_fn dot8_rows;        /* the reference forward's fp32 products (quant/hacc.h) */
 } glmq_kernels;
 

@@ -17,9 +17,9 @@ OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "d
 ROWS, COLS, TOKENS = 48, 160, 512
 OUTLIERS = (3, 77, 150, 159)  # input channels with 10x activations
 DEAD = 50                     # an input channel that is always zero
-# A wide case: more columns than one lazy batch plus one step of its update (quant/gptq.c's
-# SWEEP_BLOCK + LAZY_KB = 384), so the update runs in several steps. Its inputs are small integers
-# (int8, stored), so that H = x^T x is exact in float64 in any summation order.
+# A wide case: several of quant/gptq.c's lazy batches (SWEEP_BLOCK = 128 columns), so that the
+# batch updates run over several column tiles and an edge. Its inputs are small integers (int8,
+# stored), so that H = x^T x is exact in float64 in any summation order.
 WROWS, WCOLS, WTOKENS = 20, 520, 384
 WOUTLIERS = (5, 200, 401, 519)
 WDEAD = 390

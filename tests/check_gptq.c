@@ -154,9 +154,10 @@ START_TEST(test_gptq_groups)
 }
 END_TEST
 
-/* A matrix wider than one lazy batch plus one step of its update (quant/gptq.c: 128 + 256
- * columns), so the batch's update runs in several steps, with a last partial group and a row tile
- * of 16 and one of 4. H = x^T x of the generator's integer inputs, exact in any order. */
+/* A matrix of several lazy batches (quant/gptq.c: 128 columns each), whose updates cover whole
+ * column tiles of gptq_update and a scalar edge (392, 264, 136, 8 columns), with a last partial
+ * group and a row tile of 16 and one of 4. H = x^T x of the generator's integer inputs, exact in
+ * any order. */
 START_TEST(test_gptq_wide)
 {
     enum { WR = 20, WC = 520, WT = 384 };
@@ -482,6 +483,57 @@ START_TEST(test_gptq_loops_no_fma)
 }
 END_TEST
 
+/* GPTQ's lazy-batch update (quant/hacc.h: gptq_update) at every level against the rule written
+ * out: every element takes w -= e u for c in order, each product rounded, then subtracted. Row
+ * counts across the tiles' 2 and 4 rows, column counts across their 8 and 32 and the scalar
+ * edge, strides not multiples of a vector; then an FMA trap in a tile and in the edge. */
+START_TEST(test_gptq_update_levels)
+{
+    enum { UR = 9, UK = 77, UC = 6, LDW = UK + 3, LDE = UC + 1, LDU = UK + 5 };
+    double w0[UR * LDW], w1[UR * LDW], want[UR * LDW], e[UR * LDE], u[UC * LDU];
+    for (int i = 0; i < UR * LDW; i++) w0[i] = hacc_rand() * 4.0;
+    for (int i = 0; i < UR * LDE; i++) e[i] = hacc_rand();
+    for (int i = 0; i < UC * LDU; i++) u[i] = hacc_rand() * 2.0;
+    const int64_t ks[] = {0, 1, 7, 8, 9, 31, 32, 33, 40, 64, 71, UK};
+    int levels = 0;
+    for (int l = GLMQ_CPU_REF; l <= GLMQ_CPU_MAX; l++) {
+        const glmq_kernels *k = glmq_kernels_for((glmq_cpu_level)l);
+        if (!k) continue;
+        levels++;
+        for (int64_t nr = 1; nr <= UR; nr++)
+            for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++)
+                for (int64_t nc = 1; nc <= UC; nc += 2) {
+                    const int64_t nk = ks[ki];
+                    memcpy(w1, w0, sizeof w1);
+                    memcpy(want, w0, sizeof want);
+                    for (int64_t c = 0; c < nc; c++)
+                        for (int64_t r = 0; r < nr; r++)
+                            for (int64_t i = 0; i < nk; i++) {
+                                const double p = e[r * LDE + c] * u[c * LDU + i];
+                                want[r * LDW + i] = want[r * LDW + i] - p;
+                            }
+                    k->gptq_update(w1, LDW, nr, e, LDE, u, LDU, nc, nk);
+                    ck_assert_msg(memcmp(w1, want, sizeof want) == 0,
+                                  "level %d: update of %lld rows x %lld columns, %lld steps", l,
+                                  (long long)nr, (long long)nk, (long long)nc);
+                }
+        /* w = 1 - round((1 + 2^-30)(1 - 2^-30)) = 0 exactly; an FMA leaves 2^-60 */
+        const double ep = 1.0 + 0x1p-30, um = 1.0 - 0x1p-30;
+        for (int i = 0; i < UR * LDW; i++) w1[i] = 1.0;
+        for (int i = 0; i < UR * LDE; i++) e[i] = ep;
+        for (int i = 0; i < UC * LDU; i++) u[i] = um;
+        k->gptq_update(w1, LDW, 4, e, LDE, u, LDU, 1, 40);
+        for (int r = 0; r < 4; r++)
+            for (int i = 0; i < 40; i++)
+                ck_assert_msg(w1[r * LDW + i] == 0.0, "level %d: update[%d][%d] = %a", l, r, i,
+                              w1[r * LDW + i]);
+        for (int i = 0; i < UR * LDE; i++) e[i] = hacc_rand();
+        for (int i = 0; i < UC * LDU; i++) u[i] = hacc_rand() * 2.0;
+    }
+    ck_assert_int_ge(levels, 1);
+}
+END_TEST
+
 /* The reference forward's dot product (quant/hacc.h), written out: eight lanes, products
  * rounded then added, the fixed tree, then the tail in order. */
 static float eight_lane_dot(const float *a, const float *b, int64_t n)
@@ -646,6 +698,7 @@ static Suite *suite(void)
                         (int)(sizeof hacc_cases / sizeof hacc_cases[0]));
     tcase_add_test(th, test_gptq_loops_levels);
     tcase_add_test(th, test_gptq_loops_no_fma);
+    tcase_add_test(th, test_gptq_update_levels);
     tcase_add_test(th, test_dot8_levels);
     tcase_add_test(th, test_dot8_no_fma);
     suite_add_tcase(s, th);
