@@ -417,10 +417,11 @@ static void scale_run(void *arg, int ith, int nth)
         float amax, sf;
         glmq_status s = glmq_row_amax(wr, n, &amax, &bad);
         if (s == GLMQ_OK && j->group) {
-            for (int64_t c0 = 0; s == GLMQ_OK && c0 < n; c0 += j->group)
-                if (!glmq_group_rtn(wr + c0, c0 + j->group < n ? j->group : n - c0, j->q4, q,
-                                    &j->scales[(size_t)r * (size_t)j->ngs + (size_t)(c0 / j->group)]))
+            for (int64_t c0 = 0; s == GLMQ_OK && c0 < n; c0 += j->group) {
+                uint16_t *sc = &j->scales[(size_t)r * (size_t)j->ngs + (size_t)(c0 / j->group)];
+                if (!glmq_group_rtn(wr + c0, c0 + j->group < n ? j->group : n - c0, j->q4, q, sc))
                     s = GLMQ_E_UNSUPPORTED;
+            }
         } else if (s == GLMQ_OK) {
             if (j->d) s = glmq_weighted_scale(wr, n, j->d, j->qmax, &j->scales[r], &bad);
             else if (!glmq_q_row_scale(amax, j->qmax, &j->scales[r], &sf)) s = GLMQ_E_UNSUPPORTED;
@@ -442,8 +443,9 @@ static glmq_status row_scales(scale_job *j, glmq_pool *pool, const char *what, g
     GLMQ_FAIL_IF_G(!j->st || !j->bad, err, GLMQ_E_NOMEM, "%sout of memory", what);
     run_rows(pool, scale_run, j);
     for (int64_t r = 0; r < j->rows; r++) {
-        GLMQ_FAIL_IF_G(j->st[r] == 1, err, GLMQ_E_VALUE, "%sweight row %lld column %lld is not finite",
-                       what, (long long)r, (long long)j->bad[r]);
+        GLMQ_FAIL_IF_G(j->st[r] == 1, err, GLMQ_E_VALUE,
+                       "%sweight row %lld column %lld is not finite", what, (long long)r,
+                       (long long)j->bad[r]);
         GLMQ_FAIL_IF_G(j->st[r] == 2, err, GLMQ_E_UNSUPPORTED,
                        "%sweight row %lld: its scale overflows fp16", what, (long long)r);
     }

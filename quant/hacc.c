@@ -74,7 +74,8 @@ void glmq_gptq_update_ref(double *w, int64_t ldw, int64_t nr, const double *e, i
                           const double *u, int64_t ldu, int64_t nc, int64_t nk)
 {
     for (int64_t c = 0; c < nc; c++)
-        for (int64_t r = 0; r < nr; r++) glmq_gptq_axpy_ref(w + r * ldw, u + c * ldu, e[r * lde + c], nk);
+        for (int64_t r = 0; r < nr; r++)
+            glmq_gptq_axpy_ref(w + r * ldw, u + c * ldu, e[r * lde + c], nk);
 }
 
 glmq_hacc_fn glmq_hacc_kernel(glmq_cpu_level level)

@@ -342,8 +342,9 @@ START_TEST(test_hacc_levels)
 }
 END_TEST
 
-/* ---- GPTQ's loops (quant/hacc.h: gptq_dot, gptq_dot4, gptq_dot4x4, gptq_axpy) at every level, bit for bit
- * against the rule written out here, and the whole of GPTQ at every level ---------------------- */
+/* ---- GPTQ's loops (quant/hacc.h: gptq_dot, gptq_dot4, gptq_dot4x4, gptq_axpy, gptq_update) at
+ * every level, bit for bit against the rule written out here, and the whole of GPTQ at every
+ * level -------------------------------------------------------------------------------------- */
 
 static double four_lane_dot(const double *a, const double *b, int64_t n)
 {
@@ -394,8 +395,8 @@ START_TEST(test_gptq_loops_levels)
                     k->gptq_dot4x4(ao, LDA, a + 3 + off, LDA - 3, m, o16);
                     for (int r = 0; r < 4; r++)
                         for (int j = 0; j < 4; j++) {
-                            want = four_lane_dot(ao + r * LDA + 4 * j, a + 3 + off + j * (LDA - 3) + 4 * j,
-                                                 m - 4 * j);
+                            const double *bj = a + 3 + off + j * (LDA - 3) + 4 * j;
+                            want = four_lane_dot(ao + r * LDA + 4 * j, bj, m - 4 * j);
                             ck_assert_msg(memcmp(&o16[4 * r + j], &want, sizeof want) == 0,
                                           "level %d n %lld: dot4x4[%d][%d] %a, want %a", l,
                                           (long long)m, r, j, o16[4 * r + j], want);
