@@ -288,12 +288,9 @@ static void h_weighted(const double *h, int64_t n, const double *dv, int nr, dou
                     for (int rr = 0; rr < 4; rr++)
                         for (int m = 0; m < 4; m++) off[c + 4 * m][r + rr] = t[4 * rr + m];
                 }
-                for (; r < nr; r++)
-                    for (int m = 0; m < 4; m++) {
-                        const int64_t km = k + 4 * m;
-                        off[c + 4 * m][r] = kt->gptq_dot(dv + (size_t)r * (size_t)n + km + 1,
-                                                         h + km * n + km + 1, n - km - 1);
-                    }
+                for (int m = 0; m < 4 && r < nr; m++) /* the last nr mod 4 rows */
+                    h_row_dots(h, n, dv + (size_t)r * (size_t)n, nr - r, k + 4 * m,
+                               &off[c + 4 * m][r], kt);
             }
         }
         for (int kk = 0; kk < kb; kk++) {
@@ -651,8 +648,8 @@ glmq_status glmq_search_quantize(const float *w, int64_t rows, int64_t cols, con
                        "scale search: H[%lld][%lld] = %g is not a finite non-negative diagonal",
                        (long long)c, (long long)c, d[c]);
     }
-    scale_job sj = {.w = w, .rows = rows, .cols = cols, .ngs = 1, .d = d, .q4 = q4,
-                    .qmax = qmax, .scales = scales, .plain = rs};
+    scale_job sj = {.w = w, .rows = rows, .cols = cols, .d = d, .q4 = q4, .qmax = qmax,
+                    .scales = scales, .plain = rs};
     st = row_scales(&sj, pool, "", err);
     if (st != GLMQ_OK) goto fail;
     search_job j = {w, rows, cols, h, d, qmax, codes, scales, es, er, dv, rq, rs,

@@ -44,13 +44,13 @@ void glmq_hacc_block_avx512(double *h, int64_t n, const double *x, int64_t ldx, 
  *         (s0 + s1) + (s2 + s3); the SIMD kernels hold the four lanes in one 256-bit vector;
  *   dot4  out[r] = dot(a + r * lda, b, n) for r < 4, each exactly the dot above (four
  *         independent chains in flight instead of one);
- *   axpy  w[i] -= e * u[i] for i < n, product and difference each rounded (any vector width);
- *   update  w[r][k] -= e[r][c] * u[c][k] for r < nr, k < nk, each element taking c = 0 .. nc-1
- *         in order (GPTQ's lazy batch: the axpy above for every c and row, in any blocking);
  *   dot4x4  out[4r + m] = dot(a + r * lda + 4m, b + m * ldb + 4m, n - 4m) for r, m < 4, n >= 12:
  *         four rows of a against four rows of b whose dots start 4m columns later (the
  *         quadratic forms' rows k, k + 4, k + 8, k + 12 of H, whose dots start at k + 1: their
- *         lanes line up and their tails fall on the same columns), each exactly the dot above.
+ *         lanes line up and their tails fall on the same columns), each exactly the dot above;
+ *   axpy  w[i] -= e * u[i] for i < n, product and difference each rounded (any vector width);
+ *   update  w[r][k] -= e[r][c] * u[c][k] for r < nr, k < nk, each element taking c = 0 .. nc-1
+ *         in order (GPTQ's lazy batch: the axpy above for every c and row, in any blocking).
  */
 typedef double (*glmq_gptq_dot_fn)(const double *a, const double *b, int64_t n);
 typedef void (*glmq_gptq_dot4_fn)(const double *a, int64_t lda, const double *b, int64_t n,
@@ -60,15 +60,6 @@ double glmq_gptq_dot_ref(const double *a, const double *b, int64_t n);
 double glmq_gptq_dot_avx2(const double *a, const double *b, int64_t n);
 void glmq_gptq_dot4_ref(const double *a, int64_t lda, const double *b, int64_t n, double *out);
 void glmq_gptq_dot4_avx2(const double *a, int64_t lda, const double *b, int64_t n, double *out);
-typedef void (*glmq_gptq_update_fn)(double *w, int64_t ldw, int64_t nr, const double *e,
-                                    int64_t lde, const double *u, int64_t ldu, int64_t nc,
-                                    int64_t nk);
-void glmq_gptq_update_ref(double *w, int64_t ldw, int64_t nr, const double *e, int64_t lde,
-                          const double *u, int64_t ldu, int64_t nc, int64_t nk);
-void glmq_gptq_update_avx2(double *w, int64_t ldw, int64_t nr, const double *e, int64_t lde,
-                           const double *u, int64_t ldu, int64_t nc, int64_t nk);
-void glmq_gptq_update_avx512(double *w, int64_t ldw, int64_t nr, const double *e, int64_t lde,
-                             const double *u, int64_t ldu, int64_t nc, int64_t nk);
 typedef void (*glmq_gptq_dot4x4_fn)(const double *a, int64_t lda, const double *b,
                                     int64_t ldb, int64_t n, double *out);
 void glmq_gptq_dot4x4_ref(const double *a, int64_t lda, const double *b, int64_t ldb, int64_t n,
@@ -80,6 +71,15 @@ void glmq_gptq_dot4x4_avx512(const double *a, int64_t lda, const double *b, int6
 void glmq_gptq_axpy_ref(double *w, const double *u, double e, int64_t n);
 void glmq_gptq_axpy_avx2(double *w, const double *u, double e, int64_t n);
 void glmq_gptq_axpy_avx512(double *w, const double *u, double e, int64_t n);
+typedef void (*glmq_gptq_update_fn)(double *w, int64_t ldw, int64_t nr, const double *e,
+                                    int64_t lde, const double *u, int64_t ldu, int64_t nc,
+                                    int64_t nk);
+void glmq_gptq_update_ref(double *w, int64_t ldw, int64_t nr, const double *e, int64_t lde,
+                          const double *u, int64_t ldu, int64_t nc, int64_t nk);
+void glmq_gptq_update_avx2(double *w, int64_t ldw, int64_t nr, const double *e, int64_t lde,
+                           const double *u, int64_t ldu, int64_t nc, int64_t nk);
+void glmq_gptq_update_avx512(double *w, int64_t ldw, int64_t nr, const double *e, int64_t lde,
+                             const double *u, int64_t ldu, int64_t nc, int64_t nk);
 
 /*
  * The reference forward's fp32 dot product (runtime/forward.c, GLMQ_FWD_REFERENCE: the path

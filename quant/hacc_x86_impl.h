@@ -181,6 +181,19 @@ void HACC_UPDATE_NAME(double *w, int64_t ldw, int64_t nr, const double *e, int64
 }
 #endif
 
+#if defined(HACC_DOT_NAME) || defined(HACC_DOT4X4_NAME)
+/* The end of gptq_dot (hacc.h): its four lanes in acc, the tail terms a[k] b[k] for k in
+ * [i, n) into lane 0, then (s0 + s1) + (s2 + s3). */
+static inline double dot4_finish(__m256d acc, const double *a, const double *b, int64_t i,
+                                 int64_t n)
+{
+    double s[4];
+    _mm256_storeu_pd(s, acc);
+    for (; i < n; i++) s[0] += a[i] * b[i];
+    return (s[0] + s[1]) + (s[2] + s[3]);
+}
+#endif
+
 #ifdef HACC_DOT_NAME
 /* GPTQ's fixed-order dot product (hacc.h): the four partial sums of glmq_gptq_dot_ref in the
  * lanes of one 256-bit vector (multiply, then add). */
@@ -190,10 +203,7 @@ double HACC_DOT_NAME(const double *a, const double *b, int64_t n)
     int64_t i = 0;
     for (; i + 4 <= n; i += 4)
         acc = _mm256_add_pd(acc, _mm256_mul_pd(_mm256_loadu_pd(a + i), _mm256_loadu_pd(b + i)));
-    double s[4];
-    _mm256_storeu_pd(s, acc);
-    for (; i < n; i++) s[0] += a[i] * b[i];
-    return (s[0] + s[1]) + (s[2] + s[3]);
+    return dot4_finish(acc, a, b, i, n);
 }
 
 /* Four of those against one b: out[r] = dot(a + r * lda, b, n). */
@@ -207,12 +217,7 @@ void HACC_DOT4_NAME(const double *a, int64_t lda, const double *b, int64_t n, do
         for (int r = 0; r < 4; r++)
             acc[r] = _mm256_add_pd(acc[r], _mm256_mul_pd(_mm256_loadu_pd(a + r * lda + i), bv));
     }
-    for (int r = 0; r < 4; r++) {
-        double s[4];
-        _mm256_storeu_pd(s, acc[r]);
-        for (int64_t k = i; k < n; k++) s[0] += a[r * lda + k] * b[k];
-        out[r] = (s[0] + s[1]) + (s[2] + s[3]);
-    }
+    for (int r = 0; r < 4; r++) out[r] = dot4_finish(acc[r], a + r * lda, b, i, n);
 }
 #endif
 
@@ -250,12 +255,8 @@ static inline __attribute__((always_inline)) void dot4x4_rows(const double *a, i
         }
     }
     for (int r = 0; r < R; r++)
-        for (int m = 0; m < 4; m++) {
-            double s[4];
-            _mm256_storeu_pd(s, acc[r][m]);
-            for (int64_t k = 4 * nq; k < n; k++) s[0] += a[r * lda + k] * b[m * ldb + k];
-            out[4 * r + m] = (s[0] + s[1]) + (s[2] + s[3]);
-        }
+        for (int m = 0; m < 4; m++)
+            out[4 * r + m] = dot4_finish(acc[r][m], a + r * lda, b + m * ldb, 4 * nq, n);
 }
 
 void HACC_DOT4X4_NAME(const double *a, int64_t lda, const double *b, int64_t ldb, int64_t n,
