@@ -1,11 +1,11 @@
 /*
  * bench_attn.c - speed of the group attention kernel (quant/attn.h) against the FMA work it
- * must do: one KV group of hq query heads (GLM-4-9B: hq = 16, d = 128, two KV groups side by
- * side in the cache, so ld = 256) attending over n keys, single thread.
+ * must do: one KV group of hq query heads (GLM-4-9B: hq = 16, d = 128; the forward pass's
+ * group-major KV cache has ld = d) attending over n keys, single thread.
  *
  * Work per key and head: d FMAs for the score and d for the value sum (2*d/W vector FMAs of W
  * lanes); the exp pass and the reductions are not counted. The FMA peak is measured in the same
- * run (12 independent FMA chains of the level's width), so the figure is a ratio on a noisy
+ * run (12 independent FMA chains of the level's width: 16 lanes for the AVX-512 levels, else 8), so the figure is a ratio on a noisy
  * machine: "% peak" = (4*d*hq*n flops / time) / peak flops/s. Medians of --runs runs, each run
  * timing enough calls for ~50 ms.
  *
@@ -16,7 +16,8 @@
  *   cc -O2 -std=c11 -D_POSIX_C_SOURCE=200809L -DGLMQ_HAVE_X86=1 -I. -Isrc bench/bench_attn.c \
  *      build/libglmq_internal.a -lxxhash -lcjson -lz -lm -lpthread -o /tmp/bench_attn
  *   /tmp/bench_attn [--level ref|avx2|avx512|...] [--runs R] [n ...]   (default n: 512 8192 32768)
- * Environment: ATT_LD=L sets the key/value row stride (default 256 floats); ATT_CALLS=C runs C
+ * Environment: ATT_LD=L sets the key/value row stride (default 128 floats = d;
+ * 256 is the layout before the cache became group-major: GLM-4's two groups side by side); ATT_CALLS=C runs C
  * calls at the first n only, without timing or peak, for `perf stat -e task-clock` / `perf
  * record` (CPU time of this process only: steadier than wall time on a shared machine).
  */
@@ -61,25 +62,27 @@ static void att_bufs_free(att_bufs *b)
     free(b->s);
 }
 
-/* 12 independent FMA chains of 8 lanes: flops/s of one thread. */
-__attribute__((target("avx2,fma"))) static double peak_avx2(void)
-{
-    __m256 a[12];
-#pragma GCC unroll 12
-    for (int i = 0; i < 12; i++) a[i] = _mm256_set1_ps(1.0f + 0.001f * (float)i);
-    const __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
-    const long iters = 20000000;
-    const double t0 = glmq_now();
-    for (long k = 0; k < iters; k++)
-#pragma GCC unroll 12
-        for (int i = 0; i < 12; i++) a[i] = _mm256_fmadd_ps(a[i], m, c);
-    const double t = glmq_now() - t0;
-    float sink = 0;
-#pragma GCC unroll 12
-    for (int i = 0; i < 12; i++) sink += _mm256_cvtss_f32(a[i]);
-    if (sink == 12345.0f) puts("");
-    return (double)iters * 12 * 8 * 2 / t;
-}
+/* 12 independent FMA chains of VT (W lanes, FMA intrinsic FMA, first lane CVT): flops/s of
+ * one thread. */
+#define PEAK_FN(name, TGT, VT, W, SET1, FMA, CVT)                                              \
+    __attribute__((target(TGT))) static double name(void)                                        \
+    {                                                                                            \
+        VT a[12];                                                                                \
+        _Pragma("GCC unroll 12") for (int i = 0; i < 12; i++) a[i] =                             \
+            SET1(1.0f + 0.001f * (float)i);                                                      \
+        const VT m = SET1(0.999999f), c = SET1(1e-7f);                                           \
+        const long iters = 20000000;                                                             \
+        const double t0 = glmq_now();                                                            \
+        for (long k = 0; k < iters; k++)                                                         \
+            _Pragma("GCC unroll 12") for (int i = 0; i < 12; i++) a[i] = FMA(a[i], m, c);        \
+        const double t = glmq_now() - t0;                                                        \
+        float sink = 0;                                                                          \
+        _Pragma("GCC unroll 12") for (int i = 0; i < 12; i++) sink += CVT(a[i]);                 \
+        if (sink == 12345.0f) puts("");                                                          \
+        return (double)iters * 12 * W * 2 / t;                                                   \
+    }
+PEAK_FN(peak_avx2, "avx2,fma", __m256, 8, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_cvtss_f32)
+PEAK_FN(peak_avx512, "avx512f", __m512, 16, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_cvtss_f32)
 
 int main(int argc, char **argv)
 {
@@ -107,7 +110,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "level unavailable\n");
         return 1;
     }
-    const int64_t hq = 16, d = 128, ld = getenv("ATT_LD") ? atoll(getenv("ATT_LD")) : 256;
+    const int64_t hq = 16, d = 128, ld = getenv("ATT_LD") ? atoll(getenv("ATT_LD")) : d;
     double pk[64];
     if (getenv("ATT_CALLS")) { /* fixed work, no peak: for perf stat */
         const int64_t n = ns[0];
@@ -119,11 +122,13 @@ int main(int argc, char **argv)
         att_bufs_free(&b);
         return 0;
     }
-    for (int r = 0; r < 3; r++) pk[r] = peak_avx2();
+    const int w16 = level == GLMQ_CPU_AVX512 || level == GLMQ_CPU_AVX512VNNI;
+    for (int r = 0; r < 3; r++) pk[r] = w16 ? peak_avx512() : peak_avx2();
     const double peak = glmq_median(pk, 3);
-    printf("att_group level %d, hq %lld, d %lld, ld %lld; FMA peak (AVX2, 1 thread) %.1f "
+    printf("att_group level %d, hq %lld, d %lld, ld %lld; FMA peak (%s, 1 thread) %.1f "
            "GFLOP/s\n",
-           (int)level, (long long)hq, (long long)d, (long long)ld, peak * 1e-9);
+           (int)level, (long long)hq, (long long)d, (long long)ld, w16 ? "AVX-512" : "AVX2",
+           peak * 1e-9);
     printf("%8s %14s %10s %8s\n", "n", "ms/call", "ns/key/hd", "% peak");
     for (int in = 0; in < nn; in++) {
         const int64_t n = ns[in];

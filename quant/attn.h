@@ -7,8 +7,9 @@
  *     p_u   = e_u / Z,   e_u = glmq_att_exp(s_u - max_u s_u),   Z = sum_u e_u
  *     out_e = sum_u p_u * v_u[e]                     e in [0, d)
  *
- * q: d floats; key u at k + u*ld, value u at v + u*ld (d floats each, ld >= d: the KV cache
- * keeps all groups of a token side by side); s: caller scratch of n floats (left holding e_u);
+ * q: d floats; key u at k + u*ld, value u at v + u*ld (d floats each, ld >= d; the forward
+ * pass's group-major KV cache passes ld == d, the fastest layout for the x86 kernels: see
+ * attn_x86_impl.h); s: caller scratch of n floats (left holding e_u);
  * out: d floats (may not alias q, k, v or s). n >= 1, d >= 1.
  *
  * The reference forward (runtime/forward.c, GLMQ_FWD_REFERENCE) keeps its own plain-C loop with

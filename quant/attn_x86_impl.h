@@ -117,8 +117,6 @@ AI void at_score_block2(const float *qa, const float *qb, const float *k, int64_
         for (int j = 0; j < 4; j++) a[j] = b[j] = at_zero();
         int64_t i = 0;
         for (; i < dv - 1; i++) {
-            if (16 * i < d) /* the next 4 keys' i-th cache lines (a prefetch never faults) */
-                for (int j = 0; j < 4; j++) __builtin_prefetch(kr[j] + 4 * ld + 16 * i, 0, 3);
             const at_f qav = at_loadu(qa + AT_W * i), qbv = at_loadu(qb + AT_W * i);
             AT_UNROLL(4)
             for (int j = 0; j < 4; j++) {
@@ -205,8 +203,6 @@ AI void at_value_span2(const float *sa, const float *sb, const float *v, int64_t
             const at_f pa0 = at_set1(sa[u]), pa1 = at_set1(sa[u + 1]);
             const at_f pb0 = at_set1(sb[u]), pb1 = at_set1(sb[u + 1]);
             const float *v0 = vc + u * ld, *v1 = v0 + ld;
-            __builtin_prefetch(v0 + 4 * ld, 0, 3); /* the key pair after next */
-            __builtin_prefetch(v1 + 4 * ld, 0, 3);
             AT_UNROLL(4)
             for (int i = 0; i < AT_GV2; i++) {
                 at_f x0 = at_loadu(v0 + AT_W * i), x1 = at_loadu(v1 + AT_W * i);
@@ -339,10 +335,12 @@ AI void at_acc_out(float *oh, const at_m *mk, int64_t c0, int nvec, const at_f *
  *    odd last key into a0, store back; after the last tile out = (a0 + a1) * (1/Z). An odd
  *    last head runs the one-head loop with AT_GV column vectors (AVX2: 4, AVX-512: 8).
  * The head pairing only shares loads: the loads, not the FMAs, were the limit (2 loads per FMA
- * issue slot at best), and per (head, key) the operations and their order are unchanged. With
- * K and V rows ld floats apart (1 KiB for GLM-4: both groups of a token side by side), a 64-key
- * tile maps onto half of a 32 KiB L1's sets and is re-read from L2 by every head pair, so the
- * loops also prefetch: the score loop the next 4 keys' lines, the value loop 2 key pairs ahead.
+ * issue slot at best), and per (head, key) the operations and their order are unchanged.
+ * The forward pass's KV cache is group-major (ld == d), so a tile is one contiguous run that
+ * the hardware prefetchers follow and that spreads over all L1 sets. With rows further apart
+ * (GLM-4's 1 KiB when both groups of a token were side by side) a 64-key tile fell onto half
+ * of the sets and was re-read from L2 by every head pair; software prefetches helped there,
+ * and cost load slots (4 per 8 FMAs in the score loop) on contiguous rows, so there are none.
  */
 void AT_CAT(glmq_att_group_, AT_ISA)(const float *q, int64_t ldq, int64_t hq, const float *k,
                                      const float *v, int64_t ld, int64_t d, int64_t n,

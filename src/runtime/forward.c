@@ -104,9 +104,12 @@ struct glmq_forward {
     float *mid;  /* [slice][max(F, h)] attention projection output / SwiGLU activation */
     float *mlp;  /* [slice][h] dense_4h_to_h output */
 
-    /* KV cache, rotated keys and values of every cached token */
-    float *kc; /* [L][max_tokens][g][d] */
-    float *vc; /* [L][max_tokens][g][d] */
+    /* KV cache, rotated keys and values of every cached token, group-major: a group's keys
+     * (values) of consecutive tokens are d floats apart, so the attention kernels stream
+     * them as one run (with the groups of a token side by side, GLM-4's 1 KiB stride put a
+     * tile of keys onto half of the L1 sets) */
+    float *kc; /* [L][g][max_tokens][d] */
+    float *vc; /* [L][g][max_tokens][d] */
 
     /* RoPE */
     float *theta; /* [nf] frequencies (v1: fp16-rounded) */
@@ -402,6 +405,12 @@ static void rope(const glmq_forward *f, float *x, int32_t pos, int32_t blk)
 
 // --- attention -------------------------------------------------------------------------------
 
+/* Token p's key (or value) vector of KV group grp in layer l of the cache c (f->kc / f->vc). */
+static float *kv_at(const glmq_forward *f, float *c, int64_t l, int64_t grp, int64_t p)
+{
+    return c + ((l * f->g + grp) * f->max_tokens + p) * f->d;
+}
+
 typedef struct {
     const glmq_forward *f;
     int64_t layer;
@@ -420,7 +429,7 @@ typedef struct {
 static void att_worker_group(const att_job *j, int ith, int nth)
 {
     const glmq_forward *f = j->f;
-    const int64_t d = f->d, gd = f->g * f->d, hqg = f->nh / f->g, base = f->g * j->n;
+    const int64_t d = f->d, hqg = f->nh / f->g, base = f->g * j->n;
     int64_t nch = 1;
     if (base < nth) nch = (nth + base - 1) / base;
     if (nch > hqg) nch = hqg;
@@ -428,8 +437,6 @@ static void att_worker_group(const att_job *j, int ith, int nth)
     const int64_t ia = items * ith / nth, ib = items * (ith + 1) / nth;
     float *sc = f->att + (int64_t)ith * f->att_stride;
     float *qv = f->qtmp + (int64_t)ith * hqg * d;
-    const float *kl = f->kc + j->layer * f->max_tokens * gd;
-    const float *vl = f->vc + j->layer * f->max_tokens * gd;
     const float scale = 1.0f / f->sqrt_d;
     for (int64_t it = ia; it < ib; it++) {
         const int64_t gc = it / j->n, i = it % j->n, p = j->first + i;
@@ -440,14 +447,14 @@ static void att_worker_group(const att_job *j, int ith, int nth)
         float *out = f->q + i * f->nq + h0 * d;
         /* the context is written over the queries: copy them out first */
         memcpy(qv, out, (size_t)((h1 - h0) * d) * sizeof *qv);
+        const float *kg = kv_at(f, f->kc, j->layer, grp, 0);
+        const float *vg = kv_at(f, f->vc, j->layer, grp, 0);
         if (f->att_per_head) {
             for (int64_t h = 0; h < h1 - h0; h++)
-                f->dk->att(qv + h * d, kl + grp * d, vl + grp * d, gd, d, kend, scale, sc,
-                           out + h * d);
+                f->dk->att(qv + h * d, kg, vg, d, d, kend, scale, sc, out + h * d);
             continue;
         }
-        f->dk->att_group(qv, d, h1 - h0, kl + grp * d, vl + grp * d, gd, d, kend, scale, sc, out,
-                         d);
+        f->dk->att_group(qv, d, h1 - h0, kg, vg, d, d, kend, scale, sc, out, d);
     }
 }
 
@@ -464,22 +471,22 @@ static void att_worker(void *arg, int ith, int nth)
         att_worker_group(j, ith, nth);
         return;
     }
-    const int64_t items = f->nh * j->n, d = f->d, gd = f->g * f->d;
+    const int64_t items = f->nh * j->n, d = f->d;
     const int64_t ia = items * ith / nth, ib = items * (ith + 1) / nth;
     float *sc = f->att + (int64_t)ith * f->att_stride;
     float *qv = f->qtmp + (int64_t)ith * d;
-    const float *kl = f->kc + j->layer * f->max_tokens * gd;
-    const float *vl = f->vc + j->layer * f->max_tokens * gd;
     for (int64_t it = ia; it < ib; it++) {
         const int64_t hq = it / j->n, i = it % j->n, p = j->first + i;
         const int64_t grp = hq / (f->nh / f->g);
+        const float *kl = kv_at(f, f->kc, j->layer, grp, 0);
+        const float *vl = kv_at(f, f->vc, j->layer, grp, 0);
         /* keys 0..kend-1 are visible: causal, plus the v1 bidirectional context */
         const int64_t kend = (f->v1 && p < f->ctx_len) ? f->ctx_len : p + 1;
         float *out = f->q + i * f->nq + hq * d;
         memcpy(qv, out, (size_t)d * sizeof *qv);
         float mx = -INFINITY;
         for (int64_t u = 0; u < kend; u++) {
-            sc[u] = glmq_dot8_f32(qv, kl + u * gd + grp * d, d) / f->sqrt_d;
+            sc[u] = glmq_dot8_f32(qv, kl + u * d, d) / f->sqrt_d;
             if (sc[u] > mx) mx = sc[u];
         }
         double sum = 0;
@@ -490,7 +497,7 @@ static void att_worker(void *arg, int ith, int nth)
         for (int64_t u = 0; u < kend; u++) sc[u] = (float)((double)sc[u] / sum);
         for (int64_t e = 0; e < d; e++) out[e] = 0.0f;
         for (int64_t u = 0; u < kend; u++) {
-            const float *v = vl + u * gd + grp * d;
+            const float *v = vl + u * d;
             const float pu = sc[u];
             for (int64_t e = 0; e < d; e++) out[e] += pu * v[e];
         }
@@ -856,16 +863,13 @@ glmq_status glmq_forward_fill_context(glmq_forward *f, int64_t n, uint64_t seed,
     const int64_t gd = f->g * f->d;
     uint64_t st = seed;
     for (int64_t l = 0; l < f->L; l++)
-        for (int64_t p = 0; p < n; p++) {
-            float *kc = f->kc + (l * f->max_tokens + p) * gd;
-            float *vc = f->vc + (l * f->max_tokens + p) * gd;
-            for (int64_t e = 0; e < 2 * gd; e++) {
+        for (int64_t p = 0; p < n; p++)
+            for (int64_t e = 0; e < 2 * gd; e++) { /* token p's keys, then its values */
                 const uint64_t z = glmq_splitmix64(&st);
                 const float x = (float)(z >> 40) * 0x1p-23f - 1.0f;
-                if (e < gd) kc[e] = x;
-                else vc[e - gd] = x;
+                const int64_t ge = e % gd;
+                kv_at(f, e < gd ? f->kc : f->vc, l, ge / f->d, p)[ge % f->d] = x;
             }
-        }
     for (int64_t p = 0; p < n; p++) f->pos[p] = (int32_t)p;
     f->n_cached = n;
     return GLMQ_OK;
@@ -899,8 +903,6 @@ static void scatter_qkv(glmq_forward *f, int64_t layer, int64_t t0, int64_t nt)
         const int64_t i = t0 + t, p = f->n_cached + i;
         const float *u = f->big + t * f->qkv_rows;
         float *q = f->q + i * f->nq;
-        float *kc = f->kc + (layer * f->max_tokens + p) * gd;
-        float *vc = f->vc + (layer * f->max_tokens + p) * gd;
         const int32_t pp = f->pos[p], bb = f->v1 ? f->blk[p] : 0;
         for (int64_t hd = 0; hd < f->nh; hd++) {
             const float *uq, *uk, *uv;
@@ -914,17 +916,20 @@ static void scatter_qkv(glmq_forward *f, int64_t layer, int64_t t0, int64_t nt)
             }
             memcpy(q + hd * d, uq, (size_t)d * sizeof *q);
             rope(f, q + hd * d, pp, bb);
-            if (f->v1) {
-                memcpy(kc + hd * d, uk, (size_t)d * sizeof *kc);
-                rope(f, kc + hd * d, pp, bb);
-                memcpy(vc + hd * d, uv, (size_t)d * sizeof *vc);
+            if (f->v1) { /* v1: one KV group per head */
+                float *kc = kv_at(f, f->kc, layer, hd, p);
+                memcpy(kc, uk, (size_t)d * sizeof *kc);
+                rope(f, kc, pp, bb);
+                memcpy(kv_at(f, f->vc, layer, hd, p), uv, (size_t)d * sizeof *kc);
             }
         }
         if (!f->v1) {
             for (int64_t gi = 0; gi < f->g; gi++) {
-                memcpy(kc + gi * d, u + f->nq + gi * d, (size_t)d * sizeof *kc);
-                rope(f, kc + gi * d, pp, 0);
-                memcpy(vc + gi * d, u + f->nq + gd + gi * d, (size_t)d * sizeof *vc);
+                float *kc = kv_at(f, f->kc, layer, gi, p);
+                memcpy(kc, u + f->nq + gi * d, (size_t)d * sizeof *kc);
+                rope(f, kc, pp, 0);
+                memcpy(kv_at(f, f->vc, layer, gi, p), u + f->nq + gd + gi * d,
+                       (size_t)d * sizeof *kc);
             }
         }
     }

@@ -78,7 +78,7 @@ const char *glmq_forward_mode_name(glmq_forward_mode mode);
 /*
  * Allocate the run state of a forward pass over `m` (borrowed: it must outlive the forward):
  * fp32 copies of the norm weights and biases, the RoPE tables, the KV cache
- * [n_layers][max_tokens][g][d] (K and V), activations for max_tokens tokens and per-thread
+ * [n_layers][g][max_tokens][d] (K and V), activations for max_tokens tokens and per-thread
  * scratch. Nothing is allocated later. `threads` <= 0 means the online cores.
  * Checks that every tensor the architecture needs (formats/glm_tensors.h) is present with the
  * right shape and a supported type, that the config is consistent (h = n*d for v1, d % 4 == 0,
