@@ -16,7 +16,9 @@
  *   cc -O2 -std=c11 -D_POSIX_C_SOURCE=200809L -DGLMQ_HAVE_X86=1 -I. -Isrc bench/bench_attn.c \
  *      build/libglmq_internal.a -lxxhash -lcjson -lz -lm -lpthread -o /tmp/bench_attn
  *   /tmp/bench_attn [--level ref|avx2|avx512|...] [--runs R] [n ...]   (default n: 512 8192 32768)
- * Environment: ATT_LD=L sets the key/value row stride (default 128 floats = d;
+ * Environment: ATT_COPIES=C rotates the calls over C separate K/V sets (default 1: K and V stay
+ * in cache between calls; 8 sets of n = 8192, 64 MiB, stream them from memory, as a decode step
+ * does); ATT_LD=L sets the key/value row stride (default 128 floats = d;
  * 256 is the layout before the cache became group-major: GLM-4's two groups side by side); ATT_CALLS=C runs C
  * calls at the first n only, without timing or peak, for `perf stat -e task-clock` / `perf
  * record` (CPU time of this process only: steadier than wall time on a shared machine).
@@ -36,23 +38,33 @@ static float rnd(void)
     return (float)((double)(glmq_splitmix64(&rng) >> 11) * 0x1p-53 * 2.0 - 1.0);
 }
 
-/* The operands of one group over n keys: K then V (n rows of ld floats each), the hq queries,
- * the output and the kernel's scratch, K, V and q filled with values in [-1, 1). */
+/* The operands of one group over n keys: `copies` sets of K then V (n rows of ld floats
+ * each), the hq queries, the output and the kernel's scratch, K, V and q filled with values in
+ * [-1, 1). Call c uses set c mod copies: with enough sets their bytes exceed the last-level
+ * cache and every call streams K and V from memory, as a decode step does (each layer's cache
+ * is read once per token). */
 typedef struct {
     float *kv, *q, *out, *s;
+    int64_t copies, set; /* floats per set: 2 * n * ld */
 } att_bufs;
 
 static int att_bufs_make(att_bufs *b, int64_t hq, int64_t d, int64_t n, int64_t ld)
 {
-    b->kv = malloc((size_t)(2 * n * ld) * sizeof(float));
+    const char *e = getenv("ATT_COPIES");
+    b->copies = e && atoll(e) > 0 ? atoll(e) : 1;
+    b->set = 2 * n * ld;
+    b->kv = malloc((size_t)(b->copies * b->set) * sizeof(float));
     b->q = malloc((size_t)(hq * d) * sizeof(float));
     b->out = malloc((size_t)(hq * d) * sizeof(float));
     b->s = malloc((size_t)glmq_att_group_scratch(hq, n, d) * sizeof(float));
     if (!b->kv || !b->q || !b->out || !b->s) return -1;
-    for (int64_t i = 0; i < 2 * n * ld; i++) b->kv[i] = rnd();
+    for (int64_t i = 0; i < b->copies * b->set; i++) b->kv[i] = rnd();
     for (int64_t i = 0; i < hq * d; i++) b->q[i] = rnd();
     return 0;
 }
+
+/* K of the set that call c uses (its V follows n * ld floats later). */
+#define KV(b, c) ((b).kv + (int64_t)(c) % (b).copies * (b).set)
 
 static void att_bufs_free(att_bufs *b)
 {
@@ -118,7 +130,8 @@ int main(int argc, char **argv)
         att_bufs b;
         if (att_bufs_make(&b, hq, d, n, ld)) return 1;
         for (int c = 0; c < calls; c++)
-            k->att_group(b.q, d, hq, b.kv, b.kv + n * ld, ld, d, n, 0.088f, b.s, b.out, d);
+            k->att_group(b.q, d, hq, KV(b, c), KV(b, c) + n * ld, ld, d, n, 0.088f, b.s, b.out,
+                         d);
         att_bufs_free(&b);
         return 0;
     }
@@ -137,15 +150,16 @@ int main(int argc, char **argv)
         const float scale = 1.0f / sqrtf((float)d);
         /* calls per run: ~50 ms */
         double t0 = glmq_now();
-        k->att_group(b.q, d, hq, b.kv, b.kv + n * ld, ld, d, n, scale, b.s, b.out, d);
+        k->att_group(b.q, d, hq, KV(b, 0), KV(b, 0) + n * ld, ld, d, n, scale, b.s, b.out, d);
         double one = glmq_now() - t0;
         int calls = (int)(0.05 / (one > 1e-6 ? one : 1e-6));
-        if (calls < 1) calls = 1;
+        if (calls < b.copies) calls = (int)b.copies;
         double tr[64];
         for (int r = 0; r < runs; r++) {
             t0 = glmq_now();
             for (int c = 0; c < calls; c++)
-                k->att_group(b.q, d, hq, b.kv, b.kv + n * ld, ld, d, n, scale, b.s, b.out, d);
+                k->att_group(b.q, d, hq, KV(b, c), KV(b, c) + n * ld, ld, d, n, scale, b.s,
+                             b.out, d);
             tr[r] = (glmq_now() - t0) / calls;
         }
         const double t = glmq_median(tr, runs);

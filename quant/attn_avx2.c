@@ -19,6 +19,7 @@
 #define AT_W 8
 #define AT_GV 4
 #define AT_GV2 2
+#define AT_GH 2
 #define AT_REG(x) __asm__("" : "+x"(x))
 
 typedef __m256 at_f;

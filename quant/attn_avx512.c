@@ -19,6 +19,7 @@
 #define AT_W 16
 #define AT_GV 8
 #define AT_GV2 4
+#define AT_GH 4
 #if defined(GLMQ_EMULATE_AVX512)
 #define AT_REG(x) ((void)0)
 #else

@@ -12,8 +12,9 @@
  *      (partial score blocks), strides wider than d, scores spread to exp underflow, and the
  *      scratch left holding e_u.
  *   4. The group kernel (.att_group) of every level against the per-head kernel (.att) of the
- *      same level, head by head: outputs and e_u BIT-IDENTICAL (memcmp), for hq = 1, 2, 16
- *      heads, head dims 64 / 128 (and odd ones), key counts 1 .. 4099 (across tile and block
+ *      same level, head by head: outputs and e_u BIT-IDENTICAL (memcmp), for hq = 1 .. 16
+ *      heads (the score pass's groups of 4 heads on AVX-512, pairs, a last single head), head
+ *      dims 64 / 128 (and odd ones), key counts 1 .. 4099 (across tile and block
  *      edges), ld > d with NaN padding, a NaN key, and head strides ldq / ldo > d.
  * CTest reruns this executable with GLMQ_CPU=ref and GLMQ_CPU=avx2 (the dispatch check).
  */
@@ -246,9 +247,10 @@ static const gshape gshapes[] = {
     {2, 64, 1, 64, 1},     {16, 64, 128, 0, 1},   {16, 64, 129, 64, 1},  {2, 64, 2047, 64, 1},
     {16, 64, 3000, 0, 50}, {1, 64, 255, 3, 1},    {16, 64, 500, 0, 400}, {2, 100, 99, 28, 1},
     {16, 17, 70, 3, 1},    {2, 300, 37, 4, 1},    {16, 8, 1500, 0, 1},   {16, 128, 777, 128, 0},
-    /* head pairs plus an odd last head; n off the tile and the block; d 64 / 128 / odd */
+    /* head quads / pairs plus an odd last head; n off the tile and the block; d 64 / 128 / odd */
     {3, 128, 1, 128, 1},   {3, 128, 130, 128, 1}, {5, 64, 200, 64, 1},   {15, 128, 71, 128, 2},
     {7, 33, 95, 5, 1},     {3, 15, 17, 1, 1},     {5, 128, 4097, 128, 1}, {9, 72, 301, 56, 1},
+    {6, 128, 200, 0, 1},   {4, 100, 33, 0, 1},
 };
 #define NGSHAPES ((int)(sizeof gshapes / sizeof gshapes[0]))
 
