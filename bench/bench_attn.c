@@ -5,9 +5,9 @@
  *
  * Work per key and head: d FMAs for the score and d for the value sum (2*d/W vector FMAs of W
  * lanes); the exp pass and the reductions are not counted. The FMA peak is measured in the same
- * run (12 independent FMA chains of the level's width: 16 lanes for the AVX-512 levels, else 8), so the figure is a ratio on a noisy
- * machine: "% peak" = (4*d*hq*n flops / time) / peak flops/s. Medians of --runs runs, each run
- * timing enough calls for ~50 ms.
+ * run (12 independent FMA chains of the level's width: 16 lanes for the AVX-512 levels, else
+ * 8), so the figure is a ratio on a noisy machine: "% peak" = (4*d*hq*n flops / time) / peak
+ * flops/s. Medians of --runs runs, each run timing enough calls for ~50 ms.
  *
  * A/B between two builds: compile this file against each build's library and run the two
  * binaries alternately (the numbers of one process are comparable only to its own peak line).
@@ -18,8 +18,8 @@
  *   /tmp/bench_attn [--level ref|avx2|avx512|...] [--runs R] [n ...]   (default n: 512 8192 32768)
  * Environment: ATT_COPIES=C rotates the calls over C separate K/V sets (default 1: K and V stay
  * in cache between calls; 8 sets of n = 8192, 64 MiB, stream them from memory, as a decode step
- * does); ATT_LD=L sets the key/value row stride (default 128 floats = d;
- * 256 is the layout before the cache became group-major: GLM-4's two groups side by side); ATT_CALLS=C runs C
+ * does); ATT_LD=L sets the key/value row stride (default 128 floats = d; 256 is the layout
+ * before the cache became group-major: GLM-4's two groups side by side); ATT_CALLS=C runs C
  * calls at the first n only, without timing or peak, for `perf stat -e task-clock` / `perf
  * record` (CPU time of this process only: steadier than wall time on a shared machine).
  */
