@@ -162,7 +162,8 @@ AI void at_prefetch_keys(const float *k, int64_t ld, int64_t d, int64_t a, int64
         for (int64_t c = 0; c < d; c += 16) __builtin_prefetch(k + u * ld + c, 0, 3);
 }
 
-/* The score blocks of keys [t0, t1) for the NH heads from h (at_score_blockn), their running
+/* The score blocks of keys [t0, t1) for the NH heads from h (at_score_blockn; one head:
+ * at_score_block, whose AT_W accumulators give it the chains a lone head lacks), their running
  * maxima kept in the work space (head h's at x + h * W); keys [pa, pb) (of the next tile) are
  * requested a few before each block. */
 AI void at_score_tile(const int NH, const float *q, int64_t ldq, int64_t h, const float *k,
@@ -182,7 +183,8 @@ AI void at_score_tile(const int NH, const float *q, int64_t ldq, int64_t h, cons
     }
     for (int64_t u0 = t0, a = pa; u0 < t1; u0 += AT_W, a += per) {
         at_prefetch_keys(k, ld, d, a, a + per < pb ? a + per : pb);
-        at_score_blockn(NH, qs, k, ld, dv, dlast, n, u0, scale, ss, m);
+        if (NH == 1) m[0] = at_score_block(qs[0], k, ld, dv, dlast, n, u0, scale, ss[0], m[0]);
+        else at_score_blockn(NH, qs, k, ld, dv, dlast, n, u0, scale, ss, m);
     }
     AT_UNROLL(4)
     for (int e = 0; e < NH; e++) at_storeu(x + (h + e) * W, m[e]);
@@ -406,22 +408,25 @@ void AT_CAT(glmq_att_group_, AT_ISA)(const float *q, int64_t ldq, int64_t hq, co
     for (int64_t t0 = 0; t0 < n; t0 += T) {
         const int64_t t1 = n - t0 < T ? n : t0 + T;
         float *x = work + 2 * dp;
-        /* the next tile's keys: each head group requests its share of them */
-        const int64_t nx = (t1 + T < n ? t1 + T : n) - t1, ng = hq / AT_GH + hq % AT_GH / 2;
-        int64_t h = 0, gi = 0;
-        for (; h + AT_GH <= hq; h += AT_GH, gi++)
-            at_score_tile(AT_GH, q, ldq, h, k, ld, d, dv, dlast, n, t0, t1, scale, s, x, W,
-                          t1 + nx * gi / ng, t1 + nx * (gi + 1) / ng);
-        for (; h + 2 <= hq; h += 2, gi++)
-            at_score_tile(2, q, ldq, h, k, ld, d, dv, dlast, n, t0, t1, scale, s, x, W,
-                          t1 + nx * gi / ng, t1 + nx * (gi + 1) / ng);
-        if (h < hq) {
-            const float *qh = q + h * ldq;
-            float *sh = s + h * n, *xh = x + h * W;
-            at_f vmax = at_loadu(xh);
-            for (int64_t u0 = t0; u0 < t1; u0 += AT_W)
-                vmax = at_score_block(qh, k, ld, dv, dlast, n, u0, scale, sh, vmax);
-            at_storeu(xh, vmax);
+        /* head groups of AT_GH, then a pair, then a single head; each requests its share of
+         * the next tile's keys */
+        const int64_t nx = (t1 + T < n ? t1 + T : n) - t1;
+        const int64_t ng = hq / AT_GH + hq % AT_GH / 2 + hq % 2;
+        for (int64_t h = 0, gi = 0; h < hq; gi++) {
+            const int64_t pa = t1 + nx * gi / ng, pb = t1 + nx * (gi + 1) / ng;
+            if (hq - h >= AT_GH) {
+                at_score_tile(AT_GH, q, ldq, h, k, ld, d, dv, dlast, n, t0, t1, scale, s, x, W,
+                              pa, pb);
+                h += AT_GH;
+            } else if (hq - h >= 2) {
+                at_score_tile(2, q, ldq, h, k, ld, d, dv, dlast, n, t0, t1, scale, s, x, W, pa,
+                              pb);
+                h += 2;
+            } else {
+                at_score_tile(1, q, ldq, h, k, ld, d, dv, dlast, n, t0, t1, scale, s, x, W, pa,
+                              pb);
+                h++;
+            }
         }
     }
 

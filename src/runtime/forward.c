@@ -896,6 +896,16 @@ int64_t glmq_forward_positions(const glmq_forward *f, const int32_t **pos, const
 
 /* Split the QKV outputs of tokens [t0, t0+nt) (rows of f->big), rotate q and k, and store q in
  * f->q and k, v in the layer's cache. */
+/* Token p's key (rotated at (pos, blk)) and value of KV group grp into the cache. */
+static void store_kv(glmq_forward *f, int64_t layer, int64_t grp, int64_t p, const float *k,
+                     const float *v, int32_t pos, int32_t blk)
+{
+    float *kc = kv_at(f, f->kc, layer, grp, p);
+    memcpy(kc, k, (size_t)f->d * sizeof(float));
+    rope(f, kc, pos, blk);
+    memcpy(kv_at(f, f->vc, layer, grp, p), v, (size_t)f->d * sizeof(float));
+}
+
 static void scatter_qkv(glmq_forward *f, int64_t layer, int64_t t0, int64_t nt)
 {
     const int64_t d = f->d, gd = f->g * f->d;
@@ -916,22 +926,11 @@ static void scatter_qkv(glmq_forward *f, int64_t layer, int64_t t0, int64_t nt)
             }
             memcpy(q + hd * d, uq, (size_t)d * sizeof *q);
             rope(f, q + hd * d, pp, bb);
-            if (f->v1) { /* v1: one KV group per head */
-                float *kc = kv_at(f, f->kc, layer, hd, p);
-                memcpy(kc, uk, (size_t)d * sizeof *kc);
-                rope(f, kc, pp, bb);
-                memcpy(kv_at(f, f->vc, layer, hd, p), uv, (size_t)d * sizeof *kc);
-            }
+            if (f->v1) store_kv(f, layer, hd, p, uk, uv, pp, bb); /* one KV group per head */
         }
-        if (!f->v1) {
-            for (int64_t gi = 0; gi < f->g; gi++) {
-                float *kc = kv_at(f, f->kc, layer, gi, p);
-                memcpy(kc, u + f->nq + gi * d, (size_t)d * sizeof *kc);
-                rope(f, kc, pp, 0);
-                memcpy(kv_at(f, f->vc, layer, gi, p), u + f->nq + gd + gi * d,
-                       (size_t)d * sizeof *kc);
-            }
-        }
+        if (!f->v1)
+            for (int64_t gi = 0; gi < f->g; gi++)
+                store_kv(f, layer, gi, p, u + f->nq + gi * d, u + f->nq + gd + gi * d, pp, 0);
     }
 }
 
