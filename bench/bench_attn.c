@@ -18,11 +18,14 @@
  *   /tmp/bench_attn [--level ref|avx2|avx512|...] [--runs R] [n ...]   (default n: 512 8192 32768)
  * Environment: ATT_COPIES=C rotates the calls over C separate K/V sets (default 1: K and V stay
  * in cache between calls; 8 sets of n = 8192, 64 MiB, stream them from memory, as a decode step
- * does); ATT_LD=L sets the key/value row stride (default 128 floats = d; 256 is the layout
- * before the cache became group-major: GLM-4's two groups side by side); ATT_CALLS=C runs C
+ * does), allocated as the forward pass allocates its KV cache and scores (glmq_huge_alloc: huge
+ * pages where the kernel gives them; ATT_SMALL_PAGES=1: malloc, 4 KiB pages); ATT_LD=L sets
+ * the key/value row stride (default 128 floats = d; 256 is the layout before the cache became
+ * group-major: GLM-4's two groups side by side); ATT_CALLS=C runs C
  * calls at the first n only, without timing or peak, for `perf stat -e task-clock` / `perf
  * record` (CPU time of this process only: steadier than wall time on a shared machine).
  */
+#include "core/file.h"
 #include "core/internal.h"
 #include "quant/dot.h"
 
@@ -45,6 +48,8 @@ static float rnd(void)
  * is read once per token). */
 typedef struct {
     float *kv, *q, *out, *s;
+    size_t kv_bytes, s_bytes;
+    int small; /* kv and s from malloc (4 KiB pages), not glmq_huge_alloc */
     int64_t copies, set; /* floats per set: 2 * n * ld */
 } att_bufs;
 
@@ -53,10 +58,13 @@ static int att_bufs_make(att_bufs *b, int64_t hq, int64_t d, int64_t n, int64_t 
     const char *e = getenv("ATT_COPIES");
     b->copies = e && atoll(e) > 0 ? atoll(e) : 1;
     b->set = 2 * n * ld;
-    b->kv = malloc((size_t)(b->copies * b->set) * sizeof(float));
+    b->kv_bytes = (size_t)(b->copies * b->set) * sizeof(float);
+    b->small = getenv("ATT_SMALL_PAGES") != NULL;
+    b->kv = b->small ? malloc(b->kv_bytes) : glmq_huge_alloc(b->kv_bytes);
     b->q = malloc((size_t)(hq * d) * sizeof(float));
     b->out = malloc((size_t)(hq * d) * sizeof(float));
-    b->s = malloc((size_t)glmq_att_group_scratch(hq, n, d) * sizeof(float));
+    b->s_bytes = (size_t)glmq_att_group_scratch(hq, n, d) * sizeof(float);
+    b->s = b->small ? malloc(b->s_bytes) : glmq_huge_alloc(b->s_bytes);
     if (!b->kv || !b->q || !b->out || !b->s) return -1;
     for (int64_t i = 0; i < b->copies * b->set; i++) b->kv[i] = rnd();
     for (int64_t i = 0; i < hq * d; i++) b->q[i] = rnd();
@@ -68,10 +76,15 @@ static int att_bufs_make(att_bufs *b, int64_t hq, int64_t d, int64_t n, int64_t 
 
 static void att_bufs_free(att_bufs *b)
 {
-    free(b->kv);
+    if (b->small) {
+        free(b->kv);
+        free(b->s);
+    } else {
+        glmq_huge_free(b->kv, b->kv_bytes);
+        glmq_huge_free(b->s, b->s_bytes);
+    }
     free(b->q);
     free(b->out);
-    free(b->s);
 }
 
 /* 12 independent FMA chains of VT (W lanes, FMA intrinsic FMA, first lane CVT): flops/s of

@@ -466,7 +466,9 @@ typedef struct {
     int threads;              /* worker threads; <= 0: online cores. Results do not depend on it */
     int64_t max_tokens;       /* KV cache capacity in tokens; <= 0: min(info.ctx, 2048). Memory
                                  is allocated up front: about n_layers * max_tokens *
-                                 n_kv_groups * head_dim * 8 bytes for the cache */
+                                 n_kv_groups * head_dim * 8 bytes for the cache, in huge
+                                 pages where the kernel gives them (so the resident part
+                                 grows in 2 MiB steps, up to that size) */
 } glmq_session_opts;
 
 GLMQ_API void glmq_session_opts_default(glmq_session_opts *o);

@@ -1,15 +1,22 @@
 /*
- * check_core.c - src/core: fp16/bf16 conversion, error messages, the thread pool.
+ * check_core.c - src/core: fp16/bf16 conversion, error messages, the thread pool, huge-page
+ * buffers.
  *
  * The fp16 reference here is the compiler's own _Float16 (IEEE binary16 with round-to-nearest-
  * even conversions), an implementation independent of src/core/fp16.c.
  */
+#define _DEFAULT_SOURCE /* mincore */
+#include "core/file.h"
 #include "core/internal.h"
 #include "core/pool.h"
 #include "testutil.h"
 
+#include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <time.h>
 
 #ifdef __FLT16_MAX__
@@ -172,6 +179,35 @@ START_TEST(pool_runs_every_index)
 }
 END_TEST
 
+/* glmq_huge_alloc: 2 MiB aligned, zero-filled, writable over exactly the pages the size needs,
+ * and gone after glmq_huge_free (mincore reports unmapped pages as ENOMEM); sizes it cannot
+ * give are NULL. */
+START_TEST(huge_alloc)
+{
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    const size_t sizes[] = {1, 4096, 3 * ((size_t)1 << 20) + 17, 9 * ((size_t)1 << 20)};
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        const size_t n = sizes[i], used = (n + page - 1) / page * page;
+        uint8_t *p = glmq_huge_alloc(n);
+        ck_assert_ptr_nonnull(p);
+        ck_assert_uint_eq((uintptr_t)p % ((uintptr_t)2 << 20), 0);
+        for (size_t o = 0; o < n; o += 4093) ck_assert_uint_eq(p[o], 0);
+        ck_assert_uint_eq(p[n - 1], 0);
+        for (size_t o = 0; o < n; o += 4093) p[o] = (uint8_t)(o * 7 + 1);
+        for (size_t o = 0; o < n; o += 4093) ck_assert_uint_eq(p[o], (uint8_t)(o * 7 + 1));
+        unsigned char vec[4096];
+        ck_assert_int_eq(mincore(p, used < sizeof vec * page ? used : sizeof vec * page, vec), 0);
+        glmq_huge_free(p, n);
+        errno = 0;
+        ck_assert_int_eq(mincore(p, page, vec), -1);
+        ck_assert_int_eq(errno, ENOMEM);
+    }
+    ck_assert_ptr_null(glmq_huge_alloc(0));
+    ck_assert_ptr_null(glmq_huge_alloc(SIZE_MAX));
+    glmq_huge_free(NULL, 5);
+}
+END_TEST
+
 static Suite *core_suite(void)
 {
     Suite *s = suite_create("core");
@@ -185,6 +221,7 @@ static Suite *core_suite(void)
     tcase_add_test(tc, err_prefix);
     tcase_add_test(tc, pool_runs_every_index);
     tcase_add_test(tc, pool_spin_and_sleep);
+    tcase_add_test(tc, huge_alloc);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -53,6 +53,30 @@ glmq_status glmq_read_file(const char *path, char **out, size_t *len, glmq_err *
 /* 2 MiB: the x86-64 / arm64 (4 KiB granule) huge page the loaded view is aligned to. */
 #define HUGE_ALIGN ((size_t)2 << 20)
 
+void *glmq_huge_alloc(size_t size)
+{
+    if (size == 0 || size > SIZE_MAX - 2 * HUGE_ALIGN) return NULL;
+    /* over-allocate by one huge page, then trim the head to the 2 MiB boundary and the tail to
+     * the last page the size needs, so that munmap(p, size) releases everything */
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    const size_t len = size + HUGE_ALIGN;
+    uint8_t *raw = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED) return NULL;
+    uint8_t *m = (uint8_t *)(((uintptr_t)raw + HUGE_ALIGN - 1) & ~(uintptr_t)(HUGE_ALIGN - 1));
+    const size_t used = (size + page - 1) / page * page;
+    if (m > raw) munmap(raw, (size_t)(m - raw));
+    if (raw + len > m + used) munmap(m + used, (size_t)(raw + len - (m + used)));
+#if defined(MADV_HUGEPAGE)
+    (void)madvise(m, used, MADV_HUGEPAGE); /* advisory: the kernel may not give huge pages */
+#endif
+    return m;
+}
+
+void glmq_huge_free(void *p, size_t size)
+{
+    if (p) munmap(p, size);
+}
+
 glmq_status glmq_file_view(int fd, const char *path, uint64_t size, int load, void **out,
                            glmq_err *err)
 {
@@ -66,20 +90,9 @@ glmq_status glmq_file_view(int fd, const char *path, uint64_t size, int load, vo
         *out = m;
         return GLMQ_OK;
     }
-    /* over-allocate by one huge page, then trim the head to the 2 MiB boundary and the tail to
-     * the last page the file needs, so that munmap(view, size) releases everything */
-    const size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    const size_t len = (size_t)size + HUGE_ALIGN;
-    uint8_t *raw = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    GLMQ_FAIL_IF(raw == MAP_FAILED, err, GLMQ_E_IO, "cannot allocate %llu bytes for '%s': %s",
+    uint8_t *m = glmq_huge_alloc((size_t)size);
+    GLMQ_FAIL_IF(!m, err, GLMQ_E_IO, "cannot allocate %llu bytes for '%s': %s",
                  (unsigned long long)size, path, strerror(errno));
-    uint8_t *m = (uint8_t *)(((uintptr_t)raw + HUGE_ALIGN - 1) & ~(uintptr_t)(HUGE_ALIGN - 1));
-    const size_t used = ((size_t)size + page - 1) / page * page;
-    if (m > raw) munmap(raw, (size_t)(m - raw));
-    if (raw + len > m + used) munmap(m + used, (size_t)(raw + len - (m + used)));
-#if defined(MADV_HUGEPAGE)
-    (void)madvise(m, used, MADV_HUGEPAGE); /* advisory: the kernel may not give huge pages */
-#endif
     uint64_t off = 0;
     while (off < size) {
         const size_t want = size - off < ((size_t)1 << 30) ? (size_t)(size - off) : (size_t)1 << 30;
@@ -87,7 +100,7 @@ glmq_status glmq_file_view(int fd, const char *path, uint64_t size, int load, vo
         if (r < 0 && errno == EINTR) continue;
         if (r <= 0) {
             const int e = r < 0 ? errno : 0;
-            munmap(m, used);
+            glmq_huge_free(m, (size_t)size);
             if (e) return glmq_fail(err, GLMQ_E_IO, "cannot read '%s' at byte %llu: %s", path,
                                     (unsigned long long)off, strerror(e));
             return glmq_fail(err, GLMQ_E_IO, "'%s' ended at byte %llu while loading %llu bytes",
@@ -95,9 +108,9 @@ glmq_status glmq_file_view(int fd, const char *path, uint64_t size, int load, vo
         }
         off += (uint64_t)r;
     }
-    if (mprotect(m, used, PROT_READ) != 0) {
+    if (mprotect(m, (size_t)size, PROT_READ) != 0) {
         const int e = errno;
-        munmap(m, used);
+        glmq_huge_free(m, (size_t)size);
         return glmq_fail(err, GLMQ_E_IO, "cannot protect the copy of '%s': %s", path, strerror(e));
     }
     *out = m;

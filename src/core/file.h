@@ -16,6 +16,16 @@
 glmq_status glmq_read_file(const char *path, char **out, size_t *len, glmq_err *err);
 
 /*
+ * size (>= 1) bytes of zero-filled anonymous memory, private and read-write, starting on a
+ * 2 MiB boundary and advised MADV_HUGEPAGE (advisory: transparent huge pages where the kernel
+ * gives them, so that large buffers read in long runs cost few TLB misses); NULL when size is
+ * 0 or too large, or the mapping fails (errno set by mmap). Release with glmq_huge_free(p,
+ * size) (or munmap(p, size)); glmq_huge_free(NULL, n) does nothing.
+ */
+void *glmq_huge_alloc(size_t size);
+void glmq_huge_free(void *p, size_t size);
+
+/*
  * A read-only view of the first `size` bytes of the open file fd (size >= 1, the file's size):
  *   load == 0  the file mapped MAP_PRIVATE (pages come from the page cache on first touch);
  *   load != 0  an anonymous private mapping, 2 MiB aligned and advised MADV_HUGEPAGE before it

@@ -23,6 +23,7 @@
 #include "runtime/forward.h"
 #include "quant/dot.h"
 
+#include "core/file.h"
 #include "core/ggml_type.h"
 #include "core/pool.h"
 #include "quant/quant.h"
@@ -110,6 +111,7 @@ struct glmq_forward {
      * tile of keys onto half of the L1 sets) */
     float *kc; /* [L][g][max_tokens][d] */
     float *vc; /* [L][g][max_tokens][d] */
+    size_t kv_bytes; /* of kc and of vc (glmq_huge_alloc) */
 
     /* RoPE */
     float *theta; /* [nf] frequencies (v1: fp16-rounded) */
@@ -121,6 +123,7 @@ struct glmq_forward {
     float *att;  /* [nth][att_stride] attention scores / probabilities (EXACT / FAST: the group
                     kernel's scratch, glmq_att_group_scratch(n/g, max_tokens, d) floats) */
     int64_t att_stride; /* floats of att per thread */
+    size_t att_bytes;   /* of att (glmq_huge_alloc) */
     float *qtmp; /* [nth][n/g][d] the query heads of one item */
     int att_per_head; /* benchmarks only: the per-head kernel instead of the group kernel */
 
@@ -684,6 +687,22 @@ static void *alloc3(int64_t a, int64_t b, int64_t c, size_t size)
     return calloc(n ? (size_t)n : 1, size);
 }
 
+/* alloc3 for the buffers that attention streams at long context (the KV cache, the scores):
+ * glmq_huge_alloc, so that they sit in huge pages where the kernel gives them. In 4 KiB pages
+ * every 4 KiB of keys cost a TLB miss, and at 8k tokens the group kernel ran 1.2-1.3x slower
+ * from memory (bench/bench_attn.c, ATT_HUGE). *bytes: the size to release with. */
+static void *alloc3_huge(int64_t a, int64_t b, int64_t c, size_t size, size_t *bytes)
+{
+    uint64_t n, nb;
+    *bytes = 0;
+    if (a < 0 || b < 0 || c < 0) return NULL;
+    if (!glmq_mul_u64((uint64_t)a, (uint64_t)b, &n) || !glmq_mul_u64(n, (uint64_t)c, &n) ||
+        !glmq_mul_u64(n, size, &nb) || nb > SIZE_MAX)
+        return NULL;
+    *bytes = nb ? (size_t)nb : 1;
+    return glmq_huge_alloc(*bytes);
+}
+
 glmq_status glmq_forward_create(const glmq_model *m, int64_t max_tokens, int threads,
                                 glmq_forward **out, glmq_err *err)
 {
@@ -778,8 +797,8 @@ glmq_status glmq_forward_create_mode(const glmq_model *m, int64_t max_tokens, in
     f->big = alloc3(f->slice, bigw, 1, sizeof(float));
     f->mid = alloc3(f->slice, midw, 1, sizeof(float));
     f->mlp = alloc3(f->slice, f->h, 1, sizeof(float));
-    f->kc = alloc3(f->L * max_tokens, f->g, f->d, sizeof(float));
-    f->vc = alloc3(f->L * max_tokens, f->g, f->d, sizeof(float));
+    f->kc = alloc3_huge(f->L * max_tokens, f->g, f->d, sizeof(float), &f->kv_bytes);
+    f->vc = alloc3_huge(f->L * max_tokens, f->g, f->d, sizeof(float), &f->kv_bytes);
     f->theta = alloc3(f->nf, 1, 1, sizeof(float));
     f->cos_t = alloc3(max_tokens + 1, f->nf, 1, sizeof(float));
     f->sin_t = alloc3(max_tokens + 1, f->nf, 1, sizeof(float));
@@ -797,7 +816,7 @@ glmq_status glmq_forward_create_mode(const glmq_model *m, int64_t max_tokens, in
     f->att_stride = mode == GLMQ_FWD_REFERENCE
                         ? max_tokens
                         : glmq_att_group_scratch(f->nh / f->g, max_tokens, f->d);
-    f->att = alloc3(f->nth, f->att_stride, 1, sizeof(float));
+    f->att = alloc3_huge(f->nth, f->att_stride, 1, sizeof(float), &f->att_bytes);
     f->qtmp = alloc3(f->nth, f->nh / f->g, f->d, sizeof(float));
     f->pos = alloc3(max_tokens, 1, 1, sizeof(int32_t));
     if (f->v1) f->blk = alloc3(max_tokens, 1, 1, sizeof(int32_t));
@@ -832,13 +851,13 @@ void glmq_forward_free(glmq_forward *f)
     free(f->big);
     free(f->mid);
     free(f->mlp);
-    free(f->kc);
-    free(f->vc);
+    glmq_huge_free(f->kc, f->kv_bytes);
+    glmq_huge_free(f->vc, f->kv_bytes);
     free(f->theta);
     free(f->cos_t);
     free(f->sin_t);
     free(f->wbuf);
-    free(f->att);
+    glmq_huge_free(f->att, f->att_bytes);
     free(f->qtmp);
     free(f->pos);
     free(f->blk);
