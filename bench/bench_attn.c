@@ -21,9 +21,9 @@
  * does), allocated as the forward pass allocates its KV cache and scores (glmq_huge_alloc: huge
  * pages where the kernel gives them; ATT_SMALL_PAGES=1: malloc, 4 KiB pages); ATT_LD=L sets
  * the key/value row stride (default 128 floats = d; 256 is the layout before the cache became
- * group-major: GLM-4's two groups side by side); ATT_CALLS=C runs C
- * calls at the first n only, without timing or peak, for `perf stat -e task-clock` / `perf
- * record` (CPU time of this process only: steadier than wall time on a shared machine).
+ * group-major: GLM-4's two groups side by side); ATT_CALLS=C runs C calls at the first n only,
+ * without timing or peak, for `perf stat -e task-clock` / `perf record` (CPU time of this
+ * process only: steadier than wall time on a shared machine).
  */
 #include "core/file.h"
 #include "core/internal.h"

@@ -179,9 +179,9 @@ START_TEST(pool_runs_every_index)
 }
 END_TEST
 
-/* glmq_huge_alloc: 2 MiB aligned, zero-filled, writable over exactly the pages the size needs,
- * and gone after glmq_huge_free (mincore reports unmapped pages as ENOMEM); sizes it cannot
- * give are NULL. */
+/* glmq_huge_alloc: 2 MiB aligned, zero-filled, writable over the pages the size needs and
+ * trimmed after them (the over-allocation's tail was unmapped), and gone after glmq_huge_free
+ * (mincore reports unmapped pages as ENOMEM); sizes it cannot give are NULL. */
 START_TEST(huge_alloc)
 {
     const size_t page = (size_t)sysconf(_SC_PAGESIZE);
@@ -197,6 +197,9 @@ START_TEST(huge_alloc)
         for (size_t o = 0; o < n; o += 4093) ck_assert_uint_eq(p[o], (uint8_t)(o * 7 + 1));
         unsigned char vec[4096];
         ck_assert_int_eq(mincore(p, used < sizeof vec * page ? used : sizeof vec * page, vec), 0);
+        errno = 0;
+        ck_assert_int_eq(mincore(p + used, page, vec), -1);
+        ck_assert_int_eq(errno, ENOMEM);
         glmq_huge_free(p, n);
         errno = 0;
         ck_assert_int_eq(mincore(p, page, vec), -1);

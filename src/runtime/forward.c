@@ -689,8 +689,9 @@ static void *alloc3(int64_t a, int64_t b, int64_t c, size_t size)
 
 /* alloc3 for the buffers that attention streams at long context (the KV cache, the scores):
  * glmq_huge_alloc, so that they sit in huge pages where the kernel gives them. In 4 KiB pages
- * every 4 KiB of keys cost a TLB miss, and at 8k tokens the group kernel ran 1.2-1.3x slower
- * from memory (bench/bench_attn.c, ATT_HUGE). *bytes: the size to release with. */
+ * every 4 KiB of keys cost a TLB miss, and at 8k-32k tokens the group kernel ran 1.25-1.36x
+ * slower from memory (bench/bench_attn.c with ATT_SMALL_PAGES=1 against without). *bytes: the
+ * size to release with. */
 static void *alloc3_huge(int64_t a, int64_t b, int64_t c, size_t size, size_t *bytes)
 {
     uint64_t n, nb;
