@@ -53,6 +53,17 @@ typedef struct {
     int64_t copies, set; /* floats per set: 2 * n * ld */
 } att_bufs;
 
+/* The large buffers (K/V sets, scores): glmq_huge_alloc, or malloc when b->small. */
+static void *att_big(const att_bufs *b, size_t bytes)
+{
+    return b->small ? malloc(bytes) : glmq_huge_alloc(bytes);
+}
+static void att_big_free(const att_bufs *b, void *p, size_t bytes)
+{
+    if (b->small) free(p);
+    else glmq_huge_free(p, bytes);
+}
+
 static int att_bufs_make(att_bufs *b, int64_t hq, int64_t d, int64_t n, int64_t ld)
 {
     const char *e = getenv("ATT_COPIES");
@@ -60,11 +71,11 @@ static int att_bufs_make(att_bufs *b, int64_t hq, int64_t d, int64_t n, int64_t 
     b->set = 2 * n * ld;
     b->kv_bytes = (size_t)(b->copies * b->set) * sizeof(float);
     b->small = getenv("ATT_SMALL_PAGES") != NULL;
-    b->kv = b->small ? malloc(b->kv_bytes) : glmq_huge_alloc(b->kv_bytes);
+    b->kv = att_big(b, b->kv_bytes);
     b->q = malloc((size_t)(hq * d) * sizeof(float));
     b->out = malloc((size_t)(hq * d) * sizeof(float));
     b->s_bytes = (size_t)glmq_att_group_scratch(hq, n, d) * sizeof(float);
-    b->s = b->small ? malloc(b->s_bytes) : glmq_huge_alloc(b->s_bytes);
+    b->s = att_big(b, b->s_bytes);
     if (!b->kv || !b->q || !b->out || !b->s) return -1;
     for (int64_t i = 0; i < b->copies * b->set; i++) b->kv[i] = rnd();
     for (int64_t i = 0; i < hq * d; i++) b->q[i] = rnd();
@@ -76,13 +87,8 @@ static int att_bufs_make(att_bufs *b, int64_t hq, int64_t d, int64_t n, int64_t 
 
 static void att_bufs_free(att_bufs *b)
 {
-    if (b->small) {
-        free(b->kv);
-        free(b->s);
-    } else {
-        glmq_huge_free(b->kv, b->kv_bytes);
-        glmq_huge_free(b->s, b->s_bytes);
-    }
+    att_big_free(b, b->kv, b->kv_bytes);
+    att_big_free(b, b->s, b->s_bytes);
     free(b->q);
     free(b->out);
 }

@@ -676,32 +676,34 @@ static void build_rope(glmq_forward *f)
     }
 }
 
+/* Bytes of a*b*c elements of `size` bytes (at least one element), or 0 when negative or
+ * overflowing. */
+static size_t bytes3(int64_t a, int64_t b, int64_t c, size_t size)
+{
+    uint64_t n, bytes;
+    if (a < 0 || b < 0 || c < 0) return 0;
+    if (!glmq_mul_u64((uint64_t)a, (uint64_t)b, &n) || !glmq_mul_u64(n, (uint64_t)c, &n) ||
+        !glmq_mul_u64(n, size, &bytes) || bytes > SIZE_MAX)
+        return 0;
+    return n ? (size_t)bytes : size;
+}
+
 /* calloc of a*b*c elements of `size` bytes with overflow checking. */
 static void *alloc3(int64_t a, int64_t b, int64_t c, size_t size)
 {
-    uint64_t n, bytes;
-    if (a < 0 || b < 0 || c < 0) return NULL;
-    if (!glmq_mul_u64((uint64_t)a, (uint64_t)b, &n) || !glmq_mul_u64(n, (uint64_t)c, &n) ||
-        !glmq_mul_u64(n, size, &bytes) || bytes > SIZE_MAX)
-        return NULL;
-    return calloc(n ? (size_t)n : 1, size);
+    const size_t bytes = bytes3(a, b, c, size);
+    return bytes ? calloc(1, bytes) : NULL;
 }
 
 /* alloc3 for the buffers that attention streams at long context (the KV cache, the scores):
  * glmq_huge_alloc, so that they sit in huge pages where the kernel gives them. In 4 KiB pages
  * every 4 KiB of keys cost a TLB miss, and at 8k-32k tokens the group kernel ran 1.25-1.36x
  * slower from memory (bench/bench_attn.c with ATT_SMALL_PAGES=1 against without). *bytes: the
- * size to release with. */
+ * size to release with (0: nothing allocated). */
 static void *alloc3_huge(int64_t a, int64_t b, int64_t c, size_t size, size_t *bytes)
 {
-    uint64_t n, nb;
-    *bytes = 0;
-    if (a < 0 || b < 0 || c < 0) return NULL;
-    if (!glmq_mul_u64((uint64_t)a, (uint64_t)b, &n) || !glmq_mul_u64(n, (uint64_t)c, &n) ||
-        !glmq_mul_u64(n, size, &nb) || nb > SIZE_MAX)
-        return NULL;
-    *bytes = nb ? (size_t)nb : 1;
-    return glmq_huge_alloc(*bytes);
+    *bytes = bytes3(a, b, c, size);
+    return *bytes ? glmq_huge_alloc(*bytes) : NULL;
 }
 
 glmq_status glmq_forward_create(const glmq_model *m, int64_t max_tokens, int threads,
@@ -799,7 +801,7 @@ glmq_status glmq_forward_create_mode(const glmq_model *m, int64_t max_tokens, in
     f->mid = alloc3(f->slice, midw, 1, sizeof(float));
     f->mlp = alloc3(f->slice, f->h, 1, sizeof(float));
     f->kc = alloc3_huge(f->L * max_tokens, f->g, f->d, sizeof(float), &f->kv_bytes);
-    f->vc = alloc3_huge(f->L * max_tokens, f->g, f->d, sizeof(float), &f->kv_bytes);
+    f->vc = f->kv_bytes ? glmq_huge_alloc(f->kv_bytes) : NULL;
     f->theta = alloc3(f->nf, 1, 1, sizeof(float));
     f->cos_t = alloc3(max_tokens + 1, f->nf, 1, sizeof(float));
     f->sin_t = alloc3(max_tokens + 1, f->nf, 1, sizeof(float));
@@ -914,8 +916,6 @@ int64_t glmq_forward_positions(const glmq_forward *f, const int32_t **pos, const
 
 // --- eval ------------------------------------------------------------------------------------
 
-/* Split the QKV outputs of tokens [t0, t0+nt) (rows of f->big), rotate q and k, and store q in
- * f->q and k, v in the layer's cache. */
 /* Token p's key (rotated at (pos, blk)) and value of KV group grp into the cache. */
 static void store_kv(glmq_forward *f, int64_t layer, int64_t grp, int64_t p, const float *k,
                      const float *v, int32_t pos, int32_t blk)
@@ -925,6 +925,9 @@ static void store_kv(glmq_forward *f, int64_t layer, int64_t grp, int64_t p, con
     rope(f, kc, pos, blk);
     memcpy(kv_at(f, f->vc, layer, grp, p), v, (size_t)f->d * sizeof(float));
 }
+
+/* Split the QKV outputs of tokens [t0, t0+nt) (rows of f->big), rotate q and k, and store q in
+ * f->q and k, v in the layer's cache. */
 
 static void scatter_qkv(glmq_forward *f, int64_t layer, int64_t t0, int64_t nt)
 {
