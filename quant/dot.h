@@ -27,7 +27,12 @@
  *                     |simd - ref| <= 1e-5 * sum|terms| + 1e-6.
  *  GLMQ_DOT_FAST_B32  activations quantized on the fly to int8, symmetric, one fp32 scale d_b
  *                     per block of 32 columns; integer dot products per block (exact int32),
- *                     y = s * sum_b d_b * isum_b (fp32 lanes, two levels as above).
+ *                     y = s * sum_b d_b * isum_b (fp32 lanes, two levels as above). The
+ *                     256-bit levels (avx2, avxvnni) form INT4 rows (per-row and groups of
+ *                     128) without removing the nibbles' bias 8 in the integer sums: a
+ *                     chunk's lane starts at the prepared nb (minus the bias term of its 4
+ *                     steps, §4) and adds d_b * (sum of (q + 8) * xq) per step, which saves
+ *                     the per-(row, token) sign operation of vpmaddubsw (dot_avx2.c).
  *  GLMQ_DOT_FAST_ROW  the same with one scale d for the whole vector; one exact int32 sum per
  *                     row: y = ((float)isum * d) * s, bit-identical on every level.
  *  GLMQ_DOT_FAST      the default fast mode = GLMQ_DOT_FAST_B32 (see §5 for why).
@@ -56,14 +61,22 @@
  *
  *   pc = cols rounded up to GLMQ_DOT_CHUNK (128); everything past cols is zero.
  *   EXACT:      float xf[pc]                                               4*pc bytes
- *   FAST_B32:   int8 xq[pc] | float db[pc/32] | zero pad to a multiple of 64
- *                 db[b] = d of the 32-column block b                     pc + pc/8 (+pad) bytes
- *               Kept compact on purpose: a GEMM streams every token's prepared activations
- *               from L2 once per row panel, and those bytes are what bounds it. (An earlier
- *               layout repeated d and the 4-column code sums per int32 lane, 3*pc bytes;
- *               recomputing them in the kernel from xq - one vpdpbusd per 64 columns and
- *               token, shared by the row panel - made the B32 GEMM 1.4x (INT4) and 1.7x
- *               (INT8) faster.)
+ *   FAST_B32:   int8 xq[pc] | float db[pc/32] | zero pad to a multiple of 64 |
+ *               float nb[pc/128][8] | zero pad to a multiple of 64      pc + pc/8 + pc/4 (+pads)
+ *                 db[b] = d of the 32-column block b
+ *                 nb[ch][l] = 0 - c, where over the 4 steps k of chunk ch (blocks 4ch + k),
+ *                   with X_k = the sum of xq[128ch + 32k + 4l + i], i = 0..3 (int):
+ *                   c = (float)(8 X_0) * db[4ch] (rounded), then c = fma((float)(8 X_k),
+ *                   db[4ch + k], c) for k = 1..3: the bias term of INT4's nibble codes in the
+ *                   8 fp32 lanes of the 256-bit levels (§2; glmq_dot_b32_finish, plain C, the
+ *                   same bits on every level)
+ *               xq and db are kept compact on purpose: a GEMM streams every token's prepared
+ *               activations from L2 once per row panel, and those bytes are what bounds it.
+ *               (An earlier layout repeated d and the 4-column code sums per int32 lane,
+ *               3*pc bytes; recomputing them in the kernel from xq - one vpdpbusd per 64
+ *               columns and token, shared by the row panel - made the AVX-512 B32 GEMM 1.4x
+ *               (INT4) and 1.7x (INT8) faster.) The AVX-512 kernels do not read nb, and
+ *               their token blocks count only the bytes before it (quant/dot_walk.h).
  *   FAST_ROW:   int8 xq[pc] | float d | int32 sum(xq) | pad to 64              pc+64 bytes
  *
  * ---- 5. Default fast mode and measurements -------------------------------------------------
@@ -115,6 +128,7 @@
 #include "quant/attn.h"
 #include "quant/quant.h"
 
+#include <math.h>
 #include <string.h>
 
 #define GLMQ_DOT_CHUNK 128        /* columns per accumulation chunk; activation padding */
@@ -261,21 +275,49 @@ static inline const uint8_t *glmq_dot_tok(const glmq_dot_act *a, int64_t t)
 {
     return a->buf + (size_t)t * a->tok_bytes;
 }
+/* FAST_B32: bytes of xq and db with their padding, i.e. the offset of nb (§4). */
+static inline size_t glmq_dot_b32_nb_offset(int64_t pcols)
+{
+    return ((size_t)pcols + (size_t)pcols / 8 + 63) / 64 * 64;
+}
 static inline size_t glmq_dot_tok_bytes(glmq_dot_mode mode, int64_t pcols)
 {
     return mode == GLMQ_DOT_EXACT ? (size_t)pcols * 4
-           : mode == GLMQ_DOT_FAST_B32 ? ((size_t)pcols + (size_t)pcols / 8 + 63) / 64 * 64
-                                       : (size_t)pcols + 64;
+           : mode == GLMQ_DOT_FAST_B32
+               ? (glmq_dot_b32_nb_offset(pcols) + (size_t)pcols / 4 + 63) / 64 * 64
+               : (size_t)pcols + 64;
 }
-/* FAST_B32: the block scales of a prepared token, and zeroing of its tail padding. */
+/* FAST_B32: the block scales and the bias terms nb of a prepared token. */
 static inline float *glmq_dot_b32_scales(uint8_t *tok, int64_t pcols)
 {
     return (float *)(void *)(tok + pcols);
 }
-static inline void glmq_dot_b32_pad(uint8_t *tok, int64_t pcols)
+static inline float *glmq_dot_b32_nb(uint8_t *tok, int64_t pcols)
 {
-    const size_t used = (size_t)pcols + (size_t)pcols / 8;
-    memset(tok + used, 0, glmq_dot_tok_bytes(GLMQ_DOT_FAST_B32, pcols) - used);
+    return (float *)(void *)(tok + glmq_dot_b32_nb_offset(pcols));
+}
+/* FAST_B32, the end of every level's prepare: zero both pads and compute nb (§4) from the
+ * token's xq and db. Plain C, the fma by fmaf (correctly rounded, as vfmadd), so every level
+ * writes the same bytes. */
+static inline void glmq_dot_b32_finish(uint8_t *tok, int64_t pcols)
+{
+    const size_t used = (size_t)pcols + (size_t)pcols / 8, nbo = glmq_dot_b32_nb_offset(pcols);
+    const size_t nb_end = nbo + (size_t)pcols / 4;
+    memset(tok + used, 0, nbo - used);
+    memset(tok + nb_end, 0, glmq_dot_tok_bytes(GLMQ_DOT_FAST_B32, pcols) - nb_end);
+    const int8_t *xq = (const int8_t *)tok;
+    const float *db = glmq_dot_b32_scales(tok, pcols);
+    float *nb = glmq_dot_b32_nb(tok, pcols);
+    for (int64_t ch = 0; ch < pcols / 128; ch++)
+        for (int l = 0; l < 8; l++) {
+            float c = 0.0f;
+            for (int k = 0; k < 4; k++) {
+                const int8_t *q = xq + 128 * ch + 32 * k + 4 * l;
+                const float v = (float)(8 * ((int)q[0] + q[1] + q[2] + q[3]));
+                c = k == 0 ? v * db[4 * ch] : fmaf(v, db[4 * ch + k], c);
+            }
+            nb[8 * ch + l] = 0.0f - c;
+        }
 }
 static inline int64_t glmq_dot_padded_cols(int64_t cols)
 {

@@ -11,12 +11,16 @@
  *
  * With 16 ymm registers the GEMM shapes are narrow: 2 rows x 2 tokens (EXACT: 8 accumulators
  * + 4 activation + 2 weight vectors), 1 x 4 (FAST_ROW: one row's unpacked chunk reused by 4
- * tokens), 2 x 4 (FAST_B32: 8 partials + 2 signed weight operands and their |q| + one token's
- * codes and scale; the running sums stay in memory); GEMV panels are 4 rows.
+ * tokens), 2 x 4 (FAST_B32: 8 partials + 2 weight operands (INT8: signed, and their |q|) +
+ * one token's codes and scale; the running sums stay in memory); GEMV panels are 4 rows.
  *
  * Integer products without saturation (vpmaddubsw adds two u8 x s8 products into int16):
  *   INT4:  u8 = nibble 0..15, s8 = xq in [-127, 127]: |pair| <= 2*15*127 = 3810; FAST_ROW adds
- *          the pairs of the 4 blocks of a chunk in int16 first: <= 15240 < 32767.
+ *          the pairs of the 4 blocks of a chunk in int16 first: <= 15240 < 32767. FAST_B32
+ *          (per row and groups of 128) keeps the bias 8 of the nibbles in its sums and starts
+ *          each chunk's lanes at the prepared nb, minus the bias terms in fp32 (dot.h §2, §4):
+ *          vpmaddubsw + vpmaddwd + vcvtdq2ps + vfmadd per 32 columns and (row, token), where
+ *          removing the bias there (vpsignb, or a vpsubd) costs a fifth vector operation.
  *   INT8:  the sign trick: u8 = |q| (vpabsb; <= 128 even for a foreign -128 code), s8 =
  *          sign(xq, q) (vpsignb; xq is never -128): |pair| <= 2*128*127 = 32512 < 32767.
  *          (Offsetting q by 128 instead would reach 2*255*127 and saturate: DOT_Q8_BIAS 0.)

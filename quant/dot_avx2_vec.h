@@ -21,6 +21,7 @@
 typedef __m256 VF;
 typedef __m256i VI;
 #define VW 8
+#define DOT_B32_NB 1 /* INT4 FAST_B32 lanes start at the prepared nb (dot.h §2, §4) */
 #define RMAX 4 /* largest R of any micro-kernel (accumulator arrays are sized by it) */
 #define TMAX 4
 

@@ -15,10 +15,11 @@
  * u, s) adds to each int32 lane the four u8 x s8 products of its 4 columns, without
  * saturation. Weights are the unsigned operand: INT4 nibbles q + 8 (0..15), INT8 byte ^ 0x80 =
  * q + 128 (0..255); the bias times the activation codes' sum is removed exactly in int32
- * (dot_x86_fast_impl.h). The integer sums are therefore the exact sums the vpmaddubsw kernels
- * of dot_avx2.c form; the vector abstraction, the block scales (quant/dot_avx2_vec.h), the
- * shapes and the loop nest of every fp32 step are avx2's too, so the results are bit-identical
- * to the avx2 FAST kernels (bench/dot_hash.c).
+ * (dot_x86_fast_impl.h), except in INT4 FAST_B32 (per row and groups of 128), which keeps it
+ * and starts at the prepared nb as avx2 does (dot.h §2). The integer sums are therefore the
+ * exact sums the vpmaddubsw kernels of dot_avx2.c form; the vector abstraction, the block
+ * scales (quant/dot_avx2_vec.h), the shapes and the loop nest of every fp32 step are avx2's
+ * too, so the results are bit-identical to the avx2 FAST kernels (tests/check_dot.c).
  *
  * Shapes: GEMV 4 rows per panel, GEMM 1 row x 4 tokens, step-major FAST_B32 (4 steps per
  * chunk; 16 ymm registers) as on avx2, whose shared FAST_B32 GEMM nest needs the unbiased

@@ -111,7 +111,7 @@ void glmq_dot_prep_b32_neon(const float *x, int64_t cols, int64_t pcols, uint8_t
         }
         db[b0 / GLMQ_DOT_ABLOCK] = d;
     }
-    glmq_dot_b32_pad(tok, pcols);
+    glmq_dot_b32_finish(tok, pcols);
 }
 
 void glmq_dot_prep_row_neon(const float *x, int64_t cols, int64_t pcols, uint8_t *tok)

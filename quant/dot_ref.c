@@ -78,7 +78,7 @@ void glmq_dot_prep_b32_ref(const float *x, int64_t cols, int64_t pcols, uint8_t 
             xq[c] = c < cols ? act_code(x[c], id) : 0;
         db[b0 / GLMQ_DOT_ABLOCK] = d;
     }
-    glmq_dot_b32_pad(tok, pcols);
+    glmq_dot_b32_finish(tok, pcols);
 }
 
 void glmq_dot_prep_row_ref(const float *x, int64_t cols, int64_t pcols, uint8_t *tok)

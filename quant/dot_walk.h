@@ -65,10 +65,15 @@ static inline int64_t glmq_dot_chunk_bytes(const int type)
 }
 
 /* Tokens per L2-resident block: enough that ~384 KiB of prepared activations are reused by
- * every row panel, at least one token group, a multiple of the group size. */
-static inline int64_t glmq_dot_token_block(const glmq_dot_act *a, int tm)
+ * every row panel, at least one token group, a multiple of the group size. Counted are the
+ * bytes a kernel reads: a FAST_B32 token's nb only for a kernel that reads it (reads_nb: the
+ * INT4 kernels of the 256-bit levels, dot.h §4). */
+static inline int64_t glmq_dot_token_block(const glmq_dot_act *a, int tm, int reads_nb)
 {
-    int64_t tb = (int64_t)((384u << 10) / a->tok_bytes);
+    const size_t bytes = a->mode == GLMQ_DOT_FAST_B32 && !reads_nb
+                             ? glmq_dot_b32_nb_offset(a->pcols)
+                             : a->tok_bytes;
+    int64_t tb = (int64_t)((384u << 10) / bytes);
     tb = tb / tm * tm;
     if (tb < tm) tb = tm;
     return tb;
@@ -99,9 +104,10 @@ static inline void glmq_dot_exact_chunks(const int type, const glmq_dot_mat *w,
  * The row/token walk of every kernel. BLOCK(R, T, r, t) computes rows r..r+R-1 for tokens
  * t..t+T-1; only the shapes (RV,1) for GEMV, (RM,TM), (RM,1), (1,TM), (1,1) are instantiated.
  * GEMV (ntok 1) runs panels of RV rows; GEMM runs token blocks, and in each, panels of RM rows
- * x groups of TM tokens. Every shape gives the same bits per output (dot.h §3).
+ * x groups of TM tokens. Every shape gives the same bits per output (dot.h §3). NB: 1 when the
+ * kernel reads a FAST_B32 token's nb (glmq_dot_token_block).
  */
-#define GLMQ_DOT_DRIVER(RV, RM, TM, BLOCK)                                                       \
+#define GLMQ_DOT_DRIVER(RV, RM, TM, BLOCK, NB)                                                   \
     {                                                                                            \
         const int64_t ntok = a->ntok;                                                            \
         if (ntok == 1) {                                                                         \
@@ -110,7 +116,7 @@ static inline void glmq_dot_exact_chunks(const int type, const glmq_dot_mat *w,
             for (; r < r1; r++) BLOCK(1, 1, r, 0);                                               \
             return;                                                                              \
         }                                                                                        \
-        const int64_t tbs = glmq_dot_token_block(a, TM);                                         \
+        const int64_t tbs = glmq_dot_token_block(a, TM, NB);                                     \
         for (int64_t tb = 0; tb < ntok; tb += tbs) {                                             \
             const int64_t te = tb + tbs < ntok ? tb + tbs : ntok;                                \
             int64_t r = r0;                                                                      \
@@ -128,9 +134,9 @@ static inline void glmq_dot_exact_chunks(const int type, const glmq_dot_mat *w,
     }
 
 /* A kernel entry point (glmq_dot_mm_fn) walking with micro-kernel BLK. */
-#define GLMQ_DOT_KERNEL(fname, BLK, RV, RM, TM)                                                  \
+#define GLMQ_DOT_KERNEL(fname, BLK, RV, RM, TM, NB)                                              \
     void fname(const glmq_dot_mat *w, int64_t r0, int64_t r1, const glmq_dot_act *a, float *y,  \
-               int64_t ldy) GLMQ_DOT_DRIVER(RV, RM, TM, BLK)
+               int64_t ldy) GLMQ_DOT_DRIVER(RV, RM, TM, BLK, NB)
 
 /* A group-wise entry point: the kernel of w's group size (32, 64, else 128). */
 #define GLMQ_DOT_GROUP_ENTRY(fname, k32, k64, k128)                                              \

@@ -27,6 +27,8 @@
  *   DOT_B32_GEMM_SHARED   1: FAST_B32 GEMM (T > 1) by the shared nest of fastb_chunk, which
  *                         needs q4_codes(p, high) (the nibbles as signed q = nibble - 8) and
  *                         dot_q8 without bias (DOT_Q8_BIAS 0)
+ *   DOT_B32_NB            1 (VW 8 only): INT4 FAST_B32 lanes start at the prepared nb and sum
+ *                         the biased nibbles (dot.h §2, §4; default 0, quant/dot_x86_helpers.h)
  *
  * A 128-column chunk is NSTEP = 128/VB integer steps; step k covers columns VB*k..VB*k+VB-1,
  * int32 lane l of it columns VB*k+4l..+3. INT4 weights: bytes (VB*k) mod 64 of the chunk, low
@@ -50,16 +52,36 @@
 /* ---- FAST_B32 -------------------------------------------------------------------------------- */
 
 /*
+ * The lanes of an INT4 chunk start at the prepared nb (dot.h §2, §4) where the level reads it
+ * (DOT_B32_NB) and the chunk's scale is per row or per chunk (G 0 or 128; groups of 32/64 scale
+ * each step by d_b * s_g, which nb does not hold): the steps then add d_b times the biased sums
+ * (q + 8) * xq, and no operation removes the bias per (row, token). Otherwise every lane starts
+ * at 0 with unbiased integer sums.
+ */
+AI int b32_nb_chain(const int type, const int G)
+{
+    return DOT_B32_NB && type == GLMQ_TYPE_INT4 && (G == 0 || G == 128);
+}
+
+/* nb of chunk ch of a prepared token (VW == 8 lanes: only the 256-bit levels read it). */
+AI VF tok_nb(const uint8_t *tk, int64_t ch, int64_t pc)
+{
+    return vf_load((const float *)(const void *)(tk + glmq_dot_b32_nb_offset(pc)) + VW * ch);
+}
+
+/*
  * Step k of chunk ch for one output: the exact int32 sums q*xq of each lane's 4 columns,
  * converted to fp32 and scaled by their block's d_b: inner = q*d (step 0) or fma(q, d, inner).
  * The bias of the weight operand is removed by starting the lane at -bias * (sum of its 4
- * codes) (one more integer step on a constant operand; |.| <= 4*128*127).
+ * codes) (one more integer step on a constant operand; |.| <= 4*128*127). With nb (the nb
+ * chain above): the biased INT4 sums (q + 8) * xq, inner = fma(q, d, inner) at every step, the
+ * caller passing nb as inner at step 0.
  */
-AI VF b32_step(const int type, const uint8_t *wc, const uint8_t *tk, int64_t ch, const VF d,
-               const int k, VF inner)
+AI VF b32_step(const int type, const int nb, const uint8_t *wc, const uint8_t *tk, int64_t ch,
+               const VF d, const int k, VF inner)
 {
     const VI x = vi_load(tk + 128 * ch + 4 * VW * k);
-    const int bias = type == GLMQ_TYPE_INT4 ? 8 : DOT_Q8_BIAS;
+    const int bias = nb ? 0 : type == GLMQ_TYPE_INT4 ? 8 : DOT_Q8_BIAS;
     const VI c = bias ? vi_sub32(vi_zero(), dot_u8s8(vi_zero(), vi_set1_8((char)bias), x))
                       : vi_zero();
     VI i;
@@ -68,7 +90,7 @@ AI VF b32_step(const int type, const uint8_t *wc, const uint8_t *tk, int64_t ch,
     else
         i = dot_q8(c, q8_wop(vi_loadu(wc + 4 * VW * k)), x);
     const VF q = vi_cvt_f32(i);
-    return k == 0 ? vf_mul(q, d) : vf_fma(q, d, inner);
+    return k == 0 && !nb ? vf_mul(q, d) : vf_fma(q, d, inner);
 }
 
 /* The four block scales d_b of chunk ch of a prepared token (dot.h §4; 16-byte aligned). */
@@ -103,6 +125,7 @@ AI void fastb_chunk(const int type, const int G, const int R, const int T, const
                     const __m128 *s4, const VF *sv, VF (*acc)[TMAX])
 {
     const int G_STEP = G && G < 128; /* group scales inside the steps */
+    const int NB = b32_nb_chain(type, G);
 #if DOT_B32_GEMM_SHARED
     if (T > 1) {
         /*
@@ -112,7 +135,9 @@ AI void fastb_chunk(const int type, const int G, const int R, const int T, const
          * step k is formed once and shared by the T tokens (common subexpressions). Group
          * scales per step: d_b * s_g(b) as the product of the two broadcasts (the same fp32
          * product grp_ds4 forms). R x T partials live in registers; acc is touched once per
-         * chunk.
+         * chunk. The nb chain (INT4 rows, b32_nb_chain): the weight operand is the nibbles
+         * q + 8 as they are, the integer step one vpmaddubsw + vpmaddwd on the token's codes
+         * (no vpsignb), and step 0 adds onto the token's nb.
          */
         VF inner[RMAX][TMAX];
         _Alignas(16) float ds[RMAX][TMAX][4]; /* G_STEP: d_b * s_g(b) of the chunk's blocks */
@@ -130,7 +155,8 @@ AI void fastb_chunk(const int type, const int G, const int R, const int T, const
 #pragma GCC unroll 8
             for (int r = 0; r < R; r++) {
                 wq[r] = type == GLMQ_TYPE_INT4
-                            ? q4_codes(wc[r] + (4 * VW * k) % 64, 4 * VW * k >= 64)
+                            ? NB ? q4_nibbles(wc[r] + (4 * VW * k) % 64, 4 * VW * k >= 64)
+                                 : q4_codes(wc[r] + (4 * VW * k) % 64, 4 * VW * k >= 64)
                             : q8_wop(vi_loadu(wc[r] + 4 * VW * k));
             }
 #pragma GCC unroll 8
@@ -139,9 +165,12 @@ AI void fastb_chunk(const int type, const int G, const int R, const int T, const
                 const VF d = G_STEP ? vf_zero() : b32_scale(tok_d4(tk[t], ch, pc), k);
 #pragma GCC unroll 8
                 for (int r = 0; r < R; r++) {
-                    const VF q = vi_cvt_f32(dot_q8(vi_zero(), wq[r], x));
+                    const VF q = vi_cvt_f32(NB ? dot_u8s8(vi_zero(), wq[r], x)
+                                               : dot_q8(vi_zero(), wq[r], x));
                     const VF dr = G_STEP ? b32_scale(ds[r][t], k) : d;
-                    inner[r][t] = k == 0 ? vf_mul(q, dr) : vf_fma(q, dr, inner[r][t]);
+                    inner[r][t] = k > 0 ? vf_fma(q, dr, inner[r][t])
+                                  : NB  ? vf_fma(q, dr, tok_nb(tk[t], ch, pc))
+                                        : vf_mul(q, dr);
                 }
             }
         }
@@ -155,10 +184,10 @@ AI void fastb_chunk(const int type, const int G, const int R, const int T, const
 #pragma GCC unroll 8
             for (int r = 0; r < R; r++) {
                 const __m128 ds = G_STEP ? grp_ds4(tk[t], ch, pc, s4[r]) : _mm_setzero_ps();
-                VF inner = vf_zero();
+                VF inner = NB ? tok_nb(tk[t], ch, pc) : vf_zero();
 #pragma GCC unroll 8
                 for (int k = 0; k < ns; k++)
-                    inner = b32_step(type, wc[r], tk[t], ch,
+                    inner = b32_step(type, NB, wc[r], tk[t], ch,
                                      G_STEP ? b32_scale_p(b32_prep_r(ds), k)
                                             : b32_scale(tok_d4(tk[t], ch, pc), k),
                                      k, inner);
@@ -178,10 +207,13 @@ AI void fastb_chunk(const int type, const int G, const int R, const int T, const
             for (int r = 0; r < R; r++)
 #pragma GCC unroll 8
                 for (int t = 0; t < T; t++)
-                    inner[r][t] = b32_step(type, wc[r], tk[t], ch,
+                    inner[r][t] = b32_step(type, NB, wc[r], tk[t], ch,
                                            G_STEP ? b32_scale_p(ds[r][t], k)
                                                   : b32_scale(tok_d4(tk[t], ch, pc), k),
-                                           k, k == 0 ? vf_zero() : inner[r][t]);
+                                           k,
+                                           k > 0 ? inner[r][t]
+                                           : NB  ? tok_nb(tk[t], ch, pc)
+                                                 : vf_zero());
         acc_add_chunk(G, R, T, acc, inner, sv);
     }
 }
@@ -345,10 +377,11 @@ AI void fastr_block(const int type, const int R, const int T, const glmq_dot_mat
 #define Q4R_BLK(R, T, r, t) fastr_block(GLMQ_TYPE_INT4, R, T, w, r, a, t, y, ldy)
 #define Q8R_BLK(R, T, r, t) fastr_block(GLMQ_TYPE_INT8, R, T, w, r, a, t, y, ldy)
 
-GLMQ_DOT_KERNEL(DOT_FNAME(glmq_q4_dot_q8b), Q4B_BLK, DOT_Q4B_RV, DOT_B32_RM, DOT_B32_TM)
-GLMQ_DOT_KERNEL(DOT_FNAME(glmq_q8_dot_q8b), Q8B_BLK, DOT_Q8B_RV, DOT_B32_RM, DOT_B32_TM)
-GLMQ_DOT_KERNEL(DOT_FNAME(glmq_q4_dot_q8r), Q4R_BLK, DOT_Q4R_RV, DOT_FAST_RM, DOT_FAST_TM)
-GLMQ_DOT_KERNEL(DOT_FNAME(glmq_q8_dot_q8r), Q8R_BLK, DOT_Q8R_RV, DOT_FAST_RM, DOT_FAST_TM)
+GLMQ_DOT_KERNEL(DOT_FNAME(glmq_q4_dot_q8b), Q4B_BLK, DOT_Q4B_RV, DOT_B32_RM, DOT_B32_TM,
+                DOT_B32_NB)
+GLMQ_DOT_KERNEL(DOT_FNAME(glmq_q8_dot_q8b), Q8B_BLK, DOT_Q8B_RV, DOT_B32_RM, DOT_B32_TM, 0)
+GLMQ_DOT_KERNEL(DOT_FNAME(glmq_q4_dot_q8r), Q4R_BLK, DOT_Q4R_RV, DOT_FAST_RM, DOT_FAST_TM, 0)
+GLMQ_DOT_KERNEL(DOT_FNAME(glmq_q8_dot_q8r), Q8R_BLK, DOT_Q8R_RV, DOT_FAST_RM, DOT_FAST_TM, 0)
 
 /* Group-wise FAST_B32: one static kernel per group size, the entry point dispatching on
  * w->group (as the EXACT ones in dot_x86_impl.h). Same walk shapes as the per-row kernels. */
@@ -359,12 +392,12 @@ GLMQ_DOT_KERNEL(DOT_FNAME(glmq_q8_dot_q8r), Q8R_BLK, DOT_Q8R_RV, DOT_FAST_RM, DO
 #define Q8GB64(R, T, r, t) fastb_block(GLMQ_TYPE_INT8, 64, R, T, w, r, a, t, y, ldy)
 #define Q8GB128(R, T, r, t) fastb_block(GLMQ_TYPE_INT8, 128, R, T, w, r, a, t, y, ldy)
 
-DOT_GROUP_KERNEL(q4gb32, Q4GB32, DOT_Q4B_RV, DOT_B32_RM, DOT_B32_TM)
-DOT_GROUP_KERNEL(q4gb64, Q4GB64, DOT_Q4B_RV, DOT_B32_RM, DOT_B32_TM)
-DOT_GROUP_KERNEL(q4gb128, Q4GB128, DOT_Q4B_RV, DOT_B32_RM, DOT_B32_TM)
-DOT_GROUP_KERNEL(q8gb32, Q8GB32, DOT_Q8B_RV, DOT_B32_RM, DOT_B32_TM)
-DOT_GROUP_KERNEL(q8gb64, Q8GB64, DOT_Q8B_RV, DOT_B32_RM, DOT_B32_TM)
-DOT_GROUP_KERNEL(q8gb128, Q8GB128, DOT_Q8B_RV, DOT_B32_RM, DOT_B32_TM)
+DOT_GROUP_KERNEL(q4gb32, Q4GB32, DOT_Q4B_RV, DOT_B32_RM, DOT_B32_TM, 0)
+DOT_GROUP_KERNEL(q4gb64, Q4GB64, DOT_Q4B_RV, DOT_B32_RM, DOT_B32_TM, 0)
+DOT_GROUP_KERNEL(q4gb128, Q4GB128, DOT_Q4B_RV, DOT_B32_RM, DOT_B32_TM, DOT_B32_NB)
+DOT_GROUP_KERNEL(q8gb32, Q8GB32, DOT_Q8B_RV, DOT_B32_RM, DOT_B32_TM, 0)
+DOT_GROUP_KERNEL(q8gb64, Q8GB64, DOT_Q8B_RV, DOT_B32_RM, DOT_B32_TM, 0)
+DOT_GROUP_KERNEL(q8gb128, Q8GB128, DOT_Q8B_RV, DOT_B32_RM, DOT_B32_TM, 0)
 
 GLMQ_DOT_GROUP_ENTRY(DOT_FNAME(glmq_q4g_dot_q8b), q4gb32, q4gb64, q4gb128)
 GLMQ_DOT_GROUP_ENTRY(DOT_FNAME(glmq_q8g_dot_q8b), q8gb32, q8gb64, q8gb128)

@@ -10,6 +10,12 @@
 #ifndef GLMQ_DOT_X86_HELPERS_H
 #define GLMQ_DOT_X86_HELPERS_H
 
+/* 1 when the ISA file's INT4 FAST_B32 kernels read the prepared nb (dot.h §4): the 256-bit
+ * levels (quant/dot_avx2_vec.h); the AVX-512 ones do not. */
+#ifndef DOT_B32_NB
+#define DOT_B32_NB 0
+#endif
+
 #define DOT_CAT_(a, b) a##b
 #define DOT_CAT(a, b) DOT_CAT_(a, b)
 #define DOT_NAME(base) DOT_CAT(base, DOT_ISA)
@@ -153,8 +159,8 @@ AI void panel_ptrs(const int R, const int T, const glmq_dot_mat *w, int64_t r,
 }
 
 /* A static kernel of a group-wise entry point (GLMQ_DOT_GROUP_ENTRY): one per group size. */
-#define DOT_GROUP_KERNEL(fname, BLK, RV, RM, TM)                                                 \
+#define DOT_GROUP_KERNEL(fname, BLK, RV, RM, TM, NB)                                             \
     static void fname(const glmq_dot_mat *w, int64_t r0, int64_t r1, const glmq_dot_act *a,     \
-                      float *y, int64_t ldy) GLMQ_DOT_DRIVER(RV, RM, TM, BLK)
+                      float *y, int64_t ldy) GLMQ_DOT_DRIVER(RV, RM, TM, BLK, NB)
 
 #endif /* GLMQ_DOT_X86_HELPERS_H */

@@ -72,7 +72,7 @@ void DOT_NAME(glmq_dot_prep_b32)(const float *x, int64_t cols, int64_t pcols, ui
         for (int k = 0; k < NV32; k++) q[k] = act_codes(xv[k], vid);
         codes_store32(xq + c, q);
     }
-    glmq_dot_b32_pad(tok, pcols);
+    glmq_dot_b32_finish(tok, pcols);
 }
 
 /*
@@ -524,7 +524,7 @@ AI void xg_gemm(const int type, const int G, const glmq_dot_mat *w, int64_t r0, 
 #define DOT_EXACT_ENTRY(fname, walk, type, G, BLK)                                              \
     static void walk(const glmq_dot_mat *w, int64_t r0, int64_t r1, const glmq_dot_act *a,       \
                      float *y, int64_t ldy) GLMQ_DOT_DRIVER(DOT_EXACT_RV, DOT_EXACT_RM,          \
-                                                            DOT_EXACT_TM, BLK)                   \
+                                                            DOT_EXACT_TM, BLK, 0)                \
     fname(const glmq_dot_mat *w, int64_t r0, int64_t r1, const glmq_dot_act *a, float *y,        \
           int64_t ldy)                                                                           \
     {                                                                                            \

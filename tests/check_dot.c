@@ -246,10 +246,12 @@ static double exact_dot(const glmq_dot_mat *m, int64_t r, const float *x, double
 
 /*
  * Activation-quantization bound of dot.h §2 for row r against prepared token tok (FAST_B32
- * or FAST_ROW), plus sum|terms| of the fast product (s * d_b * |q * xq|).
+ * or FAST_ROW), plus sum|terms| of the fast product (s * d_b * |q * xq|). biased: the terms of
+ * the 256-bit levels' INT4 nb chain (dot.h §2) instead, which sums d_b * (q + 8) * xq onto
+ * the bias terms nb (|8 * xq| per column): s * d_b * (|q| + 16) * |xq|.
  */
 static double fast_bound(const glmq_dot_mat *m, int64_t r, const glmq_dot_act *a,
-                         const uint8_t *tok, double *fabs_terms)
+                         const uint8_t *tok, int biased, double *fabs_terms)
 {
     const int8_t *xq = (const int8_t *)tok;
     double bound = 0, ft = 0, code;
@@ -261,22 +263,45 @@ static double fast_bound(const glmq_dot_mat *m, int64_t r, const glmq_dot_act *a
             memcpy(&d, tok + a->pcols, 4);
         const double wv = fabs(w_at(m, r, c, &code)); /* s * |q|, s the row's or group's */
         bound += wv * ((double)d * (0.5 + 0x1p-15) + 0x1p-100);
-        ft += (double)d * wv * abs(xq[c]);
+        const double s = fabs(glmq_f16_to_f32(
+            m->scales[is_grouped(m->type) ? r * m->spr + c / m->group : r]));
+        ft += (double)d * (biased ? s * (fabs(code) + 16) : wv) * abs(xq[c]);
     }
     *fabs_terms = ft;
     return bound;
 }
 
-/* sum |terms| of an EXACT or FAST result of row r, token t (for SIMD-vs-ref tolerances). */
-static double terms_of(const glmq_dot_mat *m, int64_t r, const glmq_dot_act *a, int64_t t,
-                       const float *x)
+/* Whether level k multiplies m in mode by the nb chain of dot.h §2 (INT4 codes per row or in
+ * groups of 128, FAST_B32, the 256-bit kernels: avx2's, also those of AVX-512 without VNNI,
+ * and avxvnni's). */
+static int nb_chain(const glmq_dot_kernels *k, const glmq_dot_mat *m, glmq_dot_mode mode)
+{
+    if (mode != GLMQ_DOT_FAST_B32 || glmq_type_codes(m->type) != GLMQ_TYPE_INT4 ||
+        (m->group != 0 && m->group != 128))
+        return 0;
+    const glmq_dot_mm_fn f = m->group ? k->q4g[mode] : k->q4[mode];
+    int yes = 0;
+#if defined(GLMQ_HAVE_X86)
+    yes |= f == (m->group ? glmq_q4g_dot_q8b_avx2 : glmq_q4_dot_q8b_avx2);
+#if defined(GLMQ_HAVE_AVXVNNI)
+    yes |= f == (m->group ? glmq_q4g_dot_q8b_avxvnni : glmq_q4_dot_q8b_avxvnni);
+#endif
+#endif
+    (void)f;
+    return yes;
+}
+
+/* sum |terms| of an EXACT or FAST result of level k for row r, token t (for SIMD-vs-ref
+ * tolerances). */
+static double terms_of(const glmq_dot_kernels *k, const glmq_dot_mat *m, int64_t r,
+                       const glmq_dot_act *a, int64_t t, const float *x)
 {
     double sabs;
     if (a->mode == GLMQ_DOT_EXACT) {
         exact_dot(m, r, x, &sabs);
         return sabs;
     }
-    fast_bound(m, r, a, glmq_dot_tok(a, t), &sabs);
+    fast_bound(m, r, a, glmq_dot_tok(a, t), nb_chain(k, m, a->mode), &sabs);
     return sabs;
 }
 
@@ -421,7 +446,7 @@ START_TEST(sweep)
                 double tol = 1e-5 * sabs + 1e-6;
                 if (mode != GLMQ_DOT_EXACT) {
                     double fa;
-                    tol += fast_bound(m, r, &pr.a, glmq_dot_tok(&pr.a, t), &fa) + 1e-5 * fa;
+                    tol += fast_bound(m, r, &pr.a, glmq_dot_tok(&pr.a, t), 0, &fa) + 1e-5 * fa;
                 }
                 const float v = yr[t * m->rows + r];
                 EXPECT(fabs(v - e) <= tol,
@@ -446,7 +471,7 @@ START_TEST(sweep)
                                _i, k->name, glmq_type_name(dc->type), glmq_dot_mode_name(mode),
                                (long long)t, (long long)r, a, b);
                     } else {
-                        double tol = 1e-5 * terms_of(m, r, &pk.a, t, x + t * dc->cols) + 1e-6;
+                        double tol = 1e-5 * terms_of(k, m, r, &pk.a, t, x + t * dc->cols) + 1e-6;
                         EXPECT(fabs((double)a - b) <= tol,
                                "case %d %s %s %s: (%lld,%lld) %.9g vs ref %.9g, tol %.3g", _i,
                                k->name, glmq_type_name(dc->type), glmq_dot_mode_name(mode),
@@ -638,7 +663,7 @@ START_TEST(prep_by_hand)
         prep(&p, k, GLMQ_DOT_FAST_B32, x, 40, 1);
         const int8_t *xq = (const int8_t *)p.a.buf;
         const float *db = (const float *)(const void *)(p.a.buf + 128); /* pc = 128 */
-        ck_assert_uint_eq(p.a.tok_bytes, 192);
+        ck_assert_uint_eq(p.a.tok_bytes, 256); /* xq 128 | db 16 | pad 48 | nb 32 | pad 32 */
         ck_assert_int_eq(xq[0], 127);
         ck_assert_int_eq(xq[1], 0);
         ck_assert_int_eq(xq[2], 2);
@@ -650,6 +675,16 @@ START_TEST(prep_by_hand)
         ck_assert_int_eq(xq[33], 0);
         for (int c = 40; c < 128; c++) ck_assert_int_eq(xq[c], 0); /* padding */
         for (int c = 144; c < 192; c++) ck_assert_int_eq(p.a.buf[c], 0);
+        /* nb (dot.h §4): lane 0 of chunk 0 holds columns 4k..4k+3 of block k, whose codes sum
+         * to 127 + 0 + 2 + 2 = 131 in block 0 (d 1) and to 0 in the flushed and padding
+         * blocks: c = 8 * 131 * 1 = 1048 exactly, nb = -1048; every other lane sums to 0 */
+        const float *nb = (const float *)(const void *)(p.a.buf + 192);
+        ck_assert_float_eq(nb[0], -1048.0f);
+        for (int l = 1; l < 8; l++) {
+            ck_assert_float_eq(nb[l], 0.0f);
+            ck_assert(!signbit(nb[l]));
+        }
+        for (int c = 224; c < 256; c++) ck_assert_int_eq(p.a.buf[c], 0);
         free(p.scratch);
         prep(&p, k, GLMQ_DOT_FAST_ROW, x, 40, 1);
         float d;
@@ -698,7 +733,7 @@ START_TEST(gemm_tails)
             for (int64_t t = 0; t < ntok; t++) {
                 for (int64_t r = 0; r < m->rows; r++) {
                     const float a = yk[t * m->rows + r], b = yr[t * m->rows + r];
-                    const double tol = 1e-5 * terms_of(m, r, &pk.a, t, x + t * cols) + 1e-6;
+                    const double tol = 1e-5 * terms_of(k, m, r, &pk.a, t, x + t * cols) + 1e-6;
                     EXPECT(fabs((double)a - b) <= tol, "%s %s ntok %lld rows %lld: (%lld,%lld) "
                            "%.9g vs ref %.9g", k->name, glmq_type_name(type), (long long)ntok,
                            (long long)m->rows, (long long)t, (long long)r, a, b);
