@@ -403,45 +403,63 @@ static double gemm_pair(const ctx *c, glmq_type gtype, glmq_dot_mode mode, int64
 #include <immintrin.h>
 
 /*
- * Microloops bounding the AVX2 FAST kernels on this machine, per thread, 8 independent chains
- * (no latency bound), operands in registers (no loads):
- *   int   vpmaddubsw + vpmaddwd(1) + vpaddd: 32 u8 x s8 products and their sums = 64 int-ops,
- *         the issue rate of the integer multiply-add (FAST_ROW's inner operation);
- *   b32   the FAST_B32 step of one (row, token): vpsignb, vpmaddubsw, vpmaddwd, vcvtdq2ps,
- *         vfmadd (the bit-fixed fp32 block-scale chain), also 64 int-ops.
+ * Microloops of the AVX2 FAST kernels' inner operations on this machine, per thread,
+ * operands in registers (no loads). Each of INT_CHAINS chains has its own weight operand, which
+ * an empty asm makes opaque every iteration, so the compiler can neither share one product
+ * between the chains nor hoist it out of the loop (it did both when every chain had the same
+ * operands). Each loop is 32 u8 x s8 products and their sums = 64 int-ops per chain and step:
+ *   int   vpmaddubsw + vpmaddwd(1) + vpaddd: the issue rate of the integer multiply-add
+ *         (FAST_ROW's inner operation);
+ *   b32   the FAST_B32 step of one (row, token) with the sign trick (INT8): vpsignb,
+ *         vpmaddubsw, vpmaddwd, vcvtdq2ps, vfmadd (the bit-fixed fp32 block-scale chain);
+ *   nb    the same step of INT4, whose nibbles need no sign (the nb chain, dot.h §2): the
+ *         four operations without vpsignb.
  * Compiled for AVX2 by a function attribute (a benchmark tool, run only when the CPU has it).
  */
-__attribute__((target("avx2,fma"))) static int int_peak_loop(int64_t n, int b32)
+#define INT_CHAINS 5 /* 5 weights + 5 sums + 3 constants: no spill in 16 ymm registers */
+__attribute__((target("avx2,fma"), always_inline)) static inline int int_peak_body(int64_t n,
+                                                                                const int kind)
 {
-    __m256i w = _mm256_set1_epi8(3), x = _mm256_set1_epi8(-5);
-    const __m256i one = _mm256_set1_epi16(1), u = _mm256_abs_epi8(w);
+    const __m256i x = _mm256_set1_epi8(-5), one = _mm256_set1_epi16(1);
     const __m256 d = _mm256_set1_ps(0x1p-20f);
-    __m256i a[8];
-    __m256 f[8];
-    for (int j = 0; j < 8; j++) {
+    __m256i w[INT_CHAINS], a[INT_CHAINS];
+    __m256 f[INT_CHAINS];
+    for (int j = 0; j < INT_CHAINS; j++) {
+        w[j] = _mm256_set1_epi8((char)(3 + j));
         a[j] = _mm256_setzero_si256();
         f[j] = _mm256_setzero_ps();
     }
-    if (b32) {
-        for (int64_t i = 0; i < n; i++) {
-            for (int j = 0; j < 8; j++) {
-                const __m256i p = _mm256_madd_epi16(
-                    _mm256_maddubs_epi16(u, _mm256_sign_epi8(x, w)), one);
+    for (int64_t i = 0; i < n; i++) {
+#pragma GCC unroll 8
+        for (int j = 0; j < INT_CHAINS; j++) {
+            if (kind == 0) {
+                a[j] = _mm256_add_epi32(a[j], _mm256_madd_epi16(_mm256_maddubs_epi16(w[j], x), one));
+            } else {
+                const __m256i s = kind == 1 ? _mm256_sign_epi8(x, w[j]) : x;
+                const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(w[j], s), one);
                 f[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), d, f[j]);
             }
-            __asm__ volatile("" : "+x"(x)); /* keep the products in the loop */
         }
-    } else {
-        for (int64_t i = 0; i < n; i++) {
-            for (int j = 0; j < 8; j++)
-                a[j] = _mm256_add_epi32(a[j], _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), one));
-            __asm__ volatile("" : "+x"(w));
-        }
+#pragma GCC unroll 8
+        for (int j = 0; j < INT_CHAINS; j++) __asm__ volatile("" : "+x"(w[j]));
     }
     int r = 0;
-    for (int j = 0; j < 8; j++)
+    for (int j = 0; j < INT_CHAINS; j++)
         r += _mm256_cvtsi256_si32(a[j]) + (int)_mm256_cvtss_f32(f[j]);
     return r;
+}
+/* One loop per kind (a constant in each, so each is one straight loop body). */
+__attribute__((target("avx2,fma"), noinline)) static int int_peak_int(int64_t n)
+{
+    return int_peak_body(n, 0);
+}
+__attribute__((target("avx2,fma"), noinline)) static int int_peak_b32(int64_t n)
+{
+    return int_peak_body(n, 1);
+}
+__attribute__((target("avx2,fma"), noinline)) static int int_peak_nb(int64_t n)
+{
+    return int_peak_body(n, 2);
 }
 
 /*
@@ -483,7 +501,7 @@ __attribute__((target("avx2,avxvnni"))) static int vnni256_peak_loop(int64_t n)
 #endif
 
 /* The integer microloops: int / b32 (AVX2, above), vnni512 / vnni256. */
-enum { PEAK_INT, PEAK_B32, PEAK_VNNI512, PEAK_VNNI256 };
+enum { PEAK_INT, PEAK_B32, PEAK_B32NB, PEAK_VNNI512, PEAK_VNNI256 };
 
 typedef struct {
     int64_t n;
@@ -503,7 +521,9 @@ static void int_peak_worker(void *arg, int ith, int nth)
 #if defined(GLMQ_HAVE_AVXVNNI)
     case PEAK_VNNI256: v = vnni256_peak_loop(j->n); break;
 #endif
-    default: v = int_peak_loop(j->n, j->kind == PEAK_B32);
+    case PEAK_B32: v = int_peak_b32(j->n); break;
+    case PEAK_B32NB: v = int_peak_nb(j->n); break;
+    default: v = int_peak_int(j->n);
     }
     j->out[ith & 1023] = v;
 }
@@ -515,7 +535,7 @@ static double int_peak(glmq_pool *pool, int kind)
     int_peak_job j = {.n = 1000000, .kind = kind};
     const double ops = kind == PEAK_VNNI512   ? 128.0 * VNNI_CHAINS
                        : kind == PEAK_VNNI256 ? 64.0 * VNNI_CHAINS
-                                              : 64.0 * 8;
+                                              : 64.0 * INT_CHAINS;
     double best = 0;
     for (int r = 0; r < 9; r++) {
         const double t0 = glmq_now();
@@ -1101,10 +1121,12 @@ int glmq_bench_gemv(int argc, char **argv)
         } else if (k->level != GLMQ_CPU_REF && __builtin_cpu_supports("avx2")) {
             pk_int = int_peak(c.pooln, PEAK_INT);
             const double pk_b32 = int_peak(c.pooln, PEAK_B32);
-            printf("  AVX2 microloops (%d threads): vpmaddubsw+vpmaddwd %.1f, FAST_B32 "
-                   "step %.1f G int-ops/s\n  (b32%% / row%%: fast-b32 / fast-row as %% of the "
-                   "first loop; a reference rate, not a bound: FAST_ROW can pass it)\n",
-                   threads, pk_int / 1e9, pk_b32 / 1e9);
+            const double pk_nb = int_peak(c.pooln, PEAK_B32NB);
+            printf("  AVX2 microloops (%d threads): vpmaddubsw+vpmaddwd %.1f, FAST_B32 step "
+                   "with vpsignb (INT8) %.1f, without (INT4) %.1f G int-ops/s\n  (b32%% / "
+                   "row%%: fast-b32 / fast-row as %% of the first loop; a reference rate, not "
+                   "a bound: FAST_ROW can pass it)\n",
+                   threads, pk_int / 1e9, pk_b32 / 1e9, pk_nb / 1e9);
         }
 #endif
         printf("  %-18s %-5s %10s %10s %10s%s\n", "shape (rows x cols)", "type", "exact",
