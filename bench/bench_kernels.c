@@ -500,7 +500,7 @@ __attribute__((target("avx2,avxvnni"))) static int vnni256_peak_loop(int64_t n)
 }
 #endif
 
-/* The integer microloops: int / b32 (AVX2, above), vnni512 / vnni256. */
+/* The integer microloops: int / b32 / nb (AVX2, above), vnni512 / vnni256. */
 enum { PEAK_INT, PEAK_B32, PEAK_B32NB, PEAK_VNNI512, PEAK_VNNI256 };
 
 typedef struct {

@@ -32,7 +32,10 @@
  *                     128) without removing the nibbles' bias 8 in the integer sums: a
  *                     chunk's lane starts at the prepared nb (minus the bias term of its 4
  *                     steps, §4) and adds d_b * (sum of (q + 8) * xq) per step, which saves
- *                     the per-(row, token) sign operation of vpmaddubsw (dot_avx2.c).
+ *                     the per-(row, token) sign operation of vpmaddubsw (dot_avx2.c). Its fp32
+ *                     rounding is then relative to those biased terms and nb: within 1e-5 *
+ *                     sum of s * d_b * (|q| + 16) * |xq| + 1e-6 (a row of zero codes gives s
+ *                     times a rounding residue, not exactly 0).
  *  GLMQ_DOT_FAST_ROW  the same with one scale d for the whole vector; one exact int32 sum per
  *                     row: y = ((float)isum * d) * s, bit-identical on every level.
  *  GLMQ_DOT_FAST      the default fast mode = GLMQ_DOT_FAST_B32 (see §5 for why).

@@ -13,7 +13,9 @@
  *      truth (integer sums exact on every level and in every mode).
  *   2. Every kernel level the CPU supports (glmq_dot_kernels_for) against _ref: the prepared
  *      activations byte for byte (ck_assert_mem_eq), FAST_ROW outputs bit for bit, EXACT /
- *      FAST_B32 / F16 / BF16 within 1e-5 * sum|terms| + 1e-6.
+ *      FAST_B32 / F16 / BF16 within 1e-5 * sum|terms| + 1e-6, where the 256-bit levels' INT4
+ *      FAST_B32 (the nb chain of dot.h §2) counts the terms it sums, s * d_b * (|q| + 16) *
+ *      |xq| (the biased codes and the bias terms nb; fast_bound).
  *   3. Properties of each level: GEMM row t == GEMV of token t bit for bit; a sub-range of rows
  *      == the same rows of the full call; the pool wrapper with 1, 2 and 3 threads bit for bit.
  *   4. Argument checks (status codes and messages) and dispatch levels.
